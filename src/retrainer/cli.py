@@ -1,0 +1,291 @@
+"""The ``retrainer`` command line. Every command that prints results also prints JSON (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from retrainer.errors import RetrainerError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _emit(data: Any, as_json: bool, render) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        render(data)
+
+
+def _project(ctx: click.Context):
+    from retrainer.project import Project
+
+    return Project.from_yaml(ctx.obj["config"])
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RetrainerError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("-c", "--config", default="retrainer.yaml", envvar="RETRAINER_CONFIG",
+              show_default=True, help="The project file.")
+@click.version_option(package_name="retrainer")
+@click.pass_context
+def main(ctx: click.Context, config: str) -> None:
+    """retrainer keeps a deployed model fresh: profile, check, decide, retrain, gate, register."""
+    ctx.obj = {"config": config}
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented project file to start from."""
+    path = Path(ctx.obj["config"])
+    if path.exists() and not force:
+        raise RetrainerError(f"{path} exists; use --force to overwrite it")
+    template = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
+    path.write_text(template, encoding="utf-8")
+    console.print(f"wrote {path}: edit data.target and data.source, then `retrainer ingest`.")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--labels", is_flag=True, help="PATH holds late labels (id and target columns).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def ingest(ctx: click.Context, path: Path, labels: bool, as_json: bool) -> None:
+    """Add batches (or late labels) from a CSV or Parquet file or folder."""
+    project = _project(ctx)
+    items = project.ingest_labels_path(path) if labels else project.ingest_path(path)
+    data = [i.to_dict() for i in items]
+
+    def render(rows: list[dict]) -> None:
+        for r in rows:
+            if labels:
+                console.print(f"labels {r['key']}: {r['matched']} joined to batches "
+                              f"{r['batches']}, {r['unmatched']} unmatched"
+                              + ("" if r["new"] else " (already ingested)"))
+            else:
+                console.print(f"batch {r['id']} {r['key']}: {r['n_rows']} rows, "
+                              f"{r['n_labelled']} labelled" + ("" if r["new"] else
+                                                               " (already ingested)"))
+
+    _emit(data, as_json, render)
+
+
+def _render_cycle(r: dict) -> None:
+    console.print(f"[bold]cycle {r['cycle']}[/]: {len(r['batches'])} new batch(es), "
+                  f"{len(r['quarantined'])} quarantined")
+    for a in r["alarms"][:10]:
+        console.print(f"  alarm [{a['severity']}] {a['cause']}: {a['message']}  -> {a['action']}")
+    for e in r["evaluations"]:
+        console.print(f"  batch {e['batch']} {e['role']} v{e['version']}: "
+                      f"{e['metric']}={e['value']:.4f} on {e['n']} labels")
+    d = r["decision"]
+    console.print(f"  decision: [bold]{d['action']}[/] - {'; '.join(d['reasons']) or 'no trigger'}")
+    if d["suppressed"]:
+        console.print(f"  suppressed: {'; '.join(d['suppressed'])}")
+    if r["run"]:
+        console.print(f"  run {r['run']['run_id']}: {r['run']['status']} - {r['run']['message']}")
+    console.print(f"  champion: v{r['champion']}" if r["champion"] else "  champion: none")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def cycle(ctx: click.Context, as_json: bool) -> None:
+    """Run one pass: profile, checks, decision, and (retrain, gate, register) if decided."""
+    _emit(_project(ctx).cycle().to_dict(), as_json, _render_cycle)
+
+
+@main.command()
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between polls.")
+@click.option("--max-cycles", type=int, default=None, help="Stop after this many cycles.")
+@click.option("--json", "as_json", is_flag=True, help="Print each cycle as JSON.")
+@click.pass_context
+def run(ctx: click.Context, interval: float, max_cycles: int | None, as_json: bool) -> None:
+    """Watch data.source (and data.labels) and run a cycle whenever something arrives.
+    Ctrl-C stops cleanly between steps."""
+    project = _project(ctx)
+    d = project.config.data
+    if not d.source:
+        raise RetrainerError("retrainer run needs data.source (a file or folder) in the project file")
+    stop = {"now": False}
+
+    def request_stop(signum, frame) -> None:
+        stop["now"] = True
+        err_console.print("stopping after the current step...")
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    cycles = 0
+    try:
+        while not stop["now"] and (max_cycles is None or cycles < max_cycles):
+            fresh = [b for b in project.ingest_path(project.config.resolve(d.source)) if b.new]
+            if d.labels and project.config.resolve(d.labels).exists() and not stop["now"]:
+                fresh += [x for x in project.ingest_labels_path(project.config.resolve(d.labels))
+                          if x.new]
+            if fresh and not stop["now"]:
+                _emit(project.cycle().to_dict(), as_json, _render_cycle)
+                cycles += 1
+                continue
+            deadline = time.monotonic() + interval
+            while not stop["now"] and time.monotonic() < deadline:
+                time.sleep(min(0.2, interval))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err_console.print(f"stopped after {cycles} cycle(s)")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Batches, the champion, the last decision and the latest events."""
+
+    def render(s: dict) -> None:
+        b = s["batches"]
+        console.print(f"[bold]{s['project']}[/] ({s['store']})")
+        console.print(f"batches: {b['total']} ({', '.join(f'{k} {v}' for k, v in b.items() if k != 'total')}); "
+                      f"rows {s['rows']}, labelled {s['labelled_rows']}; cycles {s['cycles']}")
+        champ = s["champion"]
+        console.print(f"champion: v{champ['version']} ({champ['metrics'].get('metric')} "
+                      f"{champ['metrics'].get('holdout', float('nan')):.4f} on its holdout)"
+                      if champ else "champion: none")
+        if s["last_decision"]:
+            ld = s["last_decision"]
+            console.print(f"last decision: {ld['action']} - {'; '.join(ld['reasons']) or 'none'}")
+        for e in s["events"]:
+            console.print(f"  {e['at'][:19]} {e['kind']:<10} {e['message']}", highlight=False)
+
+    _emit(_project(ctx).status(), as_json, render)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """Registered model versions with their metrics and lineage."""
+    data = [m.to_dict() | {"reference": None} for m in _project(ctx).models]
+
+    def render(rows: list[dict]) -> None:
+        table = Table("version", "aliases", "created", "holdout", "gate", "window", "reasons")
+        for m in rows:
+            w = m["lineage"].get("window", {})
+            table.add_row(str(m["version"]), ",".join(m["aliases"]), m["created_at"][:19],
+                          f"{m['metrics'].get('holdout', float('nan')):.4f}",
+                          "passed" if m["metrics"].get("gate_passed") else "failed",
+                          f"{w.get('from', '')[:10]}..{w.get('to', '')[:10]}",
+                          "; ".join(m["lineage"].get("reasons", []))[:60])
+        console.print(table)
+
+    _emit(data, as_json, render)
+
+
+@main.command()
+@click.argument("version", type=int)
+@click.option("--reason", default="promoted by hand", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def promote(ctx: click.Context, version: int, reason: str, as_json: bool) -> None:
+    """Make VERSION the champion."""
+    result = _project(ctx).promote(version, reason=reason).to_dict() | {"reference": None}
+    _emit(result, as_json, lambda m: console.print(f"champion is now v{m['version']}"))
+
+
+@main.command()
+@click.option("--reason", default="rolled back by hand", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def rollback(ctx: click.Context, reason: str, as_json: bool) -> None:
+    """Make the previous champion the champion again."""
+    result = _project(ctx).rollback(reason=reason).to_dict() | {"reference": None}
+    _emit(result, as_json, lambda m: console.print(f"champion rolled back to v{m['version']}"))
+
+
+@main.command()
+@click.option("--reason", required=True, help="Why (stored with the decision).")
+@click.pass_context
+def retrain(ctx: click.Context, reason: str) -> None:
+    """Ask for a retrain at the next cycle (the manual trigger)."""
+    _project(ctx).request_retrain(reason)
+    console.print("retrain requested: it runs at the next cycle")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the HTML (default: report.html beside the project file).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def report(ctx: click.Context, out: Path | None, as_json: bool) -> None:
+    """Write the HTML report."""
+    path = _project(ctx).report(out)
+    _emit({"report": str(path)}, as_json, lambda d: console.print(f"report: {d['report']}"))
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/elec2"),
+              show_default=True, help="Folder for the store, artifacts and report.")
+@click.option("--fresh", is_flag=True, help="Start from an empty store in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(out: Path, fresh: bool, as_json: bool) -> None:
+    """The main job: replay ELEC2 (real drift, shipped inside the package) week by week through
+    the live loop, and compare with the same model never retrained."""
+    from retrainer.datasets import load_elec2
+    from retrainer.project import Project
+    from retrainer.replay import replay
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "retrainer.yaml"
+    if fresh:
+        for name in ("store.db", "store.db-wal", "store.db-shm", "artifacts", "report.html"):
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    if fresh or not config.exists():
+        config.write_text(resources.files("retrainer").joinpath("examples/elec2.yaml").read_text())
+    project = Project.from_yaml(config)
+    columns = [TextColumn("replaying ELEC2 week by week"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err_console, disable=as_json) as bar:
+        task = bar.add_task("replay", total=None)
+        summary = replay(project, load_elec2(), report=out / "report.html",
+                         on_step=lambda done, total: bar.update(task, completed=done, total=total))
+    _emit(summary.to_dict(), as_json, _render_summary)
+
+
+def _render_summary(s: dict) -> None:
+    m = s["metric"]
+    console.print(f"[bold]ELEC2 replay[/]: {s['batches']} weekly batches, {s['rows_scored']} rows "
+                  f"scored, {s['seconds']} s")
+    console.print(f"alarms (cycles by cause): {s['alarms']}")
+    console.print(f"decisions: {s['decisions']}; retrain reasons: {s['reasons']}")
+    for line in s["examples"]:
+        console.print(f"  e.g. {line}", highlight=False)
+    console.print(f"model versions trained: {s['retrains']} ({s['promotions']} promoted, "
+                  f"{s['rejected']} rejected by the gate)")
+    table = Table("model", m)
+    table.add_row("continuously trained (retrainer)", f"{s['continuously_trained']:.4f}")
+    table.add_row("same model, never retrained", f"{s['never_retrained']:.4f}")
+    if s["previous_label"] is not None:
+        table.add_row("naive: predict the previous label", f"{s['previous_label']:.4f}")
+    console.print(table)
+    console.print(f"report: {s['report']}")

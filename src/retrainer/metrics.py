@@ -1,0 +1,60 @@
+"""Model metrics by name, computed with scikit-learn.
+
+Example:
+    >>> score("accuracy", [1, 0, 1, 1], [1, 0, 0, 1])
+    0.75
+    >>> higher_is_better("rmse")
+    False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+from retrainer.config import METRICS
+
+
+def higher_is_better(metric: str) -> bool:
+    """True for scores (accuracy, r2), False for losses (mae, rmse)."""
+    return METRICS[metric]
+
+
+def score(
+    metric: str, y_true: Sequence, y_pred: Sequence, y_score: Sequence | None = None
+) -> float:
+    """The value of ``metric`` for true labels, predictions and (for roc_auc) positive scores."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if metric == "accuracy":
+        value = skm.accuracy_score(y_true, y_pred)
+    elif metric == "balanced_accuracy":
+        value = skm.balanced_accuracy_score(y_true, y_pred)
+    elif metric == "f1":
+        average = "binary" if len(np.unique(y_true)) <= 2 else "macro"
+        value = skm.f1_score(y_true, y_pred, average=average, zero_division=0)
+    elif metric == "roc_auc":
+        if y_score is None or len(np.unique(y_true)) < 2:
+            return float("nan")
+        value = skm.roc_auc_score(y_true, np.asarray(y_score))
+    elif metric == "mae":
+        value = skm.mean_absolute_error(y_true, y_pred)
+    elif metric == "rmse":
+        value = skm.root_mean_squared_error(y_true, y_pred)
+    elif metric == "r2":
+        value = skm.r2_score(y_true, y_pred)
+    else:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    return float(value)
+
+
+def is_worse(metric: str, challenger: float, champion: float, tolerance: float = 0.0) -> bool:
+    """Whether ``challenger`` regresses from ``champion`` by more than ``tolerance``.
+
+    >>> is_worse("accuracy", 0.80, 0.82, tolerance=0.01), is_worse("mae", 1.0, 1.2)
+    (True, False)
+    """
+    if higher_is_better(metric):
+        return challenger < champion - tolerance
+    return challenger > champion + tolerance

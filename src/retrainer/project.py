@@ -1,0 +1,357 @@
+"""A project: one model kept fresh. The Python door to the whole loop.
+
+Example:
+    >>> import tempfile
+    >>> from retrainer.datasets import load_elec2
+    >>> folder = tempfile.mkdtemp()
+    >>> project = Project.from_dict({
+    ...     "data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
+    ...     "trainer": {"estimator": "sklearn.tree.DecisionTreeClassifier",
+    ...                 "params": {"max_depth": 4}, "window": {"batches": 2}},
+    ... }, root=folder)
+    >>> elec = load_elec2()
+    >>> project.ingest(elec.iloc[:1344], key="weeks-1-4").n_rows
+    1344
+    >>> project.cycle().decision["action"]
+    'retrain'
+    >>> project.champion.version
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrainer.artifacts import ArtifactStore
+from retrainer.config import Config
+from retrainer.data.io import list_files, read_table, to_pandas
+from retrainer.data.schema import ColumnSpec, Schema
+from retrainer.errors import DataError, NotFoundError
+from retrainer.registry import ModelVersion, Registry
+from retrainer.store import Store
+from retrainer.store.tables import BatchRow, EventRow, LabelSetRow, StateRow, utcnow
+from retrainer.training import Trainer
+from retrainer.triggers import Policy
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """A stored batch."""
+
+    id: int
+    key: str
+    n_rows: int
+    n_labelled: int
+    status: str
+    data_time: datetime | None
+    new: bool = True
+
+    @classmethod
+    def of(cls, row: BatchRow, new: bool = True) -> BatchInfo:
+        return cls(row.id, row.key, row.n_rows, row.n_labelled, row.status, row.data_time, new)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "key": self.key, "n_rows": self.n_rows,
+                "n_labelled": self.n_labelled, "status": self.status, "new": self.new,
+                "data_time": self.data_time.isoformat() if self.data_time else None}
+
+
+@dataclass(frozen=True)
+class LabelReport:
+    """What a set of late labels joined to."""
+
+    key: str
+    n_rows: int
+    matched: int
+    unmatched: int
+    batches: tuple[int, ...]
+    new: bool = True
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "n_rows": self.n_rows, "matched": self.matched,
+                "unmatched": self.unmatched, "batches": list(self.batches), "new": self.new}
+
+
+class Project:
+    """The store, artifacts, registry, trainer and policy of one project file."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = Store(config.store_url)
+        self.artifacts = ArtifactStore(config.resolve(config.store.artifacts))
+        self.registry = Registry(self.store, self.artifacts)
+        self.trainer = Trainer(config.trainer.estimator, dict(config.trainer.params))
+        self.policy = Policy.from_settings(config.policy)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Project:
+        """Open the project of a ``retrainer.yaml`` file."""
+        return cls(Config.from_yaml(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, *, root: str | Path = ".") -> Project:
+        """Open a project from settings given as a dict (paths relative to ``root``)."""
+        return cls(Config.from_dict(data, root=Path(root).resolve()))
+
+    # ----------------------------------------------------------------- columns and schema
+    @property
+    def target(self) -> str:
+        return self.config.data.target
+
+    def special_columns(self) -> list[str]:
+        """Columns that are not features: target, id, time and prediction."""
+        d = self.config.data
+        return [c for c in (d.target, d.id_column, d.time_column, d.prediction) if c]
+
+    def features(self, frame: pd.DataFrame | None = None) -> list[str]:
+        """The feature columns: configured, or the schema's, or every non-special column."""
+        if self.config.data.features:
+            return list(self.config.data.features)
+        schema = self.schema()
+        if schema is not None:
+            return schema.names
+        special = set(self.special_columns())
+        return [c for c in (frame.columns if frame is not None else []) if c not in special]
+
+    def schema(self) -> Schema | None:
+        """The data contract: from the project file, or inferred from the first batch."""
+        declared = self.config.data.schema_
+        if isinstance(declared, dict):
+            return Schema(tuple(ColumnSpec(name=n, **spec) for n, spec in declared.items()))
+        value = self.get_state("schema")
+        return Schema.from_dict(value) if value else None
+
+    # ----------------------------------------------------------------------- state
+    def get_state(self, key: str) -> dict | None:
+        with self.store.session() as s:
+            row = s.get(StateRow, key)
+            return dict(row.value) if row else None
+
+    def set_state(self, key: str, value: dict, session: Session | None = None) -> None:
+        with self._session(session) as s:
+            row = s.get(StateRow, key)
+            if row is None:
+                s.add(StateRow(key=key, value=value))
+            else:
+                row.value, row.updated_at = value, utcnow()
+
+    @contextmanager
+    def _session(self, session: Session | None) -> Iterator[Session]:
+        if session is not None:
+            yield session
+        else:
+            with self.store.session() as s:
+                yield s
+
+    def event(self, s: Session, kind: str, message: str, *, cycle_id: int | None = None,
+              batch_id: int | None = None, **data: Any) -> None:
+        """Add one event to the log (in the caller's transaction)."""
+        s.add(EventRow(kind=kind, message=message, cycle_id=cycle_id, batch_id=batch_id,
+                       data=data))
+
+    # ---------------------------------------------------------------------- ingest
+    def ingest(self, data: Any, *, key: str | None = None, source: str = "") -> BatchInfo:
+        """Store one batch (pandas, polars or Arrow table). Ingest is idempotent by ``key``
+        (default: the content hash), so a redelivered batch is stored once."""
+        where = source or "batch"
+        frame = to_pandas(data, source=where)
+        if frame.empty:
+            raise DataError(f"{where}: the batch has no rows")
+        frame = self._conform(frame, where)
+        sha = self.artifacts.put_frame(frame)
+        key = key or f"sha256:{sha}"
+        target = self.target
+        n_labelled = int(frame[target].notna().sum()) if target in frame else 0
+        time_col = self.config.data.time_column
+        data_time = frame[time_col].max().to_pydatetime() if time_col else utcnow()
+        with self.store.session() as s:
+            existing = s.scalar(select(BatchRow).where(BatchRow.key == key))
+            if existing is not None:
+                return BatchInfo.of(existing, new=False)
+            if self.schema() is None:
+                inferred = Schema.infer(frame[self.features(frame)])
+                self.set_state("schema", inferred.to_dict(), s)
+            row = BatchRow(key=key, source=source, n_rows=len(frame), artifact=sha,
+                           data_time=data_time, n_labelled=n_labelled)
+            s.add(row)
+            s.flush()
+            self.event(s, "ingest", f"batch {row.id} ({len(frame)} rows) from {where}",
+                       batch_id=row.id, key=key, rows=len(frame), labelled=n_labelled)
+            return BatchInfo.of(row)
+
+    def ingest_path(self, path: str | Path) -> list[BatchInfo]:
+        """Ingest a CSV or Parquet file, or every such file of a folder (one batch each)."""
+        return [self.ingest(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
+                for f in list_files(path)]
+
+    def _conform(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+        d = self.config.data
+        frame = frame.copy()
+        missing = [c for c in (d.id_column, d.time_column) if c and c not in frame.columns]
+        if missing:
+            raise DataError(f"{where}: missing column(s) {missing} named in the project file "
+                            f"(data.id_column / data.time_column); columns are {list(frame.columns)}")
+        schema = self.schema()
+        if schema is not None:
+            frame = schema.conform(frame, source=where)
+        if d.time_column:
+            frame[d.time_column] = _utc(frame[d.time_column], f"{where}: column {d.time_column!r}")
+        if d.id_column and frame[d.id_column].isna().any():
+            row = int(frame[d.id_column].isna().to_numpy().argmax())
+            raise DataError(f"{where}: column {d.id_column!r} (the id) is empty in row {row}")
+        return frame
+
+    def ingest_labels(self, data: Any, *, key: str | None = None, source: str = "") -> LabelReport:
+        """Join late labels (a table of id and target) to the stored batches."""
+        where = source or "labels"
+        id_col, target = self.config.data.id_column, self.target
+        if not id_col:
+            raise DataError(f"{where}: late labels need data.id_column in the project file")
+        labels = to_pandas(data, source=where)
+        missing = [c for c in (id_col, target) if c not in labels.columns]
+        if missing:
+            raise DataError(f"{where}: missing column(s) {missing}; columns are "
+                            f"{list(labels.columns)}")
+        labels = labels[[id_col, target]].dropna()
+        if labels.empty:
+            raise DataError(f"{where}: no labelled rows")
+        if labels[id_col].duplicated().any():
+            dup = labels[id_col][labels[id_col].duplicated()].iloc[0]
+            raise DataError(f"{where}: id {dup!r} appears more than once")
+        sha = self.artifacts.put_frame(labels.reset_index(drop=True))
+        key = key or f"sha256:{sha}"
+        with self.store.session() as s:
+            if s.scalar(select(LabelSetRow).where(LabelSetRow.key == key)) is not None:
+                return LabelReport(key, len(labels), 0, 0, (), new=False)
+            by_id = labels.set_index(id_col)[target]
+            matched, touched = 0, []
+            rows = s.scalars(select(BatchRow).where(BatchRow.n_labelled < BatchRow.n_rows)
+                             .order_by(BatchRow.id)).all()
+            for row in rows:
+                frame = self.batch_frame(row)
+                known = frame[target] if target in frame else pd.Series(index=frame.index)
+                fresh = frame[id_col].map(by_id)
+                hits = int((known.isna() & fresh.notna()).sum())
+                if hits == 0:
+                    continue
+                merged = known.where(known.notna(), fresh)
+                table = pd.DataFrame({id_col: frame[id_col], target: merged}).dropna()
+                row.labels = self.artifacts.put_frame(table.reset_index(drop=True))
+                row.n_labelled = len(table)
+                row.evaluated = False if row.n_labelled and not row.evaluated else row.evaluated
+                matched += hits
+                touched.append(row.id)
+            s.add(LabelSetRow(key=key, source=source, n_rows=len(labels), artifact=sha))
+            unmatched = len(labels) - matched
+            self.event(s, "labels", f"{len(labels)} labels from {where}: {matched} joined to "
+                       f"batches {touched}, {unmatched} matched no stored row",
+                       key=key, matched=matched, unmatched=unmatched, batches=touched)
+        return LabelReport(key, len(labels), matched, unmatched, tuple(touched))
+
+    def ingest_labels_path(self, path: str | Path) -> list[LabelReport]:
+        """Ingest late labels from a CSV or Parquet file or folder."""
+        return [self.ingest_labels(read_table(f), key=f"file:{f.name}:{_file_sha(f)}",
+                                   source=str(f)) for f in list_files(path)]
+
+    def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
+        """The rows of a stored batch, with late labels joined in."""
+        frame = self.artifacts.get_frame(row.artifact)
+        if row.labels:
+            id_col, target = self.config.data.id_column, self.target
+            labels = self.artifacts.get_frame(row.labels).set_index(id_col)[target]
+            joined = frame[id_col].map(labels)
+            frame[target] = frame[target].where(frame[target].notna(), joined) if (
+                target in frame) else joined
+        if labelled_only:
+            frame = frame[frame[self.target].notna()] if self.target in frame else frame.iloc[:0]
+        return frame
+
+    # ------------------------------------------------------------------- the loop
+    def cycle(self, *, progress: Any = None) -> Any:
+        """Run one pass of the loop over what arrived since the last one."""
+        from retrainer.cycle import run_cycle
+
+        return run_cycle(self)
+
+    def request_retrain(self, reason: str, actor: str = "user") -> None:
+        """Ask for a retrain at the next cycle (the manual trigger; ignores the cooldown)."""
+        with self.store.session() as s:
+            self.set_state("manual", {"reason": reason, "actor": actor}, s)
+            self.event(s, "manual", f"retrain requested by {actor}: {reason}")
+
+    # -------------------------------------------------------------------- models
+    @property
+    def models(self) -> list[ModelVersion]:
+        """Every registered model version, oldest first."""
+        return self.registry.versions()
+
+    @property
+    def champion(self) -> ModelVersion | None:
+        """The model version the ``champion`` alias points to."""
+        return self.registry.alias("champion")
+
+    def promote(self, version: int, *, reason: str = "promoted by hand",
+                actor: str = "user") -> ModelVersion:
+        """Make ``version`` the champion."""
+        result = self.registry.promote(version, reason=reason, actor=actor)
+        self.set_state("detector", {})
+        return result
+
+    def rollback(self, *, reason: str = "rolled back by hand", actor: str = "user") -> ModelVersion:
+        """Make the previous champion the champion again."""
+        result = self.registry.rollback(reason=reason, actor=actor)
+        self.set_state("detector", {})
+        return result
+
+    def load_model(self, version: int | None = None) -> Any:
+        """Load a model version (default: the champion), verified against its hash."""
+        if version is None:
+            champion = self.champion
+            if champion is None:
+                raise NotFoundError("no champion yet: run a cycle with labelled data first")
+            version = champion.version
+        return self.registry.load(version)
+
+    # -------------------------------------------------------------------- views
+    def status(self) -> dict:
+        """Counts, the champion and the latest events."""
+        from retrainer.views import status
+
+        return status(self)
+
+    def report(self, path: str | Path | None = None) -> Path:
+        """Write the HTML report and return its path."""
+        from retrainer.report import write_report
+
+        return write_report(self, Path(path) if path else self.config.resolve("report.html"))
+
+
+def _file_sha(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _utc(values: pd.Series, where: str) -> pd.Series:
+    """Timestamps as UTC; naive times are refused (they are ambiguous)."""
+    try:
+        parsed = pd.to_datetime(values, utc=False)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{where}: not a timestamp: {exc}") from None
+    if getattr(parsed.dt, "tz", None) is None:
+        raise DataError(f"{where}: timestamps without a time zone are ambiguous; "
+                        "write them with an offset (e.g. 2024-05-01T10:00:00+00:00)")
+    return parsed.dt.tz_convert(UTC)

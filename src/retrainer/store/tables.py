@@ -1,0 +1,185 @@
+"""Every table of the metadata store. One record: the CLI, the report and the service read these.
+
+Times are timezone-aware UTC. JSON columns hold small dicts (profiles, lineage, metrics).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from retrainer.store.db import Base
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class BatchRow(Base):
+    """An ingested batch of feature rows (and possibly labels), stored as a Parquet artifact."""
+
+    __tablename__ = "batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # idempotency key
+    source: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    data_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    artifact: Mapped[str] = mapped_column(String(64))  # sha256 of the Parquet file
+    status: Mapped[str] = mapped_column(String(20), default="new")  # new|processed|quarantined
+    note: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Parquet of id, target
+    n_labelled: Mapped[int] = mapped_column(Integer, default=0)
+    evaluated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LabelSetRow(Base):
+    """Labels that arrived on their own, joined to batches by the id column."""
+
+    __tablename__ = "label_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    artifact: Mapped[str] = mapped_column(String(64))
+
+
+class ProfileRow(Base):
+    """The profile of one batch (a JSON dict from ``BatchProfile.to_dict``)."""
+
+    __tablename__ = "profiles"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    reference_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    profile: Mapped[dict] = mapped_column(JSON)
+
+
+class CycleRow(Base):
+    """One pass of the loop."""
+
+    __tablename__ = "cycles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class CheckRow(Base):
+    """One check result on one batch (quality, drift, concept or performance)."""
+
+    __tablename__ = "checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(50))
+    column: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    statistic: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    alarm: Mapped[bool] = mapped_column(Boolean, default=False)
+    severity: Mapped[str] = mapped_column(String(10), default="info")
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class DecisionRow(Base):
+    """What the trigger policy decided in a cycle, and why."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(20))  # retrain|hold|alert
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    suppressed: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class RunRow(Base):
+    """A retraining run: window, trainer, outcome."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # idempotency key (decision id)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"), nullable=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    window: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class PredictionSetRow(Base):
+    """Predictions of one model version on one batch (a Parquet artifact of id, prediction)."""
+
+    __tablename__ = "prediction_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(20))  # champion|baseline
+    artifact: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelVersionRow(Base):
+    """A registered model version with its lineage, metrics and artifact hash."""
+
+    __tablename__ = "model_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    artifact: Mapped[str] = mapped_column(String(64))
+    artifact_format: Mapped[str] = mapped_column(String(20), default="skops")
+    lineage: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    reference: Mapped[dict] = mapped_column(JSON, default=dict)  # reference profile
+
+
+class AliasRow(Base):
+    """Where an alias (``champion``) points now."""
+
+    __tablename__ = "aliases"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(ForeignKey("model_versions.version"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AliasHistoryRow(Base):
+    """Every move of an alias: who was champion when, and why."""
+
+    __tablename__ = "alias_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alias: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(100), default="retrainer")
+
+
+class EventRow(Base):
+    """One event per step of the loop; ``status`` and the report read these."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cycle_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class StateRow(Base):
+    """Small named pieces of loop state: the schema, detector state, a manual retrain request."""
+
+    __tablename__ = "state"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

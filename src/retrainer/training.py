@@ -1,0 +1,81 @@
+"""Trainers: any scikit-learn-style estimator by import path, fitted on a window of batches.
+
+Example:
+    >>> import pandas as pd
+    >>> trainer = Trainer("sklearn.tree.DecisionTreeClassifier", {"max_depth": 2})
+    >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "c": ["a", "b", "a", "b"]})
+    >>> model = trainer.fit(X, [0, 0, 1, 1])
+    >>> model.predict(X).tolist()
+    [0, 0, 1, 1]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from retrainer.errors import TrainingError
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Builds and fits an estimator named by import path.
+
+    Parameters:
+        estimator: import path of a class with ``fit``/``predict`` (scikit-learn API).
+        params: keyword arguments for its constructor.
+
+    Categorical (string) features are one-hot encoded in a Pipeline in front of the estimator,
+    so the registered model takes the raw feature frame.
+    """
+
+    estimator: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Any:
+        """A fresh, unfitted estimator."""
+        module, _, name = self.estimator.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise TrainingError(f"trainer.estimator: cannot import {self.estimator!r}: {exc}") from None
+        try:
+            return cls(**self.params)
+        except TypeError as exc:
+            raise TrainingError(f"trainer.params: {self.estimator} refused them: {exc}") from None
+
+    def fit(self, X: pd.DataFrame, y: Sequence) -> Any:
+        """Fit a fresh estimator (with encoding for string columns) and return it."""
+        if len(X) == 0:
+            raise TrainingError("cannot train on an empty window: no labelled rows")
+        estimator = self.build()
+        categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if categorical:
+            encode = ColumnTransformer(
+                [("categories", OneHotEncoder(handle_unknown="ignore"), categorical)],
+                remainder="passthrough",
+            )
+            estimator = Pipeline([("encode", encode), ("model", estimator)])
+        try:
+            return clone(estimator).fit(X, y)
+        except (ValueError, TypeError) as exc:
+            raise TrainingError(f"{self.estimator} failed to fit {len(X)} rows: {exc}") from None
+
+
+def predict(model: Any, X: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+    """Predictions and, for binary classifiers, the positive-class score."""
+    pred = pd.Series(model.predict(X), index=X.index)
+    proba = None
+    if hasattr(model, "predict_proba"):
+        classes = getattr(model, "classes_", [])
+        if len(classes) == 2:
+            proba = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
+    return pred, proba

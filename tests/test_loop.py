@@ -1,0 +1,171 @@
+"""The loop end to end on real ELEC2 weeks: ingest, cycle, late labels, retrain, gate, register."""
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from retrainer.datasets import ELEC2_FEATURES
+from retrainer.errors import DataError, NotFoundError
+from retrainer.replay import replay, split_periods
+from retrainer.store.tables import BatchRow, CheckRow, EventRow, PredictionSetRow
+
+
+def count(project, table):
+    with project.store.session() as s:
+        return s.scalar(select(func.count()).select_from(table))
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory, elec):
+    from retrainer.project import Project
+
+    from .conftest import project_settings
+
+    root = tmp_path_factory.mktemp("replay")
+    project = Project.from_dict(project_settings(), root=root)
+    summary = replay(project, elec.iloc[: 48 * 7 * 30], report=root / "report.html")
+    return project, summary
+
+
+def test_replay_runs_every_week_through_the_loop(replayed):
+    project, summary = replayed
+    assert summary.batches == 27  # 30 weeks: 4 of history in one batch, then 26 weekly batches
+    assert count(project, BatchRow) == 27
+    assert summary.rows_scored == 26 * 336
+    with project.store.session() as s:
+        kinds = set(s.scalars(select(EventRow.kind)))
+        n_perf = s.scalar(select(func.count()).where(CheckRow.kind == "performance"))
+    assert {"ingest", "labels", "check", "evaluate", "decision", "train", "promote"} <= kinds
+    assert n_perf == 2 * 26  # champion and never-retrained baseline, every streamed week
+
+
+def test_replay_accuracy_matches_scikit_learn_on_the_stored_predictions(replayed, elec):
+    project, summary = replayed
+    correct = total = 0
+    with project.store.session() as s:
+        sets = s.scalars(select(PredictionSetRow).where(PredictionSetRow.role == "champion")).all()
+    by_id = elec.set_index("id")["target"]
+    for pset in sets:
+        preds = project.artifacts.get_frame(pset.artifact)
+        truth = by_id.loc[preds["id"]].to_numpy()
+        correct += int((preds["prediction"].to_numpy() == truth).sum())
+        total += len(preds)
+    assert total == summary.rows_scored
+    assert summary.continuously_trained == pytest.approx(correct / total)
+
+
+def test_the_continuously_trained_model_beats_the_decaying_one(replayed):
+    _, summary = replayed
+    assert summary.retrains >= 3 and summary.promotions >= 2
+    assert summary.continuously_trained > summary.never_retrained + 0.02
+
+
+def test_lineage_and_aliases(replayed):
+    project, _ = replayed
+    versions = project.models
+    champion = project.champion
+    assert champion.version in [v.version for v in versions if v.metrics["gate_passed"]]
+    lineage = versions[-1].lineage
+    assert lineage["window"]["batches"] and lineage["window"]["rows"] > 0
+    assert lineage["trainer"]["estimator"] == "sklearn.tree.DecisionTreeClassifier"
+    assert lineage["reasons"] and lineage["gate"]["metric"] == "accuracy"
+    assert {"python", "sklearn"} <= set(lineage.get("packages", lineage).keys()) or \
+        "packages" in str(lineage)
+    history = project.registry.history("champion")
+    assert [h["version"] for h in history][0] == 1
+    assert all(h["reason"] for h in history)
+
+
+def test_report_has_the_decay_plot_and_decisions(replayed):
+    project, summary = replayed
+    html = open(summary.report, encoding="utf-8").read()
+    assert "model left to decay vs continuously trained" not in html  # the title is in the PNG
+    assert html.count("data:image/png;base64,") >= 2
+    assert "Model versions" in html and "Decisions" in html
+
+
+def test_rollback_and_promote(replayed):
+    project, _ = replayed
+    before = project.champion.version
+    back = project.rollback(reason="test")
+    assert back.version != before
+    project.promote(before, reason="test again")
+    assert project.champion.version == before
+
+
+def test_ingest_is_idempotent_by_key(make_project, elec):
+    project = make_project()
+    week = elec.iloc[:336]
+    first = project.ingest(week, key="w1")
+    again = project.ingest(week, key="w1")
+    assert first.new and not again.new and first.id == again.id
+    assert project.ingest(week).id == project.ingest(week).id  # content key
+    assert count(project, BatchRow) == 2
+
+
+def test_late_labels_join_by_id(make_project, elec):
+    project = make_project()
+    week = elec.iloc[:336]
+    project.ingest(week.drop(columns="target"), key="w1")
+    report = project.ingest_labels(pd.concat([week[["id", "target"]].iloc[:200],
+                                              pd.DataFrame({"id": [10**7], "target": [1]})]))
+    assert (report.matched, report.unmatched) == (200, 1)
+    with project.store.session() as s:
+        row = s.scalar(select(BatchRow))
+        frame = project.batch_frame(row, labelled_only=True)
+    assert row.n_labelled == 200
+    pd.testing.assert_series_equal(frame["target"].astype(int).reset_index(drop=True),
+                                   week["target"].iloc[:200].reset_index(drop=True),
+                                   check_names=False)
+
+
+def test_bad_batches_get_clear_errors_and_leave_the_store_as_it_was(make_project, elec):
+    project = make_project()
+    project.ingest(elec.iloc[:336], key="w1")
+    before = count(project, BatchRow), count(project, EventRow)
+    week = elec.iloc[336:672]
+    with pytest.raises(DataError, match="nswprice"):
+        project.ingest(week.drop(columns="nswprice"), key="missing")
+    bad = week.astype({"vicprice": object})
+    bad.iloc[17, bad.columns.get_loc("vicprice")] = "abc"
+    with pytest.raises(DataError, match="vicprice.*17|17.*vicprice"):
+        project.ingest(bad, key="string")
+    with pytest.raises(DataError, match="no rows"):
+        project.ingest(week.iloc[:0], key="empty")
+    with pytest.raises(DataError, match="time zone"):
+        project.ingest(week.assign(timestamp=week["timestamp"].dt.tz_localize(None)), key="naive")
+    assert (count(project, BatchRow), count(project, EventRow)) == before
+
+
+def test_an_empty_file_is_named(make_project, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty.csv.*empty"):
+        make_project().ingest_path(empty)
+
+
+def test_a_broken_batch_is_quarantined_and_blocks_retraining(make_project, elec):
+    project = make_project()
+    project.ingest(elec.iloc[:1344], key="history")
+    assert project.cycle().champion == 1
+    week = elec.iloc[1344:1680].copy()
+    week.loc[week.index[:150], "nswdemand"] = float("nan")
+    project.ingest(week, key="broken")
+    project.request_retrain("test that blocking wins over a manual request")
+    report = project.cycle()
+    assert report.quarantined == report.batches
+    assert report.decision["action"] == "alert"
+    assert any("data_quality" in r for r in report.decision["reasons"])
+    assert project.champion.version == 1
+
+
+def test_no_champion_means_a_clear_error(make_project):
+    with pytest.raises(NotFoundError, match="no champion"):
+        make_project().load_model()
+
+
+def test_split_periods_covers_every_row(elec):
+    parts = split_periods(elec.iloc[:5000], "timestamp", "7D")
+    assert sum(map(len, parts)) == 5000
+    assert all(p["timestamp"].max() - p["timestamp"].min() < pd.Timedelta("7D") for p in parts)
+    assert list(pd.concat(parts)[ELEC2_FEATURES[0]]) == list(elec.iloc[:5000][ELEC2_FEATURES[0]])
