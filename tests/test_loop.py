@@ -19,7 +19,7 @@ def count(project, table):
 def replayed(tmp_path_factory, elec):
     from retrainer.project import Project
 
-    from .conftest import project_settings
+    from conftest import project_settings
 
     root = tmp_path_factory.mktemp("replay")
     project = Project.from_dict(project_settings(), root=root)
