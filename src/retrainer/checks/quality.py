@@ -1,0 +1,313 @@
+"""Data-quality checks of a batch profile against the reference profile and the schema.
+
+Checks, one result per (check, column) that ran:
+
+- ``missing_column`` (error): a schema column is absent; a probable rename (an extra column of
+  the same kind with the same statistics) is named in the message.
+- ``extra_column`` (warning): a column outside the schema.
+- ``type_change`` (error): values that cannot be read as the column's kind.
+- ``null_rate`` (error): the null share rose by more than ``max_null_increase`` (absolute).
+- ``non_finite`` (error): a numeric column holds +-inf.
+- ``out_of_range`` (warning): the share of finite values outside the schema's min..max (the
+  reference's range when the schema has none) exceeds ``max_out_of_range``.
+- ``unseen_category`` (warning): categorical values neither in the schema nor in the reference;
+  id-like columns (no category list) get status ``excluded_id_like``.
+
+Missing-column, extra-column and type-change alarms point to an upstream change; the others to
+a data-quality issue. Either kind of error blocks retraining on the batch.
+
+Example:
+    >>> import pandas as pd
+    >>> from retrainer.data.schema import Schema
+    >>> from retrainer.profile import BatchProfile
+    >>> ref = pd.DataFrame({"x": [0.0, 1.0, 2.0], "c": ["a", "b", "a"]})
+    >>> schema = Schema.infer(ref)
+    >>> reference = BatchProfile.from_frame(ref, schema)
+    >>> batch = BatchProfile.from_frame(pd.DataFrame({"x": [5.0, None, 1.0]}), schema,
+    ...                                 edges=reference.edges())
+    >>> [(r.name, r.column) for r in check_quality(reference, batch, schema) if r.alarm]
+    [('null_rate', 'x'), ('out_of_range', 'x'), ('missing_column', 'c')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrainer.checks.result import CheckResult
+from retrainer.data.schema import ColumnSpec, Schema
+from retrainer.profile import BatchProfile, ColumnProfile
+from retrainer.profile.column import OTHER
+
+SHOW = 10
+RENAME_MEAN = 0.25
+RENAME_STD = 1.25
+RENAME_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class _Rules:
+    max_null_increase: float
+    max_out_of_range: float
+
+
+def _result(name: str, column: str | None, alarm: bool, severity: str, **kw) -> CheckResult:
+    return CheckResult("quality", name, column, bool(alarm), severity if alarm else "info", **kw)
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def same_stats(ref: ColumnProfile, other: ColumnProfile) -> bool:
+    """Whether ``other`` looks like ``ref`` under another name (same kind, moments, null share).
+
+    Numeric: means within 0.25 reference standard deviations, standard deviations within a factor
+    1.25, null shares within 5 points. Categorical: category shares within 5 points (total
+    variation distance).
+
+    Example:
+        >>> a = ColumnProfile("a", "numeric", count=10, mean=1.0, m2=10.0)
+        >>> same_stats(a, ColumnProfile("b", "numeric", count=10, mean=1.05, m2=11.0))
+        True
+    """
+    if ref.kind != other.kind or not ref.values or not other.values:
+        return False
+    if abs(ref.null_share - other.null_share) > RENAME_SHARE:
+        return False
+    if ref.kind == "categorical":
+        a, b = ref.categories or {}, other.categories or {}
+        na, nb = sum(a.values()), sum(b.values())
+        keys = set(a) | set(b)
+        tv = 0.5 * sum(abs(a.get(k, 0) / na - b.get(k, 0) / nb) for k in keys)
+        return tv <= RENAME_SHARE
+    sa, sb = ref.std or 0.0, other.std or 0.0
+    if sa == 0.0 or sb == 0.0:
+        return sa == sb and abs(ref.mean - other.mean) <= 1e-9 * max(1.0, abs(ref.mean))
+    return (
+        abs(ref.mean - other.mean) <= RENAME_MEAN * sa and 1 / RENAME_STD <= sb / sa <= RENAME_STD
+    )
+
+
+def check_quality(
+    reference: BatchProfile,
+    current: BatchProfile,
+    schema: Schema,
+    *,
+    max_null_increase: float = 0.1,
+    max_out_of_range: float = 0.05,
+) -> list[CheckResult]:
+    """Quality checks of ``current`` against ``reference`` and ``schema`` (see the module doc).
+
+    Parameters:
+        reference: profile of the reference data.
+        current: profile of the batch, taken on ``reference.edges()``.
+        schema: the schema both were profiled with.
+        max_null_increase: largest allowed rise of a column's null share (absolute, 0..1).
+        max_out_of_range: largest allowed share of values outside the expected range.
+    """
+    rules = _Rules(max_null_increase, max_out_of_range)
+    results: list[CheckResult] = []
+    missing = [
+        spec.name
+        for spec in schema.columns
+        if spec.name not in current.columns or current.columns[spec.name].missing
+    ]
+    renames = _renames(reference, current, missing)
+    for spec in schema.columns:
+        cur = current.columns.get(spec.name)
+        ref = reference.columns.get(spec.name) or ColumnProfile(spec.name, spec.kind)
+        results.append(_missing(spec, spec.name in missing, renames))
+        if spec.name in missing:
+            continue
+        results.append(_type_change(spec, cur))
+        results.append(_null_rate(spec, ref, cur, rules))
+        if spec.kind == "numeric":
+            results.append(_non_finite(spec, cur))
+            results.append(_out_of_range(spec, ref, cur, rules))
+        if spec.kind == "categorical":
+            results.append(_unseen(spec, ref, cur))
+    inverse = {new: old for old, new in renames.items()}
+    for name in current.extra:
+        guess = f"; probably {inverse[name]!r} renamed" if name in inverse else ""
+        message = f"column {name!r} is not in the schema{guess}"
+        detail = {"renamed_from": inverse.get(name)}
+        results.append(
+            _result("extra_column", name, True, "warning", message=message, detail=detail)
+        )
+    return results
+
+
+def _renames(reference: BatchProfile, current: BatchProfile, missing: list[str]) -> dict[str, str]:
+    renames: dict[str, str] = {}
+    for name in missing:
+        ref = reference.columns.get(name)
+        if ref is None:
+            continue
+        for extra_name, extra in current.extra.items():
+            if extra_name not in renames.values() and same_stats(ref, extra):
+                renames[name] = extra_name
+                break
+    return renames
+
+
+def _missing(spec: ColumnSpec, is_missing: bool, renames: dict[str, str]) -> CheckResult:
+    if not is_missing:
+        return _result(
+            "missing_column", spec.name, False, "error", message=f"column {spec.name!r} is present"
+        )
+    new = renames.get(spec.name)
+    guess = f"; probable rename to {new!r} (same stats)" if new else ""
+    return _result(
+        "missing_column",
+        spec.name,
+        True,
+        "error",
+        message=f"column {spec.name!r} is missing from the batch{guess}",
+        detail={"renamed_to": new},
+    )
+
+
+def _type_change(spec: ColumnSpec, cur: ColumnProfile) -> CheckResult:
+    share = cur.invalid / cur.count if cur.count else 0.0
+    if not cur.invalid:
+        message = f"column {spec.name!r}: every value reads as {spec.kind}"
+    else:
+        message = (
+            f"column {spec.name!r} should be {spec.kind} but {cur.invalid} of {cur.count} values "
+            f"({_pct(share)}) are not, e.g. {cur.invalid_example!r}"
+        )
+    return _result(
+        "type_change",
+        spec.name,
+        cur.invalid > 0,
+        "error",
+        statistic=share,
+        threshold=0.0,
+        message=message,
+        detail={"invalid": cur.invalid, "example": cur.invalid_example},
+    )
+
+
+def _null_rate(
+    spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile, rules: _Rules
+) -> CheckResult:
+    if not cur.count:
+        return _result(
+            "null_rate",
+            spec.name,
+            False,
+            "error",
+            status="insufficient",
+            message=f"column {spec.name!r}: the batch has no rows",
+        )
+    limit = ref.null_share + rules.max_null_increase
+    alarm = cur.null_share > limit
+    verb = "rose" if alarm else "is"
+    message = (
+        f"column {spec.name!r}: null share {verb} {_pct(cur.null_share)} "
+        f"(reference {_pct(ref.null_share)}, limit {_pct(limit)}; {cur.nulls} of {cur.count} rows)"
+    )
+    return _result(
+        "null_rate",
+        spec.name,
+        alarm,
+        "error",
+        statistic=cur.null_share,
+        threshold=limit,
+        message=message,
+        detail={"nulls": cur.nulls, "rows": cur.count, "reference_share": ref.null_share},
+    )
+
+
+def _non_finite(spec: ColumnSpec, cur: ColumnProfile) -> CheckResult:
+    share = cur.non_finite / cur.count if cur.count else 0.0
+    message = f"column {spec.name!r}: {cur.non_finite} of {cur.count} values are +-inf"
+    return _result(
+        "non_finite",
+        spec.name,
+        cur.non_finite > 0,
+        "error",
+        statistic=share,
+        threshold=0.0,
+        message=message,
+        detail={"non_finite": cur.non_finite},
+    )
+
+
+def _out_of_range(
+    spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile, rules: _Rules
+) -> CheckResult:
+    if spec.min is not None and spec.max is not None:
+        low, high, outside = spec.min, spec.max, cur.below_min + cur.above_max
+    elif ref.edges and cur.edges == ref.edges and cur.hist:
+        low, high, outside = ref.edges[0], ref.edges[-1], cur.hist[0] + cur.hist[-1]
+    else:
+        low = high = None
+        outside = 0
+    if low is None or not cur.values:
+        return _result(
+            "out_of_range",
+            spec.name,
+            False,
+            "warning",
+            status="insufficient",
+            message=f"column {spec.name!r}: no finite values or no expected range to compare",
+        )
+    share = outside / cur.values
+    alarm = share > rules.max_out_of_range
+    message = (
+        f"column {spec.name!r}: {outside} of {cur.values} values ({_pct(share)}) are outside "
+        f"[{low:.6g}, {high:.6g}] (limit {_pct(rules.max_out_of_range)}; batch range "
+        f"[{cur.min:.6g}, {cur.max:.6g}])"
+    )
+    return _result(
+        "out_of_range",
+        spec.name,
+        alarm,
+        "warning",
+        statistic=share,
+        threshold=rules.max_out_of_range,
+        message=message,
+        detail={"outside": outside, "min": low, "max": high},
+    )
+
+
+def _known_categories(spec: ColumnSpec, ref: ColumnProfile) -> set[str] | None:
+    if spec.categories is not None:
+        return set(spec.categories)
+    if ref.categories and not ref.id_like:
+        return set(ref.categories)
+    return None
+
+
+def _unseen(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckResult:
+    known = _known_categories(spec, ref)
+    if known is None:
+        return _result(
+            "unseen_category",
+            spec.name,
+            False,
+            "warning",
+            status="excluded_id_like",
+            message=f"column {spec.name!r} is id-like or has too many categories; not checked",
+        )
+    unseen = {k: n for k, n in (cur.categories or {}).items() if k not in known and k != OTHER}
+    count = sum(unseen.values())
+    share = count / cur.values if cur.values else 0.0
+    shown = sorted(unseen, key=lambda k: (-unseen[k], k))[:SHOW]
+    message = (
+        f"column {spec.name!r}: {count} of {cur.values} values ({_pct(share)}) are unseen "
+        f"categories, e.g. {shown}"
+        if unseen
+        else f"column {spec.name!r}: no unseen categories"
+    )
+    return _result(
+        "unseen_category",
+        spec.name,
+        bool(unseen),
+        "warning",
+        statistic=share,
+        threshold=0.0,
+        message=message,
+        detail={"unseen": shown, "count": count},
+    )

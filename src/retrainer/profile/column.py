@@ -1,0 +1,399 @@
+"""The profile of one column of a batch: counts, moments, a histogram or category counts.
+
+A column is reduced in one pass to a small value that merges exactly with the profile of another
+batch: counts and histograms add, moments combine with the pairwise update of Chan et al.
+Numeric values are split into nulls (NaN, None), non-finite values (+-inf, counted apart and kept
+out of the moments and histogram), values that cannot be read as the column's kind (``invalid``,
+with the first one kept as an example) and finite values. The histogram is taken on given bin
+edges with two open outer bins, so a batch outside the reference's range is still counted.
+Categorical columns keep the counts of their ``top_k`` most frequent values and pool the rest in
+``"__other__"``. Datetime columns are profiled as seconds since the epoch (UTC; naive timestamps
+are read as UTC), without a histogram.
+
+Example:
+    >>> import pandas as pd
+    >>> from retrainer.data.schema import ColumnSpec
+    >>> spec = ColumnSpec("x", "numeric", True)
+    >>> p = profile_column(pd.Series([1.0, 2.0, None, float("inf")]), spec)
+    >>> p.values, p.nulls, p.non_finite, p.mean, p.variance
+    (2, 1, 1, 1.5, 0.25)
+
+References:
+    T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating formulae and a pairwise algorithm for
+    computing sample variances", Stanford CS report STAN-CS-79-773, 1979.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, as_text
+
+OTHER = "__other__"
+TOP_K = 1000
+EXAMPLE_CHARS = 100
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Unique quantile edges of finite ``values`` (at least two, equal for a constant column).
+
+    Example:
+        >>> quantile_edges(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), 4).tolist()
+        [0.0, 1.0, 2.0, 3.0, 4.0]
+        >>> quantile_edges(np.array([5.0, 5.0]), 4).tolist()
+        [5.0, 5.0]
+    """
+    if values.size == 0:
+        return np.empty(0)
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+    return np.repeat(edges, 2) if edges.size == 1 else edges
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of finite ``values`` in ``len(edges) + 1`` bins.
+
+    The bins are ``(-inf, e0)``, ``[e0, e1)``, ..., ``[e(k-1), ek]`` and ``(ek, +inf)``: the last
+    inner bin is closed so the reference's maximum is inside, and the outer bins count values
+    outside the reference range.
+
+    Example:
+        >>> histogram(np.array([-5.0, 0.0, 0.5, 1.0, 9.0]), np.array([0.0, 1.0])).tolist()
+        [1, 3, 1]
+    """
+    index = np.searchsorted(edges[:-1], values, side="right")
+    index += values > edges[-1]
+    return np.bincount(index, minlength=edges.size + 1)
+
+
+def _clean_float(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """Counts, moments and a histogram (numeric) or category counts of one column.
+
+    ``count`` is the number of rows of the batches that had the column, ``missing`` tells if
+    some batch lacked it. ``values`` (finite, or non-null for categorical columns) is what the
+    moments, histogram and categories describe.
+    """
+
+    name: str
+    kind: str
+    count: int = 0
+    nulls: int = 0
+    invalid: int = 0
+    invalid_example: str | None = None
+    non_finite: int = 0
+    below_min: int = 0
+    above_max: int = 0
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    m2: float = 0.0
+    edges: tuple[float, ...] | None = None
+    hist: tuple[int, ...] | None = None
+    categories: dict[str, int] | None = None
+    missing: bool = False
+    top_k: int = TOP_K
+    distinct: int = 0
+
+    @property
+    def values(self) -> int:
+        """Number of finite (numeric, datetime) or non-null (categorical) values."""
+        return self.count - self.nulls - self.invalid - self.non_finite
+
+    @property
+    def id_like(self) -> bool:
+        """Whether a categorical column looks like an id: 90 % distinct values in 50 or more, or
+        most values pooled beyond the ``top_k`` categories."""
+        if self.kind != "categorical" or not self.values:
+            return False
+        many = self.values >= ID_LIKE_MIN_ROWS and self.distinct >= ID_LIKE_SHARE * self.values
+        return many or (self.categories or {}).get(OTHER, 0) > self.values / 2
+
+    @property
+    def null_share(self) -> float:
+        """Share of nulls among the rows that had the column (0.0 for no rows)."""
+        return self.nulls / self.count if self.count else 0.0
+
+    @property
+    def variance(self) -> float | None:
+        """Population variance of the finite values (None without values)."""
+        return self.m2 / self.values if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        var = self.variance
+        return None if var is None else math.sqrt(var)
+
+    def edges_array(self) -> np.ndarray | None:
+        return None if self.edges is None else np.asarray(self.edges, dtype="float64")
+
+    def merge(self, other: ColumnProfile) -> ColumnProfile:
+        """The profile of both batches together (exact for counts, histograms and moments).
+
+        Example:
+            >>> spec = ColumnSpec("x", "numeric", True)
+            >>> a = profile_column(pd.Series([1.0, 2.0]), spec, edges=np.array([0.0, 3.0]))
+            >>> b = profile_column(pd.Series([3.0]), spec, edges=np.array([0.0, 3.0]))
+            >>> ab = a.merge(b)
+            >>> ab.values, ab.mean, ab.hist
+            (3, 2.0, (0, 3, 0))
+        """
+        if (self.name, self.kind) != (other.name, other.kind):
+            raise ValueError(
+                f"cannot merge the profile of column {self.name!r} ({self.kind}) with that of "
+                f"{other.name!r} ({other.kind})"
+            )
+        edges, hist = _merge_hist(self, other)
+        n_a, n_b = self.values, other.values
+        n = n_a + n_b
+        if self.mean is None or other.mean is None:
+            mean, m2 = (self.mean, self.m2) if other.mean is None else (other.mean, other.m2)
+        else:
+            delta = other.mean - self.mean
+            mean = self.mean + delta * n_b / n
+            m2 = self.m2 + other.m2 + delta * delta * n_a * n_b / n
+        return replace(
+            self,
+            count=self.count + other.count,
+            nulls=self.nulls + other.nulls,
+            invalid=self.invalid + other.invalid,
+            invalid_example=self.invalid_example or other.invalid_example,
+            non_finite=self.non_finite + other.non_finite,
+            below_min=self.below_min + other.below_min,
+            above_max=self.above_max + other.above_max,
+            min=_pick(min, self.min, other.min),
+            max=_pick(max, self.max, other.max),
+            mean=mean,
+            m2=m2,
+            edges=edges,
+            hist=hist,
+            categories=_merge_categories(self, other),
+            missing=self.missing or other.missing,
+            distinct=max(self.distinct, other.distinct),
+        )
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (plain numbers; None for NaN or inf, an overflowed m2 too)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "count": int(self.count),
+            "nulls": int(self.nulls),
+            "invalid": int(self.invalid),
+            "invalid_example": self.invalid_example,
+            "non_finite": int(self.non_finite),
+            "below_min": int(self.below_min),
+            "above_max": int(self.above_max),
+            "min": _clean_float(self.min),
+            "max": _clean_float(self.max),
+            "mean": _clean_float(self.mean),
+            "m2": _clean_float(self.m2),
+            "edges": None if self.edges is None else [float(e) for e in self.edges],
+            "hist": None if self.hist is None else [int(c) for c in self.hist],
+            "categories": None
+            if self.categories is None
+            else {str(k): int(v) for k, v in self.categories.items()},
+            "missing": bool(self.missing),
+            "top_k": int(self.top_k),
+            "distinct": int(self.distinct),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ColumnProfile:
+        edges, hist, cats = d.get("edges"), d.get("hist"), d.get("categories")
+        return cls(
+            name=str(d["name"]),
+            kind=str(d["kind"]),
+            count=int(d.get("count", 0)),
+            nulls=int(d.get("nulls", 0)),
+            invalid=int(d.get("invalid", 0)),
+            invalid_example=d.get("invalid_example"),
+            non_finite=int(d.get("non_finite", 0)),
+            below_min=int(d.get("below_min", 0)),
+            above_max=int(d.get("above_max", 0)),
+            min=d.get("min"),
+            max=d.get("max"),
+            mean=d.get("mean"),
+            m2=math.inf if d.get("m2", 0.0) is None else float(d.get("m2", 0.0)),
+            edges=None if edges is None else tuple(float(e) for e in edges),
+            hist=None if hist is None else tuple(int(c) for c in hist),
+            categories=None if cats is None else {str(k): int(v) for k, v in cats.items()},
+            missing=bool(d.get("missing", False)),
+            top_k=int(d.get("top_k", TOP_K)),
+            distinct=int(d.get("distinct", 0)),
+        )
+
+
+def _pick(fn, a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return fn(a, b)
+
+
+def _merge_hist(a: ColumnProfile, b: ColumnProfile) -> tuple[Any, Any]:
+    if a.hist is None or b.hist is None:
+        return (a.edges, a.hist) if b.hist is None else (b.edges, b.hist)
+    if a.edges == b.edges:
+        return a.edges, tuple(x + y for x, y in zip(a.hist, b.hist, strict=True))
+    if a.values == 0 and not any(a.hist):
+        return b.edges, b.hist
+    if b.values == 0 and not any(b.hist):
+        return a.edges, a.hist
+    raise ValueError(
+        f"column {a.name!r}: the two profiles have different histogram edges; profile later "
+        "batches with edges=reference.edges() so they can be merged and compared"
+    )
+
+
+def _merge_categories(a: ColumnProfile, b: ColumnProfile) -> dict[str, int] | None:
+    if a.categories is None or b.categories is None:
+        return a.categories if b.categories is None else b.categories
+    total = dict(a.categories)
+    for key, n in b.categories.items():
+        total[key] = total.get(key, 0) + n
+    return _cap(total, a.top_k)
+
+
+def _cap(counts: dict[str, int], top_k: int) -> dict[str, int]:
+    """Keep the ``top_k`` most frequent values (ties by value) and pool the rest in OTHER."""
+    other = counts.pop(OTHER, 0)
+    if len(counts) > top_k:
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        other += sum(n for _, n in ranked[top_k:])
+        counts = dict(ranked[:top_k])
+    if other:
+        counts[OTHER] = other
+    return counts
+
+
+def _top_counts(values: pd.Series, top_k: int) -> dict[str, int]:
+    counts = values.value_counts(sort=True)
+    if len(counts) > top_k:
+        cut = counts.iloc[top_k - 1]
+        above = counts[counts > cut]
+        tied = counts[counts == cut].sort_index().iloc[: top_k - len(above)]
+        other = int(counts.sum() - above.sum() - tied.sum())
+        kept = {str(k): int(v) for k, v in pd.concat([above, tied]).items()}
+        kept[OTHER] = kept.get(OTHER, 0) + other
+        return kept
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _example(series: pd.Series, bad: np.ndarray) -> str | None:
+    if not bad.any():
+        return None
+    return str(series.iloc[int(np.flatnonzero(bad)[0])])[:EXAMPLE_CHARS]
+
+
+def _numbers(series: pd.Series, kind: str) -> tuple[np.ndarray, int, str | None]:
+    """Float values (NaN for nulls and invalid values), the invalid count and an example."""
+    dtype = series.dtype
+    if kind == "numeric":
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            return series.to_numpy(dtype="float64", na_value=np.nan), 0, None
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            bad = series.notna().to_numpy()
+            return np.full(len(series), np.nan), int(bad.sum()), _example(series, bad)
+        coerced = pd.to_numeric(series, errors="coerce")
+    else:
+        if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+            stamps = (
+                series if isinstance(dtype, pd.DatetimeTZDtype) else series.dt.tz_localize("UTC")
+            )
+        elif pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            bad = series.notna().to_numpy()
+            return np.full(len(series), np.nan), int(bad.sum()), _example(series, bad)
+        else:
+            stamps = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+        coerced = (stamps - _EPOCH).dt.total_seconds()
+    values = coerced.to_numpy(dtype="float64", na_value=np.nan)
+    bad = np.isnan(values) & series.notna().to_numpy()
+    return values, int(bad.sum()), _example(series, bad)
+
+
+def profile_column(
+    series: pd.Series | None,
+    spec: ColumnSpec,
+    *,
+    edges: np.ndarray | None = None,
+    bins: int = 32,
+    top_k: int = TOP_K,
+    with_histogram: bool = True,
+) -> ColumnProfile:
+    """Profile one column in one pass (``series=None`` records a missing column).
+
+    Parameters:
+        series: the column, or None when the batch lacks it.
+        spec: its schema spec (kind, and min/max to count values outside them).
+        edges: histogram edges (a reference's); None takes ``bins`` quantile edges of the column.
+        bins: number of quantile bins when ``edges`` is None.
+        top_k: categories kept before pooling the rest in ``"__other__"``.
+        with_histogram: False skips the histogram of a numeric column.
+
+    Example:
+        >>> spec = ColumnSpec("c", "categorical", True)
+        >>> profile_column(pd.Series(["a", "b", "a", None]), spec).categories
+        {'a': 2, 'b': 1}
+    """
+    if series is None:
+        return ColumnProfile(spec.name, spec.kind, missing=True, top_k=top_k)
+    count = len(series)
+    if spec.kind == "categorical":
+        present = as_text(series.dropna())
+        cats = _top_counts(present, top_k)
+        distinct = int(present.nunique()) if OTHER in cats else len(cats)
+        return ColumnProfile(
+            spec.name,
+            spec.kind,
+            count=count,
+            nulls=count - len(present),
+            categories=cats,
+            top_k=top_k,
+            distinct=distinct,
+        )
+    values, invalid, example = _numbers(series, spec.kind)
+    finite_mask = np.isfinite(values)
+    finite = values[finite_mask]
+    nan_count = int(np.isnan(values).sum())
+    non_finite = count - int(finite_mask.sum()) - nan_count
+    profile = ColumnProfile(
+        spec.name,
+        spec.kind,
+        count=count,
+        nulls=nan_count - invalid,
+        invalid=invalid,
+        invalid_example=example,
+        non_finite=non_finite,
+        top_k=top_k,
+    )
+    if finite.size:
+        with np.errstate(over="ignore", invalid="ignore"):  # |values| near 1e308 overflow to inf
+            mean = float(finite.mean())
+            m2 = float(np.square(finite - mean).sum())
+        profile = replace(
+            profile,
+            min=float(finite.min()),
+            max=float(finite.max()),
+            mean=mean,
+            m2=m2,
+            below_min=int((finite < spec.min).sum()) if spec.min is not None else 0,
+            above_max=int((finite > spec.max).sum()) if spec.max is not None else 0,
+        )
+    if spec.kind != "numeric" or not with_histogram:
+        return profile
+    if edges is None:
+        edges = quantile_edges(finite, bins)
+    edges = np.asarray(edges, dtype="float64")
+    if edges.size == 0:
+        return replace(profile, edges=(), hist=())
+    counts = histogram(finite, edges)
+    return replace(profile, edges=tuple(edges.tolist()), hist=tuple(counts.tolist()))

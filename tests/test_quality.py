@@ -1,0 +1,140 @@
+"""Quality checks on real ELEC2 batches with injected and real upstream problems."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainer.checks import check_drift, check_quality
+from retrainer.checks.result import CheckResult
+from retrainer.data.schema import Schema
+from retrainer.diagnose import diagnose
+from retrainer.errors import DataError
+from retrainer.profile import BatchProfile
+
+ELEC2 = "/work/shared/data/elec2.csv"
+WEEK = 48 * 7
+CHANGE = 17424  # first row of real Victorian data (vicprice = feat_4)
+
+
+@pytest.fixture(scope="module")
+def elec2() -> pd.DataFrame:
+    return pd.read_csv(ELEC2)
+
+
+@pytest.fixture(scope="module")
+def setup(elec2):
+    ref = elec2.iloc[: 4 * WEEK]
+    schema = Schema.infer(ref, exclude=["target"])
+    return schema, BatchProfile.from_frame(ref, schema)
+
+
+def _check(setup, batch: pd.DataFrame) -> list[CheckResult]:
+    schema, reference = setup
+    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+    return check_quality(reference, current, schema)
+
+
+def _alarms(results) -> set[tuple[str, str, str]]:
+    return {(r.name, r.column, r.severity) for r in results if r.alarm}
+
+
+def test_next_week_before_the_upstream_change_is_clean(setup, elec2):
+    results = _check(setup, elec2.iloc[4 * WEEK : 5 * WEEK])
+    assert not any(r.alarm and r.severity == "error" for r in results)
+    names = {(r.name, r.column) for r in results}
+    assert {
+        ("missing_column", "feat_1"),
+        ("null_rate", "feat_1"),
+        ("out_of_range", "feat_4"),
+    } <= names
+    assert all(r.kind == "quality" and r.status == "ok" for r in results)
+
+
+def test_real_vicprice_change_is_out_of_range(setup, elec2):
+    results = _check(setup, elec2.iloc[CHANGE : CHANGE + WEEK])
+    vic = next(r for r in results if r.name == "out_of_range" and r.column == "feat_4")
+    assert vic.alarm and vic.severity == "warning"
+    assert vic.statistic > 0.95
+    assert "column 'feat_4'" in vic.message and "[0.003467, 0.003467]" in vic.message
+
+
+def test_renamed_column_is_an_upstream_change_with_a_guess(setup, elec2):
+    batch = elec2.iloc[4 * WEEK : 5 * WEEK].rename(columns={"feat_3": "feat_3_v2"})
+    results = _check(setup, batch)
+    assert _alarms(results) >= {
+        ("missing_column", "feat_3", "error"),
+        ("extra_column", "feat_3_v2", "warning"),
+    }
+    missing = next(r for r in results if r.name == "missing_column" and r.alarm)
+    assert "probable rename to 'feat_3_v2' (same stats)" in missing.message
+    assert not any(r.column == "feat_3" and r.name != "missing_column" for r in results)
+    alarms = diagnose(results)
+    assert alarms[0].cause == "upstream_change" and alarms[0].blocking
+
+
+def test_unrelated_extra_column_is_not_a_rename(setup, elec2):
+    batch = elec2.iloc[4 * WEEK : 5 * WEEK].drop(columns=["feat_3"]).assign(noise=1.0)
+    missing = next(r for r in _check(setup, batch) if r.name == "missing_column" and r.alarm)
+    assert "rename" not in missing.message
+
+
+def test_thirty_percent_nulls_is_a_quality_error_not_drift(setup, elec2):
+    batch = elec2.iloc[4 * WEEK : 6 * WEEK].copy()
+    rng = np.random.default_rng(0)
+    batch.loc[rng.random(len(batch)) < 0.3, "feat_3"] = np.nan
+    results = _check(setup, batch)
+    null = next(r for r in results if r.name == "null_rate" and r.column == "feat_3")
+    assert null.alarm and null.severity == "error"
+    assert null.statistic == pytest.approx(0.3, abs=0.03)
+    assert "null share rose" in null.message and "column 'feat_3'" in null.message
+    schema, reference = setup
+    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+    clean = BatchProfile.from_frame(
+        elec2.iloc[4 * WEEK : 6 * WEEK], schema, edges=reference.edges()
+    )
+    ks = {r.column: r.p_value for r in check_drift(reference, current) if r.name == "ks"}
+    ks_clean = {r.column: r.p_value for r in check_drift(reference, clean) if r.name == "ks"}
+    assert (ks["feat_3"] < 0.05) == (ks_clean["feat_3"] < 0.05)
+
+
+def test_string_in_numeric_column(setup, elec2):
+    schema, _ = setup
+    batch = elec2.iloc[4 * WEEK : 5 * WEEK].reset_index(drop=True).astype({"feat_2": object})
+    batch.loc[17, "feat_2"] = "abc"
+    with pytest.raises(DataError, match="column 'feat_2': row 17 has 'abc', expected a number"):
+        schema.conform(batch)
+    results = _check(setup, batch)
+    change = next(r for r in results if r.name == "type_change" and r.column == "feat_2")
+    assert change.alarm and change.severity == "error"
+    assert "1 of 336 values" in change.message and "'abc'" in change.message
+
+
+def test_infinite_values_are_an_error(setup, elec2):
+    batch = elec2.iloc[4 * WEEK : 5 * WEEK].copy()
+    batch.iloc[3, 1] = np.inf
+    batch.iloc[4, 1] = -np.inf
+    results = _check(setup, batch)
+    inf = next(r for r in results if r.name == "non_finite" and r.alarm)
+    assert inf.alarm and inf.column == "feat_2" and "2 of 336 values are +-inf" in inf.message
+    assert not any(r.alarm for r in results if r.name == "non_finite" and r.column != "feat_2")
+
+
+def test_unseen_categories_and_id_like_columns():
+    ref = pd.DataFrame({"region": ["NSW", "VIC"] * 50, "user": [f"u{i}" for i in range(100)]})
+    schema = Schema.infer(ref)
+    reference = BatchProfile.from_frame(ref, schema)
+    batch = pd.DataFrame({"region": ["NSW", "QLD", "QLD", None], "user": ["u1", "z", "y", "x"]})
+    current = BatchProfile.from_frame(batch, schema)
+    results = {(r.name, r.column): r for r in check_quality(reference, current, schema)}
+    unseen = results[("unseen_category", "region")]
+    assert unseen.alarm and unseen.severity == "warning"
+    assert unseen.detail["unseen"] == ["QLD"] and unseen.statistic == pytest.approx(2 / 3)
+    user = results[("unseen_category", "user")]
+    assert not user.alarm and user.status == "excluded_id_like"
+
+
+def test_results_serialise(setup, elec2):
+    import json
+
+    results = _check(setup, elec2.iloc[CHANGE : CHANGE + 10])
+    json.dumps([r.to_dict() for r in results], allow_nan=False)
