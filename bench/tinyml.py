@@ -1,0 +1,142 @@
+"""Benchmark the TinyML export: parity, Cortex-M4 footprint and host latency per model type.
+
+Run: ``.venv/bin/python bench/tinyml.py`` (needs ``cc``; flash and RAM need ``arm-none-eabi-gcc``).
+Data: ELEC2 (train rows 17,424-27,423, after the Victorian fill values; check on the next 10,000)
+and HAPT sensor windows (2.56 s, 18 features, activities 1-6, from the first 200,000 samples).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from retrainer.deploy.tinyml import (
+    DeployTarget,
+    check_parity,
+    export_c,
+    export_c_emlearn,
+    measure_footprint,
+    measure_latency,
+    quantize_mlp,
+)
+
+TARGET = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
+AXES = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
+MODELS = {
+    "DecisionTree(depth 10)": lambda: DecisionTreeClassifier(max_depth=10, random_state=0),
+    "DecisionTree(full)": lambda: DecisionTreeClassifier(random_state=0),
+    "RandomForest(20, depth 10)": lambda: RandomForestClassifier(20, max_depth=10, random_state=0),
+    "ExtraTrees(20, depth 10)": lambda: ExtraTreesClassifier(20, max_depth=10, random_state=0),
+    "GaussianNB": GaussianNB,
+    "Scaler+LogisticRegression": lambda: make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=1000)
+    ),
+    "Scaler+MLP(16,8) relu": lambda: make_pipeline(
+        StandardScaler(), MLPClassifier((16, 8), max_iter=300, random_state=0)
+    ),
+}
+
+
+def elec2() -> tuple:
+    df = pd.read_csv("/work/shared/data/elec2.csv")
+    features = [f"feat_{i}" for i in range(1, 7)]
+    train, test = df.iloc[17_424:27_424], df.iloc[27_424:37_424]
+    return train[features], train["target"], test[features], test["target"]
+
+
+def hapt() -> tuple:
+    df = pd.read_csv("/work/shared/data/hapt_accgyro_50hz.csv.gz", nrows=200_000)
+    signal, label, exp = df[AXES].to_numpy(), df["label"].to_numpy(), df["experiment"].to_numpy()
+    rows, labels = [], []
+    for start in range(0, len(df) - 128, 64):
+        w = slice(start, start + 128)
+        if not 1 <= label[start] <= 6 or (label[w] != label[start]).any():
+            continue
+        if (exp[w] != exp[start]).any():
+            continue
+        x = signal[w]
+        rows.append(np.concatenate([x.mean(0), x.std(0), np.abs(np.diff(x, axis=0)).mean(0)]))
+        labels.append(int(label[start]))
+    X, y = np.asarray(rows), np.asarray(labels)
+    cut = int(0.6 * len(X))
+    return X[:cut], y[:cut], X[cut:], y[cut:]
+
+
+def row(data: str, label: str, model, export, X_test, y_test, float_model=None) -> dict:
+    start = time.perf_counter()
+    for _ in range(3):
+        expected = model.predict(X_test)
+    python_us = (time.perf_counter() - start) / (3 * len(X_test)) * 1e6
+    parity = check_parity(export, X_test, expected, y=y_test, repeats=20)
+    fp = measure_footprint(export, TARGET)
+    lat = measure_latency(export, TARGET, X_test, expected)
+    reference = model if float_model is None else float_model
+    vs_float = np.mean(expected == reference.predict(X_test))
+    return {
+        "data": data,
+        "model": label,
+        "agreement": f"{parity.agreement:.4f}",
+        "vs float": f"{vs_float:.4f}",
+        "C acc": f"{parity.c_accuracy:.4f}",
+        "Py acc": f"{parity.python_accuracy:.4f}",
+        "flash B": fp.flash_bytes if fp.measured else "n/a",
+        "model flash B": fp.model_flash_bytes if fp.measured else "n/a",
+        "RAM B": fp.ram_bytes if fp.measured else "n/a",
+        "stack B": fp.stack_bytes if fp.measured else "n/a",
+        "fits 256K/64K": fp.fits,
+        "M4 instr/pred": f"{lat.instructions_per_prediction:.0f}" if lat.measured else "n/a",
+        "est. us @64MHz": f"{lat.estimated_ms * 1000:.1f}" if lat.measured else "n/a",
+        "board agree": f"{lat.agreement:.4f}" if lat.measured else "n/a",
+        "host ns/pred (C)": f"{parity.host_ns_per_prediction:.0f}",
+        "sklearn us/pred (batch)": f"{python_us:.2f}",
+    }
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    rows = []
+    for data, load in (("elec2", elec2), ("hapt", hapt)):
+        X_train, y_train, X_test, y_test = load()
+        for label, make in MODELS.items():
+            model = make().fit(X_train, y_train)
+            rows.append(row(data, label, model, export_c(model), X_test, y_test))
+        mlp = make_pipeline(
+            StandardScaler(), MLPClassifier((64, 32), max_iter=300, random_state=0)
+        ).fit(X_train, y_train)
+        rows.append(row(data, "Scaler+MLP(64,32) float", mlp, export_c(mlp), X_test, y_test))
+        q = quantize_mlp(mlp, X_train[:2000])
+        rows.append(row(data, "Scaler+MLP(64,32) int8", q, export_c(q), X_test, y_test, mlp))
+        forest = MODELS["RandomForest(20, depth 10)"]().fit(X_train, y_train)
+        emlearn = export_c_emlearn(forest, name="eml")
+        rows.append(row(data, "RandomForest, emlearn defaults", forest, emlearn, X_test, y_test))
+    table = pd.DataFrame(rows)
+    print(f"target {TARGET.name}: {' '.join(TARGET.compiler_flags())} -Os, newlib-nano")
+    print(
+        "agreement: C vs the Python model (int8: vs its numpy reference); vs float: Python "
+        "predictions vs the float model; latency: QEMU mps2-an386 instruction count x CPI "
+        f"{TARGET.cycles_per_instruction} at {TARGET.clock_mhz} MHz"
+    )
+    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Footprint: cross-compile the exported C for a Cortex-M target and measure flash and RAM."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from retrainer.deploy.tinyml.export import CExport
+from retrainer.deploy.tinyml.target import DeployTarget
+from retrainer.deploy.tinyml.toolchain import C_FLAGS, find_tool, run_tool
+
+CROSS_CC = "arm-none-eabi-gcc"
+CROSS_SIZE = "arm-none-eabi-size"
+_LINK_FLAGS = (
+    "-Os",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-fstack-usage",
+    "-Wl,--gc-sections",
+    "--specs=nano.specs",
+    "--specs=nosys.specs",
+)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Flash and RAM of a minimal firmware image that runs the model, against a target's budget.
+
+    Flash is ``text + data`` and RAM is ``data + bss + stack`` of the linked image (newlib-nano
+    startup included); ``stack_bytes`` sums the frames ``-fstack-usage`` reports for the model's
+    functions and ``main`` (an upper bound of the deepest call chain). ``model_flash_bytes`` and
+    ``model_ram_bytes`` subtract the same image built without the model. When the cross-compiler
+    is missing, ``measured`` is False, ``fits`` is None and ``reason`` says why.
+
+    Parameters
+    ----------
+    target
+        Name of the deploy target.
+    measured
+        Whether the cross-compiler ran.
+    flash_bytes, ram_bytes, stack_bytes
+        Sizes of the image (None when not measured).
+    model_flash_bytes, model_ram_bytes
+        The model's own share.
+    flash_budget_bytes, ram_budget_bytes
+        The target's budgets.
+    fits
+        True when both budgets hold, None when not measured.
+    reason
+        Why it does not fit (with the excess in bytes), or why it was not measured.
+    compiler
+        ``arm-none-eabi-gcc`` version line and flags.
+    """
+
+    target: str
+    measured: bool
+    flash_budget_bytes: int
+    ram_budget_bytes: int
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    stack_bytes: int | None = None
+    model_flash_bytes: int | None = None
+    model_ram_bytes: int | None = None
+    fits: bool | None = None
+    reason: str = ""
+    compiler: str = ""
+
+    @property
+    def flash_excess_bytes(self) -> int | None:
+        """Bytes over the flash budget (negative: headroom); None when not measured."""
+        return None if self.flash_bytes is None else self.flash_bytes - self.flash_budget_bytes
+
+    @property
+    def ram_excess_bytes(self) -> int | None:
+        """Bytes over the RAM budget (negative: headroom); None when not measured."""
+        return None if self.ram_bytes is None else self.ram_bytes - self.ram_budget_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, with the excesses."""
+        return {
+            **asdict(self),
+            "flash_excess_bytes": self.flash_excess_bytes,
+            "ram_excess_bytes": self.ram_excess_bytes,
+        }
+
+
+def measure_footprint(
+    export: CExport, target: DeployTarget, *, workdir: str | Path | None = None
+) -> Footprint:
+    """Cross-compile ``export`` with a minimal ``main`` for ``target`` and compare with its budget.
+
+    Parameters
+    ----------
+    export
+        The C export of the model.
+    target
+        The deploy target (cpu, float ABI, fpu, budgets).
+    workdir
+        Directory for the build (kept); default a temporary directory that is removed.
+
+    Examples
+    --------
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from retrainer.deploy.tinyml.export import export_c
+    >>> tree = DecisionTreeClassifier().fit([[0.0], [0.1], [0.5], [1.0]], [0, 0, 1, 1])
+    >>> target = DeployTarget("m4", flash_kb=256, ram_kb=64)
+    >>> fp = measure_footprint(export_c(tree), target)
+    >>> fp.fits if fp.measured else True
+    True
+    """
+    compiler = find_tool(CROSS_CC)
+    size_tool = find_tool(CROSS_SIZE)
+    budgets = {
+        "target": target.name,
+        "flash_budget_bytes": target.flash_bytes,
+        "ram_budget_bytes": target.ram_bytes,
+    }
+    if compiler is None or size_tool is None:
+        missing = CROSS_CC if compiler is None else CROSS_SIZE
+        return Footprint(
+            measured=False,
+            reason=f"{missing} not found: install gcc-arm-none-eabi and libnewlib-arm-none-eabi",
+            **budgets,
+        )
+    if workdir is not None:
+        return _measure(export, target, Path(workdir), compiler, size_tool, budgets)
+    with tempfile.TemporaryDirectory(prefix="retrainer-footprint-") as tmp:
+        return _measure(export, target, Path(tmp), compiler, size_tool, budgets)
+
+
+def _measure(
+    export: CExport,
+    target: DeployTarget,
+    work: Path,
+    compiler: str,
+    size_tool: str,
+    budgets: dict[str, Any],
+) -> Footprint:
+    work.mkdir(parents=True, exist_ok=True)
+    export.write(work)
+    (work / "firmware-main.c").write_text(_main(export, with_model=True), encoding="utf-8")
+    (work / "baseline-main.c").write_text(_main(export, with_model=False), encoding="utf-8")
+    flags = [*target.compiler_flags(), *C_FLAGS, *_LINK_FLAGS]
+    includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
+    what = f"cross-compile of {export.name} for {target.name}"
+    run_tool(
+        [compiler, *flags, *includes, "-o", "firmware.elf", "firmware-main.c", f"{export.name}.c"]
+        + ["-lm"],
+        cwd=work,
+        what=what,
+    )
+    run_tool(
+        [compiler, *flags, *includes, "-o", "baseline.elf", "baseline-main.c", "-lm"],
+        cwd=work,
+        what=what,
+    )
+    text, data, bss = _sizes(run_tool([size_tool, "firmware.elf"], cwd=work, what=what))
+    base_text, base_data, base_bss = _sizes(
+        run_tool([size_tool, "baseline.elf"], cwd=work, what=what)
+    )
+    stack = _stack_bytes(work, ("firmware-main", export.name))
+    base_stack = _stack_bytes(work, ("baseline-main",))
+    flash = text + data
+    ram = data + bss + stack
+    flash_over = flash - target.flash_bytes
+    ram_over = ram - target.ram_bytes
+    problems = []
+    if flash_over > 0:
+        problems.append(
+            f"flash {flash} B > budget {target.flash_bytes} B ({flash_over} B over, "
+            f"{flash_over / 1024:.1f} KiB)"
+        )
+    if ram_over > 0:
+        problems.append(
+            f"RAM {ram} B > budget {target.ram_bytes} B ({ram_over} B over, "
+            f"{ram_over / 1024:.1f} KiB)"
+        )
+    version = run_tool([compiler, "--version"], cwd=work, what=what).splitlines()[0]
+    return Footprint(
+        measured=True,
+        flash_bytes=flash,
+        ram_bytes=ram,
+        stack_bytes=stack,
+        model_flash_bytes=flash - (base_text + base_data),
+        model_ram_bytes=ram - (base_data + base_bss + base_stack),
+        fits=not problems,
+        reason="; ".join(problems),
+        compiler=f"{version} {' '.join(target.compiler_flags())} -Os",
+        **budgets,
+    )
+
+
+def _sizes(berkeley: str) -> tuple[int, int, int]:
+    """text, data, bss from ``size`` (Berkeley format) output."""
+    for line in berkeley.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3 and all(f.isdigit() for f in fields[:3]):
+            return int(fields[0]), int(fields[1]), int(fields[2])
+    raise ValueError(f"cannot read sizes from arm-none-eabi-size output: {berkeley!r}")
+
+
+def _stack_bytes(work: Path, stems: tuple[str, ...]) -> int:
+    """Sum of the stack frames in the ``.su`` files of the given sources (``-fstack-usage``)."""
+    total = 0
+    for su in work.glob("*.su"):
+        if not any(re.fullmatch(rf"(.*-)?{re.escape(stem)}\.su", su.name) for stem in stems):
+            continue
+        for line in su.read_text(encoding="utf-8").splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 2 and fields[1].strip().isdigit():
+                total += int(fields[1])
+    return total
+
+
+def _main(export: CExport, *, with_model: bool) -> str:
+    """A minimal firmware ``main``: volatile input and output keep the model from being removed."""
+    out_type = "int32_t" if export.task == "classification" else "float"
+    n = export.n_features
+    call = f"{export.predict_function}(x)" if with_model else f"({out_type})x[0]"
+    include = f'#include "{export.name}.h"\n' if with_model else ""
+    return f"""#include <stdint.h>
+{include}
+volatile float footprint_input[{n}];
+volatile {out_type} footprint_output;
+
+int main(void)
+{{
+    float x[{n}];
+    for (int32_t i = 0; i < {n}; i++) {{
+        x[i] = footprint_input[i];
+    }}
+    footprint_output = {call};
+    return 0;
+}}
+"""

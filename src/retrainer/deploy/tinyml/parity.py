@@ -1,0 +1,311 @@
+"""Parity: compile the exported C on the host, run it on real rows, compare with Python."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrainer.deploy.tinyml.export import CExport
+from retrainer.deploy.tinyml.toolchain import C_FLAGS, find_tool, run_tool
+from retrainer.errors import DataError, RetrainerError
+
+# A regression prediction "agrees" when it is within this share of max(1, |python value|).
+REGRESSION_RTOL = 1e-4
+_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    """How often the compiled C predicts what the Python model predicts, on the same rows.
+
+    Parameters
+    ----------
+    n
+        Rows compared.
+    agreement
+        Share of rows where C and Python agree (regression: within ``REGRESSION_RTOL``).
+    n_disagreements
+        Rows where they differ.
+    disagreeing_rows
+        The first few of those row positions.
+    c_accuracy, python_accuracy
+        Accuracy against ``y`` when labels were given (classification only).
+    max_abs_error
+        Largest ``|C - Python|`` for a regressor.
+    host_ns_per_prediction
+        Host time per C prediction (nanoseconds, timed passes over all rows).
+    compiler
+        The host compiler used.
+    """
+
+    n: int
+    agreement: float
+    n_disagreements: int
+    disagreeing_rows: tuple[int, ...]
+    c_accuracy: float | None
+    python_accuracy: float | None
+    max_abs_error: float | None
+    host_ns_per_prediction: float
+    compiler: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form."""
+        return asdict(self)
+
+
+def check_parity(
+    export: CExport,
+    X: Any,
+    python_predictions: Any,
+    *,
+    y: Any = None,
+    workdir: str | Path | None = None,
+    repeats: int = 3,
+) -> ParityResult:
+    """Compile ``export`` with the host ``cc``, predict every row of ``X`` in C and compare.
+
+    Parameters
+    ----------
+    export
+        The C export of the model.
+    X
+        Rows to predict (array or DataFrame; a DataFrame is reordered to ``export.feature_names``
+        when it has those columns).
+    python_predictions
+        The Python model's ``predict(X)``.
+    y
+        True labels, to also report the accuracy of the C model.
+    workdir
+        Directory for the build (kept); default a temporary directory that is removed.
+    repeats
+        Timed passes over ``X`` for ``host_ns_per_prediction``.
+
+    Examples
+    --------
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from retrainer.deploy.tinyml.export import export_c
+    >>> X = [[0.0], [0.1], [0.5], [1.0]]
+    >>> tree = DecisionTreeClassifier().fit(X, [0, 0, 1, 1])
+    >>> result = check_parity(export_c(tree), X, tree.predict(X), y=[0, 0, 1, 1])
+    >>> result.agreement, result.c_accuracy
+    (1.0, 1.0)
+    """
+    features = feature_matrix(export, X)
+    expected = np.asarray(python_predictions)
+    if expected.shape[0] != features.shape[0]:
+        raise DataError(
+            f"python_predictions has {expected.shape[0]} values but X has {features.shape[0]} rows"
+        )
+    if repeats < 1:
+        raise RetrainerError(f"repeats must be at least 1, got {repeats}")
+    compiler = find_tool("cc")
+    if compiler is None:
+        raise RetrainerError("no host C compiler: install gcc (or put cc on PATH) for parity")
+    if workdir is not None:
+        return _run(export, features, expected, y, Path(workdir), compiler, repeats)
+    with tempfile.TemporaryDirectory(prefix="retrainer-parity-") as tmp:
+        return _run(export, features, expected, y, Path(tmp), compiler, repeats)
+
+
+def feature_matrix(export: CExport, X: Any) -> np.ndarray:
+    """``X`` as the C model reads it: C-ordered float32, checked for width and finiteness.
+
+    Examples
+    --------
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from retrainer.deploy.tinyml.export import export_c
+    >>> export = export_c(DecisionTreeClassifier().fit([[0.0], [1.0]], [0, 1]))
+    >>> feature_matrix(export, [[0.5]]).dtype
+    dtype('float32')
+    """
+    columns = getattr(X, "columns", None)
+    if columns is not None:
+        names = [str(c) for c in columns]
+        missing = [f for f in export.feature_names if f not in names]
+        if not missing:
+            X = X[list(export.feature_names)]
+        elif not _default_names(export):
+            raise DataError(f"X lacks the model's feature columns: {', '.join(missing)}")
+        columns = [str(c) for c in X.columns]
+    try:
+        values = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"X cannot be read as numbers for the C model: {exc}") from exc
+    if values.ndim != 2 or values.shape[1] != export.n_features:
+        raise DataError(
+            f"X has shape {values.shape}; the C model {export.name} takes {export.n_features} "
+            "features per row"
+        )
+    matrix = np.ascontiguousarray(values, dtype=np.float32)
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        label = columns[col] if columns is not None else export.feature_names[col]
+        raise DataError(
+            f"X row {row} column {label!r} is {values[row, col]!r}: not a finite float32"
+        )
+    return matrix
+
+
+def _default_names(export: CExport) -> bool:
+    return export.feature_names == tuple(f"x{i}" for i in range(export.n_features))
+
+
+def _run(
+    export: CExport,
+    features: np.ndarray,
+    expected: np.ndarray,
+    y: Any,
+    work: Path,
+    compiler: str,
+    repeats: int,
+) -> ParityResult:
+    work.mkdir(parents=True, exist_ok=True)
+    export.write(work)
+    classification = export.task == "classification"
+    (work / "parity-main.c").write_text(_harness(export, classification), encoding="utf-8")
+    includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
+    binary = work / "parity"
+    run_tool(
+        [compiler, "-O2", *C_FLAGS, *includes, "-o", binary, "parity-main.c", f"{export.name}.c"]
+        + ["-lm"],
+        cwd=work,
+        what=f"host compile of {export.name}",
+    )
+    features.tofile(work / "features.bin")
+    out = run_tool(
+        [binary, "features.bin", "predictions.bin", str(repeats)],
+        cwd=work,
+        what=f"host run of {export.name}",
+    )
+    raw = np.fromfile(work / "predictions.bin", dtype=np.int32 if classification else np.float32)
+    predicted, same, max_abs_error = compare_outputs(export, raw, expected)
+    c_accuracy = python_accuracy = None
+    if y is not None and classification:
+        labels = np.asarray(y).astype(object)
+        if labels.shape[0] != raw.shape[0]:
+            raise DataError(f"y has {labels.shape[0]} labels but X has {raw.shape[0]} rows")
+        c_accuracy = float(np.mean(predicted == labels))
+        python_accuracy = float(np.mean(expected.astype(object) == labels))
+    n = int(same.shape[0])
+    wrong = np.flatnonzero(~same)
+    return ParityResult(
+        n=n,
+        agreement=float(same.mean()) if n else 1.0,
+        n_disagreements=int(wrong.size),
+        disagreeing_rows=tuple(int(i) for i in wrong[:_SHOWN]),
+        c_accuracy=c_accuracy,
+        python_accuracy=python_accuracy,
+        max_abs_error=max_abs_error,
+        host_ns_per_prediction=float(out.strip() or "nan"),
+        compiler=compiler,
+    )
+
+
+def compare_outputs(
+    export: CExport, raw: np.ndarray, expected: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Map raw C outputs to predictions and compare them with ``expected`` row by row.
+
+    Returns the predictions, a boolean "agrees" mask and, for a regressor, the largest absolute
+    error. Class indices outside ``export.classes`` or a row-count mismatch raise.
+
+    Examples
+    --------
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from retrainer.deploy.tinyml.export import export_c
+    >>> export = export_c(DecisionTreeClassifier().fit([[0.0], [1.0]], ["a", "b"]))
+    >>> compare_outputs(export, np.array([0, 1]), np.array(["a", "a"]))[1]
+    array([ True, False])
+    """
+    if raw.shape[0] != expected.shape[0]:
+        raise RetrainerError(
+            f"the C model {export.name} gave {raw.shape[0]} predictions "
+            f"for {expected.shape[0]} rows"
+        )
+    if export.task != "classification":
+        truth = expected.astype(np.float64)
+        error = np.abs(raw.astype(np.float64) - truth)
+        same = error <= REGRESSION_RTOL * np.maximum(1.0, np.abs(truth))
+        return raw, same, float(error.max()) if error.size else 0.0
+    if raw.size and (raw.min() < 0 or raw.max() >= len(export.classes)):
+        raise RetrainerError(
+            f"the C model {export.name} returned class index {int(raw.max())} outside "
+            f"0..{len(export.classes) - 1}"
+        )
+    predicted = np.asarray(export.classes, dtype=object)[raw]
+    return predicted, np.asarray(predicted == expected.astype(object), dtype=bool), None
+
+
+def _harness(export: CExport, classification: bool) -> str:
+    out_type = "int32_t" if classification else "float"
+    n_features = export.n_features
+    predict = export.predict_function
+    return f"""#define _POSIX_C_SOURCE 199309L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "{export.name}.h"
+
+/* usage: parity features.bin predictions.bin repeats
+ * features.bin: rows of {n_features} native float32; prints nanoseconds per prediction. */
+int main(int argc, char **argv)
+{{
+    if (argc != 4) {{
+        fprintf(stderr, "usage: %s features.bin predictions.bin repeats\\n", argv[0]);
+        return 2;
+    }}
+    FILE *in = fopen(argv[1], "rb");
+    if (in == NULL || fseek(in, 0, SEEK_END) != 0) {{
+        fprintf(stderr, "cannot read %s\\n", argv[1]);
+        return 1;
+    }}
+    const long size = ftell(in);
+    rewind(in);
+    const long row_bytes = (long)sizeof(float) * {n_features};
+    if (size < 0 || size % row_bytes != 0) {{
+        fprintf(stderr, "%s is not a whole number of rows\\n", argv[1]);
+        return 1;
+    }}
+    const long n_rows = size / row_bytes;
+    float *x = malloc((size_t)size + sizeof(float));
+    {out_type} *y = malloc((size_t)n_rows * sizeof({out_type}) + sizeof({out_type}));
+    if (x == NULL || y == NULL || fread(x, 1, (size_t)size, in) != (size_t)size) {{
+        fprintf(stderr, "cannot load %s\\n", argv[1]);
+        return 1;
+    }}
+    fclose(in);
+    for (long r = 0; r < n_rows; r++) {{
+        y[r] = {predict}(x + r * {n_features});
+    }}
+    FILE *out = fopen(argv[2], "wb");
+    if (out == NULL || fwrite(y, sizeof({out_type}), (size_t)n_rows, out) != (size_t)n_rows) {{
+        fprintf(stderr, "cannot write %s\\n", argv[2]);
+        return 1;
+    }}
+    fclose(out);
+    const long repeats = strtol(argv[3], NULL, 10);
+    volatile {out_type} sink = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long k = 0; k < repeats; k++) {{
+        for (long r = 0; r < n_rows; r++) {{
+            sink = {predict}(x + r * {n_features});
+        }}
+    }}
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    (void)sink;
+    const double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    const double calls = (double)repeats * (double)(n_rows > 0 ? n_rows : 1);
+    printf("%.3f\\n", ns / calls);
+    free(x);
+    free(y);
+    return 0;
+}}
+"""
