@@ -16,12 +16,21 @@ def project_settings(**overrides):
         "project": "test",
         "store": {"url": "sqlite:///store.db", "artifacts": "artifacts"},
         "data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
-        "trainer": {"estimator": "sklearn.tree.DecisionTreeClassifier",
-                    "params": {"max_depth": 6, "random_state": 0},
-                    "window": {"batches": 4}, "min_rows": 200},
-        "policy": {"triggers": [{"type": "schedule", "every": "14d"}, {"type": "drift"},
-                                {"type": "concept"}, {"type": "manual"}],
-                   "cooldown": "7d"},
+        "trainer": {
+            "estimator": "sklearn.tree.DecisionTreeClassifier",
+            "params": {"max_depth": 6, "random_state": 0},
+            "window": {"batches": 4},
+            "min_rows": 200,
+        },
+        "policy": {
+            "triggers": [
+                {"type": "schedule", "every": "14d"},
+                {"type": "drift"},
+                {"type": "concept"},
+                {"type": "manual"},
+            ],
+            "cooldown": "7d",
+        },
         "gate": {"metric": "accuracy", "tolerance": 0.01},
     }
     for key, value in overrides.items():

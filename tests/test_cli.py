@@ -17,8 +17,10 @@ def workdir(tmp_path, elec, monkeypatch):
     (tmp_path / "data" / "labels").mkdir(parents=True)
     elec.iloc[:1344].to_csv(tmp_path / "data" / "batches" / "000-history.csv", index=False)
     for week in range(1, 4):
-        part = elec.iloc[1344 + (week - 1) * 336: 1344 + week * 336]
-        part.drop(columns="target").to_parquet(tmp_path / "data" / "batches" / f"{week:03d}.parquet")
+        part = elec.iloc[1344 + (week - 1) * 336 : 1344 + week * 336]
+        part.drop(columns="target").to_parquet(
+            tmp_path / "data" / "batches" / f"{week:03d}.parquet"
+        )
         part[["id", "target"]].to_csv(tmp_path / "data" / "labels" / f"{week:03d}.csv", index=False)
     return tmp_path
 
@@ -30,40 +32,42 @@ def invoke(*args):
 
 def configure(path):
     settings = yaml.safe_load(path.read_text())
-    settings["data"].update(target="target", id_column="id", time_column="timestamp",
-                            labels="data/labels")
-    settings["trainer"].update(estimator="sklearn.tree.DecisionTreeClassifier",
-                               params={"max_depth": 5})
+    settings["data"].update(
+        target="target", id_column="id", time_column="timestamp", labels="data/labels"
+    )
+    settings["trainer"].update(
+        estimator="sklearn.tree.DecisionTreeClassifier", params={"max_depth": 5}
+    )
     path.write_text(yaml.safe_dump(settings))
 
 
 def test_the_whole_loop_from_the_command_line(workdir):
     assert invoke("init").exit_code == 0
-    assert "data.target" in (workdir / "retrainer.yaml").read_text()
+    assert "target: label" in (workdir / "retrainer.yaml").read_text()
     assert invoke("init").exit_code == 2  # refuses to overwrite
     configure(workdir / "retrainer.yaml")
 
     result = invoke("ingest", "data/batches/000-history.csv", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)[0]["n_labelled"] == 1344
+    assert json.loads(result.stdout)[0]["n_labelled"] == 1344
 
-    first = json.loads(invoke("cycle", "--json").output)
+    first = json.loads(invoke("cycle", "--json").stdout)
     assert first["decision"]["action"] == "retrain" and first["champion"] == 1
 
-    batches = json.loads(invoke("ingest", "data/batches", "--json").output)
+    batches = json.loads(invoke("ingest", "data/batches", "--json").stdout)
     assert [b["new"] for b in batches] == [False, True, True, True]
-    labels = json.loads(invoke("ingest", "--labels", "data/labels", "--json").output)
+    labels = json.loads(invoke("ingest", "--labels", "data/labels", "--json").stdout)
     assert sum(x["matched"] for x in labels) == 3 * 336
 
     invoke("retrain", "--reason", "testing the manual trigger")
-    second = json.loads(invoke("cycle", "--json").output)
+    second = json.loads(invoke("cycle", "--json").stdout)
     assert second["decision"]["action"] == "retrain"
     assert any(r.startswith("manual") for r in second["decision"]["reasons"])
-    assert len(second["evaluations"]) == 3  # three weeks scored; v1 is the baseline itself
+    assert len(second["evaluations"]) == 6  # three weeks, scored as champion and as baseline
 
-    status = json.loads(invoke("status", "--json").output)
-    assert status["batches"]["total"] == 4 and status["labelled_rows"] == 4 * 336
-    models = json.loads(invoke("models", "--json").output)
+    status = json.loads(invoke("status", "--json").stdout)
+    assert status["batches"]["total"] == 4 and status["labelled_rows"] == 1344 + 3 * 336
+    models = json.loads(invoke("models", "--json").stdout)
     assert [m["version"] for m in models] == [1, 2]
 
     human = invoke("models")
@@ -71,9 +75,9 @@ def test_the_whole_loop_from_the_command_line(workdir):
     assert "champion" in invoke("status").output
 
     if status["champion"]["version"] == 2:
-        assert json.loads(invoke("rollback", "--json").output)["version"] == 1
-    assert json.loads(invoke("promote", "2", "--json").output)["version"] == 2
-    report = json.loads(invoke("report", "--json").output)["report"]
+        assert json.loads(invoke("rollback", "--json").stdout)["version"] == 1
+    assert json.loads(invoke("promote", "2", "--json").stdout)["version"] == 2
+    report = json.loads(invoke("report", "--json").stdout)["report"]
     assert (workdir / "report.html").exists() and report.endswith("report.html")
 
 
@@ -85,7 +89,7 @@ def test_run_watches_the_source_and_stops(workdir):
     (workdir / "retrainer.yaml").write_text(yaml.safe_dump(settings))
     result = invoke("run", "--interval", "0.01", "--max-cycles", "1", "--json")
     assert result.exit_code == 0, result.output
-    cycle = json.loads(result.output)
+    cycle = json.loads(result.stdout)
     assert len(cycle["batches"]) == 4 and cycle["champion"] == 1
 
 

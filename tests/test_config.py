@@ -29,36 +29,55 @@ def test_the_init_template_is_a_valid_project_file(tmp_path):
     cfg = Config.from_yaml(path)
     assert cfg.trainer.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
     assert {t.type for t in cfg.policy.triggers} == {
-        "schedule", "volume", "drift", "concept", "performance", "manual"}
+        "schedule",
+        "volume",
+        "drift",
+        "concept",
+        "performance",
+        "manual",
+    }
 
 
 def test_every_problem_is_listed_with_its_key_path(tmp_path):
     path = tmp_path / "retrainer.yaml"
-    path.write_text(yaml.safe_dump({
-        "data": {"targte": "y"},
-        "trainer": {"estimator": "sklearn.nope.Model", "window": {"batches": 0}},
-        "policy": {"triggers": [{"type": "volume"}, {"type": "schedule", "cron": "99 * *"}],
-                   "cooldown": "soon"},
-        "gate": {"metric": "accurasy"},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"targte": "y"},
+                "trainer": {"estimator": "sklearn.nope.Model", "window": {"batches": 0}},
+                "policy": {
+                    "triggers": [{"type": "volume"}, {"type": "schedule", "cron": "99 * *"}],
+                    "cooldown": "soon",
+                },
+                "gate": {"metric": "accurasy"},
+            }
+        )
+    )
     with pytest.raises(ConfigError) as info:
         Config.from_yaml(path)
     problems = info.value.problems
     assert any(p.startswith("data.target: field required") for p in problems)
     assert any(p.startswith("data.targte: unknown key") for p in problems)
-    assert any(p.startswith("trainer.estimator: cannot import 'sklearn.nope.Model'") for p in problems)
+    assert any(
+        p.startswith("trainer.estimator: cannot import 'sklearn.nope.Model'") for p in problems
+    )
     assert any(p.startswith("trainer.window.batches:") for p in problems)
-    assert any(p.startswith("policy.triggers.0: a volume trigger needs 'min_rows'") for p in problems)
+    assert any(
+        p.startswith("policy.triggers.0: a volume trigger needs 'min_rows'") for p in problems
+    )
     assert any(p.startswith("policy.triggers.1:") and "cron" in p for p in problems)
     assert any(p.startswith("policy.cooldown:") and "duration" in p for p in problems)
     assert any(p.startswith("gate.metric: must be one of") for p in problems)
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("data: [unclosed", "not valid YAML"),
-    ("- a\n- b\n", "must hold a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "must hold a mapping"),
+    ],
+)
 def test_malformed_files_get_a_clear_error(tmp_path, text, message):
     path = tmp_path / "retrainer.yaml"
     path.write_text(text)
@@ -71,10 +90,16 @@ def test_a_missing_file_is_named(tmp_path):
         Config.from_yaml(tmp_path / "absent.yaml")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("30m", timedelta(minutes=30)), ("12h", timedelta(hours=12)), ("1.5d", timedelta(days=1.5)),
-    ("2w", timedelta(weeks=2)), (90, timedelta(seconds=90)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("30m", timedelta(minutes=30)),
+        ("12h", timedelta(hours=12)),
+        ("1.5d", timedelta(days=1.5)),
+        ("2w", timedelta(weeks=2)),
+        (90, timedelta(seconds=90)),
+    ],
+)
 def test_durations(text, expected):
     assert parse_duration(text) == expected
 

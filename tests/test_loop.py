@@ -17,9 +17,9 @@ def count(project, table):
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory, elec):
-    from retrainer.project import Project
-
     from conftest import project_settings
+
+    from retrainer.project import Project
 
     root = tmp_path_factory.mktemp("replay")
     project = Project.from_dict(project_settings(), root=root)
@@ -69,8 +69,9 @@ def test_lineage_and_aliases(replayed):
     assert lineage["window"]["batches"] and lineage["window"]["rows"] > 0
     assert lineage["trainer"]["estimator"] == "sklearn.tree.DecisionTreeClassifier"
     assert lineage["reasons"] and lineage["gate"]["metric"] == "accuracy"
-    assert {"python", "sklearn"} <= set(lineage.get("packages", lineage).keys()) or \
-        "packages" in str(lineage)
+    assert {"python", "sklearn"} <= set(
+        lineage.get("packages", lineage).keys()
+    ) or "packages" in str(lineage)
     history = project.registry.history("champion")
     assert [h["version"] for h in history][0] == 1
     assert all(h["reason"] for h in history)
@@ -107,16 +108,19 @@ def test_late_labels_join_by_id(make_project, elec):
     project = make_project()
     week = elec.iloc[:336]
     project.ingest(week.drop(columns="target"), key="w1")
-    report = project.ingest_labels(pd.concat([week[["id", "target"]].iloc[:200],
-                                              pd.DataFrame({"id": [10**7], "target": [1]})]))
+    report = project.ingest_labels(
+        pd.concat([week[["id", "target"]].iloc[:200], pd.DataFrame({"id": [10**7], "target": [1]})])
+    )
     assert (report.matched, report.unmatched) == (200, 1)
     with project.store.session() as s:
         row = s.scalar(select(BatchRow))
         frame = project.batch_frame(row, labelled_only=True)
     assert row.n_labelled == 200
-    pd.testing.assert_series_equal(frame["target"].astype(int).reset_index(drop=True),
-                                   week["target"].iloc[:200].reset_index(drop=True),
-                                   check_names=False)
+    pd.testing.assert_series_equal(
+        frame["target"].astype(int).reset_index(drop=True),
+        week["target"].iloc[:200].reset_index(drop=True),
+        check_names=False,
+    )
 
 
 def test_bad_batches_get_clear_errors_and_leave_the_store_as_it_was(make_project, elec):

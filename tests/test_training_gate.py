@@ -19,12 +19,15 @@ def elec():
 
 def test_trainer_predicts_like_the_estimator_fitted_directly(elec):
     train, test = elec.iloc[:3000], elec.iloc[3000:4000]
-    model = Trainer("sklearn.tree.DecisionTreeClassifier", {"max_depth": 6, "random_state": 0}
-                    ).fit(train[ELEC2_FEATURES], train["target"])
+    model = Trainer("sklearn.tree.DecisionTreeClassifier", {"max_depth": 6, "random_state": 0}).fit(
+        train[ELEC2_FEATURES], train["target"]
+    )
     direct = DecisionTreeClassifier(max_depth=6, random_state=0).fit(
-        train[ELEC2_FEATURES], train["target"])
-    np.testing.assert_array_equal(model.predict(test[ELEC2_FEATURES]),
-                                  direct.predict(test[ELEC2_FEATURES]))
+        train[ELEC2_FEATURES], train["target"]
+    )
+    np.testing.assert_array_equal(
+        model.predict(test[ELEC2_FEATURES]), direct.predict(test[ELEC2_FEATURES])
+    )
 
 
 def test_string_columns_are_encoded_and_unseen_values_tolerated():
@@ -33,10 +36,13 @@ def test_string_columns_are_encoded_and_unseen_values_tolerated():
     assert model.predict(pd.DataFrame({"x": [1.0], "colour": ["green"]})).shape == (1,)
 
 
-@pytest.mark.parametrize("path, params, message", [
-    ("sklearn.tree.NoSuchTree", {}, "cannot import"),
-    ("sklearn.tree.DecisionTreeClassifier", {"depth": 3}, "refused them"),
-])
+@pytest.mark.parametrize(
+    "path, params, message",
+    [
+        ("sklearn.tree.NoSuchTree", {}, "cannot import"),
+        ("sklearn.tree.DecisionTreeClassifier", {"depth": 3}, "refused them"),
+    ],
+)
 def test_trainer_errors_name_the_setting(path, params, message):
     with pytest.raises(TrainingError, match=message):
         Trainer(path, params).build()
@@ -50,16 +56,24 @@ def test_training_on_nothing_is_refused():
 def test_gate_scores_match_scikit_learn_and_apply_the_tolerance(elec):
     old, new, holdout = elec.iloc[:2000], elec.iloc[20000:22000], elec.iloc[22000:22500]
     X, y = holdout[ELEC2_FEATURES], holdout["target"]
-    champion = DecisionTreeClassifier(max_depth=5, random_state=0).fit(old[ELEC2_FEATURES],
-                                                                       old["target"])
-    challenger = DecisionTreeClassifier(max_depth=5, random_state=0).fit(new[ELEC2_FEATURES],
-                                                                         new["target"])
+    champion = DecisionTreeClassifier(max_depth=5, random_state=0).fit(
+        old[ELEC2_FEATURES], old["target"]
+    )
+    challenger = DecisionTreeClassifier(max_depth=5, random_state=0).fit(
+        new[ELEC2_FEATURES], new["target"]
+    )
     result = evaluate_gate(challenger, champion, X, y, metric="accuracy")
     assert result.challenger == pytest.approx(accuracy_score(y, challenger.predict(X)))
     assert result.champion == pytest.approx(accuracy_score(y, champion.predict(X)))
     assert result.passed == (result.challenger >= result.champion)
-    reverse = evaluate_gate(champion, challenger, X, y, metric="accuracy",
-                            tolerance=abs(result.challenger - result.champion) + 1e-9)
+    reverse = evaluate_gate(
+        champion,
+        challenger,
+        X,
+        y,
+        metric="accuracy",
+        tolerance=abs(result.challenger - result.champion) + 1e-9,
+    )
     assert reverse.passed and "within the tolerance" in reverse.reason
 
 

@@ -15,8 +15,14 @@ from retrainer.triggers import (
 )
 
 NOW = datetime(2024, 3, 1, 12, tzinfo=UTC)
-ALL = (ScheduleTrigger(every=timedelta(days=7)), VolumeTrigger(1000), DriftTrigger(),
-       ConceptTrigger(), PerformanceTrigger(max_drop=0.05), ManualTrigger())
+ALL = (
+    ScheduleTrigger(every=timedelta(days=7)),
+    VolumeTrigger(1000),
+    DriftTrigger(),
+    ConceptTrigger(),
+    PerformanceTrigger(max_drop=0.05),
+    ManualTrigger(),
+)
 
 
 def ev(**kw):

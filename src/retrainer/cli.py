@@ -1,4 +1,4 @@
-"""The ``retrainer`` command line. Every command that prints results also prints JSON (``--json``)."""
+"""The ``retrainer`` command line. Commands that print results also print JSON (``--json``)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,14 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.option("-c", "--config", default="retrainer.yaml", envvar="RETRAINER_CONFIG",
-              show_default=True, help="The project file.")
+@click.option(
+    "-c",
+    "--config",
+    default="retrainer.yaml",
+    envvar="RETRAINER_CONFIG",
+    show_default=True,
+    help="The project file.",
+)
 @click.version_option(package_name="retrainer")
 @click.pass_context
 def main(ctx: click.Context, config: str) -> None:
@@ -81,25 +87,32 @@ def ingest(ctx: click.Context, path: Path, labels: bool, as_json: bool) -> None:
     def render(rows: list[dict]) -> None:
         for r in rows:
             if labels:
-                console.print(f"labels {r['key']}: {r['matched']} joined to batches "
-                              f"{r['batches']}, {r['unmatched']} unmatched"
-                              + ("" if r["new"] else " (already ingested)"))
+                console.print(
+                    f"labels {r['key']}: {r['matched']} joined to batches "
+                    f"{r['batches']}, {r['unmatched']} unmatched"
+                    + ("" if r["new"] else " (already ingested)")
+                )
             else:
-                console.print(f"batch {r['id']} {r['key']}: {r['n_rows']} rows, "
-                              f"{r['n_labelled']} labelled" + ("" if r["new"] else
-                                                               " (already ingested)"))
+                console.print(
+                    f"batch {r['id']} {r['key']}: {r['n_rows']} rows, "
+                    f"{r['n_labelled']} labelled" + ("" if r["new"] else " (already ingested)")
+                )
 
     _emit(data, as_json, render)
 
 
 def _render_cycle(r: dict) -> None:
-    console.print(f"[bold]cycle {r['cycle']}[/]: {len(r['batches'])} new batch(es), "
-                  f"{len(r['quarantined'])} quarantined")
+    console.print(
+        f"[bold]cycle {r['cycle']}[/]: {len(r['batches'])} new batch(es), "
+        f"{len(r['quarantined'])} quarantined"
+    )
     for a in r["alarms"][:10]:
         console.print(f"  alarm [{a['severity']}] {a['cause']}: {a['message']}  -> {a['action']}")
     for e in r["evaluations"]:
-        console.print(f"  batch {e['batch']} {e['role']} v{e['version']}: "
-                      f"{e['metric']}={e['value']:.4f} on {e['n']} labels")
+        console.print(
+            f"  batch {e['batch']} {e['role']} v{e['version']}: "
+            f"{e['metric']}={e['value']:.4f} on {e['n']} labels"
+        )
     d = r["decision"]
     console.print(f"  decision: [bold]{d['action']}[/] - {'; '.join(d['reasons']) or 'no trigger'}")
     if d["suppressed"]:
@@ -128,7 +141,9 @@ def run(ctx: click.Context, interval: float, max_cycles: int | None, as_json: bo
     project = _project(ctx)
     d = project.config.data
     if not d.source:
-        raise RetrainerError("retrainer run needs data.source (a file or folder) in the project file")
+        raise RetrainerError(
+            "retrainer run needs data.source (a file or folder) in the project file"
+        )
     stop = {"now": False}
 
     def request_stop(signum, frame) -> None:
@@ -142,8 +157,9 @@ def run(ctx: click.Context, interval: float, max_cycles: int | None, as_json: bo
         while not stop["now"] and (max_cycles is None or cycles < max_cycles):
             fresh = [b for b in project.ingest_path(project.config.resolve(d.source)) if b.new]
             if d.labels and project.config.resolve(d.labels).exists() and not stop["now"]:
-                fresh += [x for x in project.ingest_labels_path(project.config.resolve(d.labels))
-                          if x.new]
+                fresh += [
+                    x for x in project.ingest_labels_path(project.config.resolve(d.labels)) if x.new
+                ]
             if fresh and not stop["now"]:
                 _emit(project.cycle().to_dict(), as_json, _render_cycle)
                 cycles += 1
@@ -165,12 +181,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
     def render(s: dict) -> None:
         b = s["batches"]
         console.print(f"[bold]{s['project']}[/] ({s['store']})")
-        console.print(f"batches: {b['total']} ({', '.join(f'{k} {v}' for k, v in b.items() if k != 'total')}); "
-                      f"rows {s['rows']}, labelled {s['labelled_rows']}; cycles {s['cycles']}")
+        states = ", ".join(f"{k} {v}" for k, v in b.items() if k != "total")
+        console.print(
+            f"batches: {b['total']} ({states}); "
+            f"rows {s['rows']}, labelled {s['labelled_rows']}; cycles {s['cycles']}"
+        )
         champ = s["champion"]
-        console.print(f"champion: v{champ['version']} ({champ['metrics'].get('metric')} "
-                      f"{champ['metrics'].get('holdout', float('nan')):.4f} on its holdout)"
-                      if champ else "champion: none")
+        console.print(
+            f"champion: v{champ['version']} ({champ['metrics'].get('metric')} "
+            f"{champ['metrics'].get('holdout', float('nan')):.4f} on its holdout)"
+            if champ
+            else "champion: none"
+        )
         if s["last_decision"]:
             ld = s["last_decision"]
             console.print(f"last decision: {ld['action']} - {'; '.join(ld['reasons']) or 'none'}")
@@ -191,11 +213,15 @@ def models(ctx: click.Context, as_json: bool) -> None:
         table = Table("version", "aliases", "created", "holdout", "gate", "window", "reasons")
         for m in rows:
             w = m["lineage"].get("window", {})
-            table.add_row(str(m["version"]), ",".join(m["aliases"]), m["created_at"][:19],
-                          f"{m['metrics'].get('holdout', float('nan')):.4f}",
-                          "passed" if m["metrics"].get("gate_passed") else "failed",
-                          f"{w.get('from', '')[:10]}..{w.get('to', '')[:10]}",
-                          "; ".join(m["lineage"].get("reasons", []))[:60])
+            table.add_row(
+                str(m["version"]),
+                ",".join(m["aliases"]),
+                m["created_at"][:19],
+                f"{m['metrics'].get('holdout', float('nan')):.4f}",
+                "passed" if m["metrics"].get("gate_passed") else "failed",
+                f"{w.get('from', '')[:10]}..{w.get('to', '')[:10]}",
+                "; ".join(m["lineage"].get("reasons", []))[:60],
+            )
         console.print(table)
 
     _emit(data, as_json, render)
@@ -232,8 +258,12 @@ def retrain(ctx: click.Context, reason: str) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the HTML (default: report.html beside the project file).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the HTML (default: report.html beside the project file).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def report(ctx: click.Context, out: Path | None, as_json: bool) -> None:
@@ -243,8 +273,13 @@ def report(ctx: click.Context, out: Path | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("out/elec2"),
-              show_default=True, help="Folder for the store, artifacts and report.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out/elec2"),
+    show_default=True,
+    help="Folder for the store, artifacts and report.",
+)
 @click.option("--fresh", is_flag=True, help="Start from an empty store in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(out: Path, fresh: bool, as_json: bool) -> None:
@@ -263,25 +298,37 @@ def demo(out: Path, fresh: bool, as_json: bool) -> None:
     if fresh or not config.exists():
         config.write_text(resources.files("retrainer").joinpath("examples/elec2.yaml").read_text())
     project = Project.from_yaml(config)
-    columns = [TextColumn("replaying ELEC2 week by week"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]
+    columns = [
+        TextColumn("replaying ELEC2 week by week"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=err_console, disable=as_json) as bar:
         task = bar.add_task("replay", total=None)
-        summary = replay(project, load_elec2(), report=out / "report.html",
-                         on_step=lambda done, total: bar.update(task, completed=done, total=total))
+        summary = replay(
+            project,
+            load_elec2(),
+            report=out / "report.html",
+            on_step=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     _emit(summary.to_dict(), as_json, _render_summary)
 
 
 def _render_summary(s: dict) -> None:
     m = s["metric"]
-    console.print(f"[bold]ELEC2 replay[/]: {s['batches']} weekly batches, {s['rows_scored']} rows "
-                  f"scored, {s['seconds']} s")
+    console.print(
+        f"[bold]ELEC2 replay[/]: {s['batches']} weekly batches, {s['rows_scored']} rows "
+        f"scored, {s['seconds']} s"
+    )
     console.print(f"alarms (cycles by cause): {s['alarms']}")
     console.print(f"decisions: {s['decisions']}; retrain reasons: {s['reasons']}")
     for line in s["examples"]:
         console.print(f"  e.g. {line}", highlight=False)
-    console.print(f"model versions trained: {s['retrains']} ({s['promotions']} promoted, "
-                  f"{s['rejected']} rejected by the gate)")
+    console.print(
+        f"model versions trained: {s['retrains']} ({s['promotions']} promoted, "
+        f"{s['rejected']} rejected by the gate)"
+    )
     table = Table("model", m)
     table.add_row("continuously trained (retrainer)", f"{s['continuously_trained']:.4f}")
     table.add_row("same model, never retrained", f"{s['never_retrained']:.4f}")

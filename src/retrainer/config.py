@@ -96,6 +96,7 @@ class TrainerSettings(_Section):
     task: Literal["classification", "regression"] = "classification"
     window: WindowSettings = WindowSettings()
     min_rows: int = Field(100, ge=1)
+    threads: int | None = Field(None, ge=1)  # cap native threads (OpenMP, BLAS) in a cycle
 
     @field_validator("estimator")
     @classmethod
@@ -190,6 +191,76 @@ class ReportSettings(_Section):
     baseline: Literal["first", "none"] = "first"
 
 
+WEBHOOK_EVENTS = ("alarm", "decision", "version", "promotion", "rollback")
+
+
+class ServiceScheduleSettings(_Section):
+    """When ``retrainer serve`` runs cycles: on a schedule (``every`` or ``cron``), on arriving
+    data, or both; ``catch_up`` says what happens to slots missed while the service was down."""
+
+    every: timedelta | None = None
+    cron: str | None = None
+    catch_up: Literal["one", "skip"] = "one"
+    grace: timedelta = timedelta(seconds=60)  # a slot seen later than this counts as missed
+    on_data: bool = True  # run a cycle when batches, labels or a retrain request arrive
+    min_gap: timedelta = timedelta(seconds=10)  # between two data-driven cycles
+    tick: timedelta = timedelta(seconds=1)
+    lease: timedelta = timedelta(seconds=30)
+    max_retries: int = Field(1, ge=0)  # retries of an interrupted slot or run
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> ServiceScheduleSettings:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("give 'every' or 'cron', not both")
+        if self.every is not None and self.every.total_seconds() <= 0:
+            raise ValueError("'every' must be positive")
+        if self.cron is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.cron):
+                raise ValueError(f"{self.cron!r} is not a valid cron expression")
+        if self.lease <= self.tick:
+            raise ValueError("'lease' must be longer than 'tick'")
+        return self
+
+
+class WebhookSettings(_Section):
+    """One webhook: events POSTed as JSON, signed with HMAC-SHA256 (secret read from the
+    environment variable ``secret_env``). Private and loopback addresses are refused unless
+    ``allow_private`` is true."""
+
+    url: str
+    events: list[Literal["alarm", "decision", "version", "promotion", "rollback"]] = Field(
+        default_factory=lambda: list(WEBHOOK_EVENTS)
+    )
+    secret_env: str
+    allow_private: bool = False
+    max_attempts: int = Field(6, ge=1)
+    backoff: timedelta = timedelta(seconds=2)
+    timeout: timedelta = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} must be an http:// or https:// URL with a host")
+        return url
+
+
+class ServiceSettings(_Section):
+    """The ``retrainer serve`` process: where it listens, its schedule and its webhooks."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host headers besides the bound one
+    max_upload_mb: float = Field(64.0, gt=0)
+    schedule: ServiceScheduleSettings = ServiceScheduleSettings()
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+
+
 class Config(_Section):
     """Validated settings of one project. Relative paths are resolved against ``root``."""
 
@@ -203,6 +274,7 @@ class Config(_Section):
     policy: PolicySettings = PolicySettings()
     gate: GateSettings = GateSettings()
     report: ReportSettings = ReportSettings()
+    service: ServiceSettings = ServiceSettings()
     root: Path = Path(".")
 
     @classmethod

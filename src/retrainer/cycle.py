@@ -58,10 +58,16 @@ class CycleReport:
 
     def to_dict(self) -> dict:
         return {
-            "cycle": self.cycle_id, "batches": list(self.batches),
-            "quarantined": list(self.quarantined), "alarms": list(self.alarms),
-            "evaluations": list(self.evaluations), "decision": self.decision, "run": self.run,
-            "champion": self.champion, "clock": self.clock, "notes": list(self.notes),
+            "cycle": self.cycle_id,
+            "batches": list(self.batches),
+            "quarantined": list(self.quarantined),
+            "alarms": list(self.alarms),
+            "evaluations": list(self.evaluations),
+            "decision": self.decision,
+            "run": self.run,
+            "champion": self.champion,
+            "clock": self.clock,
+            "notes": list(self.notes),
         }
 
 
@@ -85,8 +91,9 @@ def run_cycle(project: Project) -> CycleReport:
     with project.store.session() as s:
         row = s.get(CycleRow, cycle_id)
         row.status, row.finished_at, row.summary = "done", utcnow(), report.to_dict()
-        project.event(s, "cycle", f"cycle {cycle_id} done: {report.decision['action']}",
-                      cycle_id=cycle_id)
+        project.event(
+            s, "cycle", f"cycle {cycle_id} done: {report.decision['action']}", cycle_id=cycle_id
+        )
     return report
 
 
@@ -105,8 +112,9 @@ class _Cycle:
     def run(self) -> CycleReport:
         champion = self.p.champion
         with self.p.store.session() as s:
-            new = s.scalars(select(BatchRow).where(BatchRow.status == "new")
-                            .order_by(BatchRow.id)).all()
+            new = s.scalars(
+                select(BatchRow).where(BatchRow.status == "new").order_by(BatchRow.id)
+            ).all()
             new_ids = [b.id for b in new]
         quarantined = [b for b in new_ids if not self._check_batch(b, champion)]
         labelled_new = [b for b in new_ids if self._n_labelled(b) > 0]
@@ -115,8 +123,13 @@ class _Cycle:
         decision, decision_id = self._decide(champion is not None)
         outcome: RunOutcome | None = None
         if decision.action == "retrain":
-            outcome = retrain(self.p, cycle_id=self.id, decision_id=decision_id,
-                              reasons=list(decision.reasons), clock=self.clock())
+            outcome = retrain(
+                self.p,
+                cycle_id=self.id,
+                decision_id=decision_id,
+                reasons=list(decision.reasons),
+                clock=self.clock(),
+            )
             if outcome.promoted:
                 self.p.set_state("detector", {})
         self._predict([b for b in new_ids if b not in labelled_new])
@@ -126,10 +139,15 @@ class _Cycle:
                     row.status = "processed"
         now = self.p.champion
         return CycleReport(
-            cycle_id=self.id, batches=tuple(new_ids), quarantined=tuple(quarantined),
-            alarms=tuple(a.to_dict() for a in self.alarms), evaluations=tuple(self.evaluations),
-            decision=decision.to_dict(), run=outcome.to_dict() if outcome else None,
-            champion=now.version if now else None, clock=self.clock().isoformat(),
+            cycle_id=self.id,
+            batches=tuple(new_ids),
+            quarantined=tuple(quarantined),
+            alarms=tuple(a.to_dict() for a in self.alarms),
+            evaluations=tuple(self.evaluations),
+            decision=decision.to_dict(),
+            run=outcome.to_dict() if outcome else None,
+            champion=now.version if now else None,
+            clock=self.clock().isoformat(),
         )
 
     def clock(self) -> datetime:
@@ -152,46 +170,78 @@ class _Cycle:
             row = s.get(BatchRow, batch_id)
             frame = self.p.batch_frame(row)
         schema = self.p.schema()
-        features = self.p.features(frame)
         results: list[CheckResult] = []
         if champion is not None and champion.reference:
             reference = BatchProfile.from_dict(champion.reference)
-            profile = BatchProfile.from_frame(frame[[c for c in features if c in frame]], schema,
-                                              edges=reference.edges())
+            profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
-            results += check_quality(reference, profile, schema,
-                                     max_null_increase=q.max_null_increase,
-                                     max_out_of_range=q.max_out_of_range)
-            drift = check_drift(reference, profile, alpha=d.alpha, psi_threshold=d.psi_threshold,
-                                min_rows=d.min_rows)
+            results += check_quality(
+                reference,
+                profile,
+                schema,
+                max_null_increase=q.max_null_increase,
+                max_out_of_range=q.max_out_of_range,
+            )
+            drift = check_drift(
+                reference,
+                profile,
+                alpha=d.alpha,
+                psi_threshold=d.psi_threshold,
+                min_rows=d.min_rows,
+            )
             verdict = dataset_drift(drift, share=d.share)
             results += [*drift, verdict]
             self.drifted |= {r.column for r in drift if r.alarm and r.column}
             self.dataset_drift |= verdict.alarm
         else:
-            profile = BatchProfile.from_frame(frame[features], schema)
+            profile = BatchProfile.from_frame(frame, schema)
         alarms = diagnose(results)
         blocking = [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
         self.alarms += alarms
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
-            s.merge(ProfileRow(batch_id=batch_id, profile=profile.to_dict(),
-                               reference_version=champion.version if champion else None))
+            s.merge(
+                ProfileRow(
+                    batch_id=batch_id,
+                    profile=profile.to_dict(),
+                    reference_version=champion.version if champion else None,
+                )
+            )
             for r in results:
-                s.add(CheckRow(cycle_id=self.id, batch_id=batch_id, kind=r.kind, name=r.name,
-                               column=r.column, statistic=_num(r.statistic),
-                               p_value=_num(r.p_value), threshold=_num(r.threshold),
-                               alarm=r.alarm, severity=r.severity,
-                               detail={"message": r.message, "status": r.status, **r.detail}))
+                s.add(
+                    CheckRow(
+                        cycle_id=self.id,
+                        batch_id=batch_id,
+                        kind=r.kind,
+                        name=r.name,
+                        column=r.column,
+                        statistic=_num(r.statistic),
+                        p_value=_num(r.p_value),
+                        threshold=_num(r.threshold),
+                        alarm=r.alarm,
+                        severity=r.severity,
+                        detail={"message": r.message, "status": r.status, **r.detail},
+                    )
+                )
             n_alarms = sum(r.alarm for r in results)
-            self.p.event(s, "check", f"batch {batch_id}: {len(results)} checks, {n_alarms} alarms",
-                         cycle_id=self.id, batch_id=batch_id,
-                         causes=sorted({a.cause for a in alarms}))
+            self.p.event(
+                s,
+                "check",
+                f"batch {batch_id}: {len(results)} checks, {n_alarms} alarms",
+                cycle_id=self.id,
+                batch_id=batch_id,
+                causes=sorted({a.cause for a in alarms}),
+            )
             if blocking:
                 row.status = "quarantined"
                 row.note = "; ".join(f"{a.cause}: {a.message}" for a in blocking)
-                self.p.event(s, "quarantine", f"batch {batch_id} quarantined: {row.note}",
-                             cycle_id=self.id, batch_id=batch_id)
+                self.p.event(
+                    s,
+                    "quarantine",
+                    f"batch {batch_id} quarantined: {row.note}",
+                    cycle_id=self.id,
+                    batch_id=batch_id,
+                )
         return not blocking
 
     # --------------------------------------------------------------------- predictions
@@ -200,9 +250,9 @@ class _Cycle:
         if champion is None or not batch_ids:
             return
         roles = [("champion", champion.version)]
-        if self.cfg.report.baseline == "first" and champion.version != 1:
+        if self.cfg.report.baseline == "first":
             roles.append(("baseline", 1))
-        models = {v: self.p.registry.load(v) for _, v in roles}
+        models = {v: self.p.load_model(v) for _, v in roles}
         id_col = self.cfg.data.id_column
         for batch_id in batch_ids:
             with self.p.store.session() as s:
@@ -217,8 +267,11 @@ class _Cycle:
                     table["score"] = proba.to_numpy()
                 sha = self.p.artifacts.put_frame(table)
                 with self.p.store.session() as s:
-                    s.add(PredictionSetRow(batch_id=batch_id, version=version, role=role,
-                                           artifact=sha))
+                    s.add(
+                        PredictionSetRow(
+                            batch_id=batch_id, version=version, role=role, artifact=sha
+                        )
+                    )
 
     # ----------------------------------------------------------------------- evaluation
     def _evaluate(self) -> None:
@@ -227,11 +280,14 @@ class _Cycle:
         state = self.p.get_state("detector") or {}
         detector = DDM.from_state(state) if state else DDM(**self.cfg.checks.concept.params)
         with self.p.store.session() as s:
-            rows = s.scalars(select(BatchRow).where(BatchRow.n_labelled > 0,
-                                                    BatchRow.evaluated.is_(False))
-                             .order_by(BatchRow.id)).all()
-            sets = s.scalars(select(PredictionSetRow).where(
-                PredictionSetRow.batch_id.in_([r.id for r in rows]))).all()
+            rows = s.scalars(
+                select(BatchRow)
+                .where(BatchRow.n_labelled > 0, BatchRow.evaluated.is_(False))
+                .order_by(BatchRow.id)
+            ).all()
+            sets = s.scalars(
+                select(PredictionSetRow).where(PredictionSetRow.batch_id.in_([r.id for r in rows]))
+            ).all()
         for row in rows:
             mine = [p for p in sets if p.batch_id == row.id]
             if not mine:
@@ -244,9 +300,15 @@ class _Cycle:
                 y_pred = preds["prediction"].to_numpy()[known]
                 y_score = preds["score"].to_numpy()[known] if "score" in preds else None
                 value = score(metric, y[known].to_numpy(), y_pred, y_score)
-                entry = {"batch": row.id, "version": pset.version, "role": pset.role,
-                         "metric": metric, "value": value, "n": int(known.sum()),
-                         "data_time": _aware(row.data_time).isoformat() if row.data_time else None}
+                entry = {
+                    "batch": row.id,
+                    "version": pset.version,
+                    "role": pset.role,
+                    "metric": metric,
+                    "value": value,
+                    "n": int(known.sum()),
+                    "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
+                }
                 self.evaluations.append(entry)
                 if pset.role == "champion" and self.cfg.trainer.task == "classification":
                     errors = (y_pred != y[known].to_numpy()).astype(float)
@@ -255,15 +317,35 @@ class _Cycle:
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
                 for e in (e for e in self.evaluations if e["batch"] == row.id):
-                    s.add(CheckRow(cycle_id=self.id, batch_id=row.id, kind="performance",
-                                   name=metric, statistic=_num(e["value"]), alarm=False,
-                                   detail=e))
-                self.p.event(s, "evaluate", f"batch {row.id} scored on {int(known.sum())} labels",
-                             cycle_id=self.id, batch_id=row.id)
+                    s.add(
+                        CheckRow(
+                            cycle_id=self.id,
+                            batch_id=row.id,
+                            kind="performance",
+                            name=metric,
+                            statistic=_num(e["value"]),
+                            alarm=False,
+                            detail=e,
+                        )
+                    )
+                self.p.event(
+                    s,
+                    "evaluate",
+                    f"batch {row.id} scored on {int(known.sum())} labels",
+                    cycle_id=self.id,
+                    batch_id=row.id,
+                )
         if self.concept_drift:
-            self.alarms.append(Alarm("changed_relation", "retrain on recent labelled data",
-                                     "warning", "ddm", None,
-                                     "the champion's error rate rose (DDM)"))
+            self.alarms.append(
+                Alarm(
+                    "changed_relation",
+                    "retrain on recent labelled data",
+                    "warning",
+                    "ddm",
+                    None,
+                    "the champion's error rate rose (DDM)",
+                )
+            )
         self.p.set_state("detector", detector.state_dict())
 
     # ------------------------------------------------------------------------- decision
@@ -275,25 +357,37 @@ class _Cycle:
         if mine:
             total = sum(e["n"] for e in mine)
             performance = sum(e["value"] * e["n"] for e in mine) / total
-        reference = (champion.metrics.get("holdout") if champion else None)
+        reference = champion.metrics.get("holdout") if champion else None
         last, since = self._last_retrain()
         evidence = Evidence(
-            now=self.clock(), last_retrain=last, new_labelled_rows=self._labelled_since(since),
-            alarms=tuple(self.alarms), drifted_columns=tuple(sorted(self.drifted)),
-            dataset_drift=self.dataset_drift, concept_drift=self.concept_drift,
-            metric=self.cfg.gate.metric, performance=performance,
-            reference_performance=reference, manual=manual.get("reason"),
+            now=self.clock(),
+            last_retrain=last,
+            new_labelled_rows=self._labelled_since(since),
+            alarms=tuple(self.alarms),
+            drifted_columns=tuple(sorted(self.drifted)),
+            dataset_drift=self.dataset_drift,
+            concept_drift=self.concept_drift,
+            metric=self.cfg.gate.metric,
+            performance=performance,
+            reference_performance=reference,
+            manual=manual.get("reason"),
             has_champion=has_champion,
         )
         decision = self.p.policy.decide(evidence)
         with self.p.store.session() as s:
-            row = DecisionRow(cycle_id=self.id, at=evidence.now, action=decision.action,
-                              reasons=list(decision.reasons), suppressed=list(decision.suppressed))
+            row = DecisionRow(
+                cycle_id=self.id,
+                at=evidence.now,
+                action=decision.action,
+                reasons=list(decision.reasons),
+                suppressed=list(decision.suppressed),
+            )
             s.add(row)
             s.flush()
             why = "; ".join(decision.reasons) or "no trigger fired"
-            self.p.event(s, "decision", f"{decision.action}: {why}", cycle_id=self.id,
-                         **decision.to_dict())
+            self.p.event(
+                s, "decision", f"{decision.action}: {why}", cycle_id=self.id, **decision.to_dict()
+            )
             if manual:
                 self.p.set_state("manual", {}, s)
             return decision, row.id
@@ -301,16 +395,23 @@ class _Cycle:
     def _last_retrain(self) -> tuple[datetime | None, int]:
         """Clock time of the last run that produced a version, and the last batch it used."""
         with self.p.store.session() as s:
-            run = s.scalars(select(RunRow).where(RunRow.version.is_not(None))
-                            .order_by(RunRow.id.desc()).limit(1)).first()
+            run = s.scalars(
+                select(RunRow)
+                .where(RunRow.version.is_not(None))
+                .order_by(RunRow.id.desc())
+                .limit(1)
+            ).first()
         if run is None:
             return None, 0
         return datetime.fromisoformat(run.window["clock"]), int(run.window.get("last_batch", 0))
 
     def _labelled_since(self, batch_id: int) -> int:
         with self.p.store.session() as s:
-            total = s.scalar(select(func.sum(BatchRow.n_labelled)).where(
-                BatchRow.id > batch_id, BatchRow.status != "quarantined"))
+            total = s.scalar(
+                select(func.sum(BatchRow.n_labelled)).where(
+                    BatchRow.id > batch_id, BatchRow.status != "quarantined"
+                )
+            )
         return int(total or 0)
 
 

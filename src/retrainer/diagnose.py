@@ -45,8 +45,12 @@ class Alarm:
 
     def to_dict(self) -> dict:
         return {
-            "cause": self.cause, "action": self.action, "severity": self.severity,
-            "check": self.check, "column": self.column, "message": self.message,
+            "cause": self.cause,
+            "action": self.action,
+            "severity": self.severity,
+            "check": self.check,
+            "column": self.column,
+            "message": self.message,
             "blocking": self.blocking,
         }
 

@@ -57,11 +57,22 @@ def evaluate_gate(
     """Compare ``challenger`` with ``champion`` on held-out rows ``X, y``."""
     challenger_score = model_score(challenger, X, y, metric)
     if champion is None:
-        return GateResult(True, metric, challenger_score, None, tolerance, len(X),
-                          "no champion yet: the first model is promoted")
+        return GateResult(
+            True,
+            metric,
+            challenger_score,
+            None,
+            tolerance,
+            len(X),
+            "no champion yet: the first model is promoted",
+        )
     champion_score = model_score(champion, X, y, metric)
     worse = is_worse(metric, challenger_score, champion_score, tolerance)
     verdict = "regresses beyond" if worse else "is within"
-    reason = (f"challenger {metric}={challenger_score:.4f} vs champion {champion_score:.4f} "
-              f"on {len(X)} held-out rows: {verdict} the tolerance {tolerance}")
-    return GateResult(not worse, metric, challenger_score, champion_score, tolerance, len(X), reason)
+    reason = (
+        f"challenger {metric}={challenger_score:.4f} vs champion {champion_score:.4f} "
+        f"on {len(X)} held-out rows: {verdict} the tolerance {tolerance}"
+    )
+    return GateResult(
+        not worse, metric, challenger_score, champion_score, tolerance, len(X), reason
+    )

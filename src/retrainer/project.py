@@ -60,9 +60,15 @@ class BatchInfo:
         return cls(row.id, row.key, row.n_rows, row.n_labelled, row.status, row.data_time, new)
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "key": self.key, "n_rows": self.n_rows,
-                "n_labelled": self.n_labelled, "status": self.status, "new": self.new,
-                "data_time": self.data_time.isoformat() if self.data_time else None}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "n_rows": self.n_rows,
+            "n_labelled": self.n_labelled,
+            "status": self.status,
+            "new": self.new,
+            "data_time": self.data_time.isoformat() if self.data_time else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,14 @@ class LabelReport:
     new: bool = True
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "n_rows": self.n_rows, "matched": self.matched,
-                "unmatched": self.unmatched, "batches": list(self.batches), "new": self.new}
+        return {
+            "key": self.key,
+            "n_rows": self.n_rows,
+            "matched": self.matched,
+            "unmatched": self.unmatched,
+            "batches": list(self.batches),
+            "new": self.new,
+        }
 
 
 class Project:
@@ -91,6 +103,7 @@ class Project:
         self.registry = Registry(self.store, self.artifacts)
         self.trainer = Trainer(config.trainer.estimator, dict(config.trainer.params))
         self.policy = Policy.from_settings(config.policy)
+        self._models: dict[int, Any] = {}
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Project:
@@ -126,7 +139,8 @@ class Project:
         """The data contract: from the project file, or inferred from the first batch."""
         declared = self.config.data.schema_
         if isinstance(declared, dict):
-            return Schema(tuple(ColumnSpec(name=n, **spec) for n, spec in declared.items()))
+            columns = tuple(ColumnSpec(name=n, **spec) for n, spec in declared.items())
+            return Schema(columns, ignored=tuple(self.special_columns()))
         value = self.get_state("schema")
         return Schema.from_dict(value) if value else None
 
@@ -152,11 +166,18 @@ class Project:
             with self.store.session() as s:
                 yield s
 
-    def event(self, s: Session, kind: str, message: str, *, cycle_id: int | None = None,
-              batch_id: int | None = None, **data: Any) -> None:
+    def event(
+        self,
+        s: Session,
+        kind: str,
+        message: str,
+        *,
+        cycle_id: int | None = None,
+        batch_id: int | None = None,
+        **data: Any,
+    ) -> None:
         """Add one event to the log (in the caller's transaction)."""
-        s.add(EventRow(kind=kind, message=message, cycle_id=cycle_id, batch_id=batch_id,
-                       data=data))
+        s.add(EventRow(kind=kind, message=message, cycle_id=cycle_id, batch_id=batch_id, data=data))
 
     # ---------------------------------------------------------------------- ingest
     def ingest(self, data: Any, *, key: str | None = None, source: str = "") -> BatchInfo:
@@ -178,28 +199,45 @@ class Project:
             if existing is not None:
                 return BatchInfo.of(existing, new=False)
             if self.schema() is None:
-                inferred = Schema.infer(frame[self.features(frame)])
+                inferred = Schema.infer(frame, exclude=self.special_columns())
                 self.set_state("schema", inferred.to_dict(), s)
-            row = BatchRow(key=key, source=source, n_rows=len(frame), artifact=sha,
-                           data_time=data_time, n_labelled=n_labelled)
+            row = BatchRow(
+                key=key,
+                source=source,
+                n_rows=len(frame),
+                artifact=sha,
+                data_time=data_time,
+                n_labelled=n_labelled,
+            )
             s.add(row)
             s.flush()
-            self.event(s, "ingest", f"batch {row.id} ({len(frame)} rows) from {where}",
-                       batch_id=row.id, key=key, rows=len(frame), labelled=n_labelled)
+            self.event(
+                s,
+                "ingest",
+                f"batch {row.id} ({len(frame)} rows) from {where}",
+                batch_id=row.id,
+                key=key,
+                rows=len(frame),
+                labelled=n_labelled,
+            )
             return BatchInfo.of(row)
 
     def ingest_path(self, path: str | Path) -> list[BatchInfo]:
         """Ingest a CSV or Parquet file, or every such file of a folder (one batch each)."""
-        return [self.ingest(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
-                for f in list_files(path)]
+        return [
+            self.ingest(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
+            for f in list_files(path)
+        ]
 
     def _conform(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         d = self.config.data
         frame = frame.copy()
         missing = [c for c in (d.id_column, d.time_column) if c and c not in frame.columns]
         if missing:
-            raise DataError(f"{where}: missing column(s) {missing} named in the project file "
-                            f"(data.id_column / data.time_column); columns are {list(frame.columns)}")
+            raise DataError(
+                f"{where}: missing column(s) {missing} named in the project file "
+                f"(data.id_column / data.time_column); columns are {list(frame.columns)}"
+            )
         schema = self.schema()
         if schema is not None:
             frame = schema.conform(frame, source=where)
@@ -219,8 +257,9 @@ class Project:
         labels = to_pandas(data, source=where)
         missing = [c for c in (id_col, target) if c not in labels.columns]
         if missing:
-            raise DataError(f"{where}: missing column(s) {missing}; columns are "
-                            f"{list(labels.columns)}")
+            raise DataError(
+                f"{where}: missing column(s) {missing}; columns are {list(labels.columns)}"
+            )
         labels = labels[[id_col, target]].dropna()
         if labels.empty:
             raise DataError(f"{where}: no labelled rows")
@@ -234,8 +273,9 @@ class Project:
                 return LabelReport(key, len(labels), 0, 0, (), new=False)
             by_id = labels.set_index(id_col)[target]
             matched, touched = 0, []
-            rows = s.scalars(select(BatchRow).where(BatchRow.n_labelled < BatchRow.n_rows)
-                             .order_by(BatchRow.id)).all()
+            rows = s.scalars(
+                select(BatchRow).where(BatchRow.n_labelled < BatchRow.n_rows).order_by(BatchRow.id)
+            ).all()
             for row in rows:
                 frame = self.batch_frame(row)
                 known = frame[target] if target in frame else pd.Series(index=frame.index)
@@ -252,15 +292,24 @@ class Project:
                 touched.append(row.id)
             s.add(LabelSetRow(key=key, source=source, n_rows=len(labels), artifact=sha))
             unmatched = len(labels) - matched
-            self.event(s, "labels", f"{len(labels)} labels from {where}: {matched} joined to "
-                       f"batches {touched}, {unmatched} matched no stored row",
-                       key=key, matched=matched, unmatched=unmatched, batches=touched)
+            self.event(
+                s,
+                "labels",
+                f"{len(labels)} labels from {where}: {matched} joined to "
+                f"batches {touched}, {unmatched} matched no stored row",
+                key=key,
+                matched=matched,
+                unmatched=unmatched,
+                batches=touched,
+            )
         return LabelReport(key, len(labels), matched, unmatched, tuple(touched))
 
     def ingest_labels_path(self, path: str | Path) -> list[LabelReport]:
         """Ingest late labels from a CSV or Parquet file or folder."""
-        return [self.ingest_labels(read_table(f), key=f"file:{f.name}:{_file_sha(f)}",
-                                   source=str(f)) for f in list_files(path)]
+        return [
+            self.ingest_labels(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
+            for f in list_files(path)
+        ]
 
     def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
         """The rows of a stored batch, with late labels joined in."""
@@ -269,18 +318,22 @@ class Project:
             id_col, target = self.config.data.id_column, self.target
             labels = self.artifacts.get_frame(row.labels).set_index(id_col)[target]
             joined = frame[id_col].map(labels)
-            frame[target] = frame[target].where(frame[target].notna(), joined) if (
-                target in frame) else joined
+            frame[target] = (
+                frame[target].where(frame[target].notna(), joined) if (target in frame) else joined
+            )
         if labelled_only:
             frame = frame[frame[self.target].notna()] if self.target in frame else frame.iloc[:0]
         return frame
 
     # ------------------------------------------------------------------- the loop
-    def cycle(self, *, progress: Any = None) -> Any:
+    def cycle(self) -> Any:
         """Run one pass of the loop over what arrived since the last one."""
+        from threadpoolctl import threadpool_limits
+
         from retrainer.cycle import run_cycle
 
-        return run_cycle(self)
+        with threadpool_limits(limits=self.config.trainer.threads):
+            return run_cycle(self)
 
     def request_retrain(self, reason: str, actor: str = "user") -> None:
         """Ask for a retrain at the next cycle (the manual trigger; ignores the cooldown)."""
@@ -299,8 +352,9 @@ class Project:
         """The model version the ``champion`` alias points to."""
         return self.registry.alias("champion")
 
-    def promote(self, version: int, *, reason: str = "promoted by hand",
-                actor: str = "user") -> ModelVersion:
+    def promote(
+        self, version: int, *, reason: str = "promoted by hand", actor: str = "user"
+    ) -> ModelVersion:
         """Make ``version`` the champion."""
         result = self.registry.promote(version, reason=reason, actor=actor)
         self.set_state("detector", {})
@@ -313,13 +367,16 @@ class Project:
         return result
 
     def load_model(self, version: int | None = None) -> Any:
-        """Load a model version (default: the champion), verified against its hash."""
+        """Load a model version (default: the champion), verified against its hash when first
+        loaded by this process (versions are immutable)."""
         if version is None:
             champion = self.champion
             if champion is None:
                 raise NotFoundError("no champion yet: run a cycle with labelled data first")
             version = champion.version
-        return self.registry.load(version)
+        if version not in self._models:
+            self._models[version] = self.registry.load(version)
+        return self._models[version]
 
     # -------------------------------------------------------------------- views
     def status(self) -> dict:
@@ -352,6 +409,8 @@ def _utc(values: pd.Series, where: str) -> pd.Series:
     except (ValueError, TypeError) as exc:
         raise DataError(f"{where}: not a timestamp: {exc}") from None
     if getattr(parsed.dt, "tz", None) is None:
-        raise DataError(f"{where}: timestamps without a time zone are ambiguous; "
-                        "write them with an offset (e.g. 2024-05-01T10:00:00+00:00)")
+        raise DataError(
+            f"{where}: timestamps without a time zone are ambiguous; "
+            "write them with an offset (e.g. 2024-05-01T10:00:00+00:00)"
+        )
     return parsed.dt.tz_convert(UTC)

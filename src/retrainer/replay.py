@@ -63,9 +63,16 @@ def split_periods(frame: pd.DataFrame, time_column: str, period: str) -> list[pd
     return [frame[index == i] for i in np.unique(index)]
 
 
-def replay(project: Project, frame: pd.DataFrame, *, period: str = "7D", history: int = 4,
-           label_delay: int = 1, on_step: Callable[[int, int], None] | None = None,
-           report: Path | None = None) -> ReplaySummary:
+def replay(
+    project: Project,
+    frame: pd.DataFrame,
+    *,
+    period: str = "7D",
+    history: int = 4,
+    label_delay: int = 1,
+    on_step: Callable[[int, int], None] | None = None,
+    report: Path | None = None,
+) -> ReplaySummary:
     """Replay ``frame`` through ``project``'s loop and summarise the outcome."""
     d = project.config.data
     if not d.time_column or not d.id_column:
@@ -94,15 +101,23 @@ def replay(project: Project, frame: pd.DataFrame, *, period: str = "7D", history
         on_step(total, total)
     scored = pd.concat(stream)
     y = scored[d.target].to_numpy()
-    naive = float(np.mean(y[1:] == y[:-1])) if project.config.trainer.task == "classification" \
-        else None
+    naive = (
+        float(np.mean(y[1:] == y[:-1])) if project.config.trainer.task == "classification" else None
+    )
     path = project.report(report) if report else None
-    return summarise(project, len(periods) - history + 1, len(scored), naive,
-                     time.perf_counter() - started, path)
+    return summarise(
+        project, len(periods) - history + 1, len(scored), naive, time.perf_counter() - started, path
+    )
 
 
-def summarise(project: Project, batches: int, rows: int, naive: float | None, seconds: float,
-              report: Path | None) -> ReplaySummary:
+def summarise(
+    project: Project,
+    batches: int,
+    rows: int,
+    naive: float | None,
+    seconds: float,
+    report: Path | None,
+) -> ReplaySummary:
     """Collect the replay's numbers from the store."""
     perf = views.performance(project)
     promos = views.promotions(project)
@@ -111,15 +126,26 @@ def summarise(project: Project, batches: int, rows: int, naive: float | None, se
     for text in decisions.loc[decisions["action"] == "retrain", "reasons"]:
         for reason in text.split("; "):
             reasons[reason.split(":")[0]] += 1
-    examples = [f"{a}: {r}" for a, r in decisions.loc[decisions["action"] != "hold",
-                                                      ["action", "reasons"]].head(6).values]
+    examples = [
+        f"{a}: {r}"
+        for a, r in decisions.loc[decisions["action"] != "hold", ["action", "reasons"]]
+        .head(6)
+        .values
+    ]
     return ReplaySummary(
-        batches=batches, rows_scored=rows, metric=project.config.gate.metric,
+        batches=batches,
+        rows_scored=rows,
+        metric=project.config.gate.metric,
         continuously_trained=views.overall(perf, "champion"),
-        never_retrained=views.overall(perf, "baseline"), previous_label=naive,
-        retrains=len(promos), promotions=int(promos["promoted"].sum()),
+        never_retrained=views.overall(perf, "baseline"),
+        previous_label=naive,
+        retrains=len(promos),
+        promotions=int(promos["promoted"].sum()),
         rejected=int((~promos["promoted"]).sum()),
-        decisions=dict(Counter(decisions["action"])), alarms=views.alarm_causes(project),
-        reasons=dict(reasons), seconds=round(seconds, 1),
-        report=str(report) if report else None, examples=examples,
+        decisions=dict(Counter(decisions["action"])),
+        alarms=views.alarm_causes(project),
+        reasons=dict(reasons),
+        seconds=round(seconds, 1),
+        report=str(report) if report else None,
+        examples=examples,
     )

@@ -41,24 +41,38 @@ img{max-width:100%}
 def performance_figure(perf: pd.DataFrame, promos: pd.DataFrame, metric: str) -> plt.Figure:
     """Per-batch metric of the continuously trained champion vs the never-retrained baseline."""
     fig, ax = plt.subplots(figsize=(11, 4.2), dpi=100)
-    labels = {"champion": "continuously trained (champion)",
-              "baseline": "never retrained (first model)"}
+    labels = {
+        "champion": "continuously trained (champion)",
+        "baseline": "never retrained (first model)",
+    }
     colors = {"champion": "#1f77b4", "baseline": "#d62728"}
     for role in ("baseline", "champion"):
         part = perf[perf["role"] == role]
         if len(part):
             x = part["data_time"] if part["data_time"].notna().all() else part["batch"]
             mean = views.overall(perf, role)
-            ax.plot(x, part["value"], color=colors[role], lw=1.4,
-                    label=f"{labels[role]}: {metric} {mean:.3f}")
+            ax.plot(
+                x,
+                part["value"],
+                color=colors[role],
+                lw=1.4,
+                label=f"{labels[role]}: {metric} {mean:.3f}",
+            )
     promoted = promos[promos["promoted"]]
     for i, when in enumerate(promoted["clock"]):
-        ax.axvline(when, color="#2ca02c", alpha=0.35, lw=1,
-                   label="retrain promoted" if i == 0 else None)
+        ax.axvline(
+            when, color="#2ca02c", alpha=0.35, lw=1, label="retrain promoted" if i == 0 else None
+        )
     rejected = promos[~promos["promoted"]]
     for i, when in enumerate(rejected["clock"]):
-        ax.axvline(when, color="#999", alpha=0.5, lw=1, ls=":",
-                   label="retrain rejected by the gate" if i == 0 else None)
+        ax.axvline(
+            when,
+            color="#999",
+            alpha=0.5,
+            lw=1,
+            ls=":",
+            label="retrain rejected by the gate" if i == 0 else None,
+        )
     ax.set_ylabel(f"{metric} per batch")
     ax.set_title(f"{metric} over time: model left to decay vs continuously trained")
     ax.grid(alpha=0.3)
@@ -93,9 +107,11 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _drift_share(project: Project) -> pd.DataFrame:
     with project.store.session() as s:
-        rows = s.execute(select(CheckRow.batch_id, CheckRow.statistic, BatchRow.data_time)
-                         .join(BatchRow, BatchRow.id == CheckRow.batch_id)
-                         .where(CheckRow.name == "dataset_drift")).all()
+        rows = s.execute(
+            select(CheckRow.batch_id, CheckRow.statistic, BatchRow.data_time)
+            .join(BatchRow, BatchRow.id == CheckRow.batch_id)
+            .where(CheckRow.name == "dataset_drift")
+        ).all()
     frame = pd.DataFrame(rows, columns=["batch", "share", "data_time"])
     frame["data_time"] = pd.to_datetime(frame["data_time"], utc=True)
     return frame
@@ -110,16 +126,22 @@ def write_report(project: Project, path: Path) -> Path:
     decisions = views.decisions(project)
     champion_score = views.overall(perf, "champion")
     baseline_score = views.overall(perf, "baseline")
-    cards = [("batches", status["batches"]["total"]), ("rows", status["rows"]),
-             ("model versions", status["models"]),
-             ("champion", f"v{status['champion']['version']}" if status["champion"] else "none"),
-             (f"{metric}, continuously trained", _fmt(champion_score)),
-             (f"{metric}, never retrained", _fmt(baseline_score)),
-             ("retrains promoted", int(promos["promoted"].sum()))]
-    parts = [f"<h1>retrainer report: {html.escape(project.config.project)}</h1>",
-             f"<p class=sub>store {html.escape(status['store'])}</p>",
-             '<div class="cards">' + "".join(f'<div class="card">{html.escape(k)}<b>{v}</b></div>'
-                                             for k, v in cards) + "</div>"]
+    cards = [
+        ("batches", status["batches"]["total"]),
+        ("rows", status["rows"]),
+        ("model versions", status["models"]),
+        ("champion", f"v{status['champion']['version']}" if status["champion"] else "none"),
+        (f"{metric}, continuously trained", _fmt(champion_score)),
+        (f"{metric}, never retrained", _fmt(baseline_score)),
+        ("retrains promoted", int(promos["promoted"].sum())),
+    ]
+    parts = [
+        f"<h1>retrainer report: {html.escape(project.config.project)}</h1>",
+        f"<p class=sub>store {html.escape(status['store'])}</p>",
+        '<div class="cards">'
+        + "".join(f'<div class="card">{html.escape(k)}<b>{v}</b></div>' for k, v in cards)
+        + "</div>",
+    ]
     if len(perf):
         parts += ["<h2>Performance over time</h2>", _png(performance_figure(perf, promos, metric))]
     drift = _drift_share(project)
@@ -127,26 +149,38 @@ def write_report(project: Project, path: Path) -> Path:
         parts += ["<h2>Data drift</h2>", _png(drift_figure(drift))]
     causes = views.alarm_causes(project)
     if causes:
-        parts += ["<h2>Alarms by cause (cycles)</h2>",
-                  _table(pd.DataFrame(sorted(causes.items()), columns=["cause", "cycles"]))]
+        parts += [
+            "<h2>Alarms by cause (cycles)</h2>",
+            _table(pd.DataFrame(sorted(causes.items()), columns=["cause", "cycles"])),
+        ]
     acted = decisions[decisions["action"] != "hold"]
     parts += [f"<h2>Decisions ({len(decisions)}; {len(acted)} not 'hold')</h2>", _table(acted)]
-    versions = pd.DataFrame([{
-        "version": m.version, "created": m.created_at.isoformat(timespec="seconds"),
-        "aliases": ", ".join(m.aliases), "holdout": _fmt(m.metrics.get("holdout")),
-        "champion then": _fmt(m.metrics.get("champion")),
-        "gate": "passed" if m.metrics.get("gate_passed") else "failed",
-        "window": f"{m.lineage.get('window', {}).get('from', '')[:10]} .. "
-                  f"{m.lineage.get('window', {}).get('to', '')[:10]}",
-        "reasons": "; ".join(m.lineage.get("reasons", [])), "artifact": m.artifact[:12],
-    } for m in project.models])
+    versions = pd.DataFrame(
+        [
+            {
+                "version": m.version,
+                "created": m.created_at.isoformat(timespec="seconds"),
+                "aliases": ", ".join(m.aliases),
+                "holdout": _fmt(m.metrics.get("holdout")),
+                "champion then": _fmt(m.metrics.get("champion")),
+                "gate": "passed" if m.metrics.get("gate_passed") else "failed",
+                "window": f"{m.lineage.get('window', {}).get('from', '')[:10]} .. "
+                f"{m.lineage.get('window', {}).get('to', '')[:10]}",
+                "reasons": "; ".join(m.lineage.get("reasons", [])),
+                "artifact": m.artifact[:12],
+            }
+            for m in project.models
+        ]
+    )
     parts += ["<h2>Model versions</h2>", _table(versions)]
     history = pd.DataFrame(project.registry.history("champion"))
     if len(history):
         parts += ["<h2>Champion history</h2>", _table(history)]
     body = "\n".join(parts)
-    page = (f"<!doctype html><html><head><meta charset=utf-8><title>retrainer report</title>"
-            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+    page = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>retrainer report</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -43,57 +43,88 @@ def select_window(project: Project) -> list[BatchRow]:
     """The labelled, unquarantined batches the trainer's window covers, oldest first."""
     window = project.config.trainer.window
     with project.store.session() as s:
-        rows = s.scalars(select(BatchRow).where(BatchRow.n_labelled > 0,
-                                                BatchRow.status != "quarantined")
-                         .order_by(BatchRow.id)).all()
+        rows = s.scalars(
+            select(BatchRow)
+            .where(BatchRow.n_labelled > 0, BatchRow.status != "quarantined")
+            .order_by(BatchRow.id)
+        ).all()
     if window.all or not rows:
         return list(rows)
     if window.days is not None:
         end = max(r.data_time for r in rows if r.data_time)
         return [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
-    return list(rows[-window.batches:])
+    return list(rows[-window.batches :])
 
 
-def retrain(project: Project, *, cycle_id: int | None, decision_id: int | None,
-            reasons: list[str], clock: datetime) -> RunOutcome:
+def retrain(
+    project: Project,
+    *,
+    cycle_id: int | None,
+    decision_id: int | None,
+    reasons: list[str],
+    clock: datetime,
+) -> RunOutcome:
     """Run one retraining for a decision and return its outcome."""
     key = f"decision:{decision_id}" if decision_id is not None else f"manual:{utcnow().isoformat()}"
     with project.store.session() as s:
         done = s.scalar(select(RunRow).where(RunRow.key == key))
         if done is not None:
             return _outcome(done, "already ran for this decision")
-        run = RunRow(key=key, cycle_id=cycle_id, decision_id=decision_id,
-                     window={"clock": clock.isoformat()})
+        run = RunRow(
+            key=key, cycle_id=cycle_id, decision_id=decision_id, window={"clock": clock.isoformat()}
+        )
         s.add(run)
         s.flush()
         run_id = run.id
-        project.event(s, "train", f"run {run_id} started: {'; '.join(reasons)}",
-                      cycle_id=cycle_id)
+        project.event(s, "train", f"run {run_id} started: {'; '.join(reasons)}", cycle_id=cycle_id)
     try:
         outcome = _train_gate_register(project, run_id, cycle_id, reasons, clock)
     except RetrainerError as exc:
-        outcome = _finish(project, run_id, cycle_id, "failed", None, False, None,
-                          {"clock": clock.isoformat()}, f"run failed: {exc}")
+        outcome = _finish(
+            project,
+            run_id,
+            cycle_id,
+            "failed",
+            None,
+            False,
+            None,
+            {"clock": clock.isoformat()},
+            f"run failed: {exc}",
+        )
     return outcome
 
 
-def _train_gate_register(project: Project, run_id: int, cycle_id: int | None,
-                         reasons: list[str], clock: datetime) -> RunOutcome:
+def _train_gate_register(
+    project: Project, run_id: int, cycle_id: int | None, reasons: list[str], clock: datetime
+) -> RunOutcome:
     cfg = project.config
     batches = select_window(project)
     frames = [project.batch_frame(b, labelled_only=True) for b in batches]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    window = {"clock": clock.isoformat(), "batches": [b.id for b in batches],
-              "keys": [b.key for b in batches], "rows": len(frame),
-              "last_batch": max((b.id for b in batches), default=0)}
+    window = {
+        "clock": clock.isoformat(),
+        "batches": [b.id for b in batches],
+        "keys": [b.key for b in batches],
+        "rows": len(frame),
+        "last_batch": max((b.id for b in batches), default=0),
+    }
     if cfg.data.time_column and len(frame):
         frame = frame.sort_values(cfg.data.time_column, kind="stable", ignore_index=True)
         window["from"] = frame[cfg.data.time_column].iloc[0].isoformat()
         window["to"] = frame[cfg.data.time_column].iloc[-1].isoformat()
     if len(frame) < cfg.trainer.min_rows:
-        return _finish(project, run_id, cycle_id, "skipped", None, False, None, window,
-                       f"only {len(frame)} labelled rows in the window "
-                       f"(trainer.min_rows is {cfg.trainer.min_rows})")
+        return _finish(
+            project,
+            run_id,
+            cycle_id,
+            "skipped",
+            None,
+            False,
+            None,
+            window,
+            f"only {len(frame)} labelled rows in the window "
+            f"(trainer.min_rows is {cfg.trainer.min_rows})",
+        )
     features = project.features(frame)
     n_holdout = max(1, int(round(len(frame) * cfg.gate.holdout)))
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
@@ -101,49 +132,108 @@ def _train_gate_register(project: Project, run_id: int, cycle_id: int | None,
     target = project.target
     challenger = project.trainer.fit(train[features], train[target])
     champion = project.champion
-    champion_model = project.registry.load(champion.version) if champion else None
-    gate = evaluate_gate(challenger, champion_model, holdout[features], holdout[target],
-                         metric=cfg.gate.metric, tolerance=cfg.gate.tolerance)
+    champion_model = project.load_model(champion.version) if champion else None
+    gate = evaluate_gate(
+        challenger,
+        champion_model,
+        holdout[features],
+        holdout[target],
+        metric=cfg.gate.metric,
+        tolerance=cfg.gate.tolerance,
+    )
     model = challenger
     if gate.passed and cfg.gate.refit:
         model = project.trainer.fit(frame[features], frame[target])
     reference = BatchProfile.from_frame(frame[features], project.schema()).to_dict()
     lineage = {
-        "run": run_id, "cycle": cycle_id, "reasons": reasons, "window": window,
+        "run": run_id,
+        "cycle": cycle_id,
+        "reasons": reasons,
+        "window": window,
         "trainer": {"estimator": cfg.trainer.estimator, "params": dict(cfg.trainer.params)},
-        "features": features, "target": target, "refit_on_window": gate.passed and cfg.gate.refit,
-        "gate": gate.to_dict(), "parent": champion.version if champion else None,
+        "features": features,
+        "target": target,
+        "refit_on_window": gate.passed and cfg.gate.refit,
+        "gate": gate.to_dict(),
+        "parent": champion.version if champion else None,
     }
-    metrics = {"holdout": gate.challenger, "metric": gate.metric, "champion": gate.champion,
-               "n_holdout": gate.n_holdout, "gate_passed": gate.passed}
-    version = project.registry.register(model, lineage=lineage, metrics=metrics,
-                                        reference=reference, run_id=run_id)
+    metrics = {
+        "holdout": gate.challenger,
+        "metric": gate.metric,
+        "champion": gate.champion,
+        "n_holdout": gate.n_holdout,
+        "gate_passed": gate.passed,
+    }
+    version = project.registry.register(
+        model, lineage=lineage, metrics=metrics, reference=reference, run_id=run_id
+    )
     if gate.passed:
         project.registry.promote(version.version, reason=_why(gate, reasons))
-        return _finish(project, run_id, cycle_id, "succeeded", version.version, True, gate, window,
-                       f"version {version.version} promoted: {gate.reason}")
-    return _finish(project, run_id, cycle_id, "rejected", version.version, False, gate, window,
-                   f"version {version.version} registered, not promoted: {gate.reason}")
+        return _finish(
+            project,
+            run_id,
+            cycle_id,
+            "succeeded",
+            version.version,
+            True,
+            gate,
+            window,
+            f"version {version.version} promoted: {gate.reason}",
+        )
+    return _finish(
+        project,
+        run_id,
+        cycle_id,
+        "rejected",
+        version.version,
+        False,
+        gate,
+        window,
+        f"version {version.version} registered, not promoted: {gate.reason}",
+    )
 
 
 def _why(gate: GateResult, reasons: list[str]) -> str:
     return f"{'; '.join(reasons)} | gate: {gate.reason}"
 
 
-def _finish(project: Project, run_id: int, cycle_id: int | None, status: str,
-            version: int | None, promoted: bool, gate: GateResult | None, window: dict,
-            message: str) -> RunOutcome:
+def _finish(
+    project: Project,
+    run_id: int,
+    cycle_id: int | None,
+    status: str,
+    version: int | None,
+    promoted: bool,
+    gate: GateResult | None,
+    window: dict,
+    message: str,
+) -> RunOutcome:
     with project.store.session() as s:
         run = s.get(RunRow, run_id)
         run.status, run.finished_at, run.version, run.window = status, utcnow(), version, window
         run.metrics = {"gate": gate.to_dict() if gate else None, "promoted": promoted}
         run.error = message if status == "failed" else ""
-        project.event(s, "gate" if gate else "train", message, cycle_id=cycle_id,
-                      run=run_id, status=status, version=version)
-    return RunOutcome(run_id, status, version, promoted, gate.to_dict() if gate else None,
-                      window, message)
+        project.event(
+            s,
+            "gate" if gate else "train",
+            message,
+            cycle_id=cycle_id,
+            run=run_id,
+            status=status,
+            version=version,
+        )
+    return RunOutcome(
+        run_id, status, version, promoted, gate.to_dict() if gate else None, window, message
+    )
 
 
 def _outcome(run: RunRow, message: str) -> RunOutcome:
-    return RunOutcome(run.id, run.status, run.version, bool(run.metrics.get("promoted")),
-                      run.metrics.get("gate"), dict(run.window), message)
+    return RunOutcome(
+        run.id,
+        run.status,
+        run.version,
+        bool(run.metrics.get("promoted")),
+        run.metrics.get("gate"),
+        dict(run.window),
+        message,
+    )

@@ -46,7 +46,9 @@ class Trainer:
         try:
             cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError) as exc:
-            raise TrainingError(f"trainer.estimator: cannot import {self.estimator!r}: {exc}") from None
+            raise TrainingError(
+                f"trainer.estimator: cannot import {self.estimator!r}: {exc}"
+            ) from None
         try:
             return cls(**self.params)
         except TypeError as exc:

@@ -51,8 +51,11 @@ class Decision:
     suppressed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"action": self.action, "reasons": list(self.reasons),
-                "suppressed": list(self.suppressed)}
+        return {
+            "action": self.action,
+            "reasons": list(self.reasons),
+            "suppressed": list(self.suppressed),
+        }
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ class ScheduleTrigger:
         if ev.last_retrain is None:
             return None
         if self.every is not None and ev.now - ev.last_retrain >= self.every:
-            return f"schedule: {ev.now - ev.last_retrain} since the last retrain (every {self.every})"
+            return (
+                f"schedule: {ev.now - ev.last_retrain} since the last retrain (every {self.every})"
+            )
         if self.cron is not None:
             from croniter import croniter
 
@@ -125,11 +130,15 @@ class PerformanceTrigger:
             return None
         if self.min_value is not None and is_worse(ev.metric, value, self.min_value):
             return f"performance: {ev.metric}={value:.4f} is below the floor {self.min_value}"
-        if self.max_drop is not None and ref is not None and is_worse(
-            ev.metric, value, ref, self.max_drop
+        if (
+            self.max_drop is not None
+            and ref is not None
+            and is_worse(ev.metric, value, ref, self.max_drop)
         ):
-            return (f"performance: {ev.metric}={value:.4f} dropped more than {self.max_drop} "
-                    f"from the champion's {ref:.4f}")
+            return (
+                f"performance: {ev.metric}={value:.4f} dropped more than {self.max_drop} "
+                f"from the champion's {ref:.4f}"
+            )
         return None
 
 
@@ -141,8 +150,14 @@ class ManualTrigger:
         return f"manual: {ev.manual}" if ev.manual else None
 
 
-Trigger = (ScheduleTrigger | VolumeTrigger | DriftTrigger | ConceptTrigger | PerformanceTrigger
-           | ManualTrigger)
+Trigger = (
+    ScheduleTrigger
+    | VolumeTrigger
+    | DriftTrigger
+    | ConceptTrigger
+    | PerformanceTrigger
+    | ManualTrigger
+)
 
 
 def trigger_from_settings(s: TriggerSettings) -> Trigger:
@@ -176,8 +191,9 @@ class Policy:
 
     @classmethod
     def from_settings(cls, s: PolicySettings) -> Policy:
-        return cls(tuple(trigger_from_settings(t) for t in s.triggers), s.cooldown,
-                   tuple(s.block_on))
+        return cls(
+            tuple(trigger_from_settings(t) for t in s.triggers), s.cooldown, tuple(s.block_on)
+        )
 
     def decide(self, ev: Evidence) -> Decision:
         """The decision for this evidence."""
@@ -190,7 +206,8 @@ class Policy:
             return Decision("alert", tuple(f"blocked by {c}" for c in causes), tuple(fired))
         if not fired:
             alarms = tuple(sorted({f"{a.cause}: {a.check}" for a in ev.alarms}))
-            return Decision("alert" if alarms else "hold", alarms)
+            watch_only = all(a.cause == "covariate_drift" for a in ev.alarms)
+            return Decision("hold" if watch_only else "alert", alarms)
         manual = [r for r in fired if r.startswith("manual")]
         cooling = (
             self.cooldown is not None
@@ -198,6 +215,8 @@ class Policy:
             and ev.now - ev.last_retrain < self.cooldown
         )
         if cooling and not manual:
-            note = f"cooldown: {ev.now - ev.last_retrain} since the last retrain (< {self.cooldown})"
+            note = (
+                f"cooldown: {ev.now - ev.last_retrain} since the last retrain (< {self.cooldown})"
+            )
             return Decision("hold", (note,), tuple(fired))
         return Decision("retrain", tuple(fired))

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 def performance(project: Project) -> pd.DataFrame:
     """Realised performance per batch and role (champion, baseline), in batch order."""
     with project.store.session() as s:
-        rows = s.scalars(select(CheckRow).where(CheckRow.kind == "performance")
-                         .order_by(CheckRow.batch_id)).all()
+        rows = s.scalars(
+            select(CheckRow).where(CheckRow.kind == "performance").order_by(CheckRow.batch_id)
+        ).all()
         details = [dict(r.detail) for r in rows]
     columns = ["batch", "version", "role", "metric", "value", "n", "data_time"]
     frame = pd.DataFrame(details, columns=columns)
@@ -44,11 +45,19 @@ def overall(perf: pd.DataFrame, role: str) -> float | None:
 def promotions(project: Project) -> pd.DataFrame:
     """Runs that promoted a version, with the clock time at which they ran."""
     with project.store.session() as s:
-        runs = s.scalars(select(RunRow).where(RunRow.version.is_not(None))
-                         .order_by(RunRow.id)).all()
-        rows = [{"run": r.id, "version": r.version, "status": r.status,
-                 "promoted": bool(r.metrics.get("promoted")), "clock": r.window.get("clock")}
-                for r in runs]
+        runs = s.scalars(
+            select(RunRow).where(RunRow.version.is_not(None)).order_by(RunRow.id)
+        ).all()
+        rows = [
+            {
+                "run": r.id,
+                "version": r.version,
+                "status": r.status,
+                "promoted": bool(r.metrics.get("promoted")),
+                "clock": r.window.get("clock"),
+            }
+            for r in runs
+        ]
     frame = pd.DataFrame(rows, columns=["run", "version", "status", "promoted", "clock"])
     frame["clock"] = pd.to_datetime(frame["clock"], utc=True)
     return frame
@@ -57,9 +66,17 @@ def promotions(project: Project) -> pd.DataFrame:
 def decisions(project: Project) -> pd.DataFrame:
     """Every decision with its reasons, oldest first."""
     with project.store.session() as s:
-        rows = [{"id": d.id, "cycle": d.cycle_id, "at": d.at, "action": d.action,
-                 "reasons": "; ".join(d.reasons), "suppressed": "; ".join(d.suppressed)}
-                for d in s.scalars(select(DecisionRow).order_by(DecisionRow.id))]
+        rows = [
+            {
+                "id": d.id,
+                "cycle": d.cycle_id,
+                "at": d.at,
+                "action": d.action,
+                "reasons": "; ".join(d.reasons),
+                "suppressed": "; ".join(d.suppressed),
+            }
+            for d in s.scalars(select(DecisionRow).order_by(DecisionRow.id))
+        ]
     return pd.DataFrame(rows, columns=["id", "cycle", "at", "action", "reasons", "suppressed"])
 
 
@@ -76,17 +93,22 @@ def alarm_causes(project: Project) -> dict[str, int]:
 def status(project: Project) -> dict:
     """Counts, the champion, the last decision and the latest events."""
     with project.store.session() as s:
-        by_status = dict(s.execute(select(BatchRow.status, func.count())
-                                   .group_by(BatchRow.status)).all())
+        by_status = dict(
+            s.execute(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all()
+        )
         labelled = s.scalar(select(func.sum(BatchRow.n_labelled))) or 0
         rows = s.scalar(select(func.sum(BatchRow.n_rows))) or 0
         last = s.scalars(select(DecisionRow).order_by(DecisionRow.id.desc()).limit(1)).first()
         events = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(10)).all()
         cycles = s.scalar(select(func.count()).select_from(CycleRow)) or 0
-        last_decision = ({"action": last.action, "reasons": list(last.reasons),
-                          "at": last.at.isoformat()} if last else None)
-        recent = [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message}
-                  for e in reversed(events)]
+        last_decision = (
+            {"action": last.action, "reasons": list(last.reasons), "at": last.at.isoformat()}
+            if last
+            else None
+        )
+        recent = [
+            {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in reversed(events)
+        ]
     champion = project.champion
     return {
         "project": project.config.project,

@@ -25,7 +25,9 @@ def to_pandas(data: Any, *, source: str = "data") -> pd.DataFrame:
     elif hasattr(data, "to_pandas"):  # polars.DataFrame, pyarrow.Table
         frame = data.to_pandas()
     else:
-        raise DataError(f"{source}: expected a pandas, polars or Arrow table, got {type(data).__name__}")
+        raise DataError(
+            f"{source}: expected a pandas, polars or Arrow table, got {type(data).__name__}"
+        )
     if frame.columns.duplicated().any():
         dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise DataError(f"{source}: duplicated column names {dupes}")
