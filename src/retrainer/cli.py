@@ -273,6 +273,34 @@ def report(ctx: click.Context, out: Path | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("version", type=int)
+@click.option("--target", required=True, help="A deploy target of the project file.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to copy to.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def export(ctx: click.Context, version: int, target: str, out: Path, as_json: bool) -> None:
+    """Copy the verified microcontroller bundle (C code, manifest) of VERSION for TARGET."""
+    from retrainer.deploy.tinyml import verify_bundle
+
+    project = _project(ctx)
+    if target not in project.config.deploy_targets:
+        known = ", ".join(project.config.deploy_targets) or "none"
+        raise RetrainerError(f"no deploy target {target!r} in the project file (known: {known})")
+    project.registry.get(version)
+    bundle = project.bundle_folder() / f"{target}-{version}"
+    if not bundle.is_dir():
+        raise RetrainerError(
+            f"version {version} has no bundle for {target!r}: it did not pass "
+            "that target's gate (see `retrainer models --json`, lineage.deploy)"
+        )
+    manifest = verify_bundle(bundle)
+    destination = out / bundle.name
+    shutil.copytree(bundle, destination)
+    data = {"bundle": str(destination), "files": sorted(manifest["files"])}
+    _emit(data, as_json, lambda d: console.print(f"bundle {d['bundle']}: {', '.join(d['files'])}"))
+
+
+@main.command()
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -336,3 +364,91 @@ def _render_summary(s: dict) -> None:
         table.add_row("naive: predict the previous label", f"{s['previous_label']:.4f}")
     console.print(table)
     console.print(f"report: {s['report']}")
+
+
+@main.command()
+@click.option(
+    "--host",
+    default=None,
+    help="Address to listen on (default: service.host, "
+    "127.0.0.1). Any other than loopback needs an API token first.",
+)
+@click.option("--port", type=int, default=None, help="Port (default: service.port, 8765).")
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Serve the API and dashboard only; run no cycles in this process.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, no_scheduler: bool) -> None:
+    """Start the service: REST API, dashboard, scheduler, webhooks and /metrics."""
+    from retrainer.service import serve as run_service
+
+    run_service(
+        _project(ctx),
+        host=host,
+        port=port,
+        scheduler=not no_scheduler,
+        echo=lambda line: console.print(line, highlight=False, markup=False),
+    )
+
+
+@main.group()
+def token() -> None:
+    """API tokens for `retrainer serve` (read or write scope)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses it (shown as the actor).")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def token_create(ctx: click.Context, name: str, scope: str, as_json: bool) -> None:
+    """Create a token; it is printed once and only its hash is stored."""
+    from retrainer.service.auth import create_token
+
+    created, text = create_token(_project(ctx).store, name, scope=scope)
+    _emit(
+        created.to_dict() | {"token": text},
+        as_json,
+        lambda d: console.print(
+            f"{d['scope']} token {d['name']!r} (prefix {d['prefix']}), shown once:\n{d['token']}",
+            highlight=False,
+            markup=False,
+        ),
+    )
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def token_list(ctx: click.Context, as_json: bool) -> None:
+    """List tokens (prefix, name, scope; never the secret)."""
+    from retrainer.service.auth import list_tokens
+
+    data = [t.to_dict() for t in list_tokens(_project(ctx).store)]
+
+    def render(rows: list[dict]) -> None:
+        table = Table("prefix", "name", "scope", "created", "revoked")
+        for t in rows:
+            table.add_row(
+                t["prefix"],
+                t["name"],
+                t["scope"],
+                t["created_at"][:19],
+                "yes" if t["revoked"] else "",
+            )
+        console.print(table)
+
+    _emit(data, as_json, render)
+
+
+@token.command("revoke")
+@click.argument("prefix")
+@click.pass_context
+def token_revoke(ctx: click.Context, prefix: str) -> None:
+    """Revoke the token with this prefix (or name)."""
+    from retrainer.service.auth import revoke_token
+
+    revoked = revoke_token(_project(ctx).store, prefix)
+    console.print(f"revoked token {revoked.prefix} ({revoked.name})")

@@ -275,7 +275,31 @@ class Config(_Section):
     gate: GateSettings = GateSettings()
     report: ReportSettings = ReportSettings()
     service: ServiceSettings = ServiceSettings()
+    deploy_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     root: Path = Path(".")
+
+    @field_validator("deploy_targets")
+    @classmethod
+    def _targets(cls, targets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from retrainer.deploy.tinyml.target import DeployTarget
+
+        problems: list[str] = []
+        for name, spec in targets.items():
+            try:
+                DeployTarget.from_dict(name, spec)
+            except ConfigError as exc:
+                problems += exc.problems
+            except (TypeError, ValueError) as exc:
+                problems.append(f"deploy_targets.{name}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return targets
+
+    def targets(self) -> list:
+        """The deploy targets (microcontrollers) every promoted model must fit."""
+        from retrainer.deploy.tinyml.target import DeployTarget
+
+        return [DeployTarget.from_dict(n, s) for n, s in self.deploy_targets.items()]
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<dict>", root: Path | None = None) -> Config:

@@ -64,7 +64,7 @@ def evaluate_gate(
             None,
             tolerance,
             len(X),
-            "no champion yet: the first model is promoted",
+            "no champion yet: nothing to compare with",
         )
     champion_score = model_score(champion, X, y, metric)
     worse = is_worse(metric, challenger_score, champion_score, tolerance)

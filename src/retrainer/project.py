@@ -378,6 +378,10 @@ class Project:
             self._models[version] = self.registry.load(version)
         return self._models[version]
 
+    def bundle_folder(self) -> Path:
+        """Where microcontroller deploy bundles (``<target>-<version>``) are written."""
+        return self.config.resolve(self.config.store.artifacts) / "bundles"
+
     # -------------------------------------------------------------------- views
     def status(self) -> dict:
         """Counts, the champion and the latest events."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlalchemy import select
 
+from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
 from retrainer.gate import GateResult, evaluate_gate
 from retrainer.profile import BatchProfile
@@ -81,15 +82,12 @@ def retrain(
         outcome = _train_gate_register(project, run_id, cycle_id, reasons, clock)
     except RetrainerError as exc:
         outcome = _finish(
-            project,
-            run_id,
-            cycle_id,
-            "failed",
-            None,
-            False,
-            None,
-            {"clock": clock.isoformat()},
-            f"run failed: {exc}",
+            project=project,
+            run_id=run_id,
+            cycle_id=cycle_id,
+            status="failed",
+            window={"clock": clock.isoformat()},
+            message=f"run failed: {exc}",
         )
     return outcome
 
@@ -113,17 +111,17 @@ def _train_gate_register(
         window["from"] = frame[cfg.data.time_column].iloc[0].isoformat()
         window["to"] = frame[cfg.data.time_column].iloc[-1].isoformat()
     if len(frame) < cfg.trainer.min_rows:
-        return _finish(
-            project,
-            run_id,
-            cycle_id,
-            "skipped",
-            None,
-            False,
-            None,
-            window,
+        message = (
             f"only {len(frame)} labelled rows in the window "
-            f"(trainer.min_rows is {cfg.trainer.min_rows})",
+            f"(trainer.min_rows is {cfg.trainer.min_rows})"
+        )
+        return _finish(
+            project=project,
+            run_id=run_id,
+            cycle_id=cycle_id,
+            status="skipped",
+            window=window,
+            message=message,
         )
     features = project.features(frame)
     n_holdout = max(1, int(round(len(frame) * cfg.gate.holdout)))
@@ -144,6 +142,14 @@ def _train_gate_register(
     model = challenger
     if gate.passed and cfg.gate.refit:
         model = project.trainer.fit(frame[features], frame[target])
+    targets = cfg.targets()
+    deploy = TargetsOutcome()
+    if gate.passed and targets:
+        deploy = check_targets(
+            targets, model, holdout[features], holdout[target], feature_names=features
+        )
+    passed = gate.passed and deploy.passed
+    reason = "; ".join([gate.reason, *deploy.reasons])
     reference = BatchProfile.from_frame(frame[features], project.schema()).to_dict()
     lineage = {
         "run": run_id,
@@ -155,6 +161,7 @@ def _train_gate_register(
         "target": target,
         "refit_on_window": gate.passed and cfg.gate.refit,
         "gate": gate.to_dict(),
+        "deploy": deploy.to_dict(),
         "parent": champion.version if champion else None,
     }
     metrics = {
@@ -162,51 +169,40 @@ def _train_gate_register(
         "metric": gate.metric,
         "champion": gate.champion,
         "n_holdout": gate.n_holdout,
-        "gate_passed": gate.passed,
+        "gate_passed": passed,
     }
     version = project.registry.register(
         model, lineage=lineage, metrics=metrics, reference=reference, run_id=run_id
     )
-    if gate.passed:
-        project.registry.promote(version.version, reason=_why(gate, reasons))
-        return _finish(
-            project,
-            run_id,
-            cycle_id,
-            "succeeded",
-            version.version,
-            True,
-            gate,
-            window,
-            f"version {version.version} promoted: {gate.reason}",
-        )
-    return _finish(
-        project,
-        run_id,
-        cycle_id,
-        "rejected",
-        version.version,
-        False,
-        gate,
-        window,
-        f"version {version.version} registered, not promoted: {gate.reason}",
-    )
-
-
-def _why(gate: GateResult, reasons: list[str]) -> str:
-    return f"{'; '.join(reasons)} | gate: {gate.reason}"
+    done = {
+        "project": project,
+        "run_id": run_id,
+        "cycle_id": cycle_id,
+        "gate": gate,
+        "window": window,
+        "version": version.version,
+    }
+    if not passed:
+        message = f"version {version.version} registered, not promoted: {reason}"
+        return _finish(**done, status="rejected", promoted=False, message=message)
+    bundles = write_bundles(deploy, project.bundle_folder(), version.version)
+    project.registry.promote(version.version, reason=f"{'; '.join(reasons)} | gate: {reason}")
+    note = f" (deploy bundles: {', '.join(bundles.values())})" if bundles else ""
+    message = f"version {version.version} promoted: {reason}{note}"
+    return _finish(**done, status="succeeded", promoted=True, message=message)
 
 
 def _finish(
+    *,
     project: Project,
     run_id: int,
     cycle_id: int | None,
     status: str,
-    version: int | None,
-    promoted: bool,
-    gate: GateResult | None,
     window: dict,
     message: str,
+    version: int | None = None,
+    promoted: bool = False,
+    gate: GateResult | None = None,
 ) -> RunOutcome:
     with project.store.session() as s:
         run = s.get(RunRow, run_id)

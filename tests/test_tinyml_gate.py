@@ -1,0 +1,90 @@
+"""The gate with microcontroller targets: a challenger is promoted only if its C fits and agrees."""
+
+import shutil
+
+import pytest
+
+from retrainer.deploy.tinyml import verify_bundle
+
+needs_arm = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None,
+    reason="arm-none-eabi-gcc not installed (CI installs it)",
+)
+
+
+def targets(flash_kb):
+    return {"cortex-m4f": {"flash_kb": flash_kb, "ram_kb": 64, "min_agreement": 0.99}}
+
+
+@needs_arm
+def test_a_fitting_model_is_promoted_with_a_verified_bundle(make_project, elec):
+    project = make_project(deploy_targets=targets(256))
+    project.ingest(elec.iloc[:1344], key="history")
+    report = project.cycle()
+    assert report.run["status"] == "succeeded", report.run["message"]
+    deploy = project.champion.lineage["deploy"]["cortex-m4f"]
+    assert deploy["passed"] and deploy["parity"]["agreement"] == 1.0
+    assert 0 < deploy["footprint"]["flash_bytes"] <= 256 * 1024
+    bundle = project.bundle_folder() / "cortex-m4f-1"
+    assert verify_bundle(bundle)["version"] == "1"
+
+
+@needs_arm
+def test_a_model_over_the_flash_budget_is_not_promoted_and_says_by_how_much(make_project, elec):
+    project = make_project(deploy_targets=targets(1))
+    project.ingest(elec.iloc[:1344], key="history")
+    report = project.cycle()
+    assert report.run["status"] == "rejected"
+    assert "target cortex-m4f: footprint: flash" in report.run["message"]
+    assert "B over" in report.run["message"]
+    assert project.champion is None
+    assert not (project.bundle_folder() / "cortex-m4f-1").exists()
+
+
+def test_without_the_cross_compiler_the_gate_fails_and_says_so(make_project, elec, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if "arm" in name else "/usr/bin/" + name
+    )
+    project = make_project(deploy_targets=targets(256))
+    project.ingest(elec.iloc[:1344], key="history")
+    report = project.cycle()
+    assert report.run["status"] == "rejected"
+    assert "not measured" in report.run["message"]
+
+
+def test_an_unexportable_model_fails_the_gate(make_project, elec):
+    trainer = {
+        "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+        "params": {"max_iter": 5},
+        "min_rows": 200,
+    }
+    project = make_project(deploy_targets=targets(256), trainer=trainer)
+    project.ingest(elec.iloc[:1344], key="history")
+    report = project.cycle()
+    assert report.run["status"] == "rejected"
+    assert "HistGradientBoostingClassifier" in report.run["message"]
+
+
+@needs_arm
+def test_export_copies_a_verified_bundle(make_project, elec, tmp_path, monkeypatch):
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from conftest import project_settings
+    from retrainer.cli import main
+
+    settings = project_settings(deploy_targets=targets(256))
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    monkeypatch.chdir(tmp_path)
+    elec.iloc[:1344].to_csv(tmp_path / "history.csv", index=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", "history.csv"]).exit_code == 0
+    assert runner.invoke(main, ["cycle"]).exit_code == 0
+    result = runner.invoke(main, ["export", "1", "--target", "cortex-m4f", "--out", "fw", "--json"])
+    assert result.exit_code == 0, result.output
+    copied = json.loads(result.stdout)
+    assert verify_bundle(copied["bundle"])["version"] == "1"
+    assert runner.invoke(main, ["export", "1", "--target", "nope", "--out", "fw"]).exit_code == 2
