@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import DATABASE_URL, store_url
 
 from retrainer.cli import main
 
@@ -38,6 +39,8 @@ def configure(path):
     settings["trainer"].update(
         estimator="sklearn.tree.DecisionTreeClassifier", params={"max_depth": 5}
     )
+    if DATABASE_URL:
+        settings["store"]["url"] = store_url(path.parent)
     path.write_text(yaml.safe_dump(settings))
 
 
@@ -104,3 +107,39 @@ def test_errors_exit_2_with_a_message(workdir):
     result = CliRunner().invoke(main, ["ingest", "bad.csv"])
     assert result.exit_code == 2 and "bad.csv" in result.output
     assert CliRunner().invoke(main, ["promote", "7"]).exit_code == 2
+
+
+def test_ctrl_c_stops_run_cleanly_between_steps(workdir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    invoke("init")
+    configure(workdir / "retrainer.yaml")
+    settings = yaml.safe_load((workdir / "retrainer.yaml").read_text())
+    settings["data"]["source"] = "data/batches"
+    (workdir / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    command = [sys.executable, "-m", "retrainer.cli", "run", "--interval", "0.2", "--json"]
+    process = subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (workdir / ".retrainer" / "store.db").exists():
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "stopped after" in err
+    assert "Traceback" not in err
+    from sqlalchemy import select
+
+    from retrainer.project import Project
+    from retrainer.store.tables import CycleRow
+
+    project = Project.from_yaml(workdir / "retrainer.yaml")
+    with project.store.session() as s:
+        states = list(s.scalars(select(CycleRow.status)))
+    assert "running" not in states  # the signal waited for the step to end
+    assert project.status()["batches"]["total"] == 4

@@ -173,3 +173,22 @@ def test_split_periods_covers_every_row(elec):
     assert sum(map(len, parts)) == 5000
     assert all(p["timestamp"].max() - p["timestamp"].min() < pd.Timedelta("7D") for p in parts)
     assert list(pd.concat(parts)[ELEC2_FEATURES[0]]) == list(elec.iloc[:5000][ELEC2_FEATURES[0]])
+
+
+def test_polars_and_arrow_tables_are_ingested_like_pandas(make_project, elec):
+    import polars as pl
+    import pyarrow as pa
+
+    project = make_project()
+    week = elec.iloc[:336]
+    from_pandas = project.ingest(week, key="pandas")
+    from_polars = project.ingest(pl.from_pandas(week), key="polars")
+    from_arrow = project.ingest(pa.Table.from_pandas(week, preserve_index=False), key="arrow")
+    with project.store.session() as s:
+        rows = {r.key: r for r in s.scalars(select(BatchRow))}
+    frames = [
+        project.batch_frame(rows[k]).reset_index(drop=True) for k in ("pandas", "polars", "arrow")
+    ]
+    for frame in frames[1:]:
+        pd.testing.assert_frame_equal(frame, frames[0], check_dtype=False)
+    assert from_pandas.n_rows == from_polars.n_rows == from_arrow.n_rows == 336

@@ -452,3 +452,7 @@ def token_revoke(ctx: click.Context, prefix: str) -> None:
 
     revoked = revoke_token(_project(ctx).store, prefix)
     console.print(f"revoked token {revoked.prefix} ({revoked.name})")
+
+
+if __name__ == "__main__":
+    main()
