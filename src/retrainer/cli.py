@@ -343,14 +343,19 @@ def demo(out: Path, fresh: bool, as_json: bool) -> None:
     _emit(summary.to_dict(), as_json, _render_summary)
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def _render_summary(s: dict) -> None:
     m = s["metric"]
     console.print(
         f"[bold]ELEC2 replay[/]: {s['batches']} weekly batches, {s['rows_scored']} rows "
         f"scored, {s['seconds']} s"
     )
-    console.print(f"alarms (cycles by cause): {s['alarms']}")
-    console.print(f"decisions: {s['decisions']}; retrain reasons: {s['reasons']}")
+    console.print(f"alarms (cycles by cause): {_counts(s['alarms'])}")
+    console.print(f"decisions: {_counts(s['decisions'])}")
+    console.print(f"retrain reasons: {_counts(s['reasons'])}")
     for line in s["examples"]:
         console.print(f"  e.g. {line}", highlight=False)
     console.print(
