@@ -239,7 +239,8 @@ class BinaryDriftDetector(DriftDetector):
         if bad.any():
             k = int(np.argmax(bad))
             where = offset + (k if positions is None else int(positions[k]))
+            got = float(values[k])
             raise DataError(
-                f"{type(self).__name__} reads a 0/1 error stream (1 = error); got {values[k]!r} "
+                f"{type(self).__name__} reads a 0/1 error stream (1 = error); got {got!r} "
                 f"at position {where} of the stream"
             )
