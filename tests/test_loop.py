@@ -17,7 +17,7 @@ def count(project, table):
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory, elec):
-    from conftest import project_settings
+    from tests.conftest import project_settings
 
     from retrainer.project import Project
 
@@ -34,7 +34,7 @@ def test_replay_runs_every_week_through_the_loop(replayed):
     assert summary.rows_scored == 26 * 336
     with project.store.session() as s:
         kinds = set(s.scalars(select(EventRow.kind)))
-        n_perf = s.scalar(select(func.count()).where(CheckRow.kind == "performance"))
+        n_perf = s.scalar(select(func.count()).where(CheckRow.name == "accuracy"))
     assert {"ingest", "labels", "check", "evaluate", "decision", "train", "promote"} <= kinds
     assert n_perf == 2 * 26  # champion and never-retrained baseline, every streamed week
 

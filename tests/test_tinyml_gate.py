@@ -72,7 +72,7 @@ def test_export_copies_a_verified_bundle(make_project, elec, tmp_path, monkeypat
 
     import yaml
     from click.testing import CliRunner
-    from conftest import project_settings
+    from tests.conftest import project_settings
 
     from retrainer.cli import main
 
