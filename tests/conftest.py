@@ -1,9 +1,56 @@
-"""Shared fixtures: real ELEC2 data and a project on an SQLite file in a temporary folder."""
+"""Shared fixtures: real ELEC2 data and a project on an SQLite file in a temporary folder.
+
+With ``RETRAINER_TEST_DATABASE_URL`` set (``eval "$(bash .ci/postgres.sh)"``), every store the
+tests open is a fresh schema of that PostgreSQL database instead of an SQLite file.
+"""
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from retrainer.datasets import load_elec2
 from retrainer.project import Project
+
+DATABASE_URL = os.environ.get("RETRAINER_TEST_DATABASE_URL", "")
+requires_postgres = pytest.mark.skipif(
+    not DATABASE_URL, reason='PostgreSQL not configured: eval "$(bash .ci/postgres.sh)"'
+)
+_schemas: set[str] = set()
+
+
+def store_url(folder=None) -> str:
+    """A test's store: ``store.db`` in ``folder`` (relative without one), or with PostgreSQL a
+    schema of its own; the same folder gives the same schema, like reopening the same file."""
+    if not DATABASE_URL:
+        return "sqlite:///store.db" if folder is None else f"sqlite:///{Path(folder) / 'store.db'}"
+    key = uuid.uuid4().hex if folder is None else str(Path(folder).resolve())
+    schema = "t_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+    engine = sa.create_engine(DATABASE_URL, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+    except sa.exc.IntegrityError:
+        pass  # another process created it at the same moment
+    finally:
+        engine.dispose()
+    _schemas.add(schema)
+    url = sa.make_url(DATABASE_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_schemas():
+    yield
+    if DATABASE_URL and _schemas:
+        engine = sa.create_engine(DATABASE_URL, poolclass=sa.pool.NullPool)
+        with engine.begin() as connection:
+            for schema in sorted(_schemas):
+                connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +61,7 @@ def elec():
 def project_settings(**overrides):
     settings = {
         "project": "test",
-        "store": {"url": "sqlite:///store.db", "artifacts": "artifacts"},
+        "store": {"url": store_url(), "artifacts": "artifacts"},
         "data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
         "trainer": {
             "estimator": "sklearn.tree.DecisionTreeClassifier",
@@ -41,6 +88,9 @@ def project_settings(**overrides):
 @pytest.fixture
 def make_project(tmp_path):
     def make(**overrides):
-        return Project.from_dict(project_settings(**overrides), root=tmp_path)
+        settings = project_settings(**overrides)
+        if "store" not in overrides:
+            settings["store"]["url"] = store_url(tmp_path)
+        return Project.from_dict(settings, root=tmp_path)
 
     return make

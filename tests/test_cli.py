@@ -6,9 +6,9 @@ import json
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import DATABASE_URL, store_url
 
 from retrainer.cli import main
+from tests.conftest import DATABASE_URL, store_url
 
 
 @pytest.fixture

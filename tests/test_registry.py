@@ -16,11 +16,12 @@ from retrainer.errors import IntegrityError, NotFoundError, StoreError, UnsafeAr
 from retrainer.registry import ModelVersion, Registry
 from retrainer.store.db import Store
 from retrainer.store.tables import AliasHistoryRow, EventRow
+from tests.conftest import store_url
 
 
 @pytest.fixture
 def registry(tmp_path) -> Registry:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store = Store(store_url(tmp_path))
     yield Registry(store, ArtifactStore(tmp_path / "artifacts"))
     store.dispose()
 
@@ -172,6 +173,11 @@ def test_verify_reports_an_alias_to_a_missing_version(registry):
     _register(registry, 1)
     registry.promote(1, reason="first")
     with registry.store.session() as session:
-        session.connection().exec_driver_sql("PRAGMA foreign_keys=OFF")
+        if session.connection().dialect.name == "sqlite":
+            session.connection().exec_driver_sql("PRAGMA foreign_keys=OFF")
+        else:
+            session.connection().exec_driver_sql(
+                "ALTER TABLE aliases DROP CONSTRAINT aliases_version_fkey"
+            )
         session.connection().exec_driver_sql("DELETE FROM model_versions")
     assert registry.verify() == ["alias 'champion' points at missing model version 1"]

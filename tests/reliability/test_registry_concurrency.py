@@ -17,6 +17,7 @@ from retrainer.artifacts import ArtifactStore
 from retrainer.registry import Registry
 from retrainer.store.db import Store
 from retrainer.store.tables import AliasHistoryRow, EventRow
+from tests.conftest import store_url
 
 BARRIER_TIMEOUT_S = 120
 
@@ -42,7 +43,7 @@ def _model(label: int) -> DummyClassifier:
 
 
 def _open(tmp_path: Path) -> tuple[Store, ArtifactStore]:
-    return Store(f"sqlite:///{tmp_path / 'store.db'}"), ArtifactStore(tmp_path / "artifacts")
+    return Store(store_url(tmp_path)), ArtifactStore(tmp_path / "artifacts")
 
 
 def _run_threads(n: int, target) -> list[BaseException]:
