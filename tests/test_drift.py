@@ -6,16 +6,16 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from retrainer.checks.drift import (
-    check_drift,
-    chi_square,
-    dataset_drift,
+from retrainer.checks.drift import check_drift, dataset_drift
+from retrainer.checks.result import CheckResult
+from retrainer.checks.univariate import (
+    Pair,
+    chi_square_table,
     jensen_shannon,
     ks_from_histograms,
     min_detectable_d,
     psi,
 )
-from retrainer.checks.result import CheckResult
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, histogram, quantile_edges
 
@@ -81,12 +81,13 @@ def test_chi_square_matches_scipy_contingency(seed):
     ref = {k: int(n) for k, n in zip(keys, rng.integers(1, 200, 6), strict=True)}
     cur = {k: int(n) for k, n in zip(keys[:5], rng.integers(0, 200, 5), strict=True)}
     cur["new1"], cur["new2"] = 7, 3
-    stat, p = chi_square(ref, cur)
+    pair = Pair.categorical(ref, cur)
+    stat, p = chi_square_table(np.vstack([pair.ref, pair.cur]))
     table = [[ref[k] for k in keys] + [0], [cur.get(k, 0) for k in keys] + [10]]
     expected = stats.chi2_contingency(table, correction=False)
     assert stat == pytest.approx(expected.statistic, rel=1e-10)
     assert p == pytest.approx(expected.pvalue, rel=1e-8)
-    assert chi_square({"a": 5}, {"a": 9}) == (0.0, 1.0)
+    assert chi_square_table(np.array([[5], [9]])) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -209,7 +210,7 @@ def test_dataset_drift_share():
     results = [ks("a", True), ks("b", False), ks("c", False), ks("d", False, "insufficient")]
     low = dataset_drift(results)
     assert not low.alarm and low.statistic == pytest.approx(1 / 3)
-    assert low.detail == {"drifted": ["a"], "tested": ["a", "b", "c"]}
+    assert low.detail == {"drifted": ["a"], "tested": ["a", "b", "c"], "correction": []}
     assert dataset_drift(results, share=0.3).alarm
 
 
@@ -224,6 +225,8 @@ def test_a_million_rows_do_not_make_everything_drift():
         batch = pd.DataFrame({"x": rng.normal(shift, 1.0, size=1_000_000)})
         current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
         verdicts[shift] = check_drift(reference, current)[0]
+    assert {v.name for v in verdicts.values()} == {"wasserstein"}
     assert not verdicts[0.0].alarm
-    assert not verdicts[0.01].alarm and verdicts[0.01].p_value < 0.05, "significant but tiny"
-    assert verdicts[0.5].alarm
+    assert not verdicts[0.01].alarm, "a 0.01 sd shift is real at this size but does not matter"
+    assert verdicts[0.01].detail["effect_size"] == pytest.approx(0.01, abs=0.005)
+    assert verdicts[0.5].alarm and verdicts[0.5].statistic == pytest.approx(0.5, abs=0.02)

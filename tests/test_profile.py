@@ -178,3 +178,14 @@ def test_bad_batches_never_crash_profiles_or_checks(ref, cur):
     assert all(r.column is not None for r in results)
     json.dumps([r.to_dict() for r in results], allow_nan=False)
     schema.validate(batch)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_histograms_through_the_lookup_table_equal_the_binary_search(seed):
+    rng = np.random.default_rng(seed)
+    ref = np.round(rng.lognormal(size=20_000), seed)
+    edges = quantile_edges(ref, 32)
+    values = np.r_[rng.lognormal(0.3, 1.2, size=50_000), np.repeat(edges, 100), -1.0, 1e9]
+    index = np.searchsorted(edges[:-1], values, side="right") + (values > edges[-1])
+    expected = np.bincount(index, minlength=edges.size + 1)
+    assert histogram(values, edges).tolist() == expected.tolist()

@@ -350,8 +350,11 @@ class ArtifactStore:
             return sha
         except IntegrityError:
             pass
-        _private_dir(target.parent)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            _private_dir(target.parent)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write artifact {sha} in {target.parent}: {exc}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -359,10 +362,12 @@ class ArtifactStore:
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o600)
             os.replace(tmp, target)
-        except BaseException:
+            _fsync_dir(target.parent)
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot write artifact {sha} to {target}: {exc}") from exc
             raise
-        _fsync_dir(target.parent)
         return sha
 
     def shas(self) -> Iterator[str]:
@@ -382,7 +387,7 @@ class ArtifactStore:
         buffer = io.BytesIO()
         try:
             df.to_parquet(buffer, engine="pyarrow", compression="zstd")
-        except (ValueError, TypeError, NotImplementedError, ImportError) as exc:
+        except (ValueError, TypeError, OverflowError, NotImplementedError, ImportError) as exc:
             raise StoreError(f"cannot write the frame as Parquet: {exc}") from exc
         return self.put_bytes(buffer.getvalue())
 

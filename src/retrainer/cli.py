@@ -459,5 +459,300 @@ def token_revoke(ctx: click.Context, prefix: str) -> None:
     console.print(f"revoked token {revoked.prefix} ({revoked.name})")
 
 
+@main.command("check-large")
+@click.argument("source")
+@click.option("--scheduler", help="A running Dask scheduler (tcp://host:8786).")
+@click.option("--workers", type=int, help="Worker processes of a LocalCluster (no --scheduler).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def check_large(
+    ctx: click.Context, source: str, scheduler: str | None, workers: int | None, as_json: bool
+) -> None:
+    """Profile and check a large input (Parquet folder or glob) on Dask, against the champion."""
+    from retrainer.compute import check_partitioned, dask_client
+    from retrainer.profile import BatchProfile
+
+    project = _project(ctx)
+    champion, schema = project.champion, project.schema()
+    if champion is None or not champion.reference or schema is None:
+        raise RetrainerError("no champion with a reference profile yet: run a cycle first")
+    with dask_client(scheduler, workers=workers) as client:
+        checked = check_partitioned(
+            source, BatchProfile.from_dict(champion.reference), schema, client=client
+        )
+    data = {
+        "rows": checked.profile.n_rows,
+        "partitions": checked.partitions,
+        "alarms": [r.to_dict() for r in checked.alarms],
+    }
+    _emit(
+        data,
+        as_json,
+        lambda d: console.print(
+            f"{d['rows']:,} rows in {d['partitions']} partitions: {len(d['alarms'])} alarms"
+            + "".join(
+                f"\n  {a['kind']} {a['name']} {a['column']}: {a['message']}" for a in d["alarms"]
+            ),
+            highlight=False,
+            markup=False,
+        ),
+    )
+
+
+@main.group()
+def db() -> None:
+    """The metadata store's schema: migrations (Alembic) for SQLite and PostgreSQL."""
+
+
+def _store_url(ctx: click.Context, url: str | None) -> str:
+    from retrainer.config import Config
+
+    return url or Config.from_yaml(ctx.obj["config"]).store_url
+
+
+@db.command("upgrade")
+@click.option("--url", help="The store URL (default: store.url of the project file).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, url: str | None, as_json: bool) -> None:
+    """Upgrade the store's tables to the newest revision (a no-op when they are up to date)."""
+    from retrainer.store.db import Store
+
+    store = Store(_store_url(ctx, url))
+    store.dispose()
+    result = store.migration
+    _emit(
+        result.to_dict(),
+        as_json,
+        lambda d: console.print(
+            f"applied {', '.join(d['applied'])}; the store is at revision {d['after']}"
+            if d["applied"]
+            else f"the store is up to date (revision {d['after']})",
+            highlight=False,
+        ),
+    )
+
+
+@db.command("current")
+@click.option("--url", help="The store URL (default: store.url of the project file).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def db_current(ctx: click.Context, url: str | None, as_json: bool) -> None:
+    """Show the store's revision, the newest one, and how its tables differ from retrainer's."""
+    from sqlalchemy import create_engine
+
+    from retrainer.store import migrate
+
+    engine = create_engine(_store_url(ctx, url))
+    try:
+        current = migrate.current_revision(engine)
+        data = {
+            "current": current,
+            "head": migrate.head_revision(),
+            "differences": migrate.differences(engine) if current else [],
+        }
+    finally:
+        engine.dispose()
+
+    def render(d: dict) -> None:
+        state = "up to date" if d["current"] == d["head"] else "run `retrainer db upgrade`"
+        console.print(f"revision {d['current']} (newest {d['head']}): {state}", highlight=False)
+        for line in d["differences"]:
+            console.print(f"  differs: {line}", highlight=False, markup=False)
+
+    _emit(data, as_json, render)
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the revision changes.")
+def db_revision(message: str) -> None:
+    """Write the next migration from what store/tables.py adds (for retrainer's developers)."""
+    from retrainer.store.migrate import new_revision
+
+    console.print(f"wrote {new_revision(message)}: read it, then `ruff format` it", highlight=False)
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Delete orphans and temp files; fix stuck runs.")
+@click.option(
+    "--grace",
+    default=3600.0,
+    show_default=True,
+    help="Seconds: younger orphans and temp files may belong to a write in progress; kept.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, repair: bool, grace: float, as_json: bool) -> None:
+    """Check hashes, orphans, aliases, stuck runs and temp files; exit 1 if problems remain."""
+    from retrainer.doctor import doctor as check_store
+    from retrainer.doctor import render
+
+    report = check_store(_project(ctx), repair=repair, grace=grace)
+    lines = "\n".join(render(report))
+    _emit(report.to_dict(), as_json, lambda _: console.print(lines, markup=False, highlight=False))
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("policies", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--policies", "_policies_flag", is_flag=True, help="Optional; POLICIES follow it.")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), help="History (CSV/Parquet).")
+@click.option("--weeks", type=int, default=None, help="Replay only the first N periods.")
+@click.option("--period", default="7D", show_default=True, help="One batch per period.")
+@click.option("--label-delay", type=int, default=1, show_default=True, help="In periods.")
+@click.option("--every", default="14d", show_default=True, help="The fixed-schedule baseline.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out/backtest"),
+    show_default=True,
+    help="Folder for the stores and the plot.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def backtest(
+    ctx: click.Context,
+    policies: tuple[Path, ...],
+    _policies_flag: bool,
+    data: Path | None,
+    weeks: int | None,
+    period: str,
+    label_delay: int,
+    every: str,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Replay a labelled history under each policy file (a project file or its policy section)
+    and the baselines (fixed schedule, never retrained); rank them. Without --data: ELEC2 with
+    the project file, or the shipped ELEC2 example when there is none."""
+    import yaml
+
+    from retrainer.backtest import backtest as run_backtest
+    from retrainer.backtest import first_periods, load_policy
+    from retrainer.data.io import read_table
+
+    config = Path(ctx.obj["config"])
+    example = resources.files("retrainer").joinpath("examples/elec2.yaml").read_text()
+    settings = yaml.safe_load(config.read_text() if config.exists() else example)
+    if data is None:
+        from retrainer.datasets import load_elec2
+
+        frame = load_elec2()
+    else:
+        frame = read_table(data)
+    time_column = (settings.get("data") or {}).get("time_column")
+    if not time_column:
+        raise RetrainerError(f"{config}: a backtest needs data.time_column and data.id_column")
+    if weeks is not None:
+        frame = first_periods(frame, time_column, period, weeks)
+    named = dict(load_policy(p) for p in policies)
+    if "policy" in settings:
+        named = {"configured": settings["policy"], **named}
+    with err_console.status("replaying") as status:
+        result = run_backtest(
+            frame,
+            settings,
+            named,
+            folder=out,
+            period=period,
+            label_delay=label_delay,
+            every=every,
+            plot=out / "backtest.png",
+            on_policy=lambda name: status.update(f"replaying under policy {name!r}"),
+        )
+
+    def render(d: dict) -> None:
+        rows = d["table"]
+        table = Table(*rows[0].keys(), title=f"backtest over {d['batches']} batches")
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(table)
+        console.print(f"plot: {d['plot']}")
+
+    _emit(result.to_dict(), as_json, render)
+
+
+def _latest_batch(project) -> int:
+    """The newest batch that has a diagnosis (for `explain` without an argument)."""
+    from sqlalchemy import select
+
+    from retrainer.store.tables import EventRow
+
+    with project.store.session() as s:
+        found = s.scalar(
+            select(EventRow.batch_id)
+            .where(EventRow.kind == "check", EventRow.batch_id.is_not(None))
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        )
+    if found is None:
+        raise RetrainerError("no batch was checked yet: run `retrainer cycle` first")
+    return int(found)
+
+
+@main.command()
+@click.argument("batch", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def explain(ctx: click.Context, batch: int | None, as_json: bool) -> None:
+    """Why a batch raised alarms: ranked causes, evidence, actions and a proposed fix
+    (default: the newest checked batch)."""
+    from retrainer.diagnosis import Alarm, rank
+
+    project = _project(ctx)
+    batch = batch if batch is not None else _latest_batch(project)
+    stored = project.diagnosis(batch)
+    if stored is None:
+        raise RetrainerError(f"batch {batch} has no diagnosis yet: run `retrainer cycle` first")
+
+    def render(d: dict) -> None:
+        console.print(f"[bold]batch {batch}[/]", highlight=False)
+        diagnosis = rank([Alarm.from_dict(a) for a in d["alarms"]], d.get("shift", 0.0))
+        for line in diagnosis.explain():
+            console.print(line, highlight=False, markup=False)
+        if d.get("fix"):
+            console.print(
+                f"accept it with: retrainer accept-fix {batch}", highlight=False, markup=False
+            )
+
+    _emit({"batch": batch, **stored}, as_json, render)
+
+
+@main.command("accept-fix")
+@click.argument("batch", type=int)
+@click.option("--reason", default="accepted", show_default=True, help="Why (stored).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def accept_fix(ctx: click.Context, batch: int, reason: str, as_json: bool) -> None:
+    """Accept the fix the diagnosis of BATCH proposed; later batches get it at ingest."""
+    import yaml
+
+    project = _project(ctx)
+    fix = project.accept_fix(batch, reason=reason)
+
+    def render(f: dict) -> None:
+        console.print(f"accepted for batch {batch}; applied at ingest from now on:")
+        console.print(yaml.safe_dump({"data": {"fixes": f}}), highlight=False, markup=False)
+        console.print(
+            f"to use it for batch {batch} too: retrainer release {batch} --reason ...",
+            highlight=False,
+            markup=False,
+        )
+
+    _emit(fix, as_json, render)
+
+
+@main.command()
+@click.argument("batch", type=int)
+@click.option("--reason", required=True, help="Why the batch is fit for training (stored).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def release(ctx: click.Context, batch: int, reason: str, as_json: bool) -> None:
+    """Release a quarantined BATCH (accepted fixes applied) so training windows include it."""
+    result = _project(ctx).release(batch, reason)
+    _emit(result, as_json, lambda r: console.print(f"batch {r['id']} released: {r['status']}"))
+
+
 if __name__ == "__main__":
     main()

@@ -47,12 +47,15 @@ def parse_duration(text: str | int | float) -> timedelta:
     >>> parse_duration("2w")
     datetime.timedelta(days=14)
     """
-    if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
-    match = _DURATION.match(str(text))
-    if not match:
+    match = None if isinstance(text, int | float) else _DURATION.match(str(text))
+    if match is None and not isinstance(text, int | float):
         raise ValueError(f"{text!r} is not a duration like '30m', '12h', '7d' or '2w'")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        if match is None:
+            return timedelta(seconds=float(text))
+        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 class _Section(BaseModel):
@@ -73,6 +76,15 @@ class StoreSettings(_Section):
     artifacts: str = ".retrainer/artifacts"
 
 
+class FixSettings(_Section):
+    """Fixes for upstream changes applied at ingest (see ``retrainer.diagnosis.fixes``)."""
+
+    rename: dict[str, str] = Field(default_factory=dict)  # batch name -> schema name
+    scale: dict[str, float] = Field(default_factory=dict)  # multiply by
+    recode: dict[str, dict[str, str]] = Field(default_factory=dict)  # batch code -> reference code
+    missing_values: dict[str, list[Any]] = Field(default_factory=dict)  # read as null
+
+
 class DataSettings(_Section):
     target: str
     source: str | None = None
@@ -82,6 +94,8 @@ class DataSettings(_Section):
     prediction: str | None = None
     features: list[str] | None = None
     schema_: dict[str, dict] | Literal["inferred"] = Field("inferred", alias="schema")
+    expected_rows: dict[Literal["min", "max"], int] = Field(default_factory=dict)  # per batch
+    fixes: FixSettings = FixSettings()
 
 
 class WindowSettings(_Section):
@@ -117,16 +131,54 @@ class DriftSettings(_Section):
     psi_threshold: float = Field(0.2, gt=0)
     share: float = Field(0.5, gt=0, le=1)
     min_rows: int = Field(30, ge=1)
+    min_psi: float = Field(0.02, ge=0)  # effect floor of a significant p-value test
+    method: str | dict[str, str] = "auto"  # or a test name, or {numeric: ..., categorical: ...}
+    correction: Literal["none", "bonferroni", "bh"] = "bh"  # over the columns' p-values
+    small: int = Field(1000, ge=1)  # auto: p-value tests up to this many values, distances above
+    thresholds: dict[str, float] = Field(default_factory=dict)  # distance test -> threshold
+
+    @field_validator("method")
+    @classmethod
+    def _known_test(cls, method: str | dict[str, str]) -> str | dict[str, str]:
+        from retrainer.checks.univariate import TESTS
+
+        names = method.values() if isinstance(method, dict) else [method]
+        unknown = sorted(set(names) - set(TESTS) - {"auto"})
+        if unknown:
+            raise ValueError(f"unknown drift test {unknown}; one of auto, {', '.join(TESTS)}")
+        return method
 
 
 class QualitySettings(_Section):
     max_null_increase: float = Field(0.1, ge=0, le=1)
     max_out_of_range: float = Field(0.05, ge=0, le=1)
+    stuck_run: int = Field(20, ge=2)  # a value repeated in this many consecutive rows is stuck
 
 
 class ConceptSettings(_Section):
-    detector: Literal["ddm"] = "ddm"
+    """The error-stream detector (any name of ``retrainer.checks.concept.DETECTORS``, any case),
+    its parameters, the loss a regressor feeds it, and optionally a threshold calibrated on the
+    champion's held-out errors to ``arl`` values between false alarms (bootstrap)."""
+
+    detector: str = "DDM"
     params: dict[str, Any] = Field(default_factory=dict)
+    loss: Literal["absolute", "squared"] = "absolute"
+    arl: int | None = Field(None, ge=10)
+
+    @model_validator(mode="after")
+    def _known_detector(self) -> ConceptSettings:
+        from retrainer.checks.concept import DETECTORS
+
+        names = {name.lower(): name for name in DETECTORS}
+        name = names.get(self.detector.lower().replace("-", "").replace("_", ""))
+        if name is None:
+            raise ValueError(f"detector {self.detector!r} is not one of {', '.join(DETECTORS)}")
+        try:
+            DETECTORS[name](**self.params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} refused params {self.params}: {exc}") from None
+        object.__setattr__(self, "detector", name)
+        return self
 
 
 class ChecksSettings(_Section):
@@ -136,7 +188,7 @@ class ChecksSettings(_Section):
 
 
 class TriggerSettings(_Section):
-    type: Literal["schedule", "volume", "drift", "concept", "performance", "manual"]
+    type: Literal["schedule", "volume", "drift", "concept", "performance", "manual", "group"]
     every: timedelta | None = None
     cron: str | None = None
     min_rows: int | None = Field(None, ge=1)
@@ -144,9 +196,14 @@ class TriggerSettings(_Section):
     metric: str | None = None
     max_drop: float | None = Field(None, ge=0)
     min_value: float | None = None
+    source: Literal["realised", "estimated"] = "realised"  # performance: labels or estimate
+    mode: Literal["any", "all"] = "any"  # group: how its triggers combine
+    triggers: list[TriggerSettings] | None = None  # group: its triggers
 
     @model_validator(mode="after")
     def _complete(self) -> TriggerSettings:
+        if self.type == "group" and not self.triggers:
+            raise ValueError("a group trigger needs 'triggers' (a list of triggers)")
         if self.type == "schedule" and not (self.every or self.cron):
             raise ValueError("a schedule trigger needs 'every' (e.g. 7d) or 'cron'")
         if self.type == "volume" and not self.min_rows:
@@ -171,6 +228,19 @@ class PolicySettings(_Section):
     )
     cooldown: timedelta | None = None
     block_on: list[Literal["data_quality", "upstream_change"]] = ["data_quality", "upstream_change"]
+    # covariate drift diagnosed: "triggers" leaves it to a drift trigger, "retrain" retrains,
+    # "watch" never retrains on it (a drift trigger's reason is then suppressed)
+    on_covariate_drift: Literal["triggers", "retrain", "watch"] = "triggers"
+    mode: Literal["any", "all"] = "any"  # how the triggers combine
+    budget: BudgetSettings | None = None  # at most N retrains per period
+    dedup: timedelta | None = None  # the same alarm retrains at most once in this window
+    min_new_rows: int | None = Field(None, ge=1)  # new labelled rows needed before any retrain
+    quiet_after_deploy: timedelta | None = None  # no retrain this soon after a promotion
+
+
+class BudgetSettings(_Section):
+    max_retrains: int = Field(ge=1)
+    per: timedelta
 
 
 class GateSettings(_Section):
@@ -294,6 +364,19 @@ class Config(_Section):
         if problems:
             raise ValueError("; ".join(problems))
         return targets
+
+    @model_validator(mode="after")
+    def _detector_fits_task(self) -> Config:
+        from retrainer.checks.concept import DETECTORS
+
+        name = self.checks.concept.detector
+        if self.trainer.task == "regression" and DETECTORS[name]._binary:
+            loss = [n for n, cls in DETECTORS.items() if not cls._binary]
+            raise ValueError(
+                f"checks.concept.detector: {name} reads a 0/1 error stream, but a regressor's "
+                f"stream is its {self.checks.concept.loss} error; use one of {', '.join(loss)}"
+            )
+        return self
 
     def targets(self) -> list:
         """The deploy targets (microcontrollers) every promoted model must fit."""

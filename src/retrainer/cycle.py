@@ -16,14 +16,17 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from retrainer.checks.concept import DDM
+from retrainer.checks.concept import DETECTORS, DriftDetector, detector_from_state
+from retrainer.checks.concept.calibrate import error_stream
 from retrainer.checks.drift import check_drift, dataset_drift
+from retrainer.checks.estimate import load_estimator
 from retrainer.checks.quality import check_quality
 from retrainer.checks.result import CheckResult
-from retrainer.diagnose import Alarm, diagnose
+from retrainer.diagnose import Alarm
+from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.metrics import score
 from retrainer.profile import BatchProfile
-from retrainer.retrain import RunOutcome, retrain
+from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
 from retrainer.store.tables import (
     BatchRow,
     CheckRow,
@@ -72,9 +75,11 @@ class CycleReport:
 
 
 def run_cycle(project: Project) -> CycleReport:
-    """Run one cycle of ``project`` and return what it did."""
+    """Run one cycle of ``project`` and return what it did (after recovering what a process
+    that is gone left running)."""
+    recover_interrupted(project)
     with project.store.session() as s:
-        cycle = CycleRow()
+        cycle = CycleRow(summary={"owner": owner()})
         s.add(cycle)
         s.flush()
         cycle_id = cycle.id
@@ -106,6 +111,7 @@ class _Cycle:
         self.drifted: set[str] = set()
         self.dataset_drift = False
         self.evaluations: list[dict] = []
+        self.estimates: list[dict] = []
         self.concept_drift = False
 
     # ----------------------------------------------------------------------------- run
@@ -117,9 +123,10 @@ class _Cycle:
             ).all()
             new_ids = [b.id for b in new]
         quarantined = [b for b in new_ids if not self._check_batch(b, champion)]
-        labelled_new = [b for b in new_ids if self._n_labelled(b) > 0]
+        labelled_new = [b for b in new_ids if b not in quarantined and self._n_labelled(b) > 0]
         self._predict(labelled_new)
         self._evaluate()
+        self._estimate([b for b in new_ids if b not in labelled_new and b not in quarantined])
         decision, decision_id = self._decide(champion is not None)
         outcome: RunOutcome | None = None
         if decision.action == "retrain":
@@ -132,7 +139,7 @@ class _Cycle:
             )
             if outcome.promoted:
                 self.p.set_state("detector", {})
-        self._predict([b for b in new_ids if b not in labelled_new])
+        self._predict([b for b in new_ids if b not in labelled_new and b not in quarantined])
         with self.p.store.session() as s:
             for row in s.scalars(select(BatchRow).where(BatchRow.id.in_(new_ids))):
                 if row.status == "new":
@@ -181,6 +188,7 @@ class _Cycle:
                 schema,
                 max_null_increase=q.max_null_increase,
                 max_out_of_range=q.max_out_of_range,
+                stuck_run=q.stuck_run,
             )
             drift = check_drift(
                 reference,
@@ -188,14 +196,20 @@ class _Cycle:
                 alpha=d.alpha,
                 psi_threshold=d.psi_threshold,
                 min_rows=d.min_rows,
+                min_psi=d.min_psi,
+                method=d.method,
+                correction=d.correction,
+                small=d.small,
+                thresholds=d.thresholds,
             )
             verdict = dataset_drift(drift, share=d.share)
             results += [*drift, verdict]
             self.drifted |= {r.column for r in drift if r.alarm and r.column}
             self.dataset_drift |= verdict.alarm
         else:
-            profile = BatchProfile.from_frame(frame, schema)
-        alarms = diagnose(results)
+            reference, profile = None, BatchProfile.from_frame(frame, schema)
+        diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
+        alarms = list(diagnosis.alarms)
         blocking = [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
         self.alarms += alarms
         with self.p.store.session() as s:
@@ -231,6 +245,7 @@ class _Cycle:
                 cycle_id=self.id,
                 batch_id=batch_id,
                 causes=sorted({a.cause for a in alarms}),
+                diagnosis=diagnosis.to_dict(),
             )
             if blocking:
                 row.status = "quarantined"
@@ -257,8 +272,18 @@ class _Cycle:
         for batch_id in batch_ids:
             with self.p.store.session() as s:
                 frame = self.p.batch_frame(s.get(BatchRow, batch_id))
+                done = {
+                    (role, version)
+                    for role, version in s.execute(
+                        select(PredictionSetRow.role, PredictionSetRow.version).where(
+                            PredictionSetRow.batch_id == batch_id
+                        )
+                    )
+                }
             X = frame[self.p.features(frame)]
             for role, version in roles:
+                if (role, version) in done:
+                    continue  # predicted by a cycle that was interrupted
                 pred, proba = predict(models[version], X)
                 table = pd.DataFrame({"row": np.arange(len(frame)), "prediction": pred.to_numpy()})
                 if id_col:
@@ -277,8 +302,7 @@ class _Cycle:
     def _evaluate(self) -> None:
         """Score the predictions of batches whose labels arrived; feed the error stream."""
         metric = self.cfg.gate.metric
-        state = self.p.get_state("detector") or {}
-        detector = DDM.from_state(state) if state else DDM(**self.cfg.checks.concept.params)
+        detector = self._detector()
         with self.p.store.session() as s:
             rows = s.scalars(
                 select(BatchRow)
@@ -310,10 +334,8 @@ class _Cycle:
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
                 self.evaluations.append(entry)
-                if pset.role == "champion" and self.cfg.trainer.task == "classification":
-                    errors = (y_pred != y[known].to_numpy()).astype(float)
-                    if len(detector.update_many(errors)):
-                        self.concept_drift = True
+                if pset.role == "champion":
+                    self._feed(detector, row.id, pset.version, y[known].to_numpy(), y_pred)
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
                 for e in (e for e in self.evaluations if e["batch"] == row.id):
@@ -335,18 +357,125 @@ class _Cycle:
                     cycle_id=self.id,
                     batch_id=row.id,
                 )
-        if self.concept_drift:
-            self.alarms.append(
-                Alarm(
-                    "changed_relation",
-                    "retrain on recent labelled data",
-                    "warning",
-                    "ddm",
-                    None,
-                    "the champion's error rate rose (DDM)",
+        self.alarms += relation_alarms(self.p, self.evaluations, self.concept_drift)
+        self.p.set_state("detector", detector.state_dict())
+
+    # ------------------------------------------------------------------- concept drift
+    def _detector(self) -> DriftDetector:
+        """The champion's error-stream detector: its saved state, or a fresh one with the
+        configured parameters (with the threshold calibrated for the champion, if it was)."""
+        concept = self.cfg.checks.concept
+        state = self.p.get_state("detector") or {}
+        if state.get("detector") == concept.detector:
+            return detector_from_state(state)
+        champion = self.p.champion
+        calibrated = (champion.metrics.get("concept") or {}) if champion else {}
+        if calibrated.get("detector") == concept.detector:
+            return DETECTORS[concept.detector](**calibrated["params"])
+        return DETECTORS[concept.detector](**concept.params)
+
+    def _feed(
+        self, detector: DriftDetector, batch_id: int, version: int, y_true: Any, y_pred: Any
+    ) -> None:
+        """Feed a batch of the champion's error stream to the detector; record a concept check."""
+        concept = self.cfg.checks.concept
+        stream = error_stream(self.cfg.trainer.task, concept.loss, y_true, y_pred)
+        start, skipped = detector.n_seen, detector.n_nonfinite
+        hits = detector.update_many(stream)
+        drift = bool(len(hits))
+        self.concept_drift |= drift
+        name = type(detector).__name__
+        warning = bool(getattr(detector, "warning_detected", False))
+        what = "error" if self.cfg.trainer.task == "classification" else f"{concept.loss} error"
+        finite = stream[np.isfinite(stream)]
+        mean = float(finite.mean()) if finite.size else None
+        if drift:
+            message = f"{name} signalled drift at value {start + int(hits[0])} of the {what} stream"
+        else:
+            zone = "warning zone" if warning else "no drift"
+            message = f"{name}: {zone} after {detector.n_seen} values of the {what} stream"
+        detail = {
+            "message": message,
+            "status": "ok",
+            "version": version,
+            "stream": what,
+            "positions": (start + hits).tolist(),
+            "batch_positions": hits.tolist(),
+            "warning": warning,
+            "n_seen": detector.n_seen,
+            "n_nonfinite": detector.n_nonfinite - skipped,
+        }
+        with self.p.store.session() as s:
+            s.add(
+                CheckRow(
+                    cycle_id=self.id,
+                    batch_id=batch_id,
+                    kind="concept",
+                    name=name,
+                    statistic=_num(mean),
+                    alarm=drift,
+                    severity="warning" if drift else "info",
+                    detail=detail,
                 )
             )
-        self.p.set_state("detector", detector.state_dict())
+
+    # -------------------------------------------------------------------- estimation
+    def _estimate(self, batch_ids: list[int]) -> None:
+        """Estimate the champion's metric on new unlabelled batches (CBPE or DLE)."""
+        champion = self.p.champion
+        spec = champion.metrics.get("estimator") if champion else None
+        if not spec or not batch_ids:
+            return
+        estimator = load_estimator(spec, self.p.artifacts)
+        model = self.p.load_model(champion.version)
+        for batch_id in batch_ids:
+            with self.p.store.session() as s:
+                row = s.get(BatchRow, batch_id)
+                frame, data_time = self.p.batch_frame(row), row.data_time
+            estimate = estimator.estimate_model(model, frame[self.p.features(frame)])
+            entry = {
+                "batch": batch_id,
+                "version": champion.version,
+                "role": "estimated",
+                "data_time": _aware(data_time).isoformat() if data_time else None,
+                **estimate.to_dict(),
+            }
+            self.estimates.append(entry)
+            with self.p.store.session() as s:
+                s.add(
+                    CheckRow(
+                        cycle_id=self.id,
+                        batch_id=batch_id,
+                        kind="performance",
+                        name=f"{estimate.metric}_estimated",
+                        statistic=_num(estimate.value),
+                        alarm=False,
+                        detail=entry,
+                    )
+                )
+
+    def _history(self) -> dict:
+        """Recent retraining runs, the reasons of recent retrain decisions and the last
+        promotion, in clock time (for the policy's dedup, budget and quiet period)."""
+        with self.p.store.session() as s:
+            runs = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(500)).all()
+            retrains = s.scalars(
+                select(DecisionRow)
+                .where(DecisionRow.action == "retrain")
+                .order_by(DecisionRow.id.desc())
+                .limit(500)
+            ).all()
+            clocks = [
+                (datetime.fromisoformat(r.window["clock"]), bool((r.metrics or {}).get("promoted")))
+                for r in runs
+                if r.status != "skipped" and (r.window or {}).get("clock")
+            ]
+            reasons = tuple((_aware(d.at), reason) for d in retrains for reason in d.reasons)
+        return {
+            "recent_retrains": tuple(when for when, _ in clocks),
+            "recent_reasons": reasons,
+            "last_deploy": max((when for when, promoted in clocks if promoted), default=None),
+        }
 
     # ------------------------------------------------------------------------- decision
     def _decide(self, has_champion: bool) -> tuple[Any, int]:
@@ -372,6 +501,8 @@ class _Cycle:
             reference_performance=reference,
             manual=manual.get("reason"),
             has_champion=has_champion,
+            estimated_performance=_weighted(self.estimates),
+            **self._history(),
         )
         decision = self.p.policy.decide(evidence)
         with self.p.store.session() as s:
@@ -413,6 +544,12 @@ class _Cycle:
                 )
             )
         return int(total or 0)
+
+
+def _weighted(entries: list[dict]) -> float | None:
+    """Row-weighted mean of the entries' values (None without any)."""
+    total = sum(e["n"] for e in entries)
+    return sum(e["value"] * e["n"] for e in entries) / total if total else None
 
 
 def _num(value: Any) -> float | None:

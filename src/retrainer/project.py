@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,12 +36,14 @@ from retrainer.artifacts import ArtifactStore
 from retrainer.config import Config
 from retrainer.data.io import list_files, read_table, to_pandas
 from retrainer.data.schema import ColumnSpec, Schema
-from retrainer.errors import DataError, NotFoundError
+from retrainer.errors import DataError, NotFoundError, StoreError
 from retrainer.registry import ModelVersion, Registry
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, LabelSetRow, StateRow, utcnow
 from retrainer.training import Trainer
 from retrainer.triggers import Policy
+
+EARLY_LABEL_SETS = 100  # label sets with rows no batch had yet, kept to join later batches
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,19 @@ class Project:
     def schema(self) -> Schema | None:
         """The data contract: from the project file, or inferred from the first batch."""
         declared = self.config.data.schema_
+        rows = self.config.data.expected_rows
         if isinstance(declared, dict):
             columns = tuple(ColumnSpec(name=n, **spec) for n, spec in declared.items())
-            return Schema(columns, ignored=tuple(self.special_columns()))
+            return Schema(
+                columns,
+                ignored=tuple(self.special_columns()),
+                min_rows=rows.get("min"),
+                max_rows=rows.get("max"),
+            )
         value = self.get_state("schema")
-        return Schema.from_dict(value) if value else None
+        if not value:
+            return None
+        return Schema.from_dict({**value, "min_rows": rows.get("min"), "max_rows": rows.get("max")})
 
     # ----------------------------------------------------------------------- state
     def get_state(self, key: str) -> dict | None:
@@ -188,7 +199,10 @@ class Project:
         if frame.empty:
             raise DataError(f"{where}: the batch has no rows")
         frame = self._conform(frame, where)
-        sha = self.artifacts.put_frame(frame)
+        try:
+            sha = self.artifacts.put_frame(frame)
+        except StoreError as exc:  # e.g. a column Parquet cannot hold: name the batch
+            raise type(exc)(f"{where}: {exc}") from exc
         key = key or f"sha256:{sha}"
         target = self.target
         n_labelled = int(frame[target].notna().sum()) if target in frame else 0
@@ -211,6 +225,7 @@ class Project:
             )
             s.add(row)
             s.flush()
+            self._join_early_labels(s, row, frame)
             self.event(
                 s,
                 "ingest",
@@ -238,15 +253,29 @@ class Project:
                 f"{where}: missing column(s) {missing} named in the project file "
                 f"(data.id_column / data.time_column); columns are {list(frame.columns)}"
             )
+        from retrainer.diagnosis.fixes import apply_fixes
+
+        frame = apply_fixes(frame, self.fixes(), where)
         schema = self.schema()
-        if schema is not None:
-            frame = schema.conform(frame, source=where)
+        if schema is not None:  # with a champion, a missing column is stored and diagnosed
+            frame = schema.conform(frame, source=where, required=self.champion is None)
         if d.time_column:
             frame[d.time_column] = _utc(frame[d.time_column], f"{where}: column {d.time_column!r}")
+        if d.target in frame:
+            self._check_label_kind(frame[d.target], f"{where}: column {d.target!r} (the target)")
         if d.id_column and frame[d.id_column].isna().any():
             row = int(frame[d.id_column].isna().to_numpy().argmax())
             raise DataError(f"{where}: column {d.id_column!r} (the id) is empty in row {row}")
         return frame
+
+    def _check_label_kind(self, values: pd.Series, where: str) -> None:
+        """Refuse labels of another kind (text or numbers) than the first labels stored."""
+        kind = _check_labels(values, where)
+        known = (self.get_state("labels") or {}).get("kind")
+        if kind and known and kind != known:
+            raise DataError(f"{where}: labels are {kind}, but the stored labels are {known}")
+        if kind and not known:
+            self.set_state("labels", {"kind": kind})
 
     def ingest_labels(self, data: Any, *, key: str | None = None, source: str = "") -> LabelReport:
         """Join late labels (a table of id and target) to the stored batches."""
@@ -261,12 +290,16 @@ class Project:
                 f"{where}: missing column(s) {missing}; columns are {list(labels.columns)}"
             )
         labels = labels[[id_col, target]].dropna()
+        self._check_label_kind(labels[target], f"{where}: column {target!r}")
         if labels.empty:
             raise DataError(f"{where}: no labelled rows")
         if labels[id_col].duplicated().any():
             dup = labels[id_col][labels[id_col].duplicated()].iloc[0]
             raise DataError(f"{where}: id {dup!r} appears more than once")
-        sha = self.artifacts.put_frame(labels.reset_index(drop=True))
+        try:
+            sha = self.artifacts.put_frame(labels.reset_index(drop=True))
+        except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
+            raise type(exc)(f"{where}: {exc}") from exc
         key = key or f"sha256:{sha}"
         with self.store.session() as s:
             if s.scalar(select(LabelSetRow).where(LabelSetRow.key == key)) is not None:
@@ -292,6 +325,11 @@ class Project:
                 touched.append(row.id)
             s.add(LabelSetRow(key=key, source=source, n_rows=len(labels), artifact=sha))
             unmatched = len(labels) - matched
+            if unmatched:  # labels may arrive before their batch: joined when it comes
+                state = s.get(StateRow, "early_labels")
+                early = dict(state.value) if state is not None else {}
+                kept = dict(list({**early, sha: unmatched}.items())[-EARLY_LABEL_SETS:])
+                self.set_state("early_labels", kept, s)
             self.event(
                 s,
                 "labels",
@@ -303,6 +341,27 @@ class Project:
                 batches=touched,
             )
         return LabelReport(key, len(labels), matched, unmatched, tuple(touched))
+
+    def _join_early_labels(self, s: Session, row: BatchRow, frame: pd.DataFrame) -> None:
+        """Join to a new batch the labels that arrived before it (state ``early_labels``: the
+        label sets with unmatched rows, newest ``EARLY_LABEL_SETS``, with their unmatched count)."""
+        early = s.get(StateRow, "early_labels")
+        id_col, target = self.config.data.id_column, self.target
+        if early is None or not early.value or not id_col:
+            return
+        known = frame[target] if target in frame else pd.Series(index=frame.index, dtype=float)
+        merged, left = known, {}
+        for sha, unmatched in early.value.items():
+            fresh = frame[id_col].map(self.artifacts.get_frame(sha).set_index(id_col)[target])
+            hits = int((merged.isna() & fresh.notna()).sum())
+            merged = merged.where(merged.notna(), fresh)
+            if unmatched > hits:
+                left[sha] = unmatched - hits
+        early.value, early.updated_at = left, utcnow()
+        if int(merged.notna().sum()) > int(known.notna().sum()):
+            table = pd.DataFrame({id_col: frame[id_col], target: merged}).dropna()
+            row.labels = self.artifacts.put_frame(table.reset_index(drop=True))
+            row.n_labelled = len(table)
 
     def ingest_labels_path(self, path: str | Path) -> list[LabelReport]:
         """Ingest late labels from a CSV or Parquet file or folder."""
@@ -340,6 +399,31 @@ class Project:
         with self.store.session() as s:
             self.set_state("manual", {"reason": reason, "actor": actor}, s)
             self.event(s, "manual", f"retrain requested by {actor}: {reason}")
+
+    # -------------------------------------------------------------------- diagnosis
+    def diagnosis(self, batch_id: int) -> dict | None:
+        """The stored diagnosis of a batch (ranked causes, alarms, proposed fix), or None."""
+        from retrainer.diagnosis.loop import stored_diagnosis
+
+        return stored_diagnosis(self, batch_id)
+
+    def fixes(self) -> dict:
+        """The fixes applied at ingest: ``data.fixes`` of the project file over accepted ones."""
+        from retrainer.diagnosis.loop import accepted_fixes
+
+        return accepted_fixes(self)
+
+    def accept_fix(self, batch_id: int, *, reason: str = "accepted", actor: str = "user") -> dict:
+        """Accept the fix proposed by the diagnosis of ``batch_id``; later batches get it."""
+        from retrainer.diagnosis.loop import accept_fix
+
+        return accept_fix(self, batch_id, reason=reason, actor=actor)
+
+    def release(self, batch_id: int, reason: str, *, actor: str = "user") -> dict:
+        """Release a quarantined batch (accepted fixes applied) so training windows include it."""
+        from retrainer.diagnosis.loop import release
+
+        return release(self, batch_id, reason=reason, actor=actor)
 
     # -------------------------------------------------------------------- models
     @property
@@ -404,6 +488,44 @@ def _file_sha(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def _check_labels(values: pd.Series, where: str) -> str | None:
+    """Labels are finite numbers, booleans or text, all of one kind; anything else is refused
+    here, at ingest, rather than failing every later training and evaluation. Returns the kind
+    (``number`` or ``text``; None without labels)."""
+    if values.isna().all():
+        return None
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "number"
+    if isinstance(values.dtype, pd.StringDtype):
+        return "text"
+    kind = "number"
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        bad = ~np.isfinite(values.to_numpy(dtype="float64", na_value=0.0))
+    else:
+        kinds = values.map(_label_kind)
+        bad = (kinds == "bad").to_numpy()
+        found = set(kinds) - {"missing"}
+        if not bad.any() and len(found) > 1:
+            row = int((kinds == "text").to_numpy().argmax())
+            raise DataError(f"{where}: labels mix text (row {row}) and numbers; use one kind")
+        kind = found.pop() if found else None
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataError(
+            f"{where}: row {row} has {repr(values.iloc[row])[:80]}, not a finite number, "
+            "a boolean or text"
+        )
+    return kind
+
+
+def _label_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float | np.number):
+        return "missing" if value != value else "number" if np.isfinite(value) else "bad"
+    return "missing" if value is None or value is pd.NA or value is pd.NaT else "bad"
 
 
 def _utc(values: pd.Series, where: str) -> pd.Series:

@@ -393,16 +393,17 @@ class Registry:
                 with self.store.session() as session:
                     # Write first: this takes SQLite's write lock (a row lock on PostgreSQL), so
                     # the reads below see every earlier move and the history chain stays exact.
-                    session.execute(
+                    # No row locked (PostgreSQL, first move): insert, and retry on a collision.
+                    locked = session.execute(
                         update(AliasRow).where(AliasRow.name == name).values(updated_at=now)
-                    )
+                    ).rowcount
                     target = self._rollback_target(session, name) if version is None else version
                     if session.get(ModelVersionRow, target) is None:
                         raise NotFoundError(
                             f"cannot point alias {name!r} at model version {target!r}: "
                             "it does not exist"
                         )
-                    row = session.get(AliasRow, name, populate_existing=True)
+                    row = session.get(AliasRow, name, populate_existing=True) if locked else None
                     previous = None if row is None else row.version
                     if row is None:
                         session.add(AliasRow(name=name, version=target, updated_at=now))

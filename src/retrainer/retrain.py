@@ -3,22 +3,29 @@
 The run is idempotent by its decision: a second call for the same decision returns the first
 run's outcome. A crash leaves at most an orphaned artifact (content-addressed, never a half
 file) and a run row marked ``running``; the champion alias only moves after registration.
+Each run and cycle records its owner process; :func:`recover_interrupted` (called at the start
+of every cycle) finishes or fails what a process that is gone left ``running``, and retries an
+interrupted run at most once.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import select
 
+from retrainer.checks.monitors import version_monitors
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
 from retrainer.gate import GateResult, evaluate_gate
 from retrainer.profile import BatchProfile
-from retrainer.store.tables import BatchRow, RunRow, utcnow
+from retrainer.store.tables import BatchRow, CycleRow, DecisionRow, ModelVersionRow, RunRow, utcnow
 
 if TYPE_CHECKING:
     from retrainer.project import Project
@@ -72,7 +79,10 @@ def retrain(
         if done is not None:
             return _outcome(done, "already ran for this decision")
         run = RunRow(
-            key=key, cycle_id=cycle_id, decision_id=decision_id, window={"clock": clock.isoformat()}
+            key=key,
+            cycle_id=cycle_id,
+            decision_id=decision_id,
+            window={"clock": clock.isoformat(), "owner": owner()},
         )
         s.add(run)
         s.flush()
@@ -89,6 +99,16 @@ def retrain(
             window={"clock": clock.isoformat()},
             message=f"run failed: {exc}",
         )
+    except BaseException as exc:
+        _finish(
+            project=project,
+            run_id=run_id,
+            cycle_id=cycle_id,
+            status="failed",
+            window={"clock": clock.isoformat()},
+            message=f"run failed: {type(exc).__name__}: {exc}",
+        )
+        raise
     return outcome
 
 
@@ -170,6 +190,7 @@ def _train_gate_register(
         "champion": gate.champion,
         "n_holdout": gate.n_holdout,
         "gate_passed": passed,
+        **version_monitors(cfg, project.artifacts, challenger, holdout[features], holdout[target]),
     }
     version = project.registry.register(
         model, lineage=lineage, metrics=metrics, reference=reference, run_id=run_id
@@ -233,3 +254,132 @@ def _outcome(run: RunRow, message: str) -> RunOutcome:
         dict(run.window),
         message,
     )
+
+
+INTERRUPTED = "interrupted"
+RETRY_MARK = "retry of run"  # the service's scheduler marks its one retry the same way
+
+
+def owner() -> dict:
+    """The process that runs this code: host, pid and the pid's start time (guards pid reuse)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_time(os.getpid())}
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux ``/proc``), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def owner_alive(recorded: dict | None) -> bool:
+    """Whether the process recorded by :func:`owner` may still run.
+
+    A row without an owner (written before owners were recorded) counts as gone; a process on
+    another host counts as alive, since it cannot be checked from here.
+
+    Parameters:
+        recorded: the ``owner`` dict of a run or cycle.
+
+    Example:
+        >>> owner_alive(owner()), owner_alive(None)
+        (True, False)
+        >>> owner_alive({"host": socket.gethostname(), "pid": 2**22 + 12345, "start": None})
+        False
+    """
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("pid"), int):
+        return False
+    if recorded.get("host") != socket.gethostname():
+        return True
+    pid = recorded["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    start = recorded.get("start")
+    return start is None or _start_time(pid) in (None, start)
+
+
+def recover_interrupted(project: Project) -> list[str]:
+    """Finish or fail the cycles and runs left ``running`` by a process that is gone.
+
+    A cycle is marked failed. A run that registered its version is finished with it (and the
+    version promoted if its gate passed, the champion is still the run's parent and no deploy
+    target needs a bundle); a run that did not is marked ``failed`` (``interrupted``) and
+    retried once, through the manual trigger of the next decision; a retry that is itself
+    interrupted is not retried again. Returns one line per row recovered (also logged as a
+    ``recover`` event).
+
+    Parameters:
+        project: the project whose store is recovered.
+
+    Example:
+        >>> import tempfile
+        >>> from retrainer.project import Project
+        >>> project = Project.from_dict({"data": {"target": "y"}}, root=tempfile.mkdtemp())
+        >>> with project.store.session() as s:
+        ...     s.add(RunRow(key="decision:1", window={"owner": {"host": "?", "pid": "?"}}))
+        >>> recover_interrupted(project)
+        ['run 1 marked failed (interrupted: process gone); retrain requested once']
+        >>> recover_interrupted(project)
+        []
+    """
+    done: list[str] = []
+    now = utcnow()
+    with project.store.session() as s:
+        for cycle in s.scalars(select(CycleRow).where(CycleRow.status == "running")):
+            if not owner_alive((cycle.summary or {}).get("owner")):
+                cycle.status, cycle.finished_at = "failed", now
+                cycle.summary = {"error": f"{INTERRUPTED}: its process is gone"}
+                done.append(f"cycle {cycle.id} marked failed ({INTERRUPTED})")
+        runs = s.scalars(select(RunRow).where(RunRow.status == "running").order_by(RunRow.id))
+        stuck = [r.id for r in runs if not owner_alive((r.window or {}).get("owner"))]
+    done += [_recover_run(project, run_id, now) for run_id in stuck]
+    if done:
+        with project.store.session() as s:
+            project.event(s, "recover", "; ".join(done), recovered=done)
+    return done
+
+
+def _recover_run(project: Project, run_id: int, now: datetime) -> str:
+    with project.store.session() as s:
+        run = s.get(RunRow, run_id)
+        row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.run_id == run_id))
+        decision = s.get(DecisionRow, run.decision_id) if run.decision_id else None
+        reasons = list(decision.reasons) if decision else []
+        run.finished_at = now
+        if row is None:
+            run.status, run.error = "failed", f"{INTERRUPTED}: its process is gone"
+            run.metrics = {"gate": None, "promoted": False}
+        else:
+            passed = bool((row.metrics or {}).get("gate_passed"))
+            run.version, run.window = row.version, dict(row.lineage.get("window") or run.window)
+            run.status = "succeeded" if passed else "rejected"
+            run.metrics = {"gate": row.lineage.get("gate"), "promoted": False}
+            parent, version = row.lineage.get("parent"), row.version
+    if row is not None:
+        champion = project.champion
+        if champion is not None and champion.version == version:
+            _mark_promoted(project, run_id)
+            return f"run {run_id} finished: version {version} was promoted before the stop"
+        if passed and (champion.version if champion else None) == parent:
+            if not project.config.deploy_targets:
+                why = f"run {run_id} finished after a stop: gate passed"
+                project.promote(version, reason=why, actor="recover")
+                _mark_promoted(project, run_id)
+                return f"run {run_id} finished: version {version} promoted"
+        return f"run {run_id} finished with its registered version {version}, not promoted"
+    if any(RETRY_MARK in r for r in reasons):
+        return f"run {run_id} marked failed ({INTERRUPTED}); it was a retry: not retried again"
+    project.request_retrain(f"{RETRY_MARK} {run_id}, {INTERRUPTED}", actor="recover")
+    return f"run {run_id} marked failed ({INTERRUPTED}: process gone); retrain requested once"
+
+
+def _mark_promoted(project: Project, run_id: int) -> None:
+    with project.store.session() as s:
+        run = s.get(RunRow, run_id)
+        run.metrics = {**run.metrics, "promoted": True}

@@ -15,7 +15,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -40,6 +41,10 @@ class Evidence:
     reference_performance: float | None = None
     manual: str | None = None
     has_champion: bool = True
+    estimated_performance: float | None = None
+    recent_retrains: Sequence[datetime] = ()  # clock times of recent retraining runs
+    recent_reasons: Sequence[tuple[datetime, str]] = ()  # reasons of recent retrain decisions
+    last_deploy: datetime | None = None  # clock time of the last promotion
 
 
 @dataclass(frozen=True)
@@ -118,25 +123,29 @@ class ConceptTrigger:
 
 @dataclass(frozen=True)
 class PerformanceTrigger:
-    """Fires when realised performance drops ``max_drop`` below the champion's own, or below
-    ``min_value``."""
+    """Fires when performance drops ``max_drop`` below the champion's own, or below
+    ``min_value``; ``source`` says whether realised (labels) or estimated (no labels)."""
 
     max_drop: float | None = None
     min_value: float | None = None
+    source: str = "realised"
 
     def fire(self, ev: Evidence) -> str | None:
-        value, ref = ev.performance, ev.reference_performance
+        estimated = self.source == "estimated"
+        value = ev.estimated_performance if estimated else ev.performance
+        ref = ev.reference_performance
         if value is None:
             return None
+        what = f"estimated {ev.metric}" if estimated else ev.metric
         if self.min_value is not None and is_worse(ev.metric, value, self.min_value):
-            return f"performance: {ev.metric}={value:.4f} is below the floor {self.min_value}"
+            return f"performance: {what}={value:.4f} is below the floor {self.min_value}"
         if (
             self.max_drop is not None
             and ref is not None
             and is_worse(ev.metric, value, ref, self.max_drop)
         ):
             return (
-                f"performance: {ev.metric}={value:.4f} dropped more than {self.max_drop} "
+                f"performance: {what}={value:.4f} dropped more than {self.max_drop} "
                 f"from the champion's {ref:.4f}"
             )
         return None
@@ -150,6 +159,33 @@ class ManualTrigger:
         return f"manual: {ev.manual}" if ev.manual else None
 
 
+@dataclass(frozen=True)
+class TriggerGroup:
+    """Triggers combined with ``any`` (one firing is enough) or ``all`` (every one must fire).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> both = TriggerGroup((DriftTrigger(), ConceptTrigger()), mode="all")
+        >>> both.fire(Evidence(now=datetime(2024, 1, 1, tzinfo=UTC), concept_drift=True)) is None
+        True
+    """
+
+    triggers: Sequence[Trigger] = ()
+    mode: str = "any"
+
+    def fire(self, ev: Evidence) -> str | None:
+        reasons = combine(self.triggers, self.mode, ev)
+        return (" AND " if self.mode == "all" else "; ").join(reasons) or None
+
+
+def combine(triggers: Sequence[Trigger], mode: str, ev: Evidence) -> list[str]:
+    """The reasons of the triggers that fired; with ``mode="all"`` none unless every one fired."""
+    reasons = [reason for t in triggers if (reason := t.fire(ev))]
+    if mode == "all" and len(reasons) < len(triggers):
+        return []
+    return reasons
+
+
 Trigger = (
     ScheduleTrigger
     | VolumeTrigger
@@ -157,6 +193,7 @@ Trigger = (
     | ConceptTrigger
     | PerformanceTrigger
     | ManualTrigger
+    | TriggerGroup
 )
 
 
@@ -171,35 +208,97 @@ def trigger_from_settings(s: TriggerSettings) -> Trigger:
     if s.type == "concept":
         return ConceptTrigger()
     if s.type == "performance":
-        return PerformanceTrigger(max_drop=s.max_drop, min_value=s.min_value)
+        return PerformanceTrigger(max_drop=s.max_drop, min_value=s.min_value, source=s.source)
+    if s.type == "group":
+        return TriggerGroup(tuple(trigger_from_settings(t) for t in s.triggers), s.mode)
     return ManualTrigger()
 
 
 @dataclass(frozen=True)
 class Policy:
-    """Any trigger firing means retrain, unless a blocking alarm or the cooldown holds it back.
+    """Triggers firing (combined with ``mode``) mean retrain, unless a blocking alarm, a
+    deduplicated alarm, too little new data, the quiet period after a deploy, the cooldown or the
+    budget holds it back; a manual request ignores all but blocking alarms.
 
     Parameters:
-        triggers: the triggers, combined with *any*.
-        cooldown: minimum time between retrains (manual requests ignore it).
+        triggers: the triggers (a manual trigger always counts on its own).
+        cooldown: minimum time between retrains.
         block_on: alarm causes that block retraining and raise an alert instead.
+        mode: ``any`` (one trigger is enough) or ``all`` (every non-manual trigger must fire).
+        budget: ``(n, period)``: at most ``n`` retrains in any ``period``.
+        dedup: a trigger that led to a retrain stays silent for this long (schedules excepted).
+        min_new_rows: new labelled rows needed since the last retrain.
+        quiet_after_deploy: no retrain this soon after the last promotion.
+        on_covariate_drift: ``triggers`` (drift triggers decide), ``retrain`` (a diagnosed
+            covariate drift fires a retrain) or ``watch`` (drift reasons are dropped). A
+            diagnosed changed relation always fires a retrain.
+
+    Example:
+        >>> from datetime import datetime, timedelta, UTC
+        >>> now = datetime(2024, 1, 10, tzinfo=UTC)
+        >>> policy = Policy([ConceptTrigger()], budget=(2, timedelta(days=30)))
+        >>> recent = (now - timedelta(days=3), now - timedelta(days=9))
+        >>> policy.decide(Evidence(now=now, concept_drift=True, recent_retrains=recent)).reasons
+        ('budget: 2 retrains in the last 30 days, 0:00:00 (at most 2)',)
     """
 
     triggers: Sequence[Trigger] = field(default_factory=tuple)
     cooldown: timedelta | None = None
     block_on: Sequence[str] = ("data_quality", "upstream_change")
+    mode: str = "any"
+    budget: tuple[int, timedelta] | None = None
+    dedup: timedelta | None = None
+    min_new_rows: int | None = None
+    quiet_after_deploy: timedelta | None = None
+    on_covariate_drift: str = "triggers"
 
     @classmethod
     def from_settings(cls, s: PolicySettings) -> Policy:
         return cls(
-            tuple(trigger_from_settings(t) for t in s.triggers), s.cooldown, tuple(s.block_on)
+            tuple(trigger_from_settings(t) for t in s.triggers),
+            s.cooldown,
+            tuple(s.block_on),
+            mode=s.mode,
+            budget=(s.budget.max_retrains, s.budget.per) if s.budget else None,
+            dedup=s.dedup,
+            min_new_rows=s.min_new_rows,
+            quiet_after_deploy=s.quiet_after_deploy,
+            on_covariate_drift=s.on_covariate_drift,
+        )
+
+    def diagnosed(self, ev: Evidence, fired: list[str]) -> list[str]:
+        """The fired reasons with those of the diagnosis: a changed relation always, covariate
+        drift per ``on_covariate_drift``."""
+        fired = [r for r in fired if not (self.on_covariate_drift == "watch" and r[:5] == "drift")]
+        fired += [
+            f"changed relation: {a.message}" for a in ev.alarms if a.cause == "changed_relation"
+        ]
+        moved = sorted({a.column for a in ev.alarms if a.cause == "covariate_drift" and a.column})
+        if moved and self.on_covariate_drift == "retrain":
+            fired.append(f"covariate drift: {', '.join(moved)} moved")
+        return fired
+
+    def false_alarm_rate(self, rates: Mapping[str, float]) -> float:
+        """The chance that a cycle without any change retrains, from each trigger type's chance
+        of a false alarm per cycle (``rates``, e.g. ``{"concept": 0.01}``), assuming the
+        triggers err independently; types not given (schedule, manual) count as 0.
+
+        Example:
+            >>> policy = Policy([DriftTrigger(), ConceptTrigger()])
+            >>> round(policy.false_alarm_rate({"drift": 0.02, "concept": 0.01}), 4)
+            0.0298
+        """
+        return _false_alarm_rate(
+            [t for t in self.triggers if not isinstance(t, ManualTrigger)], self.mode, rates
         )
 
     def decide(self, ev: Evidence) -> Decision:
         """The decision for this evidence."""
         if not ev.has_champion:
             return Decision("retrain", ("bootstrap: no champion yet",))
-        fired = [reason for t in self.triggers if (reason := t.fire(ev))]
+        manual = [r for t in self.triggers if isinstance(t, ManualTrigger) and (r := t.fire(ev))]
+        others = [t for t in self.triggers if not isinstance(t, ManualTrigger)]
+        fired = self.diagnosed(ev, [*combine(others, self.mode, ev), *manual])
         blocking = [a for a in ev.alarms if a.blocking and a.cause in self.block_on]
         if blocking:
             causes = sorted({f"{a.cause}: {a.message}" for a in blocking})
@@ -208,15 +307,89 @@ class Policy:
             alarms = tuple(sorted({f"{a.cause}: {a.check}" for a in ev.alarms}))
             watch_only = all(a.cause == "covariate_drift" for a in ev.alarms)
             return Decision("hold" if watch_only else "alert", alarms)
-        manual = [r for r in fired if r.startswith("manual")]
-        cooling = (
+        if manual:
+            return Decision("retrain", tuple(fired))
+        fired, repeated = self._dedup(fired, ev)
+        if not fired:
+            note = f"dedup: every trigger that fired already led to a retrain within {self.dedup}"
+            return Decision("hold", (note,), tuple(repeated))
+        notes = self._holds(ev)
+        if notes:
+            return Decision("hold", tuple(notes), (*fired, *repeated))
+        return Decision("retrain", tuple(fired), tuple(repeated))
+
+    def _dedup(self, fired: list[str], ev: Evidence) -> tuple[list[str], list[str]]:
+        """Split the reasons into fresh ones and repeats of a recent retrain's alarm."""
+        if self.dedup is None:
+            return fired, []
+        recent = {
+            _alarm_key(reason): when
+            for when, reason in sorted(ev.recent_reasons)
+            if ev.now - when < self.dedup
+        }
+        fresh, repeated = [], []
+        for reason in fired:
+            key = _alarm_key(reason)
+            if key in recent and "schedule" not in key:
+                when = recent[key]
+                repeated.append(f"{reason} [dedup: the same alarm retrained at {when.isoformat()}]")
+            else:
+                fresh.append(reason)
+        return fresh, repeated
+
+    def _holds(self, ev: Evidence) -> list[str]:
+        """Why a retrain must wait: too little new data, quiet period, cooldown, budget."""
+        notes = []
+        if self.min_new_rows is not None and ev.new_labelled_rows < self.min_new_rows:
+            notes.append(
+                f"min_new_rows: {ev.new_labelled_rows} new labelled rows (< {self.min_new_rows})"
+            )
+        since_deploy = ev.now - ev.last_deploy if ev.last_deploy else None
+        if self.quiet_after_deploy and since_deploy is not None:
+            if since_deploy < self.quiet_after_deploy:
+                notes.append(
+                    f"quiet_after_deploy: {since_deploy} since the last promotion "
+                    f"(< {self.quiet_after_deploy})"
+                )
+        if (
             self.cooldown is not None
             and ev.last_retrain is not None
             and ev.now - ev.last_retrain < self.cooldown
-        )
-        if cooling and not manual:
-            note = (
+        ):
+            notes.append(
                 f"cooldown: {ev.now - ev.last_retrain} since the last retrain (< {self.cooldown})"
             )
-            return Decision("hold", (note,), tuple(fired))
-        return Decision("retrain", tuple(fired))
+        if self.budget is not None:
+            limit, period = self.budget
+            used = sum(1 for when in ev.recent_retrains if ev.now - when < period)
+            if used >= limit:
+                notes.append(f"budget: {used} retrains in the last {period} (at most {limit})")
+        return notes
+
+
+_KINDS = {
+    ScheduleTrigger: "schedule",
+    VolumeTrigger: "volume",
+    DriftTrigger: "drift",
+    ConceptTrigger: "concept",
+    PerformanceTrigger: "performance",
+}
+
+
+def _false_alarm_rate(triggers: Sequence[Trigger], mode: str, rates: Mapping[str, float]) -> float:
+    each = [
+        _false_alarm_rate(t.triggers, t.mode, rates)
+        if isinstance(t, TriggerGroup)
+        else float(rates.get(_KINDS.get(type(t), ""), 0.0))
+        for t in triggers
+    ]
+    if not each:
+        return 0.0
+    if mode == "all":
+        return float(math.prod(each))
+    return 1.0 - math.prod(1.0 - r for r in each)
+
+
+def _alarm_key(reason: str) -> tuple[str, ...]:
+    """The trigger types behind a reason (``"drift: ..."`` -> ``("drift",)``)."""
+    return tuple(part.split(":", 1)[0].strip() for part in reason.split(" AND "))

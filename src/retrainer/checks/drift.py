@@ -1,22 +1,28 @@
-"""Univariate data-drift checks computed from profiles, and the dataset-level verdict.
+"""Per-column data drift from profiles, the dataset-level verdict, and output (prediction) drift.
 
-Numeric columns are compared on the reference's histogram bins: the two-sample
-Kolmogorov-Smirnov statistic D is the largest difference of the two empirical CDFs at the bin
-edges, a lower bound of the exact D on the raw values (it can miss at most the largest share of
-one bin of either sample); its p-value comes from the two-sample Kolmogorov distribution with
-``n*m/(n+m)`` observations (SciPy's ``kstwo``, as ``ks_2samp(method="asymp")``; its limit
-``kstwobign`` above 10,000), so it is conservative. PSI and the Jensen-Shannon distance measure
-the size of the change on the same bins. Categorical columns get a chi-square test of the
-2 x k table of category counts (categories unseen in the reference pooled in one column), plus
-PSI and Jensen-Shannon on the category shares. Datetime columns are not tested (time moves by
-design).
+For each column of the reference, ``check_drift`` picks a test (``choose_test`` in
+``retrainer.checks.univariate``: p-value tests up to 1,000 values in the smaller sample,
+distances with a fixed threshold above, because at that size every p-value is tiny), runs it on
+the two profiles (histograms on the reference's quantile edges, or category counts) or, when
+raw rows of both sides are given and small, on the raw values, and returns one verdict result
+named after the test, saying which test ran and why.
 
-The rule for a column's alarm: the test is significant (``p < alpha``) **and** the effect is
-not negligible (``PSI >= min_psi``, default 0.02, about a 0.14 standard-deviation shift of a
-normal). With a million rows every tiny shift is significant; the effect floor keeps those from
-drifting. The ``psi`` result alarms when ``p < alpha`` and ``PSI > psi_threshold`` (a large
-shift); the ``jensen_shannon`` result is informational. A column with fewer than ``min_rows``
-values in either profile gets status ``insufficient`` and no alarm.
+Every verdict also reports, in ``detail``:
+
+- ``effect_size``: the size of the change whatever its significance: the Wasserstein distance
+  in reference standard deviations for numbers (a location shift of 0.3 sd reads 0.3), Cramer's
+  V (``sqrt(chi2 / N)``) for categories;
+- ``min_detectable_effect``: the smallest effect, in the same unit, that the test flags at this
+  batch's size (for numbers also ``min_detectable_shift_sd``, the smallest shift of a normal
+  mean in sd); a column with fewer than ``min_rows`` values gets status ``insufficient`` with
+  the minimum and the effect it could have detected, and no alarm.
+
+The alarm rule of a column: a p-value test alarms when its p-value, adjusted over the columns
+tested with p-values (``correction``: ``bh``, ``bonferroni`` or ``none``), is below ``alpha``
+**and** PSI is at least ``min_psi`` (an effect floor); a distance alarms at its threshold. Two
+informational results follow each verdict: ``psi`` (alarms when the column drifted and PSI
+exceeds ``psi_threshold``) and ``jensen_shannon``. Datetime columns are not tested (time moves
+by design).
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -26,153 +32,107 @@ Example:
     >>> ref = pd.DataFrame({"x": rng.normal(size=2000)})
     >>> schema = Schema.infer(ref)
     >>> reference = BatchProfile.from_frame(ref, schema)
-    >>> shifted = BatchProfile.from_frame(ref + 1.0, schema, edges=reference.edges())
+    >>> shifted = BatchProfile.from_frame(ref.head(500) + 1.0, schema, edges=reference.edges())
     >>> [(r.name, r.alarm) for r in check_drift(reference, shifted)]
     [('ks', True), ('psi', True), ('jensen_shannon', False)]
-
-References:
-    A. N. Kolmogorov (1933); N. Smirnov (1948), "Table for estimating the goodness of fit of
-    empirical distributions", Ann. Math. Statist. 19.
-    B. Yurdakul, "Statistical properties of population stability index", PhD thesis, Western
-    Michigan University, 2018.
-    J. Lin, "Divergence measures based on the Shannon entropy", IEEE Trans. Inf. Theory 37, 1991.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+import pandas as pd
+from scipy import optimize, stats
 
+from retrainer.checks.multiple import CORRECTIONS, adjust
 from retrainer.checks.result import CheckResult
+from retrainer.checks.univariate import (
+    SMALL,
+    TESTS,
+    Pair,
+    binned_distance,
+    chi_square_table,
+    choose_test,
+    cvm_p_value,
+    jensen_shannon,
+    ks_from_histograms,
+    min_detectable_d,
+    psi,
+)
+from retrainer.data.schema import ColumnSpec, Schema, kind_of
 from retrainer.profile import BatchProfile, ColumnProfile
 
-PSI_FLOOR = 1e-4
-EXACT_N = 10_000  # above this effective n, the limiting Kolmogorov distribution (1 % close, fast)
-UNSEEN = "__unseen__"
+__all__ = [
+    "check_drift",
+    "dataset_drift",
+    "ks_from_histograms",
+    "min_detectable_d",
+    "min_detectable_shift",
+    "output_drift",
+    "psi",
+]
+
+JS_TO_V = math.sqrt(2 * math.log(2))  # small changes: Cramer's V ~ JS distance (base 2) * this
+CVM_NORMAL = 1 / (2 * math.pi * math.sqrt(3))  # int phi^3: T ~ en * shift^2 * this (normal)
 
 
-def _counts(x) -> np.ndarray:
-    counts = np.asarray(x, dtype="float64")
-    if counts.ndim != 1 or (counts < 0).any():
-        raise ValueError("counts must be a 1-d sequence of non-negative numbers")
-    return counts
+def _shift_from_d(d: float) -> float:
+    """The shift of a normal mean (in sd) whose KS distance is ``d``: D = 2 Phi(shift/2) - 1."""
+    return float(2 * stats.norm.ppf((1 + min(d, 1 - 1e-12)) / 2))
 
 
-def ks_from_histograms(ref_counts, cur_counts) -> tuple[float, float]:
-    """Two-sample KS statistic D and its asymptotic p-value from counts on the same bins.
+def min_detectable_shift(test: str, n: float, m: float, alpha: float) -> float:
+    """The smallest shift of a normal mean, in sd, that ``test`` flags (at half power).
 
-    D is the largest difference of the cumulative shares at the bin edges (a lower bound of the
-    exact D on raw values); the p-value is ``kstwo.sf(D, en)`` with ``en = round(n*m/(n+m))``,
-    as ``scipy.stats.ks_2samp(method="asymp")``. Above ``en = 10_000`` it is the limiting
-    Kolmogorov distribution ``kstwobign.sf(D * sqrt(en))`` (within 1 % of ``kstwo`` there,
-    slightly larger, and 1000 times faster). Empty counts give ``(0.0, 1.0)``.
-
-    Example:
-        >>> d, p = ks_from_histograms([50, 50, 0], [0, 50, 50])
-        >>> round(d, 2), p < 1e-6
-        (0.5, True)
-    """
-    ref, cur = _counts(ref_counts), _counts(cur_counts)
-    n, m = ref.sum(), cur.sum()
-    if n == 0 or m == 0:
-        return 0.0, 1.0
-    d = float(np.abs(np.cumsum(ref) / n - np.cumsum(cur) / m).max())
-    en = _effective_n(n, m)
-    if en > EXACT_N:
-        return d, float(stats.kstwobign.sf(d * np.sqrt(en)))
-    return d, float(stats.kstwo.sf(d, en))
-
-
-def _effective_n(n: float, m: float) -> int:
-    return max(1, round(n * m / (n + m)))
-
-
-def min_detectable_d(n: float, m: float, alpha: float) -> float:
-    """The smallest KS D that is significant at ``alpha`` for sample sizes ``n`` and ``m``.
+    KS: the shift whose D is the critical D; Cramer-von Mises: from its asymptotic critical
+    value; other p-value tests use the KS value; a distance test its threshold (a Wasserstein
+    distance in sd reads the shift directly).
 
     Example:
-        >>> round(min_detectable_d(1000, 1000, 0.05), 3)
-        0.06
+        >>> round(min_detectable_shift("ks", 1000, 1000, 0.05), 3)
+        0.152
+        >>> min_detectable_shift("wasserstein", 1000, 1000, 0.05)
+        0.1
     """
-    en = _effective_n(n, m)
-    if en > EXACT_N:
-        return float(stats.kstwobign.isf(alpha) / np.sqrt(en))
-    return float(stats.kstwo.isf(alpha, en))
+    test_obj = TESTS.get(test)
+    if test_obj is not None and test_obj.is_distance:
+        return float(test_obj.threshold)
+    if test == "cramer_von_mises":
+        en = n * m / (n + m)
+        t_crit = optimize.brentq(lambda t: cvm_p_value(t, n, m) - alpha, 1e-6, 50.0)
+        return float(math.sqrt(t_crit / (en * CVM_NORMAL)))
+    return _shift_from_d(min_detectable_d(n, m, alpha))
 
 
-def _shares(ref_counts, cur_counts) -> tuple[np.ndarray, np.ndarray]:
-    ref, cur = _counts(ref_counts), _counts(cur_counts)
-    if ref.shape != cur.shape:
-        raise ValueError(f"counts have different lengths ({ref.size} and {cur.size})")
-    if ref.sum() == 0 or cur.sum() == 0:
-        raise ValueError("counts must not be all zero")
-    return ref / ref.sum(), cur / cur.sum()
+def _cramers_v(pair: Pair) -> float:
+    stat, _ = chi_square_table(np.vstack([pair.ref, pair.cur]))
+    return math.sqrt(stat / (pair.n + pair.m))
 
 
-def psi(ref_counts, cur_counts) -> float:
-    """Population stability index: sum of (cur - ref) * ln(cur / ref) over bin shares.
-
-    Shares are floored at 1e-4 so empty bins give a finite value. Rule of thumb: below 0.1 no
-    change, 0.1-0.2 a moderate one, above 0.2 a large one.
-
-    Example:
-        >>> round(psi([50, 50], [60, 40]), 4)
-        0.0405
-    """
-    p, q = (np.maximum(s, PSI_FLOOR) for s in _shares(ref_counts, cur_counts))
-    return float(np.sum((q - p) * np.log(q / p)))
+def _min_v(pair: Pair, test: str, alpha: float) -> float:
+    test_obj = TESTS[test]
+    if test_obj.is_distance:
+        scale = JS_TO_V if test == "jensen_shannon" else 1.0
+        return float(test_obj.threshold * scale)
+    df = max(1, int(((pair.ref + pair.cur) > 0).sum()) - 1)
+    return float(math.sqrt(stats.chi2.isf(alpha, df) / (pair.n + pair.m)))
 
 
-def jensen_shannon(ref, cur, *, base: float = 2.0) -> float:
-    """Jensen-Shannon distance (square root of the divergence) of two count vectors.
+@dataclass(frozen=True)
+class _Column:
+    """One tested column before the multiple-testing correction."""
 
-    With ``base=2`` it lies in [0, 1]; it equals
-    ``scipy.spatial.distance.jensenshannon(ref, cur, base)``.
-
-    Example:
-        >>> jensen_shannon([1, 0], [0, 1])
-        1.0
-    """
-    p, q = _shares(ref, cur)
-    mid = (p + q) / 2
-    divergence = (special.rel_entr(p, mid).sum() + special.rel_entr(q, mid).sum()) / 2
-    return float(np.sqrt(max(divergence, 0.0) / np.log(base)))
-
-
-def _aligned(ref_counts: dict, cur_counts: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Count vectors over the reference's categories plus one pooled column of unseen ones."""
-    keys = sorted(ref_counts)
-    ref = [ref_counts[k] for k in keys]
-    cur = [cur_counts.get(k, 0) for k in keys]
-    unseen = sum(n for k, n in cur_counts.items() if k not in ref_counts)
-    if unseen:
-        keys.append(UNSEEN)
-        ref.append(0)
-        cur.append(unseen)
-    return keys, np.asarray(ref, dtype="float64"), np.asarray(cur, dtype="float64")
-
-
-def chi_square(ref_counts: dict, cur_counts: dict) -> tuple[float, float]:
-    """Chi-square test of homogeneity of two category-count dicts (no continuity correction).
-
-    Categories absent from the reference are pooled in one column, and categories with no count
-    in either are dropped. Fewer than two categories give ``(0.0, 1.0)``.
-
-    Example:
-        >>> stat, p = chi_square({"a": 50, "b": 50}, {"a": 50, "b": 50, "c": 10})
-        >>> round(stat, 2), p < 0.01
-        (9.55, True)
-    """
-    _, ref, cur = _aligned(ref_counts, cur_counts)
-    table = np.vstack([ref, cur])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-        return 0.0, 1.0
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    stat = float(((table - expected) ** 2 / expected).sum())
-    return stat, float(stats.chi2.sf(stat, table.shape[1] - 1))
+    name: str
+    pair: Pair
+    test: str
+    reason: str
+    statistic: float
+    p_value: float | None
+    effect: float
+    detail: dict
 
 
 def _single(column: str, name: str, status: str, message: str, **detail) -> CheckResult:
@@ -180,7 +140,12 @@ def _single(column: str, name: str, status: str, message: str, **detail) -> Chec
 
 
 def _untestable(
-    name: str, test: str, ref: ColumnProfile | None, cur: ColumnProfile | None, min_rows: int
+    name: str,
+    test: str,
+    ref: ColumnProfile | None,
+    cur: ColumnProfile | None,
+    min_rows: int,
+    alpha: float,
 ) -> CheckResult | None:
     """A result with a non-ok status when the column cannot be tested, else None."""
     if ref is None or cur is None or ref.missing or cur.missing or ref.kind != cur.kind:
@@ -204,78 +169,101 @@ def _untestable(
     small = min(ref.values, cur.values)
     if small < min_rows:
         where = "batch" if cur.values < min_rows else "reference"
+        mde = (
+            _shift_from_d(min_detectable_d(ref.values, cur.values, alpha))
+            if small > 0 and ref.kind == "numeric"
+            else None
+        )
+        could = f" (it could only detect shifts above {mde:.2g} sd)" if mde is not None else ""
         return _single(
             name,
             test,
             "insufficient",
             f"column {name!r}: {small} values in the {where}, at least {min_rows} "
-            "needed for a drift test",
+            f"needed for a drift test{could}",
             minimum=min_rows,
             values=small,
+            min_detectable_shift_sd=mde,
         )
     return None
 
 
-def _verdicts(
+def _finite(frame: pd.DataFrame | None, name: str) -> np.ndarray | None:
+    if frame is None or name not in frame.columns:
+        return None
+    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return values[np.isfinite(values)]
+
+
+def _pair(
     name: str,
-    test: str,
-    statistic: float,
-    p: float,
-    ref: np.ndarray,
-    cur: np.ndarray,
-    rules: dict,
-    detail: dict,
-) -> list[CheckResult]:
-    alpha, psi_threshold, min_psi = rules["alpha"], rules["psi_threshold"], rules["min_psi"]
-    effect = psi(ref, cur)
-    distance = jensen_shannon(ref, cur)
-    significant = p < alpha
-    drifted = significant and effect >= min_psi
-    detail = dict(detail, psi=effect, jensen_shannon=distance, min_psi=min_psi)
-    label = "KS D" if test == "ks" else "chi-square"
-    if drifted:
-        verdict = "drifted"
-    elif significant:
-        verdict = f"changed too little to matter (PSI {effect:.3g} < {min_psi:g})"
-    else:
-        verdict = "did not drift"
-    message = (
-        f"column {name!r} {verdict}: {label} {statistic:.4g} (p={p:.3g}, alpha {alpha:g}), "
-        f"PSI {effect:.3g}, n={int(ref.sum())} reference / {int(cur.sum())} batch"
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    reference_rows: pd.DataFrame | None,
+    current_rows: pd.DataFrame | None,
+    exact_max: int,
+) -> Pair:
+    if ref.kind == "categorical":
+        return Pair.categorical(ref.categories or {}, cur.categories or {})
+    if ref.edges != cur.edges:
+        raise ValueError(
+            f"column {name!r}: the batch was profiled on other histogram edges than the "
+            "reference; profile it with edges=reference.edges()"
+        )
+    low = min(ref.min, cur.min)
+    high = max(ref.max, cur.max)
+    bounds = np.concatenate([[low], np.asarray(ref.edges, dtype="float64"), [high]])
+    raw = {}
+    if min(ref.values, cur.values) <= exact_max:
+        ref_values, cur_values = _finite(reference_rows, name), _finite(current_rows, name)
+        if ref_values is not None and cur_values is not None and ref_values.size * cur_values.size:
+            raw = {"ref_values": ref_values, "cur_values": cur_values}
+    return Pair.numeric(
+        ref.hist, cur.hist, bounds, ref_std=ref.std, ref_sums=ref.sums, cur_sums=cur.sums, **raw
     )
-    big = significant and effect > psi_threshold
-    return [
-        CheckResult(
-            "drift",
-            test,
-            name,
-            drifted,
-            "warning" if drifted else "info",
-            statistic=statistic,
-            p_value=p,
-            threshold=alpha,
-            message=message,
-            detail=detail,
-        ),
-        CheckResult(
-            "drift",
-            "psi",
-            name,
-            big,
-            "warning" if big else "info",
-            statistic=effect,
-            threshold=psi_threshold,
-            message=f"column {name!r}: PSI {effect:.3g} (large above {psi_threshold:g}, p={p:.3g})",
-        ),
-        CheckResult(
-            "drift",
-            "jensen_shannon",
-            name,
-            False,
-            statistic=distance,
-            message=f"column {name!r}: Jensen-Shannon distance {distance:.3g} (base 2, 0..1)",
-        ),
-    ]
+
+
+def _pick(pair: Pair, method: str | Mapping[str, str], small: int) -> tuple[str, str]:
+    chosen = method.get(pair.kind, "auto") if isinstance(method, Mapping) else method
+    if chosen == "auto":
+        return choose_test(pair, small=small)
+    if chosen not in TESTS:
+        raise ValueError(f"unknown drift test {chosen!r}; registered: {sorted(TESTS)}")
+    if pair.kind not in TESTS[chosen].kinds:
+        return choose_test(pair, small=small)
+    if chosen in ("z", "fisher") and (pair.ref + pair.cur > 0).sum() > 2:
+        return choose_test(pair, small=small)
+    return chosen, f"configured ({chosen})"
+
+
+def _run(name: str, pair: Pair, test: str, reason: str, alpha: float) -> _Column:
+    statistic, p = TESTS[test].run(pair)
+    detail: dict = {"test": test, "reason": reason, "method": _method(pair, test)}
+    if pair.kind == "numeric":
+        effect = binned_distance(pair) / (pair.ref_std or 1.0)
+        shift = min_detectable_shift(test, pair.n, pair.m, alpha)
+        detail.update(
+            effect_measure="wasserstein_sd",
+            min_detectable_effect=shift,
+            min_detectable_shift_sd=shift,
+        )
+        if test in ("ks", "cramer_von_mises") and not TESTS[test].is_distance:
+            detail["ks_critical_d"] = min_detectable_d(pair.n, pair.m, alpha)
+    else:
+        effect = _cramers_v(pair)
+        detail.update(
+            effect_measure="cramers_v",
+            min_detectable_effect=_min_v(pair, test, alpha),
+            categories=len(pair.labels or ()),
+        )
+    detail.update(effect_size=effect, n_reference=int(pair.n), n_batch=int(pair.m))
+    return _Column(name, pair, test, reason, statistic, p, effect, detail)
+
+
+def _method(pair: Pair, test: str) -> str:
+    if pair.kind == "categorical":
+        return "exact" if test == "fisher" else "counts"
+    return "exact" if pair.exact and TESTS[test].exact else "profile"
 
 
 def check_drift(
@@ -286,59 +274,156 @@ def check_drift(
     psi_threshold: float = 0.2,
     min_rows: int = 30,
     min_psi: float = 0.02,
+    method: str | Mapping[str, str] = "auto",
+    correction: str = "none",
+    small: int = SMALL,
+    thresholds: Mapping[str, float] | None = None,
+    reference_rows: pd.DataFrame | None = None,
+    current_rows: pd.DataFrame | None = None,
+    exact_max: int = SMALL,
 ) -> list[CheckResult]:
     """Drift results per column of the reference (see the module doc for the alarm rule).
 
     Parameters:
         reference: profile of the reference data.
         current: profile of the batch, taken on ``reference.edges()``.
-        alpha: significance level of the KS and chi-square tests.
-        psi_threshold: PSI above which a significant change is reported as large.
+        alpha: significance level of the p-value tests (after ``correction``).
+        psi_threshold: PSI above which a drifted column is reported as largely changed.
         min_rows: fewest values in either profile for a test to run.
         min_psi: effect floor: a significant change with a smaller PSI does not alarm.
+        method: ``"auto"``, a registered test name, or a mapping kind -> name (``{"numeric":
+            "cramer_von_mises"}``); a test that does not fit a column falls back to auto.
+        correction: ``"bh"``, ``"bonferroni"`` or ``"none"`` over the p-value tests.
+        small: the automatic choice takes p-value tests up to this many values.
+        thresholds: distance thresholds by test name, overriding the defaults.
+        reference_rows, current_rows: raw frames; when both are given and the smaller side has
+            at most ``exact_max`` values, numeric tests with an exact form use the raw values.
 
-    Returns ``ks``/``chi2``, ``psi`` and ``jensen_shannon`` results for each tested column, and
-    one ``ks``/``chi2`` result with a non-ok status for each column that could not be tested.
+    Returns one verdict per column (named after the test that ran, or with a non-ok status),
+    each followed by ``psi`` and ``jensen_shannon`` results when the column was tested.
     """
-    rules = {"alpha": alpha, "psi_threshold": psi_threshold, "min_psi": min_psi}
-    results: list[CheckResult] = []
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction {correction!r} is not one of {CORRECTIONS}")
+    limits = dict(thresholds or {})
+    results: dict[str, list[CheckResult]] = {}
+    tested: list[_Column] = []
     for name, ref in reference.columns.items():
         if ref.kind == "datetime":
             continue
-        test = "chi2" if ref.kind == "categorical" else "ks"
+        default = "chi2" if ref.kind == "categorical" else "ks"
         cur = current.columns.get(name)
-        skipped = _untestable(name, test, ref, cur, min_rows)
+        skipped = _untestable(name, default, ref, cur, min_rows, alpha)
         if skipped is not None:
-            results.append(skipped)
+            results[name] = [skipped]
             continue
-        if test == "chi2":
-            stat, p = chi_square(ref.categories or {}, cur.categories or {})
-            _, ref_v, cur_v = _aligned(ref.categories or {}, cur.categories or {})
-            detail = {"categories": len(ref_v)}
+        pair = _pair(name, ref, cur, reference_rows, current_rows, exact_max)
+        test, reason = _pick(pair, method, small)
+        try:
+            tested.append(_run(name, pair, test, reason, alpha))
+        except ValueError as exc:
+            results[name] = [_single(name, test, "insufficient", f"column {name!r}: {exc}")]
+    p_tests = [c for c in tested if c.p_value is not None]
+    adjusted = dict(
+        zip(
+            (c.name for c in p_tests), adjust([c.p_value for c in p_tests], correction), strict=True
+        )
+    )
+    for col in tested:
+        results[col.name] = _verdicts(
+            col, adjusted.get(col.name), alpha, psi_threshold, min_psi, correction, limits
+        )
+    return [r for name in reference.columns if name in results for r in results[name]]
+
+
+def _verdicts(
+    col: _Column,
+    p_adj: float | None,
+    alpha: float,
+    psi_threshold: float,
+    min_psi: float,
+    correction: str,
+    limits: Mapping[str, float],
+) -> list[CheckResult]:
+    pair, name = col.pair, col.name
+    effect_psi = psi(pair.ref, pair.cur)
+    distance = jensen_shannon(pair.ref, pair.cur)
+    test = TESTS[col.test]
+    detail = dict(col.detail, psi=effect_psi, jensen_shannon=distance, min_psi=min_psi)
+    if test.is_distance:
+        threshold = limits.get(col.test, test.threshold)
+        drifted = col.statistic >= threshold
+        verdict = "drifted" if drifted else "did not drift"
+        evidence = f"{col.test} {col.statistic:.4g} (threshold {threshold:g})"
+    else:
+        threshold = alpha
+        significant = p_adj < alpha
+        drifted = significant and effect_psi >= min_psi
+        if drifted:
+            verdict = "drifted"
+        elif significant:
+            verdict = f"changed too little to matter (PSI {effect_psi:.3g} < {min_psi:g})"
         else:
-            if ref.edges != cur.edges:
-                raise ValueError(
-                    f"column {name!r}: the batch was profiled on other histogram edges than the "
-                    "reference; profile it with edges=reference.edges()"
-                )
-            ref_v, cur_v = np.asarray(ref.hist, float), np.asarray(cur.hist, float)
-            stat, p = ks_from_histograms(ref_v, cur_v)
-            detail = {
-                "min_detectable_d": min_detectable_d(ref_v.sum(), cur_v.sum(), alpha),
-                "reference_mean": ref.mean,
-                "batch_mean": cur.mean,
-                "reference_std": ref.std,
-                "batch_std": cur.std,
-            }
-        results.extend(_verdicts(name, test, stat, p, ref_v, cur_v, rules, detail))
-    return results
+            verdict = "did not drift"
+        adj = f", {correction}-adjusted {p_adj:.3g}" if correction != "none" else ""
+        evidence = f"{col.test} {col.statistic:.4g} (p={col.p_value:.3g}{adj}, alpha {alpha:g})"
+        detail.update(p_adjusted=p_adj, correction=correction)
+    unit = "sd" if pair.kind == "numeric" else "V"
+    message = (
+        f"column {name!r} {verdict}: {evidence}; effect {col.effect:.3g} {unit} (detectable "
+        f"from {detail['min_detectable_effect']:.3g} {unit}), PSI {effect_psi:.3g}, "
+        f"n={int(pair.n)} reference / {int(pair.m)} batch; {col.reason}"
+    )
+    out = [
+        CheckResult(
+            "drift",
+            col.test,
+            name,
+            drifted,
+            "warning" if drifted else "info",
+            statistic=col.statistic,
+            p_value=col.p_value,
+            threshold=threshold,
+            message=message,
+            detail=detail,
+        )
+    ]
+    big = drifted and effect_psi > psi_threshold
+    if col.test != "psi":
+        out.append(
+            CheckResult(
+                "drift",
+                "psi",
+                name,
+                big,
+                "warning" if big else "info",
+                statistic=effect_psi,
+                threshold=psi_threshold,
+                message=f"column {name!r}: PSI {effect_psi:.3g} (large above {psi_threshold:g})",
+            )
+        )
+    if col.test != "jensen_shannon":
+        out.append(
+            CheckResult(
+                "drift",
+                "jensen_shannon",
+                name,
+                False,
+                statistic=distance,
+                message=f"column {name!r}: Jensen-Shannon distance {distance:.3g} (base 2, 0..1)",
+            )
+        )
+    return out
+
+
+SECONDARY = ("psi", "jensen_shannon")
 
 
 def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> CheckResult:
     """One ``dataset_drift`` result: alarm when at least ``share`` of the tested columns drifted.
 
-    A column counts as tested when one of its drift results has status ``ok``, and as drifted
-    when one of them alarms.
+    A column counts as tested when its verdict has status ``ok``, and as drifted when its
+    verdict alarms (p-values already adjusted over columns by ``check_drift``'s
+    ``correction``). A tiny ``share`` means "any column".
 
     Example:
         >>> rs = [CheckResult("drift", "ks", "a", True), CheckResult("drift", "ks", "b", False)]
@@ -347,8 +432,10 @@ def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> Chec
         (True, 0.5, ['a'])
     """
     drift = [r for r in results if r.kind == "drift" and r.name != "dataset_drift"]
-    tested = sorted({r.column for r in drift if r.status == "ok" and r.column is not None})
-    drifted = sorted({r.column for r in drift if r.alarm and r.column is not None})
+    verdicts = [r for r in drift if r.name not in SECONDARY] or drift
+    tested = sorted({r.column for r in verdicts if r.status == "ok" and r.column is not None})
+    drifted = sorted({r.column for r in verdicts if r.alarm and r.column is not None})
+    corrections = sorted({r.detail.get("correction") for r in verdicts} - {None})
     if not tested:
         return CheckResult(
             "drift",
@@ -371,5 +458,41 @@ def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> Chec
         threshold=share,
         message=f"{len(drifted)} of {len(tested)} columns drifted ({100 * fraction:.0f}%, "
         f"alarm at {100 * share:.0f}%): {drifted}",
-        detail={"drifted": drifted, "tested": tested},
+        detail={"drifted": drifted, "tested": tested, "correction": corrections},
     )
+
+
+def output_drift(
+    reference: pd.Series,
+    current: pd.Series,
+    *,
+    name: str = "prediction",
+    kind: str | None = None,
+    **options,
+) -> list[CheckResult]:
+    """Drift of a model output or of the target between two samples (same tests as features).
+
+    Parameters:
+        reference: predictions (or labels) on the reference data.
+        current: predictions (or labels) on the batch.
+        name: the column name reported (``"prediction"``, ``"target"``, ...).
+        kind: ``"numeric"`` or ``"categorical"``; inferred from ``reference`` when None.
+        options: passed to ``check_drift`` (alpha, method, ...). Raw values are used for exact
+            tests when the batch is small.
+
+    Example:
+        >>> ref = pd.Series(["yes"] * 500 + ["no"] * 500)
+        >>> cur = pd.Series(["yes"] * 300 + ["no"] * 100)
+        >>> r = output_drift(ref, cur)[0]
+        >>> r.name, r.column, r.alarm
+        ('z', 'prediction', True)
+    """
+    spec = ColumnSpec(name, kind or kind_of(reference), True)
+    schema = Schema((spec,))
+    ref_frame = pd.DataFrame({name: reference.to_numpy()})
+    cur_frame = pd.DataFrame({name: current.to_numpy()})
+    ref_profile = BatchProfile.from_frame(ref_frame, schema)
+    cur_profile = BatchProfile.from_frame(cur_frame, schema, edges=ref_profile.edges())
+    options.setdefault("reference_rows", ref_frame)
+    options.setdefault("current_rows", cur_frame)
+    return check_drift(ref_profile, cur_profile, **options)

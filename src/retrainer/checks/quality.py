@@ -12,6 +12,18 @@ Checks, one result per (check, column) that ran:
   reference's range when the schema has none) exceeds ``max_out_of_range``.
 - ``unseen_category`` (warning): categorical values neither in the schema nor in the reference;
   id-like columns (no category list) get status ``excluded_id_like``.
+- ``vanished_category`` (warning): reference categories of at least 1 % share that the batch
+  lacks although it should hold at least 5 of each.
+- ``constant`` (warning): a numeric column that varied in the reference holds one value.
+- ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows, more than
+  twice the reference's longest run (a sensor repeating its last reading).
+- ``row_count`` (error): the batch has fewer than ``schema.min_rows`` or more than
+  ``schema.max_rows`` rows (only when the contract sets them).
+- ``timestamp_order`` (warning): a datetime column that steps back in time between rows.
+- ``future_timestamp`` (error): timestamps later than ``now`` (plus ``future_slack``).
+
+Renamed columns are named here; unit changes, re-coded categories and duplicated rows are
+recognised by ``retrainer.diagnosis`` from these results and the profiles.
 
 Missing-column, extra-column and type-change alarms point to an upstream change; the others to
 a data-quality issue. Either kind of error blocks retraining on the batch.
@@ -32,6 +44,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from retrainer.checks.result import CheckResult
 from retrainer.data.schema import ColumnSpec, Schema
@@ -42,12 +55,17 @@ SHOW = 10
 RENAME_MEAN = 0.25
 RENAME_STD = 1.25
 RENAME_SHARE = 0.05
+VANISHED_SHARE = 0.01
+VANISHED_EXPECTED = 5
 
 
 @dataclass(frozen=True)
 class _Rules:
     max_null_increase: float
     max_out_of_range: float
+    stuck_run: int
+    now: datetime
+    future_slack: timedelta
 
 
 def _result(name: str, column: str | None, alarm: bool, severity: str, **kw) -> CheckResult:
@@ -95,6 +113,9 @@ def check_quality(
     *,
     max_null_increase: float = 0.1,
     max_out_of_range: float = 0.05,
+    stuck_run: int = 20,
+    now: datetime | None = None,
+    future_slack: timedelta = timedelta(hours=1),
 ) -> list[CheckResult]:
     """Quality checks of ``current`` against ``reference`` and ``schema`` (see the module doc).
 
@@ -104,9 +125,17 @@ def check_quality(
         schema: the schema both were profiled with.
         max_null_increase: largest allowed rise of a column's null share (absolute, 0..1).
         max_out_of_range: largest allowed share of values outside the expected range.
+        stuck_run: shortest run of one repeated value reported as stuck.
+        now: the time after which timestamps are in the future (default: the wall clock).
+        future_slack: clock skew tolerated before a timestamp counts as in the future.
     """
-    rules = _Rules(max_null_increase, max_out_of_range)
+    rules = _Rules(
+        max_null_increase, max_out_of_range, stuck_run, now or datetime.now(UTC), future_slack
+    )
     results: list[CheckResult] = []
+    row_count = _row_count(schema, current)
+    if row_count is not None:
+        results.append(row_count)
     missing = [
         spec.name
         for spec in schema.columns
@@ -124,8 +153,12 @@ def check_quality(
         if spec.kind == "numeric":
             results.append(_non_finite(spec, cur))
             results.append(_out_of_range(spec, ref, cur, rules))
+            results += _constant_or_stuck(spec, ref, cur, rules)
         if spec.kind == "categorical":
             results.append(_unseen(spec, ref, cur))
+            results.append(_vanished(spec, ref, cur))
+        if spec.kind == "datetime":
+            results += _timestamps(spec, cur, rules)
     inverse = {new: old for old, new in renames.items()}
     for name in current.extra:
         guess = f"; probably {inverse[name]!r} renamed" if name in inverse else ""
@@ -311,3 +344,127 @@ def _unseen(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckRe
         message=message,
         detail={"unseen": shown, "count": count},
     )
+
+
+def _row_count(schema: Schema, current: BatchProfile) -> CheckResult | None:
+    low, high = schema.min_rows, schema.max_rows
+    if low is None and high is None:
+        return None
+    n = current.n_rows
+    alarm = (low is not None and n < low) or (high is not None and n > high)
+    expected = f"[{low if low is not None else 0}, {high if high is not None else 'inf'}]"
+    verb = "outside" if alarm else "inside"
+    return _result(
+        "row_count",
+        None,
+        alarm,
+        "error",
+        statistic=float(n),
+        message=f"the batch has {n} rows, {verb} the expected {expected}",
+        detail={"rows": n, "min_rows": low, "max_rows": high},
+    )
+
+
+def _constant_or_stuck(
+    spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile, rules: _Rules
+) -> list[CheckResult]:
+    if cur.values < 2:
+        return []
+    constant = cur.min == cur.max and ref.values >= 2 and ref.min != ref.max
+    limit = max(rules.stuck_run, 2 * ref.max_run + 1)
+    stuck = cur.max_run >= limit
+    return [
+        _result(
+            "constant",
+            spec.name,
+            constant,
+            "warning",
+            message=f"column {spec.name!r} holds one value ({cur.min:.6g}) in all {cur.values} "
+            f"rows; it varied in the reference"
+            if constant
+            else f"column {spec.name!r} is not constant",
+            detail={"value": cur.min if constant else None},
+        ),
+        _result(
+            "stuck",
+            spec.name,
+            stuck,
+            "warning",
+            statistic=float(cur.max_run),
+            threshold=float(limit),
+            message=f"column {spec.name!r}: one value repeats in {cur.max_run} consecutive rows "
+            f"(reference at most {ref.max_run}; limit {limit}): a stuck reading?",
+            detail={"run": cur.max_run, "reference_run": ref.max_run},
+        ),
+    ]
+
+
+def _vanished(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckResult:
+    ref_counts = {k: n for k, n in (ref.categories or {}).items() if k != OTHER}
+    total = ref.values
+    if not total or not cur.values or ref.id_like:
+        return _result(
+            "vanished_category",
+            spec.name,
+            False,
+            "warning",
+            status="insufficient" if not ref.id_like else "excluded_id_like",
+            message=f"column {spec.name!r}: no categories to compare",
+        )
+    seen = cur.categories or {}
+    gone = {
+        k: n / total
+        for k, n in ref_counts.items()
+        if k not in seen
+        and n / total >= VANISHED_SHARE
+        and n / total * cur.values >= VANISHED_EXPECTED
+    }
+    shown = sorted(gone, key=lambda k: (-gone[k], k))[:SHOW]
+    share = sum(gone.values())
+    message = (
+        f"column {spec.name!r}: {len(gone)} reference categories ({_pct(share)} of the "
+        f"reference) are absent from the batch, e.g. {shown}"
+        if gone
+        else f"column {spec.name!r}: no category vanished"
+    )
+    return _result(
+        "vanished_category",
+        spec.name,
+        bool(gone),
+        "warning",
+        statistic=share,
+        threshold=0.0,
+        message=message,
+        detail={"vanished": shown, "count": len(gone)},
+    )
+
+
+def _timestamps(spec: ColumnSpec, cur: ColumnProfile, rules: _Rules) -> list[CheckResult]:
+    if not cur.values:
+        return []
+    order = _result(
+        "timestamp_order",
+        spec.name,
+        cur.disorder > 0,
+        "warning",
+        statistic=float(cur.disorder),
+        threshold=0.0,
+        message=f"column {spec.name!r}: {cur.disorder} of {cur.values - 1} steps go back in time",
+        detail={"backward_steps": cur.disorder},
+    )
+    limit = (rules.now + rules.future_slack).timestamp()
+    latest = datetime.fromtimestamp(cur.max, UTC)
+    future = cur.max > limit
+    verb = "is in the future" if future else "is not in the future"
+    return [
+        order,
+        _result(
+            "future_timestamp",
+            spec.name,
+            future,
+            "error",
+            message=f"column {spec.name!r}: the latest timestamp {latest.isoformat()} {verb} "
+            f"(now {rules.now.isoformat()}, slack {rules.future_slack})",
+            detail={"latest": latest.isoformat(), "now": rules.now.isoformat()},
+        ),
+    ]

@@ -149,17 +149,23 @@ class Schema:
     """The column specs of a data set, in column order.
 
     ``ignored`` names columns known to be outside the schema on purpose (the target, an id,
-    ...): they are kept by ``conform`` and not reported as extra columns.
+    ...): they are kept by ``conform`` and not reported as extra columns. ``min_rows`` and
+    ``max_rows``, when set, are the expected row count of a batch (a quality check).
     """
 
     columns: tuple[ColumnSpec, ...]
     ignored: tuple[str, ...] = ()
+    min_rows: int | None = None
+    max_rows: int | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"schema has duplicated column names {dupes}")
+        low, high = self.min_rows, self.max_rows
+        if (low is not None and low < 0) or (high is not None and low is not None and high < low):
+            raise ValueError(f"schema row count bounds [{low}, {high}] are not a valid range")
 
     @classmethod
     def infer(
@@ -190,12 +196,23 @@ class Schema:
         return cls(columns, tuple(str(name) for name in exclude))
 
     def to_dict(self) -> dict:
-        return {"columns": [c.to_dict() for c in self.columns], "ignored": list(self.ignored)}
+        return {
+            "columns": [c.to_dict() for c in self.columns],
+            "ignored": list(self.ignored),
+            "min_rows": self.min_rows,
+            "max_rows": self.max_rows,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Schema:
         columns = tuple(ColumnSpec.from_dict(c) for c in d["columns"])
-        return cls(columns, tuple(str(n) for n in d.get("ignored", ())))
+        low, high = d.get("min_rows"), d.get("max_rows")
+        return cls(
+            columns,
+            tuple(str(n) for n in d.get("ignored", ())),
+            None if low is None else int(low),
+            None if high is None else int(high),
+        )
 
     @property
     def names(self) -> list[str]:
@@ -315,7 +332,7 @@ def _bad_value(spec: ColumnSpec, series: pd.Series, bad: np.ndarray) -> Problem:
 
 
 def _null_word(values: pd.Series) -> np.ndarray:
-    return values.astype(str).str.strip().str.lower().isin(NULL_WORDS).to_numpy()
+    return values.map(str).str.strip().str.lower().isin(NULL_WORDS).to_numpy()  # bytes too
 
 
 def _to_numeric(series: pd.Series) -> tuple[pd.Series, np.ndarray | None]:

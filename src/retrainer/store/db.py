@@ -9,11 +9,14 @@ Example:
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -29,40 +32,77 @@ class Base(DeclarativeBase):
     """Declarative base shared by every table of the store."""
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """Strict JSON for JSON columns: NaN and infinities become null (PostgreSQL rejects them)."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: WAL may wait too
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 class Store:
-    """A metadata store: an engine plus a session factory; tables are created on open.
+    """A metadata store: an engine plus a session factory; its tables are migrated on open.
+
+    Opening a store brings its tables to the newest migration (``retrainer.store.migrate``: an
+    empty database gets every table, an older store is upgraded in place, an up-to-date one costs
+    one query; concurrent openers migrate once). ``migrate=False`` only checks, for deployments
+    that run ``retrainer db upgrade`` themselves.
 
     Parameters:
         url: SQLAlchemy URL (``sqlite:///path/store.db``, ``postgresql+psycopg://...``).
+        migrate: upgrade the tables if they are behind (else raise StoreError).
+
+    Attributes:
+        migration: what opening did (a ``MigrationResult``: revisions before, after, applied).
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, migrate: bool = True):
         self.url = url
         if url.startswith("sqlite:///"):
             folder = Path(url.removeprefix("sqlite:///")).parent
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            self.engine: Engine = create_engine(url, future=True)
+            self.engine: Engine = create_engine(url, future=True, json_serializer=_json_dumps)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot open store {url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         import retrainer.store.tables  # noqa: F401  (registers every table on Base)
+        from retrainer.store import migrate as migrations
 
+        shown = make_url(url).render_as_string(hide_password=True)
         try:
-            Base.metadata.create_all(self.engine)
+            if migrate:
+                self.migration = migrations.upgrade(self.engine)
+            else:
+                at, head = migrations.current_revision(self.engine), migrations.head_revision()
+                if at != head:
+                    raise StoreError(
+                        f"store {shown} is at revision {at} but this retrainer needs {head}: "
+                        "run `retrainer db upgrade`"
+                    )
+                self.migration = migrations.MigrationResult(at, at, ())
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot create tables in store {url!r}: {exc}") from exc
+            raise StoreError(
+                f"cannot create or upgrade the tables of store {shown}: {exc}"
+            ) from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,0 +1,286 @@
+"""Backtest of retraining policies: replay one labelled history through the live loop under each
+policy (a fresh store per policy, the same :class:`~retrainer.triggers.Policy` objects the live
+loop uses) and compare prequential performance, retrains, compute and retrains that led nowhere.
+
+Two baselines are always included: a fixed schedule (``every 14d`` by default) and ``never``:
+the first model of that replay scored on every batch (the loop's ``baseline`` role), never
+retrained. (A policy cannot stand for "never": a diagnosed changed relation always retrains.)
+
+Example:
+    >>> import tempfile
+    >>> from retrainer.datasets import load_elec2
+    >>> settings = {"data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
+    ...             "trainer": {"estimator": "sklearn.tree.DecisionTreeClassifier",
+    ...                         "params": {"max_depth": 4}, "min_rows": 100}}
+    >>> result = backtest(load_elec2().iloc[: 336 * 8], settings, {}, folder=tempfile.mkdtemp())
+    >>> [(p.name, p.retrains) for p in result.policies]
+    [('every 14d', 2), ('never', 0)]
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from retrainer import views  # noqa: E402
+from retrainer.config import PolicySettings, _describe  # noqa: E402
+from retrainer.errors import ConfigError, DataError  # noqa: E402
+from retrainer.replay import replay, split_periods  # noqa: E402
+from retrainer.store.tables import RunRow  # noqa: E402
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """How one policy fared on the history."""
+
+    name: str
+    metric: str
+    mean: float | None  # row-weighted prequential metric of the champion on every scored batch
+    retrains: int  # runs after the first model (bootstrap)
+    promoted: int
+    led_nowhere: int  # runs rejected by the gate, skipped or failed
+    train_seconds: float
+    decisions: dict[str, int]
+    seconds: float
+    series: list[tuple[str, float, int]] = field(default_factory=list)  # data time, value, rows
+    retrain_times: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Every policy's result, ranked best first by the metric."""
+
+    metric: str
+    batches: int
+    policies: tuple[PolicyResult, ...]
+    plot: str | None = None
+
+    def table(self) -> list[dict]:
+        """One row per policy, best first (fewer retrains break ties)."""
+        from retrainer.metrics import higher_is_better
+
+        sign = -1.0 if higher_is_better(self.metric) else 1.0
+        ranked = sorted(
+            self.policies,
+            key=lambda p: (sign * p.mean if p.mean is not None else float("inf"), p.retrains),
+        )
+        return [
+            {
+                "rank": i + 1,
+                "policy": p.name,
+                self.metric: None if p.mean is None else round(p.mean, 4),
+                "retrains": p.retrains,
+                "promoted": p.promoted,
+                "led nowhere": p.led_nowhere,
+                "train s": round(p.train_seconds, 1),
+                "replay s": round(p.seconds, 1),
+            }
+            for i, p in enumerate(ranked)
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric,
+            "batches": self.batches,
+            "table": self.table(),
+            "policies": [p.to_dict() for p in self.policies],
+            "plot": self.plot,
+        }
+
+
+def schedule_policy(every: str = "14d") -> dict:
+    """The fixed-schedule baseline: retrain every ``every``, nothing else.
+
+    >>> schedule_policy("7d")
+    {'triggers': [{'type': 'schedule', 'every': '7d'}]}
+    """
+    return {"triggers": [{"type": "schedule", "every": every}]}
+
+
+def load_policy(path: str | Path) -> tuple[str, dict]:
+    """A policy from a YAML file: a policy mapping, or a project file (its ``policy`` and
+    ``checks`` sections are kept, as ``{"policy": ..., "checks": ...}``); named after the file.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "drift.yaml"
+    >>> _ = path.write_text("triggers: [{type: drift}]\\ncooldown: 7d\\n")
+    >>> load_policy(path)
+    ('drift', {'triggers': [{'type': 'drift'}], 'cooldown': '7d'})
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([f"cannot read the policy: {exc}"], str(path)) from None
+    if isinstance(data, dict) and "policy" in data:
+        data = {key: data[key] for key in ("policy", "checks") if key in data}
+    if not isinstance(data, dict):
+        raise ConfigError(["a policy file holds a mapping (triggers, cooldown, ...)"], str(path))
+    try:
+        PolicySettings.model_validate(data.get("policy", data))
+    except ValidationError as exc:
+        problems = [f"policy.{_describe(err)}" for err in exc.errors()]
+        raise ConfigError(problems, str(path)) from None
+    return path.stem, data
+
+
+def first_periods(frame: pd.DataFrame, time_column: str, period: str, n: int) -> pd.DataFrame:
+    """The rows of the first ``n`` periods.
+
+    >>> from retrainer.datasets import load_elec2
+    >>> len(first_periods(load_elec2(), "timestamp", "7D", 2))
+    672
+    """
+    periods = split_periods(with_times(frame, time_column), time_column, period)
+    return pd.concat(periods[:n])
+
+
+def with_times(frame: pd.DataFrame, time_column: str) -> pd.DataFrame:
+    """``frame`` with its time column parsed as UTC timestamps (CSV files hold text).
+
+    >>> with_times(pd.DataFrame({"t": ["2024-01-01T00:00:00+00:00"]}), "t")["t"].dt.year.tolist()
+    [2024]
+    """
+    if time_column not in frame:
+        raise DataError(f"backtest: no time column {time_column!r} in {list(frame.columns)}")
+    if pd.api.types.is_datetime64_any_dtype(frame[time_column]):
+        return frame
+    try:
+        times = pd.to_datetime(frame[time_column], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"backtest: column {time_column!r} is not a timestamp: {exc}") from None
+    return frame.assign(**{time_column: times})
+
+
+def backtest(
+    frame: pd.DataFrame,
+    settings: Mapping[str, Any],
+    policies: Mapping[str, dict],
+    *,
+    folder: str | Path,
+    period: str = "7D",
+    history: int = 4,
+    label_delay: int = 1,
+    every: str = "14d",
+    plot: str | Path | None = None,
+    on_policy: Any = None,
+) -> BacktestResult:
+    """Replay ``frame`` under the baselines and each of ``policies``.
+
+    Parameters:
+        frame: the labelled history (time, id, features, target columns of ``settings``).
+        settings: a project file as a dict; its ``policy`` and ``store`` are replaced.
+        policies: name -> policy section (as in a project file), or a dict with ``policy``
+            and optionally ``checks`` (e.g. a calibrated concept detector) to replace.
+        folder: where each policy's store and artifacts go (``folder/<name>``; replaced).
+        period, history, label_delay: as :func:`retrainer.replay.replay`.
+        every: the fixed schedule of the baseline.
+        plot: write the comparison plot (PNG) here.
+        on_policy: called with each policy's name before its replay.
+    """
+    from retrainer.project import Project
+
+    folder = Path(folder)
+    frame = with_times(frame, settings["data"]["time_column"])
+    every_policy = {f"every {every}": schedule_policy(every), **policies}
+    results = []
+    metric = "accuracy"
+    for i, (name, policy) in enumerate(every_policy.items()):
+        if on_policy:
+            on_policy(name)
+        sub = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "policy")
+        if sub.exists():
+            shutil.rmtree(sub)
+        sub.mkdir(parents=True)
+        changes = policy if "policy" in policy else {"policy": policy}
+        config = {k: v for k, v in settings.items() if k not in ("store", "policy", "report")}
+        config |= {k: changes[k] for k in ("policy", "checks") if k in changes}
+        config |= {
+            "store": {"url": f"sqlite:///{sub / 'store.db'}", "artifacts": str(sub / "artifacts")},
+            "report": {"baseline": "first" if i == 0 else "none"},
+        }
+        project = Project.from_dict(config, root=sub)
+        metric = project.config.gate.metric
+        summary = replay(project, frame, period=period, history=history, label_delay=label_delay)
+        results.append(_result(project, name, summary.seconds))
+        if i == 0:
+            results.append(_result(project, "never", 0.0, role="baseline"))
+    batches = len(split_periods(frame, settings["data"]["time_column"], period)) - history + 1
+    result = BacktestResult(metric, batches, tuple(results))
+    if plot is not None:
+        result = BacktestResult(metric, batches, tuple(results), str(write_plot(result, plot)))
+    return result
+
+
+def _result(project: Any, name: str, seconds: float, role: str = "champion") -> PolicyResult:
+    perf = views.performance(project)
+    mine = perf[perf["role"] == role].sort_values("data_time")
+    with project.store.session() as s:
+        runs = s.scalars(select(RunRow).order_by(RunRow.id)).all()
+        later = runs[1:] if role == "champion" else []  # the first run trains the first model
+        train = sum((r.finished_at - r.started_at).total_seconds() for r in later if r.finished_at)
+        times = [r.window.get("clock", "") for r in later]
+        promoted = sum(bool(r.metrics.get("promoted")) for r in later)
+    decisions = views.decisions(project)
+    if mine.empty:
+        raise DataError(f"backtest {name!r}: no batch was scored; is the history long enough?")
+    return PolicyResult(
+        name=name,
+        metric=project.config.gate.metric,
+        mean=views.overall(perf, role),
+        retrains=len(later),
+        promoted=promoted,
+        led_nowhere=len(later) - promoted,
+        train_seconds=train,
+        decisions=decisions["action"].value_counts().to_dict() if later else {},
+        seconds=seconds,
+        series=[
+            (t.isoformat(), float(v), int(n))
+            for t, v, n in mine[["data_time", "value", "n"]].itertuples(index=False)
+        ],
+        retrain_times=times,
+    )
+
+
+def write_plot(result: BacktestResult, path: str | Path, smooth: int = 4) -> Path:
+    """Every policy's metric over time (mean of ``smooth`` batches), retrains marked below."""
+    path = Path(path)
+    fig, (ax, marks) = plt.subplots(
+        2, 1, figsize=(11, 5.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": [4, 1]}
+    )
+    for i, p in enumerate(result.policies):
+        series = pd.DataFrame(p.series, columns=["t", "value", "n"])
+        series["t"] = pd.to_datetime(series["t"], utc=True)
+        rolled = series["value"].rolling(smooth, min_periods=1).mean()
+        mean = "" if p.mean is None else f" {p.mean:.3f}"
+        line = ax.plot(series["t"], rolled, lw=1.3, label=f"{p.name}:{mean}, {p.retrains} retrains")
+        when = pd.to_datetime(pd.Series(p.retrain_times), utc=True, errors="coerce").dropna()
+        marks.plot(when, [i] * len(when), "|", ms=8, color=line[0].get_color())
+    ax.set_ylabel(f"{result.metric} ({smooth}-batch mean)")
+    ax.set_title(f"backtest: {result.metric} over time under each policy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    marks.set_yticks(range(len(result.policies)), [p.name for p in result.policies], fontsize=7)
+    marks.set_ylim(-0.7, len(result.policies) - 0.3)
+    marks.set_xlabel("retrains")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,881 @@
+"""Give every alarm a cause, a confidence, its evidence and the action it implies.
+
+Four causes:
+
+- ``upstream_change``: a producer changed what it sends: a renamed, dropped or re-typed column,
+  a unit or scale change (x1000), re-coded or swapped category codes, a new default or fill
+  value, a column that was one constant fill value in the reference and now varies.
+  Action: fix or map the input; do not retrain on it. Where the mapping is evident, the alarm
+  carries a ``fix`` (a ``data.fixes`` snippet) that ``retrainer accept-fix`` applies at ingest.
+- ``data_quality``: nulls, non-finite or unreadable values, a stuck sensor (one value repeated
+  row after row), an out-of-range burst (a minority of wild values, the bulk unchanged),
+  duplicated rows, a truncated batch. Action: quarantine the batch, alert the data owner.
+- ``changed_relation``: the champion's error rose more than the movement of its inputs can
+  explain: the same inputs now get other labels. Action: retrain on recent labelled data.
+- ``covariate_drift``: the inputs moved and nothing above explains it. Action: watch, or
+  retrain with the new region.
+
+Each column gets at most one structural finding (the first rule that matches, in the order
+above), plus null and non-finite findings, which can hold together with anything. Structural
+evidence outranks statistical drift: upstream and quality findings have confidence 0.85-0.95,
+covariate drift at most 0.8. Several causes can hold at once; a :class:`Diagnosis` ranks them
+by combined confidence (noisy-or of their findings).
+
+Example:
+    >>> from retrainer.checks.result import CheckResult
+    >>> missing = CheckResult("quality", "missing_column", "price", True, "error",
+    ...                       detail={"renamed_to": "price_v2"})
+    >>> alarm = diagnose([missing])[0]
+    >>> alarm.cause, alarm.blocking, alarm.fix
+    ('upstream_change', True, {'rename': {'price_v2': 'price'}})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
+
+import numpy as np
+from scipy import stats
+
+from retrainer.checks.drift import ks_from_histograms
+from retrainer.checks.result import CheckResult, plain
+from retrainer.diagnosis.signals import BatchSignals
+from retrainer.profile import BatchProfile, ColumnProfile, histogram
+from retrainer.profile.column import OTHER
+
+CAUSES = ("upstream_change", "data_quality", "changed_relation", "covariate_drift")
+ACTIONS = {
+    "upstream_change": "fix or map the input at the producer or with data.fixes; "
+    "do not retrain on it",
+    "data_quality": "quarantine the batch and alert the data owner; do not retrain on it",
+    "changed_relation": "retrain on recent labelled data and shrink the window",
+    "covariate_drift": "watch, or retrain with the new region and weigh recent data",
+}
+WORDS = {
+    "upstream_change": "an upstream change (a producer changed what it sends)",
+    "data_quality": "a data-quality issue (broken values in the batch)",
+    "changed_relation": "a changed relation (the same inputs now get other labels)",
+    "covariate_drift": "covariate drift (the inputs moved, the relation may hold)",
+}
+SCALE_TOLERANCE = math.log(2.0)  # the spread within x/2 of a power of ten (batches vary)
+SENTINEL_WORDS = frozenset(
+    {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
+)
+DRIFT_P = 1e-3  # a column drifts for the diagnosis only below this p-value
+VERDICT = "__verdict__"  # key of a column's drift verdict (the first drift result of a column)
+HANDLED = {
+    "missing_column", "extra_column", "type_change", "null_rate", "non_finite", "out_of_range",
+    "unseen_category", "vanished_category", "constant", "stuck", "psi", "jensen_shannon",
+}  # fmt: skip
+COVARIATE_MAX = 0.8  # covariate drift never outranks structural evidence
+RELATION_P = 1e-3
+RELATION_MIN_RISE = 0.03
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One finding: its cause, the action it implies, how sure, and the evidence behind it.
+
+    ``check`` names the rule that matched (``rename``, ``scale``, ``nulls``, ...);
+    ``evidence`` holds the checks and values it read; ``fix`` a ``data.fixes`` snippet when the
+    mapping is evident.
+    """
+
+    cause: str
+    action: str
+    severity: str
+    check: str
+    column: str | None
+    message: str
+    confidence: float = 1.0
+    evidence: tuple[dict, ...] = ()
+    fix: dict | None = None
+
+    @property
+    def blocking(self) -> bool:
+        """Whether this alarm stops retraining on its batch (errors of quality or upstream)."""
+        return self.cause in ("upstream_change", "data_quality") and self.severity == "error"
+
+    def to_dict(self) -> dict:
+        return {
+            "cause": self.cause,
+            "action": self.action,
+            "severity": self.severity,
+            "check": self.check,
+            "column": self.column,
+            "message": self.message,
+            "blocking": self.blocking,
+            "confidence": round(float(self.confidence), 3),
+            "evidence": [plain(e) for e in self.evidence],
+            "fix": self.fix,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Alarm:
+        return cls(
+            d["cause"],
+            d["action"],
+            d["severity"],
+            d["check"],
+            d.get("column"),
+            d["message"],
+            float(d.get("confidence", 1.0)),
+            tuple(d.get("evidence") or ()),
+            d.get("fix"),
+        )
+
+
+@dataclass(frozen=True)
+class RankedCause:
+    """One cause of a diagnosis: combined confidence, the columns it touches, the action."""
+
+    cause: str
+    confidence: float
+    columns: tuple[str, ...]
+    action: str
+    blocking: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "cause": self.cause,
+            "confidence": round(float(self.confidence), 3),
+            "columns": list(self.columns),
+            "action": self.action,
+            "blocking": self.blocking,
+            "words": WORDS[self.cause],
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The ranked causes of one batch's alarms, the alarms themselves, and the input shift
+    (the largest total-variation distance of one column from the reference, 0..1)."""
+
+    causes: tuple[RankedCause, ...]
+    alarms: tuple[Alarm, ...]
+    shift: float = 0.0
+    fix: dict = field(default_factory=dict)
+
+    @property
+    def top(self) -> str | None:
+        """The first-ranked cause, or None when nothing is wrong."""
+        return self.causes[0].cause if self.causes else None
+
+    @property
+    def blocking(self) -> bool:
+        return any(a.blocking for a in self.alarms)
+
+    def to_dict(self) -> dict:
+        return {
+            "top": self.top,
+            "causes": [c.to_dict() for c in self.causes],
+            "alarms": [a.to_dict() for a in self.alarms],
+            "shift": round(float(self.shift), 4),
+            "fix": self.fix,
+        }
+
+    def explain(self) -> list[str]:
+        """The diagnosis in plain words, one line each, first cause first."""
+        if not self.causes:
+            return ["nothing wrong: no check raised an alarm the diagnosis keeps"]
+        lines = []
+        for rank, c in enumerate(self.causes, 1):
+            where = f" in {', '.join(c.columns)}" if c.columns else ""
+            lines.append(f"{rank}. {WORDS[c.cause]}{where} (confidence {c.confidence:.2f})")
+            lines += [f"   - {a.message}" for a in self.alarms if a.cause == c.cause]
+            lines.append(f"   action: {c.action}")
+        if self.fix:
+            lines.append(f"proposed fix (retrainer accept-fix): data.fixes = {self.fix}")
+        return lines
+
+
+def _alarm(
+    cause: str,
+    check: str,
+    column: str | None,
+    message: str,
+    confidence: float,
+    *,
+    severity: str = "error",
+    evidence: Sequence[dict] = (),
+    fix: dict | None = None,
+    action: str | None = None,
+) -> Alarm:
+    return Alarm(
+        cause,
+        action or ACTIONS[cause],
+        severity,
+        check,
+        column,
+        message,
+        confidence,
+        tuple(evidence),
+        fix,
+    )
+
+
+def _cite(r: CheckResult) -> dict:
+    return {
+        "check": f"{r.kind}.{r.name}",
+        "column": r.column,
+        "statistic": r.statistic,
+        "p_value": r.p_value,
+        "message": r.message,
+    }
+
+
+def _g(x: float | None) -> str:
+    return "none" if x is None else f"{x:.6g}"
+
+
+# --------------------------------------------------------------------------- numeric rules
+def _sentinel(value: float, ref: ColumnProfile) -> bool:
+    """A fill-like value: outside the reference range, zero or negative whole, or all nines."""
+    if ref.min is not None and ref.max is not None and not ref.min <= value <= ref.max:
+        return True
+    if value != round(value):
+        return False
+    return value <= 0 or set(str(int(abs(value)))) == {"9"}
+
+
+def _bin_share(ref: ColumnProfile, value: float) -> float:
+    """The reference's share of the histogram bin holding ``value`` (an upper bound of the
+    reference's share of that single value)."""
+    if not ref.hist or not ref.values:
+        return 0.0
+    index = int(np.argmax(histogram(np.array([value]), np.asarray(ref.edges))))
+    return ref.hist[index] / ref.values
+
+
+def _came_alive(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
+    if not (ref.values and cur.values) or ref.min != ref.max or cur.min == cur.max:
+        return None
+    other = (cur.hist[0] + cur.hist[-1]) if cur.hist and len(cur.hist) == 3 else cur.values
+    message = (
+        f"column {name!r} held one value ({_g(ref.min)}) in every reference row and now varies "
+        f"in {other} of {cur.values} rows (range [{_g(cur.min)}, {_g(cur.max)}]): the producer "
+        "stopped sending a fill value and started sending real values"
+    )
+    return _alarm(
+        "upstream_change",
+        "fill_ended",
+        name,
+        message,
+        0.9,
+        severity="warning",
+        evidence=[{"reference_value": ref.min, "varying_rows": other, "rows": cur.values}],
+        action="confirm with the data owner that the values are real; the model learnt nothing "
+        "from a constant, so retrain on batches since the change",
+    )
+
+
+def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
+    """A power of ten between the batch's and the reference's spread (within a factor 2), with
+    the mean moved by the same factor (within 1.5); called only when most of the mass left its
+    reference bins (TV >= 0.5), so a heavy tail present in one side only is no unit change."""
+    if not (ref.std and cur.std and ref.values and cur.values):
+        return None
+    ratio = cur.std / ref.std
+    factor = 10.0 ** round(math.log10(ratio))
+    if factor == 1.0 or abs(math.log(ratio / factor)) > SCALE_TOLERANCE:
+        return None
+    if abs(ref.mean) > 0.5 * ref.std:  # a mean near zero says nothing about the factor
+        means = cur.mean / ref.mean
+        if means <= 0 or abs(math.log(means / ratio)) > math.log(1.5):
+            return None  # spread and level must move by the same factor
+    shown = f"{factor:g}" if factor >= 1 else f"1/{1 / factor:g}"
+    message = (
+        f"column {name!r} is x{shown} the reference (mean {_g(ref.mean)} -> {_g(cur.mean)}, "
+        f"std {_g(ref.std)} -> {_g(cur.std)}): a unit or scale change upstream"
+    )
+    return _alarm(
+        "upstream_change",
+        "scale",
+        name,
+        message,
+        0.92,
+        evidence=[{"std_ratio": ratio, "factor": factor, "mean": [ref.mean, cur.mean]}],
+        fix={"scale": {name: _round_factor(1 / factor)}},
+    )
+
+
+def _round_factor(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _point_mass(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None
+) -> Alarm | None:
+    """A stuck sensor (one value in a long run of consecutive rows) or a new fill value."""
+    col = sig.columns.get(name) if sig else None
+    if col is None or col.mode is None or not cur.values or not ref.std:
+        return None
+    share = col.mode_count / cur.values
+    before = _bin_share(ref, col.mode)
+    if share < 0.1 or share < 3 * before + 0.05:
+        return None
+    outside = (cur.hist[0] + cur.hist[-1]) if cur.hist else 0
+    inside_mode = ref.min is not None and ref.min <= col.mode <= (ref.max or 0.0)
+    if outside - (0 if inside_mode else col.mode_count) > 0.05 * cur.values:
+        return None  # the other values moved too: not one fill value
+    evidence = [
+        {"value": col.mode, "rows": col.mode_count, "of": cur.values, "reference_bin": before}
+    ]
+    contiguous = col.run_value == col.mode and col.run >= 0.8 * col.mode_count
+    sentinel = _sentinel(col.mode, ref)
+    if contiguous and not sentinel:
+        message = (
+            f"column {name!r} is stuck at {_g(col.mode)} for {col.run} consecutive rows "
+            f"({100 * col.run / cur.values:.0f}% of the batch; at most {100 * before:.1f}% of "
+            "the reference lies near that value): a frozen sensor or a stalled feed"
+        )
+        return _alarm("data_quality", "stuck", name, message, 0.9, evidence=evidence)
+    if not sentinel and share < 0.5:
+        return None  # a plateau of real values (a regulated price, a set point) is no fill
+    message = (
+        f"column {name!r}: {col.mode_count} of {cur.values} rows ({100 * share:.0f}%) hold "
+        f"{_g(col.mode)}, spread over the batch (at most {100 * before:.1f}% of the reference "
+        "lies near that value): a new default or fill value upstream"
+    )
+    return _alarm(
+        "upstream_change",
+        "default_value",
+        name,
+        message,
+        0.88,
+        evidence=evidence,
+        fix={"missing_values": {name: [col.mode]}},
+    )
+
+
+def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
+    """Values outside the range: the check alarms against the contract's range, the share
+    that counts is the one outside the champion's reference (its histogram's open outer bins),
+    so a contract inferred from an old batch does not keep firing once the model saw the new
+    range."""
+    r = checks.get("out_of_range")
+    if r is None or not r.alarm or not cur.hist or not ref.hist or len(cur.hist) < 3:
+        return None
+    share = (cur.hist[0] + cur.hist[-1]) / cur.values if cur.values else 0.0
+    if share <= 0.05:
+        return None
+    inner_cur, inner_ref = cur.hist[1:-1], ref.hist[1:-1]
+    low, high = ref.min, ref.max
+    if share >= 0.9:
+        message = (
+            f"column {name!r}: {100 * share:.0f}% of the values lie outside the reference range "
+            f"[{_g(low)}, {_g(high)}] (batch [{_g(cur.min)}, {_g(cur.max)}]) and no "
+            "simple factor maps them back: an offset or unit change upstream"
+        )
+        return _alarm("upstream_change", "moved_out", name, message, 0.7, evidence=[_cite(r)])
+    width = high - low
+    wild = cur.max > high + width or cur.min < low - width
+    if share >= 0.5 or sum(inner_cur) < 30 or not wild:
+        return None  # values just beyond the range are the tail of a moving distribution
+    d, p = ks_from_histograms(inner_ref, inner_cur)
+    if p < 0.01:
+        return None
+    message = (
+        f"column {name!r}: a burst of {100 * share:.1f}% values far outside the reference range "
+        f"[{_g(low)}, {_g(high)}] (batch [{_g(cur.min)}, {_g(cur.max)}]) while the "
+        f"values inside it are unchanged (KS D={d:.3f}, p={p:.2g}): glitches or wild values"
+    )
+    evidence = [_cite(r), {"inner_ks": d, "inner_p": p}]
+    return _alarm("data_quality", "out_of_range_burst", name, message, 0.85, evidence=evidence)
+
+
+# ----------------------------------------------------------------------- categorical rules
+def _shares(col: ColumnProfile) -> dict[str, float]:
+    counts = {k: v for k, v in (col.categories or {}).items() if k != OTHER}
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total else {}
+
+
+def _tv(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
+def _norm(code: str) -> str:
+    text = code.strip().lower()
+    return text.lstrip("0") or "0" if text.isdigit() else text
+
+
+def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
+    """Swapped or re-coded category codes: the shares are the reference's under other codes."""
+    p, q = _shares(ref), _shares(cur)
+    if not p or not q or ref.id_like:
+        return None
+    before = _tv(p, q)
+    n = max(cur.values, 1)
+
+    def tol(k: str) -> float:  # three standard errors of a share, plus half a point
+        share = p.get(k, q.get(k, 0.0))
+        return 3 * math.sqrt(share * (1 - share) / n) + 0.005
+
+    if before < 0.05:
+        return None
+    lost = [k for k in p if q.get(k, 0.0) < p[k] - tol(k)]
+    gained = [k for k in q if q[k] > p.get(k, 0.0) + tol(k)]
+    mapping: dict[str, str] = {}
+    by_norm = {_norm(k): k for k in lost}
+    for k in gained:
+        if k not in p and _norm(k) in by_norm:
+            mapping[k] = by_norm.pop(_norm(k))
+    rest = sorted({*lost, *gained} - set(mapping) - set(mapping.values()))
+    ref_order = sorted(rest, key=lambda k: -p.get(k, 0.0))
+    cur_order = sorted(rest, key=lambda k: -q.get(k, 0.0))
+    mapping |= {c: r for c, r in zip(cur_order, ref_order, strict=True) if q.get(c, 0.0) > 0}
+    mapping = {c: r for c, r in mapping.items() if c != r}
+    if not mapping:
+        return None
+    mapped: dict[str, float] = {}
+    for k, v in q.items():
+        mapped[mapping.get(k, k)] = mapped.get(mapping.get(k, k), 0.0) + v
+    after = _tv(p, mapped)
+    reference_counts = {k: v for k, v in (ref.categories or {}).items() if k != OTHER}
+    p_before = _homogeneity(reference_counts, {k: v * n for k, v in q.items()})
+    p_after = _homogeneity(reference_counts, {k: v * n for k, v in mapped.items()})
+    if p_before >= DRIFT_P or p_after < 0.01:
+        return None  # under the mapping the batch must be consistent with the reference
+    targets = sorted(set(mapping.values()), key=lambda k: -p.get(k, 0.0))
+    ambiguous = any(p.get(a, 0.0) - p.get(b, 0.0) < tol(a) for a, b in pairwise(targets))
+    kind = "swapped" if set(mapping) == set(mapping.values()) else "re-coded"
+    shown = ", ".join(f"{c!r} -> {r!r}" for c, r in sorted(mapping.items()))
+    message = (
+        f"column {name!r}: categories are {kind} ({shown}): under that mapping the batch's "
+        f"shares match the reference (total variation {before:.3f} -> {after:.3f}, chi-square "
+        f"p {p_before:.2g} -> {p_after:.2g})"
+    )
+    return _alarm(
+        "upstream_change",
+        "recode",
+        name,
+        message,
+        0.75 if ambiguous else 0.9,
+        evidence=[{"mapping": mapping, "tv": [before, after], "p_value": [p_before, p_after]}],
+        fix=None if ambiguous else {"recode": {name: mapping}},
+    )
+
+
+def _homogeneity(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """P-value of Pearson's chi-square test that two count dicts share one distribution."""
+    keys = sorted(set(a) | set(b))
+    table = np.array([[a.get(k, 0.0) for k in keys], [b.get(k, 0.0) for k in keys]])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 1.0
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
+
+
+def _repeated(name: str, ref: ColumnProfile, checks: dict) -> Alarm | None:
+    """The quality checks' ``constant`` or ``stuck`` result, when no row signals were given."""
+    r = checks.get("constant") if checks.get("constant") else checks.get("stuck")
+    if r is None or not r.alarm:
+        return None
+    value = r.detail.get("value")
+    if r.name == "constant" and value is not None and _sentinel(float(value), ref):
+        message = f"{r.message}: the value looks like a fill value, a new default upstream"
+        fix = {"missing_values": {name: [value]}}
+        return _alarm(
+            "upstream_change", "default_value", name, message, 0.85, evidence=[_cite(r)], fix=fix
+        )
+    return _alarm("data_quality", "stuck", name, r.message, 0.85, evidence=[_cite(r)])
+
+
+def _unseen(name: str, checks: dict) -> Alarm | None:
+    r = checks.get("unseen_category")
+    if r is None or not r.alarm or (r.statistic or 0.0) < 0.02:
+        return None
+    share = float(r.statistic)
+    shown = list(r.detail.get("unseen", []))
+    fills = [v for v in shown if str(v).strip().lower() in SENTINEL_WORDS]
+    if fills:
+        message = (
+            f"column {name!r}: {100 * share:.1f}% of the values are unseen, among them "
+            f"fill values {fills}: a new default value upstream"
+        )
+        return _alarm(
+            "upstream_change",
+            "default_value",
+            name,
+            message,
+            0.85,
+            evidence=[_cite(r)],
+            fix={"missing_values": {name: fills}},
+        )
+    message = (
+        f"column {name!r}: {100 * share:.1f}% of the values are categories the model never saw, "
+        f"e.g. {shown[:5]}: new codes upstream"
+    )
+    severity = "error" if share >= 0.1 else "warning"
+    return _alarm(
+        "upstream_change",
+        "new_categories",
+        name,
+        message,
+        0.7,
+        severity=severity,
+        evidence=[_cite(r)],
+    )
+
+
+# ---------------------------------------------------------------------------- the engine
+def _schema(name: str, checks: dict) -> Alarm | None:
+    r = checks.get("missing_column")
+    if r is not None and r.alarm:
+        new = r.detail.get("renamed_to")
+        if new:
+            message = (
+                f"column {name!r} is missing and {new!r} arrived with the same statistics: "
+                "renamed upstream"
+            )
+            fix = {"rename": {new: name}}
+            return _alarm(
+                "upstream_change", "rename", name, message, 0.95, evidence=[_cite(r)], fix=fix
+            )
+        message = f"column {name!r} is missing from the batch: dropped upstream"
+        return _alarm("upstream_change", "missing_column", name, message, 0.9, evidence=[_cite(r)])
+    r = checks.get("type_change")
+    if r is not None and r.alarm:
+        share = float(r.statistic or 0.0)
+        example = r.detail.get("example")
+        if share >= 0.5:
+            message = (
+                f"column {name!r}: {100 * share:.0f}% of the values are no longer of its type "
+                f"(e.g. {example!r}): re-typed upstream"
+            )
+            return _alarm("upstream_change", "retyped", name, message, 0.9, evidence=[_cite(r)])
+        message = f"column {name!r}: {100 * share:.1f}% unreadable values (e.g. {example!r})"
+        return _alarm("data_quality", "bad_values", name, message, 0.85, evidence=[_cite(r)])
+    return None
+
+
+def _others(name: str | None, checks: dict) -> list[Alarm]:
+    """Quality alarms no rule reads (row counts, timestamps, checks added later)."""
+    return [
+        _alarm(
+            "data_quality", r.name, name, r.message, 0.6, severity=r.severity, evidence=[_cite(r)]
+        )
+        for key, r in checks.items()
+        if key != VERDICT and r.kind == "quality" and r.alarm and r.name not in HANDLED
+    ]
+
+
+def _additive(name: str, checks: dict) -> list[Alarm]:
+    out = []
+    r = checks.get("null_rate")
+    if r is not None and r.alarm:
+        out.append(_alarm("data_quality", "nulls", name, r.message, 0.9, evidence=[_cite(r)]))
+    r = checks.get("non_finite")
+    if r is not None and r.alarm:
+        out.append(_alarm("data_quality", "non_finite", name, r.message, 0.9, evidence=[_cite(r)]))
+    return out
+
+
+def _drift(name: str, checks: dict) -> Alarm | None:
+    """Covariate drift from the column's drift verdict: a p-value test below ``DRIFT_P`` (the
+    diagnosis asks for more than the check's alpha: per-batch false alarms add up), or a
+    distance test (large batches) above its threshold."""
+    r = checks.get(VERDICT)
+    if r is None or not r.alarm or (r.p_value is not None and r.p_value >= DRIFT_P):
+        return None
+    size, visible = r.detail.get("effect_size"), r.detail.get("min_detectable_effect")
+    if size is not None and visible is not None and size < visible:
+        return None  # significant on the bins, but smaller than this batch size can resolve
+    effect = float(r.detail.get("psi", 0.0))
+    confidence = min(COVARIATE_MAX, 0.5 + 0.3 * min(1.0, effect / 0.5))
+    return _alarm(
+        "covariate_drift",
+        "drift",
+        name,
+        r.message,
+        confidence,
+        severity="warning",
+        evidence=[_cite(r)],
+    )
+
+
+def _column_shift(ref: ColumnProfile | None, cur: ColumnProfile | None) -> float:
+    """Total-variation distance of one column's histogram or category shares (0..1)."""
+    if ref is None or cur is None or ref.missing or cur.missing or ref.kind != cur.kind:
+        return 0.0
+    if ref.kind == "categorical":
+        return 0.0 if ref.id_like else _tv(_shares(ref), _shares(cur))
+    if not ref.hist or not cur.hist or ref.edges != cur.edges or not sum(ref.hist):
+        return 0.0
+    a = np.asarray(ref.hist, float) / sum(ref.hist)
+    b = np.asarray(cur.hist, float) / max(sum(cur.hist), 1)
+    return float(0.5 * np.abs(a - b).sum()) if sum(cur.hist) else 0.0
+
+
+def _batch_alarms(sig: BatchSignals) -> list[Alarm]:
+    out = []
+    share = sig.duplicates / sig.n_rows if sig.n_rows else 0.0
+    if share >= 0.05:
+        on = "the same key" if sig.keyed else "identical values in every column"
+        message = (
+            f"{sig.duplicates} of {sig.n_rows} rows ({100 * share:.0f}%) repeat an earlier row "
+            f"({on}): a re-delivered or double-written batch"
+        )
+        evidence = [{"duplicates": sig.duplicates, "rows": sig.n_rows, "keyed": sig.keyed}]
+        out.append(_alarm("data_quality", "duplicates", None, message, 0.9, evidence=evidence))
+    if sig.expected_rows and sig.n_rows < 0.5 * sig.expected_rows:
+        message = (
+            f"the batch has {sig.n_rows} rows where about {sig.expected_rows:.0f} are usual: "
+            "truncated in transfer or export"
+        )
+        confidence = 0.9 if sig.n_rows < 0.25 * sig.expected_rows else 0.75
+        evidence = [{"rows": sig.n_rows, "expected": sig.expected_rows}]
+        out.append(
+            _alarm("data_quality", "truncated", None, message, confidence, evidence=evidence)
+        )
+    return out
+
+
+def _without_profiles(name: str | None, checks: dict[str, CheckResult]) -> list[Alarm]:
+    """Causes for the failed checks of one column when no profiles are given."""
+    found = _schema(name, checks) if name is not None else None
+    alarms = [found] if found is not None else []
+    alarms += _additive(name, checks)
+    done = {"missing_column", "type_change", "null_rate", "non_finite", "dataset_drift"}
+    alarms += [a for a in [_drift(name, checks)] if a is not None]
+    for key, r in checks.items():
+        if not r.alarm or r.name in done or key == VERDICT or r.kind == "drift":
+            continue
+        if r.kind in ("concept", "performance"):
+            alarms.append(
+                _alarm("changed_relation", r.name, name, r.message, 0.6, severity="warning")
+            )
+        elif r.kind == "quality":
+            cause = "upstream_change" if r.name == "extra_column" else "data_quality"
+            alarms.append(
+                _alarm(
+                    cause, r.name, name, r.message, 0.6, severity=r.severity, evidence=[_cite(r)]
+                )
+            )
+    return alarms
+
+
+def diagnose_batch(
+    results: Sequence[CheckResult],
+    reference: BatchProfile | None = None,
+    current: BatchProfile | None = None,
+    signals: BatchSignals | None = None,
+) -> Diagnosis:
+    """Diagnose one batch from its check results, its profile against the reference, and its
+    row-level signals.
+
+    Parameters:
+        results: quality and drift results of the batch (``check_quality``, ``check_drift``).
+        reference: the champion's reference profile; without it only the results are read.
+        current: the batch's profile on the reference's edges.
+        signals: row-level signals (``batch_signals``) for stuck sensors, fill values,
+            duplicated rows and truncated batches.
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> from retrainer.checks.quality import check_quality
+        >>> from retrainer.checks.drift import check_drift
+        >>> from retrainer.data.schema import Schema
+        >>> rng = np.random.default_rng(1)
+        >>> ref = pd.DataFrame({"x": rng.gamma(2.0, size=2000), "y": rng.normal(size=2000)})
+        >>> schema = Schema.infer(ref)
+        >>> reference = BatchProfile.from_frame(ref, schema)
+        >>> batch = ref.sample(500, random_state=2).assign(x=lambda d: d.x * 1000)
+        >>> current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+        >>> results = check_quality(reference, current, schema) + check_drift(reference, current)
+        >>> d = diagnose_batch(results, reference, current)
+        >>> d.top, d.alarms[0].check, d.fix
+        ('upstream_change', 'scale', {'scale': {'x': 0.001}})
+    """
+    by_column: dict[str | None, dict[str, CheckResult]] = {}
+    for r in results:
+        checks = by_column.setdefault(r.column, {})
+        checks[r.name] = r
+        if r.kind == "drift" and r.name != "dataset_drift" and r.column is not None:
+            checks.setdefault(VERDICT, r)
+    alarms: list[Alarm] = []
+    renamed_to = set()
+    shift = 0.0
+    if reference is None or current is None:
+        for name, checks in by_column.items():
+            alarms += _without_profiles(name, checks)
+        renamed_to = {r.detail.get("renamed_to") for r in results if r.name == "missing_column"}
+    else:
+        for name, ref in reference.columns.items():
+            checks = by_column.get(name, {})
+            cur = current.columns.get(name)
+            shift = max(shift, _column_shift(ref, cur))
+            found = _schema(name, checks)
+            if found is None and cur is not None and not cur.missing:
+                found = _values(name, ref, cur, checks, signals)
+            alarms += [found] if found is not None else []
+            if found is None or found.check not in ("rename", "missing_column", "retyped"):
+                alarms += _additive(name, checks)
+            alarms += _others(name, checks)
+            if found is not None and found.check == "rename":
+                renamed_to |= set(found.fix["rename"])
+        for r in results:
+            if r.name == "extra_column" and r.alarm and r.column not in renamed_to:
+                message = f"{r.message}: a new column upstream (not used by the model)"
+                alarms.append(
+                    _alarm(
+                        "upstream_change",
+                        "extra_column",
+                        r.column,
+                        message,
+                        0.5,
+                        severity="warning",
+                        evidence=[_cite(r)],
+                        action="map it if it replaces a known column; otherwise nothing to do",
+                    )
+                )
+        alarms += _others(None, by_column.get(None, {}))
+    if signals is not None:
+        alarms += _batch_alarms(signals)
+    alarms = [a for a in alarms if not (a.check == "extra_column" and a.column in renamed_to)]
+    return rank(alarms, shift)
+
+
+def _values(
+    name: str,
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    checks: dict,
+    signals: BatchSignals | None,
+) -> Alarm | None:
+    if ref.kind == "numeric":
+        for rule in (
+            lambda: _came_alive(name, ref, cur),
+            lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
+            lambda: _point_mass(name, ref, cur, signals),
+            lambda: _repeated(name, ref, checks),
+            lambda: _out_of_range(name, ref, cur, checks),
+        ):
+            found = rule()
+            if found is not None:
+                return found
+    elif ref.kind == "categorical":
+        found = _recode(name, ref, cur) or _unseen(name, checks)
+        if found is not None:
+            return found
+    return _drift(name, checks)
+
+
+def rank(alarms: Sequence[Alarm], shift: float = 0.0) -> Diagnosis:
+    """Rank causes by combined confidence (noisy-or of their alarms; covariate drift capped at
+    0.8) and order the alarms by their cause's rank, then their own confidence.
+
+    Example:
+        >>> a = _alarm("data_quality", "nulls", "x", "30% nulls", 0.9)
+        >>> b = _alarm("covariate_drift", "drift", "y", "moved", 0.6, severity="warning")
+        >>> [c.cause for c in rank([b, a]).causes]
+        ['data_quality', 'covariate_drift']
+    """
+    combined: dict[str, float] = {}
+    for a in alarms:
+        combined[a.cause] = 1 - (1 - combined.get(a.cause, 0.0)) * (1 - a.confidence)
+    if "covariate_drift" in combined:
+        combined["covariate_drift"] = min(COVARIATE_MAX, combined["covariate_drift"])
+    order = sorted(combined, key=lambda c: (-combined[c], CAUSES.index(c)))
+    causes = tuple(
+        RankedCause(
+            c,
+            combined[c],
+            tuple(dict.fromkeys(a.column for a in alarms if a.cause == c and a.column)),
+            next(a.action for a in alarms if a.cause == c),
+            any(a.blocking for a in alarms if a.cause == c),
+        )
+        for c in order
+    )
+    ordered = sorted(alarms, key=lambda a: (order.index(a.cause), -a.confidence))
+    fix: dict = {}
+    for a in ordered:
+        for section, entries in (a.fix or {}).items():
+            fix.setdefault(section, {}).update(entries)
+    return Diagnosis(causes, tuple(ordered), shift, fix)
+
+
+def diagnose(
+    results: Sequence[CheckResult],
+    reference: BatchProfile | None = None,
+    current: BatchProfile | None = None,
+    signals: BatchSignals | None = None,
+) -> list[Alarm]:
+    """The alarms of :func:`diagnose_batch`, first cause first."""
+    return list(diagnose_batch(results, reference, current, signals).alarms)
+
+
+def relation_alarm(
+    error: float,
+    n: int,
+    expected: float,
+    n_expected: int,
+    *,
+    shift: float = 0.0,
+    detector: bool = False,
+    metric: str = "error",
+) -> Alarm | None:
+    """A ``changed_relation`` alarm when the error rose more than the inputs' shift explains.
+
+    Under covariate drift alone the error on the new inputs differs from the old by at most
+    the total-variation distance of the two input distributions, so a rise above ``shift``
+    (the largest per-column distance, a lower bound of the joint one) plus noise points to a
+    changed relation. The rise is tested with a one-sided two-proportion z-test; a firing
+    error-stream ``detector`` (DDM) counts as significant too.
+
+    Parameters:
+        error: the champion's error rate on the newly labelled rows.
+        n: how many labelled rows.
+        expected: its error rate on its own holdout.
+        n_expected: holdout size.
+        shift: the input shift of the labelled batches (largest column TV distance, 0..1).
+        detector: whether the error-stream detector signalled drift.
+        metric: the metric's name, for the message.
+
+    Example:
+        >>> relation_alarm(0.45, 336, 0.2, 300).cause
+        'changed_relation'
+        >>> relation_alarm(0.22, 336, 0.2, 300) is None
+        True
+    """
+    rise = error - expected
+    if n <= 0 or n_expected <= 0 or rise < RELATION_MIN_RISE:
+        return None
+    pooled = (error * n + expected * n_expected) / (n + n_expected)
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n + 1 / n_expected))
+    p = float(stats.norm.sf(rise / se))
+    if p >= RELATION_P and not detector:
+        return None
+    unexplained = rise - shift - 2 * se
+    confidence = 0.6 + 0.3 * min(1.0, unexplained / 0.1) if unexplained > 0 else 0.4
+    how = (
+        f"the inputs moved little (largest column shift {shift:.3f})"
+        if unexplained > 0
+        else f"the inputs moved too (largest column shift {shift:.3f}), which may explain it"
+    )
+    message = (
+        f"the champion's {metric} error rose from {expected:.3f} (its holdout, n={n_expected}) "
+        f"to {error:.3f} on {n} labelled rows (p={p:.2g}{', detector fired' if detector else ''})"
+        f" while {how}: the same inputs now get other labels"
+    )
+    evidence = [{"error": error, "n": n, "expected": expected, "p_value": p, "shift": shift}]
+    return _alarm(
+        "changed_relation",
+        "error_rise",
+        None,
+        message,
+        max(0.0, min(0.9, confidence)),
+        severity="warning",
+        evidence=evidence,
+    )
+
+
+def with_relation(diagnosis: Diagnosis, alarm: Alarm | None) -> Diagnosis:
+    """The diagnosis with a changed-relation alarm added and the causes re-ranked."""
+    if alarm is None:
+        return diagnosis
+    return replace(rank([*diagnosis.alarms, alarm], diagnosis.shift), fix=diagnosis.fix)

@@ -1,0 +1,177 @@
+"""The diagnosis in the loop: diagnose a batch in a cycle, read a stored diagnosis, diagnose a
+changed relation from evaluations, accept a proposed fix and release a quarantined batch.
+
+Every diagnosis is stored with the batch's ``check`` event (``data["diagnosis"]``), so the CLI,
+the dashboard and ``accept-fix`` read the same record.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from sqlalchemy import select
+
+from retrainer.checks.result import CheckResult
+from retrainer.config import METRICS
+from retrainer.diagnosis.engine import Alarm, Diagnosis, diagnose_batch, relation_alarm
+from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
+from retrainer.diagnosis.signals import batch_signals
+from retrainer.errors import DataError, NotFoundError
+from retrainer.profile import BatchProfile
+from retrainer.store.tables import BatchRow, EventRow
+
+if TYPE_CHECKING:
+    from retrainer.project import Project
+
+RECENT = 8  # batches whose median size is the usual size
+MIN_HISTORY = 3  # fewest earlier batches before a batch can be called truncated
+
+
+def expected_rows(project: Project, batch_id: int) -> float | None:
+    """The median size of the ``RECENT`` batches before ``batch_id`` (None with fewer than 3)."""
+    with project.store.session() as s:
+        sizes = s.scalars(
+            select(BatchRow.n_rows)
+            .where(BatchRow.id < batch_id)
+            .order_by(BatchRow.id.desc())
+            .limit(RECENT)
+        ).all()
+    return float(statistics.median(sizes)) if len(sizes) >= MIN_HISTORY else None
+
+
+def diagnose_in_cycle(
+    project: Project,
+    batch_id: int,
+    frame: pd.DataFrame,
+    results: Sequence[CheckResult],
+    reference: BatchProfile | None,
+    current: BatchProfile,
+) -> Diagnosis:
+    """Diagnose one new batch of a cycle from its checks, profiles and rows."""
+    if reference is None:
+        return diagnose_batch(results)
+    d = project.config.data
+    numeric = [n for n, c in reference.columns.items() if c.kind == "numeric"]
+    signals = batch_signals(
+        frame,
+        numeric,
+        keys=[c for c in (d.id_column, d.time_column) if c],
+        expected_rows=expected_rows(project, batch_id),
+    )
+    return diagnose_batch(results, reference, current, signals)
+
+
+def stored_diagnosis(project: Project, batch_id: int) -> dict | None:
+    """The latest diagnosis stored for a batch, or None if it was never checked."""
+    with project.store.session() as s:
+        if s.get(BatchRow, batch_id) is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        event = s.scalars(
+            select(EventRow)
+            .where(EventRow.batch_id == batch_id, EventRow.kind == "check")
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        ).first()
+        return dict(event.data["diagnosis"]) if event and "diagnosis" in event.data else None
+
+
+def relation_alarms(project: Project, evaluations: Sequence[dict], detector: bool) -> list[Alarm]:
+    """A changed-relation alarm per model version whose error on newly labelled batches rose
+    beyond its holdout error more than the batches' input shift explains."""
+    metric = project.config.gate.metric
+    if not METRICS.get(metric) or metric == "r2":
+        return []
+    alarms = []
+    for version in sorted({e["version"] for e in evaluations if e["role"] == "champion"}):
+        mine = [e for e in evaluations if e["role"] == "champion" and e["version"] == version]
+        n = sum(e["n"] for e in mine)
+        metrics = project.registry.get(version).metrics
+        if not n or metrics.get("holdout") is None:
+            continue
+        error = 1 - sum(e["value"] * e["n"] for e in mine) / n
+        shift = max((_shift(project, e["batch"]) for e in mine), default=0.0)
+        alarm = relation_alarm(
+            error,
+            n,
+            1 - float(metrics["holdout"]),
+            int(metrics.get("n_holdout") or n),
+            shift=shift,
+            detector=detector,
+            metric=metric,
+        )
+        alarms += [alarm] if alarm is not None else []
+    return alarms
+
+
+def _shift(project: Project, batch_id: int) -> float:
+    stored = stored_diagnosis(project, batch_id)
+    return float(stored.get("shift", 0.0)) if stored else 0.0
+
+
+def accepted_fixes(project: Project) -> dict:
+    """The fixes applied at ingest: the project file's ``data.fixes`` over accepted ones."""
+    accepted = (project.get_state("fixes") or {}).get("fixes", {})
+    return merge_fixes(accepted, project.config.data.fixes.model_dump())
+
+
+def accept_fix(project: Project, batch_id: int, *, reason: str, actor: str = "user") -> dict:
+    """Accept the fix the diagnosis of ``batch_id`` proposed; later batches get it at ingest.
+
+    Returns the accepted fix. Raises NotFoundError when the diagnosis proposed none.
+    """
+    stored = stored_diagnosis(project, batch_id)
+    fix = (stored or {}).get("fix") or {}
+    if not fix:
+        raise NotFoundError(
+            f"the diagnosis of batch {batch_id} proposes no fix (see `retrainer explain "
+            f"{batch_id}`); write one under data.fixes in the project file"
+        )
+    state = project.get_state("fixes") or {}
+    with project.store.session() as s:
+        project.set_state("fixes", {"fixes": merge_fixes(state.get("fixes"), fix)}, s)
+        project.event(
+            s,
+            "fix",
+            f"fix accepted by {actor} from batch {batch_id}: {fix} ({reason})",
+            batch_id=batch_id,
+            fix=fix,
+            actor=actor,
+            reason=reason,
+        )
+    return fix
+
+
+def release(project: Project, batch_id: int, *, reason: str, actor: str = "user") -> dict:
+    """Release a quarantined batch so training windows include it again; the accepted fixes
+    are applied to its stored rows first (a new artifact; the old one stays)."""
+    with project.store.session() as s:
+        row = s.get(BatchRow, batch_id)
+        if row is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        if row.status != "quarantined":
+            raise DataError(
+                f"batch {batch_id} is {row.status}, not quarantined: nothing to release"
+            )
+        frame = project.artifacts.get_frame(row.artifact)
+        fixed = apply_fixes(frame, accepted_fixes(project), f"batch {batch_id}")
+        schema = project.schema()
+        if schema is not None:
+            fixed = schema.conform(fixed, source=f"batch {batch_id}")
+        old = row.artifact
+        if not fixed.equals(frame):
+            row.artifact = project.artifacts.put_frame(fixed)
+        row.status = "processed"
+        row.note = f"{row.note}; released by {actor}: {reason}".lstrip("; ")
+        project.event(
+            s,
+            "release",
+            f"batch {batch_id} released by {actor}: {reason}",
+            batch_id=batch_id,
+            actor=actor,
+            reason=reason,
+            artifact={"before": old, "after": row.artifact},
+        )
+        return {"id": row.id, "status": row.status, "artifact": row.artifact, "before": old}

@@ -1,0 +1,118 @@
+"""Row-level signals of a batch that a profile cannot carry: duplicated rows, the most frequent
+value of each numeric column and its longest run of identical consecutive values.
+
+Profiles describe distributions; a stuck sensor (one value repeated row after row), a new fill
+value (one value scattered over many rows) and a re-delivered batch (duplicated rows) need the
+rows. These signals are computed once per batch, in one pass per column, next to the profile.
+
+Example:
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"id": [1, 2, 2, 3], "x": [0.5, 7.0, 7.0, 7.0]})
+    >>> s = batch_signals(frame, ["x"], keys=["id"])
+    >>> s.duplicates, s.columns["x"].mode, s.columns["x"].mode_count, s.columns["x"].run
+    (1, 7.0, 3, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from retrainer.checks.result import plain
+
+
+@dataclass(frozen=True)
+class ColumnSignal:
+    """The most frequent finite value of a numeric column, its count, and the longest run of
+    one value in consecutive rows (``run_value``)."""
+
+    mode: float | None
+    mode_count: int
+    run: int
+    run_value: float | None
+
+    def to_dict(self) -> dict:
+        return plain(
+            {
+                "mode": self.mode,
+                "mode_count": self.mode_count,
+                "run": self.run,
+                "run_value": self.run_value,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class BatchSignals:
+    """Row-level signals of one batch.
+
+    ``duplicates`` counts rows that repeat an earlier row: rows with the same key (``keyed``:
+    the id or time column) or, without a key, the same values in every column.
+    ``expected_rows`` is the usual batch size (the median of recent batches) when known.
+    """
+
+    n_rows: int
+    duplicates: int = 0
+    keyed: bool = False
+    expected_rows: float | None = None
+    columns: dict[str, ColumnSignal] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "n_rows": self.n_rows,
+            "duplicates": self.duplicates,
+            "keyed": self.keyed,
+            "expected_rows": plain(self.expected_rows),
+            "columns": {k: v.to_dict() for k, v in self.columns.items()},
+        }
+
+
+def _column_signal(series: pd.Series) -> ColumnSignal:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return ColumnSignal(None, 0, 0, None)
+    uniques, counts = np.unique(finite, return_counts=True)
+    top = int(np.argmax(counts))
+    same = np.isfinite(values[1:]) & (values[1:] == values[:-1])
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    lengths = np.diff(np.concatenate([starts, [values.size]]))
+    longest = int(np.argmax(lengths))
+    run_value = values[starts[longest]]
+    return ColumnSignal(
+        float(uniques[top]),
+        int(counts[top]),
+        int(lengths[longest]) if np.isfinite(run_value) else 1,
+        float(run_value) if np.isfinite(run_value) else None,
+    )
+
+
+def batch_signals(
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    *,
+    keys: Sequence[str] = (),
+    expected_rows: float | None = None,
+) -> BatchSignals:
+    """Signals of ``frame``: duplicated rows and, per ``numeric`` column, mode and longest run.
+
+    Parameters:
+        frame: the batch, rows in arrival order.
+        numeric: the numeric feature columns to summarise (absent ones are skipped).
+        keys: columns that identify a row (id, time); duplicates are counted on them when present.
+        expected_rows: the usual batch size, to tell a truncated batch.
+    """
+    present = [k for k in keys if k in frame.columns]
+    if present:
+        duplicates = int(frame.duplicated(subset=present).sum())
+    else:
+        duplicates = int(frame.astype("string").duplicated().sum()) if len(frame.columns) else 0
+    columns = {
+        name: _column_signal(frame[name])
+        for name in numeric
+        if name in frame.columns and isinstance(frame[name], pd.Series)
+    }
+    return BatchSignals(len(frame), duplicates, bool(present), expected_rows, columns)

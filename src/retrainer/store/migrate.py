@@ -1,0 +1,221 @@
+"""Schema migrations of the metadata store (Alembic revisions in ``store/migrations/versions``).
+
+Every :class:`~retrainer.store.db.Store` upgrades its database to the newest revision when it
+opens it; a store that is already up to date costs one query. The upgrade runs under a lock so
+that processes starting together migrate once: SQLite's write lock (``BEGIN IMMEDIATE``) or a
+PostgreSQL transaction-level advisory lock. The others wait, then find the store up to date.
+A store made before migrations existed (tables, no ``alembic_version``) is adopted in place by
+the baseline revision, which creates only the missing tables.
+
+Example:
+    >>> from sqlalchemy import create_engine
+    >>> engine = create_engine("sqlite://")
+    >>> upgrade(engine).applied
+    ('0001',)
+    >>> upgrade(engine).applied, current_revision(engine) == head_revision()
+    ((), True)
+    >>> differences(engine)
+    []
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.engine import Engine
+
+from retrainer.errors import StoreError
+
+__all__ = [
+    "MIGRATIONS",
+    "MigrationResult",
+    "current_revision",
+    "differences",
+    "head_revision",
+    "new_revision",
+    "upgrade",
+]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# One key for every retrainer store of a PostgreSQL database: migrations there run one at a time.
+_PG_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"retrainer.store.migrate").digest()[:8], "big", signed=True
+)
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What an upgrade did.
+
+    Parameters:
+        before: the store's revision before (None: no revision recorded, empty or pre-migrations).
+        after: its revision now.
+        applied: the revisions this call applied, oldest first (empty: it was up to date).
+    """
+
+    before: str | None
+    after: str | None
+    applied: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict.
+
+        Example:
+            >>> MigrationResult(None, "0001", ("0001",)).to_dict()
+            {'before': None, 'after': '0001', 'applied': ['0001']}
+        """
+        return {"before": self.before, "after": self.after, "applied": list(self.applied)}
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def _metadata():
+    import retrainer.store.tables  # noqa: F401  (registers every table on Base)
+    from retrainer.store.db import Base
+
+    return Base.metadata
+
+
+def head_revision() -> str:
+    """The newest revision of the migrations that ship with this version of retrainer.
+
+    Example:
+        >>> head_revision()
+        '0001'
+    """
+    heads = _script().get_heads()
+    if len(heads) != 1:
+        raise StoreError(f"the store migrations have {len(heads)} heads {heads}; merge them")
+    return heads[0]
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision a store is at (None: empty, or made before migrations existed).
+
+    Parameters:
+        engine: the store's engine.
+    """
+    with engine.connect() as connection:
+        return _current(connection)
+
+
+def _lock(connection: Connection) -> None:
+    """Begin a transaction that only one migrating process holds at a time."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    else:
+        connection.execute(text("SELECT 1"))
+
+
+def _migrate(connection: Connection, target: str) -> tuple[str, ...]:
+    script = _script()
+    applied: list[str] = []
+
+    def steps(revision, _context):
+        return script._upgrade_revs(target, revision)
+
+    def record(*, step, **_kw) -> None:
+        applied.append(step.up_revision_id)
+
+    with EnvironmentContext(_config(), script, fn=steps, destination_rev=target) as env:
+        env.configure(
+            connection=connection,
+            target_metadata=_metadata(),
+            render_as_batch=connection.dialect.name == "sqlite",
+            on_version_apply=[record],
+        )
+        with env.begin_transaction():
+            env.run_migrations()
+    return tuple(applied)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> MigrationResult:
+    """Bring a store's tables to ``revision`` (newest by default); running it again is a no-op.
+
+    Parameters:
+        engine: the store's engine.
+        revision: the revision to reach (``head``, or an id such as ``0001``).
+    """
+    target = head_revision() if revision == "head" else revision
+    try:
+        before = current_revision(engine)
+        if before == target:
+            return MigrationResult(before, before, ())
+        with engine.connect() as connection:
+            _lock(connection)
+            before = _current(connection)
+            applied = () if before == target else _migrate(connection, target)
+            after = _current(connection)
+            connection.commit()
+    except CommandError as exc:
+        raise StoreError(f"cannot upgrade the store to revision {revision!r}: {exc}") from exc
+    return MigrationResult(before, after, applied)
+
+
+def differences(engine: Engine) -> list[str]:
+    """How a store's tables differ from ``store/tables.py`` (Alembic's autogenerate comparison);
+    an empty list means they agree.
+
+    Parameters:
+        engine: the store's engine.
+    """
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return [repr(diff) for diff in compare_metadata(context, _metadata())]
+
+
+def new_revision(message: str) -> Path:
+    """Write the next revision file: what ``store/tables.py`` adds to the newest revision.
+
+    The changes are found by upgrading an in-memory SQLite store to the newest revision and
+    comparing it with the tables; read the file before committing it.
+
+    Parameters:
+        message: what the revision does (also its file name).
+    """
+    engine = create_engine("sqlite://")
+    upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        script = produce_migrations(context, _metadata())
+    engine.dispose()
+    if script.upgrade_ops.is_empty():
+        raise StoreError("store/tables.py and the migrations agree: there is nothing to add")
+    head = head_revision()
+    number = f"{int(head) + 1:04d}"
+    created = _script().generate_revision(
+        number,
+        message,
+        head=head,
+        upgrades=render_python_code(script.upgrade_ops, render_as_batch=True),
+        downgrades=render_python_code(script.downgrade_ops, render_as_batch=True),
+        imports="",
+    )
+    _script.cache_clear()
+    return Path(created.path)

@@ -1,0 +1,64 @@
+"""Helpers of the service tests: settings, JSON rows, a webhook receiver."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WEEK = 336  # half-hours in a week of ELEC2
+
+
+def service_settings(**overrides):
+    """Settings of an ELEC2 project on SQLite with a quick trainer and no schedule."""
+    settings = {
+        "project": "svc",
+        "store": {"url": "sqlite:///store.db", "artifacts": "artifacts"},
+        "data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
+        "trainer": {
+            "estimator": "sklearn.tree.DecisionTreeClassifier",
+            "params": {"max_depth": 6, "random_state": 0},
+            "window": {"batches": 4},
+            "min_rows": 200,
+        },
+        "policy": {"triggers": [{"type": "drift"}, {"type": "concept"}, {"type": "manual"}]},
+        "gate": {"metric": "accuracy", "tolerance": 0.01},
+    }
+    settings.update(overrides)
+    return settings
+
+
+def records(frame):
+    """JSON rows of a DataFrame, timestamps as ISO 8601 with their offset."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+class Receiver:
+    """A loopback HTTP server that records every request and answers from a list of codes."""
+
+    def __init__(self, codes=(200,), location=None):
+        self.requests = []
+        self.codes = list(codes)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append((self.path, dict(self.headers), body))
+                code = receiver.codes.pop(0) if len(receiver.codes) > 1 else receiver.codes[0]
+                self.send_response(code)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

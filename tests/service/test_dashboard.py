@@ -1,0 +1,214 @@
+"""The dashboard in a real headless Chromium (Debian's chromium and chromium-driver): every page
+loads without console errors, the charts hold the API's data, and a promote click changes the
+champion."""
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from retrainer.datasets import load_elec2
+from retrainer.project import Project
+from retrainer.service import create_app
+from retrainer.service.auth import create_token
+from tests.service.service_helpers import WEEK, service_settings
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1300,900",
+]
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+    reason="needs Debian's chromium and chromium-driver (.ci/apt-packages.txt)",
+)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A project with two model versions, served by uvicorn on a loopback port."""
+    root = tmp_path_factory.mktemp("dashboard")
+    project = Project.from_dict(service_settings(), root=root)
+    elec = load_elec2()
+    for i in range(4):
+        project.ingest(elec.iloc[i * WEEK : (i + 1) * WEEK], key=f"w{i}")
+    project.cycle()
+    for i in range(4, 7):
+        project.ingest(elec.iloc[i * WEEK : (i + 1) * WEEK], key=f"w{i}")
+    project.request_retrain("two versions for the dashboard test")
+    project.cycle()
+    _, token = create_token(project.store, "browser", scope="write")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield {"project": project, "token": token, "base": f"http://127.0.0.1:{port}"}
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download anything
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_ready(driver, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = driver.execute_script("return window.retrainer || null")
+        if state and (state["ready"] or state["error"]):
+            assert state["error"] is None, state["error"]
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"{driver.current_url} did not render within {timeout} s")
+
+
+def console_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.fixture(scope="module")
+def signed_in(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(site["base"] + "/")
+    assert browser.find_element(By.ID, "login").is_displayed()
+    browser.find_element(By.ID, "token").send_keys(site["token"])
+    browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    wait_ready(browser)
+    return browser
+
+
+PAGES = [
+    "/",
+    "/ui/performance",
+    "/ui/drift",
+    "/ui/alarms",
+    "/ui/models",
+    "/ui/batches",
+    "/ui/batches/5",
+]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_load_without_console_errors(site, signed_in, path):
+    from selenium.webdriver.common.by import By
+
+    signed_in.get(site["base"] + path)
+    wait_ready(signed_in)
+    assert console_errors(signed_in) == []
+    assert signed_in.find_element(By.ID, "content").text.strip()
+
+
+def test_overview_says_who_serves_and_why(site, signed_in):
+    from selenium.webdriver.common.by import By
+
+    signed_in.get(site["base"] + "/")
+    wait_ready(signed_in)
+    champion = site["project"].champion.version
+    assert signed_in.find_element(By.CSS_SELECTOR, "#champion b").text == f"v{champion}"
+    assert f"Model version {champion} is serving" in signed_in.find_element(By.ID, "health").text
+    last = site["project"].status()["last_decision"]
+    assert last["reasons"][0] in signed_in.find_element(By.ID, "decision").text
+
+
+def test_charts_hold_the_apis_data(site, signed_in):
+    from retrainer.service.dashboard import drift_heatmap, performance_series
+
+    signed_in.get(site["base"] + "/ui/performance")
+    wait_ready(signed_in)
+    data = signed_in.execute_script("return window.retrainer.charts.performance.data")
+    series = performance_series(site["project"])
+    champion = [p.get("champion") for p in series["points"]]
+    assert len(data[0]) == len(series["points"]) > 0
+    assert data[1] == pytest.approx(champion)
+    assert any(v is not None for v in data[2])  # the never-retrained baseline
+    signed_in.get(site["base"] + "/ui/drift")
+    wait_ready(signed_in)
+    drawn = signed_in.execute_script("return window.retrainer.charts.drift")
+    heat = drift_heatmap(site["project"])
+    assert drawn == {
+        "columns": len(heat["columns"]),
+        "batches": len(heat["batches"]),
+        "cells": len(heat["cells"]),
+    }
+    cells = signed_in.execute_script("return document.querySelectorAll('#heatmap tbody td').length")
+    assert cells == len(heat["columns"]) * len(heat["batches"]) > 0
+
+
+def test_a_promote_click_changes_the_champion(site, signed_in):
+    from selenium.webdriver.common.by import By
+
+    project = site["project"]
+    before = project.champion.version
+    target = next(m.version for m in project.models if m.version != before)
+    signed_in.get(site["base"] + "/ui/models")
+    wait_ready(signed_in)
+    button = signed_in.find_element(By.CSS_SELECTOR, f"button.promote[data-version='{target}']")
+    button.click()
+    deadline = time.monotonic() + 15
+    while project.champion.version != target and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert project.champion.version == target
+    assert project.registry.history()[-1]["actor"] == "token:browser"
+    wait_ready(signed_in)
+    assert signed_in.find_elements(By.CSS_SELECTOR, f"button.promote[data-version='{before}']")
+    assert console_errors(signed_in) == []
+
+
+def test_a_read_token_cannot_promote_from_the_page(site, signed_in):
+    from selenium.webdriver.common.by import By
+
+    project = site["project"]
+    _, read = create_token(project.store, "viewer", scope="read")
+    signed_in.execute_script("sessionStorage.setItem('retrainer.token', arguments[0])", read)
+    signed_in.get(site["base"] + "/ui/models")
+    wait_ready(signed_in)
+    before = project.champion.version
+    signed_in.find_element(By.CSS_SELECTOR, "button.promote").click()
+    deadline = time.monotonic() + 10
+    while not signed_in.find_element(By.ID, "error").is_displayed():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "scope" in signed_in.find_element(By.ID, "error").text
+    assert project.champion.version == before
+    signed_in.get_log("browser")  # the refused call logs its 403; the next test starts clean

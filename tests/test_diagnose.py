@@ -1,0 +1,184 @@
+"""The diagnosis rules on real data: each cause is named, with its evidence and a fix that
+undoes the injected change; statistics are checked against SciPy and pandas."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from retrainer.checks.drift import check_drift, dataset_drift
+from retrainer.checks.quality import check_quality
+from retrainer.checks.result import CheckResult
+from retrainer.data.schema import Schema
+from retrainer.datasets import ELEC2_FEATURES
+from retrainer.diagnosis import Alarm, batch_signals, diagnose, diagnose_batch, rank, relation_alarm
+from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
+from retrainer.diagnosis.scenarios import elec2_fill_case
+from retrainer.errors import DataError
+from retrainer.profile import BatchProfile
+
+WEEK = 336
+REAL = 17_424  # ELEC2's first row with real Victorian values
+
+
+@pytest.fixture(scope="module")
+def stream(elec):
+    """ELEC2 rows after the Victorian data starts, shuffled: a reference and clean batches."""
+    rows = elec.iloc[REAL : REAL + 12 * WEEK][["id", *ELEC2_FEATURES, "target"]]
+    rows = rows.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    ref = rows.iloc[: 4 * WEEK][ELEC2_FEATURES]
+    schema = Schema.infer(ref)
+    return rows, schema, BatchProfile.from_frame(ref, schema)
+
+
+def diagnosed(stream, batch):
+    rows, schema, reference = stream
+    features = [c for c in batch.columns if c not in ("id", "target")]
+    current = BatchProfile.from_frame(batch[features], schema, edges=reference.edges())
+    drift = check_drift(reference, current)
+    results = [*check_quality(reference, current, schema), *drift, dataset_drift(drift)]
+    signals = batch_signals(batch, ELEC2_FEATURES, keys=["id"], expected_rows=WEEK)
+    return diagnose_batch(results, reference, current, signals)
+
+
+def clean(stream, i=5):
+    return stream[0].iloc[i * WEEK : (i + 1) * WEEK].reset_index(drop=True)
+
+
+def test_a_clean_batch_has_no_cause(stream):
+    for i in range(4, 12):
+        d = diagnosed(stream, clean(stream, i))
+        assert d.top is None and not d.alarms, d.explain()
+
+
+def test_x1000_is_a_unit_change_and_the_fix_undoes_it(stream):
+    batch = clean(stream)
+    broken = batch.assign(nswprice=batch["nswprice"] * 1000)
+    d = diagnosed(stream, broken)
+    assert d.top == "upstream_change" and d.alarms[0].check == "scale"
+    assert d.alarms[0].blocking and d.causes[0].columns == ("nswprice",)
+    assert d.fix == {"scale": {"nswprice": 0.001}}
+    np.testing.assert_allclose(apply_fixes(broken, d.fix)["nswprice"], batch["nswprice"])
+
+
+def test_a_rename_proposes_the_mapping_back(stream):
+    broken = clean(stream).rename(columns={"nswdemand": "demand_v2"})
+    d = diagnosed(stream, broken)
+    assert d.top == "upstream_change" and d.alarms[0].check == "rename"
+    assert d.fix == {"rename": {"demand_v2": "nswdemand"}}
+    assert not any(a.check == "extra_column" for a in d.alarms)  # explained by the rename
+    assert list(apply_fixes(broken, d.fix).columns) == list(clean(stream).columns)
+
+
+def test_a_scattered_fill_value_is_upstream_and_a_frozen_run_is_quality(stream):
+    rng = np.random.default_rng(0)
+    batch = clean(stream)
+    filled = batch.copy()
+    filled.loc[rng.choice(WEEK, 100, replace=False), "transfer"] = -1.0
+    d = diagnosed(stream, filled)
+    assert (d.top, d.alarms[0].check, d.fix) == (
+        "upstream_change",
+        "default_value",
+        {"missing_values": {"transfer": [-1.0]}},
+    )
+    assert apply_fixes(filled, d.fix)["transfer"].isna().sum() == 100
+    frozen = batch.copy()
+    frozen.loc[150:, "nswdemand"] = frozen.loc[150, "nswdemand"]
+    d = diagnosed(stream, frozen)
+    assert (d.top, d.alarms[0].check, d.fix) == ("data_quality", "stuck", {})
+    assert "186 consecutive rows" in d.alarms[0].message
+
+
+def test_nulls_duplicates_and_truncation_are_quality(stream):
+    batch = clean(stream)
+    nulls = batch.assign(nswprice=batch["nswprice"].mask(batch.index % 3 == 0))
+    doubled = pd.concat([batch.iloc[:236], batch.iloc[:100]], ignore_index=True)
+    for broken, check in [
+        (nulls, "nulls"),
+        (doubled, "duplicates"),
+        (batch.iloc[:50], "truncated"),
+    ]:
+        d = diagnosed(stream, broken)
+        assert d.top == "data_quality" and d.alarms[0].check == check
+        assert d.blocking
+
+
+def test_a_burst_of_wild_values_is_quality_not_drift(stream):
+    batch = clean(stream)
+    batch.loc[batch.index[::12], "vicdemand"] = 40.0
+    d = diagnosed(stream, batch)
+    assert d.top == "data_quality" and d.alarms[0].check == "out_of_range_burst"
+
+
+def test_an_input_shift_with_real_labels_is_covariate_drift(stream):
+    rows = stream[0].iloc[4 * WEEK :]
+    high = rows.sort_values("nswdemand").iloc[-WEEK:].reset_index(drop=True)
+    d = diagnosed(stream, high)
+    assert d.top == "covariate_drift" and "nswdemand" in d.causes[0].columns
+    assert not d.blocking and d.causes[0].confidence <= 0.8
+
+
+def test_elec2_real_fill_change_is_upstream_with_the_three_columns():
+    d = elec2_fill_case()
+    assert d.top == "upstream_change"
+    assert set(d.causes[0].columns) == {"vicprice", "vicdemand", "transfer"}
+    assert all(a.check == "fill_ended" for a in d.alarms if a.cause == "upstream_change")
+    assert "changed_relation" not in {c.cause for c in d.causes}
+    assert "0.003467" in d.alarms[0].message or "0.422915" in d.alarms[0].message
+
+
+def test_relation_alarm_uses_a_one_sided_two_proportion_test():
+    error, n, expected, n0 = 0.34, 336, 0.22, 300
+    alarm = relation_alarm(error, n, expected, n0)
+    table = np.array([[error * n, (1 - error) * n], [expected * n0, (1 - expected) * n0]])
+    chi2 = stats.chi2_contingency(table, correction=False)
+    assert alarm.evidence[0]["p_value"] == pytest.approx(chi2.pvalue / 2, rel=1e-6)
+    assert alarm.cause == "changed_relation" and not alarm.blocking
+    assert relation_alarm(0.24, n, expected, n0) is None  # inside the noise
+    explained = relation_alarm(error, n, expected, n0, shift=0.4)
+    assert explained.confidence < alarm.confidence and "may explain it" in explained.message
+
+
+def test_ranking_is_noisy_or_and_covariate_drift_never_outranks_structure():
+    quality = Alarm("data_quality", "q", "error", "nulls", "a", "nulls", 0.6)
+    drifts = [Alarm("covariate_drift", "w", "warning", "drift", c, "moved", 0.8) for c in "bcd"]
+    d = rank([*drifts, quality, quality])
+    assert [c.cause for c in d.causes] == ["data_quality", "covariate_drift"]
+    assert d.causes[0].confidence == pytest.approx(1 - 0.4 * 0.4)
+    assert d.causes[1].confidence == pytest.approx(0.8)
+
+
+def test_results_alone_still_get_causes():
+    results = [
+        CheckResult("quality", "missing_column", "x", True, "error", detail={"renamed_to": "y"}),
+        CheckResult("quality", "extra_column", "y", True, "warning"),
+        CheckResult("quality", "null_rate", "z", True, "error", message="z: 40% nulls"),
+    ]
+    alarms = diagnose(results)
+    assert [(a.cause, a.check) for a in alarms] == [
+        ("upstream_change", "rename"),
+        ("data_quality", "nulls"),
+    ]
+    assert Alarm.from_dict(alarms[0].to_dict()) == alarms[0]
+
+
+def test_signals_match_pandas():
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=500), 1)
+    x[200:260] = 7.5
+    frame = pd.DataFrame({"id": np.r_[np.arange(480), np.arange(20)], "x": x})
+    s = batch_signals(frame, ["x"], keys=["id"])
+    runs = frame.groupby((frame["x"] != frame["x"].shift()).cumsum())["x"].agg(["size", "first"])
+    longest = runs.loc[runs["size"].idxmax()]
+    assert s.duplicates == int(frame["id"].duplicated().sum()) == 20
+    assert (s.columns["x"].run, s.columns["x"].run_value) == (longest["size"], longest["first"])
+    counts = frame["x"].value_counts()
+    assert (s.columns["x"].mode, s.columns["x"].mode_count) == (counts.index[0], counts.iloc[0])
+
+
+def test_fixes_merge_and_refuse_scaling_text():
+    assert merge_fixes({"scale": {"a": 2.0}}, {"scale": {"a": 3.0}}) == {"scale": {"a": 3.0}}
+    with pytest.raises(DataError, match="unknown fix 'units'"):
+        merge_fixes({"units": {}})
+    with pytest.raises(DataError, match="column 'c'"):
+        apply_fixes(pd.DataFrame({"c": ["a", "b"]}), {"scale": {"c": 10.0}}, "b.csv")

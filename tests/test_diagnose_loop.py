@@ -1,0 +1,114 @@
+"""The diagnosis in the live loop on real ELEC2 weeks: broken batches are quarantined and stay
+out of training windows until released; an upstream rename is stored, diagnosed, mapped by an
+accepted fix at ingest, and released; the command line explains, accepts and releases."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from retrainer.cli import main
+from retrainer.errors import DataError, NotFoundError
+from retrainer.retrain import select_window
+from retrainer.store.tables import RunRow
+from tests.conftest import DATABASE_URL, store_url
+
+HISTORY, WEEK = 1344, 336
+
+
+def week(elec, i):
+    return elec.iloc[HISTORY + i * WEEK : HISTORY + (i + 1) * WEEK].copy()
+
+
+@pytest.fixture
+def started(make_project, elec):
+    project = make_project()
+    project.ingest(elec.iloc[:HISTORY], key="history")
+    assert project.cycle().champion == 1
+    return project
+
+
+def window_ids(project):
+    return [b.id for b in select_window(project)]
+
+
+def test_a_quality_batch_never_enters_a_training_window_unless_released(started, elec):
+    project = started
+    broken = week(elec, 0)
+    broken.loc[broken.index[::3], "nswdemand"] = np.nan
+    bad = project.ingest(broken, key="broken").id
+    report = project.cycle()
+    assert report.quarantined == (bad,) and report.decision["action"] == "alert"
+    diagnosis = project.diagnosis(bad)
+    assert diagnosis["top"] == "data_quality" and diagnosis["causes"][0]["columns"] == ["nswdemand"]
+    assert diagnosis["alarms"][0]["blocking"]
+    project.ingest(week(elec, 1), key="clean")
+    project.request_retrain("retrain after the broken week")
+    assert project.cycle().run["status"] in ("succeeded", "rejected")
+    with project.store.session() as s:
+        run = s.scalars(select(RunRow).order_by(RunRow.id.desc())).first()
+        assert bad not in run.window["batches"] and len(run.window["batches"]) >= 2
+    assert bad not in window_ids(project)
+    released = project.release(bad, "nulls are expected for that substation")
+    assert released["status"] == "processed" and bad in window_ids(project)
+    with pytest.raises(DataError, match="not quarantined"):
+        project.release(bad, "twice")
+
+
+def test_a_rename_is_stored_diagnosed_mapped_at_ingest_and_released(started, elec):
+    project = started
+    renamed = week(elec, 0).rename(columns={"nswdemand": "nswdemand_v2"})
+    first = project.ingest(renamed, key="renamed").id  # stored, not refused
+    assert project.cycle().quarantined == (first,)
+    diagnosis = project.diagnosis(first)
+    assert diagnosis["top"] == "upstream_change"
+    assert diagnosis["fix"] == {"rename": {"nswdemand_v2": "nswdemand"}}
+    with pytest.raises(NotFoundError, match="proposes no fix"):
+        project.accept_fix(project.ingest(week(elec, 5), key="other").id)
+    assert project.accept_fix(first, reason="producer v2") == diagnosis["fix"]
+    assert project.fixes() == {"rename": {"nswdemand_v2": "nswdemand"}}
+    later = week(elec, 1).rename(columns={"nswdemand": "nswdemand_v2"})
+    second = project.ingest(later, key="renamed-2").id
+    report = project.cycle()
+    assert second not in report.quarantined
+    project.release(first, "mapped by the accepted rename")
+    with project.store.session() as s:
+        from retrainer.store.tables import BatchRow
+
+        frame = project.batch_frame(s.get(BatchRow, first))
+    assert "nswdemand" in frame and "nswdemand_v2" not in frame
+    np.testing.assert_array_equal(frame["nswdemand"], week(elec, 0)["nswdemand"])
+
+
+def test_the_command_line_explains_accepts_and_releases(tmp_path, elec, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = {
+        "data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
+        "trainer": {"estimator": "sklearn.tree.DecisionTreeClassifier", "params": {"max_depth": 5}},
+    }
+    if DATABASE_URL:
+        settings["store"] = {"url": store_url(tmp_path)}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    elec.iloc[:HISTORY].to_csv(tmp_path / "history.csv", index=False)
+    scaled = week(elec, 0).assign(nswprice=lambda d: d["nswprice"] * 1000)
+    scaled.to_csv(tmp_path / "scaled.csv", index=False)
+
+    def run(*args):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    assert run("ingest", "history.csv").exit_code == 0 and run("cycle").exit_code == 0
+    assert run("ingest", "scaled.csv").exit_code == 0 and run("cycle").exit_code == 0
+    text = run("explain").output
+    assert "upstream change" in text and "nswprice" in text and "x1000" in text
+    assert "retrainer accept-fix 2" in text
+    data = json.loads(run("explain", "2", "--json").output)
+    assert data["fix"] == {"scale": {"nswprice": 0.001}} and data["causes"][0]["blocking"]
+    assert "scale:" in run("accept-fix", "2").output
+    assert json.loads(run("release", "2", "--reason", "rescaled", "--json").output)["status"] == (
+        "processed"
+    )
+    bad = run("release", "2", "--reason", "again")
+    assert bad.exit_code == 2 and "not quarantined" in bad.output

@@ -1,0 +1,130 @@
+"""Label-free performance estimation (CBPE, DLE) against realised performance on real data."""
+
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, roc_auc_score
+
+from retrainer.artifacts import ArtifactStore
+from retrainer.checks.estimate import (
+    CBPE,
+    DLE,
+    fit_estimator,
+    load_estimator,
+    save_estimator,
+)
+from retrainer.errors import DataError
+
+DATA = "/work/shared/data/"
+FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+
+
+@pytest.fixture(scope="module")
+def employment():
+    reference = pd.read_parquet(DATA + "employment_MA_reference.pq")
+    analysis = pd.read_parquet(DATA + "employment_MA_analysis.pq")
+    target = pd.read_parquet(DATA + "employment_MA_analysis_target.pq")
+    return reference, analysis.merge(target, on="id")
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "roc_auc", "f1"])
+def test_cbpe_lands_in_its_band_on_every_year_of_the_employment_data(employment, metric):
+    reference, analysis = employment
+    cbpe = CBPE(metric, draws=200).fit(reference["employed"], reference["predicted_probability"])
+    for year, part in analysis.groupby("year"):
+        estimate = cbpe.estimate(part["predicted_probability"], part["prediction"])
+        y, pred, score = part["employed"], part["prediction"], part["predicted_probability"]
+        realised = {
+            "accuracy": accuracy_score(y, pred),
+            "roc_auc": roc_auc_score(y, score),
+            "f1": f1_score(y, pred),
+        }[metric]
+        assert estimate.covers(realised), (year, estimate, realised)
+        assert abs(estimate.value - realised) < 0.005, (year, estimate.value, realised)
+        assert 0 < estimate.upper - estimate.lower < 0.03
+
+
+def test_employment_accuracy_matches_the_published_numbers(employment):
+    reference, analysis = employment
+    cbpe = CBPE("accuracy", draws=100).fit(
+        reference["employed"], reference["predicted_probability"]
+    )
+    published = {2016: 0.825, 2017: 0.829, 2018: 0.828}  # SOURCES.md
+    for year, part in analysis.groupby("year"):
+        estimate = cbpe.estimate(part["predicted_probability"], part["prediction"])
+        assert abs(estimate.value - published[year]) < 0.004
+
+
+def test_expected_metrics_equal_scikit_learn_averaged_over_labels_drawn_from_the_probabilities():
+    rng = np.random.default_rng(3)
+    score = rng.random(600)
+    pred = score > 0.4
+    cbpe = CBPE("accuracy").fit(rng.random(5000) < (s := rng.random(5000)), s)
+    p = cbpe.calibrated(score)
+    draws = rng.random((3000, score.size)) < p
+    for metric, fn in [
+        ("accuracy", lambda y: accuracy_score(y, pred)),
+        ("f1", lambda y: f1_score(y, pred)),
+        ("roc_auc", lambda y: roc_auc_score(y, score)),
+    ]:
+        values = [fn(y) for y in draws[:400]]
+        estimate = CBPE(metric).fit(rng.random(5000) < s, s)
+        estimate.calibrator_, estimate.n_reference_ = cbpe.calibrator_, 10**9
+        got = estimate.estimate(score, pred)
+        assert abs(got.value - np.mean(values)) < 3 * np.std(values) / np.sqrt(400) + 0.01
+        assert abs(got.sd - np.std(values)) < 0.25 * np.std(values)
+
+
+def test_cbpe_on_elec2_held_out_rows_of_the_same_weeks(elec):
+    part = elec.iloc[: 336 * 12].sample(frac=1.0, random_state=0)
+    train, calibrate, test = part.iloc[:2000], part.iloc[2000:3000], part.iloc[3000:]
+    model = HistGradientBoostingClassifier(max_iter=50, random_state=0)
+    model.fit(train[FEATURES], train["target"])
+    estimator = fit_estimator(
+        "classification", "accuracy", model, calibrate[FEATURES], calibrate["target"]
+    )
+    estimate = estimator.estimate_model(model, test[FEATURES])
+    realised = accuracy_score(test["target"], model.predict(test[FEATURES]))
+    assert estimate.covers(realised) and estimate.n == len(test)
+
+
+def test_dle_tracks_the_loss_under_covariate_shift_on_elec2(elec):
+    frame = elec.iloc[17_424:27_424].sample(frac=1.0, random_state=1)  # real Victorian data
+    X, y = frame[["period", "nswprice", "vicprice", "vicdemand"]], frame["nswdemand"]
+    model = LinearRegression().fit(X[:4000], y[:4000])
+    reference_X, reference_y = X[4000:7000], y[4000:7000]
+    dle = DLE("mae").fit_model(model, reference_X, reference_y)
+    rest_X, rest_y = X[7000:], y[7000:]
+    for mask in (rest_X["period"] < 0.3, rest_X["period"] > 0.7):  # night vs evening rows
+        estimate = dle.estimate_model(model, rest_X[mask])
+        realised = mean_absolute_error(rest_y[mask], model.predict(rest_X[mask]))
+        assert abs(estimate.value - realised) < 0.15 * realised, (estimate, realised)
+    night = dle.estimate_model(model, rest_X[rest_X["period"] < 0.3]).value
+    evening = dle.estimate_model(model, rest_X[rest_X["period"] > 0.7]).value
+    assert night != pytest.approx(evening, rel=0.05)  # it follows the inputs, not a constant
+
+
+def test_estimators_round_trip_through_the_artifact_store(employment):
+    reference, analysis = employment
+    store = ArtifactStore(tempfile.mkdtemp())
+    cbpe = CBPE("roc_auc", draws=50).fit(reference["employed"], reference["predicted_probability"])
+    spec = save_estimator(cbpe, store)
+    again = load_estimator(spec, store)
+    part = analysis.iloc[:5000]
+    a = cbpe.estimate(part["predicted_probability"], part["prediction"])
+    b = again.estimate(part["predicted_probability"], part["prediction"])
+    assert spec["method"] == "cbpe" and store.exists(spec["artifact"]) and a == b
+
+
+def test_bad_input_is_named():
+    with pytest.raises(DataError, match="reference labels must be 0/1"):
+        CBPE().fit([0, 2, 1], [0.1, 0.5, 0.9])
+    with pytest.raises(ValueError, match="CBPE estimates"):
+        CBPE("rmse")
+    with pytest.raises(DataError, match="3 scores and 2 predictions"):
+        CBPE().fit([0, 1], [0.2, 0.8]).estimate([0.1, 0.2, 0.3], [0, 1])
+    assert fit_estimator("regression", "r2", LinearRegression(), None, None) is None

@@ -1,0 +1,94 @@
+"""The data contract and the quality checks added to it: row count, constant and stuck values,
+vanished categories, timestamp order and future timestamps; and the profile's higher moments,
+bin sums and runs, merged exactly (against SciPy and NumPy)."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from retrainer.checks.quality import check_quality
+from retrainer.data.schema import ColumnSpec, Schema
+from retrainer.profile import BatchProfile, profile_column
+
+
+def _check(ref: pd.DataFrame, cur: pd.DataFrame, schema: Schema | None = None, **kw):
+    schema = schema or Schema.infer(ref)
+    reference = BatchProfile.from_frame(ref, schema)
+    current = BatchProfile.from_frame(cur, schema, edges=reference.edges())
+    return {(r.name, r.column): r for r in check_quality(reference, current, schema, **kw)}
+
+
+def test_row_count_contract_round_trips_and_alarms():
+    ref = pd.DataFrame({"x": np.arange(100.0)})
+    schema = Schema(Schema.infer(ref).columns, min_rows=50, max_rows=80)
+    assert Schema.from_dict(schema.to_dict()) == schema
+    short = _check(ref, ref.head(10), schema)[("row_count", None)]
+    fine = _check(ref, ref.head(60), schema)[("row_count", None)]
+    assert (
+        short.alarm
+        and short.severity == "error"
+        and "outside the expected [50, 80]" in (short.message)
+    )
+    assert not fine.alarm
+    assert ("row_count", None) not in _check(ref, ref.head(10))
+    with pytest.raises(ValueError, match="row count"):
+        Schema(schema.columns, min_rows=10, max_rows=5)
+
+
+def test_constant_and_stuck_values():
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=500)})
+    stuck = ref.head(200).copy()
+    stuck.iloc[50:120, 0] = 3.25
+    flat = pd.DataFrame({"x": [1.0] * 100})
+    results = _check(ref, stuck)
+    assert results[("stuck", "x")].alarm and results[("stuck", "x")].statistic == 70
+    assert not results[("constant", "x")].alarm
+    assert _check(ref, flat)[("constant", "x")].alarm
+    assert not _check(ref, ref.tail(200))[("stuck", "x")].alarm
+
+
+def test_vanished_categories():
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({"c": rng.choice(list("abcd"), 2000, p=[0.4, 0.3, 0.2, 0.1])})
+    gone = pd.DataFrame({"c": rng.choice(list("abc"), 500, p=[0.5, 0.3, 0.2])})
+    tiny = pd.DataFrame({"c": ["a", "b"] * 10})
+    assert _check(ref, gone)[("vanished_category", "c")].alarm
+    assert _check(ref, gone)[("vanished_category", "c")].detail["vanished"] == ["d"]
+    assert not _check(ref, tiny)[("vanished_category", "c")].alarm, "too few rows to expect d"
+
+
+def test_timestamps_out_of_order_and_in_the_future():
+    t = pd.Series(pd.date_range("2024-01-01", periods=100, freq="h", tz="UTC"))
+    ref = pd.DataFrame({"t": t})
+    shuffled = pd.DataFrame({"t": t.sample(frac=1.0, random_state=0).to_numpy()})
+    now = datetime(2024, 1, 3, tzinfo=UTC)
+    ordered = _check(ref, ref, now=datetime(2025, 1, 1, tzinfo=UTC))
+    assert not ordered[("timestamp_order", "t")].alarm
+    assert not ordered[("future_timestamp", "t")].alarm
+    late = _check(ref, shuffled, now=now)
+    assert late[("timestamp_order", "t")].alarm and late[("future_timestamp", "t")].alarm
+
+
+def test_profile_moments_sums_and_runs_merge_exactly():
+    rng = np.random.default_rng(2)
+    values = rng.lognormal(size=3000)
+    values[100:130] = 7.0
+    spec = ColumnSpec("x", "numeric", True)
+    whole = profile_column(pd.Series(values), spec)
+    edges = np.asarray(whole.edges)
+    a = profile_column(pd.Series(values[:1234]), spec, edges=edges)
+    b = profile_column(pd.Series(values[1234:]), spec, edges=edges)
+    merged = a.merge(b)
+    assert merged.skewness == pytest.approx(stats.skew(values), rel=1e-9)
+    assert merged.kurtosis == pytest.approx(stats.kurtosis(values), rel=1e-9)
+    assert whole.skewness == pytest.approx(stats.skew(values), rel=1e-9)
+    index = np.searchsorted(edges[:-1], values, side="right") + (values > edges[-1])
+    sums = np.bincount(index, weights=values, minlength=edges.size + 1)
+    assert merged.sums == pytest.approx(tuple(sums))
+    assert whole.max_run == merged.max_run == 30
+    back = type(merged).from_dict(merged.to_dict())
+    assert back == merged
