@@ -127,7 +127,7 @@ def summarise(
         for reason in text.split("; "):
             reasons[reason.split(":")[0]] += 1
     examples = [
-        f"{a}: {r}"
+        _shorten(f"{a}: {r}")
         for a, r in decisions.loc[decisions["action"] != "hold", ["action", "reasons"]]
         .head(6)
         .values
@@ -149,3 +149,7 @@ def summarise(
         report=str(report) if report else None,
         examples=examples,
     )
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
