@@ -17,9 +17,8 @@ def count(project, table):
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory, elec):
-    from tests.conftest import project_settings
-
     from retrainer.project import Project
+    from tests.conftest import project_settings
 
     root = tmp_path_factory.mktemp("replay")
     project = Project.from_dict(project_settings(), root=root)

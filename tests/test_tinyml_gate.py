@@ -72,9 +72,9 @@ def test_export_copies_a_verified_bundle(make_project, elec, tmp_path, monkeypat
 
     import yaml
     from click.testing import CliRunner
-    from tests.conftest import project_settings
 
     from retrainer.cli import main
+    from tests.conftest import project_settings
 
     settings = project_settings(deploy_targets=targets(256))
     (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
@@ -88,3 +88,10 @@ def test_export_copies_a_verified_bundle(make_project, elec, tmp_path, monkeypat
     copied = json.loads(result.stdout)
     assert verify_bundle(copied["bundle"])["version"] == "1"
     assert runner.invoke(main, ["export", "1", "--target", "nope", "--out", "fw"]).exit_code == 2
+
+
+def test_target_names_cannot_become_paths(make_project):
+    from retrainer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a target name is letters"):
+        make_project(deploy_targets={"../evil": {"flash_kb": 1, "ram_kb": 1}})

@@ -355,6 +355,12 @@ class Config(_Section):
 
         problems: list[str] = []
         for name, spec in targets.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+                problems.append(
+                    f"deploy_targets.{name}: a target name is letters, digits, "
+                    "'.', '_' and '-' (at most 64)"
+                )
+                continue
             try:
                 DeployTarget.from_dict(name, spec)
             except ConfigError as exc:

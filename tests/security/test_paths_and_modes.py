@@ -105,11 +105,6 @@ def _first_artifact(project):
         return s.get(BatchRow, 1).artifact
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S6 finding: SQLite creates store.db (and -wal, -shm) with the umask (0644); "
-    "Store should create the file 0600 before connecting (store/db.py)",
-)
 def test_the_sqlite_file_is_private(project, tmp_path):
     if not project.store.url.startswith("sqlite:///"):
         pytest.skip("PostgreSQL: no file")

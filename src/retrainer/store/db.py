@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,8 +76,10 @@ class Store:
     def __init__(self, url: str, *, migrate: bool = True):
         self.url = url
         if url.startswith("sqlite:///"):
-            folder = Path(url.removeprefix("sqlite:///")).parent
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = Path(url.removeprefix("sqlite:///").split("?")[0])
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if path.name and not path.exists():  # private from the start (-wal/-shm follow it)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
             self.engine: Engine = create_engine(url, future=True, json_serializer=_json_dumps)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
