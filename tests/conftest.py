@@ -94,3 +94,10 @@ def make_project(tmp_path):
         return Project.from_dict(settings, root=tmp_path)
 
     return make
+
+
+def integrity_ok(session) -> bool:
+    """SQLite's ``PRAGMA integrity_check``; on PostgreSQL the store must answer a query."""
+    if session.get_bind().dialect.name != "sqlite":
+        return session.execute(sa.text("select 1")).scalar() == 1
+    return session.execute(sa.text("PRAGMA integrity_check")).scalar() == "ok"

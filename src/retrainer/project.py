@@ -203,7 +203,8 @@ class Project:
             sha = self.artifacts.put_frame(frame)
         except StoreError as exc:  # e.g. a column Parquet cannot hold: name the batch
             raise type(exc)(f"{where}: {exc}") from exc
-        key = key or f"sha256:{sha}"
+        key = _checked_key(key, where) or f"sha256:{sha}"
+        source = source.replace("\x00", "\\0")
         target = self.target
         n_labelled = int(frame[target].notna().sum()) if target in frame else 0
         time_col = self.config.data.time_column
@@ -300,7 +301,8 @@ class Project:
             sha = self.artifacts.put_frame(labels.reset_index(drop=True))
         except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
             raise type(exc)(f"{where}: {exc}") from exc
-        key = key or f"sha256:{sha}"
+        key = _checked_key(key, where) or f"sha256:{sha}"
+        source = source.replace("\x00", "\\0")
         with self.store.session() as s:
             if s.scalar(select(LabelSetRow).where(LabelSetRow.key == key)) is not None:
                 return LabelReport(key, len(labels), 0, 0, (), new=False)
@@ -478,6 +480,18 @@ class Project:
         from retrainer.report import write_report
 
         return write_report(self, Path(path) if path else self.config.resolve("report.html"))
+
+
+def _checked_key(key: str | None, where: str) -> str | None:
+    """An idempotency key: at most 200 characters, no control characters (NUL breaks
+    PostgreSQL text, and none belongs in a name)."""
+    if key is None:
+        return None
+    if not key or len(key) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise DataError(
+            f"{where}: key {key[:60]!r} must be 1-200 characters without control characters"
+        )
+    return key
 
 
 def _file_sha(path: Path) -> str:

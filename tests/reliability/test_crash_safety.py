@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from retrainer.doctor import doctor
 from retrainer.project import Project
@@ -43,6 +43,7 @@ from retrainer.store.tables import (
     PredictionSetRow,
     RunRow,
 )
+from tests.conftest import integrity_ok
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +108,7 @@ def check_invariants(root: Path, promised: dict[str, int]) -> list[str]:
     project = Project.from_yaml(root / "retrainer.yaml")
     try:
         with project.store.session() as s:
-            assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+            assert integrity_ok(s)
             batches = Counter(s.scalars(select(BatchRow.key)))
             label_sets = Counter(s.scalars(select(LabelSetRow.key)))
             rows = {k: n for k, n in s.execute(select(BatchRow.key, BatchRow.n_rows))}

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 from sklearn.tree import DecisionTreeClassifier
-from sqlalchemy import text
 
 from retrainer.artifacts import ArtifactStore
 from retrainer.errors import StoreError
 from retrainer.registry import Registry
 from retrainer.store.db import Store
+from tests.conftest import integrity_ok
 
 CALLS = ("write", "fsync", "replace", "mkdir", "mkstemp")
 
@@ -130,7 +130,7 @@ def test_every_failing_call_of_a_registration_leaves_old_or_new(tmp_path, monkey
         assert [v.version for v in registry.versions()] == [1]  # the old state
         assert registry.alias().version == 1 and registry.verify() == []
         with store.session() as s:
-            assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+            assert integrity_ok(s)
         assert registry.register(tree(3), lineage={}, metrics={}).version == 2  # then the new
         store.dispose()
 
@@ -177,7 +177,7 @@ def test_a_disk_that_fills_up_fails_cleanly(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     registry = Registry(store, ArtifactStore(tmp_path / "artifacts"))
     with store.session() as s:
-        assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        assert integrity_ok(s)
     versions = [v.version for v in registry.versions()]
     assert versions and versions == list(range(1, len(versions) + 1))
     assert registry.verify() == []

@@ -279,6 +279,8 @@ def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     if not (ref.std and cur.std and ref.values and cur.values):
         return None
     ratio = cur.std / ref.std
+    if not math.isfinite(ratio) or ratio <= 0:
+        return None
     factor = 10.0 ** round(math.log10(ratio))
     if factor == 1.0 or abs(math.log(ratio / factor)) > SCALE_TOLERANCE:
         return None
