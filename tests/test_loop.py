@@ -191,3 +191,9 @@ def test_polars_and_arrow_tables_are_ingested_like_pandas(make_project, elec):
     for frame in frames[1:]:
         pd.testing.assert_frame_equal(frame, frames[0], check_dtype=False)
     assert from_pandas.n_rows == from_polars.n_rows == from_arrow.n_rows == 336
+
+
+def test_column_names_with_control_characters_are_refused(make_project, elec):
+    project = make_project()
+    with pytest.raises(DataError, match="control characters"):
+        project.ingest(elec.iloc[:10].rename(columns={"period": "per\x00iod"}), key="nul")

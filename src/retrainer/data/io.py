@@ -28,6 +28,9 @@ def to_pandas(data: Any, *, source: str = "data") -> pd.DataFrame:
         raise DataError(
             f"{source}: expected a pandas, polars or Arrow table, got {type(data).__name__}"
         )
+    bad = [c for c in frame.columns if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(c))]
+    if bad:
+        raise DataError(f"{source}: column names with control characters: {bad[:5]!r}")
     if frame.columns.duplicated().any():
         dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise DataError(f"{source}: duplicated column names {dupes}")
