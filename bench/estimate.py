@@ -9,6 +9,8 @@ so the error there is what a concept check has to catch). Prints Markdown tables
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -16,7 +18,7 @@ from retrainer.checks.estimate import CBPE
 from retrainer.datasets import load_elec2
 from retrainer.metrics import score
 
-DATA = "/work/shared/data/"
+DATA = os.environ.get("RETRAINER_SHARED_DATA", "/work/shared/data") + "/"
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
 
 

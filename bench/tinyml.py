@@ -7,6 +7,7 @@ and HAPT sensor windows (2.56 s, 18 features, activities 1-6, from the first 200
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -49,14 +50,17 @@ MODELS = {
 
 
 def elec2() -> tuple:
-    df = pd.read_csv("/work/shared/data/elec2.csv")
+    df = pd.read_csv(os.environ.get("RETRAINER_SHARED_DATA", "/work/shared/data") + "/elec2.csv")
     features = [f"feat_{i}" for i in range(1, 7)]
     train, test = df.iloc[17_424:27_424], df.iloc[27_424:37_424]
     return train[features], train["target"], test[features], test["target"]
 
 
 def hapt() -> tuple:
-    df = pd.read_csv("/work/shared/data/hapt_accgyro_50hz.csv.gz", nrows=200_000)
+    df = pd.read_csv(
+        os.environ.get("RETRAINER_SHARED_DATA", "/work/shared/data") + "/hapt_accgyro_50hz.csv.gz",
+        nrows=200_000,
+    )
     signal, label, exp = df[AXES].to_numpy(), df["label"].to_numpy(), df["experiment"].to_numpy()
     rows, labels = [], []
     for start in range(0, len(df) - 128, 64):

@@ -18,8 +18,9 @@ from retrainer.checks.univariate import (
 )
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, histogram, quantile_edges
+from tests import SHARED_DATA
 
-ELEC2 = "/work/shared/data/elec2.csv"
+ELEC2 = f"{SHARED_DATA}/elec2.csv"
 WEEK = 48 * 7
 CHANGE = 17424
 

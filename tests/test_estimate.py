@@ -18,8 +18,9 @@ from retrainer.checks.estimate import (
     save_estimator,
 )
 from retrainer.errors import DataError
+from tests import SHARED_DATA
 
-DATA = "/work/shared/data/"
+DATA = f"{SHARED_DATA}/"
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
 
 

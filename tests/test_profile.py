@@ -12,8 +12,9 @@ from retrainer.checks import check_drift, check_quality
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, histogram, profile_column, quantile_edges
 from retrainer.profile.column import OTHER
+from tests import SHARED_DATA
 
-ELEC2 = "/work/shared/data/elec2.csv"
+ELEC2 = f"{SHARED_DATA}/elec2.csv"
 
 
 @pytest.fixture(scope="module")

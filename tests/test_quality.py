@@ -10,8 +10,9 @@ from retrainer.data.schema import Schema
 from retrainer.diagnose import diagnose
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
+from tests import SHARED_DATA
 
-ELEC2 = "/work/shared/data/elec2.csv"
+ELEC2 = f"{SHARED_DATA}/elec2.csv"
 WEEK = 48 * 7
 CHANGE = 17424  # first row of real Victorian data (vicprice = feat_4)
 

@@ -8,8 +8,9 @@ import pytest
 
 from retrainer.data.schema import ColumnSpec, Problem, Schema, kind_of
 from retrainer.errors import DataError
+from tests import SHARED_DATA
 
-ELEC2 = "/work/shared/data/elec2.csv"
+ELEC2 = f"{SHARED_DATA}/elec2.csv"
 NAMES = {
     "feat_1": "period",
     "feat_2": "nswprice",

@@ -11,6 +11,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.deploy.tinyml import DeployTarget, export_c, measure_footprint
+from tests import SHARED_DATA
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 needs_cross = pytest.mark.skipif(
@@ -23,7 +24,7 @@ M4 = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
 
 @pytest.fixture(scope="module")
 def elec2():
-    df = pd.read_csv("/work/shared/data/elec2.csv").iloc[17_424:27_424]
+    df = pd.read_csv(f"{SHARED_DATA}/elec2.csv").iloc[17_424:27_424]
     return df[FEATURES], df["target"]
 
 

@@ -25,9 +25,10 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from retrainer.deploy.tinyml import check_parity, export_c, export_c_emlearn
 from retrainer.errors import DataError, RetrainerError
+from tests import SHARED_DATA
 
-ELEC2 = "/work/shared/data/elec2.csv"
-HAPT = "/work/shared/data/hapt_accgyro_50hz.csv.gz"
+ELEC2 = f"{SHARED_DATA}/elec2.csv"
+HAPT = f"{SHARED_DATA}/hapt_accgyro_50hz.csv.gz"
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 AXES = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
 

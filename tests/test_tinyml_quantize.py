@@ -21,6 +21,7 @@ from retrainer.deploy.tinyml import (
     quantize_mlp,
 )
 from retrainer.errors import RetrainerError
+from tests import SHARED_DATA
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 pytestmark = [
@@ -31,7 +32,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def elec2():
-    df = pd.read_csv("/work/shared/data/elec2.csv")
+    df = pd.read_csv(f"{SHARED_DATA}/elec2.csv")
     train, test = df.iloc[17_424:27_424], df.iloc[27_424:37_424]
     return train[FEATURES], train["target"], test[FEATURES], test["target"]
 

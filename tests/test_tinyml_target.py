@@ -20,6 +20,7 @@ from retrainer.deploy.tinyml import (
     write_bundle,
 )
 from retrainer.errors import ConfigError, IntegrityError, RetrainerError
+from tests import SHARED_DATA
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 needs_cross = pytest.mark.skipif(
@@ -30,7 +31,7 @@ needs_cross = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def elec2():
-    df = pd.read_csv("/work/shared/data/elec2.csv")
+    df = pd.read_csv(f"{SHARED_DATA}/elec2.csv")
     train, recent = df.iloc[17_424:27_424], df.iloc[27_424:29_424]
     return train[FEATURES], train["target"], recent[FEATURES], recent["target"]
 

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -40,7 +41,13 @@ from retrainer.diagnosis.engine import (
 from retrainer.diagnosis.signals import batch_signals
 from retrainer.profile import BatchProfile
 
-DATA = Path("/work/shared/data")
+DATA = Path(
+    os.environ.get("RETRAINER_SHARED_DATA")
+    or next(
+        (p for p in (Path(__file__).resolve().parents[4] / "shared" / "data",) if p.is_dir()),
+        Path("/work/shared/data"),
+    )
+)
 ELEC2_REAL_FROM = 17_424  # first row with real Victorian values (SOURCES.md)
 HAPT_FEATURES = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
 EMPLOYMENT_FEATURES = [
