@@ -3,6 +3,7 @@ record, promote and roll back, model download, and /metrics against the store's 
 
 import hashlib
 import io
+import shutil
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -246,3 +247,32 @@ def test_health_and_readiness(api):
     root.rename(root.with_name("moved"))
     ready = api["client"].get("/readyz")
     assert ready.status_code == 503 and ready.json()["failing"] == ["artifacts"]
+
+
+@pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None,
+    reason="arm-none-eabi-gcc not installed (CI installs it)",
+)
+def test_the_microcontroller_bundle_downloads_as_a_verified_zip(service_project, tmp_path):
+    import io
+    import zipfile
+
+    from fastapi.testclient import TestClient
+
+    from retrainer.datasets import load_elec2
+    from retrainer.service import create_app
+    from retrainer.service.auth import create_token
+
+    targets = {"cortex-m4f": {"flash_kb": 256, "ram_kb": 64}}
+    project = service_project(deploy_targets=targets)
+    project.ingest(load_elec2().iloc[:1344], key="history")
+    assert project.cycle().champion == 1
+    _, read = create_token(project.store, "reader", scope="read")
+    client = TestClient(create_app(project, allowed_hosts=["testserver"]))
+    headers = {"Authorization": f"Bearer {read}"}
+    response = client.get("/api/models/1/bundles/cortex-m4f", headers=headers)
+    assert response.status_code == 200, response.text
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert "cortex-m4f-1/model.c" in names and "cortex-m4f-1/manifest.json" in names
+    assert client.get("/api/models/1/bundles/nope", headers=headers).status_code == 404
+    assert client.get("/api/models/1/bundles/cortex-m4f").status_code == 401

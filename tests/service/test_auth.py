@@ -40,6 +40,7 @@ ROUTES = {
     ("GET", "/api/models"): "read",
     ("GET", "/api/models/{version}"): "read",
     ("GET", "/api/models/{version}/artifact"): "read",
+    ("GET", "/api/models/{version}/bundles/{target}"): "read",
     ("GET", "/api/aliases"): "read",
     ("GET", "/api/aliases/{name}/history"): "read",
     ("GET", "/api/performance"): "read",

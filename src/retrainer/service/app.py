@@ -486,6 +486,31 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
             },
         )
 
+    @app.get("/api/models/{version}/bundles/{target}", dependencies=READ, tags=["models"])
+    def bundle(version: int, target: str) -> Response:
+        """The microcontroller bundle of a version for a deploy target (zip), verified first."""
+        import io
+        import zipfile
+
+        from retrainer.deploy.tinyml import verify_bundle
+
+        project.registry.get(version)
+        if target not in project.config.deploy_targets:
+            raise HTTPException(404, f"no deploy target {target!r} in the project file")
+        folder = project.bundle_folder() / f"{target}-{version}"
+        if not folder.is_dir():
+            raise HTTPException(404, f"version {version} has no bundle for {target!r}")
+        manifest = verify_bundle(folder)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in sorted(manifest["files"]) + ["manifest.json"]:
+                archive.write(folder / name, f"{folder.name}/{name}")
+        return Response(
+            buffer.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{folder.name}.zip"'},
+        )
+
     @app.get("/api/aliases", dependencies=READ, tags=["models"])
     def aliases() -> dict:
         """Where every alias points."""
