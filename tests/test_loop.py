@@ -197,3 +197,18 @@ def test_column_names_with_control_characters_are_refused(make_project, elec):
     project = make_project()
     with pytest.raises(DataError, match="control characters"):
         project.ingest(elec.iloc[:10].rename(columns={"period": "per\x00iod"}), key="nul")
+
+
+def test_status_and_report_say_the_cause_and_action_in_words(make_project, elec, tmp_path):
+    project = make_project()
+    project.ingest(elec.iloc[:1344], key="history")
+    project.cycle()
+    week = elec.iloc[1344:1680].copy()
+    week.loc[week.index[:150], "nswdemand"] = float("nan")
+    project.ingest(week, key="broken")
+    project.cycle()
+    alarms = project.status()["alarms"]
+    assert alarms and alarms[0]["cause"] == "data_quality"
+    assert "nswdemand" in alarms[0]["message"] and "do not retrain" in alarms[0]["action"]
+    html = project.report(tmp_path / "r.html").read_text()
+    assert "Latest alarms: cause and action" in html and "nswdemand" in html

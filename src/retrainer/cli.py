@@ -196,6 +196,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
         if s["last_decision"]:
             ld = s["last_decision"]
             console.print(f"last decision: {ld['action']} - {'; '.join(ld['reasons']) or 'none'}")
+        for a in s.get("alarms", []):
+            console.print(
+                f"  alarm {a['clock']} [{a['severity']}] {a['cause']}: {a['message']}"
+                f" -> {a['action']}",
+                highlight=False,
+            )
         for e in s["events"]:
             console.print(f"  {e['at'][:19]} {e['kind']:<10} {e['message']}", highlight=False)
 

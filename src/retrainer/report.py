@@ -153,6 +153,9 @@ def write_report(project: Project, path: Path) -> Path:
             "<h2>Alarms by cause (cycles)</h2>",
             _table(pd.DataFrame(sorted(causes.items()), columns=["cause", "cycles"])),
         ]
+    alarms = views.recent_alarms(project, limit=30)
+    if alarms:
+        parts += ["<h2>Latest alarms: cause and action</h2>", _table(pd.DataFrame(alarms))]
     acted = decisions[decisions["action"] != "hold"]
     parts += [f"<h2>Decisions ({len(decisions)}; {len(acted)} not 'hold')</h2>", _table(acted)]
     versions = pd.DataFrame(

@@ -90,6 +90,35 @@ def alarm_causes(project: Project) -> dict[str, int]:
     return dict(counts)
 
 
+def recent_alarms(project: Project, limit: int = 20) -> list[dict]:
+    """The alarms of the latest cycles that raised any, newest first, in plain words:
+    cause, severity, what was seen and the action it implies."""
+    rows: list[dict] = []
+    with project.store.session() as s:
+        cycles = s.scalars(select(CycleRow).order_by(CycleRow.id.desc()).limit(200)).all()
+        for cycle in cycles:
+            summary = cycle.summary or {}
+            seen = set()
+            for alarm in summary.get("alarms", []):
+                key = (alarm["cause"], alarm["message"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows.append(
+                    {
+                        "cycle": cycle.id,
+                        "clock": summary.get("clock", "")[:16],
+                        "cause": alarm["cause"],
+                        "severity": alarm["severity"],
+                        "message": alarm["message"],
+                        "action": alarm["action"],
+                    }
+                )
+            if len(rows) >= limit:
+                break
+    return rows[:limit]
+
+
 def status(project: Project) -> dict:
     """Counts, the champion, the last decision and the latest events."""
     with project.store.session() as s:
@@ -120,5 +149,6 @@ def status(project: Project) -> dict:
         "models": len(project.models),
         "champion": champion.to_dict() | {"reference": None} if champion else None,
         "last_decision": last_decision,
+        "alarms": recent_alarms(project, limit=5),
         "events": recent,
     }
