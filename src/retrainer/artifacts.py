@@ -27,6 +27,7 @@ import os
 import pickletools
 import re
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -207,6 +208,11 @@ def _is_trusted_name(name: str) -> bool:
     return name in _TRUSTED_NAMES or name.split(".", 1)[0] in _TRUSTED_PACKAGES
 
 
+# skops parses with ``ast``, whose recursion bookkeeping is not thread-safe on Python 3.11
+# ("AST constructor recursion depth mismatch" under concurrent loads): one load at a time.
+_SKOPS_LOCK = threading.Lock()
+
+
 def _check_skops(data: bytes, source: str, max_bytes: int) -> None:
     """Refuse anything but a well-formed skops zip whose types are all on the allowlist."""
     kind = detect_format(data)
@@ -233,7 +239,8 @@ def _check_skops(data: bytes, source: str, max_bytes: int) -> None:
             raise StoreError(f"{source} has an unreadable schema.json: {exc}") from exc
     outside = sorted(n for n in _schema_types(schema, set()) if not _is_trusted_name(n))
     try:
-        untrusted = set(skops.io.get_untrusted_types(data=data))
+        with _SKOPS_LOCK:
+            untrusted = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001  (skops raises many kinds on malformed input)
         raise StoreError(f"{source} is not a readable skops file: {exc}") from exc
     refused = sorted(set(outside) | (untrusted - set(TRUSTED_TYPES)))
@@ -247,7 +254,8 @@ def _check_skops(data: bytes, source: str, max_bytes: int) -> None:
 def _loads_skops(data: bytes, source: str, max_bytes: int) -> Any:
     _check_skops(data, source, max_bytes)
     try:
-        return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
+        with _SKOPS_LOCK:
+            return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
     except UntrustedTypesFoundException as exc:
         raise UnsafeArtifactError(f"{source} contains untrusted types: {exc}") from exc
     except Exception as exc:  # noqa: BLE001  (skops raises many kinds on malformed input)
