@@ -113,6 +113,14 @@ class _Cycle:
         self.evaluations: list[dict] = []
         self.estimates: list[dict] = []
         self.concept_drift = False
+        self._frames: dict[tuple[int, str | None], pd.DataFrame] = {}
+
+    def frame(self, row: BatchRow) -> pd.DataFrame:
+        """A batch's rows with labels joined, read (and hash-verified) once per cycle."""
+        key = (row.id, row.labels)
+        if key not in self._frames:
+            self._frames[key] = self.p.batch_frame(row)
+        return self._frames[key].copy()
 
     # ----------------------------------------------------------------------------- run
     def run(self) -> CycleReport:
@@ -175,7 +183,7 @@ class _Cycle:
         Returns False when the batch was quarantined."""
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
-            frame = self.p.batch_frame(row)
+            frame = self.frame(row)
         schema = self.p.schema()
         results: list[CheckResult] = []
         if champion is not None and champion.reference:
@@ -271,7 +279,7 @@ class _Cycle:
         id_col = self.cfg.data.id_column
         for batch_id in batch_ids:
             with self.p.store.session() as s:
-                frame = self.p.batch_frame(s.get(BatchRow, batch_id))
+                frame = self.frame(s.get(BatchRow, batch_id))
                 done = {
                     (role, version)
                     for role, version in s.execute(
@@ -316,7 +324,7 @@ class _Cycle:
             mine = [p for p in sets if p.batch_id == row.id]
             if not mine:
                 continue
-            frame = self.p.batch_frame(row)
+            frame = self.frame(row)
             y = frame[self.p.target]
             known = y.notna().to_numpy()
             for pset in mine:
@@ -431,7 +439,7 @@ class _Cycle:
         for batch_id in batch_ids:
             with self.p.store.session() as s:
                 row = s.get(BatchRow, batch_id)
-                frame, data_time = self.p.batch_frame(row), row.data_time
+                frame, data_time = self.frame(row), row.data_time
             estimate = estimator.estimate_model(model, frame[self.p.features(frame)])
             entry = {
                 "batch": batch_id,

@@ -107,6 +107,7 @@ class Project:
         self.trainer = Trainer(config.trainer.estimator, dict(config.trainer.params))
         self.policy = Policy.from_settings(config.policy)
         self._models: dict[int, Any] = {}
+        self._schema: Schema | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Project:
@@ -150,10 +151,13 @@ class Project:
                 min_rows=rows.get("min"),
                 max_rows=rows.get("max"),
             )
-        value = self.get_state("schema")
-        if not value:
-            return None
-        return Schema.from_dict({**value, "min_rows": rows.get("min"), "max_rows": rows.get("max")})
+        if self._schema is None:  # inferred once from the first batch, never changed after
+            value = self.get_state("schema")
+            if not value:
+                return None
+            bounds = {"min_rows": rows.get("min"), "max_rows": rows.get("max")}
+            self._schema = Schema.from_dict({**value, **bounds})
+        return self._schema
 
     # ----------------------------------------------------------------------- state
     def get_state(self, key: str) -> dict | None:
