@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from retrainer.errors import RetrainerError
+from retrainer.errors import BusyError, RetrainerError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -161,9 +161,12 @@ def run(ctx: click.Context, interval: float, max_cycles: int | None, as_json: bo
                     x for x in project.ingest_labels_path(project.config.resolve(d.labels)) if x.new
                 ]
             if fresh and not stop["now"]:
-                _emit(project.cycle().to_dict(), as_json, _render_cycle)
-                cycles += 1
-                continue
+                try:
+                    _emit(project.cycle().to_dict(), as_json, _render_cycle)
+                    cycles += 1
+                    continue
+                except BusyError as exc:  # the service runs cycles on arriving data itself
+                    err_console.print(f"not cycling now: {exc}")
             deadline = time.monotonic() + interval
             while not stop["now"] and time.monotonic() < deadline:
                 time.sleep(min(0.2, interval))

@@ -31,6 +31,10 @@ class UnsafeArtifactError(StoreError):
     """An artifact is in a format that could run code when loaded (pickle and friends)."""
 
 
+class BusyError(RetrainerError):
+    """Another process holds the lease this work needs (e.g. a cycle of the same project)."""
+
+
 class TrainingError(RetrainerError):
     """A trainer could not be imported, built or fitted."""
 

@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -391,13 +391,16 @@ class Project:
         return frame
 
     # ------------------------------------------------------------------- the loop
-    def cycle(self) -> Any:
-        """Run one pass of the loop over what arrived since the last one."""
+    def cycle(self, *, holder: str | None = None, clock: Callable[[], datetime] = utcnow) -> Any:
+        """Run one pass of the loop over what arrived since the last one, holding the
+        project's cycle lease (``BusyError`` while another process runs a cycle). The service's
+        scheduler passes its own ``holder`` and ``clock``."""
         from threadpoolctl import threadpool_limits
 
         from retrainer.cycle import run_cycle
+        from retrainer.lease import cycle_lease
 
-        with threadpool_limits(limits=self.config.trainer.threads):
+        with cycle_lease(self, holder, clock), threadpool_limits(self.config.trainer.threads):
             return run_cycle(self)
 
     def request_retrain(self, reason: str, actor: str = "user") -> None:

@@ -247,13 +247,13 @@ def test_the_heartbeat_keeps_the_lease_during_a_long_cycle(service_project, monk
     node, rival = Scheduler(project), Scheduler(project)
     verdicts = []
 
-    def slow_cycle():
+    def slow_cycle(project):
         for _ in range(6):
             time.sleep(0.2)
             verdicts.append(rival.tick().leader)
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(project, "cycle", slow_cycle)
+    monkeypatch.setattr("retrainer.cycle.run_cycle", slow_cycle)
     report = node.tick()
     assert report.leader and report.error == "RuntimeError: boom"
     assert verdicts == [False] * 6

@@ -25,26 +25,22 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
-from sqlalchemy.exc import OperationalError
 
+from retrainer.lease import EPOCH, Lease, _aware, holder_id
 from retrainer.store.tables import (
     BatchRow,
     CycleRow,
     DecisionRow,
     LabelSetRow,
-    LeaseRow,
     ModelVersionRow,
     RunRow,
     ScheduleSlotRow,
@@ -54,89 +50,11 @@ from retrainer.store.tables import (
 if TYPE_CHECKING:
     from retrainer.project import Project
 
-__all__ = ["Lease", "Scheduler", "Slots", "TickReport"]
+__all__ = ["Scheduler", "Slots", "TickReport"]
 
 log = logging.getLogger("retrainer.service")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SLOTS = 100_000  # a cron schedule is walked at most this far to count missed slots
 RETRY_MARK = "retry of run"
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; they were stored as UTC."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def holder_id() -> str:
-    """A name for this process: host, pid and a random suffix (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class Lease:
-    """A named lease in the store: ``acquire`` takes it when free or expired and renews it
-    when held.
-
-    Parameters:
-        store: the metadata store.
-        name: what the lease guards (``cycle:<project>``).
-        holder: who asks.
-        ttl: how long a grant lasts without renewal.
-    """
-
-    def __init__(self, store: Any, name: str, holder: str, ttl: timedelta):
-        self.store, self.name, self.holder, self.ttl = store, name, holder, ttl
-        self.held = False
-
-    def acquire(self, now: datetime) -> bool:
-        """Take or renew the lease; returns whether this holder has it now."""
-        values: dict[str, Any] = {"holder": self.holder, "expires_at": now + self.ttl}
-        if not self.held:
-            values["acquired_at"] = now
-        try:
-            with self.store.session() as s:
-                taken = s.execute(
-                    update(LeaseRow)
-                    .where(
-                        LeaseRow.name == self.name,
-                        or_(LeaseRow.holder == self.holder, LeaseRow.expires_at < now),
-                    )
-                    .values(**values)
-                ).rowcount
-                if not taken and s.get(LeaseRow, self.name) is None:
-                    s.execute(
-                        insert(LeaseRow).values(name=self.name, **(values | {"acquired_at": now}))
-                    )
-                    taken = 1
-        except (SQLIntegrityError, OperationalError):
-            taken = 0
-        self.held = bool(taken)
-        return self.held
-
-    def release(self) -> None:
-        """Give the lease up at once (a clean shutdown), so another process need not wait."""
-        if self.held:
-            with self.store.session() as s:
-                s.execute(
-                    update(LeaseRow)
-                    .where(LeaseRow.name == self.name, LeaseRow.holder == self.holder)
-                    .values(expires_at=EPOCH)
-                )
-            self.held = False
-
-    def describe(self) -> dict | None:
-        """The lease row as a dict, or None before anyone took it."""
-        with self.store.session() as s:
-            row = s.get(LeaseRow, self.name)
-            if row is None:
-                return None
-            return {
-                "name": row.name,
-                "holder": row.holder,
-                "acquired_at": _aware(row.acquired_at).isoformat(),
-                "expires_at": _aware(row.expires_at).isoformat(),
-            }
 
 
 @dataclass(frozen=True)
@@ -359,13 +277,12 @@ class Scheduler:
                 row.attempts += 1
         started = time.monotonic()
         error, cycle_id = "", None
-        with _Heartbeat(self.lease, self.clock, self.settings.lease / 3):
-            try:
-                report = self.project.cycle()
-                cycle_id = report.cycle_id
-            except Exception as exc:  # a failed cycle must not stop the service
-                error = f"{type(exc).__name__}: {exc}"
-                log.error("cycle failed (%s): %s", reason, error)
+        try:
+            report = self.project.cycle(holder=self.holder, clock=self.clock)
+            cycle_id = report.cycle_id
+        except Exception as exc:  # a failed cycle must not stop the service
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("cycle failed (%s): %s", reason, error)
         seconds = time.monotonic() - started
         self.last_cycle_end = self.clock()
         self.failures = self.failures + 1 if error else 0
@@ -474,28 +391,3 @@ class Scheduler:
     def running(self) -> bool:
         """Whether the background thread is alive."""
         return self._thread is not None and self._thread.is_alive()
-
-
-class _Heartbeat:
-    """Renews a lease from a side thread while the block runs (a long cycle)."""
-
-    def __init__(self, lease: Lease, clock: Callable[[], datetime], every: timedelta):
-        self.lease, self.clock, self.every = lease, clock, every.total_seconds()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.every):
-            if not self.lease.acquire(self.clock()):
-                log.error(
-                    "lost the scheduler lease during a cycle (the store was unreachable "
-                    "longer than the lease)"
-                )
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
