@@ -2,6 +2,7 @@
 stores are upgraded in place, processes starting together migrate once, on SQLite and (with
 RETRAINER_TEST_DATABASE_URL) PostgreSQL."""
 
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -20,6 +21,9 @@ from retrainer.store.tables import BatchRow, ModelVersionRow, StateRow
 from tests.conftest import store_url
 
 TIMEOUT_S = 120
+ALL = tuple(reversed([r.revision for r in migrate._script().walk_revisions()]))  # oldest first
+HEAD = ALL[-1]
+NEXT = f"{len(ALL) + 1:04d}"
 
 
 def _tables(engine) -> set[str]:
@@ -28,7 +32,7 @@ def _tables(engine) -> set[str]:
 
 def test_tables_py_and_the_migrations_agree(tmp_path):
     store = Store(store_url(tmp_path))
-    assert store.migration.applied == ("0001",)
+    assert store.migration.applied == ALL
     assert migrate.differences(store.engine) == []
     assert _tables(store.engine) == set(Base.metadata.tables) | {"alembic_version"}
     store.dispose()
@@ -51,8 +55,8 @@ def test_upgrading_twice_is_a_no_op(tmp_path):
     with first.session() as session:
         session.add(StateRow(key="k", value={"a": 1}))
     second = Store(url)
-    assert first.migration.to_dict() == {"before": None, "after": "0001", "applied": ["0001"]}
-    assert second.migration.to_dict() == {"before": "0001", "after": "0001", "applied": []}
+    assert first.migration.to_dict() == {"before": None, "after": HEAD, "applied": list(ALL)}
+    assert second.migration.to_dict() == {"before": HEAD, "after": HEAD, "applied": []}
     assert migrate.upgrade(second.engine).applied == ()
     with second.session() as session:
         assert session.get(StateRow, "k").value == {"a": 1}
@@ -65,7 +69,14 @@ def test_a_store_made_before_migrations_is_upgraded_in_place(tmp_path):
     url = store_url(tmp_path)
     engine = sa.create_engine(url)
     # A store of the previous release: create_all of the tables it had, no alembic_version.
-    old = [t for name, t in Base.metadata.tables.items() if not name.startswith("service_")]
+    spec = importlib.util.spec_from_file_location(
+        "baseline", migrate.MIGRATIONS / "versions" / "0001_baseline.py"
+    )
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    old = [
+        Base.metadata.tables[name] for name in baseline.TABLES if not name.startswith("service_")
+    ]
     Base.metadata.create_all(engine, tables=old)
     with engine.begin() as connection:
         connection.execute(
@@ -85,7 +96,7 @@ def test_a_store_made_before_migrations_is_upgraded_in_place(tmp_path):
     engine.dispose()
 
     store = Store(url)
-    assert store.migration.to_dict() == {"before": None, "after": "0001", "applied": ["0001"]}
+    assert store.migration.to_dict() == {"before": None, "after": HEAD, "applied": list(ALL)}
     assert {"service_tokens", "service_leases"} <= _tables(store.engine)
     assert migrate.differences(store.engine) == []
     with store.session() as session:
@@ -143,7 +154,7 @@ def test_processes_starting_together_migrate_once(tmp_path):
     outcomes = [results.get(timeout=TIMEOUT_S) for _ in range(n)]
     for process in processes:
         process.join(timeout=TIMEOUT_S)
-    assert sorted(outcomes, key=len) == [[], [], [], ["0001"]]
+    assert sorted(outcomes, key=len) == [[], [], [], list(ALL)]
     store = Store(url)
     assert store.migration.applied == ()
     assert migrate.differences(store.engine) == []
@@ -155,13 +166,13 @@ def test_db_commands(tmp_path):
     runner = CliRunner()
     current = runner.invoke(main, ["db", "current", "--url", url, "--json"])
     assert current.exit_code == 0, current.output
-    assert json.loads(current.output) == {"current": None, "head": "0001", "differences": []}
-    for applied in (["0001"], []):
+    assert json.loads(current.output) == {"current": None, "head": HEAD, "differences": []}
+    for applied in (list(ALL), []):
         result = runner.invoke(main, ["db", "upgrade", "--url", url, "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["applied"] == applied
     current = runner.invoke(main, ["db", "current", "--url", url])
-    assert "revision 0001 (newest 0001): up to date" in current.output
+    assert f"revision {HEAD} (newest {HEAD}): up to date" in current.output
 
 
 def test_a_new_revision_brings_the_store_to_the_changed_tables(tmp_path, monkeypatch):
@@ -176,11 +187,11 @@ def test_a_new_revision_brings_the_store_to_the_changed_tables(tmp_path, monkeyp
     monkeypatch.setattr(migrate, "_metadata", lambda: changed)
     try:
         path = migrate.new_revision("add extra and state.note")
-        assert path.name == "0002_add_extra_and_state_note.py"
-        assert migrate.head_revision() == "0002"
+        assert path.name == f"{NEXT}_add_extra_and_state_note.py"
+        assert migrate.head_revision() == NEXT
         (tmp_path / "new").mkdir()
         engine = sa.create_engine(store_url(tmp_path / "new"))
-        assert migrate.upgrade(engine).applied == ("0001", "0002")
+        assert migrate.upgrade(engine).applied == (*ALL, NEXT)
         assert migrate.differences(engine) == []
         assert "note" in {c["name"] for c in sa.inspect(engine).get_columns("state")}
         engine.dispose()

@@ -76,19 +76,41 @@ def init(ctx: click.Context, force: bool) -> None:
 @main.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--labels", is_flag=True, help="PATH holds late labels (id and target columns).")
+@click.option(
+    "--predictions",
+    is_flag=True,
+    help="PATH holds a serving system's predictions (id, prediction, optional score columns).",
+)
+@click.option(
+    "--version", type=int, default=None, help="With --predictions: the model version that served."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def ingest(ctx: click.Context, path: Path, labels: bool, as_json: bool) -> None:
-    """Add batches (or late labels) from a CSV or Parquet file or folder."""
+def ingest(
+    ctx: click.Context,
+    path: Path,
+    labels: bool,
+    predictions: bool,
+    version: int | None,
+    as_json: bool,
+) -> None:
+    """Add batches (or late labels, or served predictions) from a CSV or Parquet file or
+    folder."""
+    if labels and predictions:
+        raise click.UsageError("--labels and --predictions exclude each other")
     project = _project(ctx)
-    items = project.ingest_labels_path(path) if labels else project.ingest_path(path)
+    if predictions:
+        items = project.ingest_predictions_path(path, version=version)
+    else:
+        items = project.ingest_labels_path(path) if labels else project.ingest_path(path)
     data = [i.to_dict() for i in items]
 
     def render(rows: list[dict]) -> None:
         for r in rows:
-            if labels:
+            if labels or predictions:
+                what = f"predictions of v{r['version']}" if predictions else "labels"
                 console.print(
-                    f"labels {r['key']}: {r['matched']} joined to batches "
+                    f"{what} {r['key']}: {r['matched']} joined to batches "
                     f"{r['batches']}, {r['unmatched']} unmatched"
                     + ("" if r["new"] else " (already ingested)")
                 )

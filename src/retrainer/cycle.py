@@ -325,25 +325,28 @@ class _Cycle:
             if not mine:
                 continue
             frame = self.frame(row)
-            y = frame[self.p.target]
-            known = y.notna().to_numpy()
+            y = frame[self.p.target].to_numpy()
+            known = frame[self.p.target].notna().to_numpy()
             for pset in mine:
                 preds = self.p.artifacts.get_frame(pset.artifact)
-                y_pred = preds["prediction"].to_numpy()[known]
-                y_score = preds["score"].to_numpy()[known] if "score" in preds else None
-                value = score(metric, y[known].to_numpy(), y_pred, y_score)
+                at = preds["row"].to_numpy()  # every row, or the rows a serving system sent
+                scored = known[at]
+                if not scored.any():
+                    continue
+                y_true, y_pred = y[at][scored], preds["prediction"].to_numpy()[scored]
+                y_score = preds["score"].to_numpy()[scored] if "score" in preds else None
                 entry = {
                     "batch": row.id,
                     "version": pset.version,
                     "role": pset.role,
                     "metric": metric,
-                    "value": value,
-                    "n": int(known.sum()),
+                    "value": score(metric, y_true, y_pred, y_score),
+                    "n": int(scored.sum()),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
                 self.evaluations.append(entry)
                 if pset.role == "champion":
-                    self._feed(detector, row.id, pset.version, y[known].to_numpy(), y_pred)
+                    self._feed(detector, row.id, pset.version, y_true, y_pred)
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
                 for e in (e for e in self.evaluations if e["batch"] == row.id):

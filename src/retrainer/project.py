@@ -38,6 +38,7 @@ from retrainer.data.io import list_files, read_table, to_pandas
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.errors import DataError, NotFoundError, StoreError
 from retrainer.registry import ModelVersion, Registry
+from retrainer.serving import PredictionReport, ingest_predictions, record_from_batch
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, LabelSetRow, StateRow, utcnow
 from retrainer.training import Trainer
@@ -231,6 +232,7 @@ class Project:
             s.add(row)
             s.flush()
             self._join_early_labels(s, row, frame)
+            record_from_batch(self, s, row, frame)
             self.event(
                 s,
                 "ingest",
@@ -299,7 +301,7 @@ class Project:
         if labels.empty:
             raise DataError(f"{where}: no labelled rows")
         if labels[id_col].duplicated().any():
-            dup = labels[id_col][labels[id_col].duplicated()].iloc[0]
+            dup = labels[id_col][labels[id_col].duplicated()].tolist()[0]
             raise DataError(f"{where}: id {dup!r} appears more than once")
         try:
             sha = self.artifacts.put_frame(labels.reset_index(drop=True))
@@ -373,6 +375,23 @@ class Project:
         """Ingest late labels from a CSV or Parquet file or folder."""
         return [
             self.ingest_labels(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
+            for f in list_files(path)
+        ]
+
+    def ingest_predictions(
+        self, data: Any, *, key: str | None = None, version: int | None = None, source: str = ""
+    ) -> PredictionReport:
+        """Join a serving system's predictions (id, prediction and optionally score columns)
+        to the stored batches; ``version`` is the model that served (default: the champion).
+        Once labels arrive the cycle scores them as the ``serving`` role."""
+        return ingest_predictions(self, data, key=key, version=version, source=source)
+
+    def ingest_predictions_path(self, path: str | Path, version: int | None = None) -> list:
+        """Ingest served predictions from a CSV or Parquet file or folder."""
+        return [
+            self.ingest_predictions(
+                read_table(f), key=f"file:{f.name}:{_file_sha(f)}", version=version, source=str(f)
+            )
             for f in list_files(path)
         ]
 

@@ -134,6 +134,28 @@ def test_late_labels_join_by_id(api, elec):
         assert s.scalar(select(BatchRow.n_labelled)) == WEEK
 
 
+def test_served_predictions_join_by_id_and_are_scored(loaded, elec):
+    rows = week(elec, 4)
+    post_rows(loaded, rows.drop(columns="target"), "w4")
+    served = rows[["id"]].assign(prediction=1)
+    body = {"key": "serving-log-4", "rows": records(served)}
+    r = loaded["client"].post("/api/predictions?version=1", json=body, headers=loaded["write"])
+    assert r.status_code == 201, r.text
+    assert (r.json()["matched"], r.json()["version"]) == (WEEK, 1)
+    again = loaded["client"].post("/api/predictions", json=body, headers=loaded["write"])
+    assert again.status_code == 200 and again.json()["new"] is False
+    unknown = loaded["client"].post(
+        "/api/predictions?version=7", json={"rows": records(served)}, headers=loaded["write"]
+    )
+    assert unknown.status_code == 404 and "model version 7" in unknown.text
+    labels = {"key": "l4", "rows": records(rows[["id", "target"]])}
+    assert loaded["client"].post("/api/labels", json=labels, headers=loaded["write"]).is_success
+    loaded["project"].cycle()
+    perf = views.performance(loaded["project"])
+    (value,) = perf.loc[perf["role"] == "serving", "value"]
+    assert value == pytest.approx((rows["target"] == 1).mean())
+
+
 def test_reads_agree_with_the_record(loaded):
     client, read, project = loaded["client"], loaded["read"], loaded["project"]
     status = client.get("/api/status", headers=read).json()

@@ -49,6 +49,7 @@ ROUTES = {
     ("GET", "/api/webhooks/deliveries"): "read",
     ("POST", "/api/batches"): "write",
     ("POST", "/api/labels"): "write",
+    ("POST", "/api/predictions"): "write",
     ("POST", "/api/retrain"): "write",
     ("POST", "/api/promote"): "write",
     ("POST", "/api/rollback"): "write",

@@ -57,6 +57,13 @@ def site(tmp_path_factory):
         project.ingest(elec.iloc[i * WEEK : (i + 1) * WEEK], key=f"w{i}")
     project.request_retrain("two versions for the dashboard test")
     project.cycle()
+    unlabelled = [elec.iloc[i * WEEK : (i + 1) * WEEK] for i in (7, 8)]
+    for i, rows in zip((7, 8), unlabelled, strict=True):
+        project.ingest(rows.drop(columns="target"), key=f"w{i}")
+    project.ingest_predictions(unlabelled[0][["id"]].assign(prediction=1), key="served-w7")
+    project.cycle()  # estimates for weeks 7 and 8
+    project.ingest_labels(unlabelled[0][["id", "target"]], key="labels-w7")
+    project.cycle()  # week 7 scored: the champion and what was served
     _, token = create_token(project.store, "browser", scope="write")
     port = free_port()
     server = uvicorn.Server(
@@ -162,6 +169,10 @@ def test_charts_hold_the_apis_data(site, signed_in):
     assert len(data[0]) == len(series["points"]) > 0
     assert data[1] == pytest.approx(champion)
     assert any(v is not None for v in data[2])  # the never-retrained baseline
+    for role, at in (("estimated", 3), ("serving", 4)):
+        drawn = [p.get(role) for p in series["points"]]
+        assert any(v is not None for v in drawn), role
+        assert data[at] == pytest.approx(drawn)
     signed_in.get(site["base"] + "/ui/drift")
     wait_ready(signed_in)
     drawn = signed_in.execute_script("return window.retrainer.charts.drift")

@@ -698,6 +698,35 @@ def _writes(
         poke()
         return report.to_dict()
 
+    @app.post(
+        "/api/predictions",
+        dependencies=WRITE,
+        tags=["write"],
+        openapi_extra=upload,
+        status_code=201,
+    )
+    async def post_predictions(
+        request: Request,
+        response: Response,
+        key: str | None = Query(None, max_length=200),
+        version: int | None = Query(None, ge=1, description="the model version that served"),
+    ) -> dict:
+        """Join a serving system's predictions (id, prediction, optional score) to stored
+        batches (idempotent by key); they are scored when the batches' labels arrive."""
+        started = time.perf_counter()
+        kind, body = await _body(request)
+        frame, named = _table(kind, body, "predictions")
+        report = await run_in_threadpool(
+            _retrying,
+            lambda: project.ingest_predictions(
+                frame, key=named or key, version=version, source="api"
+            ),
+        )
+        metrics.ingest_seconds.labels("predictions").observe(time.perf_counter() - started)
+        if not report.new:
+            response.status_code = 200
+        return report.to_dict()
+
     writer = Depends(write_token)
 
     @app.post("/api/retrain", dependencies=JSON_WRITE, tags=["write"], status_code=202)

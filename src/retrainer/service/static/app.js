@@ -118,14 +118,17 @@
     const timed = p.points.length > 0 && p.points.every((pt) => pt.time);
     const xOf = (pt) => (timed ? Date.parse(pt.time) / 1000 : pt.batch);
     const xs = p.points.map(xOf);
-    const champ = p.points.map((pt) => (pt.champion === undefined ? null : pt.champion));
-    const base = p.points.map((pt) => (pt.baseline === undefined ? null : pt.baseline));
+    const line = (role) => p.points.map((pt) => (pt[role] === undefined ? null : pt[role]));
+    const champ = line("champion"), base = line("baseline"), est = line("estimated");
+    const served = line("serving");
     const markers = p.retrains.filter((r) => r.time).map((r) => ({
       x: timed ? Date.parse(r.time) / 1000 : null, promoted: r.promoted })).filter((m) => m.x !== null);
     const box = el("div", { class: "chart", id: "performance-chart" });
     content.append(
       el("p", { class: "legend" }, "Realised " + p.metric + " per batch once its labels arrived: the " +
-        "continuously trained champion (blue) against the first model never retrained (red). " +
+        "continuously trained champion (blue) against the first model never retrained (red); " +
+        "the champion's estimate before labels came (orange, dashed) and, where a serving system " +
+        "posted its predictions, what it really served (purple). " +
         "Vertical lines: retrains (solid green promoted, dashed grey rejected by the gate)."),
       box);
     if (!xs.length) {
@@ -135,10 +138,13 @@
       state.charts.performance = new uPlot({
         width: width, height: 340, scales: { x: { time: timed } },
         series: [{}, { label: "champion (retrained)", stroke: "#1d70b8", width: 2, spanGaps: true },
-          { label: "never retrained", stroke: "#d62728", width: 1.5, spanGaps: true }],
+          { label: "never retrained", stroke: "#d62728", width: 1.5, spanGaps: true },
+          { label: "estimated (no labels yet)", stroke: "#f28e2b", width: 1.5, dash: [6, 4],
+            spanGaps: true },
+          { label: "served", stroke: "#7b3294", width: 1.5, spanGaps: true }],
         axes: [{}, { label: p.metric }],
         plugins: [markersPlugin(markers)],
-      }, [xs, champ, base], box);
+      }, [xs, champ, base, est, served], box);
     }
     content.append(el("h2", {}, "Retrains"), table(["run", "version", "time", "outcome"],
       p.retrains.map((r) => [r.run, "v" + r.version, when(r.time),
