@@ -180,6 +180,20 @@ def test_reads_agree_with_the_record(loaded):
     assert [e["kind"] for e in events][:4] == ["ingest"] * 4
 
 
+def test_a_batchs_diagnosis_is_served_with_its_detail(loaded, elec):
+    client, read, project = loaded["client"], loaded["read"], loaded["project"]
+    broken = week(elec, 4).assign(nswdemand=lambda f: f["nswdemand"] * 1000)  # a unit change
+    post_rows(loaded, broken, "w4-in-kilowatts")
+    unchecked = client.get("/api/batches/5/diagnosis", headers=read)
+    assert unchecked.status_code == 404 and "no diagnosis yet" in unchecked.text
+    project.cycle()
+    found = client.get("/api/batches/5/diagnosis", headers=read)
+    assert found.status_code == 200
+    assert found.json() == project.diagnosis(5)
+    assert found.json()["causes"][0]["columns"] == ["nswdemand"]
+    assert client.get("/api/batches/5", headers=read).json()["diagnosis"] == found.json()
+
+
 def test_artifact_download_is_the_registered_file(loaded):
     client, read, project = loaded["client"], loaded["read"], loaded["project"]
     r = client.get("/api/models/1/artifact", headers=read)

@@ -31,6 +31,7 @@ ROUTES = {
     ("GET", "/api/batches"): "read",
     ("GET", "/api/batches/{batch_id}"): "read",
     ("GET", "/api/batches/{batch_id}/profile"): "read",
+    ("GET", "/api/batches/{batch_id}/diagnosis"): "read",
     ("GET", "/api/checks"): "read",
     ("GET", "/api/alarms"): "read",
     ("GET", "/api/decisions"): "read",

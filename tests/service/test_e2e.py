@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -185,7 +184,6 @@ def check_dashboard(base: str, token: str) -> None:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.mark.slow
 def test_sigkill_during_a_retrain_then_restart(tmp_path):
     """R1 once: SIGKILL while the first retrain runs; after a restart the run is finished or
     retried exactly once, every version verifies, nothing stays running."""

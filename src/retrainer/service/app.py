@@ -393,6 +393,14 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
             )
         return detail["profile"]
 
+    @app.get("/api/batches/{batch_id}/diagnosis", dependencies=READ, tags=["read"])
+    def diagnosis(batch_id: int) -> dict:
+        """The diagnosis of one batch's alarms: ranked causes, evidence, actions, a fix."""
+        found = project.diagnosis(batch_id)
+        if found is None:
+            raise NotFoundError(f"batch {batch_id} has no diagnosis yet (the next cycle checks it)")
+        return found
+
     @app.get("/api/checks", dependencies=READ, tags=["read"])
     def checks(
         batch_id: int | None = None,

@@ -279,6 +279,7 @@ def batch_detail(project: Project, batch_id: int) -> dict:
             "profile": dict(profile.profile) if profile else None,
             "reference_version": profile.reference_version if profile else None,
             "checks": [check_dict(c) for c in checks],
+            "diagnosis": project.diagnosis(batch_id),
         }
 
 

@@ -247,6 +247,12 @@
     } else {
       content.append(el("p", { class: "muted" }, "Not profiled yet: the next cycle does it."));
     }
+    const causes = b.diagnosis ? b.diagnosis.causes : [];
+    content.append(el("h2", {}, "Diagnosis"), causes.length
+      ? table(["cause", "confidence", "columns", "what it means", "action"], causes.map((c) =>
+        [c.cause, fmt(c.confidence, 2), c.columns.join(", ") || "–", c.words, c.action]))
+      : el("p", { class: "muted", id: "diagnosis" }, b.diagnosis
+        ? "Nothing wrong: no check raised an alarm." : "Not checked yet: the next cycle does it."));
     content.append(el("h2", {}, "Checks"), table(["kind", "check", "column", "statistic", "p",
       "alarm", "message"], b.checks.map((c) => [c.kind, c.name, c.column || "–",
       fmt(c.statistic), fmt(c.p_value), c.alarm ? "yes" : "", (c.detail && c.detail.message) || ""])));
