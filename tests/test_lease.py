@@ -1,6 +1,10 @@
 """One cycle of a project at a time, whoever runs it: the service's scheduler, the command line
 or the Python API all take the project's cycle lease."""
 
+import os
+import socket
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -66,3 +70,16 @@ def test_the_command_line_says_who_holds_the_lease(project, tmp_path, monkeypatc
     assert result.exit_code != 0
     assert "service-on-another-host" in result.output
     assert cycles(project) == 0
+
+
+def test_a_crashed_holder_on_this_host_is_taken_over_at_once(project):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    assert service_lease(project, holder=f"{host}:{gone.pid}:dead").acquire(utcnow())
+    project.cycle()  # no wait for the five-minute lease to expire
+    assert cycles(project) == 1
+    alive = service_lease(project, holder=f"{host}:{os.getpid()}:alive")
+    assert alive.acquire(utcnow())
+    with pytest.raises(BusyError):
+        project.cycle()

@@ -2,8 +2,8 @@
 
 The service's scheduler, ``retrainer cycle``, ``retrainer run`` and the Python API all take the
 same lease (``cycle:<project>``), so two processes on one store never run two cycles at once.
-The holder renews it while it works; another process takes it over once it has expired (a
-holder that crashed does not block the project for longer than the lease).
+The holder renews it while it works; another process takes it over once it has expired, or at
+once when the holder was a process of the same host that is gone (a crash blocks nothing).
 
 Example:
     >>> import tempfile
@@ -51,6 +51,21 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _dead_here(holder: str) -> bool:
+    """Whether a holder named by ``holder_id`` was a process of this host that is gone."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, but someone else's
+        return False
+    return False
+
+
 def holder_id() -> str:
     """A name for this process: host, pid and a random suffix (pids are reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -86,11 +101,18 @@ class Lease:
                     )
                     .values(**values)
                 ).rowcount
-                if not taken and s.get(LeaseRow, self.name) is None:
+                row = None if taken else s.get(LeaseRow, self.name)
+                if not taken and row is None:
                     s.execute(
                         insert(LeaseRow).values(name=self.name, **(values | {"acquired_at": now}))
                     )
                     taken = 1
+                elif not taken and _dead_here(row.holder):  # crashed on this host: no need to wait
+                    taken = s.execute(
+                        update(LeaseRow)
+                        .where(LeaseRow.name == self.name, LeaseRow.holder == row.holder)
+                        .values(**(values | {"acquired_at": now}))
+                    ).rowcount
         except (SQLIntegrityError, OperationalError):
             taken = 0
         self.held = bool(taken)
