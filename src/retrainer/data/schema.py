@@ -351,6 +351,8 @@ def as_text(series: pd.Series) -> pd.Series:
     Example:
         >>> as_text(pd.Series([1.0, None, 3.0])).tolist()
         ['1', nan, '3']
+        >>> as_text(pd.Series([b"ok", b"\\xff"])).str.len().tolist()  # not UTF-8: escaped
+        [2, 4]
     """
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         return series
@@ -358,6 +360,10 @@ def as_text(series: pd.Series) -> pd.Series:
         values = series.dropna()
         if np.isfinite(values).all() and (values == np.round(values)).all():
             series = series.astype("Int64")
+    if series.dtype == object:  # raw bytes may not be UTF-8: keep them readable, never fail
+        series = series.map(
+            lambda v: v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+        )
     return series.astype("str").where(series.notna(), np.nan)
 
 

@@ -48,6 +48,35 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(_finite(value), allow_nan=False)
 
 
+NUL_REPLACEMENT = "\\0"
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(item) for item in value)
+    return value
+
+
+def without_nul(_connection, _cursor, statement, parameters, _context, _executemany):
+    r"""Write a NUL character in any text value as the two characters ``\0``.
+
+    PostgreSQL text cannot hold NUL (psycopg refuses the whole statement), so a message, note or
+    name that carries one (from a batch, a user or an exception) would fail the write. Every
+    store does the same, SQLite included, so both keep the same text. It runs on every statement
+    (``before_cursor_execute``): ORM flushes, Core inserts and executemany alike; a lookup by a
+    value with a NUL finds the row stored under the same value.
+
+    Example:
+        >>> without_nul(None, None, "q", {"note": "a\x00b", "n": 1}, None, False)
+        ('q', {'note': 'a\\0b', 'n': 1})
+    """
+    return statement, _without_nul(parameters)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: WAL may wait too
@@ -86,6 +115,7 @@ class Store:
             raise StoreError(f"cannot open store {url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "before_cursor_execute", without_nul, retval=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         import retrainer.store.tables  # noqa: F401  (registers every table on Base)
         from retrainer.store import migrate as migrations
