@@ -13,13 +13,17 @@ from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import check_quality
 from retrainer.cli import main
 from retrainer.compute import (
+    check_large,
     check_partitioned,
     dask_client,
+    iter_chunks,
     profile_partitioned,
+    profile_streamed,
     quantile_edges_partitioned,
     read_frame,
 )
 from retrainer.compute.partitioned import SKETCH_POINTS
+from retrainer.config import ComputeSettings
 from retrainer.data.schema import Schema
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
@@ -127,7 +131,11 @@ def test_checks_of_a_large_input_equal_the_single_process_checks(client, data):
     assert got.partitions == 8
     assert len(got.results) == len(expected) > 10
     assert any(r.alarm for r in expected)  # ELEC2 drifts: the comparison covers alarms too
-    for mine, theirs in zip(got.results, expected, strict=True):
+    _assert_same_results(got.results, expected)
+
+
+def _assert_same_results(results, expected) -> None:
+    for mine, theirs in zip(results, expected, strict=True):
         a, b = mine.to_dict(), theirs.to_dict()
         for key in ("kind", "name", "column", "alarm", "severity", "status"):
             assert a[key] == b[key], (b["name"], b["column"], key)
@@ -166,6 +174,50 @@ def test_the_default_local_cluster_and_clear_errors(data, tmp_path):
         read_frame(tmp_path)
 
 
+def test_the_local_backend_streams_row_groups_to_the_same_profile(data, tmp_path):
+    schema, reference, current, folder = data
+    single = BatchProfile.from_frame(current, schema, edges=reference.edges())
+    one = tmp_path / "one.parquet"
+    current.to_parquet(one, row_group_size=2_500)
+    chunks = list(iter_chunks(one, chunk_rows=1_000))
+    assert max(len(c) for c in chunks) == 1_000  # never the whole file at once
+    assert sum(len(c) for c in chunks) == len(current)
+    for source in (folder, str(folder / "part-*.parquet"), one, current):
+        streamed, _ = profile_streamed(source, schema, edges=reference.edges(), chunk_rows=3_000)
+        _assert_same(streamed, single)
+    current.iloc[:10_000].to_csv(tmp_path / "a.csv", index=False)
+    current.iloc[10_000:].to_csv(tmp_path / "b.csv", index=False)
+    from_csv, n = profile_streamed(str(tmp_path / "*.csv"), schema, edges=reference.edges())
+    assert n == 2 and from_csv.n_rows == len(current)
+    assert from_csv.columns["weekday"].categories == single.columns["weekday"].categories
+    assert from_csv.columns["nswprice"].hist == single.columns["nswprice"].hist
+
+
+def test_streamed_quantile_edges_are_the_sketch_of_the_partitions(client, data):
+    schema, _, current, folder = data
+    streamed, chunks = profile_streamed(folder, schema, bins=10)
+    assert chunks == 8
+    on_dask = quantile_edges_partitioned(read_frame(folder), schema, bins=10, client=client)
+    assert streamed.edges().keys() == on_dask.keys()
+    for name, edges in on_dask.items():
+        assert streamed.edges()[name].tolist() == edges.tolist(), name
+    _assert_same(streamed, BatchProfile.from_frame(current, schema, edges=streamed.edges()))
+
+
+def test_check_large_gives_the_same_checks_on_both_backends(client, data):
+    schema, reference, current, folder = data
+    local = check_large(folder, reference, schema, ComputeSettings())
+    on_dask = check_partitioned(folder, reference, schema, client=client)
+    assert local.partitions == on_dask.partitions == 8
+    assert len(local.results) > 10 and local.alarms
+    _assert_same_results(local.results, on_dask.results)
+    in_memory = check_partitioned(current, reference, schema, client=client)
+    assert in_memory.partitions == 1
+    _assert_same_results(in_memory.results, on_dask.results)
+    with pytest.raises(DataError, match="no file matches"):
+        check_large(folder / "nothing-*.parquet", reference, schema, ComputeSettings())
+
+
 def test_check_large_from_the_command_line(elec, tmp_path):
     settings = project_settings()
     settings["store"]["url"] = store_url(tmp_path)
@@ -179,9 +231,13 @@ def test_check_large_from_the_command_line(elec, tmp_path):
     for i in range(3):
         part = elec.iloc[20_000 + i * 3_000 : 23_000 + i * 3_000]
         part.drop(columns="target").to_parquet(big / f"{i}.parquet")
-    args = ["-c", str(tmp_path / "retrainer.yaml"), "check-large", str(big), "--workers", "1"]
-    result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert (data["rows"], data["partitions"]) == (9_000, 3)
-    assert {a["column"] for a in data["alarms"]} & {"nswprice", "vicprice"}
+    args = ["-c", str(tmp_path / "retrainer.yaml"), "check-large", str(big), "--json"]
+    outputs = []
+    for extra in (["--workers", "1"], []):  # a LocalCluster, then compute: local (streamed)
+        result = CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert (data["rows"], data["partitions"]) == (9_000, 3)
+        assert {a["column"] for a in data["alarms"]} & {"nswprice", "vicprice"}
+        outputs.append(data)
+    assert outputs[0] == outputs[1]

@@ -12,7 +12,7 @@ from tests.service.service_helpers import Receiver, service_settings
 @pytest.fixture
 def service_project(tmp_path):
     def make(**overrides):
-        return Project.from_dict(service_settings(**overrides), root=tmp_path)
+        return Project.from_dict(service_settings(tmp_path, **overrides), root=tmp_path)
 
     return make
 

@@ -4,14 +4,18 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.conftest import store_url
+
 WEEK = 336  # half-hours in a week of ELEC2
 
 
-def service_settings(**overrides):
-    """Settings of an ELEC2 project on SQLite with a quick trainer and no schedule."""
+def service_settings(folder=None, **overrides):
+    """Settings of an ELEC2 project with a quick trainer and no schedule, on ``store.db`` beside
+    the project file, or on PostgreSQL (``RETRAINER_TEST_DATABASE_URL``) in a schema of its own
+    (the same ``folder`` gives the same schema; without one, a fresh schema each call)."""
     settings = {
         "project": "svc",
-        "store": {"url": "sqlite:///store.db", "artifacts": "artifacts"},
+        "store": {"url": store_url(folder), "artifacts": "artifacts"},
         "data": {"target": "target", "id_column": "id", "time_column": "timestamp"},
         "trainer": {
             "estimator": "sklearn.tree.DecisionTreeClassifier",

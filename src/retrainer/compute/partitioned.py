@@ -68,11 +68,13 @@ def read_frame(source: Any, *, columns: Sequence[str] | None = None):
     """A Dask DataFrame over a large input, one partition per file or row group.
 
     Parameters:
-        source: a Dask DataFrame, a folder of Parquet files, a glob (``data/*.parquet``,
-            ``data/*.csv``), or one file.
+        source: a Dask DataFrame, a pandas DataFrame (split in partitions of 250,000 rows), a
+            folder of Parquet files, a glob (``data/*.parquet``, ``data/*.csv``), or one file.
         columns: read only these columns (Parquet).
     """
     dd = _require_dask()
+    if isinstance(source, pd.DataFrame):
+        source = dd.from_pandas(source, chunksize=250_000, sort=False)
     if isinstance(source, dd.DataFrame):
         return source if columns is None else source[list(columns)]
     text = str(source)
@@ -93,13 +95,16 @@ def read_frame(source: Any, *, columns: Sequence[str] | None = None):
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None, *, workers: int | None = None) -> Iterator[Any]:
+def dask_client(
+    scheduler: str | None = None, *, workers: int | None = None, threads_per_worker: int = 1
+) -> Iterator[Any]:
     """A Dask client: connected to ``scheduler`` (``tcp://host:8786``), or to a new LocalCluster
-    of ``workers`` processes (one thread each) that is closed with the block.
+    of ``workers`` processes (``threads_per_worker`` threads each) that is closed with the block.
 
     Parameters:
         scheduler: the address of a running scheduler; None starts a LocalCluster.
         workers: worker processes of the LocalCluster (default: one per core).
+        threads_per_worker: threads of each LocalCluster worker.
     """
     _require_dask()
     from distributed import Client, LocalCluster
@@ -109,7 +114,9 @@ def dask_client(scheduler: str | None = None, *, workers: int | None = None) -> 
             yield client
         return
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=workers, threads_per_worker=threads_per_worker, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
     ):
         yield client
@@ -246,6 +253,24 @@ class PartitionedCheck:
         """The results that raised an alarm."""
         return [r for r in self.results if r.alarm]
 
+    @classmethod
+    def of(
+        cls,
+        profile: BatchProfile,
+        reference: BatchProfile,
+        schema: Schema,
+        partitions: int,
+        *,
+        quality: Mapping[str, Any] | None = None,
+        drift: Mapping[str, Any] | None = None,
+    ) -> PartitionedCheck:
+        """Run the quality and drift checks of a merged profile against the reference."""
+        results = [
+            *check_quality(reference, profile, schema, **dict(quality or {})),
+            *check_drift(reference, profile, **dict(drift or {})),
+        ]
+        return cls(profile, tuple(results), partitions)
+
     def to_dict(self) -> dict:
         """A JSON-friendly dict (profile, results, partition count)."""
         return {
@@ -278,11 +303,9 @@ def check_partitioned(
     profile = profile_partitioned(
         frame, schema, edges=reference.edges(), top_k=_top_k(reference), client=client
     )
-    results = [
-        *check_quality(reference, profile, schema, **dict(quality or {})),
-        *check_drift(reference, profile, **dict(drift or {})),
-    ]
-    return PartitionedCheck(profile, tuple(results), frame.npartitions)
+    return PartitionedCheck.of(
+        profile, reference, schema, frame.npartitions, quality=quality, drift=drift
+    )
 
 
 def _top_k(profile: BatchProfile) -> int:
