@@ -31,6 +31,14 @@ POLICIES = {
         "triggers": [{"type": "performance", "source": "estimated", "max_drop": 0.05}],
         "cooldown": "7d",
     },
+    "schedule 21d + accuracy drop 0.05": {
+        "triggers": [
+            {"type": "schedule", "every": "21d"},
+            {"type": "performance", "max_drop": 0.05},
+            {"type": "manual"},
+        ],
+        "cooldown": "7d",
+    },
     "drift AND concept, budget 2 per 28d": {
         "triggers": [{"type": "drift"}, {"type": "concept"}],
         "mode": "all",

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -187,3 +188,103 @@ def test_cli_backtest_prints_the_table_as_json(tmp_path, elec):
     table = json.loads(outcome.output)["table"]
     assert {r["policy"] for r in table} == {"every 14d", "never", "configured", "drift"}
     assert (tmp_path / "out" / "backtest.png").exists()
+
+
+def test_synthetic_streams_chain_river_generators_at_the_drift_points():
+    from river.datasets import synth
+
+    from retrainer.datasets.synthetic import drift_stream
+
+    stream = drift_stream("sea", rows_per_concept=300, batch_rows=100, seed=4)
+    assert stream.drift_rows == (300, 600, 900) and len(stream.frame) == 1200
+    assert stream.frame["id"].tolist() == list(range(1200))
+    assert stream.frame["timestamp"].is_monotonic_increasing
+    assert [stream.frame["timestamp"].iloc[r] for r in stream.drift_rows] == list(
+        stream.drift_times
+    )
+    third = list(synth.SEA(variant=2, noise=0.1, seed=6).take(300))  # concept 2 gets seed + 2
+    expected = [[x[0], x[1], x[2], int(y)] for x, y in third]
+    got = stream.frame.iloc[600:900][["x0", "x1", "x2", "target"]].to_numpy().tolist()
+    assert got == expected
+    again = drift_stream("sea", rows_per_concept=300, batch_rows=100, seed=4)
+    assert again.frame.equals(stream.frame)
+    assert not drift_stream("sea", rows_per_concept=300, batch_rows=100, seed=5).frame.equals(
+        stream.frame
+    )
+
+
+def test_oracle_requests_follow_the_labels_of_the_drift_batch():
+    from retrainer.backtest import oracle_requests
+    from retrainer.datasets.synthetic import drift_stream
+
+    stream = drift_stream("stagger", rows_per_concept=1100, batch_rows=200)
+    # batches of 200 rows; the history is batches 0-3 (rows 0-799); drifts at rows 1100, 2200
+    # fall in batches 5 and 11, that is replay steps 1 and 7; labels come label_delay later
+    requests = oracle_requests(stream.frame, "timestamp", stream.drift_times)
+    assert requests == {
+        2: "oracle: true drift at 2024-02-08T12:00:00+00:00",
+        8: "oracle: true drift at 2024-03-18T00:00:00+00:00",
+    }
+    late = oracle_requests(stream.frame, "timestamp", stream.drift_times, label_delay=3)
+    assert sorted(late) == [4, 10]
+    inside_history = [stream.frame["timestamp"].iloc[500]]
+    assert oracle_requests(stream.frame, "timestamp", inside_history) == {}
+
+
+def test_the_oracle_ignores_alarms_and_retrains_when_asked():
+    from datetime import UTC, datetime
+
+    from retrainer.backtest import OraclePolicy
+    from retrainer.diagnose import Alarm
+    from retrainer.triggers import Evidence
+
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    changed = Alarm("changed_relation", "retrain", "warning", "error_rose", None, "error rose")
+    quality = Alarm("data_quality", "quarantine", "error", "nulls", "price", "nulls in price")
+    oracle = OraclePolicy()
+    busy = Evidence(now=now, concept_drift=True, dataset_drift=True, alarms=(changed,))
+    assert oracle.decide(busy).action == "hold"
+    asked = Evidence(now=now, manual="oracle: true drift", alarms=(changed,))
+    assert oracle.decide(asked).reasons == ("manual: oracle: true drift",)
+    blocked = Evidence(now=now, manual="oracle: true drift", alarms=(quality,))
+    assert oracle.decide(blocked).action == "alert"
+    assert oracle.decide(Evidence(now=now, has_champion=False)).action == "retrain"
+
+
+def test_the_oracle_retrains_right_after_each_true_drift(tmp_path):
+    from retrainer.backtest import oracle_requests
+    from retrainer.datasets.synthetic import drift_stream
+    from retrainer.replay import split_periods
+
+    stream = drift_stream("stagger", rows_per_concept=1100, batch_rows=200)
+    out = backtest(stream.frame, SETTINGS, {}, folder=tmp_path, drift_points=stream.drift_times)
+    by_name = {p.name: p for p in out.policies}
+    assert list(by_name) == ["every 14d", "never", "oracle"]
+    oracle = by_name["oracle"]
+    # the window is 4 batches: after each drift the oracle retrains 5 cycles in a row (steps
+    # 2-6 and 8-12), on the clock of the newest batch then (the replay's clock is the data's)
+    steps = oracle_requests(stream.frame, "timestamp", stream.drift_times, refresh=4)
+    assert sorted(steps) == [2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+    batches = split_periods(stream.frame, "timestamp", "7D")
+    clocks = [batches[4 + step]["timestamp"].max() for step in sorted(steps)]
+    assert [pd.Timestamp(t) for t in oracle.retrain_times] == clocks
+    assert oracle.decisions == {"retrain": 11, "hold": out.batches - 10}
+    # STAGGER's concepts disagree on many rows: the first model alone falls far behind
+    assert oracle.mean > by_name["never"].mean + 0.1
+
+
+@pytest.mark.slow
+def test_cli_backtest_on_a_synthetic_stream_adds_the_oracle(tmp_path):
+    from retrainer.cli import main
+
+    config = tmp_path / "retrainer.yaml"
+    config.write_text(yaml.safe_dump(SETTINGS | {"policy": {"triggers": [{"type": "concept"}]}}))
+    args = ["-c", str(config), "backtest", "--stream", "stagger", "--weeks", "12"]
+    outcome = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out"), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    result = json.loads(outcome.output)
+    assert {r["policy"] for r in result["table"]} == {"every 14d", "never", "oracle", "configured"}
+    oracle = next(p for p in result["policies"] if p["name"] == "oracle")
+    assert oracle["retrains"] >= 1  # the drift at row 5,250 (week 11) is in the replay
+    both = CliRunner().invoke(main, [*args, "--data", str(config)])
+    assert both.exit_code == 2 and "exclude each other" in both.output

@@ -286,3 +286,29 @@ def test_long_stream_matches_river(case):
     xs = np.r_[rng.random(100_000) < 0.1, rng.random(100_000) < 0.3].astype(float)
     expected, _ = river_run(theirs(**params), xs)
     assert ours(**params).update_many(xs).tolist() == expected
+
+
+def test_adwin_compiled_kernel_equals_the_interpreted_one():
+    from retrainer.checks.concept.adwin import _compiled, _scan
+
+    rng = np.random.default_rng(8)
+    xs = np.r_[rng.normal(0, 1, 3000), rng.normal(0.4, 1, 3000)]
+    outcomes = []
+    for kernel in (_compiled(), _scan):
+        positions, prefix = np.zeros(400, np.int64), np.zeros(400)
+        k, n, total, squares, size = kernel(
+            xs - xs[0], 0, 0.0, 0.0, positions, prefix, 0, 0.002, 32, 5, 5, 10
+        )
+        outcomes.append((k, n, total, squares, positions[:size].tolist(), prefix[:size].tolist()))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] > 3000  # the shift was found
+
+
+@pytest.mark.parametrize("params", [{"max_buckets": 2, "clock": 1}, {"max_buckets": 3}, {}])
+def test_adwin_matches_river_over_many_drifts_and_resets(params):
+    rng = np.random.default_rng(12)
+    rates = rng.choice([0.05, 0.2, 0.4], size=12)
+    xs = np.concatenate([rng.random(4000) < rate for rate in rates]).astype(float)
+    expected, _ = river_run(river_drift.ADWIN(**params), xs)
+    assert len(expected) >= 5
+    assert ADWIN(**params).update_many(xs).tolist() == expected

@@ -5,14 +5,23 @@ import tempfile
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LinearRegression
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+)
+from sklearn.naive_bayes import GaussianNB
 
 from retrainer.artifacts import ArtifactStore
 from retrainer.checks.estimate import (
     CBPE,
     DLE,
+    MulticlassCBPE,
     fit_estimator,
     load_estimator,
     save_estimator,
@@ -128,4 +137,96 @@ def test_bad_input_is_named():
         CBPE("rmse")
     with pytest.raises(DataError, match="3 scores and 2 predictions"):
         CBPE().fit([0, 1], [0.2, 0.8]).estimate([0.1, 0.2, 0.3], [0, 1])
-    assert fit_estimator("regression", "r2", LinearRegression(), None, None) is None
+    three = GaussianNB().fit([[0.0], [1.0], [2.0]], [0, 1, 2])
+    assert fit_estimator("classification", "roc_auc", three, [[0.5]], [0]) is None
+    with pytest.raises(DataError, match="label 7 is not one of the classes"):
+        MulticlassCBPE().fit([0, 7], [[0.5, 0.5], [0.5, 0.5]], classes=[0, 1])
+    with pytest.raises(DataError, match="class indices 0..1"):
+        MulticlassCBPE().fit([0, 1], [[0.9, 0.1], [0.2, 0.8]], [0, 1]).estimate([[0.5, 0.5]], [2])
+
+
+MULTICLASS = {
+    "accuracy": accuracy_score,
+    "balanced_accuracy": balanced_accuracy_score,
+    "f1": lambda y, p: f1_score(y, p, average="macro", zero_division=0),
+}
+
+
+@pytest.fixture(scope="module")
+def hapt_windows():
+    """2.56 s windows of HAPT's first 200k samples (activities 1-6), features per axis."""
+    axes = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
+    df = pd.read_csv(f"{SHARED_DATA}/hapt_accgyro_50hz.csv.gz", nrows=200_000)
+    signal, label = df[axes].to_numpy(), df["label"].to_numpy()
+    rows, labels = [], []
+    for start in range(0, len(df) - 128, 32):
+        window = label[start : start + 128]
+        if 1 <= window[0] <= 6 and (window == window[0]).all():
+            x = signal[start : start + 128]
+            rows.append(np.r_[x.mean(axis=0), x.std(axis=0)])
+            labels.append(int(window[0]))
+    order = np.random.default_rng(0).permutation(len(rows))
+    return np.asarray(rows)[order], np.asarray(labels)[order]
+
+
+@pytest.mark.parametrize("metric", list(MULTICLASS))
+def test_multiclass_cbpe_covers_realised_performance_on_hapt(hapt_windows, metric):
+    X, y = hapt_windows
+    third = len(X) // 3
+    model = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0)
+    model.fit(X[:third], y[:third])
+    estimator = fit_estimator(
+        "classification", metric, model, X[third : 2 * third], y[third : 2 * third]
+    )
+    assert isinstance(estimator, MulticlassCBPE) and len(estimator.calibrators_) == 6
+    test_X, test_y = X[2 * third :], y[2 * third :]
+    for part in np.array_split(np.arange(len(test_X)), 3):
+        estimate = estimator.estimate_model(model, test_X[part])
+        realised = MULTICLASS[metric](test_y[part], model.predict(test_X[part]))
+        assert estimate.covers(realised), (estimate, realised)
+        assert abs(estimate.value - realised) < 0.05
+
+
+def test_multiclass_expected_metrics_equal_scikit_learn_over_drawn_labels():
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet([0.5, 1.0, 2.0, 1.0], 3000)
+    pred = np.where(rng.random(3000) < 0.8, p.argmax(axis=1), rng.integers(0, 4, 3000))
+    draws = [(rng.random(3000)[:, None] > p.cumsum(axis=1)).sum(axis=1) for _ in range(300)]
+    for metric, score in MULTICLASS.items():
+        cbpe = MulticlassCBPE(metric).fit(draws[0], p, classes=[0, 1, 2, 3])
+        cbpe.calibrators_ = [_Identity() for _ in range(4)]  # p is calibrated as drawn
+        estimate = cbpe.estimate(p, pred)
+        realised = [score(y, pred) for y in draws]
+        assert estimate.value == pytest.approx(np.mean(realised), abs=0.003)
+        assert estimate.sd / np.sqrt(2) == pytest.approx(np.std(realised), rel=0.25)
+
+
+class _Identity:
+    def predict(self, x):
+        return x
+
+
+def test_dle_estimates_r2_on_elec2(elec):
+    frame = elec.iloc[17_424:27_424].sample(frac=1.0, random_state=1)  # real Victorian data
+    X, y = frame[["period", "nswprice", "vicprice", "vicdemand"]], frame["nswdemand"]
+    model = LinearRegression().fit(X[:4000], y[:4000])
+    estimator = fit_estimator("regression", "r2", model, X[4000:7000], y[4000:7000])
+    assert isinstance(estimator, DLE) and estimator.metric == "r2"
+    for part in np.array_split(np.arange(7000, len(X)), 3):
+        estimate = estimator.estimate_model(model, X.iloc[part])
+        realised = r2_score(y.iloc[part], model.predict(X.iloc[part]))
+        assert estimate.covers(realised) and abs(estimate.value - realised) < 0.03, (
+            estimate,
+            realised,
+        )
+
+
+def test_multiclass_estimator_round_trips_through_the_artifact_store(hapt_windows):
+    X, y = hapt_windows
+    model = GaussianNB().fit(X[:1000], y[:1000])
+    estimator = fit_estimator("classification", "f1", model, X[1000:2000], y[1000:2000])
+    store = ArtifactStore(tempfile.mkdtemp())
+    spec = save_estimator(estimator, store)
+    again = load_estimator(spec, store)
+    assert spec["method"] == "cbpe_multiclass"
+    assert again.estimate_model(model, X[2000:]) == estimator.estimate_model(model, X[2000:])

@@ -5,6 +5,9 @@ loop uses) and compare prequential performance, retrains, compute and retrains t
 Two baselines are always included: a fixed schedule (``every 14d`` by default) and ``never``:
 the first model of that replay scored on every batch (the loop's ``baseline`` role), never
 retrained. (A policy cannot stand for "never": a diagnosed changed relation always retrains.)
+When the true drift points are known (a synthetic stream), a third one, ``oracle``, retrains
+at the first cycle whose labels include rows after each drift point and at each following
+cycle until the training window holds rows of the new concept only, and at no other time.
 
 Example:
     >>> import tempfile
@@ -19,9 +22,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ from retrainer.config import PolicySettings, _describe  # noqa: E402
 from retrainer.errors import ConfigError, DataError  # noqa: E402
 from retrainer.replay import replay, split_periods  # noqa: E402
 from retrainer.store.tables import RunRow  # noqa: E402
+from retrainer.triggers import Decision, Evidence, ManualTrigger, Policy  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,81 @@ def load_policy(path: str | Path) -> tuple[str, dict]:
     return path.stem, data
 
 
+@dataclass(frozen=True)
+class OraclePolicy(Policy):
+    """Retrains only when asked (the backtest asks right after each true drift point, see
+    :func:`oracle_requests`); every trigger and alarm is ignored; blocking alarms still block.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> oracle, now = OraclePolicy(), datetime(2024, 1, 1, tzinfo=UTC)
+        >>> oracle.decide(Evidence(now=now, concept_drift=True, manual=None)).action
+        'hold'
+        >>> oracle.decide(Evidence(now=now, manual="oracle: true drift at row 5250")).reasons
+        ('manual: oracle: true drift at row 5250',)
+    """
+
+    triggers: Sequence = (ManualTrigger(),)
+
+    def decide(self, ev: Evidence) -> Decision:
+        if ev.has_champion and not ev.manual:
+            return Decision("hold", ("oracle: no true drift point since the last retrain",))
+        return super().decide(ev)
+
+    def diagnosed(self, ev: Evidence, fired: list[str]) -> list[str]:
+        return fired
+
+
+def oracle_requests(
+    frame: pd.DataFrame,
+    time_column: str,
+    drift_points: Sequence[Any],
+    *,
+    period: str = "7D",
+    history: int = 4,
+    label_delay: int = 1,
+    refresh: int = 0,
+) -> dict[int, str]:
+    """Replay step -> reason of the oracle's retrain requests: for each drift point, the step
+    whose cycle first sees labels of rows at or after it, and the ``refresh`` steps after it
+    (so that a training window of ``refresh`` batches ends up holding the new concept only).
+    Drift points inside the history are skipped: the first model already trains on them.
+
+    >>> from retrainer.datasets.synthetic import drift_stream
+    >>> stream = drift_stream("stagger", rows_per_concept=1000, batch_rows=250)
+    >>> sorted(oracle_requests(stream.frame, "timestamp", stream.drift_times, refresh=1))
+    [1, 2, 5, 6]
+    """
+    periods = split_periods(with_times(frame, time_column), time_column, period)[history:]
+    ends = [p[time_column].max() for p in periods]
+    requests: dict[int, str] = {}
+    for point in sorted(pd.Timestamp(t) for t in drift_points):
+        step = next((i for i, end in enumerate(ends) if end >= point), None)
+        if step is None or point < periods[0][time_column].min():
+            continue
+        for extra in range(refresh + 1):
+            what = f"oracle: true drift at {point.isoformat()}"
+            when = f" (window refresh {extra} of {refresh})" if extra else ""
+            requests[step + label_delay + extra] = what + when
+    return requests
+
+
+def window_batches(settings: Mapping[str, Any], period: str) -> int:
+    """How many batches of ``period`` the trainer's window spans (0 for the whole history).
+
+    >>> window_batches({"trainer": {"window": {"days": 10}}}, "7D")
+    2
+    >>> window_batches({"trainer": {}}, "7D")
+    4
+    """
+    window = (settings.get("trainer") or {}).get("window") or {}
+    if window.get("all"):
+        return 0
+    if window.get("days"):
+        return math.ceil(pd.Timedelta(days=window["days"]) / pd.Timedelta(period))
+    return int(window.get("batches") or 4)
+
+
 def first_periods(frame: pd.DataFrame, time_column: str, period: str, n: int) -> pd.DataFrame:
     """The rows of the first ``n`` periods.
 
@@ -180,6 +260,7 @@ def backtest(
     every: str = "14d",
     plot: str | Path | None = None,
     on_policy: Any = None,
+    drift_points: Sequence[Any] = (),
 ) -> BacktestResult:
     """Replay ``frame`` under the baselines and each of ``policies``.
 
@@ -193,12 +274,28 @@ def backtest(
         every: the fixed schedule of the baseline.
         plot: write the comparison plot (PNG) here.
         on_policy: called with each policy's name before its replay.
+        drift_points: the true drift points (times), when known: adds the ``oracle`` policy
+            (:func:`oracle_requests`, refreshed for the trainer's window).
     """
     from retrainer.project import Project
 
     folder = Path(folder)
     frame = with_times(frame, settings["data"]["time_column"])
-    every_policy = {f"every {every}": schedule_policy(every), **policies}
+    oracle: dict[str, dict | None] = {"oracle": None} if len(drift_points) else {}
+    every_policy = {f"every {every}": schedule_policy(every), **oracle, **policies}
+    requests = (
+        oracle_requests(
+            frame,
+            settings["data"]["time_column"],
+            drift_points,
+            period=period,
+            history=history,
+            label_delay=label_delay,
+            refresh=window_batches(settings, period),
+        )
+        if oracle
+        else {}
+    )
     results = []
     metric = "accuracy"
     for i, (name, policy) in enumerate(every_policy.items()):
@@ -208,16 +305,27 @@ def backtest(
         if sub.exists():
             shutil.rmtree(sub)
         sub.mkdir(parents=True)
-        changes = policy if "policy" in policy else {"policy": policy}
+        changes = policy if policy is None or "policy" in policy else {"policy": policy}
         config = {k: v for k, v in settings.items() if k not in ("store", "policy", "report")}
-        config |= {k: changes[k] for k in ("policy", "checks") if k in changes}
+        config |= {k: changes[k] for k in ("policy", "checks") if changes and k in changes}
         config |= {
             "store": {"url": f"sqlite:///{sub / 'store.db'}", "artifacts": str(sub / "artifacts")},
             "report": {"baseline": "first" if i == 0 else "none"},
         }
         project = Project.from_dict(config, root=sub)
         metric = project.config.gate.metric
-        summary = replay(project, frame, period=period, history=history, label_delay=label_delay)
+        on_step = None
+        if policy is None:
+            project.policy = OraclePolicy(block_on=project.policy.block_on)
+            on_step = _asker(project, requests)
+        summary = replay(
+            project,
+            frame,
+            period=period,
+            history=history,
+            label_delay=label_delay,
+            on_step=on_step,
+        )
         results.append(_result(project, name, summary.seconds))
         if i == 0:
             results.append(_result(project, "never", 0.0, role="baseline"))
@@ -226,6 +334,16 @@ def backtest(
     if plot is not None:
         result = BacktestResult(metric, batches, tuple(results), str(write_plot(result, plot)))
     return result
+
+
+def _asker(project: Any, requests: dict[int, str]) -> Any:
+    """A replay step hook that asks ``project`` for a retrain at the steps of ``requests``."""
+
+    def ask(step: int, total: int) -> None:
+        if step in requests:
+            project.request_retrain(requests[step], actor="oracle")
+
+    return ask
 
 
 def _result(project: Any, name: str, seconds: float, role: str = "champion") -> PolicyResult:

@@ -8,10 +8,16 @@ error of the realised metric: labels are drawn from the calibrated probabilities
 ``sd`` is the metric's standard deviation over the draws, widened by ``sqrt(1 + n / n_ref)`` for
 the finite reference the calibration was fitted on, and the band is ``value +- z * sd``.
 
+Multi-class classifiers: the same per class (one-vs-rest, as NannyML): each class's score is
+calibrated against "is this class", the calibrated probabilities of a row are normalised to sum
+to one, and the expected confusion matrix gives accuracy, balanced accuracy or macro F1.
+
 Regressors: direct loss estimation (DLE). A model of the champion's loss (absolute error for MAE,
-squared error for RMSE) on its inputs and prediction is fitted on reference rows; its mean
+squared error for RMSE and R²) on its inputs and prediction is fitted on reference rows; its mean
 prediction on a new batch estimates the metric, the band is ``z`` standard errors of the mean
-loss on the reference (and of the reference's own mean).
+loss on the reference (and of the reference's own mean). R² is estimated as
+``1 - mse / (var(prediction) + mse)``: the target's variance is the predictions' variance plus
+the error's when errors do not correlate with predictions (true of a least-squares fit).
 
 Both assume that the relation between inputs and target did not change (covariate shift only):
 under concept drift the estimate stays where the calibration put it, which is why realised
@@ -56,7 +62,8 @@ if TYPE_CHECKING:
     from retrainer.artifacts import ArtifactStore
 
 CBPE_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
-DLE_METRICS = ("mae", "rmse")
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "f1")
+DLE_METRICS = ("mae", "rmse", "r2")
 
 
 @dataclass(frozen=True)
@@ -235,11 +242,160 @@ class CBPE:
         }
 
 
+def _multiclass_metric(metric: str, tp: np.ndarray, actual: np.ndarray, predicted: np.ndarray):
+    """Accuracy, balanced accuracy or macro F1 from per-class counts (last axis: classes) of
+    true positives, rows of the class and rows predicted as it; classes absent from both count
+    for nothing, as in scikit-learn."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "accuracy":
+            return tp.sum(axis=-1) / actual.sum(axis=-1)
+        if metric == "balanced_accuracy":
+            present = actual > 0
+            recall = np.where(present, tp / actual, 0.0)
+            return recall.sum(axis=-1) / present.sum(axis=-1)
+        if metric == "f1":
+            seen = (actual + predicted) > 0
+            f1 = np.where(seen, 2 * tp / (actual + predicted), 0.0)
+            return f1.sum(axis=-1) / seen.sum(axis=-1)
+    raise ValueError(f"multi-class CBPE estimates {', '.join(MULTICLASS_METRICS)}; not {metric!r}")
+
+
+class MulticlassCBPE:
+    """Confidence-based performance estimation of a multi-class classifier (one-vs-rest).
+
+    Parameters:
+        metric: ``accuracy``, ``balanced_accuracy`` or ``f1`` (macro).
+        draws: Monte Carlo label draws for the sampling-error band.
+        z: half-width of the band in standard deviations.
+        seed: seed of the draws.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> p = rng.dirichlet([1, 1, 1], 6000)          # calibrated by construction
+        >>> y = (rng.random(6000)[:, None] > p.cumsum(axis=1)).sum(axis=1)
+        >>> cbpe = MulticlassCBPE("accuracy").fit(y[:3000], p[:3000], classes=[0, 1, 2])
+        >>> est = cbpe.estimate(p[3000:], p[3000:].argmax(axis=1))
+        >>> realised = np.mean(p[3000:].argmax(axis=1) == y[3000:])
+        >>> bool(est.covers(realised)), round(est.value, 2)
+        (True, 0.62)
+    """
+
+    _fitted = "calibrators_"
+
+    def __init__(
+        self, metric: str = "accuracy", draws: int = 400, z: float = 3.0, seed: int = 0
+    ) -> None:
+        if metric not in MULTICLASS_METRICS:
+            raise ValueError(
+                f"multi-class CBPE estimates {', '.join(MULTICLASS_METRICS)}; not {metric!r}"
+            )
+        self.metric = metric
+        self.draws = draws
+        self.z = z
+        self.seed = seed
+
+    def fit(self, y_true: ArrayLike, y_score: ArrayLike, classes: ArrayLike) -> MulticlassCBPE:
+        """Calibrate on reference rows: true labels, the scores of each class (one column per
+        entry of ``classes``, in that order)."""
+        labels, classes = np.asarray(y_true), np.asarray(classes)
+        score = np.asarray(y_score, dtype=float)
+        if score.ndim != 2 or score.shape != (labels.size, classes.size) or labels.size == 0:
+            raise DataError(
+                f"MulticlassCBPE.fit: {labels.size} labels and scores of shape {score.shape} "
+                f"for {classes.size} classes (need one row per label, one column per class)"
+            )
+        unknown = ~np.isin(labels, classes)
+        if unknown.any():
+            raise DataError(
+                f"MulticlassCBPE.fit: label {labels[unknown][0].item()!r} is not one of the "
+                f"classes {classes.tolist()}"
+            )
+        self.calibrators_ = [
+            IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                score[:, c], (labels == label).astype(float)
+            )
+            for c, label in enumerate(classes)
+        ]
+        self.n_reference_ = int(labels.size)
+        return self
+
+    def calibrated(self, y_score: ArrayLike) -> np.ndarray:
+        """Calibrated class probabilities (rows sum to one; all-zero rows become uniform)."""
+        score = np.asarray(y_score, dtype=float)
+        p = np.column_stack([c.predict(score[:, i]) for i, c in enumerate(self.calibrators_)])
+        p = np.clip(p, 0.0, 1.0)
+        total = p.sum(axis=1, keepdims=True)
+        return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+
+    def estimate(self, y_score: ArrayLike, y_pred: ArrayLike) -> Estimate:
+        """The estimated metric on unlabelled rows: class scores and the predicted class index
+        (a column of ``y_score``) of each row."""
+        score = np.asarray(y_score, dtype=float)
+        pred = np.asarray(y_pred).reshape(-1)
+        k = len(self.calibrators_)
+        if score.ndim != 2 or score.shape != (pred.size, k) or pred.size == 0:
+            raise DataError(
+                f"MulticlassCBPE.estimate: scores of shape {score.shape} and {pred.size} "
+                f"predictions (need {k} columns, one row per prediction)"
+            )
+        if not np.isin(pred, np.arange(k)).all():
+            raise DataError(
+                f"MulticlassCBPE.estimate: predictions must be class indices 0..{k - 1}"
+            )
+        p = self.calibrated(score)
+        chosen = np.eye(k)[pred]
+        value = float(
+            _multiclass_metric(
+                self.metric, (chosen * p).sum(axis=0), p.sum(axis=0), chosen.sum(axis=0)
+            )
+        )
+        drawn = self._drawn(p, pred)
+        sd = float(np.std(drawn)) if drawn.size > 1 else float("nan")
+        sd *= np.sqrt(1.0 + pred.size / self.n_reference_)
+        lower, upper = max(0.0, value - self.z * sd), min(1.0, value + self.z * sd)
+        return Estimate(self.metric, value, lower, upper, sd, int(pred.size), "cbpe_multiclass")
+
+    def _drawn(self, p: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """The realised metric on label sets drawn from the calibrated probabilities."""
+        rng = np.random.default_rng(self.seed)
+        cumulative = p.cumsum(axis=1)
+        k = p.shape[1]
+        predicted = np.bincount(pred, minlength=k).astype(float)
+        out = []
+        step = max(1, min(self.draws, 2_000_000 // max(pred.size, 1)))
+        for start in range(0, self.draws, step):
+            u = rng.random((min(step, self.draws - start), pred.size, 1))
+            y = np.minimum((u > cumulative).sum(axis=2), k - 1)
+            classes = np.arange(k)[:, None, None]
+            actual = (y == classes).sum(axis=2).T.astype(float)
+            tp = ((y == classes) & (pred == classes)).sum(axis=2).T.astype(float)
+            out.append(_multiclass_metric(self.metric, tp, actual, predicted))
+        values = np.concatenate(out)
+        return values[np.isfinite(values)]
+
+    def estimate_model(self, model: Any, X: pd.DataFrame) -> Estimate:
+        """The estimated metric of a fitted multi-class classifier on the feature rows ``X``."""
+        score = model.predict_proba(X)
+        pred = np.searchsorted(model.classes_, model.predict(X))
+        return self.estimate(score, pred)
+
+    def spec(self) -> dict:
+        return {
+            "method": "cbpe_multiclass",
+            "metric": self.metric,
+            "draws": self.draws,
+            "z": self.z,
+            "seed": self.seed,
+            "n_reference": self.n_reference_,
+        }
+
+
 class DLE:
     """Direct loss estimation of a regressor: a model of its loss on its inputs.
 
     Parameters:
-        metric: ``mae`` (absolute loss) or ``rmse`` (squared loss).
+        metric: ``mae`` (absolute loss), ``rmse`` or ``r2`` (squared loss).
         estimator: the loss model (default HistGradientBoostingRegressor); it reads the numeric
             features and the champion's prediction.
         z: half-width of the band in standard errors.
@@ -299,6 +455,14 @@ class DLE:
         loss = np.clip(self.loss_model_.predict(self._inputs(X, y_pred)), 0.0, None)
         mean = float(loss.mean())
         se = self.loss_sd_ * np.sqrt(1.0 / n + 1.0 / self.n_reference_)
+        if self.metric == "r2":
+            spread = float(np.var(np.asarray(y_pred, dtype=float)))
+            total = spread + mean
+            value = 1.0 - mean / total if total > 0 else float("nan")
+            sd = se * spread / total**2 if total > 0 else float("nan")
+            return Estimate(
+                self.metric, value, value - self.z * sd, min(1.0, value + self.z * sd), sd, n, "dle"
+            )
         if self.metric == "rmse":
             value = float(np.sqrt(mean))
             sd = se / (2 * value) if value > 0 else float("nan")
@@ -322,14 +486,15 @@ class DLE:
         }
 
 
-PerformanceEstimator = CBPE | DLE
+PerformanceEstimator = CBPE | MulticlassCBPE | DLE
 
 
 def fit_estimator(
     task: str, metric: str, model: Any, X: pd.DataFrame, y: ArrayLike
 ) -> PerformanceEstimator | None:
     """The estimator for a fitted model, fitted on reference rows it did not train on; None when
-    the metric or model cannot be estimated (multi-class, r2).
+    the metric or model cannot be estimated (ROC AUC of a multi-class model, no
+    ``predict_proba``).
 
     Example:
         >>> from sklearn.linear_model import LogisticRegression
@@ -345,7 +510,13 @@ def fit_estimator(
     if task == "regression":
         return DLE(metric).fit_model(model, X, y) if metric in DLE_METRICS else None
     classes = getattr(model, "classes_", [])
-    if metric not in CBPE_METRICS or len(classes) != 2 or not hasattr(model, "predict_proba"):
+    if not hasattr(model, "predict_proba") or len(classes) < 2:
+        return None
+    if len(classes) > 2:
+        if metric not in MULTICLASS_METRICS:
+            return None
+        return MulticlassCBPE(metric).fit(np.asarray(y), model.predict_proba(X), classes)
+    if metric not in CBPE_METRICS:
         return None
     scores = model.predict_proba(X)[:, 1]
     return CBPE(metric).fit(np.asarray(y) == classes[1], scores)
@@ -367,6 +538,10 @@ def load_estimator(spec: dict, artifacts: ArtifactStore) -> PerformanceEstimator
         )
         estimator.calibrator_, estimator.n_reference_ = fitted, int(spec["n_reference"])
         return estimator
+    if spec["method"] == "cbpe_multiclass":
+        several = MulticlassCBPE(spec["metric"], spec["draws"], spec["z"], spec["seed"])
+        several.calibrators_, several.n_reference_ = list(fitted), int(spec["n_reference"])
+        return several
     estimator = DLE(spec["metric"], z=spec["z"])
     estimator.loss_model_, estimator.loss_sd_ = fitted, float(spec["loss_sd"])
     estimator.n_reference_ = int(spec["n_reference"])

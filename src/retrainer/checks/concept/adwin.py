@@ -3,10 +3,75 @@
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
-from retrainer.checks.concept.base import DriftDetector, first_true
+from retrainer.checks.concept.base import DriftDetector
+
+LEVELS = 64  # bucket sizes 2**0 .. 2**63: more than any stream holds
+
+
+def _scan(
+    xs, n, total, squares, positions, prefix, size, delta, clock, max_buckets, min_len, grace
+):
+    """Read ``xs`` into the exponential histogram up to and including the first drift.
+
+    The histogram is its ``size`` bucket boundaries, oldest first (``positions``: values read up
+    to each boundary; ``prefix``: the shifted sum up to it), in arrays with room for more.
+    Returns the index of the drift in ``xs`` (or -1), the new ``n``, ``total``, ``squares`` and
+    the number of boundaries kept.
+    """
+    counts = np.zeros(LEVELS, np.int64)
+    for j in range(size):
+        width = positions[j] - (positions[j - 1] if j else 0)
+        level = 0
+        while width > 1:
+            width >>= 1
+            level += 1
+        counts[level] += 1
+    for k in range(xs.size):
+        n += 1
+        total += xs[k]
+        squares += xs[k] * xs[k]
+        positions[size] = n
+        prefix[size] = total
+        size += 1
+        counts[0] += 1
+        level, start = 0, size - counts[0]
+        while counts[level] == max_buckets + 1:
+            for j in range(start, size - 1):
+                positions[j] = positions[j + 1]
+                prefix[j] = prefix[j + 1]
+            size -= 1
+            counts[level] -= 2
+            counts[level + 1] += 1
+            level += 1
+            start += 1 - counts[level]
+        if n % clock or n <= grace:
+            continue
+        log_term = math.log(2.0 * math.log(n) / delta)
+        variance = (squares - total * total / n) / n
+        for j in range(size):
+            n_old = float(positions[j])
+            n_new = n - n_old
+            if n_old < min_len or n_new < min_len:
+                continue
+            old = prefix[j]
+            gap = abs(old / n_old - (total - old) / n_new)
+            recip = 1.0 / (n_old - min_len + 1) + 1.0 / (n_new - min_len + 1)
+            bound = np.sqrt(2.0 * recip * variance * log_term) + 2.0 / 3.0 * log_term * recip
+            if gap > bound:
+                return k, n, total, squares, size
+    return -1, n, total, squares, size
+
+
+@cache
+def _compiled():
+    """:func:`_scan` compiled by Numba (once per process; the machine code is cached on disk)."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_scan)
 
 
 class ADWIN(DriftDetector):
@@ -17,10 +82,10 @@ class ADWIN(DriftDetector):
     part and a drift is signalled when their means differ by more than ADWIN's bound at
     ``delta`` (both parts at least ``min_window_length`` long, the window longer than
     ``grace_period``). Same parameters, defaults, check times and reset rule as
-    ``river.drift.ADWIN``. Since River resets the window after each drift, the histogram's
-    bucket boundaries depend only on the number of values read, so they are computed directly
-    and the means come from prefix sums, which is what makes a batch update vectorised;
-    the window variance uses shifted sums instead of Welford's update (last-bit differences).
+    ``river.drift.ADWIN``. The histogram is stored as its bucket boundaries with the sum up to
+    each (sums of values minus the window's first value, for precision), and a batch is read by
+    one compiled loop (Numba); the window variance uses these shifted sums instead of Welford's
+    update (last-bit differences).
 
     Parameters:
         delta: confidence of the cut test (smaller: fewer, later detections).
@@ -70,9 +135,14 @@ class ADWIN(DriftDetector):
         self._shift = 0.0
         self._sum = 0.0
         self._sumsq = 0.0
-        # bucket boundaries (values read up to them) and the shifted sum up to each
-        self._positions: list[int] = []
-        self._prefix: list[float] = []
+        # bucket boundaries, oldest first, and the shifted sum up to each: the first ``_size``
+        # entries of buffers that hold the most a histogram can have (LEVELS sizes)
+        self._positions, self._prefix = self._buffers()
+        self._size = 0
+
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        room = LEVELS * (self.max_buckets + 1) + 2
+        return np.zeros(room, np.int64), np.zeros(room)
 
     @property
     def width(self) -> int:
@@ -84,98 +154,39 @@ class ADWIN(DriftDetector):
         """Mean of the window (0 when empty)."""
         return self._shift + self._sum / self._n if self._n else 0.0
 
-    def _boundaries(self, n: np.ndarray) -> np.ndarray:
-        """Bucket boundaries, oldest first, after ``n`` values: one row per ``n``, 0 = padding."""
-        counts = []
-        arrived = n
-        while True:
-            merged = np.maximum((arrived - self.max_buckets + 1) // 2, 0)
-            counts.append(arrived - 2 * merged)
-            if not merged.any():
-                break
-            arrived = merged
-        levels = len(counts)
-        per_level = np.stack(counts[::-1], axis=1)
-        sizes = 2 ** np.arange(levels - 1, -1, -1, dtype=np.int64)
-        slots = np.arange(self.max_buckets)
-        filled = slots[None, None, :] < per_level[:, :, None]
-        size = np.where(filled, sizes[None, :, None], 0).reshape(n.size, -1)
-        return np.where(size > 0, np.cumsum(size, axis=1), 0)
-
-    def _cuts(self, n, total, squares, positions, prefix) -> np.ndarray:
-        """Whether a cut is found at each check (one per entry of ``n``)."""
-        at = self._boundaries(n)
-        n_old = at.astype(float)
-        n_new = n[:, None] - n_old
-        usable = (at > 0) & (n_old >= self.min_window_length) & (n_new >= self.min_window_length)
-        index = np.minimum(np.searchsorted(positions, at), positions.size - 1)
-        old = prefix[index]
-        new = total[:, None] - old
-        variance = (squares - total * total / n) / n
-        log_term = np.array([math.log(2.0 * math.log(w) / self.delta) for w in n.tolist()])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gap = np.abs(old / n_old - new / n_new)
-            recip = 1.0 / (n_old - self.min_window_length + 1) + 1.0 / (
-                n_new - self.min_window_length + 1
-            )
-            bound = np.sqrt(2.0 * recip * variance[:, None] * log_term[:, None]) + (
-                2.0 / 3.0 * log_term[:, None] * recip
-            )
-        return (usable & (gap > bound)).any(axis=1)
-
-    def _prune(self) -> None:
-        keep = self._boundaries(np.array([self._n]))[0]
-        keep = keep[keep > 0]
-        index = np.searchsorted(self._positions, keep)
-        self._positions = keep.tolist()
-        self._prefix = [self._prefix[i] for i in index.tolist()]
-
     def _step(self, x: float) -> None:
-        if self._n == 0:
-            self._shift = x
-        self._n += 1
-        self._sum += x - self._shift
-        self._sumsq += (x - self._shift) * (x - self._shift)
-        self._positions.append(self._n)
-        self._prefix.append(self._sum)
-        if self._n % self.clock:
-            return
-        if self._n > self.grace_period:
-            self._drift_detected = bool(
-                self._cuts(
-                    np.array([self._n]),
-                    np.array([self._sum]),
-                    np.array([self._sumsq]),
-                    np.array(self._positions),
-                    np.array(self._prefix),
-                )[0]
-            )
-        self._prune()
+        self._scan(np.array([x]))
 
     def _scan(self, xs: np.ndarray) -> int:
         if self._n == 0:
             self._shift = float(xs[0])
-        centred = xs - self._shift
-        n = self._n + np.arange(1, xs.size + 1)
-        total = np.cumsum(np.r_[self._sum, centred])[1:]
-        squares = np.cumsum(np.r_[self._sumsq, centred * centred])[1:]
-        positions = np.r_[np.array(self._positions, dtype=np.int64), n]
-        prefix = np.r_[np.array(self._prefix, dtype=float), total]
-        checks = np.flatnonzero((n % self.clock == 0) & (n > self.grace_period))
-        k = -1
-        if checks.size:
-            hit = first_true(
-                self._cuts(n[checks], total[checks], squares[checks], positions, prefix)
-            )
-            k = -1 if hit < 0 else int(checks[hit])
-        end = xs.size - 1 if k < 0 else k
-        self._n, self._sum, self._sumsq = int(n[end]), float(total[end]), float(squares[end])
-        self._positions = positions[: len(self._positions) + end + 1].tolist()
-        self._prefix = prefix[: len(self._prefix) + end + 1].tolist()
-        self._prune()
+        k, n, total, squares, size = _compiled()(
+            xs - self._shift,
+            self._n,
+            self._sum,
+            self._sumsq,
+            self._positions,
+            self._prefix,
+            self._size,
+            float(self.delta),
+            int(self.clock),
+            int(self.max_buckets),
+            int(self.min_window_length),
+            int(self.grace_period),
+        )
+        self._n, self._sum, self._sumsq, self._size = int(n), float(total), float(squares), size
         self._drift_detected = k >= 0
-        return k
+        return int(k)
 
     def _get_state(self) -> dict:
-        self._prune()
-        return super()._get_state()
+        state = super()._get_state()
+        state["_positions"] = self._positions[: self._size].tolist()
+        state["_prefix"] = self._prefix[: self._size].tolist()
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        super()._set_state(state)
+        self._size = len(state["_positions"])
+        self._positions, self._prefix = self._buffers()
+        self._positions[: self._size] = state["_positions"]
+        self._prefix[: self._size] = state["_prefix"]
