@@ -44,6 +44,7 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.spatial import distance
 
 from retrainer.checks.result import CheckResult
 from retrainer.data.schema import kind_of
@@ -185,13 +186,14 @@ def domain_classifier(
 
 def _bandwidth(x: np.ndarray, rng: np.random.Generator) -> float:
     pick = x[rng.choice(len(x), min(len(x), 500), replace=False)]
-    d2 = ((pick[:, None, :] - pick[None, :, :]) ** 2).sum(-1)
+    d2 = distance.cdist(pick, pick, "sqeuclidean")
     median = float(np.median(d2[np.triu_indices(len(pick), 1)]))
     return median if median > 0 else 1.0
 
 
-def mmd_unbiased(kernel: np.ndarray, is_batch: np.ndarray) -> float:
-    """Unbiased MMD^2 from the joint kernel matrix of all rows and a mask of the batch rows.
+def mmd_unbiased(kernel: np.ndarray, is_batch: np.ndarray) -> float | np.ndarray:
+    """Unbiased MMD^2 from the joint kernel matrix of all rows and a mask of the batch rows (or
+    one per column of a 2-d mask: all permutations in one matrix product).
 
     Example:
         >>> mmd_unbiased(np.eye(4), np.array([False, False, True, True]))
@@ -199,12 +201,14 @@ def mmd_unbiased(kernel: np.ndarray, is_batch: np.ndarray) -> float:
     """
     y = is_batch.astype("float64")
     x = 1.0 - y
-    n, m = x.sum(), y.sum()
+    n, m = x.sum(axis=0), y.sum(axis=0)
     diag = np.diag(kernel)
-    kx, ky = kernel @ x, kernel @ y
-    sxx = (x @ kx - diag @ x) / (n * (n - 1))
-    syy = (y @ ky - diag @ y) / (m * (m - 1))
-    return float(sxx + syy - 2 * (x @ ky) / (n * m))
+    ky = kernel @ y
+    kx = (kernel.sum(axis=1) if y.ndim == 1 else kernel.sum(axis=1)[:, None]) - ky
+    sxx = ((x * kx).sum(axis=0) - diag @ x) / (n * (n - 1))
+    syy = ((y * ky).sum(axis=0) - diag @ y) / (m * (m - 1))
+    out = sxx + syy - 2 * (x * ky).sum(axis=0) / (n * m)
+    return float(out) if is_batch.ndim == 1 else out
 
 
 def mmd(
@@ -238,13 +242,12 @@ def mmd(
         ref, cur = _prepare(reference, current, max_rows, seed)
         x = np.vstack([ref, cur])
         width = _bandwidth(x, rng)
-        d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+        d2 = distance.cdist(x, x, "sqeuclidean")
         kernel = np.exp(-d2 / width)
         mask = np.arange(len(x)) >= len(ref)
         stat = mmd_unbiased(kernel, mask)
-        hits = 0
-        for _ in range(permutations):
-            hits += mmd_unbiased(kernel, rng.permutation(mask)) >= stat
+        shuffled = np.stack([rng.permutation(mask) for _ in range(permutations)], axis=1)
+        hits = int((mmd_unbiased(kernel, shuffled) >= stat).sum())
         p, variant = (hits + 1) / (permutations + 1), "permutation"
     alarm = p < alpha
     return CheckResult(

@@ -67,34 +67,123 @@ def _search(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return index
 
 
+BLOCK = 1 << 15  # values per block: a block's temporaries stay in the CPU cache
 LOOKUP_MIN = 4096  # fewer values: a binary search each is as fast as the lookup table
+CELLS_PER_EDGE = 64
 
 
-def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The histogram bin of each finite value (see ``histogram``).
+@dataclass(frozen=True)
+class _Lookup:
+    """Bins by a table on a uniform grid of ``CELLS_PER_EDGE`` cells per edge.
 
-    Many values go through a lookup table on a uniform grid of 64 cells per edge: a value whose
-    cell holds no edge (with a margin of 1e-6 cell for rounding) gets that cell's bin; the rest,
-    and values outside the edges, get a binary search. Same result, several times faster.
+    The grid spans the inner edges ``e1 .. e(k-1)`` (the outer edges are the reference's
+    extremes: a long tail would make the cells coarse). Each cell covers its stretch widened by
+    1e-6 cell (rounding); one more cell holds everything above the grid, and the last entry
+    (index -1) everything below ``e1`` (exactly: ``value - e1 < 0``). Without the last edge
+    (added after: ``value > ek``), a cell in which the bin cannot change has ``cut`` +inf and its
+    bin in ``low``; where it changes once, ``low`` is the first bin and ``cut`` the change point
+    (bin = low + (value >= cut)); where it changes more often (edges closer than a cell),
+    ``low`` is negative and the values go to a binary search, as ``mixed`` says.
     """
-    if values.size < LOOKUP_MIN or edges.size < 3 or not edges[-1] > edges[0]:
-        return _search(values, edges)
-    cells = 64 * edges.size
-    low, width = edges[0], (edges[-1] - edges[0]) / cells
-    if not np.isfinite(width) or width <= 0:
-        return _search(values, edges)
-    starts = low + width * np.arange(cells)
-    margin = width * 1e-6
-    first, last = _search(starts - margin, edges), _search(starts + width + margin, edges)
-    table = np.concatenate([[-1], np.where(first == last, first, -1), [-1]])
-    with np.errstate(over="ignore", invalid="ignore"):
-        cell = np.floor((values - low) / width)
-    np.clip(cell, -1, cells, out=cell)
-    index = table[cell.astype(np.intp) + 1]
-    unsure = index < 0
-    if unsure.any():
-        index[unsure] = _search(values[unsure], edges)
-    return index
+
+    low: np.ndarray
+    cut: np.ndarray
+    start: float
+    scale: float
+    cells: int
+    last: float
+    mixed: bool
+
+    @classmethod
+    def of(cls, edges: np.ndarray) -> _Lookup | None:
+        inner = edges[:-1]
+        if inner.size < 3 or not inner[-1] > inner[1]:
+            return None
+        cells = CELLS_PER_EDGE * edges.size
+        start, width = float(inner[1]), float((inner[-1] - inner[1]) / cells)
+        if not np.isfinite(width) or width <= 0:
+            return None
+        grid = start + width * np.arange(cells + 1)
+        margin = width * 1e-6
+        lower = np.r_[start, grid[1:] - margin, -np.inf]
+        upper = np.r_[grid[1:] + margin, np.inf, np.nextafter(start, -np.inf)]
+        first = np.searchsorted(inner, lower, side="right")
+        changes = np.searchsorted(inner, upper, side="right") - first
+        cut = np.where(changes == 1, inner[np.minimum(first, inner.size - 1)], np.inf)
+        low = np.where(changes <= 1, first, -(edges.size + 2)).astype(np.intp)
+        mixed = bool((changes > 1).any())
+        return cls(low, cut, start, 1.0 / width, cells, float(edges[-1]), mixed)
+
+    def index(self, values: np.ndarray, edges: np.ndarray, scratch: _Scratch) -> np.ndarray:
+        """The bin of each value (see ``histogram``); ``scratch`` holds buffers of its size."""
+        real, cell, index, cut, above = (getattr(scratch, f) for f in _Scratch.FIELDS)
+        with np.errstate(over="ignore"):  # far outside the grid: clipped to the outer cells
+            np.subtract(values, self.start, out=real)
+            np.multiply(real, self.scale, out=real)
+        np.floor(real, out=real)
+        np.clip(real, -1.0, float(self.cells), out=cell, casting="unsafe")
+        np.take(self.low, cell, out=index)
+        np.take(self.cut, cell, out=cut)
+        np.greater_equal(values, cut, out=above)
+        np.add(index, above, out=index)
+        np.greater(values, self.last, out=above)
+        np.add(index, above, out=index)
+        if self.mixed:
+            unsure = index < 0
+            if unsure.any():
+                index[unsure] = _search(values[unsure], edges)
+        return index
+
+
+@dataclass(frozen=True)
+class _Scratch:
+    """Buffers for ``_Lookup.index`` on blocks of up to ``size`` values."""
+
+    real: np.ndarray
+    cut: np.ndarray
+    cell: np.ndarray
+    index: np.ndarray
+    above: np.ndarray
+
+    FIELDS = ("real", "cell", "index", "cut", "above")
+
+    @classmethod
+    def of(cls, size: int) -> _Scratch:
+        return cls(
+            np.empty(size),
+            np.empty(size),
+            np.empty(size, dtype=np.intp),
+            np.empty(size, dtype=np.intp),
+            np.empty(size, dtype=bool),
+        )
+
+    def head(self, size: int) -> _Scratch:
+        return _Scratch(*(buffer[:size] for buffer in vars(self).values()))
+
+
+def _binned(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and sums of finite ``values`` in the bins of ``histogram``, block by block.
+
+    Many values go through a lookup table (see ``_Lookup``): the result is that of the binary
+    search for every value, several times faster.
+    """
+    size = edges.size + 1
+    lookup = _Lookup.of(edges) if values.size >= LOOKUP_MIN else None
+    if lookup is None:
+        index = _search(values, edges)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.bincount(index, minlength=size), np.bincount(
+                index, weights=values, minlength=size
+            )
+    counts, sums = np.zeros(size, dtype=np.intp), np.zeros(size)
+    scratch = _Scratch.of(min(BLOCK, values.size))
+    for start in range(0, values.size, BLOCK):
+        block = values[start : start + BLOCK]
+        index = lookup.index(block, edges, scratch.head(block.size))
+        counts += np.bincount(index, minlength=size)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums += np.bincount(index, weights=block, minlength=size)
+    return counts, sums
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -108,7 +197,24 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
         >>> histogram(np.array([-5.0, 0.0, 0.5, 1.0, 9.0]), np.array([0.0, 1.0])).tolist()
         [1, 3, 1]
     """
-    return np.bincount(_bin_index(values, edges), minlength=edges.size + 1)
+    return _binned(np.asarray(values, dtype="float64"), np.asarray(edges, dtype="float64"))[0]
+
+
+def _moments(finite: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean and central moment sums M2, M3, M4 of finite values (two passes, block by block)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # |values| near 1e308 overflow to inf
+        mean = float(finite.mean())
+        m2 = m3 = m4 = 0.0
+        buffers = np.empty((3, min(BLOCK, finite.size)))
+        for start in range(0, finite.size, BLOCK):
+            block = finite[start : start + BLOCK]
+            c, sq, product = buffers[:, : block.size]
+            np.subtract(block, mean, out=c)
+            np.multiply(c, c, out=sq)
+            m2 += float(sq.sum())
+            m3 += float(np.multiply(sq, c, out=product).sum())
+            m4 += float(np.multiply(sq, sq, out=product).sum())
+    return mean, m2, m3, m4
 
 
 def longest_run(values: np.ndarray) -> int:
@@ -500,13 +606,7 @@ def profile_column(
         top_k=top_k,
     )
     if finite.size:
-        with np.errstate(over="ignore", invalid="ignore"):  # |values| near 1e308 overflow to inf
-            mean = float(finite.mean())
-            centred = finite - mean
-            square = centred * centred
-            m2 = float(square.sum())
-            m3 = float((square * centred).sum())
-            m4 = float((square * square).sum())
+        mean, m2, m3, m4 = _moments(finite)
         profile = replace(
             profile,
             min=float(finite.min()),
@@ -527,10 +627,7 @@ def profile_column(
     edges = np.asarray(edges, dtype="float64")
     if edges.size == 0:
         return replace(profile, edges=(), hist=(), sums=())
-    index = _bin_index(finite, edges)
-    counts = np.bincount(index, minlength=edges.size + 1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        sums = np.bincount(index, weights=finite, minlength=edges.size + 1)
+    counts, sums = _binned(finite, edges)
     return replace(
         profile,
         edges=tuple(edges.tolist()),
