@@ -3,17 +3,29 @@
 Run: ``.venv/bin/python bench/tinyml.py`` (needs ``cc``; flash and RAM need ``arm-none-eabi-gcc``).
 Data: ELEC2 (train rows 17,424-27,423, after the Victorian fill values; check on the next 10,000)
 and HAPT sensor windows (2.56 s, 18 features, activities 1-6, from the first 200,000 samples).
+
+``.venv/bin/python bench/tinyml.py stages`` times each step of one gate check of the demo's model
+(HistGradientBoosting, 100 iterations, on a four-week ELEC2 window; 269 held-out rows), as
+``retrainer demo`` runs it once per gated challenger.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
@@ -25,12 +37,14 @@ from sklearn.tree import DecisionTreeClassifier
 from retrainer.deploy.tinyml import (
     DeployTarget,
     check_parity,
+    check_target,
     export_c,
     export_c_emlearn,
     measure_footprint,
     measure_latency,
     quantize_mlp,
 )
+from retrainer.deploy.tinyml.footprint import compile_for_target
 
 TARGET = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
 AXES = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
@@ -39,6 +53,9 @@ MODELS = {
     "DecisionTree(full)": lambda: DecisionTreeClassifier(random_state=0),
     "RandomForest(20, depth 10)": lambda: RandomForestClassifier(20, max_depth=10, random_state=0),
     "ExtraTrees(20, depth 10)": lambda: ExtraTreesClassifier(20, max_depth=10, random_state=0),
+    "HistGradientBoosting(100)": lambda: HistGradientBoostingClassifier(
+        max_iter=100, random_state=0
+    ),
     "GaussianNB": GaussianNB,
     "Scaler+LogisticRegression": lambda: make_pipeline(
         StandardScaler(), LogisticRegression(max_iter=1000)
@@ -134,6 +151,57 @@ def main() -> None:
     print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
 
 
+def stages(repeats: int = 7) -> None:
+    """Seconds per step of one target check of the demo's model: first call, then the median."""
+    from threadpoolctl import threadpool_limits
+
+    df = pd.read_csv(os.environ.get("RETRAINER_SHARED_DATA", "/work/shared/data") + "/elec2.csv")
+    features = [f"feat_{i}" for i in range(1, 7)]
+    window = df.iloc[20_000:21_344]
+    train, holdout = window.iloc[:-269], window.iloc[-269:]
+    X, y = holdout[features], holdout["target"]
+    target = DeployTarget("cortex-m4f", 256, 64, max_latency_ms=10, min_agreement=0.99)
+    threadpool_limits(1)  # as the demo's trainer (threads: 1)
+    model = HistGradientBoostingClassifier(max_iter=100, random_state=0)
+    model.fit(train[features], train["target"])
+    times: dict[str, list[float]] = {}
+
+    def timed(step: str, run, *args, **kwargs):
+        start = time.perf_counter()
+        value = run(*args, **kwargs)
+        times.setdefault(step, []).append(time.perf_counter() - start)
+        return value
+
+    board = f"board: link + QEMU ({min(len(X), target.board_rows)} rows)"
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            export = timed("export to C", export_c, model)
+            expected = timed("Python predict", model.predict, X)
+            timed(f"host compile + parity ({len(X)} rows)", check_parity, export, X, expected)
+            obj = timed("cross-compile model (once)", compile_for_target, export, target, work)
+            timed("footprint: link + size", measure_footprint, export, target, model_object=obj)
+            timed(board, measure_latency, export, target, X, expected, model_object=obj)
+            report = timed(
+                "check_target (all; host beside cross)", check_target, model, target, X, y
+            )
+    assert report.passed, report.reasons
+    table = pd.DataFrame(
+        [
+            {"step": step, "first s": f"{t[0]:.3f}", "median s": f"{statistics.median(t[1:]):.3f}"}
+            for step, t in times.items()
+        ]
+    )
+    print(f"one gate check, {report.model_type}, {target.name}; {repeats} runs, nice'd machine")
+    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+    fp, lat, parity = report.footprint, report.latency, report.parity
+    print(
+        f"agreement host {parity.agreement:.4f} of {parity.n}, board {lat.agreement:.4f} of "
+        f"{lat.n}; flash {fp.flash_bytes} B, RAM {fp.ram_bytes} B, "
+        f"{lat.instructions_per_prediction:.0f} instructions = {lat.estimated_ms:.3f} ms"
+    )
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
@@ -143,4 +211,4 @@ def _has_tabulate() -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    stages() if sys.argv[1:] == ["stages"] else main()

@@ -55,15 +55,15 @@ def test_without_the_cross_compiler_the_gate_fails_and_says_so(make_project, ele
 
 def test_an_unexportable_model_fails_the_gate(make_project, elec):
     trainer = {
-        "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-        "params": {"max_iter": 5},
+        "estimator": "sklearn.neighbors.KNeighborsClassifier",
+        "params": {"n_neighbors": 5},
         "min_rows": 200,
     }
     project = make_project(deploy_targets=targets(256), trainer=trainer)
     project.ingest(elec.iloc[:1344], key="history")
     report = project.cycle()
     assert report.run["status"] == "rejected"
-    assert "HistGradientBoostingClassifier" in report.run["message"]
+    assert "cannot export KNeighborsClassifier" in report.run["message"]
 
 
 @needs_arm

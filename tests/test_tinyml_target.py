@@ -52,6 +52,10 @@ def test_target_from_project_file_entry():
         DeployTarget("x", 256, 64, min_agreement=1.5)
     with pytest.raises(ConfigError, match="cpu"):
         DeployTarget("x", 256, 64, cpu="cortex-m4; rm -rf /")
+    assert target.board_rows == 500
+    for rows in (0, 2.5, True):
+        with pytest.raises(ConfigError, match="board_rows"):
+            DeployTarget("x", 256, 64, board_rows=rows)
 
 
 @needs_cross
@@ -91,7 +95,7 @@ def test_latency_budget_is_measured_on_the_emulated_board(elec2):
         target = DeployTarget("m4", flash_kb=256, ram_kb=64, max_latency_ms=10)
         report = check_target(tree, target, X_recent, y_recent)
         assert report.passed, report.reasons
-        assert report.latency.board == "mps2-an386" and report.latency.n == 2000
+        assert report.latency.board == "mps2-an386" and report.latency.n == target.board_rows == 500
         assert report.latency.agreement == 1.0
         counts[depth] = report.latency.instructions_per_prediction
     # A tree walk costs a handful of instructions per level: deeper trees cost more.

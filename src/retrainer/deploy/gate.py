@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrainer.data.schema import Schema
 from retrainer.deploy.tinyml import DeployTarget, TargetReport, check_target, write_bundle
+from retrainer.deploy.tinyml.telemetry import TelemetryLayout
+from retrainer.errors import DataError
+from retrainer.profile.batch import BatchProfile
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,38 @@ def check_targets(
     )
 
 
-def write_bundles(outcome: TargetsOutcome, directory: Path, version: int) -> dict[str, str]:
-    """Write one deploy bundle per passed target; returns target -> bundle folder."""
-    return {
-        name: str(write_bundle(report, directory, version=str(version)).path)
-        for name, report in outcome.reports.items()
-        if report.passed
-    }
+def write_bundles(
+    outcome: TargetsOutcome,
+    directory: Path,
+    version: int,
+    *,
+    reference: BatchProfile | dict | None = None,
+    schema: Schema | None = None,
+) -> dict[str, str]:
+    """Write one deploy bundle per passed target; returns target -> bundle folder.
+
+    With the version's ``reference`` profile (and ``schema`` for the range bounds) each bundle
+    also holds the device telemetry sketch configured from the reference's bin edges; a model
+    whose features cannot be sketched (non-numeric) is bundled without it.
+    """
+    written = {}
+    for name, report in outcome.reports.items():
+        if not report.passed:
+            continue
+        layout = None
+        if reference is not None and report.export is not None:
+            export = report.export
+            try:
+                layout = TelemetryLayout.build(
+                    reference,
+                    export.feature_names,
+                    version=version,
+                    classes=export.classes,
+                    schema=schema,
+                    name=export.name,
+                )
+            except DataError:
+                layout = None
+        bundle = write_bundle(report, directory, version=str(version), telemetry=layout)
+        written[name] = str(bundle.path)
+    return written

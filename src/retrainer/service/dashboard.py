@@ -50,6 +50,7 @@ PAGES = {
     "models": "Model versions",
     "batches": "Batches",
     "batch": "Batch",
+    "fleet": "Fleet",
 }
 CAUSE_WORDS = {
     "upstream_change": "an upstream change (a column appeared, vanished or changed type)",

@@ -257,3 +257,50 @@ class PredictionLogRow(Base):
     matched: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)  # the model version that served
     artifact: Mapped[str] = mapped_column(String(64))
+
+
+class DeviceRow(Base):
+    """A device of the fleet: what it last reported (target, model version) and when."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    target: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)  # the model version it runs
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reports: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TelemetryRow(Base):
+    """One device telemetry report: its decoded profiles and the drift checks run on them."""
+
+    __tablename__ = "telemetry_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # device:version:sequence
+    device: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(Text, default="")
+    n_rows: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[dict] = mapped_column(JSON, default=dict)
+    predictions: Mapped[dict] = mapped_column(JSON, default=dict)
+    checks: Mapped[list] = mapped_column(JSON, default=list)
+    alarms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RolloutRow(Base):
+    """A staged rollout: ``version`` offered to ``percent`` of a target's devices, ``base`` to
+    the rest (a rollback is a rollout of the previous version to every device)."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    percent: Mapped[float] = mapped_column(Float)
+    base: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(100), default="retrainer")

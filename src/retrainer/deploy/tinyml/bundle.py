@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from retrainer.deploy.tinyml.check import TargetReport
+from retrainer.deploy.tinyml.telemetry import TelemetryLayout, sketch_files
 from retrainer.errors import IntegrityError, RetrainerError
 
 MANIFEST = "manifest.json"
@@ -40,7 +41,13 @@ class Bundle:
         return {"path": str(self.path), "manifest": self.manifest}
 
 
-def write_bundle(report: TargetReport, directory: str | Path, *, version: str) -> Bundle:
+def write_bundle(
+    report: TargetReport,
+    directory: str | Path,
+    *,
+    version: str,
+    telemetry: TelemetryLayout | None = None,
+) -> Bundle:
     """Write the C files of a passed target check, a version header and a manifest atomically.
 
     The bundle directory is ``<directory>/<target>-<version>``; it is built in a temporary
@@ -56,6 +63,9 @@ def write_bundle(report: TargetReport, directory: str | Path, *, version: str) -
         Where bundles live.
     version
         The model version (letters, digits, ``._+-``; at most 64 characters).
+    telemetry
+        The version's telemetry layout: adds the device telemetry sketch
+        (``<name>_telemetry.c/.h``) and the layout under ``telemetry`` in the manifest.
 
     Examples
     --------
@@ -95,6 +105,8 @@ def write_bundle(report: TargetReport, directory: str | Path, *, version: str) -
         f'#define {upper}_TARGET "{report.target.name}"\n\n'
         f"#endif /* {upper}_VERSION_H */\n"
     )
+    if telemetry is not None:
+        files.update(sketch_files(telemetry, target=report.target.name))
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_safe(report.target.name)}-{version}"
@@ -115,6 +127,7 @@ def write_bundle(report: TargetReport, directory: str | Path, *, version: str) -
         "parity": None if report.parity is None else report.parity.to_dict(),
         "footprint": None if report.footprint is None else report.footprint.to_dict(),
         "latency": None if report.latency is None else report.latency.to_dict(),
+        "telemetry": None if telemetry is None else telemetry.to_dict(),
         "files": {
             file_name: {
                 "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from retrainer.deploy.tinyml.export import CExport, export_c
-from retrainer.deploy.tinyml.footprint import Footprint, measure_footprint
+from retrainer.deploy.tinyml.footprint import Footprint, compile_for_target, measure_footprint
 from retrainer.deploy.tinyml.latency import Latency, measure_latency
 from retrainer.deploy.tinyml.parity import ParityResult, check_parity
 from retrainer.deploy.tinyml.target import DeployTarget
@@ -76,6 +78,10 @@ def check_target(
 ) -> TargetReport:
     """Export ``model`` to C; check parity on ``X`` (accuracy on ``y``), footprint and latency.
 
+    The model is cross-compiled once: the footprint image and the emulated board link the same
+    object, and the host parity build runs alongside the cross builds. The board runs the first
+    ``target.board_rows`` rows; the host runs all of them.
+
     Parameters
     ----------
     model
@@ -87,8 +93,8 @@ def check_target(
     name, feature_names
         Passed to :func:`export_c`.
     workdir
-        Directory to keep the builds in (``parity/``, ``footprint/``, ``latency/``); default
-        temporary.
+        Directory to keep the builds in (``parity/``, ``cross/``, ``footprint/``,
+        ``latency/``); default temporary.
 
     Examples
     --------
@@ -106,21 +112,59 @@ def check_target(
         export = export_c(model, name=name, feature_names=feature_names)
     except RetrainerError as exc:
         return TargetReport(target, model_type, False, (f"export: {exc}",))
-    work = None if workdir is None else Path(workdir)
-    reasons: list[str] = []
-    parity = footprint = latency = None
     python_predictions = model.predict(X)
-    try:
-        parity = check_parity(export, X, python_predictions, y=y, workdir=_sub(work, "parity"))
-    except RetrainerError as exc:
-        reasons.append(f"parity: {exc}")
+    if workdir is not None:
+        return _check(export, target, X, y, python_predictions, Path(workdir))
+    with tempfile.TemporaryDirectory(prefix="retrainer-target-") as tmp:
+        return _check(export, target, X, y, python_predictions, Path(tmp))
+
+
+def _check(
+    export: CExport, target: DeployTarget, X: Any, y: Any, python_predictions: Any, work: Path
+) -> TargetReport:
+    reasons: list[str] = []
+    with ThreadPoolExecutor(max_workers=1) as host:
+        parity_run = host.submit(
+            check_parity, export, X, python_predictions, y=y, workdir=work / "parity"
+        )
+        footprint, latency, cross_reasons = _cross(export, target, X, python_predictions, work)
+        parity = None
+        try:
+            parity = parity_run.result()
+        except RetrainerError as exc:
+            reasons.append(f"parity: {exc}")
     if parity is not None and parity.agreement < target.min_agreement:
         reasons.append(
             f"parity: C agrees with Python on {parity.agreement:.4f} of {parity.n} rows "
             f"< min_agreement {target.min_agreement} ({parity.n_disagreements} differ)"
         )
+    reasons += cross_reasons
+    return TargetReport(
+        target=target,
+        model_type=export.model_type,
+        passed=not reasons,
+        reasons=tuple(reasons),
+        parity=parity,
+        footprint=footprint,
+        latency=latency,
+        export=export,
+    )
+
+
+def _cross(
+    export: CExport, target: DeployTarget, X: Any, python_predictions: Any, work: Path
+) -> tuple[Footprint | None, Latency | None, list[str]]:
+    """Footprint and board run from one cross-compiled object; the reasons they fail."""
+    reasons: list[str] = []
+    footprint = latency = None
     try:
-        footprint = measure_footprint(export, target, workdir=_sub(work, "footprint"))
+        model_object = compile_for_target(export, target, work / "cross")
+    except RetrainerError as exc:
+        return None, None, [f"footprint: {exc}"]
+    try:
+        footprint = measure_footprint(
+            export, target, workdir=work / "footprint", model_object=model_object
+        )
     except RetrainerError as exc:
         reasons.append(f"footprint: {exc}")
     if footprint is not None and not footprint.measured:
@@ -129,7 +173,12 @@ def check_target(
         reasons.append(f"footprint: {footprint.reason}")
     try:
         latency = measure_latency(
-            export, target, X, python_predictions, workdir=_sub(work, "latency")
+            export,
+            target,
+            X,
+            python_predictions,
+            workdir=work / "latency",
+            model_object=model_object,
         )
     except RetrainerError as exc:
         reasons.append(f"latency: {exc}")
@@ -145,17 +194,4 @@ def check_target(
         reasons.append(
             f"latency: budget {target.max_latency_ms} ms not measured ({latency.reason})"
         )
-    return TargetReport(
-        target=target,
-        model_type=export.model_type,
-        passed=not reasons,
-        reasons=tuple(reasons),
-        parity=parity,
-        footprint=footprint,
-        latency=latency,
-        export=export,
-    )
-
-
-def _sub(work: Path | None, name: str) -> Path | None:
-    return None if work is None else work / name
+    return footprint, latency, reasons

@@ -9,7 +9,9 @@ a 20-tree forest exported with emlearn's defaults agrees on 23 % of ELEC2 and 21
 
 - float features, and tree thresholds chosen as the largest float32 that scikit-learn sends left,
   so that ``x <= c`` in float is exactly scikit-learn's ``float32(scale(x)) <= t`` (it compares
-  float32 features with float64 thresholds), with any scaling folded into ``c``;
+  float32 features with float64 thresholds), with any scaling folded into ``c``; for gradient
+  boosting, which compares float64 inputs, ``c`` is the float32 nearest the threshold, so that
+  inputs equal to it (most of the close calls) go left as in scikit-learn;
 - every other constant printed as the float32 it becomes (``%.9g`` round-trips a float32);
 - soft voting in forests (mean of leaf class shares, first maximum wins, as ``numpy.argmax``);
 - the feature scaling of a ``Pipeline`` either folded into the tree thresholds or computed in C with
@@ -36,6 +38,8 @@ from sklearn.base import is_classifier
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -183,6 +187,8 @@ def export_c(
     """Generate C for a fitted scikit-learn model (optionally behind scalers in a ``Pipeline``).
 
     Supported: ``DecisionTree``/``RandomForest``/``ExtraTrees`` classifiers and regressors,
+    ``HistGradientBoosting`` classifiers and regressors (numeric splits; missing values follow
+    the learned side),
     ``GaussianNB``, linear classifiers and regressors (``LogisticRegression``, ``LinearSVC``,
     ``RidgeClassifier``, ``SGDClassifier``, ``Perceptron``, ``LinearRegression``, ``Ridge``,
     ``Lasso``, ``ElasticNet``, ``SGDRegressor``, ``LinearSVR``), ``MLPClassifier`` and
@@ -221,6 +227,9 @@ def export_c(
 
     if isinstance(estimator, _TREES + _FORESTS):
         declarations, body = _trees_c(name, estimator, classification, scaling)
+        scaling = []
+    elif isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        declarations, body = _boosting_c(name, estimator, classification, scaling)
         scaling = []
     elif isinstance(estimator, GaussianNB):
         declarations, body = _gaussian_nb_c(name, estimator)
@@ -385,25 +394,35 @@ def _check_identifier(name: str) -> None:
 
 
 def _raw_thresholds(
-    ops: list[tuple[str, Any]], thresholds: np.ndarray, features: np.ndarray
+    ops: list[tuple[str, Any]],
+    thresholds: np.ndarray,
+    features: np.ndarray,
+    *,
+    float32_split: bool = True,
 ) -> np.ndarray:
     """float32 thresholds on raw features that reproduce scikit-learn's split of float64 inputs.
 
-    scikit-learn sends a row left when ``float32(scale(x)) <= t``, which is monotone in ``x``: the
-    left side is ``x <= R`` for one float64 ``R``. A bisection over all float64 values (as ordered
-    integers) finds ``R``; the C test is ``x32 <= float32(R)``, which agrees with scikit-learn for
-    every float32 input and for every float64 input not within half a float32 step of ``R``.
-    Without scaling this is the largest float32 not above ``t``, and exact. With scaling, two
-    float64 inputs that round to the same float32 can fall on different sides (scikit-learn scales
-    in float64 and may split between two values equal to 7 digits); a float32 device cannot tell
-    them apart, and the parity check counts such rows.
+    scikit-learn's decision trees send a row left when ``float32(scale(x)) <= t``
+    (``float32_split``); its histogram gradient boosting compares in float64, ``scale(x) <= t``.
+    Either test is monotone in ``x``: the left side is ``x <= R`` for one float64 ``R``. A
+    bisection over all float64 values (as ordered integers) finds ``R``; the C test is
+    ``x32 <= float32(R)``, which agrees with scikit-learn for every float32 input and for every
+    float64 input not within half a float32 step of ``R``.
+    For trees without scaling this is the largest float32 not above ``t``, and exact. Otherwise
+    two float64 inputs that round to the same float32 can fall on different sides, and a float32
+    device cannot tell them apart; ``float32(R)`` rounds to nearest, so that an input equal to
+    ``R`` goes left. That is the common case in boosting: its thresholds are often training
+    values themselves (bin edges at quantiles), and many rows sit exactly on them. The parity
+    check counts the remaining rows (inputs within half a float32 step above ``R``).
     """
     t = np.asarray(thresholds, dtype=np.float64)
 
     def left(key: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            scaled = apply_ops(ops, _from_key(key), features).astype(np.float32)
-        return scaled.astype(np.float64) <= t
+            scaled = apply_ops(ops, _from_key(key), features)
+            if float32_split:
+                scaled = scaled.astype(np.float32).astype(np.float64)
+        return scaled <= t
 
     limit = int(_key(np.asarray([np.finfo(np.float64).max]))[0])
     lo = np.full(t.shape, -limit, dtype=np.int64)
@@ -661,6 +680,109 @@ def _trees_c(
         f"    return sum / {_f32(len(trees))};\n"
     )
     return "\n".join(decls), body
+
+
+def _boosting_c(
+    name: str, estimator: Any, classification: bool, scaling: list[tuple[str, Any]]
+) -> tuple[str, str]:
+    """Gradient-boosted trees: the baseline plus one tree per class and iteration, then the link.
+
+    scikit-learn compares the float64 input with ``num_threshold`` and sends NaN to the side
+    learned in training; the C does the same with a per-node ``nan_left`` flag and float32
+    thresholds from :func:`_raw_thresholds` rounded to nearest, so that the many inputs equal to
+    a threshold (boosting's bin edges are training values) still go left. A binary classifier
+    predicts class 1 when the raw score is above 0 (a probability above 0.5), a multiclass one
+    the first largest raw score, a regressor the inverse link of the raw score.
+    """
+    per_iteration = int(estimator.n_trees_per_iteration_)
+    trees = [tree for iteration in estimator._predictors for tree in iteration]
+    link = type(estimator._loss.link).__name__
+    if not classification and link not in ("IdentityLink", "LogLink"):
+        raise RetrainerError(f"cannot export a {type(estimator).__name__} with a {link} to C")
+    features: list[int] = []
+    thresholds: list[float] = []
+    nan_left: list[int] = []
+    lefts: list[int] = []
+    rights: list[int] = []
+    roots: list[int] = []
+    leaves: list[float] = []
+    for tree in trees:
+        nodes = tree.nodes
+        if np.any(nodes["is_categorical"][~nodes["is_leaf"].astype(bool)]):
+            raise RetrainerError(
+                f"cannot export a {type(estimator).__name__} with categorical splits to C"
+            )
+        leaf = nodes["is_leaf"].astype(bool)
+        inner = np.flatnonzero(~leaf)
+        node_index = np.full(len(nodes), -1, dtype=np.int64)
+        node_index[inner] = len(features) + np.arange(len(inner))
+        leaf_index = np.full(len(nodes), -1, dtype=np.int64)
+        leaf_nodes = np.flatnonzero(leaf)
+        leaf_index[leaf_nodes] = len(leaves) + np.arange(len(leaf_nodes))
+        leaves += [float(v) for v in nodes["value"][leaf_nodes]]
+
+        def child(node: int, node_index=node_index, leaf_index=leaf_index) -> int:
+            return int(node_index[node]) if node_index[node] >= 0 else -int(leaf_index[node]) - 1
+
+        for node in inner:
+            features.append(int(nodes["feature_idx"][node]))
+            thresholds.append(float(nodes["num_threshold"][node]))
+            nan_left.append(int(nodes["missing_go_to_left"][node]))
+            lefts.append(child(int(nodes["left"][node])))
+            rights.append(child(int(nodes["right"][node])))
+        roots.append(child(0))
+    thresholds = list(
+        _raw_thresholds(
+            scaling,
+            np.asarray(thresholds),
+            np.asarray(features, dtype=np.intp),
+            float32_split=False,
+        )
+    )
+    child_type = _int_type(max(len(features), len(leaves) + 1))
+    feature_type = "uint8_t" if estimator.n_features_in_ <= 255 else "uint16_t"
+    baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()
+    decls = "\n".join(
+        [
+            f"/* {len(trees)} trees ({per_iteration} per iteration), {len(features)} decision "
+            f"nodes, {len(leaves)} leaves;",
+            " * a child >= 0 is a node, a child < 0 is leaf -(child + 1). */",
+            _array(feature_type, f"{name}_feature", features or [0], per_line=16),
+            _array("float", f"{name}_threshold", thresholds or [0.0]),
+            _array("uint8_t", f"{name}_nan_left", nan_left or [0], per_line=16),
+            _array(child_type, f"{name}_left", lefts or [0], per_line=16),
+            _array(child_type, f"{name}_right", rights or [0], per_line=16),
+            _array(child_type, f"{name}_root", roots, per_line=16),
+            _array("float", f"{name}_leaf", leaves),
+            _array("float", f"{name}_baseline", baseline),
+        ]
+    )
+    pad = "        "
+    walk = (
+        f"{pad}int32_t n = {name}_root[t];\n"
+        f"{pad}while (n >= 0) {{\n"
+        f"{pad}    float v = x[{name}_feature[n]];\n"
+        f"{pad}    int left = isnan(v) ? {name}_nan_left[n] : v <= {name}_threshold[n];\n"
+        f"{pad}    n = left ? {name}_left[n] : {name}_right[n];\n"
+        f"{pad}}}\n"
+    )
+    body = (
+        f"    float raw[{per_iteration}];\n"
+        f"    for (int32_t k = 0; k < {per_iteration}; k++) {{\n"
+        f"        raw[k] = {name}_baseline[k];\n    }}\n"
+        f"    for (int32_t t = 0; t < {len(trees)}; t++) {{\n"
+        f"{walk}"
+        f"        raw[t % {per_iteration}] += {name}_leaf[-n - 1];\n    }}\n"
+    )
+    if classification and per_iteration == 1:
+        body += "    return raw[0] > 0.0f ? 1 : 0;\n"
+    elif classification:
+        body += f"    return {name}_argmax(raw, {per_iteration});\n"
+    elif link == "LogLink":
+        body += "    return expf(raw[0]);\n"
+    else:
+        body += "    return raw[0];\n"
+    return decls, body
 
 
 def _walk_c(name: str, tree: str, depth: int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import functools
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,19 +10,13 @@ from typing import Any
 
 from retrainer.deploy.tinyml.export import CExport
 from retrainer.deploy.tinyml.target import DeployTarget
-from retrainer.deploy.tinyml.toolchain import C_FLAGS, find_tool, run_tool
+from retrainer.deploy.tinyml.toolchain import C_FLAGS, cached_object, find_tool, run_tool
 
 CROSS_CC = "arm-none-eabi-gcc"
 CROSS_SIZE = "arm-none-eabi-size"
-_LINK_FLAGS = (
-    "-Os",
-    "-ffunction-sections",
-    "-fdata-sections",
-    "-fstack-usage",
-    "-Wl,--gc-sections",
-    "--specs=nano.specs",
-    "--specs=nosys.specs",
-)
+_SPECS = ("--specs=nano.specs", "--specs=nosys.specs")
+_OBJECT_FLAGS = ("-Os", "-ffunction-sections", "-fdata-sections", "-fstack-usage", *_SPECS)
+_LINK_FLAGS = ("-Wl,--gc-sections", *_SPECS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,11 @@ class Footprint:
 
 
 def measure_footprint(
-    export: CExport, target: DeployTarget, *, workdir: str | Path | None = None
+    export: CExport,
+    target: DeployTarget,
+    *,
+    workdir: str | Path | None = None,
+    model_object: Path | None = None,
 ) -> Footprint:
     """Cross-compile ``export`` with a minimal ``main`` for ``target`` and compare with its budget.
 
@@ -100,6 +98,9 @@ def measure_footprint(
         The deploy target (cpu, float ABI, fpu, budgets).
     workdir
         Directory for the build (kept); default a temporary directory that is removed.
+    model_object
+        The model already compiled by :func:`compile_for_target` (its ``.su`` file next to it);
+        default: compile it here.
 
     Examples
     --------
@@ -126,43 +127,82 @@ def measure_footprint(
             **budgets,
         )
     if workdir is not None:
-        return _measure(export, target, Path(workdir), compiler, size_tool, budgets)
+        return _measure(export, target, Path(workdir), model_object, compiler, size_tool, budgets)
     with tempfile.TemporaryDirectory(prefix="retrainer-footprint-") as tmp:
-        return _measure(export, target, Path(tmp), compiler, size_tool, budgets)
+        return _measure(export, target, Path(tmp), model_object, compiler, size_tool, budgets)
+
+
+def compile_for_target(
+    export: CExport, target: DeployTarget, workdir: str | Path, *, compiler: str | None = None
+) -> Path | None:
+    """Cross-compile the model alone to ``<workdir>/<name>.o`` (``-Os``, stack usage next to it).
+
+    The footprint image and the emulated board's firmware link this one object, so what is
+    measured and what runs on the board are the same machine code. Returns None when
+    ``arm-none-eabi-gcc`` is not installed.
+
+    Parameters
+    ----------
+    export
+        The C export of the model.
+    target
+        The deploy target (its ``-mcpu``, float ABI and fpu).
+    workdir
+        Directory for the sources, the object and its ``.su`` file.
+    compiler
+        The cross-compiler (default: ``arm-none-eabi-gcc`` on ``PATH``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from retrainer.deploy.tinyml.export import export_c
+    >>> export = export_c(DecisionTreeClassifier().fit([[0.0], [1.0]], [0, 1]))
+    >>> obj = compile_for_target(export, DeployTarget("m4", 256, 64), tempfile.mkdtemp())
+    >>> obj is None or obj.name == "model.o"
+    True
+    """
+    compiler = compiler or find_tool(CROSS_CC)
+    if compiler is None:
+        return None
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    export.write(work)
+    includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
+    run_tool(
+        [compiler, *target.compiler_flags(), *C_FLAGS, *_OBJECT_FLAGS, *includes]
+        + ["-c", "-o", f"{export.name}.o", f"{export.name}.c"],
+        cwd=work,
+        what=f"cross-compile of {export.name} for {target.name}",
+    )
+    return (work / f"{export.name}.o").resolve()
 
 
 def _measure(
     export: CExport,
     target: DeployTarget,
     work: Path,
+    model_object: Path | None,
     compiler: str,
     size_tool: str,
     budgets: dict[str, Any],
 ) -> Footprint:
     work.mkdir(parents=True, exist_ok=True)
-    export.write(work)
-    (work / "firmware-main.c").write_text(_main(export, with_model=True), encoding="utf-8")
-    (work / "baseline-main.c").write_text(_main(export, with_model=False), encoding="utf-8")
-    flags = [*target.compiler_flags(), *C_FLAGS, *_LINK_FLAGS]
-    includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
+    model_object = model_object or compile_for_target(export, target, work, compiler=compiler)
+    model_object = Path(model_object).resolve()
     what = f"cross-compile of {export.name} for {target.name}"
+    main = _main_object(compiler, target, export, with_model=True)
     run_tool(
-        [compiler, *flags, *includes, "-o", "firmware.elf", "firmware-main.c", f"{export.name}.c"]
-        + ["-lm"],
-        cwd=work,
-        what=what,
-    )
-    run_tool(
-        [compiler, *flags, *includes, "-o", "baseline.elf", "baseline-main.c", "-lm"],
+        [compiler, *target.compiler_flags(), *_LINK_FLAGS, "-o", "firmware.elf", main]
+        + [model_object, "-lm"],
         cwd=work,
         what=what,
     )
     text, data, bss = _sizes(run_tool([size_tool, "firmware.elf"], cwd=work, what=what))
-    base_text, base_data, base_bss = _sizes(
-        run_tool([size_tool, "baseline.elf"], cwd=work, what=what)
+    base_text, base_data, base_bss, base_stack = _baseline(
+        compiler, size_tool, target, export.n_features, export.task
     )
-    stack = _stack_bytes(work, ("firmware-main", export.name))
-    base_stack = _stack_bytes(work, ("baseline-main",))
+    stack = _stack_bytes(main) + _stack_bytes(model_object)
     flash = text + data
     ram = data + bss + stack
     flash_over = flash - target.flash_bytes
@@ -178,7 +218,6 @@ def _measure(
             f"RAM {ram} B > budget {target.ram_bytes} B ({ram_over} B over, "
             f"{ram_over / 1024:.1f} KiB)"
         )
-    version = run_tool([compiler, "--version"], cwd=work, what=what).splitlines()[0]
     return Footprint(
         measured=True,
         flash_bytes=flash,
@@ -188,9 +227,47 @@ def _measure(
         model_ram_bytes=ram - (base_data + base_bss + base_stack),
         fits=not problems,
         reason="; ".join(problems),
-        compiler=f"{version} {' '.join(target.compiler_flags())} -Os",
+        compiler=f"{_version(compiler)} {' '.join(target.compiler_flags())} -Os",
         **budgets,
     )
+
+
+def _main_object(compiler: str, target: DeployTarget, export: CExport, *, with_model: bool) -> Path:
+    """The minimal firmware ``main`` compiled once per interface (cached by its text)."""
+    files = {"firmware-main.c": _main(export, with_model=with_model)}
+    if with_model:
+        files[f"{export.name}.h"] = export.header
+    return cached_object(
+        compiler,
+        [*target.compiler_flags(), *C_FLAGS, *_OBJECT_FLAGS],
+        files,
+        "firmware-main.c",
+        what=f"cross-compile of the firmware main for {target.name}",
+    )
+
+
+@functools.cache
+def _baseline(
+    compiler: str, size_tool: str, target: DeployTarget, n_features: int, task: str
+) -> tuple[int, int, int, int]:
+    """text, data, bss and stack of the same image without the model (once per interface)."""
+    stub = CExport("model", "none", task, n_features, (), "", "", ())
+    main = _main_object(compiler, target, stub, with_model=False)
+    with tempfile.TemporaryDirectory(prefix="retrainer-footprint-") as tmp:
+        work = Path(tmp)
+        what = f"cross-compile of an empty firmware for {target.name}"
+        run_tool(
+            [compiler, *target.compiler_flags(), *_LINK_FLAGS, "-o", "baseline.elf", main, "-lm"],
+            cwd=work,
+            what=what,
+        )
+        sizes = _sizes(run_tool([size_tool, "baseline.elf"], cwd=work, what=what))
+    return (*sizes, _stack_bytes(main))
+
+
+@functools.cache
+def _version(compiler: str) -> str:
+    return run_tool([compiler, "--version"], cwd=Path("."), what="compiler version").splitlines()[0]
 
 
 def _sizes(berkeley: str) -> tuple[int, int, int]:
@@ -202,16 +279,13 @@ def _sizes(berkeley: str) -> tuple[int, int, int]:
     raise ValueError(f"cannot read sizes from arm-none-eabi-size output: {berkeley!r}")
 
 
-def _stack_bytes(work: Path, stems: tuple[str, ...]) -> int:
-    """Sum of the stack frames in the ``.su`` files of the given sources (``-fstack-usage``)."""
+def _stack_bytes(obj: Path) -> int:
+    """Sum of the stack frames in the ``.su`` file next to ``obj`` (``-fstack-usage``)."""
     total = 0
-    for su in work.glob("*.su"):
-        if not any(re.fullmatch(rf"(.*-)?{re.escape(stem)}\.su", su.name) for stem in stems):
-            continue
-        for line in su.read_text(encoding="utf-8").splitlines():
-            fields = line.split("\t")
-            if len(fields) >= 2 and fields[1].strip().isdigit():
-                total += int(fields[1])
+    for line in obj.with_suffix(".su").read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2 and fields[1].strip().isdigit():
+            total += int(fields[1])
     return total
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from retrainer.deploy.tinyml.export import CExport
-from retrainer.deploy.tinyml.footprint import CROSS_CC
+from retrainer.deploy.tinyml.footprint import CROSS_CC, compile_for_target
 from retrainer.deploy.tinyml.parity import compare_outputs, feature_matrix
 from retrainer.deploy.tinyml.target import DeployTarget
-from retrainer.deploy.tinyml.toolchain import C_FLAGS, find_tool, run_tool
+from retrainer.deploy.tinyml.toolchain import C_FLAGS, cached_object, find_tool, run_tool
 
 QEMU = "qemu-system-arm"
 # MPS2 boards with RAM at 0x0 and 0x20000000; ARMv6-M code runs unchanged on the Cortex-M3 board.
@@ -61,7 +61,7 @@ class Latency:
     board
         The QEMU machine used.
     n
-        Rows predicted on the board.
+        Rows predicted on the board (at most ``target.board_rows``).
     instructions_per_prediction
         Mean instructions per call of the model (the call and two timer reads included).
     estimated_ms
@@ -98,8 +98,9 @@ def measure_latency(
     X: Any,
     python_predictions: Any,
     *,
-    max_rows: int = 2000,
+    max_rows: int | None = None,
     workdir: str | Path | None = None,
+    model_object: Path | None = None,
 ) -> Latency:
     """Run ``export`` on QEMU's MPS2 board for ``target.cpu`` over the first ``max_rows`` of ``X``.
 
@@ -112,9 +113,12 @@ def measure_latency(
     X, python_predictions
         Rows and the Python model's predictions for them.
     max_rows
-        Rows to run on the board.
+        Rows to run on the board (default ``target.board_rows``).
     workdir
         Directory for the build (kept); default a temporary directory that is removed.
+    model_object
+        The model already compiled by
+        :func:`~retrainer.deploy.tinyml.footprint.compile_for_target`; default: compile it here.
 
     Examples
     --------
@@ -140,12 +144,16 @@ def measure_latency(
             "and qemu-system-arm",
             **base,
         )
-    features = feature_matrix(export, X)[:max_rows]
-    expected = np.asarray(python_predictions)[:max_rows]
+    rows = target.board_rows if max_rows is None else max_rows
+    features = feature_matrix(export, X)[:rows]
+    expected = np.asarray(python_predictions)[:rows]
+    tools = (compiler, qemu)
     if workdir is not None:
-        return _measure(export, target, board, features, expected, Path(workdir), compiler, qemu)
+        work = Path(workdir)
+        return _measure(export, target, board, features, expected, work, model_object, tools)
     with tempfile.TemporaryDirectory(prefix="retrainer-latency-") as tmp:
-        return _measure(export, target, board, features, expected, Path(tmp), compiler, qemu)
+        work = Path(tmp)
+        return _measure(export, target, board, features, expected, work, model_object, tools)
 
 
 def _measure(
@@ -155,19 +163,26 @@ def _measure(
     features: np.ndarray,
     expected: np.ndarray,
     work: Path,
-    compiler: str,
-    qemu: str,
+    model_object: Path | None,
+    tools: tuple[str, str],
 ) -> Latency:
+    compiler, qemu = tools
     work.mkdir(parents=True, exist_ok=True)
-    export.write(work)
-    (work / "board-main.c").write_text(_firmware(export), encoding="utf-8")
-    (work / "board.ld").write_text(_LINKER_SCRIPT, encoding="utf-8")
-    includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
+    model_object = model_object or compile_for_target(export, target, work, compiler=compiler)
+    model_object = Path(model_object).resolve()
     what = f"emulated run of {export.name} on {board}"
+    main = cached_object(
+        compiler,
+        [*target.compiler_flags(), *C_FLAGS, "-Os"],
+        {"board-main.c": _firmware(export), f"{export.name}.h": export.header},
+        "board-main.c",
+        what=what,
+    )
+    (work / "board.ld").write_text(_LINKER_SCRIPT, encoding="utf-8")
     run_tool(
-        [compiler, *target.compiler_flags(), *C_FLAGS, "-Os", "-nostartfiles"]
-        + ["--specs=nano.specs", "--specs=nosys.specs", "-T", "board.ld", *includes]
-        + ["-o", "board.elf", "board-main.c", f"{export.name}.c", "-lm"],
+        [compiler, *target.compiler_flags(), "-nostartfiles", "--specs=nano.specs"]
+        + ["--specs=nosys.specs", "-T", "board.ld", "-o", "board.elf", main]
+        + [model_object, "-lm"],
         cwd=work,
         what=what,
     )

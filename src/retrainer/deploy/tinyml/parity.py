@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from retrainer.deploy.tinyml.export import CExport
-from retrainer.deploy.tinyml.toolchain import C_FLAGS, find_tool, run_tool
+from retrainer.deploy.tinyml.toolchain import C_FLAGS, cached_object, find_tool, run_tool
 from retrainer.errors import DataError, RetrainerError
 
 # A regression prediction "agrees" when it is within this share of max(1, |python value|).
@@ -167,14 +167,20 @@ def _run(
     work.mkdir(parents=True, exist_ok=True)
     export.write(work)
     classification = export.task == "classification"
-    (work / "parity-main.c").write_text(_harness(export, classification), encoding="utf-8")
+    what = f"host compile of {export.name}"
+    harness = cached_object(
+        compiler,
+        ["-O2", *C_FLAGS],
+        {"parity-main.c": _harness(export, classification), f"{export.name}.h": export.header},
+        "parity-main.c",
+        what=what,
+    )
     includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
     binary = work / "parity"
     run_tool(
-        [compiler, "-O2", *C_FLAGS, *includes, "-o", binary, "parity-main.c", f"{export.name}.c"]
-        + ["-lm"],
+        [compiler, "-O2", *C_FLAGS, *includes, "-o", binary, harness, f"{export.name}.c", "-lm"],
         cwd=work,
-        what=f"host compile of {export.name}",
+        what=what,
     )
     features.tofile(work / "features.bin")
     out = run_tool(

@@ -36,6 +36,10 @@ class DeployTarget:
         Turn the instructions counted on the emulated board into milliseconds on the device:
         ``ms = instructions * cycles_per_instruction / (clock_mhz * 1000)``. The default CPI of
         1.5 is a conservative figure for a Cortex-M4 running from flash with wait states.
+    board_rows
+        At most this many of the recent rows run on the emulated board (the first ones; the
+        host parity check runs all of them). The board run checks the cross-compiled code and
+        counts instructions; a few hundred rows do that, and more only cost emulator time.
 
     Examples
     --------
@@ -56,6 +60,7 @@ class DeployTarget:
     fpu: str = "fpv4-sp-d16"
     clock_mhz: float = 64.0
     cycles_per_instruction: float = 1.5
+    board_rows: int = 500
 
     def __post_init__(self) -> None:
         problems = []
@@ -69,6 +74,11 @@ class DeployTarget:
             problems.append(
                 f"deploy_targets.{self.name}.max_latency_ms: {self.max_latency_ms!r} "
                 "is not a positive number"
+            )
+        if not (isinstance(self.board_rows, int) and _positive(self.board_rows)):
+            problems.append(
+                f"deploy_targets.{self.name}.board_rows: {self.board_rows!r} "
+                "is not a positive whole number"
             )
         if not _is_number(self.min_agreement) or not 0.0 <= self.min_agreement <= 1.0:
             problems.append(

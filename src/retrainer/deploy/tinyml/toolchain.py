@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import hashlib
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from retrainer.errors import RetrainerError
@@ -60,3 +65,60 @@ def run_tool(args: Sequence[str | os.PathLike[str]], *, cwd: Path, what: str) ->
             f"{what} failed (exit {proc.returncode}) running {' '.join(argv[:3])} ...:\n{tail}"
         )
     return proc.stdout
+
+
+def cached_object(
+    compiler: str, flags: Sequence[str], files: Mapping[str, str], source: str, *, what: str
+) -> Path:
+    """Compile ``source`` (one of ``files``, which it may include) to an object once a process.
+
+    The harnesses around a model (the host parity ``main``, the firmware ``main``s) change only
+    with the model's interface; this keeps their objects in a per-process cache keyed by the
+    compiler, the flags and the text of ``files``, so each check compiles only the model. The
+    ``-fstack-usage`` file, if the flags ask for one, lies next to the object.
+
+    Parameters
+    ----------
+    compiler
+        The compiler to run.
+    flags
+        Its flags (``-c`` and ``-o`` are added).
+    files
+        File name -> text: the source and the headers it includes.
+    source
+        The file to compile.
+    what
+        What the step does, for the error message.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> obj = cached_object("cc", ["-O2"], {"one.c": "int one(void) { return 1; }"}, "one.c",
+    ...                     what="example")
+    >>> obj.suffix, obj == cached_object("cc", ["-O2"], {"one.c": "int one(void) { return 1; }"},
+    ...                                  "one.c", what="example")
+    ('.o', True)
+    """
+    key = hashlib.sha256(
+        json.dumps([compiler, list(flags), sorted(files.items()), source]).encode("utf-8")
+    ).hexdigest()[:32]
+    folder = _cache_root() / key
+    obj = folder / f"{Path(source).stem}.o"
+    if obj.exists():
+        return obj
+    build = Path(tempfile.mkdtemp(prefix="build-", dir=_cache_root()))
+    for name, text in files.items():
+        (build / name).write_text(text, encoding="utf-8")
+    run_tool([compiler, *flags, f"-I{build}", "-c", "-o", obj.name, source], cwd=build, what=what)
+    try:
+        build.rename(folder)
+    except OSError:  # another thread built the same object first
+        shutil.rmtree(build, ignore_errors=True)
+    return obj
+
+
+@functools.cache
+def _cache_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="retrainer-cc-cache-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root

@@ -258,7 +258,50 @@
       fmt(c.statistic), fmt(c.p_value), c.alarm ? "yes" : "", (c.detail && c.detail.message) || ""])));
   }
 
-  const PAGES = { overview, performance, drift, alarms, models, batches, batch };
+  function bytes(used, budget) {
+    if (used === null || used === undefined) return "–";
+    return used.toLocaleString("en") + " B" + (budget ? " of " + budget.toLocaleString("en") : "");
+  }
+
+  async function fleet() {
+    const f = await api("/api/fleet");
+    const v = (x) => (x === null || x === undefined ? "–" : "v" + x);
+    content.append(
+      el("h2", {}, "Targets: the champion's C build"),
+      f.targets.length ? el("div", { id: "fleet-targets" }, table(["target", "version", "model",
+        "C = Python (host)", "C = Python (board)", "flash", "RAM", "ms / prediction", "bundle"],
+      f.targets.map((t) => [t.target, v(t.version), t.model,
+        fmt(t.agreement) + " of " + (t.rows || 0), t.board_rows
+          ? fmt(t.board_agreement) + " of " + t.board_rows : "–",
+        bytes(t.flash_bytes, t.flash_budget), bytes(t.ram_bytes, t.ram_budget),
+        fmt(t.ms_per_prediction, 3), t.bundle ? "yes" : "no"])))
+        : el("p", { class: "muted" }, "No champion with a deploy target yet."),
+      el("h2", {}, "Rollouts"),
+      el("div", { id: "fleet-rollouts" }, Object.keys(f.rollouts).length
+        ? table(["target", "offered", "to devices", "the others", "since", "why"],
+          Object.entries(f.rollouts).map(([target, r]) => r
+            ? [target, v(r.version), r.percent + " %", r.percent < 100 ? v(r.base) : "–",
+              when(r.at), r.reason || "–"]
+            : [target, "the champion's bundle", "100 %", "–", "–", "no rollout started"]))
+        : el("p", { class: "muted" }, "No deploy target in the project file.")),
+      el("h2", {}, "Devices"),
+      f.devices.length ? el("div", { id: "fleet-devices" }, table(["device", "target", "runs",
+        "offered", "last report", "reports", "rows"], f.devices.map((d) => [d.device, d.target,
+        v(d.version), d.offered === d.version ? v(d.offered)
+          : el("span", { class: "badge" }, v(d.offered) + " (update pending)"),
+        when(d.last_seen), d.reports, d.rows])))
+        : el("p", { class: "muted" }, "No device has sent a telemetry report yet."),
+      el("h2", {}, "Fleet drift"),
+      el("p", { class: "legend" }, "The devices' telemetry of each version, merged and checked " +
+        "against that version's training data (no rows leave the devices)."),
+      Object.keys(f.checks).length ? el("div", { id: "fleet-drift" }, table(["version", "verdict",
+        "columns tested", "alarms"], Object.entries(f.checks).map(([version, c]) => [v(version),
+        c.dataset_drift ? c.dataset_drift.message : "not tested", c.tested,
+        c.alarms.map((a) => a.name + (a.column ? ":" + a.column : "")).join(", ") || "none"])))
+        : el("p", { class: "muted" }, "No fleet data yet."));
+  }
+
+  const PAGES = { overview, performance, drift, alarms, models, batches, batch, fleet };
 
   async function render() {
     document.getElementById("login").hidden = true;
