@@ -29,10 +29,19 @@ def _emit(data: Any, as_json: bool, render) -> None:
         render(data)
 
 
-def _project(ctx: click.Context):
+def _project(ctx: click.Context, scheduler: str | None = None):
     from retrainer.project import Project
 
-    return Project.from_yaml(ctx.obj["config"])
+    project = Project.from_yaml(ctx.obj["config"])
+    if scheduler:  # --scheduler: compute on this Dask cluster, whatever compute: says
+        compute = project.config.compute.model_copy(
+            update={"backend": "dask", "scheduler": scheduler}
+        )
+        project.config = project.config.model_copy(update={"compute": compute})
+    return project
+
+
+_SCHEDULER = "Train on this running Dask scheduler (tcp://host:8786) instead of compute:."
 
 
 class _Group(click.Group):
@@ -145,22 +154,30 @@ def _render_cycle(r: dict) -> None:
 
 
 @main.command()
+@click.option("--scheduler", help=_SCHEDULER)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def cycle(ctx: click.Context, as_json: bool) -> None:
+def cycle(ctx: click.Context, scheduler: str | None, as_json: bool) -> None:
     """Run one pass: profile, checks, decision, and (retrain, gate, register) if decided."""
-    _emit(_project(ctx).cycle().to_dict(), as_json, _render_cycle)
+    _emit(_project(ctx, scheduler).cycle().to_dict(), as_json, _render_cycle)
 
 
 @main.command()
 @click.option("--interval", default=60.0, show_default=True, help="Seconds between polls.")
 @click.option("--max-cycles", type=int, default=None, help="Stop after this many cycles.")
+@click.option("--scheduler", help=_SCHEDULER)
 @click.option("--json", "as_json", is_flag=True, help="Print each cycle as JSON.")
 @click.pass_context
-def run(ctx: click.Context, interval: float, max_cycles: int | None, as_json: bool) -> None:
+def run(
+    ctx: click.Context,
+    interval: float,
+    max_cycles: int | None,
+    scheduler: str | None,
+    as_json: bool,
+) -> None:
     """Watch data.source (and data.labels) and run a cycle whenever something arrives.
     Ctrl-C stops cleanly between steps."""
-    project = _project(ctx)
+    project = _project(ctx, scheduler)
     d = project.config.data
     if not d.source:
         raise RetrainerError(
@@ -331,6 +348,110 @@ def export(ctx: click.Context, version: int, target: str, out: Path, as_json: bo
     _emit(data, as_json, lambda d: console.print(f"bundle {d['bundle']}: {', '.join(d['files'])}"))
 
 
+@main.command("ingest-telemetry")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def ingest_telemetry(ctx: click.Context, files: tuple[Path, ...], as_json: bool) -> None:
+    """Store device telemetry reports (the sketch's binary files) and check them for drift."""
+    from retrainer.deploy.fleet import ingest_telemetry as ingest_report
+
+    project = _project(ctx)
+    stored, failed = [], []
+    for path in files:
+        try:
+            stored.append(ingest_report(project, path.read_bytes(), source=str(path)).to_dict())
+        except (OSError, RetrainerError) as exc:
+            failed.append({"file": str(path), "error": str(exc)})
+
+    def render(d: dict) -> None:
+        for r in d["stored"]:
+            state = "stored" if r["new"] else "already stored"
+            alarms = ", ".join(r["alarms"]) or "no alarms"
+            console.print(
+                f"{state}: device {r['device']} ({r['target']}, version {r['version']}, "
+                f"report {r['sequence']}): {r['n_rows']} rows, {alarms}",
+                highlight=False,
+            )
+        for f in d["failed"]:
+            err_console.print(f"[bold red]error:[/] {f['file']}: {f['error']}", highlight=False)
+
+    _emit({"stored": stored, "failed": failed}, as_json, render)
+    if failed:
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("target")
+@click.argument("version", type=int, required=False)
+@click.option("--percent", type=float, default=100.0, show_default=True, help="Share of devices.")
+@click.option("--rollback", "back", is_flag=True, help="Offer the previous version to all.")
+@click.option("--reason", default="", help="Why (stored with the rollout).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def rollout(
+    ctx: click.Context,
+    target: str,
+    version: int | None,
+    percent: float,
+    back: bool,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Offer VERSION's bundle for TARGET to --percent of its devices (or --rollback)."""
+    from retrainer.deploy import fleet
+
+    project = _project(ctx)
+    if back:
+        done = fleet.rollback(project, target, reason=reason)
+    elif version is None:
+        raise RetrainerError("name the VERSION to roll out (or pass --rollback)")
+    else:
+        done = fleet.start_rollout(project, target, version, percent, reason=reason)
+
+    def render(d: dict) -> None:
+        rest = f", version {d['base']} to the rest" if d["percent"] < 100 and d["base"] else ""
+        console.print(
+            f"rollout {d['id']}: {d['target']} version {d['version']} to {d['percent']:g}% "
+            f"of devices{rest}"
+        )
+
+    _emit(done.to_dict(), as_json, render)
+
+
+@main.command("fleet")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def fleet_command(ctx: click.Context, as_json: bool) -> None:
+    """Devices (target, version, last seen), rollouts, and drift checks of fleet telemetry."""
+    from retrainer.deploy.fleet import fleet
+
+    def render(d: dict) -> None:
+        table = Table("device", "target", "runs", "offered", "last seen", "reports", "rows")
+        for x in d["devices"]:
+            table.add_row(
+                x["device"],
+                x["target"],
+                str(x["version"]),
+                str(x["offered"]),
+                x["last_seen"][:19],
+                str(x["reports"]),
+                str(x["rows"]),
+            )
+        console.print(table)
+        for target, r in d["rollouts"].items():
+            line = "no rollout (devices get the champion's bundle)"
+            if r:
+                line = f"version {r['version']} to {r['percent']:g}%, base {r['base']}"
+            console.print(f"{target}: {line}")
+        for version, c in d["checks"].items():
+            verdict = c["dataset_drift"]["message"] if c["dataset_drift"] else "not tested"
+            names = ", ".join(f"{a['name']}:{a['column']}" for a in c["alarms"]) or "none"
+            console.print(f"fleet data on version {version}: {verdict}; alarms: {names}")
+
+    _emit(fleet(_project(ctx)), as_json, render)
+
+
 @main.command()
 @click.option(
     "--out",
@@ -371,7 +492,10 @@ def demo(out: Path, fresh: bool, as_json: bool) -> None:
             report=out / "report.html",
             on_step=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    _emit(summary.to_dict(), as_json, _render_summary)
+    from retrainer.deploy.fleet import microcontroller_summary
+
+    data = summary.to_dict() | {"microcontroller": microcontroller_summary(project)}
+    _emit(data, as_json, _render_summary)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -399,6 +523,13 @@ def _render_summary(s: dict) -> None:
     if s["previous_label"] is not None:
         table.add_row("naive: predict the previous label", f"{s['previous_label']:.4f}")
     console.print(table)
+    for m in s.get("microcontroller", []):
+        console.print(
+            f"microcontroller {m['target']} (version {m['version']}, {m['model']}): C agrees with "
+            f"Python on {m['agreement']:.4f} of {m['rows']} rows, flash {m['flash_bytes']} B, "
+            f"RAM {m['ram_bytes']} B, {m['ms_per_prediction'] or 0:.3f} ms per prediction",
+            highlight=False,
+        )
     console.print(f"report: {s['report']}")
 
 
@@ -499,18 +630,19 @@ def token_revoke(ctx: click.Context, prefix: str) -> None:
 def check_large(
     ctx: click.Context, source: str, scheduler: str | None, workers: int | None, as_json: bool
 ) -> None:
-    """Profile and check a large input (Parquet folder or glob) on Dask, against the champion."""
-    from retrainer.compute import check_partitioned, dask_client
+    """Profile and check a large input (Parquet folder or glob) against the champion: streamed
+    here (compute: local) or on Dask (compute: dask, --scheduler or --workers)."""
+    from retrainer.compute import check_large
     from retrainer.profile import BatchProfile
 
-    project = _project(ctx)
+    project = _project(ctx, scheduler)
     champion, schema = project.champion, project.schema()
     if champion is None or not champion.reference or schema is None:
         raise RetrainerError("no champion with a reference profile yet: run a cycle first")
-    with dask_client(scheduler, workers=workers) as client:
-        checked = check_partitioned(
-            source, BatchProfile.from_dict(champion.reference), schema, client=client
-        )
+    compute = project.config.compute
+    if workers:
+        compute = compute.model_copy(update={"backend": "dask", "workers": workers})
+    checked = check_large(source, BatchProfile.from_dict(champion.reference), schema, compute)
     data = {
         "rows": checked.profile.n_rows,
         "partitions": checked.partitions,
@@ -629,6 +761,13 @@ def doctor(ctx: click.Context, repair: bool, grace: float, as_json: bool) -> Non
 @click.argument("policies", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--policies", "_policies_flag", is_flag=True, help="Optional; POLICIES follow it.")
 @click.option("--data", type=click.Path(exists=True, path_type=Path), help="History (CSV/Parquet).")
+@click.option(
+    "--stream",
+    type=click.Choice(["sea", "agrawal", "stagger", "hyperplane"]),
+    default=None,
+    help="Replay a synthetic stream with known drift points instead (adds the oracle policy).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --stream.")
 @click.option("--weeks", type=int, default=None, help="Replay only the first N periods.")
 @click.option("--period", default="7D", show_default=True, help="One batch per period.")
 @click.option("--label-delay", type=int, default=1, show_default=True, help="In periods.")
@@ -647,6 +786,8 @@ def backtest(
     policies: tuple[Path, ...],
     _policies_flag: bool,
     data: Path | None,
+    stream: str | None,
+    seed: int,
     weeks: int | None,
     period: str,
     label_delay: int,
@@ -656,7 +797,9 @@ def backtest(
 ) -> None:
     """Replay a labelled history under each policy file (a project file or its policy section)
     and the baselines (fixed schedule, never retrained); rank them. Without --data: ELEC2 with
-    the project file, or the shipped ELEC2 example when there is none."""
+    the project file, or the shipped ELEC2 example when there is none. With --stream: a
+    synthetic stream whose drift points are known, and an oracle that retrains right after
+    them."""
     import yaml
 
     from retrainer.backtest import backtest as run_backtest
@@ -666,7 +809,17 @@ def backtest(
     config = Path(ctx.obj["config"])
     example = resources.files("retrainer").joinpath("examples/elec2.yaml").read_text()
     settings = yaml.safe_load(config.read_text() if config.exists() else example)
-    if data is None:
+    drift_points: tuple = ()
+    if stream is not None and data is not None:
+        raise click.UsageError("--stream and --data exclude each other")
+    if stream is not None:
+        from retrainer.datasets.synthetic import drift_stream
+
+        synthetic = drift_stream(stream, seed=seed, period=period)
+        frame, drift_points = synthetic.frame, synthetic.drift_times
+        columns = {"target": "target", "id_column": "id", "time_column": "timestamp"}
+        settings["data"] = {"schema": "inferred", **columns}
+    elif data is None:
         from retrainer.datasets import load_elec2
 
         frame = load_elec2()
@@ -691,6 +844,7 @@ def backtest(
             every=every,
             plot=out / "backtest.png",
             on_policy=lambda name: status.update(f"replaying under policy {name!r}"),
+            drift_points=drift_points,
         )
 
     def render(d: dict) -> None:
@@ -722,17 +876,58 @@ def _latest_batch(project) -> int:
     return int(found)
 
 
+def _render_decision(d: dict) -> None:
+    console.print(f"[bold]decision {d['decision']}[/] (cycle {d['cycle']}, {d['at'][:19]})")
+    console.print(d["words"], highlight=False, markup=False)
+    for f in d["fired"]:
+        console.print(f"  fired      {f['reason']}", highlight=False, markup=False)
+    for s in d["suppressed"]:
+        console.print(f"  suppressed {s['reason']}  <- {s['why']}", highlight=False, markup=False)
+    for c in d["evidence"]["concept"]:
+        console.print(f"  evidence   batch {c['batch']}: {c['message']}", highlight=False)
+    for p in d["evidence"]["performance"]:
+        band = f" [{p['lower']:.4f}, {p['upper']:.4f}]" if "lower" in p else ""
+        console.print(
+            f"  evidence   batch {p['batch']} {p['role']} v{p['version']}: "
+            f"{p['metric']}={p['value']:.4f}{band} on {p['n']} rows",
+            highlight=False,
+        )
+    for x in d["evidence"]["drifted_columns"]:
+        p_value = "" if x["p_value"] is None else f", p={x['p_value']:.3g}"
+        console.print(
+            f"  evidence   batch {x['batch']} {x['column']}: {x['test']} "
+            f"{x['statistic']:.4g}{p_value} (threshold {x['threshold']})",
+            highlight=False,
+            markup=False,
+        )
+    for a in d["evidence"]["alarms"]:
+        console.print(f"  alarm      {a['cause']}: {a['message']}", highlight=False, markup=False)
+
+
 @main.command()
-@click.argument("batch", type=int, required=False)
+@click.argument("what", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def explain(ctx: click.Context, batch: int | None, as_json: bool) -> None:
-    """Why a batch raised alarms: ranked causes, evidence, actions and a proposed fix
-    (default: the newest checked batch)."""
+def explain(ctx: click.Context, what: tuple[str, ...], as_json: bool) -> None:
+    """Why a batch raised alarms (`explain [batch] [ID]`: ranked causes, evidence, actions and
+    a proposed fix; default the newest checked batch), or why a decision went the way it did
+    (`explain decision [ID]`: triggers fired and suppressed, evidence, reason in words; default
+    the latest decision)."""
     from retrainer.diagnosis import Alarm, rank
 
+    kind, ids = ("batch", list(what)) if not what or what[0].isdigit() else (what[0], what[1:])
+    if kind not in ("batch", "decision") or len(ids) > 1 or not all(i.isdigit() for i in ids):
+        raise click.UsageError(
+            "usage: retrainer explain [batch] [ID] | retrainer explain decision [ID]"
+        )
     project = _project(ctx)
-    batch = batch if batch is not None else _latest_batch(project)
+    if kind == "decision":
+        from retrainer.views import decision_explanation
+
+        found = decision_explanation(project, int(ids[0]) if ids else None)
+        _emit(found, as_json, _render_decision)
+        return
+    batch = int(ids[0]) if ids else _latest_batch(project)
     stored = project.diagnosis(batch)
     if stored is None:
         raise RetrainerError(f"batch {batch} has no diagnosis yet: run `retrainer cycle` first")

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -111,19 +112,75 @@ class TrainerSettings(_Section):
     window: WindowSettings = WindowSettings()
     min_rows: int = Field(100, ge=1)
     threads: int | None = Field(None, ge=1)  # cap native threads (OpenMP, BLAS) in a cycle
+    # several challengers: a grid over the estimator's params, and other estimators; the best
+    # on a validation slice (the end of the training rows) goes to the gate
+    search: dict[str, list[Any]] = Field(default_factory=dict)  # param -> values to try
+    candidates: list[CandidateSettings] = Field(default_factory=list)
+    validation: float = Field(0.2, gt=0, lt=1)  # share of the training rows that picks the best
 
     @field_validator("estimator")
     @classmethod
     def _importable(cls, path: str) -> str:
-        module, _, name = path.rpartition(".")
-        if not module:
-            example = "sklearn.tree.DecisionTreeClassifier"
-            raise ValueError(f"{path!r} is not an import path like {example!r}")
-        try:
-            getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import {path!r}: {exc}") from None
-        return path
+        return _importable(path)
+
+    @field_validator("search")
+    @classmethod
+    def _grid(cls, search: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = sorted(name for name, values in search.items() if not values)
+        if empty:
+            raise ValueError(f"give at least one value to try for {', '.join(empty)}")
+        size = 1
+        for values in search.values():
+            size *= len(values)
+        if size > MAX_CHALLENGERS:
+            raise ValueError(f"the grid has {size} points; at most {MAX_CHALLENGERS}")
+        return search
+
+
+MAX_CHALLENGERS = 64
+
+
+def _importable(path: str) -> str:
+    module, _, name = path.rpartition(".")
+    if not module:
+        example = "sklearn.tree.DecisionTreeClassifier"
+        raise ValueError(f"{path!r} is not an import path like {example!r}")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {path!r}: {exc}") from None
+    return path
+
+
+class CandidateSettings(_Section):
+    """One more challenger: an estimator by import path and its constructor params."""
+
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _importable(cls, path: str) -> str:
+        return _importable(path)
+
+
+class ComputeSettings(_Section):
+    """Where large inputs are profiled and challengers trained: ``local`` (this process; large
+    inputs one row group at a time) or ``dask`` (a cluster at ``scheduler``, or a LocalCluster of
+    ``workers`` processes x ``threads_per_worker`` started for the job when it is None)."""
+
+    backend: Literal["local", "dask"] = "local"
+    scheduler: str | None = None  # tcp://host:8786
+    workers: int | None = Field(None, ge=1)  # LocalCluster only (default: one per core)
+    threads_per_worker: int = Field(1, ge=1)  # LocalCluster only
+
+    @model_validator(mode="after")
+    def _dask_parts(self) -> ComputeSettings:
+        if self.backend == "local" and self.scheduler is not None:
+            raise ValueError("'scheduler' needs 'backend: dask'")
+        if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
+            raise ValueError("backend dask needs Dask: pip install 'retrainer[dask]'")
+        return self
 
 
 class DriftSettings(_Section):
@@ -181,10 +238,22 @@ class ConceptSettings(_Section):
         return self
 
 
+class SampleSettings(_Section):
+    """The reference sample each version keeps (``retrainer.checks.sample``) and the checks that
+    read it per batch: prediction drift, target drift and one multivariate check."""
+
+    rows: int = Field(5000, ge=0)  # rows of the gate holdout kept; 0 keeps none (checks off)
+    prediction: bool = True
+    target: bool = True
+    multivariate: Literal["mmd", "domain_classifier", "pca_reconstruction", "none"] = "mmd"
+    multivariate_rows: int = Field(500, ge=20)  # rows of each side the multivariate check reads
+
+
 class ChecksSettings(_Section):
     drift: DriftSettings = DriftSettings()
     quality: QualitySettings = QualitySettings()
     concept: ConceptSettings = ConceptSettings()
+    sample: SampleSettings = SampleSettings()
 
 
 class TriggerSettings(_Section):
@@ -248,6 +317,7 @@ class GateSettings(_Section):
     tolerance: float = Field(0.0, ge=0)
     holdout: float = Field(0.2, gt=0, lt=1)
     refit: bool = True
+    sandbox: bool = True  # load and score the models in an isolated child (retrainer.sandbox)
 
     @field_validator("metric")
     @classmethod
@@ -345,6 +415,7 @@ class Config(_Section):
     gate: GateSettings = GateSettings()
     report: ReportSettings = ReportSettings()
     service: ServiceSettings = ServiceSettings()
+    compute: ComputeSettings = ComputeSettings()
     deploy_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     root: Path = Path(".")
 

@@ -22,6 +22,12 @@ from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.estimate import load_estimator
 from retrainer.checks.quality import check_quality
 from retrainer.checks.result import CheckResult
+from retrainer.checks.sample import (
+    ReferenceSample,
+    multivariate_drift,
+    prediction_drift,
+    target_drift,
+)
 from retrainer.diagnose import Alarm
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.metrics import score
@@ -114,6 +120,7 @@ class _Cycle:
         self.estimates: list[dict] = []
         self.concept_drift = False
         self._frames: dict[tuple[int, str | None], pd.DataFrame] = {}
+        self._samples: dict[int, tuple[ReferenceSample, Any] | None] = {}
 
     def frame(self, row: BatchRow) -> pd.DataFrame:
         """A batch's rows with labels joined, read (and hash-verified) once per cycle."""
@@ -121,6 +128,43 @@ class _Cycle:
         if key not in self._frames:
             self._frames[key] = self.p.batch_frame(row)
         return self._frames[key].copy()
+
+    def sample(self, champion: Any) -> tuple[ReferenceSample, Any] | None:
+        """The champion's reference sample and model, loaded once per cycle (None without)."""
+        if champion is None:
+            return None
+        if champion.version not in self._samples:
+            entry = champion.metrics.get("reference_sample")
+            self._samples[champion.version] = (
+                (
+                    ReferenceSample.load(self.p.artifacts, entry),
+                    self.p.load_model(champion.version),
+                )
+                if entry and self.cfg.checks.sample.rows
+                else None
+            )
+        return self._samples[champion.version]
+
+    def _sample_checks(self, frame: pd.DataFrame, champion: Any) -> list[CheckResult]:
+        """Prediction drift and the multivariate check of a batch against the champion's
+        reference sample (none when it has no sample)."""
+        found = self.sample(champion)
+        if found is None:
+            return []
+        sample, model = found
+        cfg, d = self.cfg.checks.sample, self.cfg.checks.drift
+        out = []
+        if cfg.prediction:
+            out += prediction_drift(
+                sample, model, frame, alpha=d.alpha, min_rows=d.min_rows, min_psi=d.min_psi
+            )
+        if cfg.multivariate != "none":
+            out.append(
+                multivariate_drift(
+                    sample, frame, method=cfg.multivariate, max_rows=cfg.multivariate_rows
+                )
+            )
+        return out
 
     # ----------------------------------------------------------------------------- run
     def run(self) -> CycleReport:
@@ -219,6 +263,8 @@ class _Cycle:
         diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
         alarms = list(diagnosis.alarms)
         blocking = [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
+        if not blocking:  # recorded, not read by the diagnosis; quarantined batches not predicted
+            results += self._sample_checks(frame, champion)
         self.alarms += alarms
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
@@ -230,21 +276,7 @@ class _Cycle:
                 )
             )
             for r in results:
-                s.add(
-                    CheckRow(
-                        cycle_id=self.id,
-                        batch_id=batch_id,
-                        kind=r.kind,
-                        name=r.name,
-                        column=r.column,
-                        statistic=_num(r.statistic),
-                        p_value=_num(r.p_value),
-                        threshold=_num(r.threshold),
-                        alarm=r.alarm,
-                        severity=r.severity,
-                        detail={"message": r.message, "status": r.status, **r.detail},
-                    )
-                )
+                s.add(_check_row(self.id, batch_id, r))
             n_alarms = sum(r.alarm for r in results)
             self.p.event(
                 s,
@@ -347,8 +379,11 @@ class _Cycle:
                 self.evaluations.append(entry)
                 if pset.role == "champion":
                     self._feed(detector, row.id, pset.version, y_true, y_pred)
+            drift = self._target_checks(frame[self.p.target])
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
+                for r in drift:
+                    s.add(_check_row(self.id, row.id, r))
                 for e in (e for e in self.evaluations if e["batch"] == row.id):
                     s.add(
                         CheckRow(
@@ -370,6 +405,14 @@ class _Cycle:
                 )
         self.alarms += relation_alarms(self.p, self.evaluations, self.concept_drift)
         self.p.set_state("detector", detector.state_dict())
+
+    def _target_checks(self, labels: pd.Series) -> list[CheckResult]:
+        """Target drift of a batch's labels against the champion's reference sample."""
+        found = self.sample(self.p.champion)
+        if found is None or not self.cfg.checks.sample.target:
+            return []
+        d = self.cfg.checks.drift
+        return target_drift(found[0], labels, alpha=d.alpha, min_rows=d.min_rows, min_psi=d.min_psi)
 
     # ------------------------------------------------------------------- concept drift
     def _detector(self) -> DriftDetector:
@@ -561,6 +604,22 @@ def _weighted(entries: list[dict]) -> float | None:
     """Row-weighted mean of the entries' values (None without any)."""
     total = sum(e["n"] for e in entries)
     return sum(e["value"] * e["n"] for e in entries) / total if total else None
+
+
+def _check_row(cycle_id: int, batch_id: int, r: CheckResult) -> CheckRow:
+    return CheckRow(
+        cycle_id=cycle_id,
+        batch_id=batch_id,
+        kind=r.kind,
+        name=r.name,
+        column=r.column,
+        statistic=_num(r.statistic),
+        p_value=_num(r.p_value),
+        threshold=_num(r.threshold),
+        alarm=r.alarm,
+        severity=r.severity,
+        detail={"message": r.message, "status": r.status, **r.detail},
+    )
 
 
 def _num(value: Any) -> float | None:

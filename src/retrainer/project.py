@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
 from retrainer.artifacts import ArtifactStore
@@ -45,6 +46,7 @@ from retrainer.training import Trainer
 from retrainer.triggers import Policy
 
 EARLY_LABEL_SETS = 100  # label sets with rows no batch had yet, kept to join later batches
+INGEST_ATTEMPTS = 3  # a unique-key collision with a concurrent ingest is read again
 
 
 @dataclass(frozen=True)
@@ -214,35 +216,42 @@ class Project:
         n_labelled = int(frame[target].notna().sum()) if target in frame else 0
         time_col = self.config.data.time_column
         data_time = frame[time_col].max().to_pydatetime() if time_col else utcnow()
-        with self.store.session() as s:
-            existing = s.scalar(select(BatchRow).where(BatchRow.key == key))
-            if existing is not None:
-                return BatchInfo.of(existing, new=False)
-            if self.schema() is None:
-                inferred = Schema.infer(frame, exclude=self.special_columns())
-                self.set_state("schema", inferred.to_dict(), s)
-            row = BatchRow(
-                key=key,
-                source=source,
-                n_rows=len(frame),
-                artifact=sha,
-                data_time=data_time,
-                n_labelled=n_labelled,
-            )
-            s.add(row)
-            s.flush()
-            self._join_early_labels(s, row, frame)
-            record_from_batch(self, s, row, frame)
-            self.event(
-                s,
-                "ingest",
-                f"batch {row.id} ({len(frame)} rows) from {where}",
-                batch_id=row.id,
-                key=key,
-                rows=len(frame),
-                labelled=n_labelled,
-            )
-            return BatchInfo.of(row)
+        for attempt in range(1, INGEST_ATTEMPTS + 1):
+            try:
+                with self.store.session() as s:
+                    existing = s.scalar(select(BatchRow).where(BatchRow.key == key))
+                    if existing is not None:
+                        return BatchInfo.of(existing, new=False)
+                    if self.schema() is None:
+                        inferred = Schema.infer(frame, exclude=self.special_columns())
+                        self.set_state("schema", inferred.to_dict(), s)
+                    row = BatchRow(
+                        key=key,
+                        source=source,
+                        n_rows=len(frame),
+                        artifact=sha,
+                        data_time=data_time,
+                        n_labelled=n_labelled,
+                    )
+                    s.add(row)
+                    s.flush()
+                    self._join_early_labels(s, row, frame)
+                    record_from_batch(self, s, row, frame)
+                    self.event(
+                        s,
+                        "ingest",
+                        f"batch {row.id} ({len(frame)} rows) from {where}",
+                        batch_id=row.id,
+                        key=key,
+                        rows=len(frame),
+                        labelled=n_labelled,
+                    )
+                    return BatchInfo.of(row)
+            except SQLIntegrityError as exc:
+                # A concurrent ingest stored the same key, or inferred the schema first: read
+                # again and find its row (R4: 16 writers on one store).
+                if attempt == INGEST_ATTEMPTS:
+                    raise StoreError(f"{where}: cannot store batch {key!r}: {exc}") from exc
 
     def ingest_path(self, path: str | Path) -> list[BatchInfo]:
         """Ingest a CSV or Parquet file, or every such file of a folder (one batch each)."""
@@ -282,7 +291,10 @@ class Project:
         if kind and known and kind != known:
             raise DataError(f"{where}: labels are {kind}, but the stored labels are {known}")
         if kind and not known:
-            self.set_state("labels", {"kind": kind})
+            try:
+                self.set_state("labels", {"kind": kind})
+            except SQLIntegrityError:  # a concurrent first batch stored its kind: check against it
+                self._check_label_kind(values, where)
 
     def ingest_labels(self, data: Any, *, key: str | None = None, source: str = "") -> LabelReport:
         """Join late labels (a table of id and target) to the stored batches."""

@@ -176,6 +176,16 @@ def write_report(project: Project, path: Path) -> Path:
         ]
     )
     parts += ["<h2>Model versions</h2>", _table(versions)]
+    from retrainer.deploy.fleet import microcontroller_summary
+
+    micro = pd.DataFrame(microcontroller_summary(project))
+    if len(micro):
+        parts += [
+            "<h2>Microcontroller</h2>",
+            "<p>The champion's C export on each deploy target: agreement with Python on the "
+            "held-out rows, flash and RAM from the cross-compiler, estimated latency.</p>",
+            _table(micro),
+        ]
     history = pd.DataFrame(project.registry.history("champion"))
     if len(history):
         parts += ["<h2>Champion history</h2>", _table(history)]

@@ -21,10 +21,13 @@ import pandas as pd
 from sqlalchemy import select
 
 from retrainer.checks.monitors import version_monitors
+from retrainer.checks.sample import store_sample
+from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
-from retrainer.gate import GateResult, evaluate_gate
+from retrainer.gate import GateResult
 from retrainer.profile import BatchProfile
+from retrainer.sandbox import gate_challenger
 from retrainer.store.tables import BatchRow, CycleRow, DecisionRow, ModelVersionRow, RunRow, utcnow
 
 if TYPE_CHECKING:
@@ -148,20 +151,13 @@ def _train_gate_register(
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
     window["holdout_rows"] = n_holdout
     target = project.target
-    challenger = project.trainer.fit(train[features], train[target])
+    selection = train_challenger(cfg, train[features], train[target])  # where compute: says
+    challenger = selection.model
     champion = project.champion
-    champion_model = project.load_model(champion.version) if champion else None
-    gate = evaluate_gate(
-        challenger,
-        champion_model,
-        holdout[features],
-        holdout[target],
-        metric=cfg.gate.metric,
-        tolerance=cfg.gate.tolerance,
-    )
+    gate = gate_challenger(project, challenger, champion, holdout[features], holdout[target])
     model = challenger
     if gate.passed and cfg.gate.refit:
-        model = project.trainer.fit(frame[features], frame[target])
+        model = selection.trainer.fit(frame[features], frame[target])
     targets = cfg.targets()
     deploy = TargetsOutcome()
     if gate.passed and targets:
@@ -176,7 +172,8 @@ def _train_gate_register(
         "cycle": cycle_id,
         "reasons": reasons,
         "window": window,
-        "trainer": {"estimator": cfg.trainer.estimator, "params": dict(cfg.trainer.params)},
+        "trainer": {"estimator": selection.trainer.estimator, "params": selection.trainer.params},
+        "challengers": selection.to_dict(),
         "features": features,
         "target": target,
         "refit_on_window": gate.passed and cfg.gate.refit,
@@ -192,6 +189,17 @@ def _train_gate_register(
         "gate_passed": passed,
         **version_monitors(cfg, project.artifacts, challenger, holdout[features], holdout[target]),
     }
+    if cfg.checks.sample.rows:
+        metrics["reference_sample"] = store_sample(
+            project.artifacts,
+            model,
+            holdout,
+            features,
+            target,
+            task=cfg.trainer.task,
+            max_rows=cfg.checks.sample.rows,
+            held_out=model is challenger,
+        )
     version = project.registry.register(
         model, lineage=lineage, metrics=metrics, reference=reference, run_id=run_id
     )
@@ -206,7 +214,13 @@ def _train_gate_register(
     if not passed:
         message = f"version {version.version} registered, not promoted: {reason}"
         return _finish(**done, status="rejected", promoted=False, message=message)
-    bundles = write_bundles(deploy, project.bundle_folder(), version.version)
+    bundles = write_bundles(
+        deploy,
+        project.bundle_folder(),
+        version.version,
+        reference=reference,
+        schema=project.schema(),
+    )
     project.registry.promote(version.version, reason=f"{'; '.join(reasons)} | gate: {reason}")
     note = f" (deploy bundles: {', '.join(bundles.values())})" if bundles else ""
     message = f"version {version.version} promoted: {reason}{note}"

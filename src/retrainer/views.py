@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -152,3 +153,164 @@ def status(project: Project) -> dict:
         "alarms": recent_alarms(project, limit=5),
         "events": recent,
     }
+
+
+HOLD_NOTES = ("cooldown", "budget", "min_new_rows", "quiet_after_deploy", "dedup")
+
+
+def _kind(reason: str) -> str:
+    """The trigger type a decision reason comes from (``"drift: ..."`` -> ``"drift"``)."""
+    return reason.split(":", 1)[0].strip()
+
+
+def _suppressed(text: str, held_by: list[str]) -> dict:
+    reason, _, note = text.partition(" [")
+    why = note.rstrip("]") if note else "; ".join(held_by)
+    return {"trigger": _kind(reason), "reason": reason, "why": why}
+
+
+def decision_explanation(project: Project, decision_id: int | None = None) -> dict:
+    """Why a decision went the way it did: the triggers that fired, those suppressed and what
+    held them back, the evidence of its cycle (concept detector, realised and estimated
+    performance, drifted columns with statistics and thresholds, alarms), the run it started and
+    the reason in words. ``decision_id`` None: the latest decision.
+
+    Raises :class:`~retrainer.errors.NotFoundError` when there is no such decision.
+    """
+    from retrainer.errors import NotFoundError
+
+    with project.store.session() as s:
+        query = select(DecisionRow).order_by(DecisionRow.id.desc()).limit(1)
+        if decision_id is not None:
+            query = select(DecisionRow).where(DecisionRow.id == decision_id)
+        row = s.scalars(query).first()
+        if row is None:
+            what = "no decision yet" if decision_id is None else f"no decision {decision_id}"
+            raise NotFoundError(f"{what}: run `retrainer cycle` (decisions are listed in status)")
+        checks = s.scalars(
+            select(CheckRow).where(CheckRow.cycle_id == row.cycle_id).order_by(CheckRow.id)
+        ).all()
+        cycle = s.get(CycleRow, row.cycle_id)
+        run = s.scalars(select(RunRow).where(RunRow.decision_id == row.id)).first()
+        reasons, suppressed = list(row.reasons), list(row.suppressed)
+        found, action, cycle_id = row.id, row.action, row.cycle_id
+        at = (row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)).isoformat()
+        alarms = [
+            {k: a.get(k) for k in ("cause", "severity", "column", "message", "blocking")}
+            for a in ((cycle.summary or {}).get("alarms", []) if cycle else [])
+        ]
+        evidence = _cycle_evidence(checks)
+        ran = (
+            {
+                "run": run.id,
+                "status": run.status,
+                "version": run.version,
+                "promoted": bool((run.metrics or {}).get("promoted")),
+                "message": run.error or "",
+            }
+            if run
+            else None
+        )
+    held_by = [r for r in reasons if _kind(r) in HOLD_NOTES]
+    blocked_by = [r for r in reasons if r.startswith("blocked by ")]
+    fired = [] if action != "retrain" else reasons
+    quiet = action != "retrain" and not held_by and not blocked_by
+    alarms_only = reasons if quiet else []  # no trigger fired: the reasons list the alarms
+    explanation = {
+        "decision": found,
+        "cycle": cycle_id,
+        "at": at,
+        "action": action,
+        "fired": [{"trigger": _kind(r), "reason": r} for r in fired],
+        "suppressed": [_suppressed(t, held_by or blocked_by) for t in suppressed],
+        "held_by": held_by,
+        "blocked_by": blocked_by,
+        "alarms_without_trigger": alarms_only,
+        "evidence": evidence | {"alarms": alarms},
+        "run": ran,
+        "policy": project.config.policy.model_dump(mode="json"),  # as configured now
+    }
+    explanation["words"] = _in_words(explanation)
+    return explanation
+
+
+def _cycle_evidence(checks: list[CheckRow]) -> dict:
+    """The values a cycle's decision rested on, from its check rows."""
+    concept, performance, drifted = [], [], []
+    dataset_drift = None
+    for c in checks:
+        detail = dict(c.detail or {})
+        if c.kind == "concept":
+            concept.append(
+                {
+                    "batch": c.batch_id,
+                    "detector": c.name,
+                    "stream": detail.get("stream"),
+                    "mean": c.statistic,
+                    "signalled": c.alarm,
+                    "positions": detail.get("batch_positions", detail.get("positions", [])),
+                    "warning": detail.get("warning"),
+                    "message": detail.get("message", ""),
+                }
+            )
+        elif c.kind == "performance":
+            keep = ("batch", "version", "role", "metric", "value", "n", "lower", "upper")
+            performance.append({k: detail[k] for k in keep if k in detail})
+        elif c.kind == "drift" and c.name == "dataset_drift":
+            dataset_drift = bool(c.alarm) if dataset_drift is None else dataset_drift or c.alarm
+        elif c.kind == "drift" and c.alarm:
+            drifted.append(
+                {
+                    "batch": c.batch_id,
+                    "column": c.column,
+                    "test": c.name,
+                    "statistic": c.statistic,
+                    "p_value": c.p_value,
+                    "threshold": c.threshold,
+                }
+            )
+    return {
+        "concept": concept,
+        "performance": performance,
+        "dataset_drift": dataset_drift,
+        "drifted_columns": drifted,
+    }
+
+
+def _in_words(e: dict) -> str:
+    """One paragraph: what was decided and why."""
+    kinds = ", ".join(dict.fromkeys(f["trigger"] for f in e["fired"]))
+    if e["action"] == "retrain":
+        text = f"Retrain: {len(e['fired'])} reason(s) ({kinds})."
+    elif e["blocked_by"]:
+        text = f"Alert, no retrain: {'; '.join(e['blocked_by'])}."
+    elif e["held_by"]:
+        waiting = ", ".join(dict.fromkeys(s["trigger"] for s in e["suppressed"])) or "triggers"
+        text = f"Hold: {waiting} fired but {'; '.join(e['held_by'])}."
+    elif e["action"] == "alert":
+        text = f"Alert: alarms ({'; '.join(e['alarms_without_trigger'])}) but no trigger fired."
+    elif e["alarms_without_trigger"]:
+        seen = "; ".join(e["alarms_without_trigger"])
+        text = f"Hold: no trigger fired; the alarms seen ({seen}) only call for watching."
+    else:
+        text = "Hold: no trigger fired."
+    signalled = [c for c in e["evidence"]["concept"] if c["signalled"]]
+    if signalled:
+        c = signalled[0]
+        text += (
+            f" The {c['detector']} detector signalled drift in the {c['stream']} stream of batch "
+            f"{c['batch']} (mean {c['mean']:.4f})."
+        )
+    columns = sorted({d["column"] for d in e["evidence"]["drifted_columns"] if d["column"]})
+    if columns:
+        verdict = {True: "yes", False: "no", None: "not tested"}[e["evidence"]["dataset_drift"]]
+        text += f" Drifted columns: {', '.join(columns)} (dataset drift: {verdict})."
+    dedup = [s for s in e["suppressed"] if s["why"].startswith("dedup")]
+    if dedup:
+        text += f" {len(dedup)} repeated trigger(s) were deduplicated."
+    if e["run"]:
+        r = e["run"]
+        outcome = "promoted" if r["promoted"] else "not promoted"
+        version = f"v{r['version']} " if r["version"] else ""
+        text += f" Run {r['run']}: {r['status']}, {version}{outcome}."
+    return text

@@ -3,6 +3,7 @@ record, promote and roll back, model download, and /metrics against the store's 
 
 import hashlib
 import io
+import json
 import shutil
 
 import pytest
@@ -170,6 +171,11 @@ def test_reads_agree_with_the_record(loaded):
     assert client.get("/api/batches/99", headers=read).status_code == 404
     decisions = client.get("/api/decisions", headers=read).json()
     assert decisions[0]["action"] == views.decisions(project).iloc[-1]["action"]
+    explained = client.get(f"/api/decisions/{decisions[0]['id']}", headers=read)
+    assert explained.json() == json.loads(
+        json.dumps(views.decision_explanation(project, decisions[0]["id"]), default=str)
+    )
+    assert client.get("/api/decisions/999", headers=read).status_code == 404
     runs = client.get("/api/runs", headers=read).json()
     with project.store.session() as s:
         assert [r["id"] for r in runs] == sorted(s.scalars(select(RunRow.id)), reverse=True)

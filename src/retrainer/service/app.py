@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from retrainer import views
 from retrainer.errors import (
     ConfigError,
     DataError,
@@ -100,6 +101,14 @@ class PromoteRequest(BaseModel):
 
 class RollbackRequest(BaseModel):
     reason: str = Field("rolled back from the API", min_length=1, max_length=500)
+
+
+class RolloutRequest(BaseModel):
+    target: str = Field(min_length=1, max_length=100)
+    version: int | None = Field(None, ge=1)
+    percent: float = Field(100.0, gt=0, le=100)
+    rollback: bool = False
+    reason: str = Field("", max_length=500)
 
 
 class _Guard:
@@ -253,6 +262,7 @@ def create_app(
     _public(app, project, scheduler)
     _reads(app, project, metrics)
     _writes(app, project, metrics, scheduler)
+    _fleet(app, project)
     return app
 
 
@@ -430,6 +440,12 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         with store.session() as s:
             rows = s.scalars(select(DecisionRow).order_by(DecisionRow.id.desc()).limit(limit))
             return _rows(rows, ("id", "cycle_id", "at", "action", "reasons", "suppressed"))
+
+    @app.get("/api/decisions/{decision_id}", dependencies=READ, tags=["read"])
+    def decision(decision_id: int) -> dict:
+        """Why a decision went the way it did: triggers fired and suppressed, the evidence,
+        the run it started, the reason in words (as `retrainer explain decision ID`)."""
+        return views.decision_explanation(project, decision_id)
 
     @app.get("/api/cycles", dependencies=READ, tags=["read"])
     def cycles(limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
@@ -757,3 +773,58 @@ def _writes(
         return project.rollback(reason=body.reason, actor=f"token:{token.name}").to_dict() | {
             "reference": None
         }
+
+
+# ----------------------------------------------------------------------------- fleet
+def _fleet(app: FastAPI, project: Project) -> None:
+    from retrainer.deploy import fleet
+
+    @app.get("/api/models/{version}/bundles/{target}/manifest", dependencies=READ, tags=["fleet"])
+    def bundle_manifest(version: int, target: str) -> dict:
+        """The verified manifest of a version's microcontroller bundle (file hashes, sizes)."""
+        return fleet.bundle_manifest(project, version, target)
+
+    @app.get("/api/fleet", dependencies=READ, tags=["fleet"])
+    def fleet_view() -> dict:
+        """Devices (target, version run and offered, last seen), rollouts, fleet drift checks."""
+        return fleet.fleet(project)
+
+    @app.get("/api/fleet/devices/{device}/bundle", dependencies=READ, tags=["fleet"])
+    def device_bundle(device: str, target: str | None = Query(None, max_length=100)) -> dict:
+        """Which bundle a device should run: version, bundle and manifest URLs, fallback."""
+        return fleet.assignment(project, device, target).to_dict()
+
+    @app.post("/api/telemetry", dependencies=WRITE, tags=["fleet"], status_code=201)
+    async def post_telemetry(request: Request, response: Response) -> dict:
+        """Store one device telemetry report (application/octet-stream, the sketch's bytes);
+        its profile is checked for drift at once. 200 when it was already stored."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/octet-stream":
+            raise HTTPException(415, "send the report as application/octet-stream")
+        limit = min(request.app.state.max_upload, fleet.MAX_REPORT_BYTES)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"a telemetry report has at most {limit} bytes")
+            chunks.append(chunk)
+        stored = await run_in_threadpool(
+            _retrying, lambda: fleet.ingest_telemetry(project, b"".join(chunks), source="api")
+        )
+        if not stored.new:
+            response.status_code = 200
+        return stored.to_dict()
+
+    writer = Depends(write_token)
+
+    @app.post("/api/rollouts", dependencies=JSON_WRITE, tags=["fleet"], status_code=201)
+    def post_rollout(body: RolloutRequest, token: Token = writer) -> dict:
+        """Offer a version's bundle to a share of a target's devices, or roll back."""
+        actor = f"token:{token.name}"
+        if body.rollback:
+            return fleet.rollback(project, body.target, reason=body.reason, actor=actor).to_dict()
+        if body.version is None:
+            raise HTTPException(422, "name the version to roll out (or set rollback)")
+        return fleet.start_rollout(
+            project, body.target, body.version, body.percent, reason=body.reason, actor=actor
+        ).to_dict()
