@@ -205,6 +205,10 @@ class DriftSettings(_Section):
             raise ValueError(f"unknown drift test {unknown}; one of auto, {', '.join(TESTS)}")
         return method
 
+    def options(self) -> dict:
+        """The keyword options of ``check_drift`` (everything but the dataset ``share``)."""
+        return self.model_dump(exclude={"share"})
+
 
 class QualitySettings(_Section):
     max_null_increase: float = Field(0.1, ge=0, le=1)

@@ -242,18 +242,7 @@ class _Cycle:
                 max_out_of_range=q.max_out_of_range,
                 stuck_run=q.stuck_run,
             )
-            drift = check_drift(
-                reference,
-                profile,
-                alpha=d.alpha,
-                psi_threshold=d.psi_threshold,
-                min_rows=d.min_rows,
-                min_psi=d.min_psi,
-                method=d.method,
-                correction=d.correction,
-                small=d.small,
-                thresholds=d.thresholds,
-            )
+            drift = check_drift(reference, profile, **d.options())
             verdict = dataset_drift(drift, share=d.share)
             results += [*drift, verdict]
             self.drifted |= {r.column for r in drift if r.alarm and r.column}

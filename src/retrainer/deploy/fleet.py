@@ -302,18 +302,7 @@ def check_profile(project: Project, profile: BatchProfile, version: int) -> list
             if r.name != "row_count"
         ]
     d = project.config.checks.drift
-    drift = check_drift(
-        reference,
-        profile,
-        alpha=d.alpha,
-        psi_threshold=d.psi_threshold,
-        min_rows=d.min_rows,
-        min_psi=d.min_psi,
-        method=d.method,
-        correction=d.correction,
-        small=d.small,
-        thresholds=d.thresholds,
-    )
+    drift = check_drift(reference, profile, **d.options())
     return results + [*drift, dataset_drift(drift, share=d.share)]
 
 
