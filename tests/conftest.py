@@ -47,9 +47,10 @@ def _drop_test_schemas():
     yield
     if DATABASE_URL and _schemas:
         engine = sa.create_engine(DATABASE_URL, poolclass=sa.pool.NullPool)
-        with engine.begin() as connection:
-            for schema in sorted(_schemas):
-                connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        with engine.connect() as connection:
+            for schema in sorted(_schemas):  # one transaction each: one holds too many locks
+                with connection.begin():
+                    connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
 
 
