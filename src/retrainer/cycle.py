@@ -238,9 +238,7 @@ class _Cycle:
                 reference,
                 profile,
                 schema,
-                max_null_increase=q.max_null_increase,
-                max_out_of_range=q.max_out_of_range,
-                stuck_run=q.stuck_run,
+                **q.model_dump(),
             )
             drift = check_drift(reference, profile, **d.options())
             verdict = dataset_drift(drift, share=d.share)

@@ -4,19 +4,15 @@ champion."""
 
 import os
 import shutil
-import socket
 import tempfile
-import threading
 import time
 
 import pytest
-import uvicorn
 
 from retrainer.datasets import load_elec2
 from retrainer.project import Project
-from retrainer.service import create_app
 from retrainer.service.auth import create_token
-from tests.service.service_helpers import WEEK, service_settings
+from tests.service.service_helpers import WEEK, serve_in_thread, service_settings
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = [
@@ -36,12 +32,6 @@ pytestmark = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
     reason="needs Debian's chromium and chromium-driver (.ci/apt-packages.txt)",
 )
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +55,8 @@ def site(tmp_path_factory):
     project.ingest_labels(unlabelled[0][["id", "target"]], key="labels-w7")
     project.cycle()  # week 7 scored: the champion and what was served
     _, token = create_token(project.store, "browser", scope="write")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield {"project": project, "token": token, "base": f"http://127.0.0.1:{port}"}
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(project) as base:
+        yield {"project": project, "token": token, "base": base}
 
 
 @pytest.fixture(scope="module")

@@ -3,22 +3,17 @@ the rollout, every device with the version it runs and is offered, and fleet dri
 says (two versions gated on a Cortex-M4 target, two devices reporting from the compiled sketch)."""
 
 import shutil
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from retrainer.datasets import load_elec2
 from retrainer.deploy import fleet
 from retrainer.project import Project
-from retrainer.service import create_app
 from retrainer.service.auth import create_token
-from tests.service.service_helpers import WEEK, service_settings
+from tests.service.service_helpers import WEEK, serve_in_thread, service_settings
 from tests.service.test_dashboard import (  # noqa: F401 (the browser fixture)
     browser,
     console_errors,
-    free_port,
     pytestmark,
     wait_ready,
 )
@@ -51,18 +46,8 @@ def fleet_site(tmp_path_factory):
     assert project.champion.version == 2, project.status()
     fleet.start_rollout(project, TARGET, 2, 50, reason="canary")
     _, token = create_token(project.store, "browser", scope="read")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield {"project": project, "token": token, "base": f"http://127.0.0.1:{port}"}
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(project) as base:
+        yield {"project": project, "token": token, "base": base}
 
 
 def _rows(driver, box):

@@ -24,8 +24,8 @@ from retrainer.datasets import load_elec2
 from retrainer.project import Project
 from retrainer.service.auth import create_token
 from retrainer.store.tables import CycleRow, EventRow, LeaseRow, RunRow
-from tests.service.service_helpers import WEEK, records, service_settings
-from tests.service.test_dashboard import CHROMIUM, DRIVER, free_port
+from tests.service.service_helpers import WEEK, free_port, records, service_settings
+from tests.service.test_dashboard import CHROMIUM, DRIVER
 
 SECRET = "e2e-secret"
 

@@ -295,9 +295,7 @@ def check_profile(project: Project, profile: BatchProfile, version: int) -> list
                 reference,
                 profile,
                 sub,
-                max_null_increase=q.max_null_increase,
-                max_out_of_range=q.max_out_of_range,
-                stuck_run=q.stuck_run,
+                **q.model_dump(),
             )
             if r.name != "row_count"
         ]

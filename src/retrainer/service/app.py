@@ -603,18 +603,21 @@ async def _body(request: Request) -> tuple[str, bytes]:
             "application/vnd.apache.parquet",
         )
     limit = request.app.state.max_upload
+    return UPLOAD_TYPES[kind], await _limited(request, limit, "(service.max_upload_mb)")
+
+
+async def _limited(request: Request, limit: int, why: str) -> bytes:
+    """The request body, refused (413) above ``limit`` bytes, declared or streamed."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(
-            413, f"the body has {declared} bytes; the limit is {limit} (service.max_upload_mb)"
-        )
+        raise HTTPException(413, f"the body has {declared} bytes; the limit is {limit} {why}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"the body exceeds {limit} bytes (service.max_upload_mb)")
+            raise HTTPException(413, f"the body exceeds {limit} bytes {why}")
         chunks.append(chunk)
-    return UPLOAD_TYPES[kind], b"".join(chunks)
+    return b"".join(chunks)
 
 
 def _table(kind: str, body: bytes, where: str) -> tuple[pd.DataFrame, str | None]:
@@ -802,14 +805,9 @@ def _fleet(app: FastAPI, project: Project) -> None:
         if kind != "application/octet-stream":
             raise HTTPException(415, "send the report as application/octet-stream")
         limit = min(request.app.state.max_upload, fleet.MAX_REPORT_BYTES)
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(413, f"a telemetry report has at most {limit} bytes")
-            chunks.append(chunk)
+        body = await _limited(request, limit, "(the most a telemetry report has)")
         stored = await run_in_threadpool(
-            _retrying, lambda: fleet.ingest_telemetry(project, b"".join(chunks), source="api")
+            _retrying, lambda: fleet.ingest_telemetry(project, body, source="api")
         )
         if not stored.new:
             response.status_code = 200
