@@ -41,16 +41,53 @@ def test_a_model_over_the_flash_budget_is_not_promoted_and_says_by_how_much(make
     assert not (project.bundle_folder() / "cortex-m4f-1").exists()
 
 
-def test_without_the_cross_compiler_the_gate_fails_and_says_so(make_project, elec, monkeypatch):
-    monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(
-        shutil, "which", lambda name, *a, **k: None if "arm" in name else "/usr/bin/" + name
-    )
+def hide_arm_tools(monkeypatch, tmp_path):
+    """PATH without the ARM cross-compiler and QEMU (the host C compiler stays)."""
+    shown = tmp_path / "bin"
+    shown.mkdir()
+    host_cc = shutil.which("cc")
+    if host_cc is not None:
+        (shown / "cc").symlink_to(host_cc)
+    monkeypatch.setenv("PATH", str(shown))
+
+
+def test_without_the_arm_tools_the_target_is_skipped_not_failed(
+    make_project, elec, monkeypatch, tmp_path
+):
+    hide_arm_tools(monkeypatch, tmp_path)
     project = make_project(deploy_targets=targets(256))
     project.ingest(elec.iloc[:1344], key="history")
     report = project.cycle()
-    assert report.run["status"] == "rejected"
-    assert "not measured" in report.run["message"]
+    assert report.run["status"] == "succeeded", report.run["message"]
+    deploy = project.champion.lineage["deploy"]["cortex-m4f"]
+    assert deploy["passed"] is None
+    assert "arm-none-eabi-gcc, arm-none-eabi-size not found" in deploy["skipped"]
+    assert "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" in deploy["skipped"]
+    assert "not checked" not in report.run["message"]  # said once by the CLI, not per run
+    assert not (project.bundle_folder() / "cortex-m4f-1").exists()  # nothing unverified ships
+
+
+def test_a_latency_budget_without_qemu_names_qemu_too(monkeypatch, tmp_path):
+    from retrainer.deploy.gate import tools_missing
+    from retrainer.deploy.tinyml import DeployTarget
+
+    hide_arm_tools(monkeypatch, tmp_path)
+    without_budget = tools_missing(DeployTarget("m4", 256, 64))
+    with_budget = tools_missing(DeployTarget("m4", 256, 64, max_latency_ms=5))
+    assert "qemu" not in without_budget
+    assert "qemu-system-arm not found" in with_budget and with_budget.endswith("qemu-system-arm)")
+
+
+@needs_arm
+def test_with_the_arm_tools_on_path_the_target_is_measured(make_project, elec):
+    from retrainer.deploy.gate import tools_missing
+
+    project = make_project(deploy_targets=targets(256))
+    assert tools_missing(project.config.targets()[0]) is None
+    project.ingest(elec.iloc[:1344], key="history")
+    project.cycle()
+    deploy = project.champion.lineage["deploy"]["cortex-m4f"]
+    assert "skipped" not in deploy and deploy["footprint"]["measured"]
 
 
 def test_an_unexportable_model_fails_the_gate(make_project, elec):
@@ -59,6 +96,18 @@ def test_an_unexportable_model_fails_the_gate(make_project, elec):
         "params": {"n_neighbors": 5},
         "min_rows": 200,
     }
+    project = make_project(deploy_targets=targets(256), trainer=trainer)
+    project.ingest(elec.iloc[:1344], key="history")
+    report = project.cycle()
+    assert report.run["status"] == "rejected"
+    assert "cannot export KNeighborsClassifier" in report.run["message"]
+
+
+def test_an_unexportable_model_fails_the_gate_without_the_arm_tools_too(
+    make_project, elec, monkeypatch, tmp_path
+):
+    hide_arm_tools(monkeypatch, tmp_path)
+    trainer = {"estimator": "sklearn.neighbors.KNeighborsClassifier", "min_rows": 200}
     project = make_project(deploy_targets=targets(256), trainer=trainer)
     project.ingest(elec.iloc[:1344], key="history")
     report = project.cycle()

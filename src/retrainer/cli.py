@@ -132,6 +132,17 @@ def ingest(
     _emit(data, as_json, render)
 
 
+def _note_missing_tools(project) -> None:
+    """Say once, on stderr, which deploy targets this machine cannot check and how to fix it."""
+    if not project.config.deploy_targets:
+        return
+    from retrainer.deploy.gate import tools_missing
+
+    for target in project.config.targets():
+        if (why := tools_missing(target)) is not None:
+            err_console.print(f"note: {why}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _render_cycle(r: dict) -> None:
     console.print(
         f"[bold]cycle {r['cycle']}[/]: {len(r['batches'])} new batch(es), "
@@ -142,7 +153,7 @@ def _render_cycle(r: dict) -> None:
     for e in r["evaluations"]:
         console.print(
             f"  batch {e['batch']} {e['role']} v{e['version']}: "
-            f"{e['metric']}={e['value']:.4f} on {e['n']} labels"
+            f"{e['metric']}={_fmt(e['value'])} on {e['n']} labels"
         )
     d = r["decision"]
     console.print(f"  decision: [bold]{d['action']}[/] - {'; '.join(d['reasons']) or 'no trigger'}")
@@ -159,7 +170,9 @@ def _render_cycle(r: dict) -> None:
 @click.pass_context
 def cycle(ctx: click.Context, scheduler: str | None, as_json: bool) -> None:
     """Run one pass: profile, checks, decision, and (retrain, gate, register) if decided."""
-    _emit(_project(ctx, scheduler).cycle().to_dict(), as_json, _render_cycle)
+    project = _project(ctx, scheduler)
+    _note_missing_tools(project)
+    _emit(project.cycle().to_dict(), as_json, _render_cycle)
 
 
 @main.command()
@@ -231,7 +244,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         champ = s["champion"]
         console.print(
             f"champion: v{champ['version']} ({champ['metrics'].get('metric')} "
-            f"{champ['metrics'].get('holdout', float('nan')):.4f} on its holdout)"
+            f"{_fmt(champ['metrics'].get('holdout'))} on its holdout)"
             if champ
             else "champion: none"
         )
@@ -265,7 +278,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
                 str(m["version"]),
                 ",".join(m["aliases"]),
                 m["created_at"][:19],
-                f"{m['metrics'].get('holdout', float('nan')):.4f}",
+                _fmt(m["metrics"].get("holdout")),
                 "passed" if m["metrics"].get("gate_passed") else "failed",
                 f"{w.get('from', '')[:10]}..{w.get('to', '')[:10]}",
                 "; ".join(m["lineage"].get("reasons", []))[:60],
@@ -461,11 +474,20 @@ def fleet_command(ctx: click.Context, as_json: bool) -> None:
     help="Folder for the store, artifacts and report.",
 )
 @click.option("--fresh", is_flag=True, help="Start from an empty store in --out.")
+@click.option(
+    "--weeks",
+    type=click.IntRange(min=6),
+    default=None,
+    help="Replay only the first N weeks (4 of them train the first model); default all.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(out: Path, fresh: bool, as_json: bool) -> None:
+def demo(out: Path, fresh: bool, weeks: int | None, as_json: bool) -> None:
     """The main job: replay ELEC2 (real drift, shipped inside the package) week by week through
-    the live loop, and compare with the same model never retrained."""
+    the live loop, and compare with the same model never retrained. A deploy target whose tools
+    are not installed is skipped with one note saying how to install them."""
+    from retrainer.backtest import first_periods
     from retrainer.datasets import load_elec2
+    from retrainer.deploy.gate import tools_missing
     from retrainer.project import Project
     from retrainer.replay import replay
 
@@ -486,16 +508,32 @@ def demo(out: Path, fresh: bool, as_json: bool) -> None:
     ]
     with Progress(*columns, console=err_console, disable=as_json) as bar:
         task = bar.add_task("replay", total=None)
+        frame = load_elec2()
+        if weeks is not None:
+            frame = first_periods(frame, project.config.data.time_column, "7D", weeks)
         summary = replay(
             project,
-            load_elec2(),
+            frame,
             report=out / "report.html",
             on_step=lambda done, total: bar.update(task, completed=done, total=total),
         )
     from retrainer.deploy.fleet import microcontroller_summary
 
-    data = summary.to_dict() | {"microcontroller": microcontroller_summary(project)}
+    notes = [why for t in project.config.targets() if (why := tools_missing(t)) is not None]
+    data = summary.to_dict() | {
+        "microcontroller": microcontroller_summary(project),
+        "notes": notes,
+    }
     _emit(data, as_json, _render_summary)
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    """A figure, or "n/a" when it is missing.
+
+    >>> _fmt(0.12345), _fmt(None), _fmt(3, "d")
+    ('0.1235', 'n/a', '3')
+    """
+    return "n/a" if value is None else format(value, spec)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -518,18 +556,22 @@ def _render_summary(s: dict) -> None:
         f"{s['rejected']} rejected by the gate)"
     )
     table = Table("model", m)
-    table.add_row("continuously trained (retrainer)", f"{s['continuously_trained']:.4f}")
-    table.add_row("same model, never retrained", f"{s['never_retrained']:.4f}")
+    table.add_row("continuously trained (retrainer)", _fmt(s["continuously_trained"]))
+    table.add_row("same model, never retrained", _fmt(s["never_retrained"]))
     if s["previous_label"] is not None:
-        table.add_row("naive: predict the previous label", f"{s['previous_label']:.4f}")
+        table.add_row("naive: predict the previous label", _fmt(s["previous_label"]))
     console.print(table)
     for m in s.get("microcontroller", []):
+        if m.get("skipped"):
+            continue  # said once in the notes below
         console.print(
             f"microcontroller {m['target']} (version {m['version']}, {m['model']}): C agrees with "
-            f"Python on {m['agreement']:.4f} of {m['rows']} rows, flash {m['flash_bytes']} B, "
-            f"RAM {m['ram_bytes']} B, {m['ms_per_prediction'] or 0:.3f} ms per prediction",
+            f"Python on {_fmt(m['agreement'])} of {m['rows']} rows, flash {m['flash_bytes']} B, "
+            f"RAM {m['ram_bytes']} B, {_fmt(m['ms_per_prediction'], '.3f')} ms per prediction",
             highlight=False,
         )
+    for note in s.get("notes", []):
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"report: {s['report']}")
 
 
@@ -886,17 +928,17 @@ def _render_decision(d: dict) -> None:
     for c in d["evidence"]["concept"]:
         console.print(f"  evidence   batch {c['batch']}: {c['message']}", highlight=False)
     for p in d["evidence"]["performance"]:
-        band = f" [{p['lower']:.4f}, {p['upper']:.4f}]" if "lower" in p else ""
+        band = f" [{_fmt(p['lower'])}, {_fmt(p['upper'])}]" if "lower" in p else ""
         console.print(
             f"  evidence   batch {p['batch']} {p['role']} v{p['version']}: "
-            f"{p['metric']}={p['value']:.4f}{band} on {p['n']} rows",
+            f"{p['metric']}={_fmt(p['value'])}{band} on {p['n']} rows",
             highlight=False,
         )
     for x in d["evidence"]["drifted_columns"]:
         p_value = "" if x["p_value"] is None else f", p={x['p_value']:.3g}"
         console.print(
             f"  evidence   batch {x['batch']} {x['column']}: {x['test']} "
-            f"{x['statistic']:.4g}{p_value} (threshold {x['threshold']})",
+            f"{_fmt(x['statistic'], '.4g')}{p_value} (threshold {x['threshold']})",
             highlight=False,
             markup=False,
         )

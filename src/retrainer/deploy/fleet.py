@@ -511,6 +511,7 @@ def microcontroller_summary(project: Project) -> list[dict[str, Any]]:
                 "version": champion.version,
                 "model": report.get("model_type"),
                 "passed": report.get("passed"),
+                "skipped": report.get("skipped"),
                 "agreement": parity.get("agreement"),
                 "rows": parity.get("n"),
                 "board_agreement": latency.get("agreement"),

@@ -2,7 +2,10 @@
 
 For each target of the project file (``deploy_targets``) the model is exported to C, compiled on
 the host and compared with Python on the held-out rows, cross-compiled for the target and
-measured. A target that fails, or could not be measured, fails the gate.
+measured. A target that fails, or could not be measured, fails the gate. A target whose tools
+(host C compiler, ARM cross-compiler, QEMU for a latency budget) are not installed on this
+machine is not checked at all: it is recorded as skipped with the command that installs them,
+gets no bundle, and does not fail the gate (:func:`tools_missing`).
 
 Example:
     >>> import numpy as np
@@ -11,8 +14,8 @@ Example:
     >>> X = np.linspace(0, 1, 40).reshape(-1, 1); y = (X[:, 0] > 0.5).astype(int)
     >>> tree = DecisionTreeClassifier().fit(X, y)
     >>> outcome = check_targets([DeployTarget("m4", 256, 64)], tree, X, y)
-    >>> outcome.reports["m4"].parity.agreement
-    1.0
+    >>> outcome.passed  # checked and fits, or skipped: no cross-compiler on this machine
+    True
 """
 
 from __future__ import annotations
@@ -23,17 +26,28 @@ from pathlib import Path
 from typing import Any
 
 from retrainer.data.schema import Schema
-from retrainer.deploy.tinyml import DeployTarget, TargetReport, check_target, write_bundle
+from retrainer.deploy.tinyml import (
+    DeployTarget,
+    TargetReport,
+    check_target,
+    export_c,
+    write_bundle,
+)
+from retrainer.deploy.tinyml.footprint import CROSS_CC, CROSS_SIZE
+from retrainer.deploy.tinyml.latency import QEMU
 from retrainer.deploy.tinyml.telemetry import TelemetryLayout
-from retrainer.errors import DataError
+from retrainer.deploy.tinyml.toolchain import install_command, missing_tools
+from retrainer.errors import DataError, RetrainerError
 from retrainer.profile.batch import BatchProfile
 
 
 @dataclass(frozen=True)
 class TargetsOutcome:
-    """Reports per target, whether all passed, and one reason line per failure."""
+    """Reports per checked target, whether all passed, one reason line per failure, and the
+    targets skipped for missing tools (name -> why, with the install command)."""
 
     reports: dict[str, TargetReport] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -44,7 +58,33 @@ class TargetsOutcome:
         return [f"target {n}: {why}" for n, r in self.reports.items() for why in r.reasons]
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: report.to_dict() for name, report in self.reports.items()}
+        skipped = {n: {"passed": None, "skipped": why} for n, why in self.skipped.items()}
+        return {name: report.to_dict() for name, report in self.reports.items()} | skipped
+
+
+def tools_missing(target: DeployTarget) -> str | None:
+    """Why ``target`` cannot be checked on this machine (a missing tool, and the command that
+    installs it), or None when its tools are all on ``PATH``. QEMU counts only when the target
+    has a latency budget.
+
+    Examples
+    --------
+    >>> import os
+    >>> path = os.environ["PATH"]
+    >>> os.environ["PATH"] = ""
+    >>> why = tools_missing(DeployTarget("m4", 256, 64))
+    >>> os.environ["PATH"] = path
+    >>> why.split(" (install")[0]
+    'deploy target m4 not checked: cc, arm-none-eabi-gcc, arm-none-eabi-size not found'
+    """
+    tools = ["cc", CROSS_CC, CROSS_SIZE] + ([QEMU] if target.max_latency_ms is not None else [])
+    missing = missing_tools(tools)
+    if not missing:
+        return None
+    return (
+        f"deploy target {target.name} not checked: {', '.join(missing)} not found "
+        f"(install: {install_command(missing)})"
+    )
 
 
 def check_targets(
@@ -57,9 +97,18 @@ def check_targets(
 ) -> TargetsOutcome:
     """Check ``model`` against every target on the rows ``X`` (and labels ``y``)."""
     names = list(feature_names) if feature_names is not None else None
-    return TargetsOutcome(
-        {t.name: check_target(model, t, X, y, feature_names=names) for t in targets}
-    )
+    reports, skipped = {}, {}
+    for t in targets:
+        why = tools_missing(t)
+        if why is None:
+            reports[t.name] = check_target(model, t, X, y, feature_names=names)
+            continue
+        try:  # a model that cannot become C fails whatever is installed
+            export_c(model, feature_names=names)
+            skipped[t.name] = why
+        except RetrainerError as exc:
+            reports[t.name] = TargetReport(t, type(model).__name__, False, (f"export: {exc}",))
+    return TargetsOutcome(reports, skipped)
 
 
 def write_bundles(

@@ -122,3 +122,35 @@ def _cache_root() -> Path:
     root = Path(tempfile.mkdtemp(prefix="retrainer-cc-cache-"))
     atexit.register(shutil.rmtree, root, True)
     return root
+
+
+# The Debian/Ubuntu packages that put each tool on PATH.
+APT_PACKAGES = {
+    "cc": ("gcc",),
+    "arm-none-eabi-gcc": ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi"),
+    "arm-none-eabi-size": ("gcc-arm-none-eabi",),  # via its dependency binutils-arm-none-eabi
+    "qemu-system-arm": ("qemu-system-arm",),
+}
+
+
+def missing_tools(tools: Sequence[str]) -> tuple[str, ...]:
+    """The ``tools`` not found on ``PATH``, in order.
+
+    Examples
+    --------
+    >>> missing_tools(["no-such-compiler-here", "python3"])
+    ('no-such-compiler-here',)
+    """
+    return tuple(t for t in tools if find_tool(t) is None)
+
+
+def install_command(tools: Sequence[str]) -> str:
+    """The ``apt-get`` command that installs ``tools`` (package order kept, no repeats).
+
+    Examples
+    --------
+    >>> install_command(["arm-none-eabi-gcc", "qemu-system-arm"])
+    'apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm'
+    """
+    packages = dict.fromkeys(p for t in tools for p in APT_PACKAGES.get(t, (t,)))
+    return "apt-get install " + " ".join(packages)
