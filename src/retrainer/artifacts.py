@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import skops.io
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from retrainer.errors import IntegrityError, StoreError, UnsafeArtifactError
+
+# skops (which enumerates scikit-learn's estimators when imported: seconds of start-up) is
+# imported where a model is read or written, so that opening a store stays cheap.
 
 __all__ = ["ArtifactStore", "TRUSTED_TYPES", "detect_format"]
 
@@ -238,6 +239,8 @@ def _check_skops(data: bytes, source: str, max_bytes: int) -> None:
         except (ValueError, zipfile.BadZipFile, OSError) as exc:
             raise StoreError(f"{source} has an unreadable schema.json: {exc}") from exc
     outside = sorted(n for n in _schema_types(schema, set()) if not _is_trusted_name(n))
+    import skops.io
+
     try:
         with _SKOPS_LOCK:
             untrusted = set(skops.io.get_untrusted_types(data=data))
@@ -252,6 +255,9 @@ def _check_skops(data: bytes, source: str, max_bytes: int) -> None:
 
 
 def _loads_skops(data: bytes, source: str, max_bytes: int) -> Any:
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     _check_skops(data, source, max_bytes)
     try:
         with _SKOPS_LOCK:
@@ -417,6 +423,8 @@ class ArtifactStore:
         Parameters:
             model: a fitted scikit-learn estimator or pipeline.
         """
+        import skops.io
+
         try:
             data = skops.io.dumps(model)
         except Exception as exc:  # noqa: BLE001  (skops raises many kinds on odd objects)

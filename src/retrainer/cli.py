@@ -955,8 +955,6 @@ def explain(ctx: click.Context, what: tuple[str, ...], as_json: bool) -> None:
     a proposed fix; default the newest checked batch), or why a decision went the way it did
     (`explain decision [ID]`: triggers fired and suppressed, evidence, reason in words; default
     the latest decision)."""
-    from retrainer.diagnosis import Alarm, rank
-
     kind, ids = ("batch", list(what)) if not what or what[0].isdigit() else (what[0], what[1:])
     if kind not in ("batch", "decision") or len(ids) > 1 or not all(i.isdigit() for i in ids):
         raise click.UsageError(
@@ -975,6 +973,8 @@ def explain(ctx: click.Context, what: tuple[str, ...], as_json: bool) -> None:
         raise RetrainerError(f"batch {batch} has no diagnosis yet: run `retrainer cycle` first")
 
     def render(d: dict) -> None:
+        from retrainer.diagnosis import Alarm, rank
+
         console.print(f"[bold]batch {batch}[/]", highlight=False)
         diagnosis = rank([Alarm.from_dict(a) for a in d["alarms"]], d.get("shift", 0.0))
         for line in diagnosis.explain():

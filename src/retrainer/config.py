@@ -18,8 +18,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -141,15 +143,49 @@ MAX_CHALLENGERS = 64
 
 
 def _importable(path: str) -> str:
+    """Check that ``path`` names a class of an installed module. A module whose source mentions
+    the name is accepted without running it (importing scikit-learn takes seconds, and commands
+    that only read the store need no estimator; training imports it and says if it fails);
+    otherwise the module is imported to decide.
+
+    >>> _importable("sklearn.tree.DecisionTreeClassifier")
+    'sklearn.tree.DecisionTreeClassifier'
+    >>> _importable("sklearn.tree.DecisionTreeClasifier")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: cannot import 'sklearn.tree.DecisionTreeClasifier': ... no attribute ...
+    """
     module, _, name = path.rpartition(".")
     if not module:
         example = "sklearn.tree.DecisionTreeClassifier"
         raise ValueError(f"{path!r} is not an import path like {example!r}")
+    spec = _module_spec(module)
+    origin = spec.origin if spec is not None else None
+    if origin and origin.endswith(".py") and module not in sys.modules:
+        source = Path(origin).read_text(encoding="utf-8", errors="replace")
+        if re.search(rf"\b{re.escape(name)}\b", source):
+            return path
     try:
         getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"cannot import {path!r}: {exc}") from None
     return path
+
+
+def _module_spec(dotted: str) -> importlib.machinery.ModuleSpec | None:
+    """Where module ``dotted`` is, found without running its packages' ``__init__``."""
+    parts = dotted.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            if spec is None or spec.submodule_search_locations is None:
+                return None
+            name = ".".join(parts[: i + 1])
+            spec = importlib.machinery.PathFinder.find_spec(
+                name, list(spec.submodule_search_locations)
+            )
+    except (ImportError, ValueError):
+        return None
+    return spec
 
 
 class CandidateSettings(_Section):

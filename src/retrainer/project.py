@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,8 +43,10 @@ from retrainer.registry import ModelVersion, Registry
 from retrainer.serving import PredictionReport, ingest_predictions, record_from_batch
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, LabelSetRow, StateRow, utcnow
-from retrainer.training import Trainer
-from retrainer.triggers import Policy
+
+if TYPE_CHECKING:
+    from retrainer.training import Trainer
+    from retrainer.triggers import Policy
 
 EARLY_LABEL_SETS = 100  # label sets with rows no batch had yet, kept to join later batches
 INGEST_ATTEMPTS = 3  # a unique-key collision with a concurrent ingest is read again
@@ -107,10 +110,22 @@ class Project:
         self.store = Store(config.store_url)
         self.artifacts = ArtifactStore(config.resolve(config.store.artifacts))
         self.registry = Registry(self.store, self.artifacts)
-        self.trainer = Trainer(config.trainer.estimator, dict(config.trainer.params))
-        self.policy = Policy.from_settings(config.policy)
         self._models: dict[int, Any] = {}
         self._schema: Schema | None = None
+
+    # built on first use: scikit-learn and the policy's checks take seconds to import, which
+    # commands that only read the store (status, models, explain) do not pay
+    @cached_property
+    def trainer(self) -> Trainer:
+        from retrainer.training import Trainer
+
+        return Trainer(self.config.trainer.estimator, dict(self.config.trainer.params))
+
+    @cached_property
+    def policy(self) -> Policy:
+        from retrainer.triggers import Policy
+
+        return Policy.from_settings(self.config.policy)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Project:

@@ -35,14 +35,12 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy
-import sklearn
-import skops
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -98,14 +96,16 @@ def _jsonable(value: dict | None, what: str) -> dict:
 
 
 def _packages() -> dict[str, str]:
+    # from the installed metadata: importing scikit-learn, SciPy and skops here would cost
+    # seconds in every command that only reads the registry
     return {
         "python": platform.python_version(),
         "retrainer": retrainer.__version__,
-        "scikit-learn": sklearn.__version__,
+        "scikit-learn": metadata.version("scikit-learn"),
         "numpy": np.__version__,
-        "scipy": scipy.__version__,
+        "scipy": metadata.version("scipy"),
         "pandas": pd.__version__,
-        "skops": skops.__version__,
+        "skops": metadata.version("skops"),
     }
 
 

@@ -38,9 +38,7 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
-from scipy import stats
 
-from retrainer.checks.drift import ks_from_histograms
 from retrainer.checks.result import CheckResult, plain
 from retrainer.diagnosis.signals import BatchSignals
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
@@ -377,6 +375,8 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     wild = cur.max > high + width or cur.min < low - width
     if share >= 0.5 or sum(inner_cur) < 30 or not wild:
         return None  # values just beyond the range are the tail of a moving distribution
+    from retrainer.checks.drift import ks_from_histograms  # SciPy: imported when used
+
     d, p = ks_from_histograms(inner_ref, inner_cur)
     if p < 0.01:
         return None
@@ -469,6 +469,8 @@ def _homogeneity(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 1.0
+    from scipy import stats  # here: `retrainer explain` should not wait for SciPy
+
     return float(stats.chi2_contingency(table, correction=False).pvalue)
 
 
@@ -849,6 +851,8 @@ def relation_alarm(
         return None
     pooled = (error * n + expected * n_expected) / (n + n_expected)
     se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n + 1 / n_expected))
+    from scipy import stats
+
     p = float(stats.norm.sf(rise / se))
     if p >= RELATION_P and not detector:
         return None

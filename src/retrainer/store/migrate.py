@@ -24,17 +24,17 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from retrainer.errors import StoreError
+
+if TYPE_CHECKING:  # Alembic is imported where it runs: a store that is up to date opens without
+    from alembic.config import Config  # it (importing it costs every command a second)
+    from alembic.script import ScriptDirectory
 
 __all__ = [
     "MIGRATIONS",
@@ -78,6 +78,8 @@ class MigrationResult:
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -85,6 +87,8 @@ def _config() -> Config:
 
 @lru_cache(maxsize=1)
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
@@ -109,6 +113,8 @@ def head_revision() -> str:
 
 
 def _current(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -134,6 +140,8 @@ def _lock(connection: Connection) -> None:
 
 
 def _migrate(connection: Connection, target: str) -> tuple[str, ...]:
+    from alembic.runtime.environment import EnvironmentContext
+
     script = _script()
     applied: list[str] = []
 
@@ -155,6 +163,28 @@ def _migrate(connection: Connection, target: str) -> tuple[str, ...]:
     return tuple(applied)
 
 
+def _newest_shipped() -> str:
+    """The highest revision number among the shipped migration files (``0003_fleet.py``...);
+    :func:`head_revision` asks Alembic, which also checks that the revisions form one chain.
+
+    Example:
+        >>> _newest_shipped() == head_revision()
+        True
+    """
+    return max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def _recorded(engine: Engine) -> str | None:
+    """The one revision a store's ``alembic_version`` table records, read with plain SQL (None
+    when there is no such table or it holds no single row)."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return None
+    return rows[0][0] if len(rows) == 1 else None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> MigrationResult:
     """Bring a store's tables to ``revision`` (newest by default); running it again is a no-op.
 
@@ -162,6 +192,10 @@ def upgrade(engine: Engine, revision: str = "head") -> MigrationResult:
         engine: the store's engine.
         revision: the revision to reach (``head``, or an id such as ``0001``).
     """
+    if revision == "head" and (at := _recorded(engine)) == _newest_shipped():
+        return MigrationResult(at, at, ())  # up to date: Alembic need not load
+    from alembic.util.exc import CommandError
+
     target = head_revision() if revision == "head" else revision
     try:
         before = current_revision(engine)
@@ -185,6 +219,9 @@ def differences(engine: Engine) -> list[str]:
     Parameters:
         engine: the store's engine.
     """
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return [repr(diff) for diff in compare_metadata(context, _metadata())]
@@ -199,6 +236,9 @@ def new_revision(message: str) -> Path:
     Parameters:
         message: what the revision does (also its file name).
     """
+    from alembic.autogenerate import produce_migrations, render_python_code
+    from alembic.migration import MigrationContext
+
     engine = create_engine("sqlite://")
     upgrade(engine)
     with engine.connect() as connection:

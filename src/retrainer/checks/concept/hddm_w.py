@@ -6,7 +6,6 @@ import math
 from functools import cache
 
 import numpy as np
-from scipy.signal import lfilter
 
 from retrainer.checks.concept.base import (
     BinaryDriftDetector,
@@ -115,6 +114,8 @@ class HDDMW(WarningMixin, BinaryDriftDetector):
 
     def _ewma_run(self, xs: np.ndarray, ewma: float, count: int) -> np.ndarray:
         """EWMAs after each value of ``xs``, continuing from ``ewma`` after ``count`` values."""
+        from scipy.signal import lfilter  # here: importing SciPy costs every command
+
         if count == 0:
             rest = lfilter([self.lambda_val], [1.0, -self._keep], xs[1:], zi=[self._keep * xs[0]])
             return np.r_[xs[0], rest[0]]

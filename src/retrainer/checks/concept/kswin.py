@@ -7,7 +7,6 @@ import warnings
 from functools import cache
 
 import numpy as np
-from scipy import stats
 
 from retrainer.checks.concept.base import DriftDetector, first_true
 
@@ -21,6 +20,8 @@ def ks_p_values(size: int) -> np.ndarray:
         >>> float(p[0]), bool(p[15] < 0.005)
         (1.0, True)
     """
+    from scipy import stats  # here: importing SciPy costs every command, not only this one
+
     base = np.arange(size, dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

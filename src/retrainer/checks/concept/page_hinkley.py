@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter
 
 from retrainer.checks.concept.base import DriftDetector, first_true
 
@@ -96,6 +95,8 @@ class PageHinkley(DriftDetector):
             )
 
     def _scan(self, xs: np.ndarray) -> int:
+        from scipy.signal import lfilter  # here: importing SciPy costs every command
+
         n = self._n + np.arange(1, xs.size + 1)
         total = np.cumsum(np.r_[self._sum, xs])[1:]
         dev = xs - total / n

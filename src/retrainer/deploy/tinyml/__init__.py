@@ -1,5 +1,8 @@
 """TinyML deploy: export models to C, check parity and footprint on a target, write bundles.
 
+The names are imported on first use: the exporters import scikit-learn, which a command that
+only reads a deploy target's budget (the configuration's validation) should not pay for.
+
 Examples
 --------
 >>> from sklearn.tree import DecisionTreeClassifier
@@ -8,31 +11,33 @@ Examples
 'classification'
 """
 
-from retrainer.deploy.tinyml.bundle import Bundle, verify_bundle, write_bundle
-from retrainer.deploy.tinyml.check import TargetReport, check_target
-from retrainer.deploy.tinyml.export import CExport, export_c, export_c_emlearn
-from retrainer.deploy.tinyml.footprint import Footprint, measure_footprint
-from retrainer.deploy.tinyml.latency import Latency, measure_latency
-from retrainer.deploy.tinyml.parity import ParityResult, check_parity
-from retrainer.deploy.tinyml.quantize import QuantizedMLP, quantize_mlp
-from retrainer.deploy.tinyml.target import DeployTarget
+import importlib
 
-__all__ = [
-    "Bundle",
-    "CExport",
-    "DeployTarget",
-    "Footprint",
-    "Latency",
-    "ParityResult",
-    "QuantizedMLP",
-    "TargetReport",
-    "check_parity",
-    "check_target",
-    "export_c",
-    "export_c_emlearn",
-    "measure_footprint",
-    "measure_latency",
-    "quantize_mlp",
-    "verify_bundle",
-    "write_bundle",
-]
+_WHERE = {
+    "Bundle": "bundle",
+    "verify_bundle": "bundle",
+    "write_bundle": "bundle",
+    "TargetReport": "check",
+    "check_target": "check",
+    "CExport": "export",
+    "export_c": "export",
+    "export_c_emlearn": "export",
+    "Footprint": "footprint",
+    "measure_footprint": "footprint",
+    "Latency": "latency",
+    "measure_latency": "latency",
+    "ParityResult": "parity",
+    "check_parity": "parity",
+    "QuantizedMLP": "quantize",
+    "quantize_mlp": "quantize",
+    "DeployTarget": "target",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        module = importlib.import_module(f"retrainer.deploy.tinyml.{_WHERE[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'retrainer.deploy.tinyml' has no attribute {name!r}")
