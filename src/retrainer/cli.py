@@ -188,14 +188,19 @@ def run(
     scheduler: str | None,
     as_json: bool,
 ) -> None:
-    """Watch data.source (and data.labels) and run a cycle whenever something arrives.
-    Ctrl-C stops cleanly between steps."""
+    """Watch data.source (and data.labels) and run a cycle whenever something arrives. A
+    backlog is worked through run.max_batches_per_cycle files a cycle (default 8), with a
+    progress bar and one line per cycle; idle, a poll only lists the folders. Ctrl-C stops
+    cleanly between steps."""
+    from retrainer.watch import FolderWatch
+
     project = _project(ctx, scheduler)
-    d = project.config.data
-    if not d.source:
+    if not project.config.data.source:
         raise RetrainerError(
             "retrainer run needs data.source (a file or folder) in the project file"
         )
+    _note_missing_tools(project)
+    limit = project.config.run.max_batches_per_cycle
     stop = {"now": False}
 
     def request_stop(signum, frame) -> None:
@@ -204,27 +209,65 @@ def run(
 
     previous = signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    cycles = 0
+    watch = FolderWatch(project)
+    cycles, reported = 0, set()
+    columns = [TextColumn("backlog"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     try:
-        while not stop["now"] and (max_cycles is None or cycles < max_cycles):
-            fresh = [b for b in project.ingest_path(project.config.resolve(d.source)) if b.new]
-            if d.labels and project.config.resolve(d.labels).exists() and not stop["now"]:
-                fresh += [
-                    x for x in project.ingest_labels_path(project.config.resolve(d.labels)) if x.new
-                ]
-            if fresh and not stop["now"]:
-                try:
-                    _emit(project.cycle().to_dict(), as_json, _render_cycle)
-                    cycles += 1
-                    continue
-                except BusyError as exc:  # the service runs cycles on arriving data itself
-                    err_console.print(f"not cycling now: {exc}")
-            deadline = time.monotonic() + interval
-            while not stop["now"] and time.monotonic() < deadline:
-                time.sleep(min(0.2, interval))
+        with Progress(*columns, console=err_console, disable=as_json, transient=True) as bar:
+            task = bar.add_task("backlog", total=0, visible=False)
+            while not stop["now"] and (max_cycles is None or cycles < max_cycles):
+                if watch.scan():
+                    done = int(bar.tasks[0].completed)
+                    bar.update(task, total=done + len(watch.batches), visible=True)
+                batches, labels = watch.ingest_next(limit) if not stop["now"] else ([], [])
+                for path, error in watch.failed.items():
+                    if path not in reported:
+                        reported.add(path)
+                        bar.console.print(f"not ingested: {error}", highlight=False, markup=False)
+                reported &= set(watch.failed)
+                bar.advance(task, len(batches))
+                fresh = [b for b in batches if b.new] + [x for x in labels if x.new]
+                if fresh and not stop["now"]:
+                    try:
+                        result = project.cycle().to_dict()
+                    except BusyError as exc:  # the service runs cycles on arriving data itself
+                        bar.console.print(f"not cycling now: {exc}")
+                    else:
+                        cycles += 1
+                        if as_json:
+                            _emit(result, True, _render_cycle)
+                        else:
+                            line = _cycle_line(result, len(watch.batches))
+                            console.print(line, highlight=False, markup=False, soft_wrap=True)
+                        continue
+                if watch.batches or watch.labels:
+                    continue  # more of the backlog, or files that held nothing new
+                bar.update(task, visible=False)
+                deadline = time.monotonic() + interval
+                while not stop["now"] and time.monotonic() < deadline:
+                    time.sleep(min(0.2, interval))
     finally:
         signal.signal(signal.SIGINT, previous)
     err_console.print(f"stopped after {cycles} cycle(s)")
+
+
+def _cycle_line(r: dict, waiting: int) -> str:
+    """One line for a cycle of `retrainer run`.
+
+    >>> print(_cycle_line({"cycle": 3, "batches": [7, 8], "quarantined": [], "alarms": [{}],
+    ...                    "decision": {"action": "retrain"}, "run": {"status": "succeeded"},
+    ...                    "champion": 2}, 5))
+    cycle 3: batches 7-8, 1 alarm(s), retrain (run succeeded), champion v2; 5 files waiting
+    """
+    b = r["batches"]
+    what = f"batches {b[0]}-{b[-1]}" if len(b) > 1 else (f"batch {b[0]}" if b else "labels")
+    quarantined = f" ({len(r['quarantined'])} quarantined)" if r["quarantined"] else ""
+    run = f" (run {r['run']['status']})" if r["run"] else ""
+    champion = f"v{r['champion']}" if r["champion"] else "none"
+    return (
+        f"cycle {r['cycle']}: {what}{quarantined}, {len(r['alarms'])} alarm(s), "
+        f"{r['decision']['action']}{run}, champion {champion}; {waiting} files waiting"
+    )
 
 
 @main.command()

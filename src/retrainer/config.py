@@ -101,6 +101,13 @@ class DataSettings(_Section):
     fixes: FixSettings = FixSettings()
 
 
+class RunSettings(_Section):
+    """``retrainer run``: a backlog of files is worked through this many batch files (and as
+    many label files) per cycle."""
+
+    max_batches_per_cycle: int = Field(8, ge=1)
+
+
 class WindowSettings(_Section):
     batches: int | None = Field(4, ge=1)
     days: float | None = Field(None, gt=0)
@@ -456,6 +463,7 @@ class Config(_Section):
     report: ReportSettings = ReportSettings()
     service: ServiceSettings = ServiceSettings()
     compute: ComputeSettings = ComputeSettings()
+    run: RunSettings = RunSettings()
     deploy_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     root: Path = Path(".")
 

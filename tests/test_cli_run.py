@@ -1,0 +1,77 @@
+"""`retrainer run` on a backlog: bounded cycles, one line each, and idle polls that read
+nothing."""
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import retrainer.watch
+from retrainer.cli import main
+from retrainer.project import Project
+from retrainer.watch import FolderWatch
+from tests.conftest import project_settings, store_url
+
+
+@pytest.fixture
+def backlog(tmp_path, elec, monkeypatch):
+    """A project whose data.source holds 4 labelled history weeks and 9 weekly files."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    elec.iloc[:1344].to_csv(tmp_path / "in" / "000-history.csv", index=False)
+    for week in range(1, 10):
+        part = elec.iloc[1344 + (week - 1) * 336 : 1344 + week * 336]
+        part.to_csv(tmp_path / "in" / f"{week:03d}.csv", index=False)
+    settings = project_settings(run={"max_batches_per_cycle": 4})
+    settings["store"]["url"] = store_url(tmp_path)
+    settings["data"]["source"] = "in"
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    return tmp_path
+
+
+def test_a_backlog_runs_in_cycles_of_at_most_the_setting(backlog):
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    decoder, text, cycles = json.JSONDecoder(), result.stdout, []
+    while text.strip():
+        cycle, end = decoder.raw_decode(text.lstrip())
+        cycles.append(cycle)
+        text = text.lstrip()[end:]
+    assert [len(c["batches"]) for c in cycles] == [4, 4, 2]
+    assert sorted(b for c in cycles for b in c["batches"]) == list(range(1, 11))
+
+
+def test_each_cycle_prints_one_line(backlog):
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [x for x in result.stdout.splitlines() if x.startswith("cycle ")]
+    assert [x.split(",")[0] for x in lines] == [
+        "cycle 1: batches 1-4",
+        "cycle 2: batches 5-8",
+        "cycle 3: batches 9-10",
+    ]
+    assert lines[0].endswith("6 files waiting") and lines[2].endswith("0 files waiting")
+
+
+def test_an_idle_poll_reads_no_file(backlog, monkeypatch):
+    project = Project.from_yaml(backlog / "retrainer.yaml")
+    watch = FolderWatch(project)
+    assert watch.scan() == 10
+    watch.ingest_next(10)
+    reads = []
+    real_key = retrainer.watch._key
+    monkeypatch.setattr(retrainer.watch, "_key", lambda p: reads.append(p) or real_key(p))
+    assert watch.scan() == 0 and reads == []  # unchanged files: a listing, no read
+    again = FolderWatch(project)  # a new process: hashes each file once, parses none
+    monkeypatch.setattr(retrainer.watch, "read_table", lambda p: pytest.fail(f"parsed {p}"))
+    assert again.scan() == 0 and len(reads) == 10
+    (backlog / "in" / "010.csv").write_text((backlog / "in" / "009.csv").read_text())
+    assert again.scan() == 1 and [p.name for p in again.batches] == ["010.csv"]
+
+
+def test_a_bad_file_is_reported_once_and_the_rest_goes_on(backlog):
+    (backlog / "in" / "005.csv").write_bytes(b"")
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("not ingested:") == 1 and "005.csv" in result.output
