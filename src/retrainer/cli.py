@@ -83,12 +83,12 @@ def init(ctx: click.Context, force: bool) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--labels", is_flag=True, help="PATH holds late labels (id and target columns).")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--labels", is_flag=True, help="PATHS hold late labels (id and target columns).")
 @click.option(
     "--predictions",
     is_flag=True,
-    help="PATH holds a serving system's predictions (id, prediction, optional score columns).",
+    help="PATHS hold a serving system's predictions (id, prediction, optional score columns).",
 )
 @click.option(
     "--version", type=int, default=None, help="With --predictions: the model version that served."
@@ -97,39 +97,63 @@ def init(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def ingest(
     ctx: click.Context,
-    path: Path,
+    paths: tuple[str, ...],
     labels: bool,
     predictions: bool,
     version: int | None,
     as_json: bool,
 ) -> None:
-    """Add batches (or late labels, or served predictions) from a CSV or Parquet file or
-    folder."""
+    """Add batches (or late labels, or served predictions) from CSV or Parquet files, folders
+    or glob patterns ('data/2024-*.csv'); one batch per file, the same rows sent again under
+    another name are recognised. Label rows whose ids match no stored row are kept for later
+    batches, and the command exits 1 naming the first of them."""
+    from retrainer.data.intake import default_warnings, expand_paths, unmatched_ids
+    from retrainer.data.io import list_files
+
     if labels and predictions:
         raise click.UsageError("--labels and --predictions exclude each other")
     project = _project(ctx)
+    for warning in default_warnings(project.config.data):
+        err_console.print(f"note: {warning}", highlight=False, markup=False, soft_wrap=True)
+    files = [f for p in expand_paths(paths) for f in list_files(p)]
     if predictions:
-        items = project.ingest_predictions_path(path, version=version)
+        done = [(f, project.ingest_predictions_path(f, version=version)[0]) for f in files]
+    elif labels:
+        done = [(f, project.ingest_labels_path(f)[0]) for f in files]
     else:
-        items = project.ingest_labels_path(path) if labels else project.ingest_path(path)
-    data = [i.to_dict() for i in items]
+        done = [(f, project.ingest_path(f)[0]) for f in files]
+    data = [i.to_dict() | {"file": str(f)} for f, i in done]
 
     def render(rows: list[dict]) -> None:
         for r in rows:
             if labels or predictions:
                 what = f"predictions of v{r['version']}" if predictions else "labels"
                 console.print(
-                    f"{what} {r['key']}: {r['matched']} joined to batches "
+                    f"{what} {r['file']}: {r['matched']} joined to batches "
                     f"{r['batches']}, {r['unmatched']} unmatched"
-                    + ("" if r["new"] else " (already ingested)")
+                    + ("" if r["new"] else " (already ingested)"),
+                    highlight=False,
                 )
             else:
                 console.print(
-                    f"batch {r['id']} {r['key']}: {r['n_rows']} rows, "
-                    f"{r['n_labelled']} labelled" + ("" if r["new"] else " (already ingested)")
+                    f"batch {r['id']} {r['file']}: {r['n_rows']} rows, "
+                    f"{r['n_labelled']} labelled" + ("" if r["new"] else " (already ingested)"),
+                    highlight=False,
                 )
 
     _emit(data, as_json, render)
+    unmatched = [(f, i) for f, i in done if labels and i.new and i.unmatched]
+    for f, i in unmatched:
+        first = ", ".join(map(str, unmatched_ids(project, f))) or "?"
+        err_console.print(
+            f"error: {f}: {i.unmatched} of {i.n_rows} labels match no stored row "
+            f"(first ids: {first}); they are kept and join batches ingested later",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if unmatched:
+        sys.exit(1)
 
 
 def _note_missing_tools(project) -> None:

@@ -99,6 +99,31 @@ class DataSettings(_Section):
     schema_: dict[str, dict] | Literal["inferred"] = Field("inferred", alias="schema")
     expected_rows: dict[Literal["min", "max"], int] = Field(default_factory=dict)  # per batch
     fixes: FixSettings = FixSettings()
+    timezone: str | None = None  # the zone of times written without an offset, e.g. Europe/Zurich
+    encoding: str = "utf-8"  # of CSV files, e.g. latin-1 or cp1252
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {zone!r} (e.g. UTC, Europe/Zurich)") from None
+        return zone
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1)") from None
+        return encoding
 
 
 class RunSettings(_Section):

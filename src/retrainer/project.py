@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from retrainer.artifacts import ArtifactStore
 from retrainer.config import Config
-from retrainer.data.io import list_files, read_table, to_pandas
+from retrainer.data.io import file_lines, list_files, read_table, to_pandas
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.errors import DataError, NotFoundError, StoreError
 from retrainer.registry import ModelVersion, Registry
@@ -235,6 +236,8 @@ class Project:
             try:
                 with self.store.session() as s:
                     existing = s.scalar(select(BatchRow).where(BatchRow.key == key))
+                    if existing is None:  # the same rows sent again under another name
+                        existing = s.scalar(select(BatchRow).where(BatchRow.artifact == sha))
                     if existing is not None:
                         return BatchInfo.of(existing, new=False)
                     if self.schema() is None:
@@ -270,10 +273,17 @@ class Project:
 
     def ingest_path(self, path: str | Path) -> list[BatchInfo]:
         """Ingest a CSV or Parquet file, or every such file of a folder (one batch each)."""
-        return [
-            self.ingest(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
-            for f in list_files(path)
-        ]
+        return self._each_file(path, self.ingest)
+
+    def _each_file(self, path: str | Path, ingest: Callable[..., Any]) -> list:
+        """``ingest`` each data file of ``path`` (read with ``data.encoding``; keyed by name and
+        content hash); errors about a CSV file's rows give its lines."""
+        done = []
+        for f in list_files(path):
+            with file_lines(f):
+                frame = read_table(f, encoding=self.config.data.encoding)
+                done.append(ingest(frame, key=f"file:{f.name}:{_file_sha(f)}", source=str(f)))
+        return done
 
     def _conform(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         d = self.config.data
@@ -291,7 +301,8 @@ class Project:
         if schema is not None:  # with a champion, a missing column is stored and diagnosed
             frame = schema.conform(frame, source=where, required=self.champion is None)
         if d.time_column:
-            frame[d.time_column] = _utc(frame[d.time_column], f"{where}: column {d.time_column!r}")
+            column = f"{where}: column {d.time_column!r}"
+            frame[d.time_column] = _utc(frame[d.time_column], column, d.timezone)
         if d.target in frame:
             self._check_label_kind(frame[d.target], f"{where}: column {d.target!r} (the target)")
         if d.id_column and frame[d.id_column].isna().any():
@@ -400,10 +411,7 @@ class Project:
 
     def ingest_labels_path(self, path: str | Path) -> list[LabelReport]:
         """Ingest late labels from a CSV or Parquet file or folder."""
-        return [
-            self.ingest_labels(read_table(f), key=f"file:{f.name}:{_file_sha(f)}", source=str(f))
-            for f in list_files(path)
-        ]
+        return self._each_file(path, self.ingest_labels)
 
     def ingest_predictions(
         self, data: Any, *, key: str | None = None, version: int | None = None, source: str = ""
@@ -415,12 +423,7 @@ class Project:
 
     def ingest_predictions_path(self, path: str | Path, version: int | None = None) -> list:
         """Ingest served predictions from a CSV or Parquet file or folder."""
-        return [
-            self.ingest_predictions(
-                read_table(f), key=f"file:{f.name}:{_file_sha(f)}", version=version, source=str(f)
-            )
-            for f in list_files(path)
-        ]
+        return self._each_file(path, functools.partial(self.ingest_predictions, version=version))
 
     def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
         """The rows of a stored batch, with late labels joined in."""
@@ -595,15 +598,26 @@ def _label_kind(value: Any) -> str:
     return "missing" if value is None or value is pd.NA or value is pd.NaT else "bad"
 
 
-def _utc(values: pd.Series, where: str) -> pd.Series:
-    """Timestamps as UTC; naive times are refused (they are ambiguous)."""
+def _utc(values: pd.Series, where: str, zone: str | None = None) -> pd.Series:
+    """Timestamps as UTC. Times without an offset are read in ``zone`` (``data.timezone``);
+    without one they are refused (they are ambiguous).
+
+    >>> naive = pd.Series(["2024-05-01 10:00"])
+    >>> _utc(naive, "t", "Europe/Zurich").dt.hour.tolist()
+    [8]
+    """
     try:
         parsed = pd.to_datetime(values, utc=False)
     except (ValueError, TypeError) as exc:
         raise DataError(f"{where}: not a timestamp: {exc}") from None
     if getattr(parsed.dt, "tz", None) is None:
-        raise DataError(
-            f"{where}: timestamps without a time zone are ambiguous; "
-            "write them with an offset (e.g. 2024-05-01T10:00:00+00:00)"
-        )
+        if zone is None:
+            raise DataError(
+                f"{where}: timestamps without a time zone are ambiguous; set data.timezone "
+                "(e.g. UTC, Europe/Zurich) or write them with an offset (2024-05-01T10:00:00+00:00)"
+            )
+        try:
+            parsed = parsed.dt.tz_localize(zone, ambiguous="raise", nonexistent="raise")
+        except (ValueError, TypeError) as exc:  # a clock change: the hour is skipped or repeated
+            raise DataError(f"{where}: {exc} in data.timezone {zone}") from None
     return parsed.dt.tz_convert(UTC)

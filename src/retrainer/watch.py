@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from retrainer.data.io import SUFFIXES, read_table
+from retrainer.data.io import SUFFIXES, file_lines, read_table
 from retrainer.errors import DataError, StoreError
 from retrainer.store.tables import BatchRow, LabelSetRow
 
@@ -100,7 +100,8 @@ class FolderWatch:
     def _one(self, path: Path, labels: bool):
         try:
             key = _key(path)
-            frame = read_table(path)
+            with file_lines(path):
+                frame = read_table(path, encoding=self.project.config.data.encoding)
             if labels:
                 done = self.project.ingest_labels(frame, key=key, source=str(path))
             else:

@@ -8,7 +8,9 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,20 @@ def to_pandas(data: Any, *, source: str = "data") -> pd.DataFrame:
     return frame
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read one CSV or Parquet file; errors name the file and what is wrong with it."""
+def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read one CSV or Parquet file; errors name the file and what is wrong with it. A CSV file
+    that is not valid ``encoding`` names its first bad line (the header is line 1).
+
+    Example:
+        >>> import tempfile
+        >>> name = tempfile.mkdtemp() + "/prices.csv"
+        >>> _ = open(name, "wb").write("city,price\\nZurich,1\\nZürich,2\\n".encode("latin-1"))
+        >>> read_table(name)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        retrainer.errors.DataError: .../prices.csv: line 3 is not valid utf-8 (byte 0xfc); ...
+        >>> read_table(name, encoding="latin-1")["city"].tolist()
+        ['Zurich', 'Zürich']
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -48,16 +62,56 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             frame = pd.read_parquet(path)
         elif name.endswith((".csv", ".csv.gz")):
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, encoding=encoding)
         else:
             raise DataError(f"{path}: unknown format (expected one of {', '.join(SUFFIXES)})")
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: {_bad_encoding(path, encoding, exc)}") from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read it: {exc}") from None
     if frame.empty:
         raise DataError(f"{path}: the file has no rows")
     return to_pandas(frame, source=str(path))
+
+
+def _bad_encoding(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being ``encoding``: its line and byte, and the setting to change."""
+    where = ""
+    if not path.name.lower().endswith(".gz"):
+        data = path.read_bytes()
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError as found:
+            line = data[: found.start].count(b"\n") + 1
+            where = f"line {line} is not valid {encoding} (byte 0x{data[found.start]:02x}); "
+    if not where:
+        where = f"not valid {encoding} ({exc.reason}); "
+    return where + "if the file is in another encoding, set data.encoding (e.g. latin-1, cp1252)"
+
+
+_ROW = re.compile(r"\brow (\d+)\b")
+
+
+@contextmanager
+def file_lines(path: str | Path) -> Iterator[None]:
+    """Within the block, a ``DataError`` about a CSV file's ``row N`` (0-based, as the checks
+    count) says ``line N+2`` instead: the line a text editor shows, header counted.
+
+    Example:
+        >>> with file_lines("batch.csv"):
+        ...     raise DataError("batch.csv: column 'x': row 7 has 'abc', expected a number")
+        Traceback (most recent call last):
+        retrainer.errors.DataError: batch.csv: column 'x': line 9 has 'abc', expected a number
+    """
+    try:
+        yield
+    except DataError as exc:
+        if not str(path).lower().endswith((".csv", ".csv.gz")):
+            raise
+        text = _ROW.sub(lambda m: f"line {int(m.group(1)) + 2}", str(exc))
+        raise type(exc)(text) from exc
 
 
 PARQUET_BATCH_ROWS = 250_000
