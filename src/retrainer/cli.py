@@ -86,6 +86,11 @@ def init(ctx: click.Context, force: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--labels", is_flag=True, help="PATH holds late labels (id and target columns).")
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="With --labels: correct stored labels of the same ids (logged as labels_replaced).",
+)
+@click.option(
     "--predictions",
     is_flag=True,
     help="PATH holds a serving system's predictions (id, prediction, optional score columns).",
@@ -99,6 +104,7 @@ def ingest(
     ctx: click.Context,
     path: Path,
     labels: bool,
+    replace: bool,
     predictions: bool,
     version: int | None,
     as_json: bool,
@@ -107,11 +113,17 @@ def ingest(
     folder."""
     if labels and predictions:
         raise click.UsageError("--labels and --predictions exclude each other")
+    if replace and not labels:
+        raise click.UsageError("--replace corrects labels: use it with --labels")
     project = _project(ctx)
     if predictions:
         items = project.ingest_predictions_path(path, version=version)
     else:
-        items = project.ingest_labels_path(path) if labels else project.ingest_path(path)
+        items = (
+            project.ingest_labels_path(path, replace=replace)
+            if labels
+            else project.ingest_path(path)
+        )
     data = [i.to_dict() for i in items]
 
     def render(rows: list[dict]) -> None:
@@ -121,6 +133,7 @@ def ingest(
                 console.print(
                     f"{what} {r['key']}: {r['matched']} joined to batches "
                     f"{r['batches']}, {r['unmatched']} unmatched"
+                    + (f", {r['replaced']} replaced" if r.get("replaced") else "")
                     + ("" if r["new"] else " (already ingested)")
                 )
             else:
