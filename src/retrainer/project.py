@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow
 from retrainer.training import Trainer
 from retrainer.triggers import Policy
 
+FUTURE_SLACK = timedelta(hours=1)  # clock skew tolerated before a batch's time is the future
 INGEST_ATTEMPTS = 3  # a unique-key collision with a concurrent ingest is read again
 
 
@@ -194,6 +195,7 @@ class Project:
         n_labelled = int(frame[target].notna().sum()) if target in frame else 0
         time_col = self.config.data.time_column
         data_time = frame[time_col].max().to_pydatetime() if time_col else utcnow()
+        future = future_note(data_time, time_col) if time_col else ""
         for attempt in range(1, INGEST_ATTEMPTS + 1):
             try:
                 with self.store.session() as s:
@@ -210,6 +212,8 @@ class Project:
                         artifact=sha,
                         data_time=data_time,
                         n_labelled=n_labelled,
+                        status="quarantined" if future else "new",
+                        note=future,
                     )
                     s.add(row)
                     s.flush()
@@ -224,6 +228,9 @@ class Project:
                         rows=len(frame),
                         labelled=n_labelled,
                     )
+                    if future:  # never checked, never in a window, never the data clock
+                        msg = f"batch {row.id} quarantined: {future}"
+                        self.event(s, "quarantine", msg, batch_id=row.id)
                     return BatchInfo.of(row)
             except SQLIntegrityError as exc:
                 # A concurrent ingest stored the same key, or inferred the schema first: read
@@ -425,6 +432,28 @@ class Project:
         from retrainer.report import write_report
 
         return write_report(self, Path(path) if path else self.config.resolve("report.html"))
+
+
+def future_note(data_time: datetime, column: str, now: datetime | None = None) -> str:
+    """Why a batch whose time column reaches past the wall clock (plus ``FUTURE_SLACK``) is
+    quarantined at ingest, or "" when it does not: such a time would move the data clock, and
+    every later cycle would wait for it.
+
+    Example:
+        >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> future_note(datetime(2999, 1, 1, tzinfo=UTC), "timestamp", now)[:60]
+        "future_timestamp: column 'timestamp' (the time column) reach"
+        >>> future_note(now + FUTURE_SLACK, "timestamp", now)
+        ''
+    """
+    now = now or utcnow()
+    if data_time <= now + FUTURE_SLACK:
+        return ""
+    return (
+        f"future_timestamp: column {column!r} (the time column) reaches "
+        f"{data_time.isoformat()}, later than the wall clock {now.isoformat(timespec='seconds')} "
+        f"plus {FUTURE_SLACK}"
+    )
 
 
 def _labels_over(own: pd.Series, joined: pd.Series) -> pd.Series:
