@@ -86,6 +86,11 @@ def init(ctx: click.Context, force: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--labels", is_flag=True, help="PATHS hold late labels (id and target columns).")
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="With --labels: correct stored labels of the same ids (logged as labels_replaced).",
+)
+@click.option(
     "--predictions",
     is_flag=True,
     help="PATHS hold a serving system's predictions (id, prediction, optional score columns).",
@@ -99,6 +104,7 @@ def ingest(
     ctx: click.Context,
     paths: tuple[str, ...],
     labels: bool,
+    replace: bool,
     predictions: bool,
     version: int | None,
     as_json: bool,
@@ -112,6 +118,8 @@ def ingest(
 
     if labels and predictions:
         raise click.UsageError("--labels and --predictions exclude each other")
+    if replace and not labels:
+        raise click.UsageError("--replace corrects labels: use it with --labels")
     project = _project(ctx)
     for warning in default_warnings(project.config.data):
         err_console.print(f"note: {warning}", highlight=False, markup=False, soft_wrap=True)
@@ -119,7 +127,7 @@ def ingest(
     if predictions:
         done = [(f, project.ingest_predictions_path(f, version=version)[0]) for f in files]
     elif labels:
-        done = [(f, project.ingest_labels_path(f)[0]) for f in files]
+        done = [(f, project.ingest_labels_path(f, replace=replace)[0]) for f in files]
     else:
         done = [(f, project.ingest_path(f)[0]) for f in files]
     data = [i.to_dict() | {"file": str(f)} for f, i in done]
@@ -131,6 +139,7 @@ def ingest(
                 console.print(
                     f"{what} {r['file']}: {r['matched']} joined to batches "
                     f"{r['batches']}, {r['unmatched']} unmatched"
+                    + (f", {r['replaced']} replaced" if r.get("replaced") else "")
                     + ("" if r["new"] else " (already ingested)"),
                     highlight=False,
                 )

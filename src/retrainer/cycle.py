@@ -32,6 +32,7 @@ from retrainer.diagnose import Alarm
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.metrics import score
 from retrainer.profile import BatchProfile
+from retrainer.project import FUTURE_SLACK
 from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
 from retrainer.store.tables import (
     BatchRow,
@@ -214,7 +215,8 @@ class _Cycle:
         if not self.cfg.data.time_column:
             return utcnow()
         with self.p.store.session() as s:
-            latest = s.scalar(select(func.max(BatchRow.data_time)))
+            not_future = BatchRow.data_time <= utcnow() + FUTURE_SLACK  # a 2999 batch: no clock
+            latest = s.scalar(select(func.max(BatchRow.data_time)).where(not_future))
         return _aware(latest) if latest else utcnow()
 
     def _n_labelled(self, batch_id: int) -> int:

@@ -24,7 +24,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,16 +40,17 @@ from retrainer.config import Config
 from retrainer.data.io import file_lines, list_files, read_table, to_pandas
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.errors import DataError, NotFoundError, StoreError
+from retrainer.labels import LabelReport, join_early_labels
 from retrainer.registry import ModelVersion, Registry
 from retrainer.serving import PredictionReport, ingest_predictions, record_from_batch
 from retrainer.store import Store
-from retrainer.store.tables import BatchRow, EventRow, LabelSetRow, StateRow, utcnow
+from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow
 
 if TYPE_CHECKING:
     from retrainer.training import Trainer
     from retrainer.triggers import Policy
 
-EARLY_LABEL_SETS = 100  # label sets with rows no batch had yet, kept to join later batches
+FUTURE_SLACK = timedelta(hours=1)  # clock skew tolerated before a batch's time is the future
 INGEST_ATTEMPTS = 3  # a unique-key collision with a concurrent ingest is read again
 
 
@@ -78,28 +79,6 @@ class BatchInfo:
             "status": self.status,
             "new": self.new,
             "data_time": self.data_time.isoformat() if self.data_time else None,
-        }
-
-
-@dataclass(frozen=True)
-class LabelReport:
-    """What a set of late labels joined to."""
-
-    key: str
-    n_rows: int
-    matched: int
-    unmatched: int
-    batches: tuple[int, ...]
-    new: bool = True
-
-    def to_dict(self) -> dict:
-        return {
-            "key": self.key,
-            "n_rows": self.n_rows,
-            "matched": self.matched,
-            "unmatched": self.unmatched,
-            "batches": list(self.batches),
-            "new": self.new,
         }
 
 
@@ -232,6 +211,7 @@ class Project:
         n_labelled = int(frame[target].notna().sum()) if target in frame else 0
         time_col = self.config.data.time_column
         data_time = frame[time_col].max().to_pydatetime() if time_col else utcnow()
+        future = future_note(data_time, time_col) if time_col else ""
         for attempt in range(1, INGEST_ATTEMPTS + 1):
             try:
                 with self.store.session() as s:
@@ -250,10 +230,12 @@ class Project:
                         artifact=sha,
                         data_time=data_time,
                         n_labelled=n_labelled,
+                        status="quarantined" if future else "new",
+                        note=future,
                     )
                     s.add(row)
                     s.flush()
-                    self._join_early_labels(s, row, frame)
+                    join_early_labels(self, s, row, frame)
                     record_from_batch(self, s, row, frame)
                     self.event(
                         s,
@@ -264,6 +246,9 @@ class Project:
                         rows=len(frame),
                         labelled=n_labelled,
                     )
+                    if future:  # never checked, never in a window, never the data clock
+                        msg = f"batch {row.id} quarantined: {future}"
+                        self.event(s, "quarantine", msg, batch_id=row.id)
                     return BatchInfo.of(row)
             except SQLIntegrityError as exc:
                 # A concurrent ingest stored the same key, or inferred the schema first: read
@@ -322,96 +307,25 @@ class Project:
             except SQLIntegrityError:  # a concurrent first batch stored its kind: check against it
                 self._check_label_kind(values, where)
 
-    def ingest_labels(self, data: Any, *, key: str | None = None, source: str = "") -> LabelReport:
-        """Join late labels (a table of id and target) to the stored batches."""
-        where = source or "labels"
-        id_col, target = self.config.data.id_column, self.target
-        if not id_col:
-            raise DataError(f"{where}: late labels need data.id_column in the project file")
-        labels = to_pandas(data, source=where)
-        missing = [c for c in (id_col, target) if c not in labels.columns]
-        if missing:
-            raise DataError(
-                f"{where}: missing column(s) {missing}; columns are {list(labels.columns)}"
-            )
-        labels = labels[[id_col, target]].dropna()
-        self._check_label_kind(labels[target], f"{where}: column {target!r}")
-        if labels.empty:
-            raise DataError(f"{where}: no labelled rows")
-        if labels[id_col].duplicated().any():
-            dup = labels[id_col][labels[id_col].duplicated()].tolist()[0]
-            raise DataError(f"{where}: id {dup!r} appears more than once")
-        try:
-            sha = self.artifacts.put_frame(labels.reset_index(drop=True))
-        except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
-            raise type(exc)(f"{where}: {exc}") from exc
-        key = _checked_key(key, where) or f"sha256:{sha}"
-        source = source.replace("\x00", "\\0")
-        with self.store.session() as s:
-            if s.scalar(select(LabelSetRow).where(LabelSetRow.key == key)) is not None:
-                return LabelReport(key, len(labels), 0, 0, (), new=False)
-            by_id = labels.set_index(id_col)[target]
-            matched, touched = 0, []
-            rows = s.scalars(
-                select(BatchRow).where(BatchRow.n_labelled < BatchRow.n_rows).order_by(BatchRow.id)
-            ).all()
-            for row in rows:
-                frame = self.batch_frame(row)
-                known = frame[target] if target in frame else pd.Series(index=frame.index)
-                fresh = frame[id_col].map(by_id)
-                hits = int((known.isna() & fresh.notna()).sum())
-                if hits == 0:
-                    continue
-                merged = known.where(known.notna(), fresh)
-                table = pd.DataFrame({id_col: frame[id_col], target: merged}).dropna()
-                row.labels = self.artifacts.put_frame(table.reset_index(drop=True))
-                row.n_labelled = len(table)
-                row.evaluated = False if row.n_labelled and not row.evaluated else row.evaluated
-                matched += hits
-                touched.append(row.id)
-            s.add(LabelSetRow(key=key, source=source, n_rows=len(labels), artifact=sha))
-            unmatched = len(labels) - matched
-            if unmatched:  # labels may arrive before their batch: joined when it comes
-                state = s.get(StateRow, "early_labels")
-                early = dict(state.value) if state is not None else {}
-                kept = dict(list({**early, sha: unmatched}.items())[-EARLY_LABEL_SETS:])
-                self.set_state("early_labels", kept, s)
-            self.event(
-                s,
-                "labels",
-                f"{len(labels)} labels from {where}: {matched} joined to "
-                f"batches {touched}, {unmatched} matched no stored row",
-                key=key,
-                matched=matched,
-                unmatched=unmatched,
-                batches=touched,
-            )
-        return LabelReport(key, len(labels), matched, unmatched, tuple(touched))
+    def ingest_labels(
+        self,
+        data: Any,
+        *,
+        key: str | None = None,
+        source: str = "",
+        replace: bool = False,
+        actor: str = "user",
+    ) -> LabelReport:
+        """Join late labels (a table of id and target) to the stored batches. A label that
+        differs from the stored label of its id is refused unless ``replace`` (logged)."""
+        from retrainer.labels import ingest_labels
 
-    def _join_early_labels(self, s: Session, row: BatchRow, frame: pd.DataFrame) -> None:
-        """Join to a new batch the labels that arrived before it (state ``early_labels``: the
-        label sets with unmatched rows, newest ``EARLY_LABEL_SETS``, with their unmatched count)."""
-        early = s.get(StateRow, "early_labels")
-        id_col, target = self.config.data.id_column, self.target
-        if early is None or not early.value or not id_col:
-            return
-        known = frame[target] if target in frame else pd.Series(index=frame.index, dtype=float)
-        merged, left = known, {}
-        for sha, unmatched in early.value.items():
-            fresh = frame[id_col].map(self.artifacts.get_frame(sha).set_index(id_col)[target])
-            hits = int((merged.isna() & fresh.notna()).sum())
-            merged = merged.where(merged.notna(), fresh)
-            if unmatched > hits:
-                left[sha] = unmatched - hits
-        early.value, early.updated_at = left, utcnow()
-        if int(merged.notna().sum()) > int(known.notna().sum()):
-            table = pd.DataFrame({id_col: frame[id_col], target: merged}).dropna()
-            row.labels = self.artifacts.put_frame(table.reset_index(drop=True))
-            row.n_labelled = len(table)
+        return ingest_labels(self, data, key=key, source=source, replace=replace, actor=actor)
 
-    def ingest_labels_path(self, path: str | Path) -> list[LabelReport]:
-        """Ingest late labels from a CSV or Parquet file or folder."""
-        return self._each_file(path, self.ingest_labels)
+    def ingest_labels_path(self, path: str | Path, *, replace: bool = False) -> list[LabelReport]:
+        """Ingest late labels from a CSV or Parquet file or folder (``replace``: correct
+        stored labels, see ``ingest_labels``)."""
+        return self._each_file(path, functools.partial(self.ingest_labels, replace=replace))
 
     def ingest_predictions(
         self, data: Any, *, key: str | None = None, version: int | None = None, source: str = ""
@@ -432,9 +346,7 @@ class Project:
             id_col, target = self.config.data.id_column, self.target
             labels = self.artifacts.get_frame(row.labels).set_index(id_col)[target]
             joined = frame[id_col].map(labels)
-            frame[target] = (
-                frame[target].where(frame[target].notna(), joined) if (target in frame) else joined
-            )
+            frame[target] = _labels_over(frame[target], joined) if target in frame else joined
         if labelled_only:
             frame = frame[frame[self.target].notna()] if self.target in frame else frame.iloc[:0]
         return frame
@@ -536,6 +448,41 @@ class Project:
         from retrainer.report import write_report
 
         return write_report(self, Path(path) if path else self.config.resolve("report.html"))
+
+
+def future_note(data_time: datetime, column: str, now: datetime | None = None) -> str:
+    """Why a batch whose time column reaches past the wall clock (plus ``FUTURE_SLACK``) is
+    quarantined at ingest, or "" when it does not: such a time would move the data clock, and
+    every later cycle would wait for it.
+
+    Example:
+        >>> now = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> future_note(datetime(2999, 1, 1, tzinfo=UTC), "timestamp", now)[:60]
+        "future_timestamp: column 'timestamp' (the time column) reach"
+        >>> future_note(now + FUTURE_SLACK, "timestamp", now)
+        ''
+    """
+    now = now or utcnow()
+    if data_time <= now + FUTURE_SLACK:
+        return ""
+    return (
+        f"future_timestamp: column {column!r} (the time column) reaches "
+        f"{data_time.isoformat()}, later than the wall clock {now.isoformat(timespec='seconds')} "
+        f"plus {FUTURE_SLACK}"
+    )
+
+
+def _labels_over(own: pd.Series, joined: pd.Series) -> pd.Series:
+    """A batch's own labels with the joined ones over them where they differ (a replaced label
+    wins); the column keeps its dtype where nothing changes.
+
+    Example:
+        >>> _labels_over(pd.Series([0, 1, None]), pd.Series([0, 0, 1])).tolist()
+        [0.0, 0.0, 1.0]
+    """
+    differs = (own.astype(object) != joined.astype(object)).to_numpy(dtype=bool)
+    over = joined.notna().to_numpy() & differs
+    return own.mask(over, joined) if over.any() else own
 
 
 def _checked_key(key: str | None, where: str) -> str | None:
