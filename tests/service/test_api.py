@@ -219,7 +219,11 @@ def test_promote_rollback_and_manual_retrain(loaded, elec):
     assert project.cycle().decision["reasons"][0] == "manual: new tariff"
     assert len(project.models) == 2
     target = 2 if project.champion.version == 1 else 1
-    r = client.post("/api/promote", json={"version": target, "reason": "by hand"}, headers=write)
+    body = {"version": target, "reason": "by hand"}
+    if project.registry.get(target).metrics["gate_passed"] is False:  # needs force
+        assert client.post("/api/promote", json=body, headers=write).status_code == 409
+        body["force"] = True
+    r = client.post("/api/promote", json=body, headers=write)
     assert r.status_code == 200 and project.champion.version == target
     assert project.registry.history()[-1]["actor"] == "token:writer"
     r = client.post("/api/rollback", json={}, headers=write)

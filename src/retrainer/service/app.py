@@ -41,6 +41,7 @@ from retrainer import views
 from retrainer.errors import (
     ConfigError,
     DataError,
+    GateFailedError,
     IntegrityError,
     NotFoundError,
     RetrainerError,
@@ -97,6 +98,7 @@ class RetrainRequest(BaseModel):
 class PromoteRequest(BaseModel):
     version: int = Field(ge=1)
     reason: str = Field("promoted from the API", min_length=1, max_length=500)
+    force: bool = Field(False, description="promote even a version that failed its gate")
 
 
 class RollbackRequest(BaseModel):
@@ -269,6 +271,7 @@ def create_app(
 def _errors(app: FastAPI) -> None:
     codes = [
         (NotFoundError, 404),
+        (GateFailedError, 409),
         (DataError, 422),
         (ConfigError, 400),
         (IntegrityError, 500),
@@ -765,9 +768,10 @@ def _writes(
 
     @app.post("/api/promote", dependencies=JSON_WRITE, tags=["write"])
     def post_promote(body: PromoteRequest, token: Token = writer) -> dict:
-        """Make a model version the champion."""
+        """Make a model version the champion (409 for one that failed its gate, unless
+        ``force``)."""
         return project.promote(
-            body.version, reason=body.reason, actor=f"token:{token.name}"
+            body.version, reason=body.reason, actor=f"token:{token.name}", force=body.force
         ).to_dict() | {"reference": None}
 
     @app.post("/api/rollback", dependencies=JSON_WRITE, tags=["write"])
