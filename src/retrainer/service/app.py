@@ -437,6 +437,16 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         """Alarms with their diagnosis (cause, action) and the decision taken, newest first."""
         return dashboard.alarms(project, limit=limit)
 
+    @app.get("/api/alarms/summary", dependencies=READ, tags=["read"])
+    def alarm_summary() -> dict:
+        """Alarms grouped by cause, then column, with counts and the newest of each group."""
+        return dashboard.alarm_summary(project)
+
+    @app.get("/api/decision-log", dependencies=READ, tags=["read"])
+    def decision_log(limit: int = Query(2000, ge=1, le=20000)) -> dict:
+        """Every decision, newest first, reasons grouped; agreeing neighbours form stretches."""
+        return dashboard.decision_log(project, limit=limit)
+
     @app.get("/api/decisions", dependencies=READ, tags=["read"])
     def decisions(limit: int = Query(200, ge=1, le=2000)) -> list[dict]:
         """Decisions of the trigger policy with their reasons, newest first."""
@@ -555,9 +565,11 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         return dashboard.performance_series(project)
 
     @app.get("/api/drift", dependencies=READ, tags=["read"])
-    def drift(limit: int = Query(60, ge=1, le=500)) -> dict:
-        """Drift scores per column and batch (the heatmap)."""
-        return dashboard.drift_heatmap(project, limit=limit)
+    def drift(
+        limit: int = Query(2000, ge=1, le=20000), buckets: int = Query(40, ge=1, le=200)
+    ) -> dict:
+        """Drift scores per column and span of data time, newest first (the heatmap)."""
+        return dashboard.drift_heatmap(project, limit=limit, buckets=buckets)
 
     @app.get("/api/schedule", dependencies=READ, tags=["service"])
     def schedule(limit: int = Query(50, ge=1, le=1000)) -> dict:
