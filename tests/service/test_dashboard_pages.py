@@ -17,7 +17,6 @@ from retrainer import views
 from retrainer.service.auth import create_token
 from retrainer.service.dashboard import alarm_summary, drift_heatmap, performance_series
 from retrainer.store.tables import BatchRow, DecisionRow, EventRow
-from tests.service.many_batches import grow, real_days
 from tests.service.service_helpers import serve_in_thread
 from tests.service.test_dashboard import (  # noqa: F401 (the skip mark)
     CHROMIUM,
@@ -33,10 +32,9 @@ BATCHES = 600
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory):
+def big(many_batches):
     """600 batches: real cycles on 60 ELEC2 days, their record repeated forward in time."""
-    project = real_days(tmp_path_factory.mktemp("big"))
-    grow(project, BATCHES)
+    project = many_batches
     _, token = create_token(project.store, "browser", scope="read")
     with serve_in_thread(project) as base:
         yield {"project": project, "token": token, "base": base}
