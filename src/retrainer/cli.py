@@ -367,11 +367,13 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @main.command()
 @click.argument("version", type=int)
 @click.option("--reason", default="promoted by hand", show_default=True)
+@click.option("--force", is_flag=True, help="Promote even a version that failed its gate.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def promote(ctx: click.Context, version: int, reason: str, as_json: bool) -> None:
-    """Make VERSION the champion."""
-    result = _project(ctx).promote(version, reason=reason).to_dict() | {"reference": None}
+def promote(ctx: click.Context, version: int, reason: str, force: bool, as_json: bool) -> None:
+    """Make VERSION the champion (one that failed its gate needs --force)."""
+    done = _project(ctx).promote(version, reason=reason, force=force)
+    result = done.to_dict() | {"reference": None}
     _emit(result, as_json, lambda m: console.print(f"champion is now v{m['version']}"))
 
 

@@ -41,3 +41,7 @@ class TrainingError(RetrainerError):
 
 class NotFoundError(RetrainerError):
     """A named model version, alias, batch or run does not exist."""
+
+
+class GateFailedError(RetrainerError):
+    """A model version that failed its gate was to be promoted without ``force``."""

@@ -407,9 +407,18 @@ class Project:
         return self.registry.alias("champion")
 
     def promote(
-        self, version: int, *, reason: str = "promoted by hand", actor: str = "user"
+        self,
+        version: int,
+        *,
+        reason: str = "promoted by hand",
+        actor: str = "user",
+        force: bool = False,
     ) -> ModelVersion:
-        """Make ``version`` the champion."""
+        """Make ``version`` the champion; one that failed its gate needs ``force=True``
+        (:class:`~retrainer.errors.GateFailedError` says why it failed)."""
+        from retrainer.promotion import check_promotable
+
+        check_promotable(self.registry.get(version), force=force)
         result = self.registry.promote(version, reason=reason, actor=actor)
         self.set_state("detector", {})
         return result

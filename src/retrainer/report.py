@@ -39,8 +39,9 @@ img{max-width:100%}
 
 
 def performance_figure(perf: pd.DataFrame, promos: pd.DataFrame, metric: str) -> plt.Figure:
-    """Per-batch metric of the continuously trained champion vs the never-retrained baseline."""
-    fig, ax = plt.subplots(figsize=(11, 4.2), dpi=100)
+    """Per-batch metric of the continuously trained champion vs the never-retrained baseline;
+    the legend sits below the axes, so it never covers a line."""
+    fig, ax = plt.subplots(figsize=(11, 4.6), dpi=100, layout="constrained")
     labels = {
         "champion": "continuously trained (champion)",
         "baseline": "never retrained (first model)",
@@ -76,8 +77,7 @@ def performance_figure(perf: pd.DataFrame, promos: pd.DataFrame, metric: str) ->
     ax.set_ylabel(f"{metric} per batch")
     ax.set_title(f"{metric} over time: model left to decay vs continuously trained")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     return fig
 
 

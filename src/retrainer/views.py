@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC
 from typing import TYPE_CHECKING
@@ -314,3 +315,110 @@ def _in_words(e: dict) -> str:
         version = f"v{r['version']} " if r["version"] else ""
         text += f" Run {r['run']}: {r['status']}, {version}{outcome}."
     return text
+
+
+COLUMN_IN_TEXT = re.compile(r"column '([^']+)'")
+
+
+def reason_cause(reason: str) -> str:
+    """The cause or trigger a decision reason names.
+
+    Example:
+        >>> reason_cause("blocked by data_quality: column 'x' is stuck at 0.1")
+        'data_quality'
+        >>> reason_cause("drift: 3 of 7 columns drifted")
+        'drift'
+    """
+    return _kind(reason.removeprefix("blocked by "))
+
+
+def reason_column(reason: str) -> str | None:
+    """The column a reason or alarm message names, if it names one.
+
+    Example:
+        >>> reason_column("blocked by data_quality: column 'nswprice' is stuck"), reason_column("x")
+        ('nswprice', None)
+    """
+    found = COLUMN_IN_TEXT.search(reason)
+    return found.group(1) if found else None
+
+
+def freshness(project: Project) -> dict:
+    """Whether the model is being kept fresh, in one sentence: when it was last retrained and
+    what, if anything, holds retraining back (the last decision's blocking causes and columns,
+    quarantined batches, a challenger that failed its gate, a hold note).
+
+    ``state`` is ``none`` (no model yet), ``fresh`` or ``held``.
+
+    Example:
+        >>> import tempfile
+        >>> from retrainer.project import Project
+        >>> project = Project.from_dict({"data": {"target": "y"}}, root=tempfile.mkdtemp())
+        >>> freshness(project)["sentence"]
+        'No model yet: the first cycle with labelled data trains one and makes it the champion.'
+    """
+    champion = project.champion
+    if champion is None:
+        return {
+            "state": "none",
+            "sentence": "No model yet: the first cycle with labelled data trains one and makes "
+            "it the champion.",
+            "last_retrain": None,
+            "held_by": [],
+        }
+    promos = promotions(project)
+    promoted = promos[promos["promoted"]]
+    last = promoted.iloc[-1] if len(promoted) else None
+    when = (
+        f"v{champion.version} was last retrained on data up to {last['clock']:%Y-%m-%d}"
+        if last is not None and pd.notna(last["clock"])
+        else f"v{champion.version} is serving"
+    )
+    with project.store.session() as s:
+        decision = s.scalars(select(DecisionRow).order_by(DecisionRow.id.desc()).limit(1)).first()
+        reasons = list(decision.reasons) if decision else []
+        action = decision.action if decision else None
+        quarantine = select(func.count()).where(BatchRow.status == "quarantined")
+        if last is not None and pd.notna(last["clock"]):
+            quarantine = quarantine.where(BatchRow.data_time > last["clock"].to_pydatetime())
+        since = s.scalar(quarantine)
+    held: list[str] = []
+    blocked = [r for r in reasons if r.startswith("blocked by ")]
+    if blocked:
+        by_cause: dict[str, set[str]] = {}
+        for r in blocked:
+            by_cause.setdefault(reason_cause(r), set()).update(filter(None, [reason_column(r)]))
+        held += [
+            f"{cause.replace('_', ' ')} problems"
+            + (f" in {', '.join(sorted(cols))}" if cols else "")
+            for cause, cols in sorted(by_cause.items())
+        ]
+    held += [r for r in reasons if _kind(r) in HOLD_NOTES]
+    rejected = promos.iloc[-1] if len(promos) and not promos.iloc[-1]["promoted"] else None
+    if rejected is not None:
+        held.append(f"the last challenger, v{int(rejected['version'])}, failed its gate")
+    quarantined = f" ({since} batch(es) quarantined since)" if since else ""
+    decided = (
+        f"the last decision, on {decision.at:%Y-%m-%d}, was to {action}"
+        if decision
+        else "no decision yet"
+    )
+    if held:
+        state = "held"
+        sentence = f"Retraining is held back by {'; '.join(held)}{quarantined}: {when}; {decided}."
+    else:
+        state = "fresh"
+        sentence = f"The model is being kept fresh: {when}{quarantined}; {decided}."
+    return {
+        "state": state,
+        "sentence": sentence,
+        "last_retrain": None
+        if last is None
+        else {
+            "version": int(last["version"]),
+            "run": int(last["run"]),
+            "data_time": None if pd.isna(last["clock"]) else last["clock"].isoformat(),
+        },
+        "held_by": held,
+        "quarantined": int(since or 0),
+    }

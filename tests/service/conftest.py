@@ -43,3 +43,13 @@ def receiver():
     yield make
     for r in made:
         r.close()
+
+
+@pytest.fixture(scope="session")
+def many_batches(tmp_path_factory):
+    """A project of 600 batches (tests.service.many_batches), for reading only."""
+    from tests.service.many_batches import grow, real_days
+
+    project = real_days(tmp_path_factory.mktemp("many-batches"))
+    grow(project, 600)
+    return project

@@ -11,6 +11,7 @@ import pytest
 
 from retrainer.datasets import load_elec2
 from retrainer.project import Project
+from retrainer.promotion import gate_failure
 from retrainer.service.auth import create_token
 from tests.service.service_helpers import WEEK, serve_in_thread, service_settings
 
@@ -135,7 +136,8 @@ def test_overview_says_who_serves_and_why(site, signed_in):
     assert signed_in.find_element(By.CSS_SELECTOR, "#champion b").text == f"v{champion}"
     assert f"Model version {champion} is serving" in signed_in.find_element(By.ID, "health").text
     last = site["project"].status()["last_decision"]
-    assert last["reasons"][0] in signed_in.find_element(By.ID, "decision").text
+    decision = signed_in.find_element(By.ID, "decision")
+    assert last["reasons"][0] in decision.get_attribute("textContent")  # inside its group
 
 
 def test_charts_hold_the_apis_data(site, signed_in):
@@ -159,11 +161,11 @@ def test_charts_hold_the_apis_data(site, signed_in):
     heat = drift_heatmap(site["project"])
     assert drawn == {
         "columns": len(heat["columns"]),
-        "batches": len(heat["batches"]),
+        "spans": len(heat["spans"]),
         "cells": len(heat["cells"]),
     }
     cells = signed_in.execute_script("return document.querySelectorAll('#heatmap tbody td').length")
-    assert cells == len(heat["columns"]) * len(heat["batches"]) > 0
+    assert cells == len(heat["columns"]) * len(heat["spans"]) > 0
 
 
 def test_a_promote_click_changes_the_champion(site, signed_in):
@@ -175,12 +177,23 @@ def test_a_promote_click_changes_the_champion(site, signed_in):
     signed_in.get(site["base"] + "/ui/models")
     wait_ready(signed_in)
     button = signed_in.find_element(By.CSS_SELECTOR, f"button.promote[data-version='{target}']")
+    failed = gate_failure(project.registry.get(target))
+    if failed:  # the page says why it failed and asks first; no means no
+        button.click()
+        alert = signed_in.switch_to.alert
+        assert failed in alert.text
+        alert.dismiss()
+        time.sleep(0.3)
+        assert project.champion.version == before
     button.click()
+    if failed:
+        signed_in.switch_to.alert.accept()
     deadline = time.monotonic() + 15
     while project.champion.version != target and time.monotonic() < deadline:
         time.sleep(0.05)
     assert project.champion.version == target
     assert project.registry.history()[-1]["actor"] == "token:browser"
+    assert ("despite its failed gate" in project.registry.history()[-1]["reason"]) == bool(failed)
     wait_ready(signed_in)
     assert signed_in.find_elements(By.CSS_SELECTOR, f"button.promote[data-version='{before}']")
     assert console_errors(signed_in) == []
@@ -188,6 +201,7 @@ def test_a_promote_click_changes_the_champion(site, signed_in):
 
 def test_a_read_token_cannot_promote_from_the_page(site, signed_in):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
 
     project = site["project"]
     _, read = create_token(project.store, "viewer", scope="read")
@@ -196,6 +210,8 @@ def test_a_read_token_cannot_promote_from_the_page(site, signed_in):
     wait_ready(signed_in)
     before = project.champion.version
     signed_in.find_element(By.CSS_SELECTOR, "button.promote").click()
+    if EC.alert_is_present()(signed_in):  # a version that failed its gate: yes, try anyway
+        signed_in.switch_to.alert.accept()
     deadline = time.monotonic() + 10
     while not signed_in.find_element(By.ID, "error").is_displayed():
         assert time.monotonic() < deadline

@@ -41,6 +41,7 @@ from retrainer import views
 from retrainer.errors import (
     ConfigError,
     DataError,
+    GateFailedError,
     IntegrityError,
     NotFoundError,
     RetrainerError,
@@ -97,6 +98,7 @@ class RetrainRequest(BaseModel):
 class PromoteRequest(BaseModel):
     version: int = Field(ge=1)
     reason: str = Field("promoted from the API", min_length=1, max_length=500)
+    force: bool = Field(False, description="promote even a version that failed its gate")
 
 
 class RollbackRequest(BaseModel):
@@ -269,6 +271,7 @@ def create_app(
 def _errors(app: FastAPI) -> None:
     codes = [
         (NotFoundError, 404),
+        (GateFailedError, 409),
         (DataError, 422),
         (ConfigError, 400),
         (IntegrityError, 500),
@@ -434,6 +437,16 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         """Alarms with their diagnosis (cause, action) and the decision taken, newest first."""
         return dashboard.alarms(project, limit=limit)
 
+    @app.get("/api/alarms/summary", dependencies=READ, tags=["read"])
+    def alarm_summary() -> dict:
+        """Alarms grouped by cause, then column, with counts and the newest of each group."""
+        return dashboard.alarm_summary(project)
+
+    @app.get("/api/decision-log", dependencies=READ, tags=["read"])
+    def decision_log(limit: int = Query(2000, ge=1, le=20000)) -> dict:
+        """Every decision, newest first, reasons grouped; agreeing neighbours form stretches."""
+        return dashboard.decision_log(project, limit=limit)
+
     @app.get("/api/decisions", dependencies=READ, tags=["read"])
     def decisions(limit: int = Query(200, ge=1, le=2000)) -> list[dict]:
         """Decisions of the trigger policy with their reasons, newest first."""
@@ -552,9 +565,11 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         return dashboard.performance_series(project)
 
     @app.get("/api/drift", dependencies=READ, tags=["read"])
-    def drift(limit: int = Query(60, ge=1, le=500)) -> dict:
-        """Drift scores per column and batch (the heatmap)."""
-        return dashboard.drift_heatmap(project, limit=limit)
+    def drift(
+        limit: int = Query(2000, ge=1, le=20000), buckets: int = Query(40, ge=1, le=200)
+    ) -> dict:
+        """Drift scores per column and span of data time, newest first (the heatmap)."""
+        return dashboard.drift_heatmap(project, limit=limit, buckets=buckets)
 
     @app.get("/api/schedule", dependencies=READ, tags=["service"])
     def schedule(limit: int = Query(50, ge=1, le=1000)) -> dict:
@@ -765,9 +780,10 @@ def _writes(
 
     @app.post("/api/promote", dependencies=JSON_WRITE, tags=["write"])
     def post_promote(body: PromoteRequest, token: Token = writer) -> dict:
-        """Make a model version the champion."""
+        """Make a model version the champion (409 for one that failed its gate, unless
+        ``force``)."""
         return project.promote(
-            body.version, reason=body.reason, actor=f"token:{token.name}"
+            body.version, reason=body.reason, actor=f"token:{token.name}", force=body.force
         ).to_dict() | {"reference": None}
 
     @app.post("/api/rollback", dependencies=JSON_WRITE, tags=["write"])

@@ -18,16 +18,24 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from retrainer import views
 from retrainer.errors import NotFoundError
-from retrainer.store.tables import BatchRow, CheckRow, CycleRow, ProfileRow
+from retrainer.store.tables import (
+    BatchRow,
+    CheckRow,
+    CycleRow,
+    DecisionRow,
+    EventRow,
+    ProfileRow,
+)
 
 if TYPE_CHECKING:
     from retrainer.project import Project
@@ -47,6 +55,7 @@ PAGES = {
     "performance": "Performance over time",
     "drift": "Drift",
     "alarms": "Alarms",
+    "decisions": "Decisions",
     "models": "Model versions",
     "batches": "Batches",
     "batch": "Batch",
@@ -107,7 +116,9 @@ def overview(project: Project) -> dict:
         "project": status["project"],
         "champion": champion,
         "health": {"level": level, "words": words},
+        "freshness": views.freshness(project),
         "last_decision": status["last_decision"],
+        "last_decision_groups": group_reasons((status["last_decision"] or {}).get("reasons") or []),
         "last_cycle": cycle,
         "batches": status["batches"],
         "rows": status["rows"],
@@ -117,6 +128,40 @@ def overview(project: Project) -> dict:
         "recent_performance": realised,
         "events": status["events"],
     }
+
+
+def group_reasons(reasons: list[str]) -> list[dict]:
+    """Decision reasons grouped by cause, then by the column they name, with counts, largest
+    group first (a wall of 60 "blocked by ..." lines becomes one line per cause and column).
+
+    Example:
+        >>> groups = group_reasons([
+        ...     "blocked by data_quality: column 'a' is stuck at 1", "drift: 2 columns moved",
+        ...     "blocked by data_quality: column 'a' is stuck at 2",
+        ... ])
+        >>> [(g["cause"], g["count"], [(c["column"], c["count"]) for c in g["columns"]])
+        ...  for g in groups]
+        [('data_quality', 2, [('a', 2)]), ('drift', 1, [(None, 1)])]
+    """
+    groups: dict[str, dict[str | None, list[str]]] = {}
+    for r in reasons:
+        groups.setdefault(views.reason_cause(r), {}).setdefault(views.reason_column(r), []).append(
+            r
+        )
+    out = [
+        {
+            "cause": cause,
+            "words": CAUSE_WORDS.get(cause, cause.replace("_", " ")),
+            "blocking": any(r.startswith("blocked by ") for rs in cols.values() for r in rs),
+            "count": sum(len(rs) for rs in cols.values()),
+            "columns": sorted(
+                ({"column": col, "count": len(rs), "reasons": rs} for col, rs in cols.items()),
+                key=lambda c: (-c["count"], c["column"] or ""),
+            ),
+        }
+        for cause, cols in groups.items()
+    ]
+    return sorted(out, key=lambda g: (-g["count"], g["cause"]))
 
 
 def _health(
@@ -165,7 +210,7 @@ def performance_series(project: Project) -> dict:
         )
         point[row.role] = _finite(row.value)
         point.setdefault("versions", {})[row.role] = int(row.version)
-    points = [by_batch[k] for k in sorted(by_batch)]
+    points = _with_gaps([by_batch[k] for k in sorted(by_batch)], project)
     markers = [
         {
             "run": int(r.run),
@@ -184,77 +229,253 @@ def performance_series(project: Project) -> dict:
     }
 
 
-def drift_heatmap(project: Project, *, limit: int = 60) -> dict:
-    """Per column and batch (the latest ``limit`` batches): the drift test's score in [0, 1]
-    (KS distance; 1 - p for chi-square) and whether it raised an alarm."""
+def _with_gaps(points: list[dict], project: Project) -> list[dict]:
+    """The points with a gap row (``"gap": "quarantined"`` or ``"missing"``, no values) for
+    each quarantined batch among them and for each stretch of data time longer than 1.5 times the
+    usual spacing, so a plot never joins its lines across data that is not there."""
     with project.store.session() as s:
-        ids = sorted(
-            s.scalars(
-                select(CheckRow.batch_id)
-                .where(CheckRow.kind == "drift")
-                .distinct()
-                .order_by(CheckRow.batch_id.desc())
-                .limit(limit)
-            )
-        )
-        rows = s.scalars(
-            select(CheckRow).where(
+        quarantined = s.execute(
+            select(BatchRow.id, BatchRow.data_time).where(BatchRow.status == "quarantined")
+        ).all()
+    known = {p["batch"] for p in points}
+    rows = points + [
+        {"batch": b, "time": iso(t), "gap": "quarantined"} for b, t in quarantined if b not in known
+    ]
+    timed = all(r["time"] for r in rows)
+    rows.sort(key=lambda r: (pd.Timestamp(r["time"]), r["batch"]) if timed else r["batch"])
+    if not timed or len(points) < 3:
+        return rows
+    stamps = pd.to_datetime([r["time"] for r in rows])
+    steps = pd.Series(stamps[1:] - stamps[:-1])
+    usual = steps[steps > pd.Timedelta(0)].median()
+    out = rows[:1]
+    for row, step, before in zip(rows[1:], steps, stamps[:-1], strict=True):
+        if pd.notna(usual) and step > 1.5 * usual and not (row.get("gap") or out[-1].get("gap")):
+            middle = before + step / 2
+            out.append({"batch": None, "time": iso(middle), "gap": "missing"})
+        out.append(row)
+    return out
+
+
+def drift_heatmap(project: Project, *, limit: int = 2000, buckets: int = 40) -> dict:
+    """Per column and time: the drift test's score in [0, 1] (KS distance; 1 - p for
+    chi-square) and its alarms, over the latest ``limit`` batches by data time, newest first.
+
+    With more batches than ``buckets``, consecutive batches are merged into ``buckets`` spans
+    of data time (a cell holds the largest score and the number of alarms of its span), so the
+    map always fits the screen. Columns come in order of their alarms, most first.
+    """
+    with project.store.session() as s:
+        order = (BatchRow.data_time.desc(), BatchRow.id.desc())
+        latest = s.execute(
+            select(BatchRow.id, BatchRow.data_time)
+            .where(BatchRow.id.in_(select(CheckRow.batch_id).where(CheckRow.kind == "drift")))
+            .order_by(*order)
+            .limit(limit)
+        ).all()
+        ids = [b for b, _ in latest]
+        rows = s.execute(
+            select(
+                CheckRow.batch_id,
+                CheckRow.column,
+                CheckRow.name,
+                CheckRow.statistic,
+                CheckRow.p_value,
+                CheckRow.alarm,
+            ).where(
                 CheckRow.kind == "drift",
                 CheckRow.batch_id.in_(ids),
                 CheckRow.name.in_(("ks", "chi2")),
             )
         ).all()
-        times = dict(
-            s.execute(select(BatchRow.id, BatchRow.data_time).where(BatchRow.id.in_(ids))).all()
+    size = max(1, math.ceil(len(latest) / buckets))
+    spans = [latest[i : i + size] for i in range(0, len(latest), size)]
+    span_of = {b: k for k, span in enumerate(spans) for b, _ in span}
+    cells: dict[tuple[str, int], dict] = {}
+    for batch, column, test, statistic, p_value, alarm in rows:
+        if not column:
+            continue
+        score = (
+            _finite(statistic)
+            if test == "ks"
+            else (1 - p_value if _finite(p_value) is not None else None)
         )
-        cells = [
+        cell = cells.setdefault(
+            (column, span_of[batch]),
             {
-                "batch": r.batch_id,
-                "column": r.column,
-                "test": r.name,
-                "statistic": _finite(r.statistic),
-                "p_value": _finite(r.p_value),
-                "alarm": bool(r.alarm),
-            }
-            for r in rows
-        ]
-    for c in cells:
-        c["score"] = (
-            c["statistic"]
-            if c["test"] == "ks"
-            else (1 - c["p_value"])
-            if c["p_value"] is not None
-            else None
+                "column": column,
+                "span": span_of[batch],
+                "test": test,
+                "score": None,
+                "alarms": 0,
+                "checked": 0,
+            },
         )
-    columns = sorted({c["column"] for c in cells if c["column"]})
+        cell["checked"] += 1
+        cell["alarms"] += bool(alarm)
+        if score is not None and (cell["score"] is None or score > cell["score"]):
+            cell["score"] = score
+    alarms_per_column = Counter()
+    for (column, _), cell in cells.items():
+        alarms_per_column[column] += cell["alarms"]
+    columns = sorted({c for c, _ in cells}, key=lambda c: (-alarms_per_column[c], c))
     return {
         "columns": columns,
-        "batches": [{"id": b, "time": iso(times.get(b))} for b in ids],
-        "cells": cells,
+        "per_span": size,
+        "spans": [
+            {
+                "batches": len(span),
+                "first": span[-1][0],
+                "last": span[0][0],
+                "from": iso(span[-1][1]),
+                "to": iso(span[0][1]),
+            }
+            for span in spans
+        ],
+        "cells": list(cells.values()),
     }
 
 
 def alarms(project: Project, *, limit: int = 200) -> list[dict]:
-    """Alarms of the latest cycles, newest first, each with its cause, action and the
-    decision the cycle took."""
-    out: list[dict] = []
+    """The latest alarms, newest data first, each with its batch and that batch's data time,
+    its cause, action and the decision its cycle took.
+
+    Alarms on a batch come from the batch's stored diagnosis; a changed relation (found over
+    a cycle's newly labelled batches) is shown on the latest of those batches.
+    """
     with project.store.session() as s:
+        events = s.execute(
+            select(EventRow.batch_id, EventRow.cycle_id, EventRow.data, BatchRow.data_time)
+            .join(BatchRow, BatchRow.id == EventRow.batch_id)
+            .where(EventRow.kind == "check")
+            .order_by(EventRow.id.desc())
+            .limit(limit)
+        ).all()
         cycles = s.scalars(select(CycleRow).order_by(CycleRow.id.desc()).limit(limit)).all()
-        for c in cycles:
-            summary = c.summary or {}
-            decision = summary.get("decision") or {}
-            for a in summary.get("alarms", []):
-                out.append(
-                    {
-                        "cycle": c.id,
-                        "at": iso(c.started_at),
-                        **a,
-                        "cause_words": CAUSE_WORDS.get(a.get("cause"), a.get("cause")),
-                        "decision": decision.get("action"),
-                        "reasons": decision.get("reasons", []),
-                    }
+        decided = {c.id: (c.summary or {}).get("decision") or {} for c in cycles}
+        relation = [
+            (
+                c.id,
+                a,
+                max(e["batch"] for e in (c.summary or {}).get("evaluations") or [{"batch": 0}]),
+            )
+            for c in cycles
+            for a in (c.summary or {}).get("alarms", [])
+            if a.get("cause") == "changed_relation"
+        ]
+        times = dict(
+            s.execute(
+                select(BatchRow.id, BatchRow.data_time).where(
+                    BatchRow.id.in_([b for _, _, b in relation])
                 )
+            ).all()
+        )
+    found = [
+        (batch, cycle, a, moment)
+        for batch, cycle, data, moment in events
+        for a in ((data or {}).get("diagnosis") or {}).get("alarms", [])
+    ]
+    found += [(b or None, cycle, a, times.get(b)) for cycle, a, b in relation]
+    out = [
+        {
+            "batch": batch,
+            "data_time": iso(moment),
+            "cycle": cycle,
+            **{k: a.get(k) for k in ("cause", "severity", "check", "column", "message")},
+            "action": a.get("action"),
+            "blocking": bool(a.get("blocking")),
+            "cause_words": CAUSE_WORDS.get(a.get("cause"), a.get("cause")),
+            "decision": decided.get(cycle, {}).get("action"),
+        }
+        for batch, cycle, a, moment in found
+    ]
+    out.sort(key=lambda a: (a["data_time"] or "", a["batch"] or 0), reverse=True)
     return out[:limit]
+
+
+def alarm_summary(project: Project, *, limit: int = 5000, per_column: int = 20) -> dict:
+    """The latest ``limit`` alarms grouped by cause, then column, with counts, the batches
+    they span and the ``per_column`` newest of each group."""
+    rows = alarms(project, limit=limit)
+    groups: dict[str, dict[str | None, list[dict]]] = {}
+    for a in rows:
+        groups.setdefault(a["cause"], {}).setdefault(a["column"], []).append(a)
+
+    def span(items: list[dict]) -> dict:
+        times = [a["data_time"] for a in items if a["data_time"]]
+        return {
+            "count": len(items),
+            "batches": len({a["batch"] for a in items}),
+            "from": min(times, default=None),
+            "to": max(times, default=None),
+        }
+
+    out = [
+        {
+            "cause": cause,
+            "words": CAUSE_WORDS.get(cause, cause),
+            **span([a for items in cols.values() for a in items]),
+            "columns": sorted(
+                (
+                    {"column": col, **span(items), "latest": items[:per_column]}
+                    for col, items in cols.items()
+                ),
+                key=lambda c: (-c["count"], c["column"] or ""),
+            ),
+        }
+        for cause, cols in groups.items()
+    ]
+    return {
+        "total": len(rows),
+        "groups": sorted(out, key=lambda g: (-g["count"], g["cause"])),
+        "latest": rows[:10],
+    }
+
+
+def decision_log(project: Project, *, limit: int = 2000) -> dict:
+    """Every decision (the latest ``limit``), newest first, each with its reasons grouped by
+    cause and column; consecutive decisions that agree (same action, same causes and columns)
+    form one stretch, so a long quiet or blocked spell reads as one line."""
+    with project.store.session() as s:
+        rows = s.scalars(select(DecisionRow).order_by(DecisionRow.id.desc()).limit(limit)).all()
+        total = s.scalar(select(func.count()).select_from(DecisionRow)) or 0
+        items = [
+            {
+                "id": d.id,
+                "cycle": d.cycle_id,
+                "at": iso(d.at),
+                "action": d.action,
+                "groups": group_reasons(list(d.reasons)),
+                "suppressed": list(d.suppressed),
+            }
+            for d in rows
+        ]
+    stretches: list[dict] = []
+    for d in items:
+        shape = (
+            d["action"],
+            [(g["cause"], [c["column"] for c in g["columns"]]) for g in d["groups"]],
+        )
+        if stretches and stretches[-1]["shape"] == shape:
+            stretches[-1]["decisions"].append(d)
+        else:
+            stretches.append({"shape": shape, "decisions": [d]})
+    return {
+        "total": total,
+        "shown": len(items),
+        "actions": dict(Counter(d["action"] for d in items)),
+        "stretches": [
+            {
+                "action": st["decisions"][0]["action"],
+                "count": len(st["decisions"]),
+                "from": st["decisions"][-1]["at"],
+                "to": st["decisions"][0]["at"],
+                "groups": st["decisions"][0]["groups"],
+                "decisions": st["decisions"],
+            }
+            for st in stretches
+        ],
+    }
 
 
 def batch_detail(project: Project, batch_id: int) -> dict:

@@ -13,7 +13,7 @@
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") node.className = v;
       else if (k === "on") for (const [e, f] of Object.entries(v)) node.addEventListener(e, f);
-      else node.setAttribute(k, v);
+      else if (v !== null && v !== undefined) node.setAttribute(k, v);
     }
     for (const c of children.flat()) {
       if (c === null || c === undefined) continue;
@@ -32,6 +32,30 @@
       el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))));
   }
 
+  function day(iso) { return iso ? iso.slice(0, 10) : "–"; }
+  function span(from, to) { return day(from) === day(to) ? day(to) : day(from) + " → " + day(to); }
+  function plural(n, word) {
+    return n + " " + word + (n === 1 ? "" : /(s|ch|sh|x)$/.test(word) ? "es" : "s");
+  }
+
+  // Reasons grouped by cause, then column: one expandable line per cause, one per column.
+  function reasonGroups(groups, open) {
+    if (!groups.length) return el("p", { class: "muted" }, "no trigger fired");
+    return el("div", { class: "groups" }, groups.map((g) => el("details", { class: "group" + (g.blocking ? " blocking" : ""), open: open ? "" : null },
+      el("summary", {}, el("b", {}, (g.blocking ? "blocked by " : "") + g.cause.replace(/_/g, " ")),
+        " in " + g.columns.map((c) => (c.column || "the whole batch") + " (" + c.count + ")").join(", "),
+        el("span", { class: "count" }, "×" + g.count)),
+      g.columns.map((c) => el("details", { class: "column" },
+        el("summary", {}, (c.column || "the whole batch") + ": " + plural(c.count, "reason")),
+        el("ul", {}, distinct(c.reasons).slice(0, 10).map(([r, n]) => el("li", {}, r + (n > 1 ? " (×" + n + ")" : ""))),
+          c.reasons.length > 10 ? el("li", { class: "muted" }, "…") : null))))));
+  }
+  function distinct(items) {
+    const seen = new Map();
+    for (const x of items) seen.set(x, (seen.get(x) || 0) + 1);
+    return [...seen.entries()];
+  }
+
   function fail(message) {
     state.error = message;
     const box = document.getElementById("error");
@@ -43,6 +67,29 @@
     document.getElementById("login").hidden = false;
     document.getElementById("logout").hidden = true;
     if (message) fail(message);
+  }
+
+  // The token lives in this tab's sessionStorage (never in a URL or a cookie). A new tab of
+  // the same browser session asks the open ones for it over a same-origin BroadcastChannel,
+  // so it is pasted once per session; closing every tab forgets it.
+  const channel = "BroadcastChannel" in window ? new BroadcastChannel("retrainer.token") : null;
+  if (channel) {
+    channel.onmessage = (event) => {
+      const m = event.data || {};
+      if (m.ask && sessionStorage.getItem(KEY)) channel.postMessage({ token: sessionStorage.getItem(KEY) });
+      else if (m.forget) { sessionStorage.removeItem(KEY); }
+      else if (m.token && !sessionStorage.getItem(KEY) && waiting) waiting(m.token);
+    };
+  }
+  let waiting = null;
+  function askOtherTabs(ms) {
+    if (!channel) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const done = (token) => { waiting = null; resolve(token); };
+      waiting = done;
+      channel.postMessage({ ask: true });
+      setTimeout(() => { if (waiting === done) done(null); }, ms);
+    });
   }
 
   async function api(path, options) {
@@ -68,34 +115,53 @@
   async function overview() {
     const o = await api("/api/overview");
     const c = o.champion;
+    const d = o.last_decision;
     content.append(
-      el("p", { class: "health " + o.health.level, id: "health" }, o.health.words),
+      el("p", { class: "freshness " + o.freshness.state, id: "freshness" }, o.freshness.sentence),
       el("div", { class: "cards" },
         el("div", { class: "card", id: "champion" }, "Champion", el("b", {}, c ? "v" + c.version : "none"),
           c ? o.metric + " " + fmt(c.metrics.holdout, 3) + " on its holdout" : ""),
         el("div", { class: "card" }, "Batches", el("b", {}, o.batches.total || 0),
-          (o.rows || 0) + " rows, " + (o.labelled_rows || 0) + " labelled"),
+          (o.rows || 0) + " rows, " + (o.batches.quarantined || 0) + " quarantined"),
         el("div", { class: "card" }, "Model versions", el("b", {}, o.models)),
         el("div", { class: "card" }, "Recent " + o.metric,
           el("b", {}, fmt(o.recent_performance, 3)), "champion, latest labelled batches")),
+      el("p", { class: "health " + o.health.level, id: "health" }, o.health.words),
       el("h2", {}, "Last decision"),
-      o.last_decision
-        ? el("div", { id: "decision" }, el("p", {}, el("b", {}, o.last_decision.action), " at ",
-          when(o.last_decision.at)),
-          el("ul", {}, (o.last_decision.reasons.length ? o.last_decision.reasons
-            : ["no trigger fired"]).map((r) => el("li", {}, r))))
+      d ? el("div", { id: "decision" }, el("p", {}, el("b", {}, d.action), " on ", when(d.at), " — ",
+        plural(d.reasons.length, "reason"), " ", el("a", { href: "/ui/decisions" }, "all decisions")),
+      reasonGroups(o.last_decision_groups))
         : el("p", { class: "muted" }, "No cycle has run yet."),
       el("h2", {}, "Latest events"),
-      table(["time", "kind", "what happened"], o.events.slice().reverse().map(
-        (e) => [when(e.at), e.kind, e.message])));
+      table(["time", "kind", "what happened"], runs(o.events.slice().reverse()).map((r) =>
+        [el("span", { class: "nowrap" }, when(r[0].at)), r[0].kind + (r.length > 1 ? " ×" + r.length : ""),
+          clip(r[0].message, 160)])));
+  }
+  // Consecutive events of one kind, as one row each (the newest shown).
+  function runs(events) {
+    const out = [];
+    for (const e of events) {
+      if (out.length && out[out.length - 1][0].kind === e.kind) out[out.length - 1].push(e);
+      else out.push([e]);
+    }
+    return out;
+  }
+  function clip(text, n) {
+    return text.length <= n ? text : el("span", { title: text }, text.slice(0, n - 1) + "…");
   }
 
-  function markersPlugin(markers) {
+  function markersPlugin(markers, gaps) {
     return {
       hooks: {
         draw: [(u) => {
           const ctx = u.ctx;
           ctx.save();
+          ctx.fillStyle = "rgba(230, 57, 70, 0.12)";
+          for (const x of gaps) {
+            const left = u.valToPos(x, "x", true);
+            if (left < u.bbox.left || left > u.bbox.left + u.bbox.width) continue;
+            ctx.fillRect(left - 2 * devicePixelRatio, u.bbox.top, 4 * devicePixelRatio, u.bbox.height);
+          }
           for (const m of markers) {
             const x = u.valToPos(m.x, "x", true);
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
@@ -118,7 +184,10 @@
     const timed = p.points.length > 0 && p.points.every((pt) => pt.time);
     const xOf = (pt) => (timed ? Date.parse(pt.time) / 1000 : pt.batch);
     const xs = p.points.map(xOf);
-    const line = (role) => p.points.map((pt) => (pt[role] === undefined ? null : pt[role]));
+    // null breaks a line (a quarantined or missing batch); undefined joins across a batch that
+    // only lacks this one series (uPlot's convention).
+    const line = (role) => p.points.map((pt) => (pt.gap ? null : pt[role] === undefined
+      || pt[role] === null ? undefined : pt[role]));
     const champ = line("champion"), base = line("baseline"), est = line("estimated");
     const served = line("serving");
     const markers = p.retrains.filter((r) => r.time).map((r) => ({
@@ -129,7 +198,9 @@
         "continuously trained champion (blue) against the first model never retrained (red); " +
         "the champion's estimate before labels came (orange, dashed) and, where a serving system " +
         "posted its predictions, what it really served (purple). " +
-        "Vertical lines: retrains (solid green promoted, dashed grey rejected by the gate)."),
+        "Vertical lines: retrains (solid green promoted, dashed grey rejected by the gate). " +
+        "Lines break where a batch was quarantined or missing (" + p.points.filter((pt) => pt.gap)
+          .length + " gaps, shaded red)."),
       box);
     if (!xs.length) {
       box.append(el("p", { class: "muted" }, "No labelled batch has been scored yet."));
@@ -137,17 +208,17 @@
       const width = Math.max(400, content.clientWidth - 20);
       state.charts.performance = new uPlot({
         width: width, height: 340, scales: { x: { time: timed } },
-        series: [{}, { label: "champion (retrained)", stroke: "#1d70b8", width: 2, spanGaps: true },
-          { label: "never retrained", stroke: "#d62728", width: 1.5, spanGaps: true },
-          { label: "estimated (no labels yet)", stroke: "#f28e2b", width: 1.5, dash: [6, 4],
-            spanGaps: true },
-          { label: "served", stroke: "#7b3294", width: 1.5, spanGaps: true }],
+        series: [{}, { label: "champion (retrained)", stroke: "#1d70b8", width: 2 },
+          { label: "never retrained", stroke: "#d62728", width: 1.5 },
+          { label: "estimated (no labels yet)", stroke: "#f28e2b", width: 1.5, dash: [6, 4] },
+          { label: "served", stroke: "#7b3294", width: 1.5 }],
         axes: [{}, { label: p.metric }],
-        plugins: [markersPlugin(markers)],
+        plugins: [markersPlugin(markers, p.points.filter((pt) => pt.gap).map(xOf))],
       }, [xs, champ, base, est, served], box);
     }
-    content.append(el("h2", {}, "Retrains"), table(["run", "version", "time", "outcome"],
-      p.retrains.map((r) => [r.run, "v" + r.version, when(r.time),
+    state.charts.gaps = p.points.map((pt, i) => (pt.gap ? i : -1)).filter((i) => i >= 0);
+    content.append(el("h2", {}, "Retrains"), table(["run", "version", "data time", "outcome"],
+      p.retrains.slice().reverse().slice(0, 20).map((r) => [r.run, "v" + r.version, when(r.time),
         r.promoted ? "promoted" : r.status])));
   }
 
@@ -166,31 +237,83 @@
       return;
     }
     const cell = {};
-    for (const c of d.cells) cell[c.column + "|" + c.batch] = c;
-    const head = el("tr", {}, el("th", {}, "column \\ batch"),
-      d.batches.map((b) => el("th", { title: when(b.time) }, el("a", { href: "/ui/batches/" + b.id }, b.id))));
+    for (const c of d.cells) cell[c.column + "|" + c.span] = c;
+    const labels = [];
+    for (let i = 0; i < d.spans.length; i += 4) labels.push(d.spans.slice(i, i + 4));
+    const head = el("tr", {}, el("th", {}, "column \\ data time"),
+      labels.map((group) => el("th", { class: "time", colspan: group.length, title:
+        span(group[group.length - 1].from, group[0].to) }, day(group[0].to))));
     const body = d.columns.map((col) => el("tr", {}, el("th", { class: "col" }, col),
-      d.batches.map((b) => {
-        const c = cell[col + "|" + b.id];
-        const td = el("td", { class: c && c.alarm ? "alarm" : "", title: c
-          ? col + ", batch " + b.id + ": " + c.test + " statistic " + fmt(c.statistic) +
-            ", p " + fmt(c.p_value) + (c.alarm ? " (alarm)" : "") : "no check" }, c && c.alarm ? "!" : "");
+      d.spans.map((sp, i) => {
+        const c = cell[col + "|" + i];
+        const td = el("td", { class: c && c.alarms ? "alarm" : "", title: c
+          ? col + ", " + span(sp.from, sp.to) + ": largest " + c.test + " score " + fmt(c.score, 3) +
+            ", " + c.alarms + " alarm(s) in " + plural(c.checked, "batch")
+          : "no check" }, c && c.alarms ? (d.per_span > 1 ? c.alarms : "!") : "");
         td.style.background = heat(c ? c.score : null);
         return td;
       })));
-    state.charts.drift = { columns: d.columns.length, batches: d.batches.length, cells: d.cells.length };
-    content.append(el("p", { class: "legend" }, "Each cell is a column of a batch compared with the " +
-      "champion's training data: darker means a larger shift (KS distance, or 1 - p of chi-square " +
-      "for categories); '!' marks an alarm."),
+    state.charts.drift = { columns: d.columns.length, spans: d.spans.length, cells: d.cells.length };
+    const batches = d.spans.reduce((n, sp) => n + sp.batches, 0);
+    content.append(el("p", { class: "legend" }, "Each cell is a column over a stretch of data time " +
+      "(newest on the left), compared with the champion's training data: darker means a larger " +
+      "shift (KS distance, or 1 - p of chi-square for categories). " + (d.per_span > 1
+      ? "Each stretch merges " + d.per_span + " batches (" + batches + " in all, " +
+        span(d.spans[d.spans.length - 1].from, d.spans[0].to) + "): a cell shows the largest " +
+        "score and the number of alarms." : "'!' marks an alarm.")),
     el("table", { class: "heatmap", id: "heatmap" }, el("thead", {}, head), el("tbody", {}, body)));
   }
 
   async function alarms() {
-    const rows = await api("/api/alarms");
-    content.append(rows.length ? table(["cycle", "time", "cause", "severity", "check", "column",
-      "what", "action", "decision"], rows.map((a) => [a.cycle, when(a.at), a.cause_words,
-      a.severity, a.check, a.column || "–", a.message, a.action, a.decision || "–"]))
-      : el("p", { class: "muted" }, "No alarm so far."));
+    const a = await api("/api/alarms/summary");
+    if (!a.total) { content.append(el("p", { class: "muted" }, "No alarm so far.")); return; }
+    const rows = (items) => table(["batch", "data time", "severity", "what", "action", "decision"],
+      items.map((x) => [x.batch ? el("a", { href: "/ui/batches/" + x.batch }, x.batch) : "–",
+        el("span", { class: "nowrap" }, when(x.data_time)), x.severity, clip(x.message, 120),
+        x.action, x.decision || "–"]));
+    content.append(
+      el("p", { class: "legend" }, plural(a.total, "alarm") + " of the latest checks, by cause, " +
+        "then column; open a line for its newest alarms."),
+      el("div", { id: "alarm-groups", class: "groups" }, a.groups.map((g) => el("details", { class: "group" },
+        el("summary", {}, el("b", {}, g.words), " in " + g.columns.map((c) =>
+          (c.column || "no single column") + " (" + c.count + ")").join(", ") + " — on " +
+          plural(g.batches, "batch") + ", " + span(g.from, g.to),
+          el("span", { class: "count" }, "×" + g.count)),
+        g.columns.map((c) => el("details", { class: "column" },
+          el("summary", {}, (c.column || "no single column") + ": " + plural(c.count, "alarm") +
+            ", " + span(c.from, c.to)),
+          rows(c.latest), c.count > c.latest.length
+            ? el("p", { class: "muted" }, "and " + (c.count - c.latest.length) + " older") : null))))),
+      el("h2", {}, "Newest alarms"), el("div", { id: "alarm-latest" }, rows(a.latest)));
+  }
+
+  async function decisions() {
+    const log = await api("/api/decision-log");
+    if (!log.total) { content.append(el("p", { class: "muted" }, "No decision yet.")); return; }
+    const counts = Object.entries(log.actions).map(([k, n]) => n + " " + k).join(", ");
+    content.append(
+      el("p", { class: "legend" }, plural(log.total, "decision") + " (" + counts + "), newest " +
+        "first. Decisions in a row that agree form one line; open it for each decision and its " +
+        "reasons."),
+      el("div", { id: "decision-log", class: "groups" }, log.stretches.map((st) => el("details", {
+        class: "group stretch " + st.action },
+      el("summary", {}, el("b", {}, st.action), " " + (st.count > 1 ? "× " + st.count + ", " : "") +
+        span(st.from, st.to) + " — " + (st.groups.length ? st.groups.map((g) =>
+        (g.blocking ? "blocked by " : "") + g.cause.replace(/_/g, " ") + (g.columns[0].column
+          ? " in " + g.columns.map((c) => c.column).join(", ") : "")).join("; ") : "no trigger fired")),
+      table(["decision", "time", "cycle", "reasons"], st.decisions.slice(0, 50).map((d) => [d.id,
+        when(d.at), d.cycle, reasonGroups(d.groups)])),
+      st.count > 50 ? el("p", { class: "muted" }, "and " + (st.count - 50) + " older alike") : null))));
+  }
+
+  // Why a version failed its gate (as the server's promotion check says), or "" if it passed.
+  function gateFailure(m) {
+    if (m.metrics.gate_passed !== false) return "";
+    const gate = m.lineage.gate || {};
+    const why = gate.passed === false && gate.reason ? [gate.reason] : [];
+    for (const [target, r] of Object.entries(m.lineage.deploy || {}))
+      for (const x of (r && r.reasons) || []) why.push("target " + target + ": " + x);
+    return why.join("; ") || "its gate did not pass";
   }
 
   async function models() {
@@ -212,13 +335,19 @@
           return [
             "v" + m.version, when(m.created_at),
             m.aliases.map((a) => el("span", { class: "badge" }, a)),
-            fmt(m.metrics.holdout, 3), m.metrics.gate_passed ? "passed" : "failed",
+            fmt(m.metrics.holdout, 3), gateFailure(m) ? clip("failed: " + gateFailure(m), 80)
+              : "passed",
             m.lineage.parent ? "v" + m.lineage.parent : "–",
             (w.from || "").slice(0, 10) + " … " + (w.to || "").slice(0, 10),
             (m.lineage.reasons || []).join("; "),
             champion ? "" : el("button", { class: "primary promote", "data-version": m.version,
-              on: { click: () => act("/api/promote", { version: m.version,
-                reason: "promoted from the dashboard" }) } }, "Make champion"),
+              on: { click: () => {
+                const failed = gateFailure(m);
+                if (failed && !window.confirm("v" + m.version + " failed its gate: " + failed +
+                  "\n\nMake it the champion anyway?")) return;
+                act("/api/promote", { version: m.version, force: Boolean(failed),
+                  reason: "promoted from the dashboard" + (failed ? " despite its failed gate" : "") });
+              } } }, gateFailure(m) ? "Make champion anyway…" : "Make champion"),
           ];
         })),
       el("h2", {}, "Champion history"),
@@ -253,9 +382,15 @@
         [c.cause, fmt(c.confidence, 2), c.columns.join(", ") || "–", c.words, c.action]))
       : el("p", { class: "muted", id: "diagnosis" }, b.diagnosis
         ? "Nothing wrong: no check raised an alarm." : "Not checked yet: the next cycle does it."));
-    content.append(el("h2", {}, "Checks"), table(["kind", "check", "column", "statistic", "p",
-      "alarm", "message"], b.checks.map((c) => [c.kind, c.name, c.column || "–",
-      fmt(c.statistic), fmt(c.p_value), c.alarm ? "yes" : "", (c.detail && c.detail.message) || ""])));
+    const checks = (rows) => table(["kind", "check", "column", "statistic", "p", "alarm",
+      "message"], rows.map((c) => [c.kind, c.name, c.column || "–", fmt(c.statistic),
+      fmt(c.p_value), c.alarm ? "yes" : "", clip((c.detail && c.detail.message) || "", 200)]));
+    const raised = b.checks.filter((c) => c.alarm);
+    content.append(el("h2", {}, "Checks"),
+      raised.length ? checks(raised) : el("p", { class: "muted" }, "No check raised an alarm."),
+      el("details", { class: "group", id: "all-checks" }, el("summary", {}, "All " +
+        plural(b.checks.length, "check") + " of this batch (" + raised.length + " with an alarm)"),
+      checks(b.checks)));
   }
 
   function bytes(used, budget) {
@@ -301,7 +436,7 @@
         : el("p", { class: "muted" }, "No fleet data yet."));
   }
 
-  const PAGES = { overview, performance, drift, alarms, models, batches, batch, fleet };
+  const PAGES = { overview, performance, drift, alarms, decisions, models, batches, batch, fleet };
 
   async function render() {
     document.getElementById("login").hidden = true;
@@ -323,7 +458,14 @@
   });
   document.getElementById("logout").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
+    if (channel) channel.postMessage({ forget: true });
     location.reload();
   });
-  if (sessionStorage.getItem(KEY)) render(); else showLogin();
+  if (sessionStorage.getItem(KEY)) render();
+  else {
+    showLogin();
+    askOtherTabs(1000).then((token) => {
+      if (token && !sessionStorage.getItem(KEY)) { sessionStorage.setItem(KEY, token); render(); }
+    });
+  }
 })();
