@@ -259,7 +259,7 @@ class _Cycle:
             blocking = self.quarantine.screen(s, batch_id, blocking, self.id)
         if not blocking:  # recorded, not read by the diagnosis; quarantined batches not predicted
             results += self._sample_checks(frame, champion)
-            self.evidence += alarms
+            self.evidence += self.quarantine.tolerated(alarms)
             self.drifted |= drifted
             self.dataset_drift |= moved
         self.alarms += alarms

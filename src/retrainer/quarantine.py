@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -100,6 +101,16 @@ class Quarantine:
             condition=key,
             batches=batches,
         )
+
+    def tolerated(self, alarms: Sequence[Any]) -> list[Any]:
+        """``alarms`` for the decision: those of an adopted condition as warnings (they no
+        longer block)."""
+        return [
+            replace(a, severity="warning", message=f"{a.message} (adopted as the new normal)")
+            if condition(a) in self.adopted
+            else a
+            for a in alarms
+        ]
 
     def promoted(self) -> None:
         """A new champion was promoted: its reference holds what was adopted."""
