@@ -33,7 +33,8 @@ Example:
     (False, 'worse', 0.25, 0.75)
     >>> evaluate_gate(good, good, X, y).verdict            # the same model is never worse
     'not_worse'
-    >>> print(evaluate_gate(bad, good, X[:10], y[:10]).reason.replace("; ", "\n"))
+    >>> for part in evaluate_gate(bad, good, X[:10], y[:10]).reason.split("; "):
+    ...     print(part)
     not enough rows to tell: 10 rows neither model was trained on (gate.min_rows is 30)
     promoted: an inconclusive gate does not block a refresh (gate.on_inconclusive)
 """
