@@ -139,12 +139,12 @@ def held_back(project: Project) -> dict | None:
         for row in rows:
             if row.status != "quarantined":
                 break
-            trailing.append((row.id, row.data_time or row.received_at))
+            trailing.append((row.id, row.data_time or row.received_at, row.note))
     if not trailing:
         return None
     state = project.get_state(STATE) or {}
-    by = sorted(state.get("streaks", {})) or ["quarantined batches"]
-    first_id, since = trailing[-1]
+    by = sorted(state.get("streaks", {})) or [trailing[0][2].split("; ")[0][:120]]
+    first_id, since, _ = trailing[-1]
     n = len(trailing)
     line = (
         f"Retraining held back for {n} batch{'es' if n > 1 else ''} "
