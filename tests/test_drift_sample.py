@@ -134,10 +134,14 @@ def test_the_cycle_stores_prediction_target_and_multivariate_drift(replayed, ele
     champion = project.champion
     entry = champion.metrics["reference_sample"]
     holdout = champion.lineage["window"]["holdout_rows"]
-    assert entry["rows"] == min(300, holdout) and entry["predictions"] == "in_sample"  # refit
+    assert entry["rows"] == min(300, holdout) and entry["predictions"] == "held_out"
     sample = ReferenceSample.load(project.artifacts, entry)
     model = project.load_model(champion.version)
-    np.testing.assert_array_equal(sample.predictions, model.predict(sample.features))
+    # the gate copy's predictions (it was fitted without these rows), not the refit model's
+    held_out = np.mean(sample.predictions == sample.labels)
+    assert champion.lineage["refit_on_window"] and entry["rows"] == holdout
+    assert champion.metrics["holdout"] == pytest.approx(held_out)
+    assert held_out < np.mean(model.predict(sample.features) == sample.labels)
     with project.store.session() as s:
         rows = s.scalars(select(CheckRow).where(CheckRow.kind == "drift")).all()
     outputs = {}

@@ -8,6 +8,7 @@ from retrainer.datasets import ELEC2_FEATURES
 from retrainer.errors import DataError, NotFoundError
 from retrainer.replay import replay, split_periods
 from retrainer.store.tables import BatchRow, CheckRow, EventRow, PredictionSetRow
+from tests.conftest import project_settings
 
 
 def count(project, table):
@@ -147,19 +148,23 @@ def test_an_empty_file_is_named(make_project, tmp_path):
         make_project().ingest_path(empty)
 
 
-def test_a_broken_batch_is_quarantined_and_blocks_retraining(make_project, elec):
-    project = make_project()
+def test_a_broken_batch_is_quarantined_and_the_rest_of_the_cycle_is_trained_on(make_project, elec):
+    project = make_project(trainer=project_settings()["trainer"] | {"window": {"batches": 10}})
     project.ingest(elec.iloc[:1344], key="history")
     assert project.cycle().champion == 1
     week = elec.iloc[1344:1680].copy()
     week.loc[week.index[:150], "nswdemand"] = float("nan")
-    project.ingest(week, key="broken")
-    project.request_retrain("test that blocking wins over a manual request")
+    broken = project.ingest(week, key="broken").id
+    clean = project.ingest(elec.iloc[1680:2016], key="clean").id
+    project.request_retrain("a quarantined batch does not block the rest of the cycle")
     report = project.cycle()
-    assert report.quarantined == report.batches
-    assert report.decision["action"] == "alert"
-    assert any("data_quality" in r for r in report.decision["reasons"])
-    assert project.champion.version == 1
+    assert report.quarantined == (broken,)  # per batch, not per cycle
+    assert report.decision["action"] == "retrain"
+    assert any(a["cause"] == "data_quality" for a in report.alarms)  # still reported
+    window = report.run["window"]["batches"]
+    assert clean in window and broken not in window
+    with project.store.session() as s:
+        assert s.get(BatchRow, broken).status == "quarantined"
 
 
 def test_no_champion_means_a_clear_error(make_project):

@@ -65,16 +65,14 @@ def test_gate_scores_match_scikit_learn_and_apply_the_tolerance(elec):
     result = evaluate_gate(challenger, champion, X, y, metric="accuracy")
     assert result.challenger == pytest.approx(accuracy_score(y, challenger.predict(X)))
     assert result.champion == pytest.approx(accuracy_score(y, champion.predict(X)))
-    assert result.passed == (result.challenger >= result.champion)
-    reverse = evaluate_gate(
-        champion,
-        challenger,
-        X,
-        y,
-        metric="accuracy",
-        tolerance=abs(result.challenger - result.champion) + 1e-9,
+    assert result.difference == pytest.approx(result.challenger - result.champion)
+    assert result.verdict == "not_worse" and result.lower >= 0  # much better on recent rows
+    reverse = evaluate_gate(champion, challenger, X, y, metric="accuracy")
+    assert not reverse.passed and reverse.verdict == "worse" and reverse.upper < 0
+    tolerated = evaluate_gate(
+        champion, challenger, X, y, metric="accuracy", tolerance=-reverse.lower + 1e-9
     )
-    assert reverse.passed and "within the tolerance" in reverse.reason
+    assert tolerated.passed and "not worse beyond the tolerance" in tolerated.reason
 
 
 def test_the_first_model_passes_the_gate_and_says_why(elec):

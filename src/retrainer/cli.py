@@ -324,6 +324,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
             if champ
             else "champion: none"
         )
+        if s.get("held_back"):
+            console.print(f"[bold red]{s['held_back']['line']}[/]", highlight=False)
         if s["last_decision"]:
             ld = s["last_decision"]
             console.print(f"last decision: {ld['action']} - {'; '.join(ld['reasons']) or 'none'}")

@@ -390,6 +390,17 @@ class GateSettings(_Section):
     holdout: float = Field(0.2, gt=0, lt=1)
     refit: bool = True
     sandbox: bool = True  # load and score the models in an isolated child (retrainer.sandbox)
+    # the paired comparison (retrainer.gate): one-sided confidence, fewest rows to tell, and
+    # what an inconclusive comparison does
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    min_rows: int = Field(30, ge=1)
+    on_inconclusive: Literal["promote", "keep"] = "promote"
+
+    def options(self) -> dict:
+        """The keyword arguments of ``retrainer.gate.evaluate_gate``."""
+        return self.model_dump(
+            include={"metric", "tolerance", "confidence", "min_rows", "on_inconclusive"}
+        )
 
     @field_validator("metric")
     @classmethod
@@ -397,6 +408,14 @@ class GateSettings(_Section):
         if metric not in METRICS:
             raise ValueError(f"must be one of {', '.join(METRICS)}")
         return metric
+
+
+class QuarantineSettings(_Section):
+    # a blocking condition (cause, rule, column) seen in this many consecutive batches is the
+    # new normal: "alert" keeps quarantining and says so once, "adopt" releases its batches,
+    # stops quarantining it and asks for a retrain (retrainer.quarantine)
+    persist_batches: int = Field(6, ge=2)
+    on_persist: Literal["alert", "adopt"] = "alert"
 
 
 class ReportSettings(_Section):
@@ -485,6 +504,7 @@ class Config(_Section):
     checks: ChecksSettings = ChecksSettings()
     policy: PolicySettings = PolicySettings()
     gate: GateSettings = GateSettings()
+    quarantine: QuarantineSettings = QuarantineSettings()
     report: ReportSettings = ReportSettings()
     service: ServiceSettings = ServiceSettings()
     compute: ComputeSettings = ComputeSettings()

@@ -33,6 +33,7 @@ from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.metrics import score
 from retrainer.profile import BatchProfile
 from retrainer.project import FUTURE_SLACK
+from retrainer.quarantine import Quarantine
 from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
 from retrainer.store.tables import (
     BatchRow,
@@ -114,7 +115,9 @@ class _Cycle:
         self.p = project
         self.id = cycle_id
         self.cfg = project.config
-        self.alarms: list[Alarm] = []
+        self.alarms: list[Alarm] = []  # every batch's, for the report
+        self.evidence: list[Alarm] = []  # of the batches not quarantined, for the decision
+        self.quarantine = Quarantine(project)
         self.drifted: set[str] = set()
         self.dataset_drift = False
         self.evaluations: list[dict] = []
@@ -192,6 +195,7 @@ class _Cycle:
             )
             if outcome.promoted:
                 self.p.set_state("detector", {})
+                self.quarantine.promoted()
         self._predict([b for b in new_ids if b not in labelled_new and b not in quarantined])
         with self.p.store.session() as s:
             for row in s.scalars(select(BatchRow).where(BatchRow.id.in_(new_ids))):
@@ -232,6 +236,7 @@ class _Cycle:
             frame = self.frame(row)
         schema = self.p.schema()
         results: list[CheckResult] = []
+        drifted, moved = set(), False
         if champion is not None and champion.reference:
             reference = BatchProfile.from_dict(champion.reference)
             profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
@@ -245,15 +250,20 @@ class _Cycle:
             drift = check_drift(reference, profile, **d.options())
             verdict = dataset_drift(drift, share=d.share)
             results += [*drift, verdict]
-            self.drifted |= {r.column for r in drift if r.alarm and r.column}
-            self.dataset_drift |= verdict.alarm
+            drifted = {r.column for r in drift if r.alarm and r.column}
+            moved = verdict.alarm
         else:
             reference, profile = None, BatchProfile.from_frame(frame, schema)
         diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
         alarms = list(diagnosis.alarms)
         blocking = [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
+        with self.p.store.session() as s:  # per batch: the rest of the cycle proceeds
+            blocking = self.quarantine.screen(s, batch_id, blocking, self.id)
         if not blocking:  # recorded, not read by the diagnosis; quarantined batches not predicted
             results += self._sample_checks(frame, champion)
+            self.evidence += self.quarantine.tolerated(alarms)
+            self.drifted |= drifted
+            self.dataset_drift |= moved
         self.alarms += alarms
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
@@ -535,7 +545,7 @@ class _Cycle:
             now=self.clock(),
             last_retrain=last,
             new_labelled_rows=self._labelled_since(since),
-            alarms=tuple(self.alarms),
+            alarms=tuple(self.evidence),
             drifted_columns=tuple(sorted(self.drifted)),
             dataset_drift=self.dataset_drift,
             concept_drift=self.concept_drift,

@@ -1,31 +1,70 @@
-"""The gate: a challenger becomes champion only if it does not regress on recent held-out data.
+"""The gate: a challenger becomes champion unless it is worse, with stated confidence, on rows
+neither model was trained on.
+
+Both models predict the same held-out rows; the gate reads the **paired** difference of the
+metric (challenger minus champion, signed so that positive means the challenger is better) and
+its uncertainty, a paired bootstrap over the rows (``DRAWS`` resamples, fixed seed; for accuracy
+drawn exactly from the counts of rows only one model got right). With a one-sided interval at
+``confidence``:
+
+- fewer than ``min_rows`` rows: **inconclusive** ("not enough rows to tell");
+- the upper bound below ``-tolerance``: **worse**, rejected;
+- the lower bound at or above ``-tolerance``: **not worse**, passed;
+- otherwise **inconclusive**: the rows cannot tell whether it is worse.
+
+An inconclusive gate passes with ``on_inconclusive="promote"`` (the default: the challenger has
+seen the newest rows, and nothing says it is worse, so a refresh is not blocked for want of
+evidence) and keeps the champion with ``"keep"`` (the next run has more rows after the
+champion's window to compare on, so the question is settled as rows arrive). For accuracy the
+result also carries McNemar's exact one-sided p-value (the chance of at least as many rows that
+only the champion got right if both models were equally good), for the record.
+
+Which rows to compare on is the caller's job (:mod:`retrainer.retrain` takes the newest
+labelled rows after the champion's training window and fits the challenger without them).
 
 Example:
     >>> from sklearn.dummy import DummyClassifier
     >>> import pandas as pd
-    >>> X, y = pd.DataFrame({"x": [0, 1, 2, 3]}), [1, 1, 1, 0]
+    >>> X, y = pd.DataFrame({"x": range(100)}), [1] * 75 + [0] * 25
     >>> good = DummyClassifier(strategy="most_frequent").fit(X, y)
     >>> bad = DummyClassifier(strategy="constant", constant=0).fit(X, y)
     >>> result = evaluate_gate(bad, good, X, y, metric="accuracy")
-    >>> result.passed, result.challenger, result.champion
-    (False, 0.25, 0.75)
+    >>> result.passed, result.verdict, result.challenger, result.champion
+    (False, 'worse', 0.25, 0.75)
+    >>> evaluate_gate(good, good, X, y).verdict            # the same model is never worse
+    'not_worse'
+    >>> for part in evaluate_gate(bad, good, X[:10], y[:10]).reason.split("; "):
+    ...     print(part)
+    not enough rows to tell: 10 rows neither model was trained on (gate.min_rows is 30)
+    promoted: an inconclusive gate does not block a refresh (gate.on_inconclusive)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
-from retrainer.metrics import is_worse, score
+from retrainer.metrics import higher_is_better, score
 from retrainer.training import predict
+
+DRAWS = 2000  # bootstrap resamples
+SEED = 0
+VERDICTS = ("no_champion", "not_worse", "worse", "inconclusive")
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """The outcome of a gate: scores of both models on the same held-out rows, and why."""
+    """The outcome of a gate: both models' scores on the same held-out rows, the paired
+    difference with its interval, the verdict and why.
+
+    ``difference``, ``lower`` and ``upper`` are challenger minus champion, signed so that
+    positive is better for the challenger; ``compared`` records the rows compared on and both
+    models' training windows (filled in by the run)."""
 
     passed: bool
     metric: str
@@ -34,6 +73,13 @@ class GateResult:
     tolerance: float
     n_holdout: int
     reason: str
+    verdict: str = "no_champion"
+    difference: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    confidence: float = 0.95
+    p_value: float | None = None
+    compared: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +91,70 @@ def model_score(model: Any, X: pd.DataFrame, y: Sequence, metric: str) -> float:
     return score(metric, y, pred, proba)
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """Challenger minus champion on the same rows (positive: challenger better), its one-sided
+    bootstrap bounds at ``confidence`` and, for accuracy, McNemar's exact p-value that the
+    challenger is worse."""
+
+    challenger: float
+    champion: float
+    difference: float
+    lower: float
+    upper: float
+    p_value: float | None
+
+
+def paired_difference(
+    metric: str,
+    y: Sequence,
+    challenger: tuple[pd.Series, pd.Series | None],
+    champion: tuple[pd.Series, pd.Series | None],
+    *,
+    confidence: float = 0.95,
+    draws: int = DRAWS,
+    seed: int = SEED,
+) -> PairedDifference:
+    """The paired comparison of two models' predictions ``(labels, scores)`` on rows ``y``.
+
+    Example:
+        >>> y = pd.Series([1, 0] * 100)
+        >>> right, wrong = (y, None), (1 - y, None)
+        >>> d = paired_difference("accuracy", y, wrong, right)
+        >>> d.difference, d.upper < 0, d.p_value < 1e-50
+        (-1.0, True, True)
+    """
+    y = np.asarray(y)
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    a = score(metric, y, challenger[0], challenger[1])
+    b = score(metric, y, champion[0], champion[1])
+    rng = np.random.default_rng(seed)
+    p_value = None
+    if metric == "accuracy":
+        ok_a = np.asarray(challenger[0]) == y
+        ok_b = np.asarray(champion[0]) == y
+        only_a, only_b = int(np.sum(ok_a & ~ok_b)), int(np.sum(ok_b & ~ok_a))
+        n = y.size
+        counts = rng.multinomial(n, [only_a / n, only_b / n, 1 - (only_a + only_b) / n], draws)
+        gains = (counts[:, 0] - counts[:, 1]) / n
+        if only_a + only_b:
+            p_value = float(binomtest(only_b, only_a + only_b, 0.5, alternative="greater").pvalue)
+        else:
+            p_value = 1.0
+    else:
+        gains = np.empty(draws)
+        pa = [None if v is None else np.asarray(v) for v in challenger]
+        pb = [None if v is None else np.asarray(v) for v in champion]
+        for i in range(draws):
+            rows = rng.integers(0, y.size, y.size)
+            gains[i] = sign * (
+                score(metric, y[rows], pa[0][rows], None if pa[1] is None else pa[1][rows])
+                - score(metric, y[rows], pb[0][rows], None if pb[1] is None else pb[1][rows])
+            )
+    lower, upper = np.nanquantile(gains, [1 - confidence, confidence])
+    return PairedDifference(a, b, sign * (a - b), float(lower), float(upper), p_value)
+
+
 def evaluate_gate(
     challenger: Any,
     champion: Any | None,
@@ -53,26 +163,66 @@ def evaluate_gate(
     *,
     metric: str = "accuracy",
     tolerance: float = 0.0,
+    confidence: float = 0.95,
+    min_rows: int = 30,
+    on_inconclusive: str = "promote",
 ) -> GateResult:
-    """Compare ``challenger`` with ``champion`` on held-out rows ``X, y``."""
-    challenger_score = model_score(challenger, X, y, metric)
+    """Compare ``challenger`` with ``champion`` on rows ``X, y`` that neither was trained on."""
+    n = len(X)
+    ours = predict(challenger, X) if n else None
+    challenger_score = score(metric, y, *ours) if n else float("nan")
+    base = {
+        "metric": metric,
+        "challenger": challenger_score,
+        "tolerance": tolerance,
+        "n_holdout": n,
+        "confidence": confidence,
+    }
     if champion is None:
-        return GateResult(
-            True,
-            metric,
-            challenger_score,
-            None,
-            tolerance,
-            len(X),
-            "no champion yet: nothing to compare with",
+        why = "no champion yet: nothing to compare with"
+        return GateResult(True, champion=None, reason=why, **base)
+    if n < min_rows:
+        champion_score = model_score(champion, X, y, metric) if n else None
+        why = (
+            f"not enough rows to tell: {n} rows neither model was trained on "
+            f"(gate.min_rows is {min_rows})"
         )
-    champion_score = model_score(champion, X, y, metric)
-    worse = is_worse(metric, challenger_score, champion_score, tolerance)
-    verdict = "regresses beyond" if worse else "is within"
-    reason = (
-        f"challenger {metric}={challenger_score:.4f} vs champion {champion_score:.4f} "
-        f"on {len(X)} held-out rows: {verdict} the tolerance {tolerance}"
+        return _inconclusive(why, on_inconclusive, champion=champion_score, **base)
+    d = paired_difference(metric, y, ours, predict(champion, X), confidence=confidence)
+    stated = (
+        f"challenger {metric}={d.challenger:.4f} vs champion {d.champion:.4f} on {n} rows "
+        f"neither was trained on: difference {d.difference:+.4f} "
+        f"({confidence:.0%} bounds {d.lower:+.4f} to {d.upper:+.4f}"
+        + (f", McNemar p={d.p_value:.3g}" if d.p_value is not None else "")
+        + ")"
+    )
+    paired = {
+        "champion": d.champion,
+        "difference": d.difference,
+        "lower": d.lower,
+        "upper": d.upper,
+        "p_value": d.p_value,
+    }
+    if not np.isfinite(d.difference) or not np.isfinite(d.lower + d.upper):
+        why = f"{stated}: the metric is undefined on these rows, cannot tell"
+        return _inconclusive(why, on_inconclusive, **paired, **base)
+    if d.upper < -tolerance:
+        why = f"{stated}: worse beyond the tolerance {tolerance}"
+        return GateResult(False, reason=why, verdict="worse", **paired, **base)
+    if d.lower >= -tolerance:
+        why = f"{stated}: not worse beyond the tolerance {tolerance}"
+        return GateResult(True, reason=why, verdict="not_worse", **paired, **base)
+    why = f"{stated}: cannot tell whether it is worse beyond the tolerance {tolerance}"
+    return _inconclusive(why, on_inconclusive, **paired, **base)
+
+
+def _inconclusive(why: str, on_inconclusive: str, **fields) -> GateResult:
+    promote = on_inconclusive == "promote"
+    policy = (
+        "promoted: an inconclusive gate does not block a refresh"
+        if promote
+        else "champion kept until the rows can tell"
     )
     return GateResult(
-        not worse, metric, challenger_score, champion_score, tolerance, len(X), reason
+        promote, reason=f"{why}; {policy} (gate.on_inconclusive)", verdict="inconclusive", **fields
     )

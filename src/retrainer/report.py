@@ -142,6 +142,8 @@ def write_report(project: Project, path: Path) -> Path:
         + "".join(f'<div class="card">{html.escape(k)}<b>{v}</b></div>' for k, v in cards)
         + "</div>",
     ]
+    if status.get("held_back"):
+        parts.append(f"<p class=held-back><b>{html.escape(status['held_back']['line'])}</b></p>")
     if len(perf):
         parts += ["<h2>Performance over time</h2>", _png(performance_figure(perf, promos, metric))]
     drift = _drift_share(project)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
@@ -25,7 +26,7 @@ from retrainer.checks.sample import store_sample
 from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
-from retrainer.gate import GateResult
+from retrainer.gate import GateResult, model_score
 from retrainer.profile import BatchProfile
 from retrainer.sandbox import gate_challenger
 from retrainer.store.tables import BatchRow, CycleRow, DecisionRow, ModelVersionRow, RunRow, utcnow
@@ -65,6 +66,61 @@ def select_window(project: Project) -> list[BatchRow]:
         end = max(r.data_time for r in rows if r.data_time)
         return [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
     return list(rows[-window.batches :])
+
+
+def _window_rows(project: Project, batches: list[BatchRow]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The window's labelled rows (in time order when the project has a time column) and the
+    batch id of each row."""
+    frames = [project.batch_frame(b, labelled_only=True) for b in batches]
+    if not frames:
+        return pd.DataFrame(), np.array([], dtype=int)
+    frame = pd.concat(frames, ignore_index=True)
+    batch_of = np.repeat([b.id for b in batches], [len(f) for f in frames])
+    time = project.config.data.time_column
+    if time and len(frame):
+        order = frame.sort_values(time, kind="stable").index.to_numpy()
+        frame, batch_of = frame.iloc[order].reset_index(drop=True), batch_of[order]
+    return frame, batch_of
+
+
+def _period(frame: pd.DataFrame, time: str | None) -> dict:
+    """``from`` and ``to`` of rows in time order (nothing without a time column or rows)."""
+    if not time or not len(frame) or time not in frame:
+        return {}
+    return {"from": frame[time].min().isoformat(), "to": frame[time].max().isoformat()}
+
+
+def out_of_time(champion, batch_of: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Which held-out rows the champion was not trained on: rows of batches that arrived after
+    the last batch of its training window (out of time). Returns the row mask and what the
+    gate compares on: the batches and the champion's window.
+
+    A champion not trained by this project (no recorded window) may have seen any row: every
+    held-out row is compared on, and the record says so.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> champion = SimpleNamespace(version=1, lineage={"window": {"batches": [1, 2, 3]}})
+        >>> mask, compared = out_of_time(champion, np.array([2, 3, 4, 4]))
+        >>> mask.tolist(), compared["batches"], compared["champion_window"]["batches"]
+        ([False, False, True, True], [4], [1, 3, 3])
+    """
+    if champion is None:
+        return np.ones(len(batch_of), dtype=bool), {"champion_window": None}
+    recorded = (champion.lineage or {}).get("window") or {}
+    seen = recorded.get("batches")
+    if not seen:
+        mask = np.ones(len(batch_of), dtype=bool)
+        window = {"version": champion.version, "known": False}
+    else:
+        mask = batch_of > max(seen)
+        window = {
+            "version": champion.version,
+            "batches": [min(seen), max(seen), len(seen)],  # first, last, how many
+            **{k: recorded[k] for k in ("from", "to", "rows") if k in recorded},
+        }
+    used = sorted({int(b) for b in batch_of[mask]})
+    return mask, {"batches": used, "champion_window": window}
 
 
 def retrain(
@@ -120,19 +176,15 @@ def _train_gate_register(
 ) -> RunOutcome:
     cfg = project.config
     batches = select_window(project)
-    frames = [project.batch_frame(b, labelled_only=True) for b in batches]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame, batch_of = _window_rows(project, batches)
     window = {
         "clock": clock.isoformat(),
         "batches": [b.id for b in batches],
         "keys": [b.key for b in batches],
         "rows": len(frame),
         "last_batch": max((b.id for b in batches), default=0),
+        **_period(frame, cfg.data.time_column),
     }
-    if cfg.data.time_column and len(frame):
-        frame = frame.sort_values(cfg.data.time_column, kind="stable", ignore_index=True)
-        window["from"] = frame[cfg.data.time_column].iloc[0].isoformat()
-        window["to"] = frame[cfg.data.time_column].iloc[-1].isoformat()
     if len(frame) < cfg.trainer.min_rows:
         message = (
             f"only {len(frame)} labelled rows in the window "
@@ -152,9 +204,18 @@ def _train_gate_register(
     window["holdout_rows"] = n_holdout
     target = project.target
     selection = train_challenger(cfg, train[features], train[target])  # where compute: says
-    challenger = selection.model
+    challenger = selection.model  # the gate copy: fitted without the holdout
     champion = project.champion
-    gate = gate_challenger(project, challenger, champion, holdout[features], holdout[target])
+    unseen, compared = out_of_time(champion, batch_of[-n_holdout:])
+    rows = holdout[unseen]
+    gate = gate_challenger(project, challenger, champion, rows[features], rows[target])
+    compared |= {
+        "rows": len(rows),
+        **_period(rows, cfg.data.time_column),
+        "challenger_window": {"rows": len(train), **_period(train, cfg.data.time_column)},
+        "refit_window": {"rows": len(frame), **_period(frame, cfg.data.time_column)},
+    }
+    gate = replace(gate, compared=compared)
     model = challenger
     if gate.passed and cfg.gate.refit:
         model = selection.trainer.fit(frame[features], frame[target])
@@ -182,23 +243,23 @@ def _train_gate_register(
         "parent": champion.version if champion else None,
     }
     metrics = {
-        "holdout": gate.challenger,
+        "holdout": model_score(challenger, holdout[features], holdout[target], cfg.gate.metric),
         "metric": gate.metric,
         "champion": gate.champion,
-        "n_holdout": gate.n_holdout,
+        "n_holdout": n_holdout,
+        "n_compared": gate.n_holdout,
         "gate_passed": passed,
         **version_monitors(cfg, project.artifacts, challenger, holdout[features], holdout[target]),
     }
     if cfg.checks.sample.rows:
         metrics["reference_sample"] = store_sample(
             project.artifacts,
-            model,
+            challenger,
             holdout,
             features,
             target,
             task=cfg.trainer.task,
             max_rows=cfg.checks.sample.rows,
-            held_out=model is challenger,
         )
     version = project.registry.register(
         model, lineage=lineage, metrics=metrics, reference=reference, run_id=run_id

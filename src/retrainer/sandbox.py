@@ -308,13 +308,12 @@ def _gate_in_child(challenger: bytes, champion: str | None, artifacts, X, y, gat
 
     model = _loads_skops(challenger, "the challenger", artifacts.max_bytes)
     reigning = artifacts.get_model(champion) if champion else None
-    return evaluate_gate(
-        model, reigning, X, y, metric=gate.metric, tolerance=gate.tolerance
-    ).to_dict()
+    return evaluate_gate(model, reigning, X, y, **gate.options()).to_dict()
 
 
 def gate_challenger(project, challenger: Any, champion, X, y, limits: SandboxLimits | None = None):
-    """The gate of a run: challenger vs champion on held-out rows, sandboxed if configured.
+    """The gate of a run: challenger vs champion on rows neither was trained on, sandboxed if
+    configured.
 
     With ``gate.sandbox`` (the default) the champion is loaded from its verified artifact and
     the challenger from its skops bytes inside :func:`run_isolated`; otherwise both are scored
@@ -335,9 +334,7 @@ def gate_challenger(project, challenger: Any, champion, X, y, limits: SandboxLim
     gate = project.config.gate
     if not gate.sandbox:
         reigning = project.load_model(champion.version) if champion else None
-        return evaluate_gate(
-            challenger, reigning, X, y, metric=gate.metric, tolerance=gate.tolerance
-        )
+        return evaluate_gate(challenger, reigning, X, y, **gate.options())
     data = skops.io.dumps(challenger)
     sha = champion.artifact if champion else None
     result = run_isolated(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlalchemy import func, select
 
+from retrainer.quarantine import held_back
 from retrainer.store.tables import (
     BatchRow,
     CheckRow,
@@ -122,7 +123,9 @@ def recent_alarms(project: Project, limit: int = 20) -> list[dict]:
 
 
 def status(project: Project) -> dict:
-    """Counts, the champion, the last decision and the latest events."""
+    """Counts, the champion, the last decision, the latest events and ``held_back``: how long
+    retraining has been held back by quarantined batches (``retrainer.quarantine.held_back``,
+    None when it is not)."""
     with project.store.session() as s:
         by_status = dict(
             s.execute(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all()
@@ -153,6 +156,7 @@ def status(project: Project) -> dict:
         "last_decision": last_decision,
         "alarms": recent_alarms(project, limit=5),
         "events": recent,
+        "held_back": held_back(project),
     }
 
 

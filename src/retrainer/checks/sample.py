@@ -12,8 +12,11 @@ referenced from the version's metrics (``metrics["reference_sample"]``). Against
 - one multivariate check of the features (``mmd`` by default, or ``domain_classifier`` or
   ``pca_reconstruction``) on at most ``multivariate_rows`` rows of each side.
 
-The predictions on the sample are held-out predictions unless the version was refit on its whole
-window after the gate (``gate.refit``); the entry says which (``"predictions"``). The cycle
+The predictions on the sample are out of sample: those of the run's gate copy, the challenger
+fitted on the window without the holdout, also when the registered version was refit on the
+whole window after the gate (``gate.refit``; the entry names them ``"predictions": "held_out"``).
+A refit model's own predictions on rows it was trained on would make the reference look better
+than any batch it will ever see. The cycle
 stores the results as ``drift`` checks on the columns ``prediction`` and ``target`` (the
 multivariate check on the dataset, column None), with ``detail["output"]`` and the sample's hash
 in ``detail["sample"]``; they are shown with the other checks and not read by the diagnosis.
@@ -65,19 +68,17 @@ def store_sample(
     task: str,
     max_rows: int = SAMPLE_ROWS,
     seed: int = 0,
-    held_out: bool = True,
 ) -> dict:
     """Store at most ``max_rows`` of ``rows`` with ``model``'s predictions; return the entry
     for the version's metrics.
 
     Parameters:
         artifacts: the artifact store (``put_frame``).
-        model: the registered model.
+        model: a model fitted without ``rows`` (the run's gate copy).
         rows: reference rows with features and target (a version's gate holdout).
         features, target: the model's feature columns and the label column.
         task: ``"classification"`` or ``"regression"`` (how predictions and labels are tested).
         max_rows: the largest sample (drawn with ``seed``, kept in row order).
-        held_out: whether ``model`` was fitted without ``rows``.
     """
     if len(rows) > max_rows:
         rows = rows.sample(max_rows, random_state=seed).sort_index()
@@ -89,7 +90,7 @@ def store_sample(
         "features": list(features),
         "target": target,
         "task": task,
-        "predictions": "held_out" if held_out else "in_sample",
+        "predictions": "held_out",
     }
 
 

@@ -112,6 +112,8 @@ def overview(project: Project) -> dict:
     )
     metric = project.config.gate.metric
     level, words = _health(champion, summary, cycle, realised, metric)
+    if status.get("held_back"):  # retraining has not seen the newest batches
+        level, words = "problem", f"{words} {status['held_back']['line']}."
     return {
         "project": status["project"],
         "champion": champion,
@@ -127,6 +129,7 @@ def overview(project: Project) -> dict:
         "metric": metric,
         "recent_performance": realised,
         "events": status["events"],
+        "held_back": status.get("held_back"),
     }
 
 

@@ -1,0 +1,160 @@
+"""The honest gate: champion and challenger compared, paired, on rows neither was trained on.
+
+References: McNemar's exact test (``scipy.stats.binomtest`` on the rows only one model got
+right) for the accuracy bootstrap, and Student's paired t interval for a mean loss.
+"""
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.dummy import DummyClassifier
+
+from retrainer.checks.sample import ReferenceSample
+from retrainer.datasets import ELEC2_FEATURES
+from retrainer.gate import evaluate_gate, paired_difference
+from retrainer.retrain import retrain
+from retrainer.store.tables import ModelVersionRow, utcnow
+from tests.conftest import project_settings
+
+WEEK = 48 * 7
+
+
+def _run(project):
+    return retrain(project, cycle_id=None, decision_id=None, reasons=["test"], clock=utcnow())
+
+
+def test_the_accuracy_bootstrap_agrees_with_mcnemars_exact_test():
+    rng = np.random.default_rng(7)
+    agreed = 0
+    for case in range(120):
+        n = 300
+        y = rng.integers(0, 2, n)
+        champion = np.where(rng.random(n) < 0.8, y, 1 - y)
+        # the challenger flips a random share of the champion's rows, right and wrong alike
+        flip = rng.random(n) < rng.uniform(0.02, 0.25)
+        bias = rng.uniform(0.3, 0.7)  # how often a flip makes a right row wrong
+        wrong = flip & (rng.random(n) < bias)
+        challenger = np.where(wrong, 1 - y, np.where(flip, y, champion))
+        d = paired_difference("accuracy", y, (challenger, None), (champion, None))
+        only_ch = int(np.sum((challenger == y) & (champion != y)))
+        only_cp = int(np.sum((champion == y) & (challenger != y)))
+        if only_ch + only_cp == 0:
+            continue
+        p = stats.binomtest(only_cp, only_ch + only_cp, 0.5, alternative="greater").pvalue
+        assert d.p_value == pytest.approx(p)
+        assert d.difference == pytest.approx((only_ch - only_cp) / n)
+        if 0.02 < p < 0.12:
+            continue  # near the boundary an exact test and a bootstrap may differ
+        assert (d.upper < 0) == (p < 0.05), (case, p, d)
+        agreed += 1
+    assert agreed > 60
+
+
+def test_the_loss_bootstrap_matches_the_paired_t_interval():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=800)
+    champion = y + rng.normal(0, 1.0, 800)
+    challenger = y + rng.normal(0, 0.9, 800)
+    d = paired_difference("mae", y, (challenger, None), (champion, None), confidence=0.95)
+    gain = np.abs(champion - y) - np.abs(challenger - y)  # positive: the challenger is better
+    half = stats.t.ppf(0.95, gain.size - 1) * gain.std(ddof=1) / np.sqrt(gain.size)
+    assert d.difference == pytest.approx(gain.mean())
+    assert d.lower == pytest.approx(gain.mean() - half, abs=0.25 * half)
+    assert d.upper == pytest.approx(gain.mean() + half, abs=0.25 * half)
+
+
+def test_a_worse_challenger_is_rejected_and_too_few_rows_cannot_tell(elec):
+    part = elec.iloc[:2000]
+    X, y = part[ELEC2_FEATURES], part["target"]
+    good = DummyClassifier(strategy="most_frequent").fit(X, y)
+    bad = DummyClassifier(strategy="constant", constant=1 - good.predict(X[:1])[0]).fit(X, y)
+    worse = evaluate_gate(bad, good, X, y, metric="accuracy")
+    assert not worse.passed and worse.verdict == "worse" and worse.upper < 0
+    small = evaluate_gate(bad, good, X[:20], y[:20], metric="accuracy")
+    assert small.verdict == "inconclusive" and "not enough rows to tell" in small.reason
+    assert small.passed  # an inconclusive gate does not block a refresh by default
+    kept = evaluate_gate(bad, good, X[:20], y[:20], on_inconclusive="keep")
+    assert not kept.passed and "champion kept" in kept.reason
+
+
+@pytest.fixture
+def weekly(make_project, elec):
+    """A project with one batch per week of ELEC2 and a champion trained on weeks 0-3."""
+
+    def make(**settings):
+        trainer = project_settings()["trainer"] | {"window": {"batches": 10}}
+        project = make_project(trainer=trainer, **settings)
+        for week in range(4):
+            project.ingest(elec.iloc[week * WEEK : (week + 1) * WEEK], key=f"week-{week}")
+        project.cycle()
+        assert project.champion.lineage["window"]["batches"] == [1, 2, 3, 4]
+        return project
+
+    return make
+
+
+@pytest.mark.parametrize("on_inconclusive", ["promote", "keep"])
+def test_an_identical_retrain_on_an_identical_window_is_never_rejected(weekly, on_inconclusive):
+    project = weekly(
+        gate={"metric": "accuracy", "tolerance": 0.0, "on_inconclusive": on_inconclusive}
+    )
+    outcome = _run(project)  # nothing new arrived: the champion saw every row of the window
+    gate = outcome.gate
+    assert gate["verdict"] == "inconclusive" and gate["n_holdout"] == 0
+    assert "not enough rows to tell" in gate["reason"]
+    assert outcome.promoted == (on_inconclusive == "promote")
+    assert gate["compared"]["champion_window"]["batches"] == [1, 4, 4]
+
+
+def test_the_gate_compares_on_rows_after_the_champions_window_only(weekly, elec):
+    project = weekly(gate={"metric": "accuracy", "tolerance": 0.0})
+    champion = project.champion
+    project.ingest(elec.iloc[4 * WEEK : 5 * WEEK], key="week-4")
+    outcome = _run(project)  # the holdout (20 % of 5 weeks) is exactly week 4
+    gate = outcome.gate
+    assert gate["compared"]["batches"] == [5] and gate["n_holdout"] == WEEK
+    assert gate["compared"]["challenger_window"]["rows"] == 4 * WEEK
+    # the gate copy was fitted on the champion's window with the same trainer: the same model,
+    # so the paired difference is exactly zero and it is never worse
+    assert gate["difference"] == 0 and gate["lower"] == 0 and gate["verdict"] == "not_worse"
+    assert outcome.promoted
+    X = elec.iloc[4 * WEEK : 5 * WEEK]
+    old = project.load_model(champion.version)
+    assert gate["champion"] == pytest.approx(np.mean(old.predict(X[ELEC2_FEATURES]) == X["target"]))
+
+
+def test_the_reference_sample_and_holdout_figure_are_out_of_sample(weekly, elec):
+    project = weekly(
+        gate={"metric": "accuracy", "tolerance": 0.0}, checks={"sample": {"rows": 500}}
+    )
+    project.ingest(elec.iloc[4 * WEEK : 5 * WEEK], key="week-4")
+    outcome = _run(project)
+    assert outcome.promoted
+    version = next(v for v in project.models if v.version == outcome.version)
+    assert version.lineage["refit_on_window"]
+    sample = ReferenceSample.load(project.artifacts, version.metrics["reference_sample"])
+    refit = project.load_model(version.version)
+    # the refit model saw these rows; the sample keeps the gate copy's predictions instead
+    gate_copy = project.load_model(1)  # same trainer on weeks 0-3, the gate copy's window
+    np.testing.assert_array_equal(sample.predictions, gate_copy.predict(sample.features))
+    in_sample = np.mean(refit.predict(sample.features) == sample.labels)
+    held_out = np.mean(sample.predictions == sample.labels)
+    assert version.metrics["holdout"] == pytest.approx(held_out) and held_out < in_sample
+
+
+def test_an_unknown_champion_window_is_said(weekly, elec):
+    project = weekly()
+    with project.store.session() as s:
+        s.get(ModelVersionRow, 1).lineage = {}  # a model not trained by this project
+    project.ingest(elec.iloc[4 * WEEK : 5 * WEEK], key="week-4")
+    gate = _run(project).gate
+    assert gate["compared"]["champion_window"]["known"] is False
+    assert gate["n_holdout"] == WEEK
+
+
+def test_the_window_rows_keep_their_batches_in_time_order(weekly, elec):
+    project = weekly()
+    project.ingest(elec.iloc[4 * WEEK : 5 * WEEK].iloc[::-1], key="week-4-reversed")
+    outcome = _run(project)
+    assert outcome.gate["compared"]["batches"] == [5]
+    assert outcome.gate["compared"]["to"] == outcome.window["to"]
