@@ -9,14 +9,21 @@ Checks, one result per (check, column) that ran:
 - ``null_rate`` (error): the null share rose by more than ``max_null_increase`` (absolute).
 - ``non_finite`` (error): a numeric column holds +-inf.
 - ``out_of_range`` (warning): the share of finite values outside the schema's min..max (the
-  reference's range when the schema has none) exceeds ``max_out_of_range``.
+  reference's range when the schema has none) exceeds ``max_out_of_range``, or at least
+  ``FAR_COUNT`` values lie ``FAR`` reference widths or more beyond the reference's range (a burst
+  of impossible values, caught in a small batch too: no sample of the reference distribution
+  reaches that far; the check's detail carries the ``far`` count).
 - ``unseen_category`` (warning): categorical values neither in the schema nor in the reference;
   id-like columns (no category list) get status ``excluded_id_like``.
 - ``vanished_category`` (warning): reference categories of at least 1 % share that the batch
   lacks although it should hold at least 5 of each.
-- ``constant`` (warning): a numeric column that varied in the reference holds one value.
-- ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows, more than
-  twice the reference's longest run (a sensor repeating its last reading).
+- ``constant`` (warning): a numeric column that varied in the reference holds one value in more
+  rows than its repeat share explains (see ``stuck``).
+- ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows (honoured as
+  given: never fewer) and in more rows than the reference's own repeats allow: its longest run,
+  and the run a batch of this size reaches with probability ``ALPHA`` when each row repeats the
+  previous one with the reference's repeat share ``q`` (``n * q ** (L - 1) <= ALPHA``, a union
+  bound over run starts). Rounded or discrete readings repeat often and get a longer limit.
 - ``row_count`` (error): the batch has fewer than ``schema.min_rows`` or more than
   ``schema.max_rows`` rows (only when the contract sets them).
 - ``timestamp_order`` (warning): a datetime column that steps back in time between rows.
@@ -43,13 +50,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from retrainer.checks.result import CheckResult
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, ColumnProfile
-from retrainer.profile.column import OTHER
+from retrainer.profile.column import FAR, OTHER
 
 SHOW = 10
 RENAME_MEAN = 0.25
@@ -57,6 +65,8 @@ RENAME_STD = 1.25
 RENAME_SHARE = 0.05
 VANISHED_SHARE = 0.01
 VANISHED_EXPECTED = 5
+ALPHA = 1e-3  # false-alarm rate per column per batch of the calibrated stuck rule
+FAR_COUNT = 2  # this many values FAR reference widths beyond the range alarm in any batch
 
 
 @dataclass(frozen=True)
@@ -287,11 +297,16 @@ def _out_of_range(
             message=f"column {spec.name!r}: no finite values or no expected range to compare",
         )
     share = outside / cur.values
-    alarm = share > rules.max_out_of_range
+    alarm = share > rules.max_out_of_range or cur.far >= FAR_COUNT
+    far = (
+        f"; {cur.far} lie {FAR:g} reference widths or more beyond the reference range"
+        if cur.far
+        else ""
+    )
     message = (
         f"column {spec.name!r}: {outside} of {cur.values} values ({_pct(share)}) are outside "
         f"[{low:.6g}, {high:.6g}] (limit {_pct(rules.max_out_of_range)}; batch range "
-        f"[{cur.min:.6g}, {cur.max:.6g}])"
+        f"[{cur.min:.6g}, {cur.max:.6g}]){far}"
     )
     return _result(
         "out_of_range",
@@ -301,7 +316,7 @@ def _out_of_range(
         statistic=share,
         threshold=rules.max_out_of_range,
         message=message,
-        detail={"outside": outside, "min": low, "max": high},
+        detail={"outside": outside, "min": low, "max": high, "far": cur.far},
     )
 
 
@@ -370,8 +385,11 @@ def _constant_or_stuck(
 ) -> list[CheckResult]:
     if cur.values < 2:
         return []
-    constant = cur.min == cur.max and ref.values >= 2 and ref.min != ref.max
-    limit = max(rules.stuck_run, 2 * ref.max_run + 1)
+    natural = run_limit(ref.repeat_share, cur.values)
+    constant = (
+        cur.min == cur.max and ref.values >= 2 and ref.min != ref.max and cur.values >= natural
+    )
+    limit = max(rules.stuck_run, ref.max_run + 1, natural)
     stuck = cur.max_run >= limit
     return [
         _result(
@@ -393,10 +411,35 @@ def _constant_or_stuck(
             statistic=float(cur.max_run),
             threshold=float(limit),
             message=f"column {spec.name!r}: one value repeats in {cur.max_run} consecutive rows "
-            f"(reference at most {ref.max_run}; limit {limit}): a stuck reading?",
-            detail={"run": cur.max_run, "reference_run": ref.max_run},
+            f"(limit {limit}: stuck_run {rules.stuck_run}, reference's longest run "
+            f"{ref.max_run}, {natural} rows at its repeat share {ref.repeat_share:.3f} and "
+            f"false-alarm rate {ALPHA:g})" + (": a stuck reading?" if stuck else ""),
+            detail={
+                "run": cur.max_run,
+                "reference_run": ref.max_run,
+                "repeat_share": ref.repeat_share,
+                "natural_limit": natural,
+                "stuck_run": rules.stuck_run,
+            },
         ),
     ]
+
+
+def run_limit(repeat_share: float, rows: int, alpha: float = ALPHA) -> int:
+    """The shortest run of one value that ``rows`` readings reach with probability at most
+    ``alpha`` when each repeats the previous one with probability ``repeat_share``.
+
+    A run of length L starts at one of at most ``rows`` positions and continues with
+    probability ``q ** (L - 1)``, so P(longest run >= L) <= rows * q ** (L - 1).
+
+    Example:
+        >>> run_limit(0.0, 30), run_limit(0.5, 30), run_limit(0.5, 3000)
+        (2, 16, 23)
+    """
+    q = min(max(repeat_share, 0.0), 0.999)
+    if q == 0.0 or rows <= 1:
+        return 2
+    return 1 + max(1, math.ceil(math.log(alpha / rows) / math.log(q)))
 
 
 def _vanished(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckResult:

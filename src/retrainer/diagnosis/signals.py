@@ -20,8 +20,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from retrainer.checks.result import plain
+
+ALPHA = 1e-3  # false-alarm rate per column per batch of the fill-value rule
+NATURAL_SHARE = 0.01  # a value the reference holds this often is an ordinary reading
+
+
+def unusual_share(count: int, rows: int, reference_share: float, alpha: float = ALPHA) -> bool:
+    """Whether ``count`` of ``rows`` holding one value is more than the reference's share of
+    that value explains: the binomial probability of at least ``count`` is below ``alpha``.
+
+    Example:
+        >>> unusual_share(12, 30, 0.38), unusual_share(25, 30, 0.38), unusual_share(4, 30, 0.0)
+        (False, True, True)
+    """
+    if count <= 0 or rows <= 0:
+        return False
+    return float(stats.binom.sf(count - 1, rows, min(max(reference_share, 0.0), 1.0))) < alpha
 
 
 @dataclass(frozen=True)
