@@ -20,10 +20,12 @@ Checks, one result per (check, column) that ran:
 - ``constant`` (warning): a numeric column that varied in the reference holds one value in more
   rows than its repeat share explains (see ``stuck``).
 - ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows (honoured as
-  given: never fewer) and in more rows than the reference's own repeats allow: its longest run,
-  and the run a batch of this size reaches with probability ``ALPHA`` when each row repeats the
-  previous one with the reference's repeat share ``q`` (``n * q ** (L - 1) <= ALPHA``, a union
-  bound over run starts). Rounded or discrete readings repeat often and get a longer limit.
+  given: never fewer) and in more rows than the reference's own repeats allow: twice its
+  longest run, and the run a batch of this size reaches with probability ``ALPHA`` when each row
+  repeats the previous one with the reference's repeat share ``q`` and a run goes on with its
+  share ``c`` of repeats that follow a repeat (the expected number of runs of that length is at
+  most ``ALPHA``; see ``run_limit``). ``c`` is taken as ``sqrt(c)``: tuned on ELEC2, where it
+  doubles in log-odds between seasons. Rounded or discrete readings get a longer limit.
 - ``row_count`` (error): the batch has fewer than ``schema.min_rows`` or more than
   ``schema.max_rows`` rows (only when the contract sets them).
 - ``timestamp_order`` (warning): a datetime column that steps back in time between rows.
@@ -385,11 +387,11 @@ def _constant_or_stuck(
 ) -> list[CheckResult]:
     if cur.values < 2:
         return []
-    natural = run_limit(ref.repeat_share, cur.values)
+    natural = run_limit(ref.repeat_share, cur.values, continue_share=math.sqrt(ref.continue_share))
     constant = (
         cur.min == cur.max and ref.values >= 2 and ref.min != ref.max and cur.values >= natural
     )
-    limit = max(rules.stuck_run, ref.max_run + 1, natural)
+    limit = max(rules.stuck_run, 2 * ref.max_run + 1, natural)
     stuck = cur.max_run >= limit
     return [
         _result(
@@ -411,13 +413,15 @@ def _constant_or_stuck(
             statistic=float(cur.max_run),
             threshold=float(limit),
             message=f"column {spec.name!r}: one value repeats in {cur.max_run} consecutive rows "
-            f"(limit {limit}: stuck_run {rules.stuck_run}, reference's longest run "
-            f"{ref.max_run}, {natural} rows at its repeat share {ref.repeat_share:.3f} and "
-            f"false-alarm rate {ALPHA:g})" + (": a stuck reading?" if stuck else ""),
+            f"(limit {limit}: stuck_run {rules.stuck_run}, twice the reference's longest run "
+            f"{ref.max_run}, {natural} rows at its repeat shares {ref.repeat_share:.3f} and "
+            f"{ref.continue_share:.3f} and false-alarm rate {ALPHA:g})"
+            + (": a stuck reading?" if stuck else ""),
             detail={
                 "run": cur.max_run,
                 "reference_run": ref.max_run,
                 "repeat_share": ref.repeat_share,
+                "continue_share": ref.continue_share,
                 "natural_limit": natural,
                 "stuck_run": rules.stuck_run,
             },
@@ -425,21 +429,34 @@ def _constant_or_stuck(
     ]
 
 
-def run_limit(repeat_share: float, rows: int, alpha: float = ALPHA) -> int:
+def run_limit(
+    repeat_share: float, rows: int, alpha: float = ALPHA, continue_share: float | None = None
+) -> int:
     """The shortest run of one value that ``rows`` readings reach with probability at most
-    ``alpha`` when each repeats the previous one with probability ``repeat_share``.
+    ``alpha`` when each repeats the previous one with probability ``repeat_share`` and, once
+    repeating, goes on repeating with probability ``continue_share`` (default: the same;
+    real readings cluster: a plateau at night, a heat wave).
 
-    A run of length L starts at one of at most ``rows`` positions and continues with
-    probability ``q ** (L - 1)``, so P(longest run >= L) <= rows * q ** (L - 1).
+    A run starts at the first row or after a change (expected ``1 + (rows - 1) * (1 - q)``
+    starts) and reaches length L >= 2 with probability ``q * c ** (L - 2)``, so by Markov's
+    inequality P(longest run >= L) <= (1 + (rows - 1) * (1 - q)) * q * c ** (L - 2).
 
     Example:
         >>> run_limit(0.0, 30), run_limit(0.5, 30), run_limit(0.5, 3000)
-        (2, 16, 23)
+        (2, 15, 22)
+        >>> run_limit(0.1, 30, continue_share=0.5)
+        14
     """
     q = min(max(repeat_share, 0.0), 0.999)
+    c = q if continue_share is None else min(max(continue_share, 0.0), 0.999)
     if q == 0.0 or rows <= 1:
         return 2
-    return 1 + max(1, math.ceil(math.log(alpha / rows) / math.log(q)))
+    starts = 1 + (rows - 1) * (1 - q)
+    if starts * q <= alpha:
+        return 2
+    if c == 0.0:
+        return 3
+    return 2 + max(0, math.ceil(math.log(alpha / (starts * q)) / math.log(c)))
 
 
 def _vanished(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckResult:

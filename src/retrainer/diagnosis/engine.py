@@ -44,6 +44,7 @@ from retrainer.checks.drift import ks_from_histograms
 from retrainer.checks.quality import FAR_COUNT
 from retrainer.checks.result import CheckResult, plain
 from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, unusual_share
+from retrainer.diagnosis.unit_rules import affine, retyped
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
 from retrainer.profile.column import FAR, OTHER
 
@@ -306,6 +307,20 @@ def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     )
 
 
+def _affine(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None, checks: dict
+) -> Alarm | None:
+    """A known unit change (Celsius to Fahrenheit, hPa to Pa, x1000, an offset) of a column
+    that moved (see ``unit_rules.affine``)."""
+    moved = [checks.get(k) for k in (VERDICT, "out_of_range")]
+    moved = [r for r in moved if r is not None and r.alarm]
+    col = sig.columns.get(name) if sig else None
+    found = affine(name, ref, cur, col) if moved and col is not None else None
+    if found is None:
+        return None
+    return _alarm(**{**found, "evidence": [*map(_cite, moved), *found["evidence"]]})
+
+
 def _round_factor(x: float) -> float:
     return float(f"{x:.6g}")
 
@@ -345,10 +360,10 @@ def _point_mass(
     ]
     contiguous = col.run_value == col.mode and col.run >= 0.8 * col.mode_count
     sentinel = _sentinel(col.mode, ref)
+    stuck = checks.get("stuck")
+    if contiguous and stuck is not None and not stuck.alarm:
+        return None  # a run the reference's own repeats explain (rounded readings, a heat wave)
     if contiguous and not sentinel:
-        stuck = checks.get("stuck")
-        if stuck is not None and not stuck.alarm:
-            return None  # a run the reference's own repeats explain (rounded readings)
         message = (
             f"column {name!r} is stuck at {_g(col.mode)} for {col.run} consecutive rows "
             f"({100 * col.run / cur.values:.0f}% of the batch; at most {100 * known:.1f}% of "
@@ -555,7 +570,12 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
 
 
 # ---------------------------------------------------------------------------- the engine
-def _schema(name: str, checks: dict) -> Alarm | None:
+def _schema(
+    name: str,
+    checks: dict,
+    signals: BatchSignals | None = None,
+    ref: ColumnProfile | None = None,
+) -> Alarm | None:
     r = checks.get("missing_column")
     if r is not None and r.alarm:
         new = r.detail.get("renamed_to")
@@ -572,16 +592,8 @@ def _schema(name: str, checks: dict) -> Alarm | None:
         return _alarm("upstream_change", "missing_column", name, message, 0.9, evidence=[_cite(r)])
     r = checks.get("type_change")
     if r is not None and r.alarm:
-        share = float(r.statistic or 0.0)
-        example = r.detail.get("example")
-        if share >= 0.5:
-            message = (
-                f"column {name!r}: {100 * share:.0f}% of the values are no longer of its type "
-                f"(e.g. {example!r}): re-typed upstream"
-            )
-            return _alarm("upstream_change", "retyped", name, message, 0.9, evidence=[_cite(r)])
-        message = f"column {name!r}: {100 * share:.1f}% unreadable values (e.g. {example!r})"
-        return _alarm("data_quality", "bad_values", name, message, 0.85, evidence=[_cite(r)])
+        found = retyped(name, r, signals.columns.get(name) if signals else None, ref)
+        return _alarm(**{**found, "evidence": [_cite(r), *found["evidence"]]})
     return None
 
 
@@ -741,7 +753,7 @@ def diagnose_batch(
             checks = by_column.get(name, {})
             cur = current.columns.get(name)
             shift = max(shift, _column_shift(ref, cur))
-            found = _schema(name, checks)
+            found = _schema(name, checks, signals, ref)
             if found is None and cur is not None and not cur.missing:
                 found = _values(name, ref, cur, checks, signals)
             alarms += [found] if found is not None else []
@@ -782,6 +794,7 @@ def _values(
     if ref.kind == "numeric":
         for rule in (
             lambda: _came_alive(name, ref, cur),
+            lambda: _affine(name, ref, cur, signals, checks),
             lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
             lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _repeated(name, ref, checks),

@@ -5,7 +5,8 @@ batch: counts and histograms add, moments (to the fourth) combine with the pairw
 Chan et al. and Pebay. Each histogram bin also keeps the sum of its values, so distances that need
 where the mass sits inside a bin (Wasserstein, energy) place it at the bin's mean. The longest run
 of one repeated value (a stuck sensor), the number of consecutive rows that repeat a value
-(``repeats``, how often readings naturally repeat) and, for timestamps, the number of steps back
+(``repeats``, how often readings naturally repeat; ``repeats2`` of them follow a repeat: how
+runs go on) and, for timestamps, the number of steps back
 in time are counted in row order. Numeric columns keep their most frequent exact values
 (``modes``: rounded readings, a capped maximum) and, on given edges, how many values lie ``FAR``
 reference widths or more beyond them (``far``: impossible values).
@@ -277,6 +278,7 @@ class ColumnProfile:
     top_k: int = TOP_K
     distinct: int = 0
     repeats: int = 0
+    repeats2: int = 0
     modes: tuple[tuple[float, int], ...] | None = None
     far: int = 0
 
@@ -371,6 +373,7 @@ class ColumnProfile:
             max_run=max(self.max_run, other.max_run),
             disorder=self.disorder + other.disorder,
             repeats=self.repeats + other.repeats,
+            repeats2=self.repeats2 + other.repeats2,
             modes=_merge_modes(self.modes, other.modes),
             far=self.far + other.far,
         )
@@ -398,6 +401,18 @@ class ColumnProfile:
     def repeat_share(self) -> float:
         """The share of consecutive finite values that repeat the previous one (0..1)."""
         return self.repeats / (self.values - 1) if self.values > 1 else 0.0
+
+    @property
+    def continue_share(self) -> float:
+        """The share of repeats followed by another repeat (how runs go on once started; 0..1).
+
+        Example:
+            >>> spec = ColumnSpec("x", "numeric", True)
+            >>> p = profile_column(pd.Series([1.0, 1.0, 1.0, 2.0, 3.0, 3.0]), spec)
+            >>> p.repeat_share, round(p.continue_share, 3)
+            (0.6, 0.333)
+        """
+        return self.repeats2 / self.repeats if self.repeats else 0.0
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (plain numbers; None for NaN or inf, an overflowed m2 too)."""
@@ -429,6 +444,7 @@ class ColumnProfile:
             "top_k": int(self.top_k),
             "distinct": int(self.distinct),
             "repeats": int(self.repeats),
+            "repeats2": int(self.repeats2),
             "modes": None if self.modes is None else [[float(v), int(n)] for v, n in self.modes],
             "far": int(self.far),
         }
@@ -462,6 +478,7 @@ class ColumnProfile:
             top_k=int(d.get("top_k", TOP_K)),
             distinct=int(d.get("distinct", 0)),
             repeats=int(d.get("repeats", 0)),
+            repeats2=int(d.get("repeats2", 0)),
             modes=None
             if d.get("modes") is None
             else tuple((float(v), int(n)) for v, n in d["modes"]),
@@ -544,9 +561,12 @@ def _modes(finite: np.ndarray) -> tuple[tuple[float, int], ...]:
     return tuple((float(values[i]), int(counts[i])) for i in order)
 
 
-def _repeats(values: np.ndarray) -> int:
-    """Consecutive rows holding the same finite value (NaN breaks a run)."""
-    return int((values[1:] == values[:-1]).sum()) if values.size > 1 else 0
+def _repeats(values: np.ndarray) -> tuple[int, int]:
+    """Rows repeating the previous finite value, and repeats that follow a repeat."""
+    if values.size < 2:
+        return 0, 0
+    same = values[1:] == values[:-1]
+    return int(same.sum()), int((same[1:] & same[:-1]).sum())
 
 
 def _far(finite: np.ndarray, edges: np.ndarray) -> int:
@@ -681,6 +701,7 @@ def profile_column(
     )
     if finite.size:
         mean, m2, m3, m4 = _moments(finite)
+        repeats = _repeats(values) if spec.kind == "numeric" else (0, 0)
         profile = replace(
             profile,
             min=float(finite.min()),
@@ -690,7 +711,8 @@ def profile_column(
             m3=m3,
             m4=m4,
             max_run=longest_run(values),
-            repeats=_repeats(values) if spec.kind == "numeric" else 0,
+            repeats=repeats[0],
+            repeats2=repeats[1],
             modes=_modes(finite) if spec.kind == "numeric" and edges is None else None,
             disorder=int((np.diff(finite) < 0).sum()) if spec.kind == "datetime" else 0,
             below_min=int((finite < spec.min).sum()) if spec.min is not None else 0,
