@@ -283,8 +283,11 @@ class Project:
 
         frame = apply_fixes(frame, self.fixes(), where)
         schema = self.schema()
-        if schema is not None:  # with a champion, a missing column is stored and diagnosed
-            frame = schema.conform(frame, source=where, required=self.champion is None)
+        if schema is not None:  # with a champion, a missing or re-typed column is stored and
+            lenient = self.champion is not None  # diagnosed (quarantined), not refused
+            frame = schema.conform(
+                frame, source=where, required=not lenient, keep_unreadable=lenient
+            )
         if d.time_column:
             column = f"{where}: column {d.time_column!r}"
             frame[d.time_column] = _utc(frame[d.time_column], column, d.timezone)

@@ -9,14 +9,23 @@ Checks, one result per (check, column) that ran:
 - ``null_rate`` (error): the null share rose by more than ``max_null_increase`` (absolute).
 - ``non_finite`` (error): a numeric column holds +-inf.
 - ``out_of_range`` (warning): the share of finite values outside the schema's min..max (the
-  reference's range when the schema has none) exceeds ``max_out_of_range``.
+  reference's range when the schema has none) exceeds ``max_out_of_range``, or at least
+  ``FAR_COUNT`` values lie ``FAR`` reference widths or more beyond the reference's range (a burst
+  of impossible values, caught in a small batch too: no sample of the reference distribution
+  reaches that far; the check's detail carries the ``far`` count).
 - ``unseen_category`` (warning): categorical values neither in the schema nor in the reference;
   id-like columns (no category list) get status ``excluded_id_like``.
 - ``vanished_category`` (warning): reference categories of at least 1 % share that the batch
   lacks although it should hold at least 5 of each.
-- ``constant`` (warning): a numeric column that varied in the reference holds one value.
-- ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows, more than
-  twice the reference's longest run (a sensor repeating its last reading).
+- ``constant`` (warning): a numeric column that varied in the reference holds one value in more
+  rows than its repeat share explains (see ``stuck``).
+- ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows (honoured as
+  given: never fewer) and in more rows than the reference's own repeats allow: twice its
+  longest run, and the run a batch of this size reaches with probability ``ALPHA`` when each row
+  repeats the previous one with the reference's repeat share ``q`` and a run goes on with its
+  share ``c`` of repeats that follow a repeat (the expected number of runs of that length is at
+  most ``ALPHA``; see ``run_limit``). ``c`` is taken as ``sqrt(c)``: tuned on ELEC2, where it
+  doubles in log-odds between seasons. Rounded or discrete readings get a longer limit.
 - ``row_count`` (error): the batch has fewer than ``schema.min_rows`` or more than
   ``schema.max_rows`` rows (only when the contract sets them).
 - ``timestamp_order`` (warning): a datetime column that steps back in time between rows.
@@ -43,13 +52,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from retrainer.checks.result import CheckResult
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, ColumnProfile
-from retrainer.profile.column import OTHER
+from retrainer.profile.column import FAR, OTHER
 
 SHOW = 10
 RENAME_MEAN = 0.25
@@ -57,6 +67,8 @@ RENAME_STD = 1.25
 RENAME_SHARE = 0.05
 VANISHED_SHARE = 0.01
 VANISHED_EXPECTED = 5
+ALPHA = 1e-3  # false-alarm rate per column per batch of the calibrated stuck rule
+FAR_COUNT = 2  # this many values FAR reference widths beyond the range alarm in any batch
 
 
 @dataclass(frozen=True)
@@ -287,11 +299,16 @@ def _out_of_range(
             message=f"column {spec.name!r}: no finite values or no expected range to compare",
         )
     share = outside / cur.values
-    alarm = share > rules.max_out_of_range
+    alarm = share > rules.max_out_of_range or cur.far >= FAR_COUNT
+    far = (
+        f"; {cur.far} lie {FAR:g} reference widths or more beyond the reference range"
+        if cur.far
+        else ""
+    )
     message = (
         f"column {spec.name!r}: {outside} of {cur.values} values ({_pct(share)}) are outside "
         f"[{low:.6g}, {high:.6g}] (limit {_pct(rules.max_out_of_range)}; batch range "
-        f"[{cur.min:.6g}, {cur.max:.6g}])"
+        f"[{cur.min:.6g}, {cur.max:.6g}]){far}"
     )
     return _result(
         "out_of_range",
@@ -301,7 +318,7 @@ def _out_of_range(
         statistic=share,
         threshold=rules.max_out_of_range,
         message=message,
-        detail={"outside": outside, "min": low, "max": high},
+        detail={"outside": outside, "min": low, "max": high, "far": cur.far},
     )
 
 
@@ -370,8 +387,11 @@ def _constant_or_stuck(
 ) -> list[CheckResult]:
     if cur.values < 2:
         return []
-    constant = cur.min == cur.max and ref.values >= 2 and ref.min != ref.max
-    limit = max(rules.stuck_run, 2 * ref.max_run + 1)
+    natural = run_limit(ref.repeat_share, cur.values, continue_share=math.sqrt(ref.continue_share))
+    constant = (
+        cur.min == cur.max and ref.values >= 2 and ref.min != ref.max and cur.values >= natural
+    )
+    limit = max(rules.stuck_run, 2 * ref.max_run + 1, natural)
     stuck = cur.max_run >= limit
     return [
         _result(
@@ -393,10 +413,50 @@ def _constant_or_stuck(
             statistic=float(cur.max_run),
             threshold=float(limit),
             message=f"column {spec.name!r}: one value repeats in {cur.max_run} consecutive rows "
-            f"(reference at most {ref.max_run}; limit {limit}): a stuck reading?",
-            detail={"run": cur.max_run, "reference_run": ref.max_run},
+            f"(limit {limit}: stuck_run {rules.stuck_run}, twice the reference's longest run "
+            f"{ref.max_run}, {natural} rows at its repeat shares {ref.repeat_share:.3f} and "
+            f"{ref.continue_share:.3f} and false-alarm rate {ALPHA:g})"
+            + (": a stuck reading?" if stuck else ""),
+            detail={
+                "run": cur.max_run,
+                "reference_run": ref.max_run,
+                "repeat_share": ref.repeat_share,
+                "continue_share": ref.continue_share,
+                "natural_limit": natural,
+                "stuck_run": rules.stuck_run,
+            },
         ),
     ]
+
+
+def run_limit(
+    repeat_share: float, rows: int, alpha: float = ALPHA, continue_share: float | None = None
+) -> int:
+    """The shortest run of one value that ``rows`` readings reach with probability at most
+    ``alpha`` when each repeats the previous one with probability ``repeat_share`` and, once
+    repeating, goes on repeating with probability ``continue_share`` (default: the same;
+    real readings cluster: a plateau at night, a heat wave).
+
+    A run starts at the first row or after a change (expected ``1 + (rows - 1) * (1 - q)``
+    starts) and reaches length L >= 2 with probability ``q * c ** (L - 2)``, so by Markov's
+    inequality P(longest run >= L) <= (1 + (rows - 1) * (1 - q)) * q * c ** (L - 2).
+
+    Example:
+        >>> run_limit(0.0, 30), run_limit(0.5, 30), run_limit(0.5, 3000)
+        (2, 15, 22)
+        >>> run_limit(0.1, 30, continue_share=0.5)
+        14
+    """
+    q = min(max(repeat_share, 0.0), 0.999)
+    c = q if continue_share is None else min(max(continue_share, 0.0), 0.999)
+    if q == 0.0 or rows <= 1:
+        return 2
+    starts = 1 + (rows - 1) * (1 - q)
+    if starts * q <= alpha:
+        return 2
+    if c == 0.0:
+        return 3
+    return 2 + max(0, math.ceil(math.log(alpha / (starts * q)) / math.log(c)))
 
 
 def _vanished(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckResult:

@@ -255,6 +255,7 @@ class Schema:
         *,
         source: str = "batch",
         required: bool = True,
+        keep_unreadable: bool = False,
         tz: str | None = None,
         date_format: str | None = None,
     ) -> pd.DataFrame:
@@ -269,6 +270,9 @@ class Schema:
             df: the batch.
             source: the name used in error messages (a file name, a batch id).
             required: when False, missing columns are allowed (not added).
+            keep_unreadable: when True, a column with values that cannot be read as its kind
+                (a re-typed column, ``"1014.7 hPa"``) is kept as text, unchanged, for the
+                quality checks and the diagnosis to report; nothing sent is lost.
             tz: time zone of naive timestamps (e.g. ``"Australia/Sydney"``).
             date_format: a ``strftime`` format for datetime strings.
 
@@ -283,6 +287,11 @@ class Schema:
         out, problems = self._coerce(df, source, tz, date_format)
         if not required:
             problems = [p for p in problems if p.kind != "missing_column"]
+        if keep_unreadable:
+            for p in problems:
+                if p.kind == "bad_value":
+                    out[p.column] = as_text(df[p.column])
+            problems = [p for p in problems if p.kind != "bad_value"]
         if problems:
             lines = "\n".join(f"  - {p.message}" for p in problems)
             raise DataError(f"{source} does not fit the schema:\n{lines}")
@@ -320,6 +329,50 @@ class Schema:
                 continue
             out[spec.name] = coerced
         return out, problems
+
+
+UNIT = re.compile(
+    r"^\s*(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>[^\d\s.+-][^\d]*?)\s*$"
+)
+
+
+def unit_suffixes(values: pd.Series) -> dict[str, int]:
+    """How many of the text ``values`` are a number followed by each unit (``"1014.7 hPa"``).
+
+    Example:
+        >>> unit_suffixes(pd.Series(["1014.7 hPa", "1009 hPa", "98000Pa", "n/a", None]))
+        {'hPa': 2, 'Pa': 1}
+    """
+    found = as_text(values.dropna()).str.extract(UNIT)["unit"].dropna()
+    return {str(k): int(n) for k, n in found.value_counts().items()}
+
+
+def strip_units(values: pd.Series, factors: dict[str, list[float]]) -> pd.Series:
+    """Numbers from text with a unit suffix, each converted by its unit's ``[a, b]`` (``a*x+b``);
+    plain numbers are kept, nulls stay null, anything else (another unit, a word) is left as it
+    was so the schema still names it.
+
+    Example:
+        >>> strip_units(pd.Series(["1014.7 hPa", "101000 Pa", "1000", None, "bad"]),
+        ...             {"hPa": [1.0, 0.0], "Pa": [0.01, 0.0]}).tolist()
+        [1014.7, 1010.0, 1000.0, nan, 'bad']
+    """
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values
+    parts = as_text(values).str.extract(UNIT)
+    number = pd.to_numeric(parts["number"], errors="coerce")
+    a = parts["unit"].map(
+        lambda u: factors.get(u, [np.nan, np.nan])[0] if isinstance(u, str) else np.nan
+    )
+    b = parts["unit"].map(
+        lambda u: factors.get(u, [np.nan, np.nan])[1] if isinstance(u, str) else np.nan
+    )
+    converted = number * a.astype("float64") + b.astype("float64")
+    plain = pd.to_numeric(values, errors="coerce")
+    out = plain.where(plain.notna(), converted)
+    if out.notna().sum() + values.isna().sum() == len(values):
+        return out.astype("float64")
+    return values.where(out.isna() | values.isna(), out).where(values.notna(), np.nan)
 
 
 def _bad_value(spec: ColumnSpec, series: pd.Series, bad: np.ndarray) -> Problem:

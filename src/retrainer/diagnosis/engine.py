@@ -39,10 +39,12 @@ from itertools import pairwise
 
 import numpy as np
 
+from retrainer.checks.quality import FAR_COUNT
 from retrainer.checks.result import CheckResult, plain
-from retrainer.diagnosis.signals import BatchSignals
+from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, unusual_share
+from retrainer.diagnosis.unit_rules import affine, retyped
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
-from retrainer.profile.column import OTHER
+from retrainer.profile.column import FAR, OTHER
 
 CAUSES = ("upstream_change", "data_quality", "changed_relation", "covariate_drift")
 ACTIONS = {
@@ -234,8 +236,9 @@ def _sentinel(value: float, ref: ColumnProfile) -> bool:
     """A fill-like value: outside the reference range, zero or negative whole, or all nines."""
     if ref.min is not None and ref.max is not None and not ref.min <= value <= ref.max:
         return True
-    if value != round(value):
-        return False
+    share = ref.mode_share(value)
+    if value != round(value) or (share is not None and share >= NATURAL_SHARE):
+        return False  # a value the reference holds often is a reading, not a fill value
     return value <= 0 or set(str(int(abs(value)))) == {"9"}
 
 
@@ -302,42 +305,75 @@ def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     )
 
 
+def _affine(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None, checks: dict
+) -> Alarm | None:
+    """A known unit change (Celsius to Fahrenheit, hPa to Pa, x1000, an offset) of a column
+    that moved (see ``unit_rules.affine``)."""
+    moved = [checks.get(k) for k in (VERDICT, "out_of_range")]
+    moved = [r for r in moved if r is not None and r.alarm]
+    col = sig.columns.get(name) if sig else None
+    found = affine(name, ref, cur, col) if moved and col is not None else None
+    if found is None:
+        return None
+    return _alarm(**{**found, "evidence": [*map(_cite, moved), *found["evidence"]]})
+
+
 def _round_factor(x: float) -> float:
     return float(f"{x:.6g}")
 
 
 def _point_mass(
-    name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None
+    name: str,
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    sig: BatchSignals | None,
+    checks: dict,
 ) -> Alarm | None:
-    """A stuck sensor (one value in a long run of consecutive rows) or a new fill value."""
+    """A stuck sensor (one value in a long run of consecutive rows, beyond the calibrated
+    ``stuck`` check) or a new fill value (a share the reference's own share of that value
+    explains with probability below ``ALPHA``, see ``unusual_share``). A value the reference
+    holds often at its boundary is a capped reading (an instrument maximum): more of it is
+    drift, never a fill value."""
     col = sig.columns.get(name) if sig else None
     if col is None or col.mode is None or not cur.values or not ref.std:
         return None
     share = col.mode_count / cur.values
     before = _bin_share(ref, col.mode)
-    if share < 0.1 or share < 3 * before + 0.05:
+    exact = ref.mode_share(col.mode)
+    if exact is None:
+        if share < 0.1 or share < 3 * before + 0.05:
+            return None
+    elif share < 0.1 or not unusual_share(col.mode_count, cur.values, exact):
         return None
+    elif exact >= NATURAL_SHARE and col.mode in (ref.min, ref.max):
+        return None  # a capped or floored reading, as common in the reference: not a fill
     outside = (cur.hist[0] + cur.hist[-1]) if cur.hist else 0
     inside_mode = ref.min is not None and ref.min <= col.mode <= (ref.max or 0.0)
     if outside - (0 if inside_mode else col.mode_count) > 0.05 * cur.values:
         return None  # the other values moved too: not one fill value
+    known = before if exact is None else exact
     evidence = [
-        {"value": col.mode, "rows": col.mode_count, "of": cur.values, "reference_bin": before}
+        {"value": col.mode, "rows": col.mode_count, "of": cur.values, "reference_share": known}
     ]
     contiguous = col.run_value == col.mode and col.run >= 0.8 * col.mode_count
     sentinel = _sentinel(col.mode, ref)
+    stuck = checks.get("stuck")
+    if contiguous and stuck is not None and not stuck.alarm:
+        return None  # a run the reference's own repeats explain (rounded readings, a heat wave)
     if contiguous and not sentinel:
         message = (
             f"column {name!r} is stuck at {_g(col.mode)} for {col.run} consecutive rows "
-            f"({100 * col.run / cur.values:.0f}% of the batch; at most {100 * before:.1f}% of "
+            f"({100 * col.run / cur.values:.0f}% of the batch; at most {100 * known:.1f}% of "
             "the reference lies near that value): a frozen sensor or a stalled feed"
         )
+        evidence += [_cite(stuck)] if stuck is not None else []
         return _alarm("data_quality", "stuck", name, message, 0.9, evidence=evidence)
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
     message = (
         f"column {name!r}: {col.mode_count} of {cur.values} rows ({100 * share:.0f}%) hold "
-        f"{_g(col.mode)}, spread over the batch (at most {100 * before:.1f}% of the reference "
+        f"{_g(col.mode)}, spread over the batch (at most {100 * known:.1f}% of the reference "
         "lies near that value): a new default or fill value upstream"
     )
     return _alarm(
@@ -360,6 +396,15 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     if r is None or not r.alarm or not cur.hist or not ref.hist or len(cur.hist) < 3:
         return None
     share = (cur.hist[0] + cur.hist[-1]) / cur.values if cur.values else 0.0
+    far = int(r.detail.get("far") or cur.far)
+    if far >= FAR_COUNT and share < 0.5:
+        message = (
+            f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
+            f"more beyond the reference range [{_g(ref.min)}, {_g(ref.max)}] (batch "
+            f"[{_g(cur.min)}, {_g(cur.max)}]): impossible values, an instrument or transfer fault"
+        )
+        evidence = [_cite(r), {"far": far, "rows": cur.values}]
+        return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
     if share <= 0.05:
         return None
     inner_cur, inner_ref = cur.hist[1:-1], ref.hist[1:-1]
@@ -527,7 +572,12 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
 
 
 # ---------------------------------------------------------------------------- the engine
-def _schema(name: str, checks: dict) -> Alarm | None:
+def _schema(
+    name: str,
+    checks: dict,
+    signals: BatchSignals | None = None,
+    ref: ColumnProfile | None = None,
+) -> Alarm | None:
     r = checks.get("missing_column")
     if r is not None and r.alarm:
         new = r.detail.get("renamed_to")
@@ -544,16 +594,8 @@ def _schema(name: str, checks: dict) -> Alarm | None:
         return _alarm("upstream_change", "missing_column", name, message, 0.9, evidence=[_cite(r)])
     r = checks.get("type_change")
     if r is not None and r.alarm:
-        share = float(r.statistic or 0.0)
-        example = r.detail.get("example")
-        if share >= 0.5:
-            message = (
-                f"column {name!r}: {100 * share:.0f}% of the values are no longer of its type "
-                f"(e.g. {example!r}): re-typed upstream"
-            )
-            return _alarm("upstream_change", "retyped", name, message, 0.9, evidence=[_cite(r)])
-        message = f"column {name!r}: {100 * share:.1f}% unreadable values (e.g. {example!r})"
-        return _alarm("data_quality", "bad_values", name, message, 0.85, evidence=[_cite(r)])
+        found = retyped(name, r, signals.columns.get(name) if signals else None, ref)
+        return _alarm(**{**found, "evidence": [_cite(r), *found["evidence"]]})
     return None
 
 
@@ -713,7 +755,7 @@ def diagnose_batch(
             checks = by_column.get(name, {})
             cur = current.columns.get(name)
             shift = max(shift, _column_shift(ref, cur))
-            found = _schema(name, checks)
+            found = _schema(name, checks, signals, ref)
             if found is None and cur is not None and not cur.missing:
                 found = _values(name, ref, cur, checks, signals)
             alarms += [found] if found is not None else []
@@ -754,8 +796,9 @@ def _values(
     if ref.kind == "numeric":
         for rule in (
             lambda: _came_alive(name, ref, cur),
+            lambda: _affine(name, ref, cur, signals, checks),
             lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
-            lambda: _point_mass(name, ref, cur, signals),
+            lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _repeated(name, ref, checks),
             lambda: _out_of_range(name, ref, cur, checks),
         ):

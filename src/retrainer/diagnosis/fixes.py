@@ -7,12 +7,16 @@ A fix is a small mapping, written in the project file or accepted from a diagnos
 data:
   fixes:
     rename: {nswprice_v2: nswprice}       # the batch's name -> the schema's name
+    parse_units: {pressure: {hPa: [1, 0], Pa: [0.01, 0]}}  # "1014.7 hPa" -> 1014.7 (a*x+b)
     scale: {nswdemand: 0.001}             # multiply (a unit change x1000 back)
+    affine: {temp: [0.5555555556, -17.77777778]}  # a*x+b (Fahrenheit back to Celsius)
     recode: {MAR: {"1": "5", "5": "1"}}   # the batch's code -> the reference's code
     missing_values: {transfer: [-1.0]}    # values that mean "no value": read as null
 ```
 
-They apply in that order: rename, missing values (in the producer's units), recode, scale.
+They apply in that order: rename, parse units (numbers sent as text with a unit suffix, each
+unit converted by its ``[a, b]``), missing values (in the producer's units), recode, scale,
+affine.
 
 Example:
     >>> import pandas as pd
@@ -22,6 +26,10 @@ Example:
     >>> fixed = apply_fixes(frame, fixes)
     >>> fixed["p"].tolist(), fixed["c"].tolist()
     ([1.0, nan], ['5', '1'])
+    >>> apply_fixes(pd.DataFrame({"t": ["50 F", "68 F"]}),
+    ...             {"parse_units": {"t": {"F": [1, 0]}}, "affine": {"t": [5 / 9, -160 / 9]}}
+    ...             )["t"].round(6).tolist()
+    [10.0, 20.0]
 """
 
 from __future__ import annotations
@@ -31,10 +39,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from retrainer.data.schema import as_text
+from retrainer.data.schema import as_text, strip_units
 from retrainer.errors import DataError
 
-SECTIONS = ("rename", "scale", "recode", "missing_values")
+SECTIONS = ("rename", "parse_units", "scale", "affine", "recode", "missing_values")
 
 
 def merge_fixes(*fixes: Mapping | None) -> dict:
@@ -67,6 +75,9 @@ def apply_fixes(frame: pd.DataFrame, fixes: Mapping, where: str = "batch") -> pd
     if not fixes:
         return frame
     out = frame.rename(columns={old: new for old, new in fixes.get("rename", {}).items()})
+    for name, factors in fixes.get("parse_units", {}).items():
+        if name in out.columns:
+            out[name] = strip_units(out[name], dict(factors))
     for name, values in fixes.get("missing_values", {}).items():
         if name in out.columns:
             out[name] = _without(out[name], list(values))
@@ -77,13 +88,20 @@ def apply_fixes(frame: pd.DataFrame, fixes: Mapping, where: str = "batch") -> pd
     for name, factor in fixes.get("scale", {}).items():
         if name not in out.columns:
             continue
-        values = pd.to_numeric(out[name], errors="coerce")
-        if (values.isna() & out[name].notna()).any():
-            raise DataError(
-                f"{where}: data.fixes.scale names column {name!r}, which holds non-numbers"
-            )
-        out[name] = values * float(factor)
+        out[name] = _numbers(out[name], name, where, "scale") * float(factor)
+    for name, (a, b) in fixes.get("affine", {}).items():
+        if name in out.columns:
+            out[name] = _numbers(out[name], name, where, "affine") * float(a) + float(b)
     return out
+
+
+def _numbers(series: pd.Series, name: str, where: str, section: str) -> pd.Series:
+    values = pd.to_numeric(series, errors="coerce")
+    if (values.isna() & series.notna()).any():
+        raise DataError(
+            f"{where}: data.fixes.{section} names column {name!r}, which holds non-numbers"
+        )
+    return values
 
 
 def _without(series: pd.Series, values: list) -> pd.Series:

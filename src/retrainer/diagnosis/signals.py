@@ -20,19 +20,47 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from retrainer.checks.result import plain
+from retrainer.data.schema import NULL_WORDS, UNIT, as_text, unit_suffixes
+from retrainer.diagnosis.units import QUANTILES
+
+ALPHA = 1e-3  # false-alarm rate per column per batch of the fill-value rule
+NATURAL_SHARE = 0.01  # a value the reference holds this often is an ordinary reading
+SHOW_ROWS = 10  # unreadable rows named per column
+
+
+def unusual_share(count: int, rows: int, reference_share: float, alpha: float = ALPHA) -> bool:
+    """Whether ``count`` of ``rows`` holding one value is more than the reference's share of
+    that value explains: the binomial probability of at least ``count`` is below ``alpha``.
+
+    Example:
+        >>> unusual_share(12, 30, 0.38), unusual_share(25, 30, 0.38), unusual_share(4, 30, 0.0)
+        (False, True, True)
+    """
+    if count <= 0 or rows <= 0:
+        return False
+    return float(stats.binom.sf(count - 1, rows, min(max(reference_share, 0.0), 1.0))) < alpha
 
 
 @dataclass(frozen=True)
 class ColumnSignal:
-    """The most frequent finite value of a numeric column, its count, and the longest run of
-    one value in consecutive rows (``run_value``)."""
+    """The most frequent finite value of a numeric column, its count, the longest run of
+    one value in consecutive rows (``run_value``), its ``QUANTILES`` (for unit changes) and,
+    for values that are no numbers, how many (``bad``), the first rows (``bad_rows``, 0-based
+    positions in the batch) and the unit suffixes among them (``"1014.7 hPa"``)."""
 
     mode: float | None
     mode_count: int
     run: int
     run_value: float | None
+    quantiles: tuple[float, ...] = ()
+    values: int = 0
+    bad_rows: tuple[int, ...] = ()
+    bad: int = 0
+    units: dict[str, int] = field(default_factory=dict)
+    unit_numbers: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return plain(
@@ -41,6 +69,11 @@ class ColumnSignal:
                 "mode_count": self.mode_count,
                 "run": self.run,
                 "run_value": self.run_value,
+                "quantiles": list(self.quantiles),
+                "values": self.values,
+                "bad_rows": list(self.bad_rows),
+                "bad": self.bad,
+                "units": self.units,
             }
         )
 
@@ -70,11 +103,32 @@ class BatchSignals:
         }
 
 
+def _unreadable(series: pd.Series, values: np.ndarray) -> dict:
+    """Rows whose value is no number, and the unit suffixes among them."""
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return {}
+    bad = np.isnan(values) & series.notna().to_numpy()
+    if bad.any():
+        bad[bad] = ~series[bad].map(str).str.strip().str.lower().isin(NULL_WORDS).to_numpy()
+    if not bad.any():
+        return {}
+    text = series[bad]
+    parts = as_text(text).str.extract(UNIT).dropna()
+    parts["number"] = pd.to_numeric(parts["number"], errors="coerce")
+    return {
+        "bad_rows": tuple(int(i) for i in np.flatnonzero(bad)[:SHOW_ROWS]),
+        "bad": int(bad.sum()),
+        "units": unit_suffixes(text),
+        "unit_numbers": parts.reset_index(drop=True),
+    }
+
+
 def _column_signal(series: pd.Series) -> ColumnSignal:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     finite = values[np.isfinite(values)]
+    unreadable = _unreadable(series, values)
     if finite.size == 0:
-        return ColumnSignal(None, 0, 0, None)
+        return ColumnSignal(None, 0, 0, None, **unreadable)
     uniques, counts = np.unique(finite, return_counts=True)
     top = int(np.argmax(counts))
     same = np.isfinite(values[1:]) & (values[1:] == values[:-1])
@@ -87,6 +141,9 @@ def _column_signal(series: pd.Series) -> ColumnSignal:
         int(counts[top]),
         int(lengths[longest]) if np.isfinite(run_value) else 1,
         float(run_value) if np.isfinite(run_value) else None,
+        tuple(float(q) for q in np.quantile(finite, QUANTILES)),
+        int(finite.size),
+        **unreadable,
     )
 
 

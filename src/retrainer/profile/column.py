@@ -4,8 +4,12 @@ A column is reduced in one pass to a small value that merges exactly with the pr
 batch: counts and histograms add, moments (to the fourth) combine with the pairwise updates of
 Chan et al. and Pebay. Each histogram bin also keeps the sum of its values, so distances that need
 where the mass sits inside a bin (Wasserstein, energy) place it at the bin's mean. The longest run
-of one repeated value (a stuck sensor) and, for timestamps, the number of steps back in time are
-counted in row order.
+of one repeated value (a stuck sensor), the number of consecutive rows that repeat a value
+(``repeats``, how often readings naturally repeat; ``repeats2`` of them follow a repeat: how
+runs go on) and, for timestamps, the number of steps back
+in time are counted in row order. Numeric columns keep their most frequent exact values
+(``modes``: rounded readings, a capped maximum) and, on given edges, how many values lie ``FAR``
+reference widths or more beyond them (``far``: impossible values).
 Numeric values are split into nulls (NaN, None), non-finite values (+-inf, counted apart and kept
 out of the moments and histogram), values that cannot be read as the column's kind (``invalid``,
 with the first one kept as an example) and finite values. The histogram is taken on given bin
@@ -43,6 +47,8 @@ from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, a
 OTHER = "__other__"
 TOP_K = 1000
 EXAMPLE_CHARS = 100
+MODES = 8  # most frequent exact values kept per numeric column
+FAR = 2.0  # a value this many reference widths beyond the reference's range is far out
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -271,6 +277,10 @@ class ColumnProfile:
     missing: bool = False
     top_k: int = TOP_K
     distinct: int = 0
+    repeats: int = 0
+    repeats2: int = 0
+    modes: tuple[tuple[float, int], ...] | None = None
+    far: int = 0
 
     @property
     def values(self) -> int:
@@ -362,7 +372,47 @@ class ColumnProfile:
             distinct=max(self.distinct, other.distinct),
             max_run=max(self.max_run, other.max_run),
             disorder=self.disorder + other.disorder,
+            repeats=self.repeats + other.repeats,
+            repeats2=self.repeats2 + other.repeats2,
+            modes=_merge_modes(self.modes, other.modes),
+            far=self.far + other.far,
         )
+
+    def mode_share(self, value: float) -> float | None:
+        """The share of the finite values equal to ``value`` (an upper bound when ``value`` is
+        not among the kept ``modes``: the rarest kept mode's share, else 1/values); None when
+        the modes were not counted (a batch profiled on given edges).
+
+        Example:
+            >>> spec = ColumnSpec("x", "numeric", True)
+            >>> p = profile_column(pd.Series([1.0, 1.0, 2.0, 3.0]), spec)
+            >>> p.mode_share(1.0), p.mode_share(2.5)
+            (0.5, 0.25)
+        """
+        if self.modes is None or not self.values:
+            return None if self.modes is None else 0.0
+        counts = dict(self.modes)
+        if value in counts:
+            return counts[value] / self.values
+        floor = min(counts.values()) if len(counts) >= MODES else 1
+        return floor / self.values
+
+    @property
+    def repeat_share(self) -> float:
+        """The share of consecutive finite values that repeat the previous one (0..1)."""
+        return self.repeats / (self.values - 1) if self.values > 1 else 0.0
+
+    @property
+    def continue_share(self) -> float:
+        """The share of repeats followed by another repeat (how runs go on once started; 0..1).
+
+        Example:
+            >>> spec = ColumnSpec("x", "numeric", True)
+            >>> p = profile_column(pd.Series([1.0, 1.0, 1.0, 2.0, 3.0, 3.0]), spec)
+            >>> p.repeat_share, round(p.continue_share, 3)
+            (0.6, 0.333)
+        """
+        return self.repeats2 / self.repeats if self.repeats else 0.0
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (plain numbers; None for NaN or inf, an overflowed m2 too)."""
@@ -393,6 +443,10 @@ class ColumnProfile:
             "missing": bool(self.missing),
             "top_k": int(self.top_k),
             "distinct": int(self.distinct),
+            "repeats": int(self.repeats),
+            "repeats2": int(self.repeats2),
+            "modes": None if self.modes is None else [[float(v), int(n)] for v, n in self.modes],
+            "far": int(self.far),
         }
 
     @classmethod
@@ -423,6 +477,12 @@ class ColumnProfile:
             missing=bool(d.get("missing", False)),
             top_k=int(d.get("top_k", TOP_K)),
             distinct=int(d.get("distinct", 0)),
+            repeats=int(d.get("repeats", 0)),
+            repeats2=int(d.get("repeats2", 0)),
+            modes=None
+            if d.get("modes") is None
+            else tuple((float(v), int(n)) for v, n in d["modes"]),
+            far=int(d.get("far", 0)),
         )
 
 
@@ -481,6 +541,40 @@ def _merge_hist(a: ColumnProfile, b: ColumnProfile) -> tuple[Any, Any, Any]:
         f"column {a.name!r}: the two profiles have different histogram edges; profile later "
         "batches with edges=reference.edges() so they can be merged and compared"
     )
+
+
+def _merge_modes(a: tuple | None, b: tuple | None) -> tuple[tuple[float, int], ...] | None:
+    """Kept modes of both (approximate: a value kept on one side only counts that side)."""
+    if a is None or b is None:
+        return None
+    total: dict[float, int] = dict(a)
+    for value, n in b:
+        total[value] = total.get(value, 0) + n
+    return tuple(sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:MODES])
+
+
+def _modes(finite: np.ndarray) -> tuple[tuple[float, int], ...]:
+    """The ``MODES`` most frequent values that occur at least twice (ties by value)."""
+    values, counts = np.unique(finite, return_counts=True)
+    keep = np.flatnonzero(counts >= 2)
+    order = keep[np.lexsort((values[keep], -counts[keep]))][:MODES]
+    return tuple((float(values[i]), int(counts[i])) for i in order)
+
+
+def _repeats(values: np.ndarray) -> tuple[int, int]:
+    """Rows repeating the previous finite value, and repeats that follow a repeat."""
+    if values.size < 2:
+        return 0, 0
+    same = values[1:] == values[:-1]
+    return int(same.sum()), int((same[1:] & same[:-1]).sum())
+
+
+def _far(finite: np.ndarray, edges: np.ndarray) -> int:
+    """Values ``FAR`` reference widths or more beyond the edges (0 for a constant reference)."""
+    width = float(edges[-1] - edges[0]) if edges.size else 0.0
+    if not width > 0:
+        return 0
+    return int(((finite < edges[0] - FAR * width) | (finite > edges[-1] + FAR * width)).sum())
 
 
 def _merge_categories(a: ColumnProfile, b: ColumnProfile) -> dict[str, int] | None:
@@ -607,6 +701,7 @@ def profile_column(
     )
     if finite.size:
         mean, m2, m3, m4 = _moments(finite)
+        repeats = _repeats(values) if spec.kind == "numeric" else (0, 0)
         profile = replace(
             profile,
             min=float(finite.min()),
@@ -616,12 +711,16 @@ def profile_column(
             m3=m3,
             m4=m4,
             max_run=longest_run(values),
+            repeats=repeats[0],
+            repeats2=repeats[1],
+            modes=_modes(finite) if spec.kind == "numeric" and edges is None else None,
             disorder=int((np.diff(finite) < 0).sum()) if spec.kind == "datetime" else 0,
             below_min=int((finite < spec.min).sum()) if spec.min is not None else 0,
             above_max=int((finite > spec.max).sum()) if spec.max is not None else 0,
         )
     if spec.kind != "numeric" or not with_histogram:
         return profile
+    given = edges is not None
     if edges is None:
         edges = quantile_edges(finite, bins)
     edges = np.asarray(edges, dtype="float64")
@@ -630,6 +729,7 @@ def profile_column(
     counts, sums = _binned(finite, edges)
     return replace(
         profile,
+        far=_far(finite, edges) if given else 0,
         edges=tuple(edges.tolist()),
         hist=tuple(counts.tolist()),
         sums=tuple(sums.tolist()),

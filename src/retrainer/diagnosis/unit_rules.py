@@ -1,0 +1,102 @@
+"""Diagnosis rules for units: an affine unit change of a numeric column (named, with the
+inverse as a proposed fix) and a numeric column that arrives as text (a re-typed column, numbers
+with a unit suffix, unreadable rows named).
+
+Each rule returns the keyword arguments of one alarm (``cause``, ``check``, ``column``,
+``message``, ``confidence``, ``evidence``, ``fix``) or None; ``diagnosis.engine`` adds the
+checks it read and builds the alarm.
+
+Example:
+    >>> import numpy as np, pandas as pd
+    >>> from retrainer.data.schema import Schema
+    >>> from retrainer.diagnosis.signals import batch_signals
+    >>> from retrainer.profile import BatchProfile
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pd.DataFrame({"t": rng.normal(15.0, 8.0, 3000)})
+    >>> reference = BatchProfile.from_frame(ref, Schema.infer(ref))
+    >>> batch = pd.DataFrame({"t": rng.normal(15.0, 8.0, 90) * 1.8 + 32})
+    >>> col = batch_signals(batch, ["t"]).columns["t"]
+    >>> found = affine("t", reference.columns["t"], None, col)
+    >>> found["check"], found["fix"]["affine"]["t"]
+    ('affine', [0.5555555556, -17.77777778])
+"""
+
+from __future__ import annotations
+
+from retrainer.checks.result import CheckResult
+from retrainer.diagnosis.signals import ColumnSignal
+from retrainer.diagnosis.units import match_transform, unit_conversions
+from retrainer.profile import ColumnProfile
+
+RETYPED_SHARE = 0.5  # at least this share unreadable: the column was re-typed
+
+
+def affine(
+    name: str, ref: ColumnProfile, cur: ColumnProfile | None, col: ColumnSignal
+) -> dict | None:
+    """A known unit change between the reference's quantiles and the batch's (``col``)."""
+    if not ref.edges or not ref.hist or not col.quantiles:
+        return None
+    rows = cur.values if cur is not None else col.values
+    t = match_transform(ref.edges, ref.hist, col.quantiles, rows)
+    if t is None:
+        return None
+    means = f"; mean {ref.mean:.6g} -> {cur.mean:.6g}" if cur is not None and cur.mean else ""
+    message = (
+        f"column {name!r} looks like {t.shown()} of the reference: {t.words} (its quantiles "
+        f"lie on that line, R^2 {t.r2:.4f}; mapped back it matches the reference, KS "
+        f"p={t.p_value:.2g}, as sent p={t.p_identity:.2g}{means}): a unit change upstream, "
+        "not drift"
+    )
+    a, b = t.inverse
+    fix = {"scale": {name: a}} if t.b == 0 else {"affine": {name: [a, b]}}
+    return {
+        "cause": "upstream_change",
+        "check": "scale" if t.b == 0 else "affine",
+        "column": name,
+        "message": message,
+        "confidence": 0.92,
+        "evidence": [
+            {"transform": [t.a, t.b], "words": t.words, "r2": t.r2, "ks": t.ks, "p": t.p_value}
+        ],
+        "fix": fix,
+    }
+
+
+def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProfile | None) -> dict:
+    """A re-typed column (most values unreadable as numbers; with unit suffixes, the parse
+    and conversion as a proposed fix) or unreadable values (a minority), rows named."""
+    share = float(r.statistic or 0.0)
+    example = r.detail.get("example")
+    rows = ""
+    if col is not None and col.bad_rows:
+        more = f" and {col.bad - len(col.bad_rows)} more" if col.bad > len(col.bad_rows) else ""
+        shown = ", ".join(map(str, col.bad_rows))
+        rows = f"; unreadable rows (0-based) {shown}{more}"
+    found = {"column": name, "confidence": 0.9, "evidence": [], "fix": None}
+    if share < RETYPED_SHARE:
+        message = f"column {name!r}: {100 * share:.1f}% unreadable values (e.g. {example!r}){rows}"
+        return {**found, "cause": "data_quality", "check": "bad_values", "message": message}
+    units = col.units if col is not None else {}
+    if units and ref is not None and ref.min is not None:
+        factors = unit_conversions(units, col.unit_numbers, ref.min, ref.max)
+        seen = ", ".join(f"{u!r} in {n} rows" for u, n in units.items())
+        how = ", ".join(
+            f"{u!r} read as x*{a:.6g}{b:+.6g}" if b else f"{u!r} read as x*{a:.6g}"
+            for u, (a, b) in factors.items()
+        )
+        message = (
+            f"column {name!r} arrives as text: {100 * share:.0f}% of the values are no numbers "
+            f"(e.g. {example!r}), numbers with a unit suffix ({seen}){rows}: re-typed "
+            f"upstream; accept the fix to strip the unit ({how}, to the reference's range "
+            f"[{ref.min:.6g}, {ref.max:.6g}])"
+        )
+        fix = {"parse_units": {name: factors}}
+        evidence = [{"units": units, "conversions": factors}]
+        return {**found, "cause": "upstream_change", "check": "retyped", "message": message,
+                "fix": fix, "evidence": evidence}  # fmt: skip
+    message = (
+        f"column {name!r}: {100 * share:.0f}% of the values are no longer of its type "
+        f"(e.g. {example!r}){rows}: re-typed upstream"
+    )
+    return {**found, "cause": "upstream_change", "check": "retyped", "message": message}

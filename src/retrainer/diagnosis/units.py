@@ -1,0 +1,231 @@
+"""Known unit changes: name the affine map between a batch's column and its reference, and pick
+the conversion of numbers that arrive as text with a unit suffix (``"1014.7 hPa"``).
+
+A unit change upstream maps every value by one ``y = a * x + b`` (x1000, hPa to Pa, Celsius to
+Fahrenheit, an offset), so the batch's quantiles lie on a line against the reference's. A
+location-scale move of real data lies on a line too (a summer month against a whole year), so
+a line alone names nothing: the map must be one of the ``KNOWN`` conversions, or a pure offset
+(slope 1) that moves the batch beyond the reference's central range, and the batch mapped back
+by it must be consistent with the reference (Kolmogorov-Smirnov p >= ``CONSISTENT_P``, on the
+batch's quantiles against the reference's histogram) while the batch as it is is not
+(p < ``MOVED_P``), nor shifted back by its median shift (a plain mean shift is drift), nor by
+a different known map nearly as well (p within ``AMBIGUOUS`` of the best: too few rows to
+tell). A transformed batch whose own distribution also moved (a summer month in
+other units against a whole year in the old ones) is not recognised: compare it with a
+reference of the same season.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> ref = rng.normal(15.0, 8.0, 5000)              # Celsius
+    >>> edges = np.quantile(ref, np.linspace(0, 1, 33))
+    >>> hist = [0, *np.histogram(ref, edges)[0], 0]
+    >>> batch = np.quantile(rng.normal(15.0, 8.0, 90) * 1.8 + 32, QUANTILES)
+    >>> match_transform(edges, hist, batch, 90).words
+    'Celsius to Fahrenheit'
+    >>> warm = np.quantile(rng.normal(25.0, 4.0, 90), QUANTILES)  # a warm month: no unit
+    >>> match_transform(edges, hist, warm, 90) is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+QUANTILES = tuple(np.round(np.linspace(0.025, 0.975, 39), 3))
+R2_MIN = 0.95  # the batch's quantiles against the reference's lie on a line at least this well
+CONSISTENT_P = 0.01  # mapped back, the batch must be consistent with the reference
+MOVED_P = 1e-3  # as it is, the batch must not be
+MOVED_MASS = 0.5  # and most of its mass moved (KS distance), as a unit change of factor 1.6+ does
+AMBIGUOUS = 0.1  # another known map within this ratio of the best one's p-value: ambiguous
+
+_POWERS = [(10.0**k, 0.0, f"x{10**k:g}" if k > 0 else f"/{10**-k:g}") for k in range(-6, 7) if k]
+KNOWN: tuple[tuple[float, float, str], ...] = (
+    (1.8, 32.0, "Celsius to Fahrenheit"),
+    (5 / 9, -160 / 9, "Fahrenheit to Celsius"),
+    (1.0, 273.15, "Celsius to Kelvin"),
+    (1.0, -273.15, "Kelvin to Celsius"),
+    (5 / 9, -459.67 * 5 / 9, "Fahrenheit to Kelvin"),
+    (1.8, -459.67, "Kelvin to Fahrenheit"),
+    (100.0, 0.0, "hPa to Pa (x100)"),
+    (0.01, 0.0, "Pa to hPa (/100)"),
+    (1 / 33.8639, 0.0, "hPa to inHg"),
+    (33.8639, 0.0, "inHg to hPa"),
+    (2.54, 0.0, "inches to centimetres"),
+    (1 / 2.54, 0.0, "centimetres to inches"),
+    (25.4, 0.0, "inches to millimetres"),
+    (1 / 25.4, 0.0, "millimetres to inches"),
+    (0.3048, 0.0, "feet to metres"),
+    (1 / 0.3048, 0.0, "metres to feet"),
+    (1.609344, 0.0, "miles to kilometres"),
+    (1 / 1.609344, 0.0, "kilometres to miles"),
+    (0.45359237, 0.0, "pounds to kilograms"),
+    (1 / 0.45359237, 0.0, "kilograms to pounds"),
+    (3.6, 0.0, "m/s to km/h"),
+    (1 / 3.6, 0.0, "km/h to m/s"),
+    (1 / 1.609344 * 3.6, 0.0, "m/s to mph"),
+    (1.609344 / 3.6, 0.0, "mph to m/s"),
+    *_POWERS,
+)
+
+# Units of text values, each as (family, a, b): the value in the family's base unit is a*x+b.
+UNITS: dict[str, tuple[str, float, float]] = {
+    "Pa": ("pressure", 1.0, 0.0),
+    "hPa": ("pressure", 100.0, 0.0),
+    "mbar": ("pressure", 100.0, 0.0),
+    "mb": ("pressure", 100.0, 0.0),
+    "kPa": ("pressure", 1000.0, 0.0),
+    "bar": ("pressure", 1e5, 0.0),
+    "psi": ("pressure", 6894.757, 0.0),
+    "inHg": ("pressure", 3386.389, 0.0),
+    "mmHg": ("pressure", 133.322, 0.0),
+    "K": ("temperature", 1.0, 0.0),
+    "C": ("temperature", 1.0, 273.15),
+    "°C": ("temperature", 1.0, 273.15),
+    "degC": ("temperature", 1.0, 273.15),
+    "F": ("temperature", 5 / 9, 273.15 - 32 * 5 / 9),
+    "°F": ("temperature", 5 / 9, 273.15 - 32 * 5 / 9),
+    "degF": ("temperature", 5 / 9, 273.15 - 32 * 5 / 9),
+    "mm": ("length", 0.001, 0.0),
+    "cm": ("length", 0.01, 0.0),
+    "m": ("length", 1.0, 0.0),
+    "km": ("length", 1000.0, 0.0),
+    "in": ("length", 0.0254, 0.0),
+    "ft": ("length", 0.3048, 0.0),
+    "mi": ("length", 1609.344, 0.0),
+    "g": ("mass", 0.001, 0.0),
+    "kg": ("mass", 1.0, 0.0),
+    "lb": ("mass", 0.45359237, 0.0),
+    "m/s": ("speed", 1.0, 0.0),
+    "km/h": ("speed", 1 / 3.6, 0.0),
+    "mph": ("speed", 0.44704, 0.0),
+    "kn": ("speed", 0.514444, 0.0),
+    "%": ("share", 1.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A map ``batch = a * reference + b``: its name, the R^2 of the quantiles' line and the
+    Kolmogorov-Smirnov distance and p-value of the batch mapped back (and as it is)."""
+
+    a: float
+    b: float
+    words: str
+    r2: float
+    ks: float
+    p_value: float
+    p_identity: float
+
+    @property
+    def inverse(self) -> list[float]:
+        """``[a, b]`` of the map back to the reference's units (``x / a - b / a``)."""
+        return [_round(1 / self.a), _round(-self.b / self.a)]
+
+    def shown(self) -> str:
+        return f"x*{self.a:.6g}{self.b:+.6g}" if self.b else f"x*{self.a:.6g}"
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.10g}")
+
+
+def _cdf(edges: np.ndarray, hist: np.ndarray):
+    inner = np.asarray(hist[1:-1], float)
+    cdf = np.concatenate([[0.0], np.cumsum(inner) / inner.sum()])
+    return lambda x: np.interp(x, edges, cdf, left=0.0, right=1.0)
+
+
+def _differs(t: tuple, u: tuple) -> bool:
+    """Whether two maps differ by more than 10 % in slope or in level."""
+    return abs(math.log(t[0] / u[0])) > 0.1 or abs(t[1] - u[1]) > 0.1 * max(abs(t[1]), 1.0)
+
+
+def match_transform(
+    edges, hist, batch_quantiles, rows: int, quantiles=QUANTILES
+) -> Transform | None:
+    """The known unit change (or a large pure offset) under which the batch (its ``quantiles``
+    and row count) is the reference (its histogram on its own quantile ``edges``), or None (see
+    the module doc)."""
+    edges, hist = np.asarray(edges, float), np.asarray(hist, float)
+    cur_q, probs = np.asarray(batch_quantiles, float), np.asarray(quantiles, float)
+    if edges.size < 3 or hist.size != edges.size + 1 or hist[1:-1].sum() <= 0 or rows < 2:
+        return None
+    if not np.isfinite(cur_q).all() or np.ptp(cur_q) <= 0:
+        return None
+    cdf = _cdf(edges, hist)
+    ref_q = np.interp(probs, cdf(edges), edges)
+    if np.ptp(ref_q) <= 0:
+        return None
+    slope, intercept = np.polyfit(ref_q, cur_q, 1)
+    fitted = slope * ref_q + intercept
+    r2 = 1 - float(((cur_q - fitted) ** 2).sum()) / float(((cur_q - cur_q.mean()) ** 2).sum())
+    if r2 < R2_MIN or slope <= 0:
+        return None
+    n = rows * hist.sum() / (rows + hist.sum())
+
+    def ks(a: float, b: float) -> float:
+        return float(np.abs(cdf((cur_q - b) / a) - probs).max())
+
+    p_identity = float(stats.kstwo.sf(ks(1.0, 0.0), max(1, round(n))))
+    if p_identity >= MOVED_P or ks(1.0, 0.0) < MOVED_MASS:
+        return None
+
+    def p_of(t: tuple) -> float:
+        return float(stats.kstwo.sf(ks(t[0], t[1]), max(1, round(n))))
+
+    shift = float(np.median(cur_q - ref_q))
+    offset = abs(shift) >= float(np.ptp(ref_q))  # beyond the reference's central range
+    candidates = list(KNOWN)
+    if offset and abs(math.log(slope)) < 0.3:  # slope 1: a pure offset, named by its size
+        candidates.append((1.0, shift, f"shifted by {shift:+.6g}"))
+    ranked = sorted(candidates, key=lambda t: ks(t[0], t[1]))
+    a, b, words = ranked[0]
+    p, d = p_of(ranked[0]), ks(a, b)
+    if not offset and p_of((1.0, shift)) >= CONSISTENT_P:
+        return None  # a plain mean shift explains it as well: drift, not a unit
+    rivals = [t for t in ranked[1:3] if _differs(ranked[0], t)]
+    if p < CONSISTENT_P or any(p_of(t) >= max(CONSISTENT_P, AMBIGUOUS * p) for t in rivals):
+        return None  # no known map fits, or two different ones do
+    return Transform(a, b, words, r2, d, p, p_identity)
+
+
+def unit_conversions(units: dict[str, int], numbers: pd.Series, low: float, high: float) -> dict:
+    """For each unit suffix seen, ``[a, b]`` converting its numbers to the reference's unit:
+    the unit of its family under which most numbers land inside the reference's range
+    ``[low, high]`` (the unit itself on a tie); ``[1, 0]`` for a unit this table does not know.
+
+    Parameters:
+        units: unit suffix -> how many values carry it.
+        numbers: the numbers in front of each suffix, indexed like ``units`` keys (a frame's
+            ``number`` and ``unit`` columns from ``data.schema.UNIT``).
+        low, high: the reference's range.
+
+    Example:
+        >>> numbers = pd.DataFrame({"number": [101470.0, 1014.7], "unit": ["Pa", "hPa"]})
+        >>> unit_conversions({"Pa": 1, "hPa": 1}, numbers, 950.0, 1050.0)
+        {'Pa': [0.01, 0.0], 'hPa': [1.0, 0.0]}
+    """
+    out = {}
+    for unit in units:
+        x = numbers.loc[numbers["unit"] == unit, "number"].to_numpy(float)
+        if unit not in UNITS or not x.size:
+            out[unit] = [1.0, 0.0]
+            continue
+        family, a_u, b_u = UNITS[unit]
+
+        def inside(target: str, x=x, a_u=a_u, b_u=b_u) -> float:
+            _, a_t, b_t = UNITS[target]
+            y = (a_u * x + b_u - b_t) / a_t
+            return float(((y >= low) & (y <= high)).mean())
+
+        targets = [t for t, (f, _, _) in UNITS.items() if f == family]
+        target = max(targets, key=lambda t: (inside(t), t == unit))
+        _, a_t, b_t = UNITS[target]
+        out[unit] = [_round(a_u / a_t), _round((b_u - b_t) / a_t)]
+    return out
