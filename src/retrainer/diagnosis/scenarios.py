@@ -126,6 +126,55 @@ def employment_stream(seed: int = 0) -> Stream:
     )
 
 
+# ------------------------------------------------------------------- timed (seasonal) streams
+def seasonal_elec2(
+    cycle: str, batches: int, rows: int, seed: int = 0, start: str = "2001-01-01"
+) -> pd.DataFrame:
+    """A seasonal ELEC2 stream with no change: a frame with ``id`` and ``timestamp`` columns
+    for a replay, one batch per week (``cycle="yearly"``) or per day (``"weekly"``).
+
+    Each batch draws ``rows`` real rows (after row 17,424) from the same time of the cycle:
+    a weekly batch from the days within 3 days of its day of the year (any year), a daily batch
+    from the same weekday (any season). So the inputs and labels follow the real yearly or
+    weekly cycle of the market, and nothing else changes.
+
+    Example:
+        >>> frame = seasonal_elec2("weekly", batches=14, rows=30)
+        >>> len(frame), frame["timestamp"].dt.day_of_week.nunique()
+        (420, 7)
+    """
+    if cycle not in ("yearly", "weekly"):
+        raise ValueError(f"cycle {cycle!r} is not 'yearly' or 'weekly'")
+    elec = load_elec2().iloc[ELEC2_REAL_FROM:]
+    rng = np.random.default_rng(seed)
+    step = pd.Timedelta(days=7 if cycle == "yearly" else 1)
+    begin = pd.Timestamp(start, tz="UTC")
+    doy, weekday = elec["timestamp"].dt.day_of_year.to_numpy(), elec["timestamp"].dt.day_of_week
+    parts = []
+    for i in range(batches):
+        at = begin + i * step
+        if cycle == "yearly":
+            gap = np.abs(doy - at.day_of_year)
+            pool = np.flatnonzero(np.minimum(gap, 365 - gap) <= 3)
+        else:
+            pool = np.flatnonzero(weekday.to_numpy() == at.day_of_week)
+        picked = elec.iloc[rng.choice(pool, size=rows, replace=False)]
+        offsets = np.sort(rng.random(rows)) * step
+        parts.append(picked[[*ELEC2_FEATURES, "target"]].assign(timestamp=at + offsets))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.assign(id=np.arange(len(frame)))
+
+
+def timed(stream: Stream, batches: int, rows: int, start: str = "2001-01-01") -> pd.DataFrame:
+    """The first ``batches * rows`` shuffled rows of a stream, one day per ``rows`` rows: an
+    unchanged stream without any cycle, for a replay (``id``, ``timestamp`` columns)."""
+    frame = stream.frame.iloc[: batches * rows].reset_index(drop=True)
+    begin = pd.Timestamp(start, tz="UTC")
+    times = begin + pd.to_timedelta(np.arange(len(frame)) // rows, unit="D")
+    within = pd.to_timedelta((np.arange(len(frame)) % rows) * (86_000 // rows), unit="s")
+    return frame.assign(timestamp=times + within, id=np.arange(len(frame)))
+
+
 # ------------------------------------------------------------------------------ injections
 Inject = Callable[[pd.DataFrame, "Stream", np.random.Generator], pd.DataFrame]
 
