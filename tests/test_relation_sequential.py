@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from retrainer.checks.concept.sequential import baseline, error_rise, log_evidence
+from retrainer.checks.concept.sequential import above_holdout, baseline, error_rise, log_evidence
 from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import Schema
@@ -28,15 +28,28 @@ def test_the_evidence_is_the_mixture_likelihood_ratio(k, n, p0):
     assert log_evidence(k, n, p0) == pytest.approx(math.log(expected), rel=1e-6, abs=1e-9)
 
 
-def test_the_baseline_is_the_upper_bound_of_the_holdout_error():
+def test_the_guard_is_a_two_proportion_z_test_and_bad_input_is_refused():
     from scipy import stats
 
-    assert baseline(0.2, 100, alpha=0.2) == pytest.approx(stats.beta.ppf(0.8, 21, 80))
-    assert baseline(0.2, 10**6) == pytest.approx(0.23)  # at least the minimum rise
+    k, n, n0, k0 = 27, 60, 264, 66
+    pooled = (k + k0) / (n + n0)
+    z = (k / n - k0 / n0) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n0))
+    assert above_holdout([k], [n], (n0, k0))[0] == pytest.approx(stats.norm.sf(z))
+    assert baseline(0.2) == pytest.approx(0.23)
     with pytest.raises(ValueError, match="holdout error in"):
-        baseline(1.5, 10)
+        baseline(1.5)
     with pytest.raises(ValueError, match="batch 1: 31 errors in 30 rows"):
         error_rise([(30, 3), (30, 31)], 0.2)
+
+
+def test_a_holdout_that_scored_low_by_chance_does_not_raise_an_alarm_forever():
+    """The holdout said 0.208 on 269 rows; the true error is 0.26 (2 sd above): the mixture
+    alone would fire on large batches; the guard holds it."""
+    rng = np.random.default_rng(0)
+    history = [(336, int(rng.binomial(336, 0.26))) for _ in range(30)]
+    p0 = baseline(0.208)
+    assert error_rise(history, p0).fired
+    assert not error_rise(history, p0, holdout=(269, 56)).fired
 
 
 def test_false_alarms_at_the_baseline_rate_are_rarer_than_one_per_arl_batches():
@@ -54,13 +67,13 @@ def test_false_alarms_at_the_baseline_rate_are_rarer_than_one_per_arl_batches():
 
 def test_a_flipped_region_is_found_within_two_batches_of_30_rows_after_a_long_good_run():
     rng = np.random.default_rng(3)
-    p0 = baseline(0.2, 300)
+    p0, holdout = baseline(0.2), (300, 60)
     found = []
     for _ in range(20):
         history = [(30, int(rng.binomial(30, 0.2))) for _ in range(60)]  # a year of good months
         history += [(30, int(rng.binomial(30, 0.5))) for _ in range(2)]  # the region flipped
-        found.append(error_rise(history, p0).fired)
-        assert not error_rise(history[:60], p0).fired
+        found.append(error_rise(history, p0, holdout=holdout).fired)
+        assert not error_rise(history[:60], p0, holdout=holdout).fired
     assert sum(found) >= 18
     # from the start only, the good run would hide it: the test looks back from every batch
     total = sum(k for _, k in history), sum(n for n, _ in history)
@@ -75,15 +88,16 @@ def test_the_elec2_flipped_region_at_30_rows_is_found_soon_and_never_before():
     for seed in range(6):
         stream, _, _, model = _prepared("elec2", 30, seed, None)
         flip, rng = SCENARIOS["elec2-flip"].inject, np.random.default_rng(seed)
-        p0 = baseline(model.expected, model.n_expected)
+        p0 = baseline(model.expected)
+        holdout = (model.n_expected, round(model.expected * model.n_expected))
 
         def counted(batch, model=model):
             return len(batch), round(model.error(batch) * len(batch))
 
         history = [counted(stream.batch(i)) for i in range(30)]
-        assert not any(error_rise(history[: i + 1], p0).fired for i in range(30))
+        assert not any(error_rise(history[: i + 1], p0, holdout=holdout).fired for i in range(30))
         flipped = [counted(flip(stream.batch(30 + i), stream, rng)) for i in range(3)]
-        fired = [error_rise(history + flipped[:i], p0).fired for i in (1, 2, 3)]
+        fired = [error_rise(history + flipped[:i], p0, holdout=holdout).fired for i in (1, 2, 3)]
         within.append(fired.index(True) + 1 if True in fired else None)
     assert sum(w is not None and w <= 2 for w in within) >= 3, within
     assert sum(w is not None for w in within) >= 4, within

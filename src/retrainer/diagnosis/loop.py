@@ -126,7 +126,8 @@ def _accumulate(
     batches = state.get("batches", []) if state.get("version") == version else []
     batches = [*batches, *([n, k] for n, k in counts)][-MAX_BATCHES:]
     project.set_state("relation", {"version": version, "batches": batches})
-    return error_rise([tuple(b) for b in batches], baseline(expected, n_expected))
+    holdout = (n_expected, round(expected * n_expected))
+    return error_rise([tuple(b) for b in batches], baseline(expected), holdout=holdout)
 
 
 def _shift(project: Project, batch_id: int) -> float:

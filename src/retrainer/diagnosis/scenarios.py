@@ -697,7 +697,8 @@ def run_scenario(
         model = _Model(stream, schema)
     rng = np.random.default_rng(seed)
     steps = min(steps, stream.n_batches)
-    p0 = baseline(model.expected, model.n_expected)
+    p0 = baseline(model.expected)
+    holdout = (model.n_expected, round(model.expected * model.n_expected))
     tops: list[str | None] = []
     previous: tuple[pd.DataFrame, Diagnosis] | None = None
     scored: list[tuple[int, int]] = []
@@ -713,7 +714,7 @@ def run_scenario(
             scored.append((len(labelled), round(error * len(labelled))))
             alarm = relation_alarm(
                 error, len(labelled), model.expected, model.n_expected,
-                shift=before.shift, sequential=error_rise(scored, p0),
+                shift=before.shift, sequential=error_rise(scored, p0, holdout=holdout),
             )  # fmt: skip
             diagnosis = with_relation(diagnosis, alarm)
         tops.append(diagnosis.top)
