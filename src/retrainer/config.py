@@ -251,6 +251,33 @@ class ComputeSettings(_Section):
         return self
 
 
+class ReferenceSettings(_Section):
+    """What a batch's drift check compares with (``retrainer.checks.reference``): the champion's
+    training window (``fixed``), the batches of the last ``window`` (``rolling``), or those
+    within ``window`` around one ``period`` ago (``seasonal``)."""
+
+    kind: Literal["fixed", "rolling", "seasonal"] = "fixed"
+    window: timedelta = timedelta(days=28)
+    period: timedelta | None = None
+    min_rows: int = Field(200, ge=1)  # fewer rows chosen: seasonal -> rolling -> fixed
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReferenceSettings:
+        if self.window <= timedelta(0):
+            raise ValueError("window must be longer than 0 (e.g. 28d)")
+        if self.kind == "seasonal" and self.period is None:
+            raise ValueError("a seasonal reference needs 'period' (e.g. 365d or 7d)")
+        if self.kind != "seasonal" and self.period is not None:
+            raise ValueError(f"'period' applies to kind: seasonal only, not kind: {self.kind}")
+        if self.period is not None and self.window >= self.period:
+            raise ValueError(
+                f"window ({self.window.total_seconds() / 86400:g}d) must be shorter than period "
+                f"({self.period.total_seconds() / 86400:g}d), or the season a period ago "
+                "overlaps the present"
+            )
+        return self
+
+
 class DriftSettings(_Section):
     alpha: float = Field(0.05, gt=0, lt=1)
     psi_threshold: float = Field(0.2, gt=0)
@@ -261,6 +288,7 @@ class DriftSettings(_Section):
     correction: Literal["none", "bonferroni", "bh"] = "bh"  # over the columns' p-values
     small: int = Field(1000, ge=1)  # auto: p-value tests up to this many values, distances above
     thresholds: dict[str, float] = Field(default_factory=dict)  # distance test -> threshold
+    reference: ReferenceSettings = ReferenceSettings()
 
     @field_validator("method")
     @classmethod
@@ -275,7 +303,7 @@ class DriftSettings(_Section):
 
     def options(self) -> dict:
         """The keyword options of ``check_drift`` (everything but the dataset ``share``)."""
-        return self.model_dump(exclude={"share"})
+        return self.model_dump(exclude={"share", "reference"})
 
 
 class QualitySettings(_Section):

@@ -21,6 +21,7 @@ from retrainer.checks.concept.calibrate import error_stream
 from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.estimate import load_estimator
 from retrainer.checks.quality import check_quality
+from retrainer.checks.reference_loop import annotate, drift_reference, seasonality_notes
 from retrainer.checks.result import CheckResult
 from retrainer.checks.sample import (
     ReferenceSample,
@@ -212,6 +213,7 @@ class _Cycle:
             run=outcome.to_dict() if outcome else None,
             champion=now.version if now else None,
             clock=self.clock().isoformat(),
+            notes=seasonality_notes(self.p, self.id),
         )
 
     def clock(self) -> datetime:
@@ -247,8 +249,9 @@ class _Cycle:
                 schema,
                 **q.model_dump(),
             )
-            drift = check_drift(reference, profile, **d.options())
-            verdict = dataset_drift(drift, share=d.share)
+            chosen = drift_reference(self.p, batch_id, champion, reference)
+            drift = check_drift(chosen.profile, profile, **d.options())
+            verdict = annotate(dataset_drift(drift, share=d.share), chosen)
             results += [*drift, verdict]
             drifted = {r.column for r in drift if r.alarm and r.column}
             moved = verdict.alarm
@@ -373,6 +376,7 @@ class _Cycle:
                     "metric": metric,
                     "value": score(metric, y_true, y_pred, y_score),
                     "n": int(scored.sum()),
+                    "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
                 self.evaluations.append(entry)
@@ -597,6 +601,13 @@ class _Cycle:
                 )
             )
         return int(total or 0)
+
+
+def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:
+    """Wrong predictions of a classifier (the sequential relation test's input), else None."""
+    if task != "classification":
+        return None
+    return int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))
 
 
 def _weighted(entries: list[dict]) -> float | None:

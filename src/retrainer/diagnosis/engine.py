@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, unusual_sha
 from retrainer.diagnosis.unit_rules import affine, retyped
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
 from retrainer.profile.column import FAR, OTHER
+
+if TYPE_CHECKING:
+    from retrainer.checks.concept.sequential import Finding
 
 CAUSES = ("upstream_change", "data_quality", "changed_relation", "covariate_drift")
 ACTIONS = {
@@ -151,8 +155,10 @@ class RankedCause:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """The ranked causes of one batch's alarms, the alarms themselves, and the input shift
-    (the largest total-variation distance of one column from the reference, 0..1)."""
+    """The ranked causes of one batch's alarms, the alarms themselves, and the input shift: the
+    largest total-variation distance from the reference (0..1) among the columns whose drift
+    test alarmed (0 when no test said the inputs moved: the distance of an unchanged column is
+    sampling noise, large in a small batch)."""
 
     causes: tuple[RankedCause, ...]
     alarms: tuple[Alarm, ...]
@@ -754,7 +760,8 @@ def diagnose_batch(
         for name, ref in reference.columns.items():
             checks = by_column.get(name, {})
             cur = current.columns.get(name)
-            shift = max(shift, _column_shift(ref, cur))
+            if VERDICT in checks and checks[VERDICT].alarm:
+                shift = max(shift, _column_shift(ref, cur))
             found = _schema(name, checks, signals, ref)
             if found is None and cur is not None and not cur.missing:
                 found = _values(name, ref, cur, checks, signals)
@@ -865,30 +872,44 @@ def relation_alarm(
     shift: float = 0.0,
     detector: bool = False,
     metric: str = "error",
+    sequential: Finding | None = None,
 ) -> Alarm | None:
     """A ``changed_relation`` alarm when the error rose more than the inputs' shift explains.
 
     Under covariate drift alone the error on the new inputs differs from the old by at most
     the total-variation distance of the two input distributions, so a rise above ``shift``
-    (the largest per-column distance, a lower bound of the joint one) plus noise points to a
-    changed relation. The rise is tested with a one-sided two-proportion z-test; a firing
-    error-stream ``detector`` (DDM) counts as significant too.
+    (the largest distance among the columns a drift test flagged, a lower bound of the joint
+    one) plus noise points to a changed relation. The rise is significant when a one-sided
+    two-proportion z-test on these rows gives p < 0.001, when the error-stream ``detector``
+    (DDM) fired, or when the ``sequential`` test accumulated over batches
+    (``retrainer.checks.concept.sequential``) fired; its rows then make the evidence.
 
     Parameters:
         error: the champion's error rate on the newly labelled rows.
         n: how many labelled rows.
         expected: its error rate on its own holdout.
         n_expected: holdout size.
-        shift: the input shift of the labelled batches (largest column TV distance, 0..1).
+        shift: the input shift of the labelled batches (0 when no drift test alarmed).
         detector: whether the error-stream detector signalled drift.
         metric: the metric's name, for the message.
+        sequential: the accumulated test's finding, if one ran.
 
     Example:
         >>> relation_alarm(0.45, 336, 0.2, 300).cause
         'changed_relation'
         >>> relation_alarm(0.22, 336, 0.2, 300) is None
         True
+        >>> relation_alarm(0.4, 30, 0.2, 300) is None  # one small batch: not significant alone
+        True
+        >>> from retrainer.checks.concept.sequential import error_rise
+        >>> found = error_rise([(30, 13), (30, 14)], 0.23)
+        >>> alarm = relation_alarm(0.45, 30, 0.2, 300, sequential=found)
+        >>> alarm.cause, "the inputs did not move" in alarm.message
+        ('changed_relation', True)
     """
+    fired = sequential is not None and sequential.fired
+    if fired:
+        error, n = sequential.rate, sequential.n
     rise = error - expected
     if n <= 0 or n_expected <= 0 or rise < RELATION_MIN_RISE:
         return None
@@ -897,21 +918,28 @@ def relation_alarm(
     from scipy import stats
 
     p = float(stats.norm.sf(rise / se))
-    if p >= RELATION_P and not detector:
+    if p >= RELATION_P and not detector and not fired:
         return None
     unexplained = rise - shift - 2 * se
     confidence = 0.6 + 0.3 * min(1.0, unexplained / 0.1) if unexplained > 0 else 0.4
-    how = (
-        f"the inputs moved little (largest column shift {shift:.3f})"
-        if unexplained > 0
-        else f"the inputs moved too (largest column shift {shift:.3f}), which may explain it"
-    )
+    if shift <= 0:
+        how = "the inputs did not move (no drift test alarmed on these batches)"
+    elif unexplained > 0:
+        how = f"the inputs moved less than that (largest drifted-column shift {shift:.3f})"
+    else:
+        how = (
+            f"the inputs moved too (largest drifted-column shift {shift:.3f}), which may explain it"
+        )
+    tests = [f"p={p:.2g}"] + ["detector fired"] * detector
+    tests += [f"sequential test: {sequential.sentence()}"] if fired else []
     message = (
         f"the champion's {metric} error rose from {expected:.3f} (its holdout, n={n_expected}) "
-        f"to {error:.3f} on {n} labelled rows (p={p:.2g}{', detector fired' if detector else ''})"
-        f" while {how}: the same inputs now get other labels"
+        f"to {error:.3f} on {n} labelled rows ({'; '.join(tests)}) while {how}: the same "
+        "inputs now get other labels"
     )
     evidence = [{"error": error, "n": n, "expected": expected, "p_value": p, "shift": shift}]
+    if sequential is not None:
+        evidence[0]["sequential"] = sequential.to_dict()
     return _alarm(
         "changed_relation",
         "error_rise",

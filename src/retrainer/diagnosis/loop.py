@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlalchemy import select
 
+from retrainer.checks.concept.sequential import MAX_BATCHES, Finding, baseline, error_rise
 from retrainer.checks.result import CheckResult
 from retrainer.config import METRICS
 from retrainer.diagnosis.engine import Alarm, Diagnosis, diagnose_batch, relation_alarm
@@ -80,10 +81,12 @@ def stored_diagnosis(project: Project, batch_id: int) -> dict | None:
 
 def relation_alarms(project: Project, evaluations: Sequence[dict], detector: bool) -> list[Alarm]:
     """A changed-relation alarm per model version whose error on newly labelled batches rose
-    beyond its holdout error more than the batches' input shift explains."""
+    beyond its holdout error more than the batches' input shift explains; the current
+    champion's errors also feed the sequential test accumulated over batches."""
     metric = project.config.gate.metric
     if not METRICS.get(metric) or metric == "r2":
         return []
+    champion = project.champion
     alarms = []
     for version in sorted({e["version"] for e in evaluations if e["role"] == "champion"}):
         mine = [e for e in evaluations if e["role"] == "champion" and e["version"] == version]
@@ -92,18 +95,39 @@ def relation_alarms(project: Project, evaluations: Sequence[dict], detector: boo
         if not n or metrics.get("holdout") is None:
             continue
         error = 1 - sum(e["value"] * e["n"] for e in mine) / n
+        expected, n_expected = 1 - float(metrics["holdout"]), int(metrics.get("n_holdout") or n)
+        found = None
+        if champion is not None and version == champion.version:
+            found = _accumulate(project, version, mine, expected, n_expected)
         shift = max((_shift(project, e["batch"]) for e in mine), default=0.0)
         alarm = relation_alarm(
             error,
             n,
-            1 - float(metrics["holdout"]),
-            int(metrics.get("n_holdout") or n),
+            expected,
+            n_expected,
             shift=shift,
             detector=detector,
             metric=metric,
+            sequential=found,
         )
         alarms += [alarm] if alarm is not None else []
     return alarms
+
+
+def _accumulate(
+    project: Project, version: int, entries: Sequence[dict], expected: float, n_expected: int
+) -> Finding | None:
+    """Add the champion's newly scored batches (rows, errors) to its sequential test (kept in
+    the project state ``relation``, restarted for a new champion) and test them."""
+    counts = [(e["n"], e["errors"]) for e in entries if e.get("errors") is not None]
+    if not counts:
+        return None
+    state = project.get_state("relation") or {}
+    batches = state.get("batches", []) if state.get("version") == version else []
+    batches = [*batches, *([n, k] for n, k in counts)][-MAX_BATCHES:]
+    project.set_state("relation", {"version": version, "batches": batches})
+    holdout = (n_expected, round(expected * n_expected))
+    return error_rise([tuple(b) for b in batches], baseline(expected), holdout=holdout)
 
 
 def _shift(project: Project, batch_id: int) -> float:

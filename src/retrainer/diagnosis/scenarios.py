@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from retrainer.checks.concept.sequential import baseline, error_rise
 from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import Schema, as_text
@@ -80,6 +81,11 @@ class Stream:
     def n_batches(self) -> int:
         return len(self.frame) // self.batch_rows - self.reference
 
+    def resized(self, batch_rows: int) -> Stream:
+        """The same rows in batches of ``batch_rows``, with as many reference rows as before."""
+        rows = self.reference * self.batch_rows
+        return replace(self, batch_rows=batch_rows, reference=max(1, rows // batch_rows))
+
 
 def _shuffled(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     out = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
@@ -118,6 +124,55 @@ def employment_stream(seed: int = 0) -> Stream:
     return Stream(
         "employment", _shuffled(_employment(), seed), tuple(EMPLOYMENT_FEATURES), "employed", 1000
     )
+
+
+# ------------------------------------------------------------------- timed (seasonal) streams
+def seasonal_elec2(
+    cycle: str, batches: int, rows: int, seed: int = 0, start: str = "2001-01-01"
+) -> pd.DataFrame:
+    """A seasonal ELEC2 stream with no change: a frame with ``id`` and ``timestamp`` columns
+    for a replay, one batch per week (``cycle="yearly"``) or per day (``"weekly"``).
+
+    Each batch draws ``rows`` real rows (after row 17,424) from the same time of the cycle:
+    a weekly batch from the days within 3 days of its day of the year (any year), a daily batch
+    from the same weekday (any season). So the inputs and labels follow the real yearly or
+    weekly cycle of the market, and nothing else changes.
+
+    Example:
+        >>> frame = seasonal_elec2("weekly", batches=14, rows=30)
+        >>> len(frame), frame["timestamp"].dt.day_of_week.nunique()
+        (420, 7)
+    """
+    if cycle not in ("yearly", "weekly"):
+        raise ValueError(f"cycle {cycle!r} is not 'yearly' or 'weekly'")
+    elec = load_elec2().iloc[ELEC2_REAL_FROM:]
+    rng = np.random.default_rng(seed)
+    step = pd.Timedelta(days=7 if cycle == "yearly" else 1)
+    begin = pd.Timestamp(start, tz="UTC")
+    doy, weekday = elec["timestamp"].dt.day_of_year.to_numpy(), elec["timestamp"].dt.day_of_week
+    parts = []
+    for i in range(batches):
+        at = begin + i * step
+        if cycle == "yearly":
+            gap = np.abs(doy - at.day_of_year)
+            pool = np.flatnonzero(np.minimum(gap, 365 - gap) <= 3)
+        else:
+            pool = np.flatnonzero(weekday.to_numpy() == at.day_of_week)
+        picked = elec.iloc[rng.choice(pool, size=rows, replace=False)]
+        offsets = np.sort(rng.random(rows)) * step
+        parts.append(picked[[*ELEC2_FEATURES, "target"]].assign(timestamp=at + offsets))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.assign(id=np.arange(len(frame)))
+
+
+def timed(stream: Stream, batches: int, rows: int, start: str = "2001-01-01") -> pd.DataFrame:
+    """The first ``batches * rows`` shuffled rows of a stream, one day per ``rows`` rows: an
+    unchanged stream without any cycle, for a replay (``id``, ``timestamp`` columns)."""
+    frame = stream.frame.iloc[: batches * rows].reset_index(drop=True)
+    begin = pd.Timestamp(start, tz="UTC")
+    times = begin + pd.to_timedelta(np.arange(len(frame)) // rows, unit="D")
+    within = pd.to_timedelta((np.arange(len(frame)) % rows) * (86_000 // rows), unit="s")
+    return frame.assign(timestamp=times + within, id=np.arange(len(frame)))
 
 
 # ------------------------------------------------------------------------------ injections
@@ -202,6 +257,66 @@ def _flip(column: str, threshold: float) -> Inject:
     return inject
 
 
+def _rounded(column: str, step: float) -> Inject:
+    """Readings rounded to ``step`` (a whole-number instrument), in the reference too."""
+    return lambda batch, stream, rng: batch.assign(
+        **{column: (batch[column] / step).round() * step}
+    )
+
+
+def _capped(column: str, quantile: float) -> Inject:
+    """Readings capped at the instrument's maximum: the ``quantile`` of the column's values,
+    so that ``1 - quantile`` of the rows sit at the cap (in the reference too)."""
+
+    def inject(batch, stream, rng):
+        cap = float(stream.frame[column].quantile(quantile))
+        return batch.assign(**{column: batch[column].clip(upper=cap)})
+
+    return inject
+
+
+def _affine(column: str, factor: float, offset: float) -> Inject:
+    """A unit change that is affine: ``x * factor + offset`` (Celsius to Fahrenheit: 1.8, 32)."""
+    return lambda batch, stream, rng: batch.assign(**{column: batch[column] * factor + offset})
+
+
+def _suffixed(column: str, unit: str) -> Inject:
+    """Numbers sent as text with a unit (``"1014.7 hPa"``)."""
+    return lambda batch, stream, rng: batch.assign(
+        **{column: batch[column].map(lambda v: f"{v:.4f} {unit}")}
+    )
+
+
+def _few_wild(column: str, rows: int, times: float) -> Inject:
+    """``rows`` rows (a fixed count, whatever the batch size) with impossible values, ``times``
+    the column's largest reference value: an instrument fault."""
+
+    def inject(batch, stream, rng):
+        out = batch.copy()
+        top = float(pd.to_numeric(stream.reference_frame[column]).abs().max())
+        picked = rng.choice(len(out), size=min(rows, len(out)), replace=False)
+        out.loc[picked, column] = times * top * (1 + rng.random(picked.size))
+        return out
+
+    return inject
+
+
+def _all(*injections: Inject) -> Inject:
+    def inject(batch, stream, rng):
+        for one in injections:
+            batch = one(batch, stream, rng)
+        return batch
+
+    return inject
+
+
+def _flip_classes(a: int, b: int) -> Inject:
+    """Labels ``a`` and ``b`` swapped: a region of input space now gets the other label."""
+    return lambda batch, stream, rng: batch.assign(
+        **{stream.target: batch[stream.target].replace({a: b, b: a})}
+    )
+
+
 def _rotate_labels(batch: pd.DataFrame, stream: Stream, rng) -> pd.DataFrame:
     """Activities 1-6 get the next activity's label: the same movements, other labels."""
     return batch.assign(**{stream.target: batch[stream.target] % 6 + 1})
@@ -231,6 +346,7 @@ class Scenario:
     cause: str | None
     inject: Inject | None = field(default=None, repr=False)
     what: str = ""
+    prepare: Inject | None = field(default=None, repr=False)  # applied to reference and batches
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -386,7 +502,64 @@ SCENARIOS: dict[str, Scenario] = {
             _shift("AGEP", 1.0),
             "rows drawn towards older people",
         ),
+        Scenario(
+            "elec2-affine",
+            "elec2",
+            "upstream_change",
+            _affine("nswdemand", 8000.0, 2000.0),
+            "nswdemand sent in MW (x8000 + 2000) instead of normalised",
+        ),
+        Scenario(
+            "hapt-affine",
+            "hapt",
+            "upstream_change",
+            _affine("acc-x", 9.81, -9.81),
+            "acc-x in m/s^2 without gravity (x9.81 - 9.81) instead of g",
+        ),
+        Scenario(
+            "elec2-suffix",
+            "elec2",
+            "upstream_change",
+            _suffixed("vicdemand", "GW"),
+            'vicdemand sent as text with a unit ("0.4229 GW")',
+        ),
+        Scenario(
+            "hapt-wild",
+            "hapt",
+            "data_quality",
+            _few_wild("gyro-x", 2, 4.0),
+            "2 rows of gyro-x at 4-8 times its largest reference value",
+        ),
+        Scenario(
+            "elec2-wild",
+            "elec2",
+            "data_quality",
+            _few_wild("nswprice", 2, 5.0),
+            "2 rows of nswprice at 5-10 times its largest reference value",
+        ),
+        Scenario(
+            "hapt-rounded-flip",
+            "hapt",
+            "changed_relation",
+            _flip_classes(4, 5),
+            "readings rounded to 0.1; sitting and standing labels swapped",
+            prepare=_all(_rounded("acc-x", 0.1), _rounded("acc-y", 0.1), _rounded("acc-z", 0.1)),
+        ),
         Scenario("elec2-none", "elec2", None, what="no change"),
+        Scenario(
+            "hapt-rounded-none",
+            "hapt",
+            None,
+            what="no change; accelerometer readings rounded to 0.1 g throughout",
+            prepare=_all(_rounded("acc-x", 0.1), _rounded("acc-y", 0.1), _rounded("acc-z", 0.1)),
+        ),
+        Scenario(
+            "elec2-capped-none",
+            "elec2",
+            None,
+            what="no change; nswprice capped (38% of rows at the cap) throughout",
+            prepare=_capped("nswprice", 0.62),
+        ),
         Scenario("hapt-none", "hapt", None, what="no change"),
         Scenario("employment-none", "employment", None, what="no change"),
     ]
@@ -469,8 +642,15 @@ class _Model:
 
 
 @cache
-def _prepared(stream_name: str) -> tuple[Stream, Schema, BatchProfile, _Model]:
-    stream = STREAMS[stream_name]()
+def _prepared(
+    stream_name: str, batch_rows: int | None = None, seed: int = 0, prepare: Inject | None = None
+) -> tuple[Stream, Schema, BatchProfile, _Model]:
+    stream = STREAMS[stream_name](seed=seed)
+    if batch_rows is not None:
+        stream = stream.resized(batch_rows)
+    if prepare is not None:
+        rng = np.random.default_rng(seed)
+        stream = replace(stream, frame=prepare(stream.frame, stream, rng))
     ref = stream.reference_frame[list(stream.features)]
     schema = Schema.infer(ref)
     reference = BatchProfile.from_frame(ref, schema)
@@ -501,10 +681,14 @@ def run_scenario(
     at: int = 6,
     horizon: int = 3,
     seed: int = 0,
+    batch_rows: int | None = None,
 ) -> ScenarioResult:
     """Run one scenario: ``steps`` batches (at most the stream's), the cause injected from step
-    ``at`` on."""
-    prepared_stream, schema, reference, model = _prepared(scenario.stream)
+    ``at`` on. ``seed`` shuffles the stream and draws the injection; ``batch_rows`` resizes
+    the batches (the reference keeps its rows). Labels arrive one step late and feed the
+    sequential relation test (``retrainer.checks.concept.sequential``) as in the loop."""
+    prepared = _prepared(scenario.stream, batch_rows, seed, scenario.prepare)
+    prepared_stream, schema, reference, model = prepared
     stream = stream or prepared_stream
     if stream.name != prepared_stream.name or len(stream.frame) != len(prepared_stream.frame):
         ref = stream.reference_frame[list(stream.features)]
@@ -513,8 +697,11 @@ def run_scenario(
         model = _Model(stream, schema)
     rng = np.random.default_rng(seed)
     steps = min(steps, stream.n_batches)
+    p0 = baseline(model.expected)
+    holdout = (model.n_expected, round(model.expected * model.n_expected))
     tops: list[str | None] = []
     previous: tuple[pd.DataFrame, Diagnosis] | None = None
+    scored: list[tuple[int, int]] = []
     columns: tuple[str, ...] = ()
     for step in range(steps):
         batch = stream.batch(step)
@@ -523,9 +710,11 @@ def run_scenario(
         diagnosis = diagnose_step(batch, stream, schema, reference)
         if previous is not None and not previous[1].blocking:
             labelled, before = previous
+            error = model.error(labelled)
+            scored.append((len(labelled), round(error * len(labelled))))
             alarm = relation_alarm(
-                model.error(labelled), len(labelled), model.expected, model.n_expected,
-                shift=before.shift,
+                error, len(labelled), model.expected, model.n_expected,
+                shift=before.shift, sequential=error_rise(scored, p0, holdout=holdout),
             )  # fmt: skip
             diagnosis = with_relation(diagnosis, alarm)
         tops.append(diagnosis.top)
@@ -548,14 +737,22 @@ def run_scenario(
 
 
 def run_suite(
-    names: list[str] | None = None, *, steps: int = 10, at: int = 6, quiet_steps: int = 40
+    names: list[str] | None = None,
+    *,
+    steps: int = 10,
+    at: int = 6,
+    quiet_steps: int = 40,
+    seed: int = 0,
+    batch_rows: int | None = None,
 ) -> list[ScenarioResult]:
     """Run the scenarios (all by default); no-change scenarios run ``quiet_steps`` batches."""
     results = []
     for name in names or list(SCENARIOS):
         scenario = SCENARIOS[name]
         n = quiet_steps if scenario.cause is None else steps
-        results.append(run_scenario(None, scenario, steps=n, at=at))
+        results.append(
+            run_scenario(None, scenario, steps=n, at=at, seed=seed, batch_rows=batch_rows)
+        )
     return results
 
 

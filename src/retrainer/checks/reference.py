@@ -1,0 +1,253 @@
+"""Which data a batch's drift check compares with: a fixed, a rolling or a seasonal reference,
+and a hint when drift looks periodic.
+
+- ``fixed``: the champion's reference (its training window), as before.
+- ``rolling``: the batches of the last ``window`` before the batch (by data time).
+- ``seasonal``: the batches within ``window`` around the same time one ``period`` ago
+  (``period: 365d`` for a yearly cycle, ``7d`` for a weekly one), so the season the batch is in
+  is compared with the same season: a summer batch with last summer, a Monday with last Monday.
+
+The reference of a batch is the merge of the stored profiles of the chosen batches (profiles
+on the champion's histogram edges merge by adding counts). When the chosen batches hold fewer
+than ``min_rows`` rows (the first period of a seasonal reference, say), a seasonal reference
+falls back to the rolling window, and a rolling one to the fixed reference; the note says which.
+
+Example:
+    >>> from datetime import datetime, timedelta
+    >>> day = datetime(2024, 1, 1)
+    >>> history = [Candidate(i, day + timedelta(days=i), 10) for i in range(400)]
+    >>> spec = ReferenceSpec("seasonal", timedelta(days=4), timedelta(days=365))
+    >>> [c.batch_id for c in choose(history, day + timedelta(days=380), spec)]
+    [13, 14, 15, 16, 17]
+    >>> [c.batch_id for c in choose(history, day + timedelta(days=380), spec.as_rolling())]
+    [376, 377, 378, 379]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from retrainer.profile import BatchProfile
+
+KINDS = ("fixed", "rolling", "seasonal")
+PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "365d": timedelta(days=365)}
+HINT_BATCHES = 10  # the last batches whose drift alarms a hint reads
+HINT_SHARE = 0.8  # drift in at least this share of them
+HINT_HISTORY = 60  # batches whose column means are fitted with a cycle
+HINT_R2 = 0.6  # share of the means' variance a cycle must explain
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """A reference choice (``checks.drift.reference`` of the project file)."""
+
+    kind: str = "fixed"
+    window: timedelta = timedelta(days=28)
+    period: timedelta | None = None
+    min_rows: int = 200
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"reference kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind == "seasonal" and self.period is None:
+            raise ValueError("a seasonal reference needs a period (e.g. 365d or 7d)")
+
+    def as_rolling(self) -> ReferenceSpec:
+        return replace(self, kind="rolling", period=None)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored batch that can join a reference: its id, data time and row count."""
+
+    batch_id: int
+    at: datetime
+    rows: int
+
+
+def choose(history: Sequence[Candidate], at: datetime, spec: ReferenceSpec) -> list[Candidate]:
+    """The batches of ``history`` that form the reference of a batch at time ``at``
+    (none for a fixed reference); a seasonal window is centred one period before ``at``."""
+    if spec.kind == "fixed":
+        return []
+    if spec.kind == "rolling":
+        low, high = at - spec.window, at
+        return [c for c in history if low <= c.at < high]
+    centre = at - spec.period
+    low, high = centre - spec.window / 2, centre + spec.window / 2
+    return [c for c in history if low <= c.at <= high]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The reference a batch is checked against and a sentence on how it was chosen."""
+
+    profile: BatchProfile
+    kind: str  # the kind used (after any fallback)
+    batches: tuple[int, ...]
+    note: str
+
+
+def fixed_reference(fixed: BatchProfile) -> Chosen:
+    """The champion's reference, unchanged."""
+    return Chosen(fixed, "fixed", (), "fixed reference (the champion's training window)")
+
+
+def reference_for(
+    fixed: BatchProfile,
+    history: Sequence[Candidate],
+    at: datetime,
+    spec: ReferenceSpec,
+    profile_of: Callable[[int], BatchProfile],
+) -> Chosen:
+    """The reference of a batch at time ``at``: the merged profiles of the batches ``spec``
+    chooses from ``history`` (``profile_of(batch_id)`` gives one on ``fixed``'s edges), with the
+    fallbacks of the module doc.
+
+    Example:
+        >>> import pandas as pd
+        >>> from retrainer.data.schema import Schema
+        >>> frame = pd.DataFrame({"x": [float(i % 7) for i in range(700)]})
+        >>> schema = Schema.infer(frame)
+        >>> fixed = BatchProfile.from_frame(frame, schema)
+        >>> part = BatchProfile.from_frame(frame.head(100), schema, edges=fixed.edges())
+        >>> t0 = datetime(2024, 1, 1)
+        >>> history = [Candidate(i, t0 + timedelta(days=i), 100) for i in range(3)]
+        >>> chosen = reference_for(fixed, history, t0 + timedelta(days=3),
+        ...                        ReferenceSpec("rolling", timedelta(days=7)), lambda i: part)
+        >>> chosen.kind, chosen.batches, chosen.profile.n_rows
+        ('rolling', (0, 1, 2), 300)
+        >>> reference_for(fixed, history[:1], t0 + timedelta(days=3),
+        ...               ReferenceSpec("rolling", timedelta(days=7)), lambda i: part).note
+        'rolling reference: 100 rows in the last 7 days, fewer than 200; the fixed reference used'
+    """
+    if spec.kind == "fixed":
+        return fixed_reference(fixed)
+    picked = choose(history, at, spec)
+    rows = sum(c.rows for c in picked)
+    where = (
+        f"within {_days(spec.window)} around {_days(spec.period)} before"
+        if spec.kind == "seasonal"
+        else f"in the last {_days(spec.window)}"
+    )
+    if rows < spec.min_rows:
+        short = f"{spec.kind} reference: {rows} rows {where}, fewer than {spec.min_rows}"
+        if spec.kind == "seasonal":
+            fallback = reference_for(fixed, history, at, spec.as_rolling(), profile_of)
+            return replace(fallback, note=f"{short}; {fallback.note}")
+        return replace(fixed_reference(fixed), note=f"{short}; the fixed reference used")
+    merged = profile_of(picked[0].batch_id)
+    for c in picked[1:]:
+        merged = merged.merge(profile_of(c.batch_id))
+    ids = tuple(c.batch_id for c in picked)
+    note = f"{spec.kind} reference: {len(ids)} batches ({merged.n_rows} rows) {where}"
+    return Chosen(merged, spec.kind, ids, note)
+
+
+def _days(span: timedelta) -> str:
+    days = span.total_seconds() / 86400
+    return f"{days:g} days" if days >= 1 else f"{span.total_seconds() / 3600:g} hours"
+
+
+# ------------------------------------------------------------------------------ the hint
+@dataclass(frozen=True)
+class Periodicity:
+    """Periodic drift seen in recent batches: which cycle, how well it fits, on which column."""
+
+    period: str
+    column: str
+    r2: float
+    drifted: int
+    batches: int
+
+    def hint(self) -> str:
+        return (
+            f"drift in {self.drifted} of the last {self.batches} batches follows a "
+            f"~{self.period} cycle (column {self.column!r}, the cycle explains "
+            f"{100 * self.r2:.0f}% of its batch means' variance); set "
+            f"checks.drift.reference.kind: seasonal, period: {self.period}"
+        )
+
+
+def cycle_fit(times: Sequence[float], values: Sequence[float], period: float) -> float:
+    """R^2 of a least-squares fit ``a + b cos(2 pi t / period) + c sin(2 pi t / period)``
+    (times and period in the same unit).
+
+    Example:
+        >>> t = np.arange(24) * 30.0
+        >>> round(cycle_fit(t, np.sin(2 * np.pi * t / 365) + 5, 365), 3)
+        1.0
+        >>> cycle_fit(t, np.zeros(24), 365)
+        0.0
+    """
+    t, y = np.asarray(times, float), np.asarray(values, float)
+    total = float(((y - y.mean()) ** 2).sum())
+    if len(y) < 4 or total <= 0:
+        return 0.0
+    angle = 2 * math.pi * t / period
+    design = np.column_stack([np.ones_like(t), np.cos(angle), np.sin(angle)])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = float(((y - design @ coef) ** 2).sum())
+    return max(0.0, 1.0 - residual / total)
+
+
+def periodic_drift(
+    times: Sequence[datetime],
+    means: dict[str, Sequence[float]],
+    drifted: Sequence[bool],
+) -> Periodicity | None:
+    """A hint when drift is periodic: at least 80 % of the last 10 batches drifted and one
+    column's batch means follow a 1-day, 7-day or 365-day cycle (the cycle explains at least
+    60 % of their variance, clearly more than a straight trend, over at least half a period of
+    data, at least 3 batches per period).
+
+    Parameters:
+        times: data time of each batch, oldest first.
+        means: per column, the batch means in the same order (NaN when absent).
+        drifted: per batch, whether the drift check alarmed.
+
+    Example:
+        >>> t0 = datetime(2020, 1, 1)
+        >>> times = [t0 + timedelta(days=30 * i) for i in range(24)]
+        >>> temp = [10 + 8 * math.sin(2 * math.pi * 30 * i / 365) for i in range(24)]
+        >>> periodic_drift(times, {"temp": temp}, [True] * 24).period
+        '365d'
+        >>> periodic_drift(times, {"temp": temp}, [False] * 24) is None
+        True
+    """
+    recent = list(drifted)[-HINT_BATCHES:]
+    if len(recent) < HINT_BATCHES or sum(recent) < HINT_SHARE * len(recent):
+        return None
+    times = list(times)[-HINT_HISTORY:]
+    seconds = np.array([(t - times[0]).total_seconds() for t in times])
+    span = seconds[-1] - seconds[0] if len(seconds) else 0.0
+    best: Periodicity | None = None
+    for label, period in PERIODS.items():
+        p = period.total_seconds()
+        spacing = float(np.median(np.diff(seconds))) if len(seconds) > 1 else p
+        if span < p / 2 or spacing <= 0 or spacing > p / 3:
+            continue
+        for column, values in means.items():
+            y = np.asarray(list(values)[-HINT_HISTORY:], float)
+            ok = np.isfinite(y)
+            if ok.sum() < 6:
+                continue
+            r2 = cycle_fit(seconds[ok], y[ok], p)
+            trend = _trend_fit(seconds[ok], y[ok])
+            if r2 >= HINT_R2 and r2 - trend >= 0.1 and (best is None or r2 > best.r2):
+                best = Periodicity(label, column, r2, int(sum(recent)), len(recent))
+    return best
+
+
+def _trend_fit(t: np.ndarray, y: np.ndarray) -> float:
+    total = float(((y - y.mean()) ** 2).sum())
+    if total <= 0:
+        return 0.0
+    design = np.column_stack([np.ones_like(t), t])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return max(0.0, 1.0 - float(((y - design @ coef) ** 2).sum()) / total)

@@ -1,0 +1,195 @@
+"""Drift references: fixed, rolling and seasonal windows chosen by data time, merged from stored
+profiles; the project-file checks; the periodic-drift hint; and the reference in the live loop."""
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainer.checks.drift import check_drift, dataset_drift
+from retrainer.checks.reference import (
+    Candidate,
+    ReferenceSpec,
+    choose,
+    periodic_drift,
+    reference_for,
+)
+from retrainer.config import Config
+from retrainer.data.schema import Schema
+from retrainer.errors import ConfigError
+from retrainer.profile import BatchProfile
+
+DAY = timedelta(days=1)
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def config(reference):
+    return Config.from_dict(
+        {
+            "data": {"target": "y"},
+            "trainer": {"estimator": "sklearn.tree.DecisionTreeClassifier"},
+            "checks": {"drift": {"reference": reference}},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "error"),
+    [
+        ({"kind": "seasonal"}, "checks.drift.reference: a seasonal reference needs 'period'"),
+        ({"kind": "weekly"}, "checks.drift.reference.kind: Input should be 'fixed', 'rolling'"),
+        ({"kind": "rolling", "period": "7d"}, "'period' applies to kind: seasonal only"),
+        ({"kind": "seasonal", "period": "7d", "window": "28d"}, "window (28d) must be shorter"),
+        ({"kind": "rolling", "window": "soon"}, "checks.drift.reference.window: 'soon' is not"),
+        ({"kind": "rolling", "min_rows": 0}, "checks.drift.reference.min_rows"),
+    ],
+)
+def test_a_wrong_reference_is_refused_with_its_key(reference, error):
+    with pytest.raises(ConfigError) as err:
+        config(reference)
+    assert error in str(err.value)
+
+
+def test_a_valid_reference_is_read_with_durations():
+    r = config({"kind": "seasonal", "period": "365d", "window": "2w"}).checks.drift.reference
+    assert (r.kind, r.period, r.window) == ("seasonal", 365 * DAY, 14 * DAY)
+    assert config({}).checks.drift.reference.kind == "fixed"
+    assert "reference" not in config({}).checks.drift.options()  # not a check_drift option
+
+
+def test_windows_are_chosen_by_data_time():
+    history = [Candidate(i, T0 + i * DAY, 50) for i in range(30)]
+    at = T0 + 21 * DAY
+    rolling = choose(history, at, ReferenceSpec("rolling", 3 * DAY))
+    assert [c.batch_id for c in rolling] == [18, 19, 20]
+    weekly = choose(history, at, ReferenceSpec("seasonal", 2 * DAY, 7 * DAY))
+    assert [c.batch_id for c in weekly] == [13, 14, 15]
+    assert choose(history, at, ReferenceSpec("fixed")) == []
+
+
+def frames(n, seed):
+    rng = np.random.default_rng(seed)
+    return [
+        pd.DataFrame({"x": rng.normal(i, 1.0, 200), "c": rng.choice(["a", "b"], 200)})
+        for i in range(n)
+    ]
+
+
+def test_the_reference_is_the_merge_of_the_chosen_batches():
+    parts = frames(6, 0)
+    schema = Schema.infer(parts[0])
+    fixed = BatchProfile.from_frame(parts[0], schema)
+    profiles = {
+        i: BatchProfile.from_frame(p, schema, edges=fixed.edges()) for i, p in enumerate(parts)
+    }
+    history = [Candidate(i, T0 + i * DAY, 200) for i in range(5)]
+    chosen = reference_for(
+        fixed, history, T0 + 5 * DAY, ReferenceSpec("rolling", 2 * DAY), profiles.__getitem__
+    )
+    expected = BatchProfile.from_frame(pd.concat(parts[3:5]), schema, edges=fixed.edges())
+    assert chosen.batches == (3, 4) and chosen.kind == "rolling"
+    assert chosen.profile.columns["x"].hist == expected.columns["x"].hist
+    assert chosen.profile.columns["c"].categories == expected.columns["c"].categories
+    # the merged reference is a working drift reference: batch 5 moved less from 3-4 than from 0
+    current = profiles[5]
+    near = dataset_drift(check_drift(chosen.profile, current), share=0.5)
+    far = dataset_drift(check_drift(fixed, current), share=0.5)
+    assert far.alarm and "x" in far.detail["drifted"]
+    assert near.statistic <= far.statistic
+
+
+def test_a_seasonal_reference_falls_back_to_rolling_then_fixed():
+    parts = frames(3, 1)
+    schema = Schema.infer(parts[0])
+    fixed = BatchProfile.from_frame(parts[0], schema)
+    profile = BatchProfile.from_frame(parts[1], schema, edges=fixed.edges())
+    history = [Candidate(i, T0 + i * DAY, 200) for i in range(3)]
+    spec = ReferenceSpec("seasonal", 2 * DAY, 365 * DAY)
+    rolled = reference_for(fixed, history, T0 + 3 * DAY, spec, lambda i: profile)
+    assert rolled.kind == "rolling" and "0 rows within 2 days around 365 days before" in rolled.note
+    fixed_back = reference_for(fixed, history, T0 + 30 * DAY, spec, lambda i: profile)
+    assert fixed_back.kind == "fixed" and fixed_back.profile is fixed
+
+
+def test_periodic_drift_is_recognised_and_a_trend_or_noise_is_not():
+    days = [T0 + timedelta(days=30 * i) for i in range(24)]
+    cycle = [10 + 8 * math.sin(2 * math.pi * 30 * i / 365) for i in range(24)]
+    found = periodic_drift(days, {"temp": cycle, "other": [1.0] * 24}, [True] * 24)
+    assert found.period == "365d" and found.column == "temp" and found.r2 > 0.99
+    assert "checks.drift.reference.kind: seasonal, period: 365d" in found.hint()
+    trend = [float(i) for i in range(24)]
+    assert periodic_drift(days, {"x": trend}, [True] * 24) is None
+    noise = list(np.random.default_rng(0).normal(size=24))
+    assert periodic_drift(days, {"x": noise}, [True] * 24) is None
+    hourly = [T0 + timedelta(days=i) for i in range(40)]
+    week = [math.cos(2 * math.pi * i / 7) for i in range(40)]
+    assert periodic_drift(hourly, {"x": week}, [True] * 40).period == "7d"
+    assert periodic_drift(hourly, {"x": week}, [True] * 30 + [False] * 10) is None
+
+
+def weekly_days(n, rows=150, seed=0):
+    """Daily batches whose input follows a strong weekly cycle and nothing else changes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for day in range(n):
+        x = rng.normal(3 * math.sin(2 * math.pi * day / 7), 1.0, rows)
+        z = rng.normal(size=rows)
+        at = pd.Timestamp("2021-01-04", tz="UTC") + pd.Timedelta(days=day)
+        out.append(
+            pd.DataFrame(
+                {
+                    "id": np.arange(day * rows, (day + 1) * rows),
+                    "timestamp": at + pd.to_timedelta(np.arange(rows) * 60, unit="s"),
+                    "x": x,
+                    "z": z,
+                    "target": (x + z > 0).astype(int),
+                }
+            )
+        )
+    return out
+
+
+def replay_days(project, days):
+    project.ingest(pd.concat(days[:7]), key="history")
+    project.cycle()
+    reports = []
+    for i, day in enumerate(days[7:]):
+        project.ingest(day, key=f"day-{i}")
+        reports.append(project.cycle())
+    return reports
+
+
+def drift_alarms(reports):
+    return [any(a["check"] == "drift" for a in r.alarms) for r in reports]
+
+
+def test_in_the_loop_a_seasonal_reference_quiets_a_weekly_cycle_and_the_fixed_one_hints(
+    make_project, tmp_path
+):
+    days = weekly_days(7 + 16)
+    fixed = make_project(policy={"triggers": [{"type": "manual"}]})
+    reports = replay_days(fixed, days)
+    seasonal = make_project(
+        store={"url": f"sqlite:///{tmp_path / 's.db'}", "artifacts": str(tmp_path / "s")},
+        policy={"triggers": [{"type": "manual"}]},
+        checks={"drift": {"reference": {"kind": "seasonal", "period": "7d", "window": "1d",
+                                         "min_rows": 100}}},
+    )  # fmt: skip
+    seasonal_reports = replay_days(seasonal, days)
+    with seasonal.store.session() as s:
+        from sqlalchemy import select
+
+        from retrainer.store.tables import CheckRow
+
+        notes = [
+            r.detail["reference"]
+            for r in s.scalars(select(CheckRow).where(CheckRow.name == "dataset_drift"))
+        ]
+    assert any(n.startswith("seasonal reference: 1 batches") for n in notes), notes
+    # after one period of history (the first 7 days fall back to a rolling reference)
+    quiet, loud = drift_alarms(seasonal_reports)[7:], drift_alarms(reports)[7:]
+    assert sum(quiet) <= 1 and sum(loud) >= 5, (quiet, loud)
+    assert any("~7d cycle" in n for r in reports for n in r.notes), [r.notes for r in reports]
+    assert not any(r.notes for r in seasonal_reports)
