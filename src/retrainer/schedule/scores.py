@@ -118,12 +118,28 @@ def build_scores(
     label_delay: int = 1,
     window: int = 4,
     on_model: Any = None,
+    threads: int | None = 1,
 ) -> ScoreMatrix:
     """Train the candidate of every boundary with ``trainer`` and score it on every later batch.
 
     ``batches`` are ``(features, labels)`` in time order, the first ``history`` of them the
-    labelled history; ``window`` is the trainer's window in batches (0: all labelled batches).
+    labelled history; ``window`` is the trainer's window in batches (0: all labelled batches);
+    ``threads`` caps native threads (OpenMP, BLAS; ``None``: no cap), as ``trainer.threads``.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(threads):
+        return _build(batches, trainer, history, label_delay, window, on_model)
+
+
+def _build(
+    batches: Sequence[Batch],
+    trainer: Trainer,
+    history: int,
+    label_delay: int,
+    window: int,
+    on_model: Any,
+) -> ScoreMatrix:
     if label_delay < 1:
         raise DataError("score matrix: label_delay must be at least 1 batch")
     if len(batches) <= history:
@@ -188,6 +204,7 @@ def cached_scores(
     label_delay: int = 1,
     window: int = 4,
     on_model: Any = None,
+    threads: int | None = 1,
 ) -> tuple[ScoreMatrix, Path, bool]:
     """The score matrix from ``folder``'s cache if this data and trainer config were scored
     before, else built and cached; returns ``(matrix, path, was_cached)``."""
@@ -209,5 +226,6 @@ def cached_scores(
         label_delay=label_delay,
         window=window,
         on_model=on_model,
+        threads=threads,
     )
     return matrix, matrix.save(path), False
