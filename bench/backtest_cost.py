@@ -117,10 +117,8 @@ def matrices(names: list[str], out: Path) -> dict:
         m, path, cached = cached_scores(load(name), trainer, folder=out, history=4, window=4)
         took = time.perf_counter() - started
         what = "cached" if cached else "built"
-        print(
-            f"{name}: {m.batches} batches, {int(m.rows.sum()):,} rows; matrix {what} in {took:.1f} s",
-            flush=True,
-        )
+        rows = int(m.rows.sum())
+        print(f"{name}: {m.batches} batches, {rows:,} rows; matrix {what} in {took:.1f} s")
         found[name] = m
     return found
 
@@ -137,8 +135,8 @@ def tune(found: dict, costs: list[float]) -> dict:
     """Parameters of ours and of UPF with the least mean ratio to the optimum on ``found``."""
     grids = {
         "ours": [
-            dict(horizon=h, window=w, recent=r)
-            for h, w, r in itertools.product((8, 13, 26, 52), (13, 26, 52), (1, 2, 4))
+            dict(horizon=h, z=z, recent=r)
+            for h, z, r in itertools.product((4, 8, 16, 26, 52), (0.5, 1.0, 2.0), (1, 2, 4))
         ],
         "upf": [
             dict(horizon=h, quantile=q)

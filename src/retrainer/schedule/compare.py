@@ -7,7 +7,7 @@ Example:
     >>> E[np.tril_indices(4, -1)] = np.nan
     >>> rows = compare(E, np.full(4, 100), cost=10, label_delay=1)
     >>> [(r["policy"], r["total cost"]) for r in rows[:2]]
-    [('optimal (hindsight)', 30.0), ('every 2 batches', 30.0)]
+    [('optimal (hindsight)', 30.0), ('best fixed in hindsight (every 2 batches)', 30.0)]
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,13 +298,16 @@ class GainForecast:
     forecast (a sudden change shows up there first). A dynamic programme over the next
     ``horizon`` batches (or fewer, if the history ends) then weighs, batch by batch, keeping the
     current model against paying the cost for a fresh one, which ages in turn; retrain now when
-    the plan starts with a retrain.
+    the plan starts with a retrain. A gap measured beyond its noise (``z`` standard errors) is
+    assumed to last over the horizon.
     """
 
     name = "ours (gain forecast)"
 
-    def __init__(self, horizon: int = 26, window: int = 26, recent: int = 2) -> None:
-        self.horizon, self.window, self.recent = horizon, window, recent
+    def __init__(
+        self, horizon: int = 26, window: int = 26, recent: int = 2, z: float = 1.0
+    ) -> None:
+        self.horizon, self.window, self.recent, self.z = horizon, window, recent, z
 
     def reset(self) -> None:
         pass
@@ -313,12 +317,20 @@ class GainForecast:
         from sklearn.isotonic import IsotonicRegression
 
         o = v.observed
-        steps: list[list[float]] = [[] for _ in range(ages)]  # one batch older, same batch
-        for j in range(max(0, o - self.window + 1), o + 1):
-            for a in range(1, min(j, ages - 1) + 1):
-                steps[a].append((v.errors[j - a, j] - v.errors[j - a + 1, j]) / v.rows[j])
-        step = np.array([np.median(x) if x else np.nan for x in steps])
-        step[0] = 0.0
+        j = np.arange(max(0, o - self.window + 1), o + 1)[:, None]
+        a = np.arange(1, ages)[None, :]
+        ok = j - a >= 0
+        older, younger = np.where(ok, j - a, 0), np.where(ok, j - a + 1, 0)
+        diff = (v.errors[older, j] - v.errors[younger, j]) / v.rows[j]
+        diff = np.where(ok, diff, np.nan)  # one batch older on the same batch
+        step = np.zeros(ages)
+        n = ok.sum(axis=0)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(diff, axis=0)
+            se = 1.2533 * np.nanstd(diff, axis=0, ddof=1) / np.sqrt(n)
+        shrunk = np.sign(med) * np.maximum(np.abs(med) - self.z * se, 0.0)
+        step[1:] = np.where(n >= 2, shrunk, np.nan)
         seen = np.isfinite(step)
         step[~seen] = np.median(step[seen][1:]) if seen[1:].any() else 0.0
         x = np.arange(ages)
@@ -333,11 +345,14 @@ class GainForecast:
         H = max(1, min(self.horizon, v.remaining))
         A = v.age
         G = self.gap_by_age(v, A + H + 1)
-        own = [
-            (v.staleness(j) / v.rows[j], G[j - v.champion])
-            for j in range(max(v.champion, o - self.recent + 1), o + 1)
-        ]
-        shift = float(np.mean([g - typical for g, typical in own]))
+        recent = range(max(v.champion, o - self.recent + 1), o + 1)
+        own = [(v.staleness(j) / v.rows[j], G[j - v.champion]) for j in recent]
+        raw = float(np.mean([g - typical for g, typical in own]))
+        # Poisson bound on the noise of a difference of error counts on the same rows
+        se = math.sqrt(sum(v.err(v.champion, j) + v.err(j, j) for j in recent)) / sum(
+            v.rows[j] for j in recent
+        )
+        shift = math.copysign(max(abs(raw) - self.z * se, 0.0), raw)
         n = float(np.mean(v.rows[max(0, o - 3) : o + 1]))
         champ = np.maximum(G[A : A + H] + shift, 0.0) * n  # champion's extra errors, batch t + h
         fresh = G * n
@@ -357,7 +372,8 @@ class GainForecast:
         words = (
             f"gain forecast: the champion ({A} batches old) makes {shift + G[A]:+.3f} errors per "
             f"row over a fresh model (typical at that age {G[A]:.3f}, its own last labelled "
-            f"batches {shift:+.3f} off that); over the next {H} batches of ~{n:.0f} rows a retrain "
+            f"batches {raw:+.3f} off that, {shift:+.3f} beyond the noise); over the next {H} "
+            f"batches of ~{n:.0f} rows a retrain "
             f"now saves ~{saved:.0f} errors against a cost of {v.cost:.0f}"
         )
         if retrain_now < keep_champ:
