@@ -901,6 +901,19 @@ def doctor(ctx: click.Context, repair: bool, grace: float, as_json: bool) -> Non
     show_default=True,
     help="Folder for the stores and the plot.",
 )
+@click.option(
+    "--optimal",
+    is_flag=True,
+    help="Price schedules instead: candidates at every batch, the hindsight optimum, CARA, UPF, "
+    "ours (retrainer.schedule); writes OUT/optimal.html.",
+)
+@click.option(
+    "--cost",
+    "costs",
+    type=float,
+    multiple=True,
+    help="With --optimal: retrain cost in errors (repeat; default 50, 500, 5000).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def backtest(
@@ -915,6 +928,8 @@ def backtest(
     label_delay: int,
     every: str,
     out: Path,
+    optimal: bool,
+    costs: tuple[float, ...],
     as_json: bool,
 ) -> None:
     """Replay a labelled history under each policy file (a project file or its policy section)
@@ -952,6 +967,21 @@ def backtest(
         raise RetrainerError(f"{config}: a backtest needs data.time_column and data.id_column")
     if weeks is not None:
         frame = first_periods(frame, time_column, period, weeks)
+    if optimal:
+        from retrainer.schedule.compare import optimal_backtest, render_optimal
+
+        with err_console.status("scoring a candidate per batch") as status:
+            priced = optimal_backtest(
+                frame,
+                settings,
+                costs=costs or (50, 500, 5000),
+                folder=out,
+                period=period,
+                label_delay=label_delay,
+                on_model=lambda k, n: status.update(f"candidate {k + 1} of {n}"),
+            )
+        _emit(priced, as_json, lambda d: console.print(render_optimal(d), markup=False))
+        return
     named = dict(load_policy(p) for p in policies)
     if "policy" in settings:
         named = {"configured": settings["policy"], **named}

@@ -357,7 +357,9 @@ class ChecksSettings(_Section):
 
 
 class TriggerSettings(_Section):
-    type: Literal["schedule", "volume", "drift", "concept", "performance", "manual", "group"]
+    type: Literal[
+        "schedule", "volume", "drift", "concept", "performance", "manual", "group", "cost"
+    ]
     every: timedelta | None = None
     cron: str | None = None
     min_rows: int | None = Field(None, ge=1)
@@ -405,6 +407,35 @@ class PolicySettings(_Section):
     dedup: timedelta | None = None  # the same alarm retrains at most once in this window
     min_new_rows: int | None = Field(None, ge=1)  # new labelled rows needed before any retrain
     quiet_after_deploy: timedelta | None = None  # no retrain this soon after a promotion
+    # what a retrain costs, in wrong predictions (or money per retrain and per error); with a
+    # cost and no triggers listed, the cost trigger decides (retrainer.triggers.CostTrigger)
+    cost: CostSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cost_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cost") is not None and "triggers" not in data:
+            data = {**data, "triggers": [{"type": "cost"}, {"type": "manual"}]}
+        return data
+
+    @model_validator(mode="after")
+    def _cost_needed(self) -> PolicySettings:
+        if self.cost is None and any(t.type == "cost" for t in self.triggers):
+            raise ValueError("a cost trigger needs policy.cost (e.g. cost: {retrain: 500})")
+        return self
+
+
+class CostSettings(_Section):
+    """``{retrain: 500}``: one retrain is worth 500 wrong predictions; or money: ``{retrain:
+    200, error: 0.5}`` (200 per retrain, 0.5 per wrong prediction: 400 errors a retrain)."""
+
+    retrain: float = Field(gt=0)
+    error: float = Field(1.0, gt=0)
+
+    @property
+    def errors(self) -> float:
+        """The retrain cost in wrong predictions."""
+        return self.retrain / self.error
 
 
 class BudgetSettings(_Section):

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from retrainer.config import PolicySettings, TriggerSettings
 from retrainer.diagnose import Alarm
-from retrainer.metrics import is_worse
+from retrainer.metrics import higher_is_better, is_worse
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,67 @@ class PerformanceTrigger:
 
 
 @dataclass(frozen=True)
+class CostTrigger:
+    """Fires when a retrain is expected to save more wrong predictions than it costs.
+
+    The champion's shortfall against its own held-out performance (``reference_performance``),
+    times the rows labelled since the last retrain, is the number of errors staleness has cost
+    since then; as much traffic again is expected before the next decision point, so that is
+    also what a retrain now is expected to save. It fires when that reaches ``retrain_cost``
+    (errors). The backtest's gain forecast (``retrainer.schedule.policies.GainForecast``)
+    refines this with shadow candidates; live, the labels the cycle has are what it reads.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> now = datetime(2024, 1, 1, tzinfo=UTC)
+        >>> cost = CostTrigger(retrain_cost=500)
+        >>> ev = Evidence(now=now, performance=0.80, reference_performance=0.85,
+        ...               new_labelled_rows=4000)
+        >>> round(cost.saved(ev)), cost.fire(ev) is None
+        (200, True)
+        >>> cost.assess(ev)[-64:]
+        'expected to save ~200 errors against a retrain cost of 500: hold'
+        >>> cost.fire(Evidence(now=now, performance=0.70, reference_performance=0.85,
+        ...                    new_labelled_rows=4000))[:40]
+        'cost: accuracy 0.7000 is 0.1500 below th'
+    """
+
+    retrain_cost: float
+
+    def saved(self, ev: Evidence) -> float | None:
+        """Expected errors saved by a retrain now (None without realised performance)."""
+        if ev.performance is None or ev.reference_performance is None:
+            return None
+        drop = ev.reference_performance - ev.performance
+        if not higher_is_better(ev.metric):
+            drop = -drop
+        return max(drop, 0.0) * ev.new_labelled_rows
+
+    def assess(self, ev: Evidence) -> str:
+        """The decision in words: errors expected to be saved against the cost."""
+        saved = self.saved(ev)
+        if saved is None:
+            return (
+                f"cost: no labelled performance of the champion yet; a retrain costs "
+                f"{self.retrain_cost:,.0f} errors: hold"
+            )
+        drop = abs(ev.reference_performance - ev.performance)
+        worse = is_worse(ev.metric, ev.performance, ev.reference_performance)
+        side = "below" if worse else "not below" if drop == 0 else "above"
+        verdict = "retrain" if saved >= self.retrain_cost else "hold"
+        return (
+            f"cost: {ev.metric} {ev.performance:.4f} is {drop:.4f} {side} the champion's own "
+            f"{ev.reference_performance:.4f}; over {ev.new_labelled_rows:,} rows (as many as "
+            f"were labelled since the last retrain) a retrain is expected to save "
+            f"~{saved:,.0f} errors against a retrain cost of {self.retrain_cost:,.0f}: {verdict}"
+        )
+
+    def fire(self, ev: Evidence) -> str | None:
+        saved = self.saved(ev)
+        return self.assess(ev) if saved is not None and saved >= self.retrain_cost else None
+
+
+@dataclass(frozen=True)
 class ManualTrigger:
     """Fires when someone asked for a retrain; ignores the cooldown."""
 
@@ -194,11 +255,12 @@ Trigger = (
     | PerformanceTrigger
     | ManualTrigger
     | TriggerGroup
+    | CostTrigger
 )
 
 
-def trigger_from_settings(s: TriggerSettings) -> Trigger:
-    """Build one trigger from its project-file entry."""
+def trigger_from_settings(s: TriggerSettings, cost: float | None = None) -> Trigger:
+    """Build one trigger from its project-file entry (``cost``: a retrain's cost in errors)."""
     if s.type == "schedule":
         return ScheduleTrigger(every=s.every, cron=s.cron)
     if s.type == "volume":
@@ -210,7 +272,9 @@ def trigger_from_settings(s: TriggerSettings) -> Trigger:
     if s.type == "performance":
         return PerformanceTrigger(max_drop=s.max_drop, min_value=s.min_value, source=s.source)
     if s.type == "group":
-        return TriggerGroup(tuple(trigger_from_settings(t) for t in s.triggers), s.mode)
+        return TriggerGroup(tuple(trigger_from_settings(t, cost) for t in s.triggers), s.mode)
+    if s.type == "cost":
+        return CostTrigger(retrain_cost=float(cost or 0.0))
     return ManualTrigger()
 
 
@@ -231,7 +295,7 @@ class Policy:
         quiet_after_deploy: no retrain this soon after the last promotion.
         on_covariate_drift: ``triggers`` (drift triggers decide), ``retrain`` (a diagnosed
             covariate drift fires a retrain) or ``watch`` (drift reasons are dropped). A
-            diagnosed changed relation always fires a retrain.
+            diagnosed changed relation always fires a retrain, unless a cost trigger prices it.
 
     Example:
         >>> from datetime import datetime, timedelta, UTC
@@ -254,8 +318,9 @@ class Policy:
 
     @classmethod
     def from_settings(cls, s: PolicySettings) -> Policy:
+        cost = s.cost.errors if s.cost else None
         return cls(
-            tuple(trigger_from_settings(t) for t in s.triggers),
+            tuple(trigger_from_settings(t, cost) for t in s.triggers),
             s.cooldown,
             tuple(s.block_on),
             mode=s.mode,
@@ -267,12 +332,13 @@ class Policy:
         )
 
     def diagnosed(self, ev: Evidence, fired: list[str]) -> list[str]:
-        """The fired reasons with those of the diagnosis: a changed relation always, covariate
-        drift per ``on_covariate_drift``."""
+        """The fired reasons with those of the diagnosis: a changed relation (unless a cost
+        trigger prices the retrain), covariate drift per ``on_covariate_drift``."""
         fired = [r for r in fired if not (self.on_covariate_drift == "watch" and r[:5] == "drift")]
-        fired += [
-            f"changed relation: {a.message}" for a in ev.alarms if a.cause == "changed_relation"
-        ]
+        if not any(isinstance(t, CostTrigger) for t in self.triggers):  # else the cost decides
+            fired += [
+                f"changed relation: {a.message}" for a in ev.alarms if a.cause == "changed_relation"
+            ]
         moved = sorted({a.column for a in ev.alarms if a.cause == "covariate_drift" and a.column})
         if moved and self.on_covariate_drift == "retrain":
             fired.append(f"covariate drift: {', '.join(moved)} moved")
@@ -306,7 +372,8 @@ class Policy:
         if not fired:
             alarms = tuple(sorted({f"{a.cause}: {a.check}" for a in ev.alarms}))
             watch_only = all(a.cause == "covariate_drift" for a in ev.alarms)
-            return Decision("hold" if watch_only else "alert", alarms)
+            priced = tuple(t.assess(ev) for t in others if isinstance(t, CostTrigger))
+            return Decision("hold" if watch_only else "alert", (*priced, *alarms))
         if manual:
             return Decision("retrain", tuple(fired))
         fired, repeated = self._dedup(fired, ev)

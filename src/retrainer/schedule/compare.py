@@ -1,0 +1,235 @@
+"""Every policy against the hindsight optimum on one score matrix at one retrain cost, and the
+plot of (retrains, accuracy) points with the optimal frontier over a range of costs.
+
+Example:
+    >>> import numpy as np
+    >>> E = np.array([[5, 5, 50, 50], [0, 5, 50, 50], [0, 0, 5, 5], [0, 0, 0, 5]], dtype=float)
+    >>> E[np.tril_indices(4, -1)] = np.nan
+    >>> rows = compare(E, np.full(4, 100), cost=10, label_delay=1)
+    >>> [(r["policy"], r["total cost"]) for r in rows[:2]]
+    [('optimal (hindsight)', 30.0), ('best fixed in hindsight (every 2 batches)', 30.0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrainer.schedule.optimal import Schedule, evaluate, optimal_schedule
+from retrainer.schedule.policies import CARA, UPF, DetectorTrigger, Every, GainForecast, simulate
+
+FIXED = (1, 2, 4, 8, 13, 26)
+
+
+def default_policies(**tuned: Any) -> dict[str, Any]:
+    """The compared policies; ``tuned`` holds keyword arguments for ``ours`` and ``upf``."""
+    from retrainer.checks.concept import ADWIN, DDM
+
+    return {
+        "DDM trigger": DetectorTrigger("DDM", DDM),
+        "ADWIN trigger": DetectorTrigger("ADWIN", ADWIN),
+        "CARA-T": CARA("T"),
+        "CARA-CT": CARA("CT"),
+        "CARA-P": CARA("P"),
+        "UPF": UPF(**tuned.get("upf", {})),
+        "ours (gain forecast)": GainForecast(**tuned.get("ours", {})),
+    }
+
+
+def _row(name: str, s: Schedule, best: float) -> dict:
+    return {
+        "policy": name,
+        "total cost": round(s.total, 1),
+        "vs optimum": round(s.total / best, 3) if best else None,
+        "errors": int(s.errors),
+        "retrains": s.retrains,
+        "accuracy": round(s.accuracy, 4),
+    }
+
+
+def compare(
+    errors: np.ndarray,
+    rows: np.ndarray,
+    *,
+    cost: float,
+    label_delay: int,
+    bits: Callable[[int], np.ndarray] | None = None,
+    policies: dict[str, Any] | None = None,
+    fixed: Iterable[int] = (),
+) -> list[dict]:
+    """One row per policy: the optimum, the best fixed schedule in hindsight, ``fixed`` ones,
+    never retrained, then ``policies`` (detector triggers need ``bits``)."""
+    T = len(rows)
+    best = optimal_schedule(errors, cost, rows)
+    everies = {
+        p: simulate(errors, rows, Every(p), cost=cost, label_delay=label_delay) for p in range(1, T)
+    }
+    hindsight = min(everies.values(), key=lambda r: r.schedule.total)
+    out = [
+        _row("optimal (hindsight)", best, best.total),
+        _row(f"best fixed in hindsight ({hindsight.name})", hindsight.schedule, best.total),
+    ]
+    out += [_row(everies[p].name, everies[p].schedule, best.total) for p in fixed if p in everies]
+    out.append(_row("never retrained", evaluate(errors, rows, [], cost), best.total))
+    for name, policy in (policies or {}).items():
+        if isinstance(policy, DetectorTrigger) and bits is None:
+            continue
+        run = simulate(
+            errors, rows, policy, cost=cost, label_delay=label_delay, bits=bits, name=name
+        )
+        out.append(_row(name, run.schedule, best.total))
+    return out
+
+
+def write_frontier_plot(
+    errors: np.ndarray,
+    rows: np.ndarray,
+    table: list[dict],
+    path: str | Path,
+    *,
+    cost: float,
+    title: str = "",
+) -> Path:
+    """Each policy as a point (retrains, accuracy) and the optimum over a range of costs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    costs = np.geomspace(1, 100 * max(cost, 1), 40)
+    line = [optimal_schedule(errors, c, rows) for c in costs]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    ax.plot(
+        [s.retrains for s in line],
+        [s.accuracy for s in line],
+        "-",
+        color="0.4",
+        drawstyle="steps-post",
+        label="optimal frontier (costs 1 .. 100x)",
+    )
+    for r in table:
+        ax.plot(
+            r["retrains"], r["accuracy"], "o", ms=6, label=f"{r['policy']}: {r['total cost']:.0f}"
+        )
+    ax.set_xlabel("retrains")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title or f"policies at a retrain cost of {cost:g} errors (total cost in legend)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def optimal_backtest(
+    frame: Any,
+    settings: dict,
+    *,
+    costs: Iterable[float],
+    folder: str | Path,
+    period: str = "7D",
+    history: int = 4,
+    label_delay: int = 1,
+    on_model: Callable[[int, int], None] | None = None,
+) -> dict:
+    """``retrainer backtest --optimal``: the score matrix of ``frame`` (cached under
+    ``folder/scores``), every policy against the optimum at each cost, one frontier plot per
+    cost and an HTML report (``folder/optimal.html``)."""
+    import html
+
+    from retrainer.backtest import window_batches, with_times
+    from retrainer.replay import split_periods
+    from retrainer.schedule.scores import cached_scores
+    from retrainer.training import Trainer
+
+    folder = Path(folder)
+    d, t = settings["data"], settings.get("trainer") or {}
+    frame = with_times(frame, d["time_column"])
+    skip = {d["target"], d.get("id_column"), d["time_column"]}
+    features = d.get("features") or [c for c in frame.columns if c not in skip]
+    batches = [
+        (p[features].reset_index(drop=True), p[d["target"]].to_numpy())
+        for p in split_periods(frame, d["time_column"], period)
+    ]
+    trainer = Trainer(
+        t.get("estimator", "sklearn.ensemble.HistGradientBoostingClassifier"), t.get("params") or {}
+    )
+    matrix, path, cached = cached_scores(
+        batches,
+        trainer,
+        folder=folder / "scores",
+        history=history,
+        label_delay=label_delay,
+        window=window_batches(settings, period),
+        on_model=on_model,
+        threads=t.get("threads", 1),
+    )
+    results, parts = [], []
+    for cost in costs:
+        table = compare(
+            matrix.errors,
+            matrix.rows,
+            cost=cost,
+            label_delay=label_delay,
+            bits=matrix.bits,
+            policies=default_policies(),
+            fixed=FIXED,
+        )
+        plot = write_frontier_plot(
+            matrix.errors, matrix.rows, table, folder / f"optimal-{cost:g}.png", cost=cost
+        )
+        results.append({"cost": cost, "table": table, "plot": str(plot)})
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in table[0])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>"
+            for r in table
+        )
+        parts.append(
+            f"<h2>retrain cost {cost:g} errors</h2><table border=1 cellpadding=3>"
+            f"<tr>{head}</tr>{body}</table><p><img src='{plot.name}'></p>"
+        )
+    report = folder / "optimal.html"
+    report.write_text(
+        "<html><head><meta charset='utf-8'><title>retraining schedules, priced</title></head>"
+        f"<body><h1>When to retrain, priced</h1><p>{matrix.batches} batches after {history} "
+        f"of history, labels {label_delay} batch(es) late; total cost = errors + retrains x "
+        "cost; every policy simulated on the cached score matrix (a retrain puts the candidate "
+        f"of that boundary in service, no gate).</p>{''.join(parts)}</body></html>",
+        encoding="utf-8",
+    )
+    return {
+        "batches": matrix.batches,
+        "scores": str(path),
+        "cached": cached,
+        "report": str(report),
+        "costs": results,
+    }
+
+
+def render_optimal(result: dict) -> str:
+    """The tables of :func:`optimal_backtest` as text, one per cost.
+
+    >>> row = {"policy": "ours", "total cost": 10.0, "vs optimum": 1.0, "errors": 5,
+    ...        "retrains": 1, "accuracy": 0.9}
+    >>> print(render_optimal({"batches": 3, "report": "r.html", "scores": "s.npz",
+    ...                       "costs": [{"cost": 5, "table": [row]}]}))
+    retrain cost 5 errors (3 batches)
+      ours                                     total 10.0 (x1.0)  5 errors  1 retrains  accuracy 0.9
+    report: r.html  score matrix: s.npz
+    """
+    lines = []
+    for part in result["costs"]:
+        lines.append(f"retrain cost {part['cost']:g} errors ({result['batches']} batches)")
+        for r in part["table"]:
+            lines.append(
+                f"  {r['policy']:<40} total {r['total cost']} (x{r['vs optimum']})  "
+                f"{r['errors']} errors  {r['retrains']} retrains  accuracy {r['accuracy']}"
+            )
+    lines.append(f"report: {result['report']}  score matrix: {result['scores']}")
+    return "\n".join(lines)

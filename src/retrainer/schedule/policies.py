@@ -1,0 +1,383 @@
+"""Retraining policies simulated on a score matrix, each seeing only what it would see live.
+
+At boundary ``t`` (before batch ``t`` is predicted) a policy sees the labelled batches
+``j <= t - label_delay``: the errors of every candidate model on them (``View.err``) and the
+serving model's per-row errors. It answers retrain or not, with the expected errors saved
+against the cost where it forecasts them, and a sentence.
+
+Policies: fixed schedules, a drift detector on the error stream (DDM, ADWIN), CARA's threshold,
+cumulative-threshold and periodic variants (Mahadevan and Mathioudakis 2024), UPF (Regol et al.
+2025), and :class:`GainForecast`, ours.
+
+Example:
+    >>> import numpy as np
+    >>> E = np.array([[5, 5, 50, 50], [0, 5, 50, 50], [0, 0, 5, 5], [0, 0, 0, 5]], dtype=float)
+    >>> E[np.tril_indices(4, -1)] = np.nan
+    >>> run = simulate(E, np.full(4, 100), Every(2), cost=10, label_delay=1)
+    >>> run.schedule.retrain_at, run.schedule.total
+    ((2,), 30.0)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from retrainer.schedule.optimal import Schedule, evaluate
+
+
+@dataclass
+class View:
+    """What a policy may know at boundary ``t``: nothing about a batch whose labels are due."""
+
+    errors: np.ndarray
+    rows: np.ndarray
+    t: int
+    champion: int
+    cost: float
+    label_delay: int
+    bits: Any = None  # callable: model -> its per-row errors from its own first batch on
+
+    @property
+    def observed(self) -> int:
+        """The last labelled batch (-1 before any)."""
+        return self.t - self.label_delay
+
+    @property
+    def age(self) -> int:
+        return self.t - self.champion
+
+    @property
+    def remaining(self) -> int:
+        return len(self.rows) - self.t
+
+    def err(self, model: int, batch: int) -> float:
+        if batch > self.observed:
+            raise LookupError(f"batch {batch} has no labels yet at boundary {self.t}")
+        return float(self.errors[model, batch])
+
+    def staleness(self, batch: int) -> float:
+        """The champion's extra errors on ``batch`` over the candidate of that boundary."""
+        return self.err(self.champion, batch) - self.err(batch, batch)
+
+
+@dataclass(frozen=True)
+class Choice:
+    retrain: bool
+    reason: str
+    saved: float | None = None  # expected errors saved by retraining now (over the horizon)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    schedule: Schedule
+    choices: tuple[Choice, ...] = field(repr=False, default=())
+
+
+def simulate(
+    errors: np.ndarray,
+    rows: np.ndarray,
+    policy: Any,
+    *,
+    cost: float,
+    label_delay: int,
+    bits: Any = None,
+    name: str | None = None,
+) -> Run:
+    """Run ``policy`` through every boundary of the matrix and price its schedule."""
+    policy.reset()
+    champion, at, choices = 0, [], []
+    for t in range(1, len(rows)):
+        view = View(errors, rows, t, champion, float(cost), label_delay, bits)
+        choice = policy.decide(view)
+        choices.append(choice)
+        if choice.retrain:
+            champion = t
+            at.append(t)
+    return Run(name or policy.name, evaluate(errors, rows, at, cost), tuple(choices))
+
+
+class Every:
+    """Retrain every ``period`` batches."""
+
+    def __init__(self, period: int) -> None:
+        self.period = int(period)
+        self.name = f"every {self.period} batches"
+
+    def reset(self) -> None:
+        pass
+
+    def decide(self, v: View) -> Choice:
+        if v.age >= self.period:
+            return Choice(
+                True, f"schedule: the champion is {v.age} batches old (every {self.period})"
+            )
+        return Choice(False, f"schedule: {v.age} of {self.period} batches")
+
+
+class DetectorTrigger:
+    """Retrain when a streaming detector (the project's DDM, ADWIN, ...) signals a change in the
+    champion's error stream; a fresh detector per champion.
+
+    >>> import numpy as np
+    >>> from retrainer.checks.concept import DDM
+    >>> bits = {0: np.r_[np.zeros(300), np.ones(300)].astype(np.uint8)}
+    >>> E = np.array([[0, 0, 150, 150]] * 4, dtype=float)
+    >>> policy = DetectorTrigger("DDM", DDM)
+    >>> run = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get)
+    >>> run.schedule.retrain_at
+    (3,)
+    """
+
+    def __init__(self, name: str, factory: Any) -> None:
+        self.name, self.factory = name, factory
+
+    def reset(self) -> None:
+        self.detector, self.fed, self.model = None, -1, -1
+
+    def decide(self, v: View) -> Choice:
+        if self.model != v.champion:
+            self.detector, self.model, self.fed = self.factory(), v.champion, v.champion - 1
+        fired = False
+        starts = np.r_[0, np.cumsum(v.rows[v.champion :])]
+        run = None
+        while self.fed < v.observed:
+            self.fed += 1
+            run = v.bits(v.champion) if run is None else run
+            j = self.fed - v.champion
+            fired |= len(self.detector.update_many(run[starts[j] : starts[j + 1]])) > 0
+        if fired:
+            return Choice(True, f"{self.name}: change in the champion's error stream")
+        return Choice(False, f"{self.name}: no change")
+
+
+def _best_parameter(v: View, make: Any, grid: Sequence[Any]) -> Any:
+    """The parameter of ``grid`` whose policy costs least on the labelled past (the sub-matrix
+    of batches ``0..observed``)."""
+    o = v.observed + 1
+    E, rows = v.errors[:o, :o], v.rows[:o]
+    costs = [
+        simulate(E, rows, make(p), cost=v.cost, label_delay=v.label_delay).schedule.total
+        for p in grid
+    ]
+    return grid[int(np.argmin(costs))]
+
+
+class CARA:
+    """Cost-aware retraining (Mahadevan and Mathioudakis, KBS 2024, arXiv 2310.04216), our
+    reading: the staleness cost of the champion on a batch is its extra errors over a model
+    retrained at that batch; the threshold variant (``"T"``) retrains when the latest staleness
+    exceeds ``tau``, the cumulative one (``"CT"``) when the staleness summed since the last retrain
+    does, the periodic one (``"P"``) every ``period`` batches. ``tau`` / ``period`` are chosen as
+    the values of least total cost on the labelled past (re-chosen at every boundary), unless
+    given.
+    """
+
+    def __init__(self, variant: str = "CT", parameter: float | None = None) -> None:
+        if variant not in ("T", "CT", "P"):
+            raise ValueError(f"CARA variant must be T, CT or P, not {variant!r}")
+        self.variant, self.parameter = variant, parameter
+        self.name = f"CARA-{variant}" + ("" if parameter is None else f" ({parameter:g})")
+
+    def reset(self) -> None:
+        pass
+
+    def _grid(self, cost: float) -> list[float]:
+        if self.variant == "P":
+            return [1, 2, 3, 4, 6, 8, 12, 16, 26, 52]
+        if self.variant == "T":
+            return [cost / h for h in (1, 2, 4, 8, 16, 32, 64, 128)]
+        return [cost * f for f in (0.25, 0.5, 1.0, 2.0, 4.0)]
+
+    def decide(self, v: View) -> Choice:
+        param = self.parameter
+        if param is None:
+            grid = self._grid(v.cost)
+            default = {"P": 4, "T": v.cost / 8, "CT": v.cost}[self.variant]
+            param = (
+                _best_parameter(v, lambda p: CARA(self.variant, p), grid)
+                if v.observed >= 2
+                else default
+            )
+        if self.variant == "P":
+            fire = v.age >= param
+            return Choice(fire, f"CARA-P: champion {v.age} batches old (period {param:g})")
+        seen = range(max(v.champion, 0), v.observed + 1)
+        if not seen:
+            return Choice(False, "CARA: no labelled batch since the last retrain")
+        if self.variant == "T":
+            value = v.staleness(seen[-1])
+            what = "latest staleness"
+        else:
+            value = sum(v.staleness(j) for j in seen)
+            what = "staleness since the last retrain"
+        return Choice(value >= param, f"CARA-{self.variant}: {what} {value:.0f} vs {param:.0f}")
+
+
+def _increments(v: View, window: int) -> dict[int, np.ndarray]:
+    """Observed changes of a model's accuracy over ``d`` batches (``d -> values``), from every
+    candidate on the last ``window`` labelled batches."""
+    o = v.observed
+    acc = 1.0 - v.errors[: o + 1, : o + 1] / v.rows[: o + 1]
+    lo = max(0, o - window + 1)
+    out: dict[int, list[float]] = {}
+    for i in range(o + 1):
+        path = acc[i, max(i, lo) : o + 1]
+        for d in range(1, len(path)):
+            out.setdefault(d, []).extend((path[d:] - path[:-d]).tolist())
+    return {d: np.asarray(x) for d, x in out.items()}
+
+
+class UPF:
+    """Uncertainty-aware performance forecasting (Regol et al., ICML 2025, arXiv 2505.14903),
+    our reading: forecast each model's accuracy on the coming ``horizon`` batches with a
+    Gaussian (mean and variance of how a model's accuracy changed over ``d`` batches in the
+    history of past models), for the champion from its latest labelled accuracy and for a model
+    retrained now from the accuracy fresh models had; retrain when the ``quantile`` of the
+    forecast gain in errors over the horizon exceeds the retrain cost.
+    """
+
+    name = "UPF"
+
+    def __init__(self, horizon: int = 26, quantile: float = 0.5, window: int = 52) -> None:
+        self.horizon, self.quantile, self.window = horizon, quantile, window
+
+    def reset(self) -> None:
+        pass
+
+    def decide(self, v: View) -> Choice:
+        o = v.observed
+        if o < max(v.champion, 1):
+            return Choice(False, "UPF: no labelled batch of the champion yet")
+        inc = _increments(v, self.window)
+        H = min(self.horizon, v.remaining)
+        n = float(np.mean(v.rows[max(0, o - 3) : o + 1]))
+        fresh = np.array([1.0 - v.errors[j, j] / v.rows[j] for j in range(max(0, o - 3), o + 1)])
+        mu_f, var_f = float(fresh.mean()), float(fresh.var()) if len(fresh) > 1 else 0.0
+        last = 1.0 - v.err(v.champion, o) / v.rows[o]
+
+        def moment(d: int) -> tuple[float, float]:
+            if d <= 0:
+                return 0.0, 0.0
+            d = min(d, max(inc)) if inc else 0
+            x = inc.get(d)
+            return (0.0, 0.0) if x is None or not len(x) else (float(x.mean()), float(x.var()))
+
+        mean = var = 0.0
+        for h in range(H):
+            m_new, s_new = moment(h)
+            m_old, s_old = moment(v.t + h - o)
+            mean += n * (mu_f + m_new - last - m_old)
+            var += n * n * (var_f + s_new + s_old)
+        gain = mean + math.sqrt(var) * float(stats.norm.ppf(self.quantile))
+        return Choice(
+            gain >= v.cost,
+            f"UPF: {self.quantile:.0%} quantile of the forecast gain over {H} batches "
+            f"{gain:.0f} errors vs cost {v.cost:.0f}",
+            saved=mean,
+        )
+
+
+class GainForecast:
+    """Ours: forecast what a retrain now saves and plan the next retrains against the cost.
+
+    Every batch a shadow candidate is trained on the labelled window (not deployed); on the
+    labelled batches it shows the **gap**: how many more errors per row a model of age ``a``
+    makes than a fresh one (``E[j-a, j] - E[j, j]``, out of sample). The typical gap by age adds
+    up, age by age, the median extra errors of a model one batch older on the same batch, over
+    the last ``window`` labelled batches (a one-off change shows up at one age per batch only,
+    so the median ignores it; steady ageing does not), made non-decreasing with isotonic
+    regression; the champion's own gap on its last ``recent`` labelled batches shifts its
+    forecast (a sudden change shows up there first). A dynamic programme over the next
+    ``horizon`` batches (or fewer, if the history ends) then weighs, batch by batch, keeping the
+    current model against paying the cost for a fresh one, which ages in turn; retrain now when
+    the plan starts with a retrain. A gap measured beyond its noise (``z`` standard errors) is
+    assumed to last over the horizon.
+    """
+
+    name = "ours (gain forecast)"
+
+    def __init__(
+        self, horizon: int = 26, window: int = 26, recent: int = 2, z: float = 1.0
+    ) -> None:
+        self.horizon, self.window, self.recent, self.z = horizon, window, recent, z
+
+    def reset(self) -> None:
+        pass
+
+    def gap_by_age(self, v: View, ages: int) -> np.ndarray:
+        """Typical extra errors per row of a model ``0..ages-1`` batches old over a fresh one."""
+        from sklearn.isotonic import IsotonicRegression
+
+        o = v.observed
+        j = np.arange(max(0, o - self.window + 1), o + 1)[:, None]
+        a = np.arange(1, ages)[None, :]
+        ok = j - a >= 0
+        older, younger = np.where(ok, j - a, 0), np.where(ok, j - a + 1, 0)
+        diff = (v.errors[older, j] - v.errors[younger, j]) / v.rows[j]
+        diff = np.where(ok, diff, np.nan)  # one batch older on the same batch
+        step = np.zeros(ages)
+        n = ok.sum(axis=0)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(diff, axis=0)
+            se = 1.2533 * np.nanstd(diff, axis=0, ddof=1) / np.sqrt(n)
+        shrunk = np.sign(med) * np.maximum(np.abs(med) - self.z * se, 0.0)
+        step[1:] = np.where(n >= 2, shrunk, np.nan)
+        seen = np.isfinite(step)
+        step[~seen] = np.median(step[seen][1:]) if seen[1:].any() else 0.0
+        x = np.arange(ages)
+        iso = IsotonicRegression(increasing=True, out_of_bounds="clip")
+        fitted = iso.fit(x, np.cumsum(step)).predict(x)
+        return np.maximum(fitted - fitted[0], 0.0)
+
+    def decide(self, v: View) -> Choice:
+        o = v.observed
+        if o < max(v.champion, 1):
+            return Choice(False, "gain forecast: no labelled batch of the champion yet")
+        H = max(1, min(self.horizon, v.remaining))
+        A = v.age
+        G = self.gap_by_age(v, A + H + 1)
+        recent = range(max(v.champion, o - self.recent + 1), o + 1)
+        own = [(v.staleness(j) / v.rows[j], G[j - v.champion]) for j in recent]
+        raw = float(np.mean([g - typical for g, typical in own]))
+        # Poisson bound on the noise of a difference of error counts on the same rows
+        se = math.sqrt(sum(v.err(v.champion, j) + v.err(j, j) for j in recent)) / sum(
+            v.rows[j] for j in recent
+        )
+        shift = math.copysign(max(abs(raw) - self.z * se, 0.0), raw)
+        n = float(np.mean(v.rows[max(0, o - 3) : o + 1]))
+        champ = np.maximum(G[A : A + H] + shift, 0.0) * n  # champion's extra errors, batch t + h
+        fresh = G * n
+        # backwards over the horizon: Wf[a], the least cost of the batches left when a model of
+        # the fresh lineage, a batches old, is in service; Wc, the same with the champion
+        Wf, Wc = np.zeros(H + 2), 0.0
+        ages = np.arange(1, H + 1)
+        for h in range(H - 1, -1, -1):
+            retrain = v.cost + fresh[0] + Wf[1]
+            keep = champ[h] + Wc
+            Wc = min(keep, retrain)
+            nxt = np.zeros(H + 2)
+            nxt[ages] = np.minimum(fresh[ages] + Wf[ages + 1], retrain)
+            Wf = nxt
+        retrain_now, keep_champ = retrain, keep
+        saved = float(champ.sum() - fresh[:H].sum())
+        words = (
+            f"gain forecast: the champion ({A} batches old) makes {shift + G[A]:+.3f} errors per "
+            f"row over a fresh model (typical at that age {G[A]:.3f}, its own last labelled "
+            f"batches {raw:+.3f} off that, {shift:+.3f} beyond the noise); over the next {H} "
+            f"batches of ~{n:.0f} rows a retrain "
+            f"now saves ~{saved:.0f} errors against a cost of {v.cost:.0f}"
+        )
+        if retrain_now < keep_champ:
+            return Choice(
+                True, words + f"; retrain now (plan {retrain_now:.0f} < {keep_champ:.0f})", saved
+            )
+        return Choice(False, words + f"; wait (plan {keep_champ:.0f} <= {retrain_now:.0f})", saved)

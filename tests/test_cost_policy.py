@@ -1,0 +1,80 @@
+"""Costs in the project file: the cost trigger in the live loop and `backtest --optimal`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from retrainer import views
+from retrainer.backtest import first_periods
+from retrainer.config import PolicySettings
+from retrainer.replay import replay
+from retrainer.store.tables import DecisionRow
+from retrainer.triggers import CostTrigger, Policy
+from tests.conftest import project_settings, store_url
+
+
+def test_a_cost_makes_the_cost_trigger_the_default_and_money_converts_to_errors():
+    policy = Policy.from_settings(PolicySettings.model_validate({"cost": {"retrain": 500}}))
+    assert [type(t).__name__ for t in policy.triggers] == ["CostTrigger", "ManualTrigger"]
+    money = PolicySettings.model_validate({"cost": {"retrain": 200, "error": 0.5}})
+    assert Policy.from_settings(money).triggers[0] == CostTrigger(retrain_cost=400)
+    listed = PolicySettings.model_validate(
+        {"cost": {"retrain": 5}, "triggers": [{"type": "drift"}]}
+    )
+    assert [t.type for t in listed.triggers] == ["drift"]
+    with pytest.raises(ValueError, match="policy.cost"):
+        PolicySettings.model_validate({"triggers": [{"type": "cost"}]})
+    with pytest.raises(ValueError):
+        PolicySettings.model_validate({"cost": {"retrain": 0}})
+
+
+@pytest.mark.parametrize("cost, expected", [(50, "retrain"), (10**9, "hold")])
+def test_every_decision_states_the_errors_saved_against_the_cost(tmp_path, elec, cost, expected):
+    settings = project_settings(policy={"cost": {"retrain": cost}})
+    settings["store"] = {"url": store_url(tmp_path), "artifacts": str(tmp_path / "artifacts")}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    from retrainer.project import Project
+
+    project = Project.from_yaml(tmp_path / "retrainer.yaml")
+    replay(project, first_periods(elec, "timestamp", "7D", 10))
+    with project.store.session() as s:
+        rows = [(d.id, d.action, list(d.reasons)) for d in s.scalars(select(DecisionRow))]
+    priced = [r for r in rows[2:] if r[1] != "alert"]  # after the bootstrap and first labels
+    assert priced
+    for _, _, reasons in priced:
+        assert any(r.startswith("cost: ") and "errors against a retrain cost" in r for r in reasons)
+    assert expected in {a for _, a, _ in priced}
+    decision = priced[-1][0]
+    words = json.dumps(views.decision_explanation(project, decision))
+    assert "errors against a retrain cost" in words
+
+
+def test_cli_backtest_optimal_prices_every_policy_and_reuses_the_matrix(tmp_path):
+    config = tmp_path / "retrainer.yaml"
+    config.write_text(yaml.safe_dump(project_settings()))
+    from retrainer.cli import main
+
+    args = ["-c", str(config), "backtest", "--stream", "stagger", "--optimal", "--cost", "50"]
+    args += ["--cost", "5000", "--out", str(tmp_path / "out"), "--json"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    got = json.loads(first.output)
+    assert got["cached"] is False and len(got["costs"]) == 2
+    for part in got["costs"]:
+        table = {r["policy"]: r for r in part["table"]}
+        best = table["optimal (hindsight)"]["total cost"]
+        assert all(r["total cost"] >= best - 1e-9 for r in part["table"])
+        assert {"CARA-T", "CARA-CT", "CARA-P", "UPF", "ours (gain forecast)", "DDM trigger"} <= set(
+            table
+        )
+    low, high = (p["table"][0]["retrains"] for p in got["costs"])
+    assert low >= high
+    assert (tmp_path / "out" / "optimal.html").exists()
+    assert (tmp_path / "out" / "optimal-50.png").exists()
+    again = CliRunner().invoke(main, args)
+    assert json.loads(again.output)["cached"] is True

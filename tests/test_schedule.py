@@ -1,0 +1,157 @@
+"""The hindsight-optimal schedule, the score matrix and the cost-aware policies."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainer.schedule.optimal import evaluate, optimal_schedule
+from retrainer.schedule.policies import CARA, UPF, Every, GainForecast, simulate
+from retrainer.schedule.scores import ScoreMatrix, build_scores, cached_scores
+from retrainer.training import Trainer
+
+
+def random_matrix(rng: np.random.Generator, T: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = rng.integers(50, 200, size=T)
+    E = np.full((T, T), np.nan)
+    for k in range(T):
+        for j in range(k, T):
+            E[k, j] = rng.binomial(rows[j], rng.uniform(0.05, 0.5))
+    return E, rows
+
+
+def brute_force(E: np.ndarray, rows: np.ndarray, cost: float) -> float:
+    T = len(rows)
+    return min(
+        evaluate(E, rows, [t for t, on in zip(range(1, T), mask, strict=True) if on], cost).total
+        for mask in itertools.product([False, True], repeat=T - 1)
+    )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_dynamic_programme_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(2, 9))
+    E, rows = random_matrix(rng, T)
+    cost = float(rng.choice([0.0, 5.0, 40.0, 200.0, 1e6]))
+    best = optimal_schedule(E, cost, rows)
+    assert best.total == pytest.approx(brute_force(E, rows, cost))
+    assert best.total == pytest.approx(evaluate(E, rows, best.retrain_at, cost).total)
+
+
+def test_optimum_retrains_at_an_abrupt_change_and_not_for_free_lunch():
+    # model 0 is perfect until batch 3, then wrong on everything; later models stay perfect
+    T, n = 6, 100
+    E = np.full((T, T), np.nan)
+    for k in range(T):
+        E[k, k:] = [0 if (j < 3 or k >= 3) else n for j in range(k, T)]
+    rows = np.full(T, n)
+    assert optimal_schedule(E, 50, rows).retrain_at == (3,)
+    assert optimal_schedule(E, 10_000, rows).retrain_at == ()
+
+
+def test_policies_see_no_label_before_it_arrives():
+    E, rows = random_matrix(np.random.default_rng(1), 12)
+    cheat = E.copy()
+    cheat[:, 5:] = 0  # what is not labelled yet at boundary 5 must not change decisions up to 5
+    for policy in (CARA("T"), CARA("CT"), UPF(), GainForecast()):
+        a = simulate(E, rows, policy, cost=100, label_delay=1).choices[:4]
+        b = simulate(cheat, rows, policy, cost=100, label_delay=1).choices[:4]
+        assert [c.retrain for c in a] == [c.retrain for c in b], policy.name
+
+
+def step_matrix(T: int, drift: int, n: int = 500, base: float = 0.1, jump: float = 0.4):
+    """Models trained (labels to k - 1) before the drift err at ``base + jump`` after it."""
+    E = np.full((T, T), np.nan)
+    for k in range(T):
+        for j in range(k, T):
+            stale = j >= drift and k - 1 < drift
+            E[k, j] = n * (base + (jump if stale else 0.0))
+    return E, np.full(T, n)
+
+
+def test_cara_cumulative_threshold_waits_for_the_cost_to_accumulate():
+    # staleness of 200 errors per batch from batch 6 (the candidate of boundary 5 has not seen
+    # the new concept either); the cumulative variant with threshold 1,000 retrains once 5 stale
+    # batches are labelled, the threshold variant (200) once the first one is
+    E, rows = step_matrix(20, drift=5, jump=0.4)
+    ct = simulate(E, rows, CARA("CT", 1000), cost=1000, label_delay=1).schedule.retrain_at
+    t = simulate(E, rows, CARA("T", 200), cost=1000, label_delay=1).schedule.retrain_at
+    assert t == (7,)  # batch 6's labels arrive at boundary 7
+    assert ct == (11,)
+    assert simulate(E, rows, CARA("P", 4), cost=1, label_delay=1).schedule.retrain_at == (
+        4,
+        8,
+        12,
+        16,
+    )
+
+
+def test_upf_retrains_more_when_retraining_is_cheaper():
+    E, rows = random_matrix(np.random.default_rng(3), 30)
+    drift = np.arange(30)
+    E = E + 3.0 * np.maximum(drift[None, :] - drift[:, None], 0)  # models decay with age
+    counts = [simulate(E, rows, UPF(), cost=c, label_delay=1).schedule.retrains for c in (50, 5000)]
+    assert counts[0] > counts[1]
+
+
+@pytest.mark.parametrize("cost", [50, 500, 2000])
+def test_gain_forecast_near_the_optimum_on_an_abrupt_change(cost):
+    E, rows = step_matrix(40, drift=12)
+    ours = simulate(E, rows, GainForecast(), cost=cost, label_delay=1).schedule
+    best = optimal_schedule(E, cost, rows)
+    assert best.retrain_at == (13,)
+    # retrains once, as soon as a labelled batch shows it (batch 13, labelled at boundary 14)
+    assert ours.retrain_at == (14,)
+
+
+def test_gain_forecast_keeps_a_model_that_does_not_age():
+    E, rows = step_matrix(30, drift=10_000)
+    run = simulate(E, rows, GainForecast(), cost=50, label_delay=1)
+    assert run.schedule.retrains == 0
+    assert "saves ~0 errors" in run.choices[-1].reason
+
+
+def test_every_retrains_on_schedule():
+    E, rows = random_matrix(np.random.default_rng(0), 10)
+    assert simulate(E, rows, Every(3), cost=1, label_delay=1).schedule.retrain_at == (3, 6, 9)
+
+
+def synthetic_batches(n_batches=8, rows=120, flip=5, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for b in range(n_batches):
+        X = pd.DataFrame({"x": rng.normal(size=rows), "z": rng.normal(size=rows)})
+        y = (X["x"] > 0).astype(int)
+        out.append((X, 1 - y if b >= flip else y))
+    return out
+
+
+def test_score_matrix_is_out_of_sample_and_label_delay_aware():
+    batches = synthetic_batches()
+    m = build_scores(batches, Trainer("sklearn.tree.DecisionTreeClassifier"), history=2, window=2)
+    # stream batch 3 (= batch 5 overall) flips the labels: models trained on labels up to
+    # stream batch 2 cannot know it, the candidate of boundary 5 (labels to 4) does
+    assert m.errors[3, 3] > 0.9 * m.rows[3]
+    assert m.errors[5, 5] < 0.1 * m.rows[5]
+    assert np.isnan(m.errors[4, 3])
+    assert m.bits(3).sum() == np.nansum(m.errors[3, 3:])
+    assert len(m.bits(0)) == m.rows.sum()
+
+
+def test_score_matrix_cache_is_reused_and_keyed_by_the_data(tmp_path):
+    batches = synthetic_batches()
+    trainer = Trainer("sklearn.tree.DecisionTreeClassifier", {"max_depth": 2})
+    a, path, cached = cached_scores(batches, trainer, folder=tmp_path, history=2)
+    b, path_b, cached_b = cached_scores(batches, trainer, folder=tmp_path, history=2)
+    assert (cached, cached_b, path == path_b) == (False, True, True)
+    np.testing.assert_array_equal(a.errors, b.errors)
+    np.testing.assert_array_equal(a.bits(2), ScoreMatrix.load(path).bits(2))
+    _, path_c, cached_c = cached_scores(
+        synthetic_batches(seed=1), trainer, folder=tmp_path, history=2
+    )
+    assert (path_c != path, cached_c) == (True, False)
+    assert not list(tmp_path.glob("*.tmp"))
