@@ -92,9 +92,11 @@ def device_values(X: Any) -> np.ndarray:
 def python_reference(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
     """The model's prediction of every row of ``X``, and which rows it refuses.
 
-    Rows of finite values are predicted together; rows with NaN, with infinity, and with both
-    form one group each, predicted together or refused together (the input check does not depend
-    on the row). A refused row's prediction is ``None`` (NaN for a regressor).
+    Rows of finite values, rows with NaN, with infinity, and with both form one group each,
+    predicted together; a group scikit-learn refuses is predicted row by row, so that only the
+    rows it refuses are (a finite value can be refused too: behind a scaler, a tree refuses a
+    scaled value beyond the float32 range). A refused row's prediction is ``None`` (NaN for a
+    regressor).
 
     Examples
     --------
@@ -116,7 +118,7 @@ def python_reference(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
     has_inf = np.isinf(values).any(axis=1)
     refused = np.zeros(len(values), dtype=bool)
     groups = [~has_nan & ~has_inf, has_nan & ~has_inf, ~has_nan & has_inf, has_nan & has_inf]
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, Any] = {}
     for group in groups:
         rows = np.flatnonzero(group)
         if rows.size == 0:
@@ -124,9 +126,11 @@ def python_reference(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray]:
         try:
             predicted = _predict(model, values[rows])
         except (ValueError, DataError):
-            if group is groups[0]:
-                raise
-            refused[rows] = True
+            for row in rows:
+                try:
+                    found[int(row)] = _predict(model, values[row : row + 1])[0]
+                except (ValueError, DataError):
+                    refused[row] = True
             continue
         for row, value in zip(rows, predicted, strict=True):
             found[int(row)] = value

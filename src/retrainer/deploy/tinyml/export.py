@@ -453,14 +453,16 @@ def _raw_thresholds(
     (``float32_split``); its histogram gradient boosting compares in float64, ``scale(x) <= t``.
     Either test is monotone in ``x``: the left side is ``x <= R`` for one float64 ``R``. A
     bisection over all float64 values (as ordered integers) finds ``R``; the C test is
-    ``x32 <= float32(R)``, which agrees with scikit-learn for every float32 input and for every
-    float64 input not within half a float32 step of ``R``.
-    For trees without scaling this is the largest float32 not above ``t``, and exact. Otherwise
-    two float64 inputs that round to the same float32 can fall on different sides, and a float32
-    device cannot tell them apart; ``float32(R)`` rounds to nearest, so that an input equal to
-    ``R`` goes left. That is the common case in boosting: its thresholds are often training
-    values themselves (bin edges at quantiles), and many rows sit exactly on them. The parity
-    check counts the remaining rows (inputs within half a float32 step above ``R``).
+    ``x32 <= float32(R)``.
+    For trees (``float32_split``) ``R`` is a float32 and the test is exact for every input.
+    Otherwise two float64 inputs that round to the same float32 can fall on different sides, and
+    a float32 device cannot tell them apart; ``float32(R)`` rounds to nearest, so that an input
+    equal to ``R`` goes left. That is the common case in boosting: its thresholds are often
+    training values themselves (bin edges at quantiles), and many rows sit exactly on them. The
+    price: when ``float32(R)`` rounds up, the float32 value ``float32(R)`` itself goes left in C
+    and right in scikit-learn (it is above ``R``); the edge property test checks that these are
+    the only float32 inputs where boosting's C and Python differ, and the parity check counts
+    such rows (float64 inputs within half a float32 step above ``R``).
     """
     t = np.asarray(thresholds, dtype=np.float64)
 
