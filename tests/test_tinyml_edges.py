@@ -8,6 +8,7 @@ the C (class -1, regressor NaN); every other row must get scikit-learn's predict
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,9 +33,15 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from retrainer.deploy.tinyml import DeployTarget, check_parity, check_target, export_c
+from retrainer.deploy.tinyml import (
+    DeployTarget,
+    check_parity,
+    check_target,
+    export_c,
+    write_bundle,
+)
 from retrainer.deploy.tinyml.domain import python_reference
-from retrainer.deploy.tinyml.parity import compare_outputs, feature_matrix
+from retrainer.deploy.tinyml.parity import _harness, compare_outputs, feature_matrix
 from retrainer.deploy.tinyml.quantize import quantize_mlp
 from tests import SHARED_DATA
 
@@ -319,3 +326,54 @@ def test_c_and_python_agree_on_any_float32_row(compiled, name):
         assert same.all(), (X[~same], c[~same], predictions[~same], refused[~same])
 
     agree()
+
+
+# ----------------------------------------------------------------------------- bundle build
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_the_bundle_alone_rebuilds_the_verified_agreement(elec2, tmp_path):
+    """Build the bundle's C with its own Makefile flags, nothing else, and get the same agreement
+    on the same rows (NaN included) as the verified check."""
+    X_train, y_train, X_test, y_test = elec2
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(X_train, y_train)
+    rows = _with_holes(X_test.iloc[:400], 0.05, seed=5)
+    target = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
+    report = check_target(model, target, rows, y_test.iloc[:400])
+    if not report.passed:  # without arm-none-eabi-gcc the footprint is not measured
+        assert all(r.startswith("footprint: not measured") for r in report.reasons)
+        report = dataclasses.replace(report, passed=True, reasons=())
+    bundle = write_bundle(report, tmp_path / "bundles", version="7")
+    manifest = bundle.manifest
+    for flags in (manifest["build"]["host"]["flags"], manifest["build"]["cross"]["flags"]):
+        assert {"-std=c99", "-ffp-contract=off"} <= set(flags)
+    assert "-mfpu=fpv4-sp-d16" in manifest["build"]["cross"]["flags"]
+    makefile = (bundle.path / "Makefile").read_text()
+    assert f"HOST_CFLAGS = {' '.join(manifest['build']['host']['flags'])}" in makefile
+    assert f"CROSS_CFLAGS = {' '.join(manifest['build']['cross']['flags'])}" in makefile
+
+    alone = tmp_path / "copy"
+    shutil.copytree(bundle.path, alone)
+    subprocess.run(["make", "host"], cwd=alone, check=True, capture_output=True, timeout=120)
+    (alone / "main.c").write_text(_harness(report.export, True))
+    host = manifest["build"]["host"]
+    subprocess.run(
+        [host["compiler"], *host["flags"], "-I.", "-o", "predict", "main.c"]
+        + ["build-host/model.o", *host["link"]],
+        cwd=alone,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    feature_matrix(report.export, rows).tofile(alone / "features.bin")
+    subprocess.run(
+        ["./predict", "features.bin", "predictions.bin", "0"], cwd=alone, check=True, timeout=60
+    )
+    raw = np.fromfile(alone / "predictions.bin", dtype=np.int32)
+    predictions, refused = python_reference(model, rows)
+    _, same, _ = compare_outputs(report.export, raw, predictions, refused)
+    assert manifest["parity"]["n_refused"] == int(refused.sum()) > 0
+    assert (len(same), float(same.mean())) == (
+        manifest["parity"]["n"],
+        manifest["parity"]["agreement"],
+    )
+    assert same.all()
