@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from retrainer import views
 from retrainer.errors import (
     ConfigError,
+    ConflictError,
     DataError,
     IntegrityError,
     NotFoundError,
@@ -269,6 +270,7 @@ def create_app(
 def _errors(app: FastAPI) -> None:
     codes = [
         (NotFoundError, 404),
+        (ConflictError, 409),
         (DataError, 422),
         (ConfigError, 400),
         (IntegrityError, 500),
