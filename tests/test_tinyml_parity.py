@@ -146,6 +146,9 @@ def test_emlearn_defaults_fail_the_parity_check(elec2):
     assert emlearn_result.agreement < 0.9
     assert emlearn_result.n_disagreements > 1000
     assert ours.agreement == 1.0
+    # emlearn's float option: float thresholds, but majority voting instead of soft voting.
+    as_float = check_parity(export_c_emlearn(forest, name="eml", dtype="float"), X_test, expected)
+    assert 0.9 < as_float.agreement < 1.0
 
 
 def test_dataframe_columns_are_reordered_by_name(elec2):

@@ -300,13 +300,15 @@ def export_c(
     )
 
 
-def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
-    """emlearn's default C export of a tree model, wrapped in the same ``float`` entry point.
+def export_c_emlearn(model: Any, *, name: str = "model", dtype: str = "int16") -> CExport:
+    """emlearn's C export of a tree model, wrapped in the same ``float`` entry point.
 
-    The features go through ``int16_t`` as in emlearn's own float wrapper. This export is kept to
-    measure emlearn's defaults against scikit-learn (the parity check must reject them on
-    data in [0, 1]); do not ship it. ``import emlearn`` changes numpy's global floating-point error
-    settings; they are restored here.
+    With emlearn's default (``dtype="int16"``) the features go through ``int16_t`` as in
+    emlearn's own float wrapper; ``dtype="float"`` is emlearn's float option (float features
+    and thresholds, still majority voting). This export is kept to measure emlearn against
+    scikit-learn (the parity check must reject its defaults on data in [0, 1]); do not ship it.
+    ``import emlearn`` changes numpy's global floating-point error settings; they are restored
+    here.
 
     Parameters
     ----------
@@ -314,6 +316,8 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
         A fitted ``DecisionTree``/``RandomForest``/``ExtraTrees`` classifier.
     name
         C identifier prefix.
+    dtype
+        ``int16`` (emlearn's default) or ``float``.
 
     Examples
     --------
@@ -323,6 +327,8 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
     >>> tree = DecisionTreeClassifier().fit([[0.0], [0.1], [1.0]], [0, 0, 1])
     >>> export_c_emlearn(tree, name="level").generator
     'emlearn-defaults'
+    >>> export_c_emlearn(tree, name="level", dtype="float").generator
+    'emlearn-float'
     >>> np.geterr() == before
     True
     """
@@ -333,15 +339,19 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
         raise RetrainerError(
             f"export_c_emlearn covers tree classifiers only, not {type(model).__name__}"
         )
+    if dtype not in ("int16", "float"):
+        raise RetrainerError(f"emlearn dtype must be 'int16' or 'float', not {dtype!r}")
     with _numpy_errors_kept():
         import emlearn
 
-        code = emlearn.convert(model).save(name=f"{name}_eml")
+        options = {"dtype": "float"} if dtype == "float" else {}
+        code = emlearn.convert(model, **options).save(name=f"{name}_eml")
         include_dir = str(emlearn.includedir)
     n_features = int(model.n_features_in_)
     classes = tuple(_plain(c) for c in model.classes_)
     names = _feature_names(model, None, n_features)
-    model_type = f"{type(model).__name__} (emlearn defaults)"
+    setting = "defaults" if dtype == "int16" else "float"
+    model_type = f"{type(model).__name__} (emlearn {setting})"
     policy = InputPolicy(refuses_nan=True, refuses_inf=True)
     header = _header(name, model_type, True, n_features, classes, names, policy, False)
     adapter = f"""
@@ -350,12 +360,7 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
 
 int32_t {name}_predict(const float *features)
 {{
-{_refusal_c(n_features, policy, True)}    int16_t values[{n_features}];
-    for (int32_t i = 0; i < {n_features}; i++) {{
-        values[i] = (int16_t)features[i];
-    }}
-    return {name}_eml_predict(values, {n_features});
-}}
+{_refusal_c(n_features, policy, True)}{_emlearn_call(name, n_features, dtype)}}}
 """
     return CExport(
         name=name,
@@ -367,7 +372,18 @@ int32_t {name}_predict(const float *features)
         header=header,
         feature_names=names,
         include_dirs=(include_dir,),
-        generator="emlearn-defaults",
+        generator=f"emlearn-{setting}",
+    )
+
+
+def _emlearn_call(name: str, n_features: int, dtype: str) -> str:
+    if dtype == "float":
+        return f"    return {name}_eml_predict(features, {n_features});\n"
+    return (
+        f"    int16_t values[{n_features}];\n"
+        f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+        "        values[i] = (int16_t)features[i];\n    }\n"
+        f"    return {name}_eml_predict(values, {n_features});\n"
     )
 
 
