@@ -141,6 +141,8 @@ def main() -> None:
         forest = MODELS["RandomForest(20, depth 10)"]().fit(X_train, y_train)
         emlearn = export_c_emlearn(forest, name="eml")
         rows.append(row(data, "RandomForest, emlearn defaults", forest, emlearn, X_test, y_test))
+        emlearn = export_c_emlearn(forest, name="eml", dtype="float")
+        rows.append(row(data, "RandomForest, emlearn float", forest, emlearn, X_test, y_test))
     table = pd.DataFrame(rows)
     print(f"target {TARGET.name}: {' '.join(TARGET.compiler_flags())} -Os, newlib-nano")
     print(

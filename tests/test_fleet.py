@@ -4,6 +4,8 @@ with their version, rollouts offer bundles to a deterministic share of devices, 
 
 import json
 import shutil
+import struct
+import zlib
 
 import pytest
 import yaml
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 from retrainer.checks.drift import check_drift
 from retrainer.cli import main
 from retrainer.deploy import fleet
-from retrainer.errors import DataError, NotFoundError
+from retrainer.errors import ConflictError, DataError, NotFoundError
 from retrainer.profile.batch import BatchProfile
 from tests.conftest import project_settings
 from tests.tinyml_helpers import (
@@ -84,6 +86,30 @@ def test_a_report_for_a_version_without_bundle_is_refused(setup, elec):
         fleet.ingest_telemetry(project, data)
 
 
+def test_a_report_naming_an_unknown_version_says_so(setup, elec):
+    data = run_sketch(setup["binary"], elec.iloc[:10][FEATURES])
+    data = data[:20] + struct.pack("<I", 99) + data[24:-4]
+    data += struct.pack("<I", zlib.crc32(data))
+    with pytest.raises(DataError, match="model version 99, which is unknown.*known: 1"):
+        fleet.ingest_telemetry(setup["project"], data)
+
+
+def test_a_conflicting_report_for_a_stored_sequence_is_refused_and_kept_nowhere(setup, elec):
+    project = setup["project"]
+    first = run_sketch(setup["binary"], elec.iloc[35_000:35_100][FEATURES], "dup-1", 4)
+    other = run_sketch(setup["binary"], elec.iloc[36_000:36_120][FEATURES], "dup-1", 4)
+    stored = fleet.ingest_telemetry(project, first)
+    with pytest.raises(ConflictError, match="sequence 4.*rows, profile, predictions differ"):
+        fleet.ingest_telemetry(project, other)
+    again = fleet.ingest_telemetry(project, first)  # the same report again is fine
+    assert (again.id, again.new) == (stored.id, False)
+    device = fleet.devices(project)[0]
+    assert (device["reports"], device["rows"]) == (1, 100)
+    assert fleet.fleet_profile(project, setup["version"]).n_rows == 100
+    events = [e for e in project.status()["events"] if e["kind"] == "telemetry"]
+    assert len(events) == 1
+
+
 def test_rollouts_take_a_deterministic_growing_share_and_roll_back(setup, elec):
     project, v1 = setup["project"], setup["version"]
     v2, *_ = bundled_version(project, elec.iloc[22_000:23_344])
@@ -116,6 +142,8 @@ def test_cli_ingest_telemetry_fleet_and_rollout(setup, elec, tmp_path):
     good.write_bytes(run_sketch(setup["binary"], elec.iloc[35_000:35_100][FEATURES], "cli-1"))
     bad = tmp_path / "bad.bin"
     bad.write_bytes(good.read_bytes()[:-3])
+    clash = tmp_path / "clash.bin"  # same device and sequence as good.bin, other rows
+    clash.write_bytes(run_sketch(setup["binary"], elec.iloc[36_000:36_050][FEATURES], "cli-1"))
     settings = project_settings(deploy_targets=TARGETS)
     settings["store"]["url"] = project.config.store_url
     config = tmp_path / "retrainer.yaml"
@@ -124,6 +152,8 @@ def test_cli_ingest_telemetry_fleet_and_rollout(setup, elec, tmp_path):
     result = runner.invoke(main, ["-c", str(config), "ingest-telemetry", str(good), str(bad)])
     assert result.exit_code == 2
     assert "stored: device cli-1" in result.output and "bad.bin" in result.output
+    result = runner.invoke(main, ["-c", str(config), "ingest-telemetry", str(clash)])
+    assert result.exit_code == 2 and "kept nowhere" in result.output
     shown = runner.invoke(main, ["-c", str(config), "fleet", "--json"])
     assert json.loads(shown.output)["devices"][0]["device"] == "cli-1"
     rolled = runner.invoke(

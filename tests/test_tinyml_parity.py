@@ -146,6 +146,9 @@ def test_emlearn_defaults_fail_the_parity_check(elec2):
     assert emlearn_result.agreement < 0.9
     assert emlearn_result.n_disagreements > 1000
     assert ours.agreement == 1.0
+    # emlearn's float option: float thresholds, but majority voting instead of soft voting.
+    as_float = check_parity(export_c_emlearn(forest, name="eml", dtype="float"), X_test, expected)
+    assert 0.9 < as_float.agreement < 1.0
 
 
 def test_dataframe_columns_are_reordered_by_name(elec2):
@@ -170,9 +173,9 @@ def test_bad_rows_are_named(elec2):
     X_train, y_train, X_test, _ = elec2
     tree = DecisionTreeClassifier(max_depth=3).fit(X_train, y_train)
     export = export_c(tree)
-    broken = X_test.iloc[:5].copy()
-    broken.iloc[3, 2] = np.nan
-    with pytest.raises(DataError, match="row 3 column 'feat_3'"):
+    broken = X_test.iloc[:5].astype(object)
+    broken.iloc[3, 2] = "n/a"
+    with pytest.raises(DataError, match="cannot be read as numbers"):
         check_parity(export, broken, tree.predict(X_test.iloc[:5]))
     with pytest.raises(DataError, match="lacks the model's feature columns: feat_6"):
         check_parity(export, X_test.drop(columns="feat_6"), tree.predict(X_test))

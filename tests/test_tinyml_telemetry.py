@@ -155,6 +155,36 @@ def test_bad_reports_are_refused_with_the_problem_named(report_bytes, sketch, ch
         decode_report(bad, sketch["layout"])
 
 
+def _set(data: bytes, offset: int, fmt: str, value) -> bytes:
+    """``data`` with one field of the first feature block (at HEADER.size) changed, CRC fixed."""
+    changed = bytearray(data)
+    struct.pack_into(fmt, changed, HEADER.size + offset, value)
+    return _recrc(bytes(changed))
+
+
+@pytest.mark.parametrize(
+    "offset,fmt,value,message",
+    [
+        (32, "<d", 1e6, r"feature 'period'.*mean 1000000.0 lies outside \[min"),
+        (32, "<d", float("nan"), "mean is nan, not a finite number"),
+        (40, "<d", -1.0, "m2 -1.0 is negative"),
+        (40, "<d", 1e9, "m2 1000000000.0 is larger than"),
+        (56, "<d", -1.0, "m4 -1.0 is negative"),
+        (56, "<d", 0.0, r"m4 0.0 is below m2\*\*2 / n"),
+        (8, "<I", 1000, "below_min 1000 is more than its"),
+        (16, "<I", 1000, "max_run 1000 is longer than the report's 100 rows"),
+        (24, "<f", float("-inf"), "min -inf / max .* is not finite"),
+        (28, "<f", -5.0, "min .* is above max -5.0"),
+    ],
+)
+def test_implausible_moments_are_refused_with_the_field_named(
+    report_bytes, sketch, offset, fmt, value, message
+):
+    decode_report(report_bytes, sketch["layout"])  # the real report is plausible
+    with pytest.raises(DataError, match=message):
+        decode_report(_set(report_bytes, offset, fmt, value), sketch["layout"])
+
+
 def test_the_header_is_readable_without_the_layout(report_bytes):
     header = read_header(report_bytes)
     assert (header.device, header.target, header.version, header.n_rows) == ("d1", TARGET, 7, 100)

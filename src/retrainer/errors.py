@@ -39,6 +39,10 @@ class TrainingError(RetrainerError):
     """A trainer could not be imported, built or fitted."""
 
 
+class ConflictError(RetrainerError):
+    """What was sent contradicts what is stored under the same key (nothing is stored)."""
+
+
 class NotFoundError(RetrainerError):
     """A named model version, alias, batch or run does not exist."""
 

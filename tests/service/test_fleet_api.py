@@ -38,6 +38,7 @@ def fleet_api(service_project, elec, tmp_path):
         "write": {"Authorization": f"Bearer {write}"},
         "version": version,
         "report": report,
+        "other_report": run_sketch(binary, elec.iloc[36_000:36_336][FEATURES], "node-7", 1),
     }
 
 
@@ -52,6 +53,9 @@ def test_telemetry_upload_fleet_view_and_device_bundle(fleet_api):
     assert first.json()["device"] == "node-7" and first.json()["alarms"]
     again = c.post("/api/telemetry", content=fleet_api["report"], headers=w | octet)
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    other = fleet_api["other_report"]  # same device, version and sequence; other rows
+    conflict = c.post("/api/telemetry", content=other, headers=w | octet)
+    assert conflict.status_code == 409 and "kept nowhere" in conflict.json()["detail"]
     bad = c.post("/api/telemetry", content=fleet_api["report"][:-5], headers=w | octet)
     assert bad.status_code == 422 and "checksum" in bad.json()["detail"]
     assert c.post("/api/telemetry", content=b"x", headers=w).status_code == 415

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from retrainer.deploy.tinyml.telemetry import (
     decode_report,
     read_header,
 )
-from retrainer.errors import DataError, NotFoundError
+from retrainer.errors import ConflictError, DataError, NotFoundError
 from retrainer.profile.batch import BatchProfile
 from retrainer.store.tables import DeviceRow, RolloutRow, TelemetryRow, utcnow
 
@@ -177,6 +178,13 @@ def _has_bundle(project: Project, version: int, target: str) -> bool:
 
 def layout_for(project: Project, version: int, target: str) -> TelemetryLayout:
     """The telemetry layout shipped in ``version``'s bundle for ``target``."""
+    known = [v.version for v in project.models]
+    if version not in known:
+        listed = ", ".join(str(v) for v in known[-10:]) or "none yet"
+        raise DataError(
+            f"telemetry report names model version {version}, which is unknown: the registry "
+            f"has no such version (known: {listed})"
+        )
     try:
         manifest = _bundle(project, version, target)
     except NotFoundError as exc:
@@ -192,6 +200,10 @@ def layout_for(project: Project, version: int, target: str) -> TelemetryLayout:
 # ----------------------------------------------------------------------------- telemetry
 def ingest_telemetry(project: Project, data: bytes, *, source: str = "") -> TelemetryIngest:
     """Decode, check and store one device report; idempotent by device, version and sequence.
+
+    The same report sent again is answered with the stored one (``new`` False). A different
+    report under a stored device, target, version and sequence raises
+    :class:`~retrainer.errors.ConflictError` and is kept nowhere.
 
     Parameters:
         project: the project whose bundles the device runs.
@@ -213,6 +225,7 @@ def ingest_telemetry(project: Project, data: bytes, *, source: str = "") -> Tele
     with project.store.session() as s:
         existing = s.scalars(select(TelemetryRow).where(TelemetryRow.key == key)).first()
         if existing is not None:
+            _same_report(existing, report)
             return _ingested(existing, new=False)
     results = check_report(project, report)
     alarms = tuple(
@@ -254,6 +267,31 @@ def ingest_telemetry(project: Project, data: bytes, *, source: str = "") -> Tele
             alarms=list(alarms),
         )
         return _ingested(row, new=True)
+
+
+def _same_report(row: TelemetryRow, report: TelemetryReport) -> None:
+    """Raise ConflictError when ``report`` differs from the stored ``row`` of the same key."""
+    stored = {"rows": row.n_rows, "profile": row.profile, "predictions": row.predictions}
+    sent = {
+        "rows": report.header.n_rows,
+        "profile": report.profile.to_dict(),
+        "predictions": report.predictions.to_dict(),
+    }
+    if _canonical(stored) == _canonical(sent):
+        return
+    differ = [k for k in stored if _canonical(stored[k]) != _canonical(sent[k])]
+    h = report.header
+    raise ConflictError(
+        f"telemetry report from device {h.device!r} ({h.target}, version {h.version}, "
+        f"sequence {h.sequence}) differs from the report already stored under that sequence "
+        f"({', '.join(differ)} differ; stored {row.n_rows} rows, sent {h.n_rows}): refused and "
+        "kept nowhere. A device numbers its reports once (model_telemetry_clear moves to the "
+        "next sequence)."
+    )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _ingested(row: TelemetryRow, *, new: bool) -> TelemetryIngest:

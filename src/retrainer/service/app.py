@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from retrainer import views
 from retrainer.errors import (
     ConfigError,
+    ConflictError,
     DataError,
     GateFailedError,
     IntegrityError,
@@ -272,6 +273,7 @@ def _errors(app: FastAPI) -> None:
     codes = [
         (NotFoundError, 404),
         (GateFailedError, 409),
+        (ConflictError, 409),
         (DataError, 422),
         (ConfigError, 400),
         (IntegrityError, 500),

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from retrainer.deploy.tinyml.domain import python_reference
 from retrainer.deploy.tinyml.export import CExport, export_c
 from retrainer.deploy.tinyml.footprint import Footprint, compile_for_target, measure_footprint
 from retrainer.deploy.tinyml.latency import Latency, measure_latency
@@ -78,6 +81,8 @@ def check_target(
 ) -> TargetReport:
     """Export ``model`` to C; check parity on ``X`` (accuracy on ``y``), footprint and latency.
 
+    Python's reference is taken per row (:func:`~retrainer.deploy.tinyml.domain.python_reference`):
+    rows with NaN or infinity are compared too, a row Python refuses must be refused by the C.
     The model is cross-compiled once: the footprint image and the emulated board link the same
     object, and the host parity build runs alongside the cross builds. The board runs the first
     ``target.board_rows`` rows; the host runs all of them.
@@ -112,22 +117,34 @@ def check_target(
         export = export_c(model, name=name, feature_names=feature_names)
     except RetrainerError as exc:
         return TargetReport(target, model_type, False, (f"export: {exc}",))
-    python_predictions = model.predict(X)
+    python = python_reference(model, X)
     if workdir is not None:
-        return _check(export, target, X, y, python_predictions, Path(workdir))
+        return _check(export, target, X, y, python, Path(workdir))
     with tempfile.TemporaryDirectory(prefix="retrainer-target-") as tmp:
-        return _check(export, target, X, y, python_predictions, Path(tmp))
+        return _check(export, target, X, y, python, Path(tmp))
 
 
 def _check(
-    export: CExport, target: DeployTarget, X: Any, y: Any, python_predictions: Any, work: Path
+    export: CExport,
+    target: DeployTarget,
+    X: Any,
+    y: Any,
+    python: tuple[np.ndarray, np.ndarray],
+    work: Path,
 ) -> TargetReport:
     reasons: list[str] = []
+    predictions, refused = python
     with ThreadPoolExecutor(max_workers=1) as host:
         parity_run = host.submit(
-            check_parity, export, X, python_predictions, y=y, workdir=work / "parity"
+            check_parity,
+            export,
+            X,
+            predictions,
+            refused=refused,
+            y=y,
+            workdir=work / "parity",
         )
-        footprint, latency, cross_reasons = _cross(export, target, X, python_predictions, work)
+        footprint, latency, cross_reasons = _cross(export, target, X, python, work)
         parity = None
         try:
             parity = parity_run.result()
@@ -152,7 +169,11 @@ def _check(
 
 
 def _cross(
-    export: CExport, target: DeployTarget, X: Any, python_predictions: Any, work: Path
+    export: CExport,
+    target: DeployTarget,
+    X: Any,
+    python: tuple[np.ndarray, np.ndarray],
+    work: Path,
 ) -> tuple[Footprint | None, Latency | None, list[str]]:
     """Footprint and board run from one cross-compiled object; the reasons they fail."""
     reasons: list[str] = []
@@ -176,7 +197,8 @@ def _cross(
             export,
             target,
             X,
-            python_predictions,
+            python[0],
+            refused=python[1],
             workdir=work / "latency",
             model_object=model_object,
         )

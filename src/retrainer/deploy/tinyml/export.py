@@ -61,6 +61,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from retrainer.deploy.tinyml.domain import InputPolicy, input_policy
 from retrainer.deploy.tinyml.quantize import QuantizedMLP
 from retrainer.deploy.tinyml.scaling import apply_ops, scaler_ops, split_pipeline
 from retrainer.errors import RetrainerError
@@ -72,6 +73,8 @@ _FORESTS = (
     RandomForestRegressor,
     ExtraTreesRegressor,
 )
+_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
+_MLPS = (MLPClassifier, MLPRegressor)
 _LINEAR = (
     LogisticRegression,
     LogisticRegressionCV,
@@ -90,8 +93,8 @@ _LINEAR = (
 _MLP_ACTIVATIONS = {
     "identity": "{v}",
     "relu": "({v} > 0.0f ? {v} : 0.0f)",
-    "tanh": "tanhf({v})",
-    "logistic": "(1.0f / (1.0f + expf(-{v})))",
+    "tanh": "tanh{m}({v})",
+    "logistic": "(1.0f / (1.0f + exp{m}(-{v})))",
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _C_KEYWORDS = {
@@ -100,6 +103,35 @@ _C_KEYWORDS = {
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
     "union", "unsigned", "void", "volatile", "while", "main",
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Arithmetic:
+    """How a model body computes: in float32, leaving for the double path ``<name>_wide`` when a
+    sum overflows (``wide`` False), or in double (the double path itself)."""
+
+    name: str
+    wide: bool
+
+    @property
+    def ctype(self) -> str:
+        return "double" if self.wide else "float"
+
+    @property
+    def math(self) -> str:
+        """Suffix of the ``<math.h>`` functions."""
+        return "" if self.wide else "f"
+
+    @property
+    def argmax(self) -> str:
+        return f"{self.name}_argmax_wide" if self.wide else f"{self.name}_argmax"
+
+    def check(self, value: str, pad: str) -> str:
+        """C line after a sum: in float32, an overflowed sum restarts the row in double."""
+        if self.wide:
+            return ""
+        leave = f"{pad}    return {self.name}_wide(features);\n"
+        return f"{pad}if (!isfinite({value})) {{\n{leave}{pad}}}\n"
 
 
 @dataclass(frozen=True)
@@ -212,7 +244,9 @@ def export_c(
     >>> export = export_c(tree, name="level")
     >>> export.classes, export.predict_function
     (('high', 'low'), 'level_predict')
-    >>> "x[level_feature[n]] <= level_threshold[n]" in export.source
+    >>> "isnan(v) && level_nan_left[n]" in export.source  # NaN goes where scikit-learn sends it
+    True
+    >>> "LEVEL_REFUSED (-1)" in export.header  # infinity is refused, as scikit-learn refuses it
     True
     """
     _check_identifier(name)
@@ -224,25 +258,36 @@ def export_c(
     classification = _is_classifier(estimator)
     classes = tuple(_plain(c) for c in estimator.classes_) if classification else ()
     scaling = [op for step in steps for op in scaler_ops(step, n_features)]
-
+    supported = _TREES + _FORESTS + _BOOSTING + (GaussianNB, *_LINEAR, *_MLPS)
+    if not isinstance(estimator, supported):
+        raise RetrainerError(_unsupported(type(estimator).__name__))
+    policy = input_policy(model, n_features)
+    wide = None
     if isinstance(estimator, _TREES + _FORESTS):
-        declarations, body = _trees_c(name, estimator, classification, scaling)
+        declarations, body = _trees_c(name, estimator, classification, scaling, policy)
         scaling = []
-    elif isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+    elif isinstance(estimator, _BOOSTING):
         declarations, body = _boosting_c(name, estimator, classification, scaling)
         scaling = []
-    elif isinstance(estimator, GaussianNB):
-        declarations, body = _gaussian_nb_c(name, estimator)
-    elif isinstance(estimator, _LINEAR):
-        declarations, body = _linear_c(name, estimator, classification, n_features)
-    elif isinstance(estimator, MLPClassifier | MLPRegressor):
-        declarations, body = _mlp_c(name, estimator, classification)
     else:
-        raise RetrainerError(_unsupported(type(estimator).__name__))
+        single, double = _Arithmetic(name, False), _Arithmetic(name, True)
+        if isinstance(estimator, GaussianNB):
+            declarations, body = _gaussian_nb_c(name, estimator, single)
+            wide = _gaussian_nb_c(name, estimator, double)[1]
+        elif isinstance(estimator, _LINEAR):
+            declarations, body = _linear_c(name, estimator, classification, n_features, single)
+            wide = _linear_c(name, estimator, classification, n_features, double)[1]
+        else:
+            declarations, body = _mlp_c(name, estimator, classification, single)
+            wide = _mlp_c(name, estimator, classification, double)[1]
 
     model_type = _model_type(steps, estimator)
-    header = _header(name, model_type, classification, n_features, classes, names)
-    source = _source(name, model_type, n_features, scaling, declarations, body, classification)
+    header = _header(
+        name, model_type, classification, n_features, classes, names, policy, wide is not None
+    )
+    source = _source(
+        name, model_type, n_features, scaling, declarations, body, classification, policy, wide
+    )
     return CExport(
         name=name,
         model_type=model_type,
@@ -255,13 +300,15 @@ def export_c(
     )
 
 
-def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
-    """emlearn's default C export of a tree model, wrapped in the same ``float`` entry point.
+def export_c_emlearn(model: Any, *, name: str = "model", dtype: str = "int16") -> CExport:
+    """emlearn's C export of a tree model, wrapped in the same ``float`` entry point.
 
-    The features go through ``int16_t`` as in emlearn's own float wrapper. This export is kept to
-    measure emlearn's defaults against scikit-learn (the parity check must reject them on
-    data in [0, 1]); do not ship it. ``import emlearn`` changes numpy's global floating-point error
-    settings; they are restored here.
+    With emlearn's default (``dtype="int16"``) the features go through ``int16_t`` as in
+    emlearn's own float wrapper; ``dtype="float"`` is emlearn's float option (float features
+    and thresholds, still majority voting). This export is kept to measure emlearn against
+    scikit-learn (the parity check must reject its defaults on data in [0, 1]); do not ship it.
+    ``import emlearn`` changes numpy's global floating-point error settings; they are restored
+    here.
 
     Parameters
     ----------
@@ -269,6 +316,8 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
         A fitted ``DecisionTree``/``RandomForest``/``ExtraTrees`` classifier.
     name
         C identifier prefix.
+    dtype
+        ``int16`` (emlearn's default) or ``float``.
 
     Examples
     --------
@@ -278,6 +327,8 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
     >>> tree = DecisionTreeClassifier().fit([[0.0], [0.1], [1.0]], [0, 0, 1])
     >>> export_c_emlearn(tree, name="level").generator
     'emlearn-defaults'
+    >>> export_c_emlearn(tree, name="level", dtype="float").generator
+    'emlearn-float'
     >>> np.geterr() == before
     True
     """
@@ -288,27 +339,28 @@ def export_c_emlearn(model: Any, *, name: str = "model") -> CExport:
         raise RetrainerError(
             f"export_c_emlearn covers tree classifiers only, not {type(model).__name__}"
         )
+    if dtype not in ("int16", "float"):
+        raise RetrainerError(f"emlearn dtype must be 'int16' or 'float', not {dtype!r}")
     with _numpy_errors_kept():
         import emlearn
 
-        code = emlearn.convert(model).save(name=f"{name}_eml")
+        options = {"dtype": "float"} if dtype == "float" else {}
+        code = emlearn.convert(model, **options).save(name=f"{name}_eml")
         include_dir = str(emlearn.includedir)
     n_features = int(model.n_features_in_)
     classes = tuple(_plain(c) for c in model.classes_)
     names = _feature_names(model, None, n_features)
-    model_type = f"{type(model).__name__} (emlearn defaults)"
-    header = _header(name, model_type, True, n_features, classes, names)
+    setting = "defaults" if dtype == "int16" else "float"
+    model_type = f"{type(model).__name__} (emlearn {setting})"
+    policy = InputPolicy(refuses_nan=True, refuses_inf=True)
+    header = _header(name, model_type, True, n_features, classes, names, policy, False)
     adapter = f"""
+#include <math.h>
 #include "{name}.h"
 
 int32_t {name}_predict(const float *features)
 {{
-    int16_t values[{n_features}];
-    for (int32_t i = 0; i < {n_features}; i++) {{
-        values[i] = (int16_t)features[i];
-    }}
-    return {name}_eml_predict(values, {n_features});
-}}
+{_refusal_c(n_features, policy, True)}{_emlearn_call(name, n_features, dtype)}}}
 """
     return CExport(
         name=name,
@@ -320,7 +372,18 @@ int32_t {name}_predict(const float *features)
         header=header,
         feature_names=names,
         include_dirs=(include_dir,),
-        generator="emlearn-defaults",
+        generator=f"emlearn-{setting}",
+    )
+
+
+def _emlearn_call(name: str, n_features: int, dtype: str) -> str:
+    if dtype == "float":
+        return f"    return {name}_eml_predict(features, {n_features});\n"
+    return (
+        f"    int16_t values[{n_features}];\n"
+        f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+        "        values[i] = (int16_t)features[i];\n    }\n"
+        f"    return {name}_eml_predict(values, {n_features});\n"
     )
 
 
@@ -406,14 +469,16 @@ def _raw_thresholds(
     (``float32_split``); its histogram gradient boosting compares in float64, ``scale(x) <= t``.
     Either test is monotone in ``x``: the left side is ``x <= R`` for one float64 ``R``. A
     bisection over all float64 values (as ordered integers) finds ``R``; the C test is
-    ``x32 <= float32(R)``, which agrees with scikit-learn for every float32 input and for every
-    float64 input not within half a float32 step of ``R``.
-    For trees without scaling this is the largest float32 not above ``t``, and exact. Otherwise
-    two float64 inputs that round to the same float32 can fall on different sides, and a float32
-    device cannot tell them apart; ``float32(R)`` rounds to nearest, so that an input equal to
-    ``R`` goes left. That is the common case in boosting: its thresholds are often training
-    values themselves (bin edges at quantiles), and many rows sit exactly on them. The parity
-    check counts the remaining rows (inputs within half a float32 step above ``R``).
+    ``x32 <= float32(R)``.
+    For trees (``float32_split``) ``R`` is a float32 and the test is exact for every input.
+    Otherwise two float64 inputs that round to the same float32 can fall on different sides, and
+    a float32 device cannot tell them apart; ``float32(R)`` rounds to nearest, so that an input
+    equal to ``R`` goes left. That is the common case in boosting: its thresholds are often
+    training values themselves (bin edges at quantiles), and many rows sit exactly on them. The
+    price: when ``float32(R)`` rounds up, the float32 value ``float32(R)`` itself goes left in C
+    and right in scikit-learn (it is above ``R``); the edge property test checks that these are
+    the only float32 inputs where boosting's C and Python differ, and the parity check counts
+    such rows (float64 inputs within half a float32 step above ``R``).
     """
     t = np.asarray(thresholds, dtype=np.float64)
 
@@ -450,7 +515,9 @@ def _from_key(keys: np.ndarray) -> np.ndarray:
     return np.where(keys < 0, magnitude | sign, magnitude).astype(np.uint64).view(np.float64)
 
 
-def _scaling_c(name: str, ops: list[tuple[str, Any]], n_features: int) -> tuple[str, str]:
+def _scaling_c(
+    name: str, ops: list[tuple[str, Any]], n_features: int, ctype: str
+) -> tuple[str, str]:
     decls, lines = [], []
     for i, (kind, values) in enumerate(ops):
         if kind == "clip":
@@ -462,10 +529,11 @@ def _scaling_c(name: str, ops: list[tuple[str, Any]], n_features: int) -> tuple[
         decls.append(_array("float", array, values))
         symbol = {"sub": "-", "div": "/", "mul": "*", "add": "+"}[kind]
         lines.append(f"        v = v {symbol} {array}[i];")
+    suffix = "_wide" if ctype == "double" else ""
     function = (
-        f"static void {name}_scale(const float *features, float *x)\n{{\n"
+        f"static void {name}_scale{suffix}(const float *features, {ctype} *x)\n{{\n"
         f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
-        "        float v = features[i];\n" + "\n".join(lines) + "\n        x[i] = v;\n    }\n}\n"
+        f"        {ctype} v = features[i];\n" + "\n".join(lines) + "\n        x[i] = v;\n    }\n}\n"
     )
     return "\n".join(decls), function
 
@@ -504,9 +572,10 @@ def _comment(text: Any) -> str:
     return re.sub(r"[^A-Za-z0-9 _.:+=,()\[\]-]", "?", str(text))[:80]
 
 
-def _argmax_c(name: str) -> str:
+def _argmax_c(name: str, ctype: str) -> str:
+    suffix = "_wide" if ctype == "double" else ""
     return (
-        f"static int32_t {name}_argmax(const float *v, int32_t n)\n{{\n"
+        f"static int32_t {name}_argmax{suffix}(const {ctype} *v, int32_t n)\n{{\n"
         "    int32_t best = 0;\n"
         "    for (int32_t k = 1; k < n; k++) {\n"
         "        if (v[k] > v[best]) {\n            best = k;\n        }\n    }\n"
@@ -521,6 +590,8 @@ def _header(
     n_features: int,
     classes: tuple[Any, ...],
     feature_names: tuple[str, ...],
+    policy: InputPolicy,
+    wide: bool,
 ) -> str:
     guard = f"{name.upper()}_H"
     inputs = "\n".join(f" *   {i}: {_comment(n)}" for i, n in enumerate(feature_names))
@@ -533,9 +604,24 @@ def _header(
         outputs = "\n".join(f" *   {i}: {_comment(c)}" for i, c in enumerate(classes))
         lines += [" * Output: index of the predicted class:", outputs]
         signature = f"int32_t {name}_predict(const float *features);"
+        refused = f"{name.upper()}_REFUSED (-1)"
     else:
         lines.append(" * Output: the predicted value.")
         signature = f"float {name}_predict(const float *features);"
+        refused = "NaN (test it with isnan)"
+    nan = "refused" if policy.refuses_nan else "follows the side learned in training at each split"
+    inf = "refused" if policy.refuses_inf else "compared like any other value"
+    lines += [
+        " * Missing and infinite inputs are treated as scikit-learn's predict treats them:",
+        f" *   NaN: {nan};",
+        f" *   +-inf: {inf}.",
+        f" * A refused row returns {refused}.",
+    ]
+    if wide:
+        lines.append(
+            " * A row whose float32 arithmetic overflows (|x| near 1e19 and above) is computed"
+            "\n * again in double, as Python computes it."
+        )
     lines += [
         " */",
         f"#ifndef {guard}",
@@ -547,6 +633,7 @@ def _header(
     ]
     if classification:
         lines.append(f"#define {name.upper()}_N_CLASSES {len(classes)}")
+        lines.append(f"#define {name.upper()}_REFUSED (-1)")
     lines += ["", signature, "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 
@@ -559,7 +646,10 @@ def _source(
     declarations: str,
     body: str,
     classification: bool,
+    policy: InputPolicy,
+    wide: str | None = None,
 ) -> str:
+    """The C source: input checks, scaling, the model body and, if any, its double path."""
     parts = [
         f"/* Generated by retrainer from {_comment(model_type)}; do not edit. */",
         "#include <math.h>",
@@ -568,30 +658,89 @@ def _source(
         f'#include "{name}.h"',
         "",
     ]
-    if scaling:
-        scale_decls, scale_function = _scaling_c(name, scaling, n_features)
-        parts += [scale_decls, "", scale_function]
-        prologue = f"    float x[{n_features}];\n    {name}_scale(features, x);\n"
-    else:
-        prologue = "    const float *x = features;\n"
-    if "_argmax(" in body:
-        parts.append(_argmax_c(name))
     return_type = "int32_t" if classification else "float"
+    prologue = _refusal_c(n_features, policy, classification)
+    if scaling:
+        scale_decls, scale_function = _scaling_c(name, scaling, n_features, "float")
+        parts += [scale_decls, "", scale_function]
+        prologue += f"    float x[{n_features}];\n    {name}_scale(features, x);\n"
+        if wide is not None:
+            parts.append(_scaling_c(name, scaling, n_features, "double")[1])
+            prologue += (
+                f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+                + _Arithmetic(name, False).check("x[i]", "        ")
+                + "    }\n"
+            )
+    else:
+        prologue += "    const float *x = features;\n"
+    if "_argmax(" in body:
+        parts.append(_argmax_c(name, "float"))
+    if wide is not None:
+        if "_argmax_wide(" in wide:
+            parts.append(_argmax_c(name, "double"))
+        parts.append(f"static {return_type} {name}_wide(const float *features);\n")
     parts += [
         declarations,
         "",
         f"{return_type} {name}_predict(const float *features)\n{{\n{prologue}{body}}}",
         "",
     ]
+    if wide is not None:
+        if scaling:
+            load = f"    {name}_scale_wide(features, x);\n"
+        else:
+            load = (
+                f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+                "        x[i] = features[i];\n    }\n"
+            )
+        parts += [
+            "/* The same model in double, for rows whose float32 arithmetic overflows. */",
+            f"static {return_type} {name}_wide(const float *features)\n{{\n"
+            f"    double x[{n_features}];\n{load}{wide}}}",
+            "",
+        ]
     return "\n".join(parts)
+
+
+def _refusal_c(n_features: int, policy: InputPolicy, classification: bool) -> str:
+    """C that returns the refused code for a row holding a value Python refuses."""
+    if policy.refuses_nan and policy.refuses_inf:
+        test = "!isfinite(features[i])"
+    elif policy.refuses_nan:
+        test = "isnan(features[i])"
+    elif policy.refuses_inf:
+        test = "isinf(features[i])"
+    else:
+        return ""
+    return (
+        f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+        f"        if ({test}) {{\n            return {_refused(classification)};\n"
+        "        }\n    }\n"
+    )
+
+
+def _refused(classification: bool) -> str:
+    return "-1" if classification else "NAN"
 
 
 # ---------------------------------------------------------------- trees and forests
 
 
 def _trees_c(
-    name: str, estimator: Any, classification: bool, scaling: list[tuple[str, Any]]
+    name: str,
+    estimator: Any,
+    classification: bool,
+    scaling: list[tuple[str, Any]],
+    policy: InputPolicy,
 ) -> tuple[str, str]:
+    """Trees and forests: one node table, NaN to the side each node learned (if accepted).
+
+    scikit-learn sends a NaN left at a node whose ``missing_go_to_left`` is set (the side
+    learned in training, or the side with more samples when training had none) and refuses NaN
+    for an estimator that does not support missing values; the C does the same. Behind scalers,
+    a raw value that scikit-learn's float32 cast of the scaled value turns into infinity is
+    refused, as scikit-learn refuses it.
+    """
     trees = [e.tree_ for e in getattr(estimator, "estimators_", [estimator])]
     if any(t.n_outputs != 1 for t in trees):
         raise RetrainerError(f"cannot export a multi-output {type(estimator).__name__} to C")
@@ -600,11 +749,13 @@ def _trees_c(
 
     features: list[int] = []
     thresholds: list[float] = []
+    nan_left: list[int] = []
     lefts: list[int] = []
     rights: list[int] = []
     roots: list[int] = []
     leaf_rows: list[np.ndarray] = []
     for tree in trees:
+        goes_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.uint8))
         is_leaf = tree.children_left == -1
         inner = np.flatnonzero(~is_leaf)
         node_index = np.full(tree.node_count, -1, dtype=np.int64)
@@ -622,6 +773,7 @@ def _trees_c(
             f = int(tree.feature[node])
             features.append(f)
             thresholds.append(float(tree.threshold[node]))
+            nan_left.append(int(goes_left[node]))
             lefts.append(child(tree.children_left[node]))
             rights.append(child(tree.children_right[node]))
         roots.append(child(0))
@@ -654,32 +806,38 @@ def _trees_c(
         _array(child_type, f"{name}_right", rights or [0], per_line=16),
         _array(child_type, f"{name}_root", roots, per_line=16),
     ]
+    nan = not policy.refuses_nan
+    if nan:
+        decls.append(_array("uint8_t", f"{name}_nan_left", nan_left or [0], per_line=16))
+    guard, guard_decls = _overflow_guard(name, scaling, estimator.n_features_in_, classification)
+    decls += guard_decls
     if single and classification:
-        return "\n".join(decls), _walk_c(name, "0", 1) + "    return -n - 1;\n"
+        return "\n".join(decls), guard + _walk_c(name, "0", 1, nan) + "    return -n - 1;\n"
     if classification:
         decls.append(_array("float", f"{name}_leaf", table))
         body = (
             f"    float votes[{n_classes}];\n"
             f"    for (int32_t k = 0; k < {n_classes}; k++) {{\n        votes[k] = 0.0f;\n    }}\n"
             f"    for (int32_t t = 0; t < {len(trees)}; t++) {{\n"
-            f"{_walk_c(name, 't', 2)}"
+            f"{_walk_c(name, 't', 2, nan)}"
             f"        const float *share = &{name}_leaf[(-n - 1) * {n_classes}];\n"
             f"        for (int32_t k = 0; k < {n_classes}; k++) {{\n"
             "            votes[k] += share[k];\n        }\n    }\n"
             f"    return {name}_argmax(votes, {n_classes});\n"
         )
-        return "\n".join(decls), body
+        return "\n".join(decls), guard + body
     decls.append(_array("float", f"{name}_leaf", table[:, 0]))
     if single:
-        return "\n".join(decls), _walk_c(name, "0", 1) + f"    return {name}_leaf[-n - 1];\n"
+        walk = _walk_c(name, "0", 1, nan)
+        return "\n".join(decls), guard + walk + f"    return {name}_leaf[-n - 1];\n"
     body = (
         "    float sum = 0.0f;\n"
         f"    for (int32_t t = 0; t < {len(trees)}; t++) {{\n"
-        f"{_walk_c(name, 't', 2)}"
+        f"{_walk_c(name, 't', 2, nan)}"
         f"        sum += {name}_leaf[-n - 1];\n    }}\n"
         f"    return sum / {_f32(len(trees))};\n"
     )
-    return "\n".join(decls), body
+    return "\n".join(decls), guard + body
 
 
 def _boosting_c(
@@ -785,9 +943,19 @@ def _boosting_c(
     return decls, body
 
 
-def _walk_c(name: str, tree: str, depth: int) -> str:
-    """C that walks tree ``tree`` from its root to a leaf, leaving ``n = -(leaf + 1)``."""
+def _walk_c(name: str, tree: str, depth: int, nan: bool) -> str:
+    """C that walks tree ``tree`` from its root to a leaf, leaving ``n = -(leaf + 1)``; with
+    ``nan``, a NaN goes where the node's ``nan_left`` flag says."""
     pad = "    " * depth
+    if nan:
+        return (
+            f"{pad}int32_t n = {name}_root[{tree}];\n"
+            f"{pad}while (n >= 0) {{\n"
+            f"{pad}    const float v = x[{name}_feature[n]];\n"
+            f"{pad}    n = (v <= {name}_threshold[n] || (isnan(v) && {name}_nan_left[n])) "
+            f"? {name}_left[n] : {name}_right[n];\n"
+            f"{pad}}}\n"
+        )
     return (
         f"{pad}int32_t n = {name}_root[{tree}];\n"
         f"{pad}while (n >= 0) {{\n"
@@ -795,6 +963,34 @@ def _walk_c(name: str, tree: str, depth: int) -> str:
         f": {name}_right[n];\n"
         f"{pad}}}\n"
     )
+
+
+def _overflow_guard(
+    name: str, scaling: list[tuple[str, Any]], n_features: int, classification: bool
+) -> tuple[str, list[str]]:
+    """C refusing raw values whose scaled float32 value is infinite (scikit-learn refuses them).
+
+    Without scaling there is nothing to add: an infinite input is refused up front.
+    """
+    if not scaling:
+        return "", []
+    limit = float(np.finfo(np.float32).max)
+    index = np.arange(n_features, dtype=np.intp)
+    high = _raw_thresholds(scaling, np.full(n_features, limit), index)
+    low = _raw_thresholds(scaling, np.full(n_features, np.nextafter(-limit, -np.inf)), index)
+    if np.all(np.isinf(high)) and np.all(np.isinf(low)):
+        return "", []
+    decls = [
+        "/* Raw values beyond these turn infinite in scikit-learn's float32 cast after scaling. */",
+        _array("float", f"{name}_finite_low", low),
+        _array("float", f"{name}_finite_high", high),
+    ]
+    guard = (
+        f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+        f"        if (x[i] <= {name}_finite_low[i] || x[i] > {name}_finite_high[i]) {{\n"
+        f"            return {_refused(classification)};\n        }}\n    }}\n"
+    )
+    return guard, decls
 
 
 def _leaf_value(value: np.ndarray, classification: bool, single: bool) -> np.ndarray:
@@ -810,7 +1006,7 @@ def _leaf_value(value: np.ndarray, classification: bool, single: bool) -> np.nda
 # ---------------------------------------------------------------- naive Bayes, linear, MLP
 
 
-def _gaussian_nb_c(name: str, nb: GaussianNB) -> tuple[str, str]:
+def _gaussian_nb_c(name: str, nb: GaussianNB, real: _Arithmetic) -> tuple[str, str]:
     var = np.asarray(nb.var_, dtype=np.float64)
     n_classes, n_features = var.shape
     with np.errstate(divide="ignore"):
@@ -823,20 +1019,23 @@ def _gaussian_nb_c(name: str, nb: GaussianNB) -> tuple[str, str]:
             _array("float", f"{name}_constant", constant),
         ]
     )
+    r = real.ctype
     body = (
-        f"    float jll[{n_classes}];\n"
+        f"    {r} jll[{n_classes}];\n"
         f"    for (int32_t c = 0; c < {n_classes}; c++) {{\n"
-        f"        float s = {name}_constant[c];\n"
+        f"        {r} s = {name}_constant[c];\n"
         f"        for (int32_t f = 0; f < {n_features}; f++) {{\n"
-        f"            const float d = x[f] - {name}_theta[c * {n_features} + f];\n"
+        f"            const {r} d = x[f] - {name}_theta[c * {n_features} + f];\n"
         f"            s -= d * d * {name}_half_inv_var[c * {n_features} + f];\n"
-        "        }\n        jll[c] = s;\n    }\n"
-        f"    return {name}_argmax(jll, {n_classes});\n"
+        f"        }}\n{real.check('s', '        ')}        jll[c] = s;\n    }}\n"
+        f"    return {real.argmax}(jll, {n_classes});\n"
     )
     return decls, body
 
 
-def _linear_c(name: str, model: Any, classification: bool, n_features: int) -> tuple[str, str]:
+def _linear_c(
+    name: str, model: Any, classification: bool, n_features: int, real: _Arithmetic
+) -> tuple[str, str]:
     coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
     intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
     if coef.shape[1] != n_features or len(intercept) != coef.shape[0]:
@@ -847,27 +1046,28 @@ def _linear_c(name: str, model: Any, classification: bool, n_features: int) -> t
     decls = "\n".join(
         [_array("float", f"{name}_coef", coef), _array("float", f"{name}_intercept", intercept)]
     )
+    r = real.ctype
     body = (
-        f"    float score[{n_out}];\n"
+        f"    {r} score[{n_out}];\n"
         f"    for (int32_t k = 0; k < {n_out}; k++) {{\n"
-        f"        float s = {name}_intercept[k];\n"
+        f"        {r} s = {name}_intercept[k];\n"
         f"        for (int32_t f = 0; f < {n_features}; f++) {{\n"
         f"            s += {name}_coef[k * {n_features} + f] * x[f];\n"
-        "        }\n        score[k] = s;\n    }\n"
+        f"        }}\n{real.check('s', '        ')}        score[k] = s;\n    }}\n"
     )
-    return decls, body + _output_c(name, n_out, classification, "score")
+    return decls, body + _output_c(real.argmax, n_out, classification, "score")
 
 
-def _output_c(name: str, n_out: int, classification: bool, scores: str) -> str:
+def _output_c(argmax: str, n_out: int, classification: bool, scores: str) -> str:
     """Turn raw scores into the prediction as scikit-learn does (binary: score > 0)."""
     if not classification:
         return f"    return {scores}[0];\n"
     if n_out == 1:
         return f"    return {scores}[0] > 0.0f ? 1 : 0;\n"
-    return f"    return {name}_argmax({scores}, {n_out});\n"
+    return f"    return {argmax}({scores}, {n_out});\n"
 
 
-def _mlp_c(name: str, mlp: Any, classification: bool) -> tuple[str, str]:
+def _mlp_c(name: str, mlp: Any, classification: bool, real: _Arithmetic) -> tuple[str, str]:
     if mlp.n_outputs_ != 1 and not (classification and mlp.out_activation_ == "softmax"):
         raise RetrainerError(f"cannot export a multi-output {type(mlp).__name__} to C")
     if mlp.out_activation_ not in ("identity", "exp", "logistic", "softmax"):
@@ -876,7 +1076,8 @@ def _mlp_c(name: str, mlp: Any, classification: bool) -> tuple[str, str]:
         raise RetrainerError(f"cannot export MLP activation {mlp.activation!r} to C")
     widths = [w.shape[0] for w in mlp.coefs_] + [mlp.coefs_[-1].shape[1]]
     width = max(widths)
-    decls, lines = [], [f"    float a[{width}];", f"    float b[{width}];"]
+    r = real.ctype
+    decls, lines = [], [f"    {r} a[{width}];", f"    {r} b[{width}];"]
     lines.append(f"    for (int32_t i = 0; i < {widths[0]}; i++) {{\n        a[i] = x[i];\n    }}")
     for layer, (w, bias) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
         n_in, n_out = w.shape
@@ -884,12 +1085,13 @@ def _mlp_c(name: str, mlp: Any, classification: bool) -> tuple[str, str]:
         decls.append(_array("float", f"{name}_b{layer}", bias))
         last = layer == len(mlp.coefs_) - 1
         # The output activation (logistic/softmax) is monotone: the class follows from raw scores.
-        activated = "s" if last else _MLP_ACTIVATIONS[mlp.activation].format(v="s")
+        activated = "s" if last else _MLP_ACTIVATIONS[mlp.activation].format(v="s", m=real.math)
         lines.append(
             f"    for (int32_t j = 0; j < {n_out}; j++) {{\n"
-            f"        float s = {name}_b{layer}[j];\n"
+            f"        {r} s = {name}_b{layer}[j];\n"
             f"        for (int32_t i = 0; i < {n_in}; i++) {{\n"
             f"            s += a[i] * {name}_w{layer}[i * {n_out} + j];\n        }}\n"
+            f"{real.check('s', '        ')}"
             f"        b[j] = {activated};\n    }}"
         )
         if not last:
@@ -897,8 +1099,8 @@ def _mlp_c(name: str, mlp: Any, classification: bool) -> tuple[str, str]:
                 f"    for (int32_t j = 0; j < {n_out}; j++) {{\n        a[j] = b[j];\n    }}"
             )
     if mlp.out_activation_ == "exp":
-        lines.append("    b[0] = expf(b[0]);")
-    body = "\n".join(lines) + "\n" + _output_c(name, widths[-1], classification, "b")
+        lines.append(f"    b[0] = exp{real.math}(b[0]);")
+    body = "\n".join(lines) + "\n" + _output_c(real.argmax, widths[-1], classification, "b")
     return "\n".join(decls), body
 
 
@@ -908,7 +1110,7 @@ def _quantized_export(name: str, q: QuantizedMLP, feature_names: Sequence[str] |
     names = _feature_names(q, feature_names, q.n_features_in_)
     widths = [w.shape[0] for w in q.weights] + [q.weights[-1].shape[1]]
     width = max(widths)
-    activation = _MLP_ACTIVATIONS[q.activation]
+    activation = _MLP_ACTIVATIONS[q.activation].replace("{m}", "f")
     decls = []
     lines = [
         f"    int8_t q[{width}];",
@@ -938,10 +1140,20 @@ def _quantized_export(name: str, q: QuantizedMLP, feature_names: Sequence[str] |
         )
     if q.output == "regression-exp":
         lines.append("    a[0] = expf(a[0]);")
-    body = "\n".join(lines) + "\n" + _output_c(name, widths[-1], classification, "a")
-    header = _header(name, q.source_type, classification, q.n_features_in_, classes, names)
+    body = "\n".join(lines) + "\n" + _output_c(f"{name}_argmax", widths[-1], classification, "a")
+    policy = input_policy(q, q.n_features_in_)
+    header = _header(
+        name, q.source_type, classification, q.n_features_in_, classes, names, policy, False
+    )
     source = _source(
-        name, q.source_type, q.n_features_in_, q.scaling, "\n".join(decls), body, classification
+        name,
+        q.source_type,
+        q.n_features_in_,
+        q.scaling,
+        "\n".join(decls),
+        body,
+        classification,
+        policy,
     )
     return CExport(
         name=name,

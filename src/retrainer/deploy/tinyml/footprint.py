@@ -19,6 +19,22 @@ _OBJECT_FLAGS = ("-Os", "-ffunction-sections", "-fdata-sections", "-fstack-usage
 _LINK_FLAGS = ("-Wl,--gc-sections", *_SPECS)
 
 
+def cross_flags(target: DeployTarget) -> dict[str, list[str]]:
+    """The exact ``arm-none-eabi-gcc`` flags of the measured build: compile and link.
+
+    Examples
+    --------
+    >>> flags = cross_flags(DeployTarget("m4", 256, 64))
+    >>> "-ffp-contract=off" in flags["compile"], "-Wl,--gc-sections" in flags["link"]
+    (True, True)
+    """
+    machine = list(target.compiler_flags())
+    return {
+        "compile": [*machine, *C_FLAGS, *_OBJECT_FLAGS],
+        "link": [*machine, *_LINK_FLAGS],
+    }
+
+
 @dataclass(frozen=True)
 class Footprint:
     """Flash and RAM of a minimal firmware image that runs the model, against a target's budget.
@@ -46,7 +62,7 @@ class Footprint:
     reason
         Why it does not fit (with the excess in bytes), or why it was not measured.
     compiler
-        ``arm-none-eabi-gcc`` version line and flags.
+        ``arm-none-eabi-gcc`` version line and the model's exact compile flags.
     """
 
     target: str
@@ -170,7 +186,7 @@ def compile_for_target(
     export.write(work)
     includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
     run_tool(
-        [compiler, *target.compiler_flags(), *C_FLAGS, *_OBJECT_FLAGS, *includes]
+        [compiler, *cross_flags(target)["compile"], *includes]
         + ["-c", "-o", f"{export.name}.o", f"{export.name}.c"],
         cwd=work,
         what=f"cross-compile of {export.name} for {target.name}",
@@ -193,7 +209,7 @@ def _measure(
     what = f"cross-compile of {export.name} for {target.name}"
     main = _main_object(compiler, target, export, with_model=True)
     run_tool(
-        [compiler, *target.compiler_flags(), *_LINK_FLAGS, "-o", "firmware.elf", main]
+        [compiler, *cross_flags(target)["link"], "-o", "firmware.elf", main]
         + [model_object, "-lm"],
         cwd=work,
         what=what,
@@ -227,7 +243,7 @@ def _measure(
         model_ram_bytes=ram - (base_data + base_bss + base_stack),
         fits=not problems,
         reason="; ".join(problems),
-        compiler=f"{_version(compiler)} {' '.join(target.compiler_flags())} -Os",
+        compiler=f"{_version(compiler)} {' '.join(cross_flags(target)['compile'])}",
         **budgets,
     )
 

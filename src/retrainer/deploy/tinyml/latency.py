@@ -98,6 +98,7 @@ def measure_latency(
     X: Any,
     python_predictions: Any,
     *,
+    refused: Any = None,
     max_rows: int | None = None,
     workdir: str | Path | None = None,
     model_object: Path | None = None,
@@ -112,6 +113,8 @@ def measure_latency(
         The deploy target (cpu, flags, clock and CPI, latency budget).
     X, python_predictions
         Rows and the Python model's predictions for them.
+    refused
+        Boolean mask of the rows Python refuses (default: none).
     max_rows
         Rows to run on the board (default ``target.board_rows``).
     workdir
@@ -147,6 +150,8 @@ def measure_latency(
     rows = target.board_rows if max_rows is None else max_rows
     features = feature_matrix(export, X)[:rows]
     expected = np.asarray(python_predictions)[:rows]
+    refused = None if refused is None else np.asarray(refused, dtype=bool)[:rows]
+    expected = (expected, refused)
     tools = (compiler, qemu)
     if workdir is not None:
         work = Path(workdir)
@@ -161,7 +166,7 @@ def _measure(
     target: DeployTarget,
     board: str,
     features: np.ndarray,
-    expected: np.ndarray,
+    expected: tuple[np.ndarray, np.ndarray | None],
     work: Path,
     model_object: Path | None,
     tools: tuple[str, str],
@@ -198,7 +203,7 @@ def _measure(
     out = np.fromfile(work / "predictions.bin", dtype=np.int32 if classification else np.float32)
     stats = out[-4:].view(np.uint32).astype(np.int64)
     n, ticks, calibration_ticks = int(stats[0]), int(stats[1] + (stats[2] << 32)), int(stats[3])
-    _, same, _ = compare_outputs(export, out[:-4], expected)
+    _, same, _ = compare_outputs(export, out[:-4], *expected)
     per_tick = 2 * _CALIBRATION_LOOPS / max(calibration_ticks, 1)
     instructions = ticks * per_tick / max(n, 1)
     ms = target.instructions_to_ms(instructions)

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from retrainer.deploy.tinyml.domain import F32_MAX, device_values
 from retrainer.deploy.tinyml.export import CExport
-from retrainer.deploy.tinyml.toolchain import C_FLAGS, cached_object, find_tool, run_tool
+from retrainer.deploy.tinyml.toolchain import HOST_FLAGS, cached_object, find_tool, run_tool
 from retrainer.errors import DataError, RetrainerError
 
 # A regression prediction "agrees" when it is within this share of max(1, |python value|).
@@ -40,6 +41,12 @@ class ParityResult:
         Host time per C prediction (nanoseconds, timed passes over all rows).
     compiler
         The host compiler used.
+    n_non_finite
+        Rows holding NaN or infinity (compared like the others).
+    n_refused
+        Rows both Python and the C refused (a NaN or infinity the model does not accept).
+    flags
+        The host compiler flags of the check.
     """
 
     n: int
@@ -51,6 +58,9 @@ class ParityResult:
     max_abs_error: float | None
     host_ns_per_prediction: float
     compiler: str
+    n_non_finite: int = 0
+    n_refused: int = 0
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
@@ -62,11 +72,15 @@ def check_parity(
     X: Any,
     python_predictions: Any,
     *,
+    refused: Any = None,
     y: Any = None,
     workdir: str | Path | None = None,
     repeats: int = 3,
 ) -> ParityResult:
     """Compile ``export`` with the host ``cc``, predict every row of ``X`` in C and compare.
+
+    A row Python refuses (``refused``: NaN or infinity the model does not accept) agrees when
+    the C refuses it too; rows with NaN or infinity are compared like all others.
 
     Parameters
     ----------
@@ -76,7 +90,10 @@ def check_parity(
         Rows to predict (array or DataFrame; a DataFrame is reordered to ``export.feature_names``
         when it has those columns).
     python_predictions
-        The Python model's ``predict(X)``.
+        The Python model's ``predict(X)`` (see
+        :func:`~retrainer.deploy.tinyml.domain.python_reference` for rows it refuses).
+    refused
+        Boolean mask of the rows Python refuses (default: none).
     y
         True labels, to also report the accuracy of the C model.
     workdir
@@ -105,14 +122,26 @@ def check_parity(
     compiler = find_tool("cc")
     if compiler is None:
         raise RetrainerError("no host C compiler: install gcc (or put cc on PATH) for parity")
+    refused = _refused_mask(refused, features.shape[0])
     if workdir is not None:
-        return _run(export, features, expected, y, Path(workdir), compiler, repeats)
+        return _run(export, features, expected, refused, y, Path(workdir), compiler, repeats)
     with tempfile.TemporaryDirectory(prefix="retrainer-parity-") as tmp:
-        return _run(export, features, expected, y, Path(tmp), compiler, repeats)
+        return _run(export, features, expected, refused, y, Path(tmp), compiler, repeats)
+
+
+def _refused_mask(refused: Any, n: int) -> np.ndarray:
+    if refused is None:
+        return np.zeros(n, dtype=bool)
+    mask = np.asarray(refused, dtype=bool)
+    if mask.shape != (n,):
+        raise DataError(f"refused has shape {mask.shape}; X has {n} rows")
+    return mask
 
 
 def feature_matrix(export: CExport, X: Any) -> np.ndarray:
-    """``X`` as the C model reads it: C-ordered float32, checked for width and finiteness.
+    """``X`` as the C model reads it: C-ordered float32 (NaN and infinity kept), checked for width.
+
+    A value beyond the float32 range becomes the infinity of its sign, as on the device.
 
     Examples
     --------
@@ -131,24 +160,13 @@ def feature_matrix(export: CExport, X: Any) -> np.ndarray:
         elif not _default_names(export):
             raise DataError(f"X lacks the model's feature columns: {', '.join(missing)}")
         columns = [str(c) for c in X.columns]
-    try:
-        values = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"X cannot be read as numbers for the C model: {exc}") from exc
+    values = device_values(X)
     if values.ndim != 2 or values.shape[1] != export.n_features:
         raise DataError(
             f"X has shape {values.shape}; the C model {export.name} takes {export.n_features} "
             "features per row"
         )
-    matrix = np.ascontiguousarray(values, dtype=np.float32)
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        row, col = (int(i[0]) for i in np.nonzero(bad))
-        label = columns[col] if columns is not None else export.feature_names[col]
-        raise DataError(
-            f"X row {row} column {label!r} is {values[row, col]!r}: not a finite float32"
-        )
-    return matrix
+    return np.ascontiguousarray(values, dtype=np.float32)
 
 
 def _default_names(export: CExport) -> bool:
@@ -159,6 +177,7 @@ def _run(
     export: CExport,
     features: np.ndarray,
     expected: np.ndarray,
+    refused: np.ndarray,
     y: Any,
     work: Path,
     compiler: str,
@@ -170,7 +189,7 @@ def _run(
     what = f"host compile of {export.name}"
     harness = cached_object(
         compiler,
-        ["-O2", *C_FLAGS],
+        list(HOST_FLAGS),
         {"parity-main.c": _harness(export, classification), f"{export.name}.h": export.header},
         "parity-main.c",
         what=what,
@@ -178,7 +197,7 @@ def _run(
     includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
     binary = work / "parity"
     run_tool(
-        [compiler, "-O2", *C_FLAGS, *includes, "-o", binary, harness, f"{export.name}.c", "-lm"],
+        [compiler, *HOST_FLAGS, *includes, "-o", binary, harness, f"{export.name}.c", "-lm"],
         cwd=work,
         what=what,
     )
@@ -189,7 +208,7 @@ def _run(
         what=f"host run of {export.name}",
     )
     raw = np.fromfile(work / "predictions.bin", dtype=np.int32 if classification else np.float32)
-    predicted, same, max_abs_error = compare_outputs(export, raw, expected)
+    predicted, same, max_abs_error = compare_outputs(export, raw, expected, refused)
     c_accuracy = python_accuracy = None
     if y is not None and classification:
         labels = np.asarray(y).astype(object)
@@ -209,16 +228,22 @@ def _run(
         max_abs_error=max_abs_error,
         host_ns_per_prediction=float(out.strip() or "nan"),
         compiler=compiler,
+        n_non_finite=int((~np.isfinite(features)).any(axis=1).sum()),
+        n_refused=int((refused & same).sum()),
+        flags=HOST_FLAGS,
     )
 
 
 def compare_outputs(
-    export: CExport, raw: np.ndarray, expected: np.ndarray
+    export: CExport, raw: np.ndarray, expected: np.ndarray, refused: Any = None
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Map raw C outputs to predictions and compare them with ``expected`` row by row.
 
-    Returns the predictions, a boolean "agrees" mask and, for a regressor, the largest absolute
-    error. Class indices outside ``export.classes`` or a row-count mismatch raise.
+    Returns the predictions (None, or NaN for a regressor, where the C refused the row), a
+    boolean "agrees" mask and, for a regressor, the largest absolute error over the rows both
+    predicted. A row Python ``refused`` agrees when the C refused it (class index -1, regressor
+    NaN). A regression value beyond the float32 range agrees with the C's infinity of its sign.
+    Class indices outside ``export.classes`` or a row-count mismatch raise.
 
     Examples
     --------
@@ -233,18 +258,30 @@ def compare_outputs(
             f"the C model {export.name} gave {raw.shape[0]} predictions "
             f"for {expected.shape[0]} rows"
         )
+    python_refused = _refused_mask(refused, raw.shape[0])
     if export.task != "classification":
-        truth = expected.astype(np.float64)
-        error = np.abs(raw.astype(np.float64) - truth)
-        same = error <= REGRESSION_RTOL * np.maximum(1.0, np.abs(truth))
-        return raw, same, float(error.max()) if error.size else 0.0
-    if raw.size and (raw.min() < 0 or raw.max() >= len(export.classes)):
+        values = raw.astype(np.float64)
+        c_refused = np.isnan(values)
+        truth = np.where(python_refused, 0.0, expected.astype(np.float64))
+        with np.errstate(invalid="ignore"):
+            error = np.abs(values - truth)
+            beyond = (np.abs(truth) > F32_MAX) & (values == np.sign(truth) * np.inf)
+            close = (error <= REGRESSION_RTOL * np.maximum(1.0, np.abs(truth))) | beyond
+        both = ~c_refused & ~python_refused
+        same = np.where(python_refused, c_refused, both & close)
+        shown = error[both & ~beyond]
+        return values, same, float(shown.max()) if shown.size else 0.0
+    c_refused = raw == -1
+    if raw.size and (raw.min() < -1 or raw.max() >= len(export.classes)):
         raise RetrainerError(
-            f"the C model {export.name} returned class index {int(raw.max())} outside "
-            f"0..{len(export.classes) - 1}"
+            f"the C model {export.name} returned class index "
+            f"{int(raw.max() if raw.max() >= len(export.classes) else raw.min())} outside "
+            f"0..{len(export.classes) - 1} (-1: refused)"
         )
-    predicted = np.asarray(export.classes, dtype=object)[raw]
-    return predicted, np.asarray(predicted == expected.astype(object), dtype=bool), None
+    predicted = np.asarray([*export.classes, None], dtype=object)[raw]
+    equal = np.asarray(predicted == expected.astype(object), dtype=bool)
+    same = np.where(python_refused, c_refused, ~c_refused & equal)
+    return predicted, same, None
 
 
 def _harness(export: CExport, classification: bool) -> str:

@@ -92,6 +92,11 @@ class QuantizedMLP:
                 f"X has shape {values.shape}; the quantised MLP takes {self.n_features_in_} "
                 "features per row"
             )
+        if not np.isfinite(values).all():
+            raise DataError(
+                "X holds NaN or infinity: the quantised MLP refuses them, "
+                "as scikit-learn's MLP does"
+            )
         a = apply_ops(
             self.scaling,
             values.astype(np.float32),

@@ -363,8 +363,9 @@ def _feature(
         )
     if bins and sum(hist) != values:
         raise DataError(f"{where}: the histogram holds {sum(hist)} values, not {values}")
-    if values and not lo <= hi:
-        raise DataError(f"{where}: min {lo} is above max {hi}")
+    _check_plausible(where, values, header.n_rows, below, above, max_run, lo, hi)
+    if values:
+        _check_moments(where, values, lo, hi, mean, m2, m3, m4, sums)
     has = bool(values)
     return (
         ColumnProfile(
@@ -388,6 +389,65 @@ def _feature(
         ),
         offset,
     )
+
+
+# Relative slack for the moments: the device sums in double, one value at a time.
+_SLACK = 1e-9
+
+
+def _check_plausible(
+    where: str, values: int, rows: int, below: int, above: int, max_run: int, lo: float, hi: float
+) -> None:
+    """Counts and bounds a real sketch cannot produce raise DataError naming the field."""
+    for field_name, count in (("below_min", below), ("above_max", above)):
+        if count > values:
+            raise DataError(f"{where}: {field_name} {count} is more than its {values} values")
+    if max_run > rows:
+        raise DataError(f"{where}: max_run {max_run} is longer than the report's {rows} rows")
+    if values and not (math.isfinite(lo) and math.isfinite(hi)):
+        raise DataError(f"{where}: min {lo} / max {hi} is not finite (infinities are counted)")
+    if values and not lo <= hi:
+        raise DataError(f"{where}: min {lo} is above max {hi}")
+
+
+def _check_moments(
+    where: str,
+    n: int,
+    lo: float,
+    hi: float,
+    mean: float,
+    m2: float,
+    m3: float,
+    m4: float,
+    sums: Sequence[float],
+) -> None:
+    """Moments a real sketch cannot produce raise DataError naming the field.
+
+    ``m2`` and ``m4`` are sums of squared and fourth-power deviations from the mean: not
+    negative, and ``n * m4 >= m2**2`` (Cauchy-Schwarz); the mean lies within [min, max] and
+    equals the bin sums over ``n``.
+    """
+    for field_name, value in (("mean", mean), ("m2", m2), ("m3", m3), ("m4", m4)):
+        if not math.isfinite(value):
+            raise DataError(f"{where}: {field_name} is {value}, not a finite number")
+    scale = max(abs(lo), abs(hi), 1e-300)
+    if not lo - _SLACK * scale <= mean <= hi + _SLACK * scale:
+        raise DataError(f"{where}: mean {mean} lies outside [min {lo}, max {hi}]")
+    spread = (hi - lo) ** 2
+    if m2 < -_SLACK * n * spread:
+        raise DataError(f"{where}: m2 {m2} is negative: a variance cannot be")
+    if m2 > n * spread * (1 + _SLACK) + _SLACK * scale**2:
+        raise DataError(f"{where}: m2 {m2} is larger than {n} values within [{lo}, {hi}] allow")
+    if m4 < -_SLACK * n * spread**2:
+        raise DataError(f"{where}: m4 {m4} is negative: a sum of fourth powers cannot be")
+    if n * m4 < m2 * m2 * (1 - 1e-6) - _SLACK * n * spread**2:
+        raise DataError(f"{where}: m4 {m4} is below m2**2 / n = {m2 * m2 / n}: impossible")
+    if sums:
+        total = math.fsum(sums)
+        if abs(total - mean * n) > 1e-6 * n * scale:
+            raise DataError(
+                f"{where}: the bin sums add to {total}, but mean {mean} x {n} values is {mean * n}"
+            )
 
 
 def _text(raw: bytes, what: str) -> str:

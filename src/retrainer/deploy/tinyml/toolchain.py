@@ -18,6 +18,8 @@ from retrainer.errors import RetrainerError
 # ISO C99 turns off floating-point contraction (a*b+c -> fma) that GNU C allows by default: the
 # host build and the Cortex-M build must round the same way.
 C_FLAGS = ("-std=c99", "-ffp-contract=off", "-Wall", "-Wextra")
+# The host parity build: what the bundle's build file repeats.
+HOST_FLAGS = ("-O2", *C_FLAGS)
 TIMEOUT_S = 300.0
 
 
