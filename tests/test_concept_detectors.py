@@ -295,10 +295,10 @@ def test_adwin_compiled_kernel_equals_the_interpreted_one():
     xs = np.r_[rng.normal(0, 1, 3000), rng.normal(0.4, 1, 3000)]
     outcomes = []
     for kernel in (_compiled(), _scan):
-        positions, prefix = np.zeros(400, np.int64), np.zeros(400)
-        k, n, total, squares, size = kernel(
-            xs - xs[0], 0, 0.0, 0.0, positions, prefix, 0, 0.002, 32, 5, 5, 10
-        )
+        positions, prefix, acc = np.zeros(400, np.int64), np.zeros(400), np.zeros(4)
+        k = kernel(xs, xs[0], acc, positions, prefix, np.array([0.002, 32, 5, 5, 10]))
+        n, total, squares, size = acc.tolist()
+        size = int(size)
         outcomes.append((k, n, total, squares, positions[:size].tolist(), prefix[:size].tolist()))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] > 3000  # the shift was found
@@ -312,3 +312,22 @@ def test_adwin_matches_river_over_many_drifts_and_resets(params):
     expected, _ = river_run(river_drift.ADWIN(**params), xs)
     assert len(expected) >= 5
     assert ADWIN(**params).update_many(xs).tolist() == expected
+
+
+@pytest.mark.parametrize("params", [{}, {"clock": 5, "grace_period": 40}, {"clock": 1}])
+def test_adwin_values_kept_between_cut_tests_are_never_lost(params):
+    """ADWIN's ``update`` keeps values until the next cut test: a state taken, a width or mean
+    read, or a batch read in between must see them, and the change points stay River's."""
+    rng = np.random.default_rng(21)
+    xs = np.r_[rng.normal(0, 1, 2500), rng.normal(1.5, 1, 2500), rng.normal(0, 1, 2500)]
+    expected, _ = river_run(river_drift.ADWIN(**params), xs)
+    detector, found = ADWIN(**params), []
+    for start in range(0, xs.size, 777):
+        hits, _ = one_by_one(detector, xs[start : start + 400])
+        found += [start + h for h in hits]
+        width, mean = detector.width, detector.estimation
+        detector = ADWIN.from_state(json.loads(json.dumps(detector.state_dict())))
+        assert (detector.width, detector.estimation) == (width, mean)
+        found += (start + 400 + detector.update_many(xs[start + 400 : start + 777])).tolist()
+    assert len(expected) >= 2
+    assert found == expected

@@ -125,7 +125,7 @@ def test_random_halves_of_the_same_weeks_do_not_drift(elec2):
         results = check_drift(*_profiles(weeks[mask], weeks[~mask]))
         ks = [r for r in results if r.name == "ks"]
         assert {r.column for r in ks} == {f"feat_{i}" for i in range(1, 7)}
-        assert not any(r.alarm for r in results if r.name == "psi")
+        assert not any(r.detail["measures"]["psi_large"] for r in ks)
         assert not dataset_drift(results).alarm
         column_alarms += [r.alarm for r in ks]
     # Each column is a test at alpha = 0.05: about 1 in 20 column tests may alarm by chance.
@@ -179,8 +179,8 @@ def test_categorical_drift_with_unseen_categories():
     moved = pd.DataFrame({"c": rng.choice(["a", "b", "d"], 1000, p=[0.3, 0.3, 0.4])})
     quiet = check_drift(*_profiles(ref, same))
     loud = check_drift(*_profiles(ref, moved))
-    assert [r.name for r in loud] == ["chi2", "psi", "jensen_shannon"]
-    assert not quiet[0].alarm and loud[0].alarm and loud[1].alarm
+    assert [r.name for r in loud] == ["chi2"]
+    assert not quiet[0].alarm and loud[0].alarm and loud[0].detail["measures"]["psi_large"]
     assert loud[0].p_value < 1e-10
 
 
@@ -231,3 +231,38 @@ def test_a_million_rows_do_not_make_everything_drift():
     assert not verdicts[0.01].alarm, "a 0.01 sd shift is real at this size but does not matter"
     assert verdicts[0.01].detail["effect_size"] == pytest.approx(0.01, abs=0.005)
     assert verdicts[0.5].alarm and verdicts[0.5].statistic == pytest.approx(0.5, abs=0.02)
+
+
+def test_dataset_drift_counts_every_verdict_whatever_its_test():
+    """Regression: above 1,000 rows a categorical verdict is ``jensen_shannon``; dataset_drift
+    dropped it as an informational measure and undercounted the drifted columns."""
+    rng = np.random.default_rng(11)
+    n = 5000
+    ref = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(3)})
+    cur = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(3)})
+    for j in range(2):
+        ref[f"c{j}"] = rng.choice(list("abcd"), n, p=[0.4, 0.3, 0.2, 0.1])
+        cur[f"c{j}"] = rng.choice(list("abcd"), n, p=[0.1, 0.2, 0.3, 0.4])
+    results = check_drift(*_profiles(ref, cur))
+    overall = dataset_drift(results, share=0.4)
+    assert overall.detail["drifted"] == ["c0", "c1"] and overall.alarm
+    assert len(overall.detail["tested"]) == 5
+    assert [(r.column, r.name) for r in results if r.column.startswith("c")] == [
+        ("c0", "jensen_shannon"),
+        ("c1", "jensen_shannon"),
+    ]
+
+
+def test_sensitivity_significance_flags_a_subtle_shift_the_default_lets_pass():
+    """At 20,000 rows a 0.05 sd mean shift is below the default distance threshold (0.1 sd) but
+    well within what KS resolves: ``sensitivity="significance"`` switches to p-value tests."""
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({"x": rng.normal(size=20_000)})
+    cur = pd.DataFrame({"x": rng.normal(0.05, 1.0, size=20_000)})
+    default = check_drift(*_profiles(ref, cur))[0]
+    strict = check_drift(*_profiles(ref, cur), sensitivity="significance")[0]
+    assert (default.name, default.alarm) == ("wasserstein", False)
+    assert (strict.name, strict.alarm) == ("ks", True)
+    assert strict.detail["min_detectable_shift_sd"] < 0.05 < default.detail["min_detectable_effect"]
+    with pytest.raises(ValueError, match="sensitivity"):
+        check_drift(*_profiles(ref, cur), sensitivity="loud")

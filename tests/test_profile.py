@@ -190,3 +190,30 @@ def test_large_histograms_through_the_lookup_table_equal_the_binary_search(seed)
     index = np.searchsorted(edges[:-1], values, side="right") + (values > edges[-1])
     expected = np.bincount(index, minlength=edges.size + 1)
     assert histogram(values, edges).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("dtype", [object, "category", "str", "string[pyarrow]", "string[python]"])
+def test_category_counts_do_not_depend_on_the_string_dtype(dtype):
+    """Counting first and turning only distinct values into text gives the counts of the old
+    per-row text path (``as_text`` on every value), whatever the string dtype."""
+    from retrainer.data.schema import as_text
+
+    rng = np.random.default_rng(3)
+    values = rng.choice(["a", "b", "é", "long value " * 3, "z"], 5000).astype(object)
+    values[rng.random(5000) < 0.1] = None
+    series = pd.Series(values).astype(dtype)
+    spec = ColumnSpec("c", "categorical", True)
+    got = profile_column(series, spec, top_k=3)
+    per_row = as_text(pd.Series(values).dropna()).value_counts()
+    assert got.nulls == int(pd.isna(values).sum())
+    assert got.distinct == per_row.size
+    top = per_row.sort_values(ascending=False)
+    assert got.categories["__other__"] == int(top.iloc[3:].sum())
+    assert {k: v for k, v in got.categories.items() if k != "__other__"} == top.iloc[:3].to_dict()
+
+
+def test_category_counts_merge_values_with_the_same_text():
+    series = pd.Series([1, "1", 2.0, b"2", None, "x"], dtype=object)
+    got = profile_column(series, ColumnSpec("c", "categorical", True))
+    assert got.categories == {"1": 2, "2.0": 1, "2": 1, "x": 1}  # as_text: 1 and "1" are one
+    assert (got.nulls, got.distinct) == (1, 4)

@@ -287,6 +287,7 @@ class DriftSettings(_Section):
     method: str | dict[str, str] = "auto"  # or a test name, or {numeric: ..., categorical: ...}
     correction: Literal["none", "bonferroni", "bh"] = "bh"  # over the columns' p-values
     small: int = Field(1000, ge=1)  # auto: p-value tests up to this many values, distances above
+    sensitivity: Literal["effect", "significance"] = "effect"  # significance: p-values at any n
     thresholds: dict[str, float] = Field(default_factory=dict)  # distance test -> threshold
     reference: ReferenceSettings = ReferenceSettings()
 

@@ -19,10 +19,10 @@ Every verdict also reports, in ``detail``:
 
 The alarm rule of a column: a p-value test alarms when its p-value, adjusted over the columns
 tested with p-values (``correction``: ``bh``, ``bonferroni`` or ``none``), is below ``alpha``
-**and** PSI is at least ``min_psi`` (an effect floor); a distance alarms at its threshold. Two
-informational results follow each verdict: ``psi`` (alarms when the column drifted and PSI
-exceeds ``psi_threshold``) and ``jensen_shannon``. Datetime columns are not tested (time moves
-by design).
+**and** PSI is at least ``min_psi`` (an effect floor); a distance alarms at its threshold. The
+result list holds exactly one verdict per column; the extra measures are fields of it, in
+``detail["measures"]``: ``psi``, ``jensen_shannon`` and ``psi_large`` (the column drifted and
+PSI exceeds ``psi_threshold``). Datetime columns are not tested (time moves by design).
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -34,12 +34,15 @@ Example:
     >>> reference = BatchProfile.from_frame(ref, schema)
     >>> shifted = BatchProfile.from_frame(ref.head(500) + 1.0, schema, edges=reference.edges())
     >>> [(r.name, r.alarm) for r in check_drift(reference, shifted)]
-    [('ks', True), ('psi', True), ('jensen_shannon', False)]
+    [('ks', True)]
+    >>> check_drift(reference, shifted)[0].detail["measures"]["psi_large"]
+    True
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -75,6 +78,7 @@ __all__ = [
     "psi",
 ]
 
+SENSITIVITIES = ("effect", "significance")
 JS_TO_V = math.sqrt(2 * math.log(2))  # small changes: Cramer's V ~ JS distance (base 2) * this
 CVM_NORMAL = 1 / (2 * math.pi * math.sqrt(3))  # int phi^3: T ~ en * shift^2 * this (normal)
 
@@ -281,6 +285,7 @@ def check_drift(
     reference_rows: pd.DataFrame | None = None,
     current_rows: pd.DataFrame | None = None,
     exact_max: int = SMALL,
+    sensitivity: str = "effect",
 ) -> list[CheckResult]:
     """Drift results per column of the reference (see the module doc for the alarm rule).
 
@@ -298,14 +303,23 @@ def check_drift(
         thresholds: distance thresholds by test name, overriding the defaults.
         reference_rows, current_rows: raw frames; when both are given and the smaller side has
             at most ``exact_max`` values, numeric tests with an exact form use the raw values.
+        sensitivity: ``"effect"`` (the automatic choice above: a distance with a threshold
+            above ``small`` values, so a large batch alarms on a change of a stated size) or
+            ``"significance"`` (p-value tests at every size and no ``min_psi`` floor: any change
+            the batch can resolve alarms; the smallest flagged shift shrinks as 1/sqrt(n)).
 
-    Returns one verdict per column (named after the test that ran, or with a non-ok status),
-    each followed by ``psi`` and ``jensen_shannon`` results when the column was tested.
+    Returns one verdict per column (named after the test that ran, or with a non-ok status);
+    a tested column's verdict carries ``detail["measures"]`` (``psi``, ``jensen_shannon``,
+    ``psi_large``).
     """
     if correction not in CORRECTIONS:
         raise ValueError(f"correction {correction!r} is not one of {CORRECTIONS}")
+    if sensitivity not in SENSITIVITIES:
+        raise ValueError(f"sensitivity {sensitivity!r} is not one of {SENSITIVITIES}")
+    if sensitivity == "significance":
+        small, min_psi = sys.maxsize, 0.0
     limits = dict(thresholds or {})
-    results: dict[str, list[CheckResult]] = {}
+    results: dict[str, CheckResult] = {}
     tested: list[_Column] = []
     for name, ref in reference.columns.items():
         if ref.kind == "datetime":
@@ -314,14 +328,14 @@ def check_drift(
         cur = current.columns.get(name)
         skipped = _untestable(name, default, ref, cur, min_rows, alpha)
         if skipped is not None:
-            results[name] = [skipped]
+            results[name] = skipped
             continue
         pair = _pair(name, ref, cur, reference_rows, current_rows, exact_max)
         test, reason = _pick(pair, method, small)
         try:
             tested.append(_run(name, pair, test, reason, alpha))
         except ValueError as exc:
-            results[name] = [_single(name, test, "insufficient", f"column {name!r}: {exc}")]
+            results[name] = _single(name, test, "insufficient", f"column {name!r}: {exc}")
     p_tests = [c for c in tested if c.p_value is not None]
     adjusted = dict(
         zip(
@@ -329,13 +343,13 @@ def check_drift(
         )
     )
     for col in tested:
-        results[col.name] = _verdicts(
+        results[col.name] = _verdict(
             col, adjusted.get(col.name), alpha, psi_threshold, min_psi, correction, limits
         )
-    return [r for name in reference.columns if name in results for r in results[name]]
+    return [results[name] for name in reference.columns if name in results]
 
 
-def _verdicts(
+def _verdict(
     col: _Column,
     p_adj: float | None,
     alpha: float,
@@ -343,7 +357,7 @@ def _verdicts(
     min_psi: float,
     correction: str,
     limits: Mapping[str, float],
-) -> list[CheckResult]:
+) -> CheckResult:
     pair, name = col.pair, col.name
     effect_psi = psi(pair.ref, pair.cur)
     distance = jensen_shannon(pair.ref, pair.cur)
@@ -373,49 +387,22 @@ def _verdicts(
         f"from {detail['min_detectable_effect']:.3g} {unit}), PSI {effect_psi:.3g}, "
         f"n={int(pair.n)} reference / {int(pair.m)} batch; {col.reason}"
     )
-    out = [
-        CheckResult(
-            "drift",
-            col.test,
-            name,
-            drifted,
-            "warning" if drifted else "info",
-            statistic=col.statistic,
-            p_value=col.p_value,
-            threshold=threshold,
-            message=message,
-            detail=detail,
-        )
-    ]
-    big = drifted and effect_psi > psi_threshold
-    if col.test != "psi":
-        out.append(
-            CheckResult(
-                "drift",
-                "psi",
-                name,
-                big,
-                "warning" if big else "info",
-                statistic=effect_psi,
-                threshold=psi_threshold,
-                message=f"column {name!r}: PSI {effect_psi:.3g} (large above {psi_threshold:g})",
-            )
-        )
-    if col.test != "jensen_shannon":
-        out.append(
-            CheckResult(
-                "drift",
-                "jensen_shannon",
-                name,
-                False,
-                statistic=distance,
-                message=f"column {name!r}: Jensen-Shannon distance {distance:.3g} (base 2, 0..1)",
-            )
-        )
-    return out
-
-
-SECONDARY = ("psi", "jensen_shannon")
+    large = drifted and effect_psi > psi_threshold
+    detail["measures"] = {"psi": effect_psi, "jensen_shannon": distance, "psi_large": large}
+    if large:
+        message += f"; PSI large (above {psi_threshold:g})"
+    return CheckResult(
+        "drift",
+        col.test,
+        name,
+        drifted,
+        "warning" if drifted else "info",
+        statistic=col.statistic,
+        p_value=col.p_value,
+        threshold=threshold,
+        message=message,
+        detail=detail,
+    )
 
 
 def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> CheckResult:
@@ -431,8 +418,7 @@ def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> Chec
         >>> r.alarm, r.statistic, r.detail["drifted"]
         (True, 0.5, ['a'])
     """
-    drift = [r for r in results if r.kind == "drift" and r.name != "dataset_drift"]
-    verdicts = [r for r in drift if r.name not in SECONDARY] or drift
+    verdicts = [r for r in results if r.kind == "drift" and r.name != "dataset_drift"]
     tested = sorted({r.column for r in verdicts if r.status == "ok" and r.column is not None})
     drifted = sorted({r.column for r in verdicts if r.alarm and r.column is not None})
     corrections = sorted({r.detail.get("correction") for r in verdicts} - {None})

@@ -598,8 +598,29 @@ def _cap(counts: dict[str, int], top_k: int) -> dict[str, int]:
     return counts
 
 
-def _top_counts(values: pd.Series, top_k: int) -> dict[str, int]:
-    counts = values.value_counts(sort=True)
+def text_counts(series: pd.Series) -> pd.Series:
+    """Non-null values counted by their text (:func:`as_text`), most frequent first.
+
+    Values are counted first and only the distinct ones are turned into text, so an ``object``,
+    Arrow or ``category`` column costs one hash pass, never a string per row.
+
+    Example:
+        >>> text_counts(pd.Series([1.0, 2.0, 1.0, None])).to_dict()
+        {'1': 2, '2': 1}
+        >>> text_counts(pd.Series(["b", "a", "b"], dtype="category")).to_dict()
+        {'b': 2, 'a': 1}
+    """
+    raw = series.value_counts(sort=False, dropna=True)
+    raw = raw[raw.to_numpy() > 0]  # a category's unused levels count 0
+    values = raw.index.to_series(index=range(len(raw)))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(values.dtype.categories.dtype)
+    counts = raw.groupby(as_text(values).to_numpy(), sort=False).sum()  # "1" and 1 are one
+    return counts.sort_values(ascending=False, kind="stable").astype("int64")
+
+
+def _top_counts(counts: pd.Series, top_k: int) -> dict[str, int]:
+    """The ``top_k`` most frequent of ``counts`` (ties by value), the rest pooled in OTHER."""
     if len(counts) > top_k:
         cut = counts.iloc[top_k - 1]
         above = counts[counts > cut]
@@ -671,17 +692,16 @@ def profile_column(
         return ColumnProfile(spec.name, spec.kind, missing=True, top_k=top_k)
     count = len(series)
     if spec.kind == "categorical":
-        present = as_text(series.dropna())
-        cats = _top_counts(present, top_k)
-        distinct = int(present.nunique()) if OTHER in cats else len(cats)
+        counts = text_counts(series)
+        cats = _top_counts(counts, top_k)
         return ColumnProfile(
             spec.name,
             spec.kind,
             count=count,
-            nulls=count - len(present),
+            nulls=count - int(counts.sum()),
             categories=cats,
             top_k=top_k,
-            distinct=distinct,
+            distinct=len(counts),
         )
     values, invalid, example = _numbers(series, spec.kind)
     finite_mask = np.isfinite(values)

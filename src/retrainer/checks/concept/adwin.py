@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import math
+from array import array
 from functools import cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from retrainer.checks.concept.base import DriftDetector
 
 LEVELS = 64  # bucket sizes 2**0 .. 2**63: more than any stream holds
 
 
-def _scan(
-    xs, n, total, squares, positions, prefix, size, delta, clock, max_buckets, min_len, grace
-):
-    """Read ``xs`` into the exponential histogram up to and including the first drift.
+def _scan(xs, shift, acc, positions, prefix, params):
+    """Read ``xs - shift`` into the exponential histogram up to and including the first drift.
 
     The histogram is its ``size`` bucket boundaries, oldest first (``positions``: values read up
     to each boundary; ``prefix``: the shifted sum up to it), in arrays with room for more.
-    Returns the index of the drift in ``xs`` (or -1), the new ``n``, ``total``, ``squares`` and
-    the number of boundaries kept.
+    ``acc`` holds ``n, total, squares, size`` and is updated in place; ``params`` holds
+    ``delta, clock, max_buckets, min_len, grace`` (few arguments: a compiled call from Python
+    pays per argument). Returns the index of the drift in ``xs``, or -1.
     """
+    n, total, squares, size = int(acc[0]), acc[1], acc[2], int(acc[3])
+    delta, clock, max_buckets = params[0], int(params[1]), int(params[2])
+    min_len, grace = params[3], params[4]
+    k = -1
     counts = np.zeros(LEVELS, np.int64)
     for j in range(size):
         width = positions[j] - (positions[j - 1] if j else 0)
@@ -30,10 +35,11 @@ def _scan(
             width >>= 1
             level += 1
         counts[level] += 1
-    for k in range(xs.size):
+    for i in range(xs.size):
+        x = xs[i] - shift
         n += 1
-        total += xs[k]
-        squares += xs[k] * xs[k]
+        total += x
+        squares += x * x
         positions[size] = n
         prefix[size] = total
         size += 1
@@ -62,8 +68,12 @@ def _scan(
             recip = 1.0 / (n_old - min_len + 1) + 1.0 / (n_new - min_len + 1)
             bound = np.sqrt(2.0 * recip * variance * log_term) + 2.0 / 3.0 * log_term * recip
             if gap > bound:
-                return k, n, total, squares, size
-    return -1, n, total, squares, size
+                k = i
+                break
+        if k >= 0:
+            break
+    acc[0], acc[1], acc[2], acc[3] = n, total, squares, size
+    return k
 
 
 @cache
@@ -127,11 +137,16 @@ class ADWIN(DriftDetector):
         self.max_buckets = max_buckets
         self.min_window_length = min_window_length
         self.grace_period = grace_period
+        self._settings = np.array(
+            [delta, clock, max_buckets, min_window_length, grace_period], dtype=float
+        )
         super().__init__()
 
     def _reset(self) -> None:
         super()._reset()
+        self._pending = array("d")  # values read by ``update`` since the last cut test
         self._n = 0
+        self._to_test = self._next_test(0)
         self._shift = 0.0
         self._sum = 0.0
         self._sumsq = 0.0
@@ -147,38 +162,68 @@ class ADWIN(DriftDetector):
     @property
     def width(self) -> int:
         """Number of values in the window (all values since the last reset)."""
-        return self._n
+        return self._n + len(self._pending)
 
     @property
     def estimation(self) -> float:
         """Mean of the window (0 when empty)."""
+        self._flush()
         return self._shift + self._sum / self._n if self._n else 0.0
 
-    def _step(self, x: float) -> None:
-        self._scan(np.array([x]))
+    def update(self, x: float) -> None:
+        """Read one value (see :meth:`DriftDetector.update`).
+
+        A drift can only be signalled when the cut test runs (every ``clock`` values after the
+        grace period), so values in between are kept in an array and read in one compiled call at
+        the next test: one append per value instead of a compiled call.
+        """
+        value = float(x)
+        if value - value != 0.0:
+            self.n_seen += 1
+            self.n_nonfinite += 1
+            return
+        self.n_seen += 1
+        if self.drift_detected:
+            self._reset()
+        self._pending.append(value)
+        self._to_test -= 1
+        if self._to_test == 0:
+            self._flush()
+            if self.drift_detected:
+                self.n_detections += 1
+
+    def update_many(self, xs: ArrayLike) -> np.ndarray:
+        self._flush()
+        found = super().update_many(xs)
+        self._to_test = self._next_test(self._n)
+        return found
+
+    update_many.__doc__ = DriftDetector.update_many.__doc__
+
+    def _flush(self) -> None:
+        """Read the values kept by :meth:`update` (no test is due among them but the last)."""
+        if self._pending:
+            values, self._pending = np.frombuffer(self._pending), array("d")
+            self._scan(values)
+        self._to_test = self._next_test(self._n)
+
+    def _next_test(self, n: int) -> int:
+        """Values to read after ``n`` until the cut test runs again."""
+        first = max(n, self.grace_period) // self.clock * self.clock + self.clock
+        return first - n
 
     def _scan(self, xs: np.ndarray) -> int:
         if self._n == 0:
             self._shift = float(xs[0])
-        k, n, total, squares, size = _compiled()(
-            xs - self._shift,
-            self._n,
-            self._sum,
-            self._sumsq,
-            self._positions,
-            self._prefix,
-            self._size,
-            float(self.delta),
-            int(self.clock),
-            int(self.max_buckets),
-            int(self.min_window_length),
-            int(self.grace_period),
-        )
-        self._n, self._sum, self._sumsq, self._size = int(n), float(total), float(squares), size
-        self._drift_detected = k >= 0
+        acc = np.array([self._n, self._sum, self._sumsq, self._size], dtype=float)
+        k = _compiled()(xs, self._shift, acc, self._positions, self._prefix, self._settings)
+        n, self._sum, self._sumsq, size = acc.tolist()
+        self._n, self._size = int(n), int(size)
+        self.drift_detected = k >= 0
         return int(k)
 
     def _get_state(self) -> dict:
+        self._flush()
         state = super()._get_state()
         state["_positions"] = self._positions[: self._size].tolist()
         state["_prefix"] = self._prefix[: self._size].tolist()
@@ -190,3 +235,4 @@ class ADWIN(DriftDetector):
         self._positions, self._prefix = self._buffers()
         self._positions[: self._size] = state["_positions"]
         self._prefix[: self._size] = state["_prefix"]
+        self._to_test = self._next_test(self._n)

@@ -100,27 +100,31 @@ class DriftDetector:
         self._reset()
 
     def _reset(self) -> None:
-        self._drift_detected = False
-
-    @property
-    def drift_detected(self) -> bool:
-        """Whether the last finite value made the detector signal a drift."""
-        return self._drift_detected
+        self.drift_detected = False  # whether the last finite value made it signal a drift
 
     def update(self, x: float) -> None:
-        """Read one value; a NaN or inf is counted in ``n_nonfinite`` and skipped."""
+        """Read one value; a NaN or inf is counted in ``n_nonfinite`` and skipped.
+
+        Lean on purpose (a streaming caller pays it once per prediction): plain float
+        arithmetic, no array is built for one value.
+        """
         value = float(x)
-        finite = math.isfinite(value)
-        if finite:
-            self._check(np.array([value]), None, self.n_seen)
-        self.n_seen += 1
-        if not finite:
-            self.n_nonfinite += 1
+        if value - value != 0.0 or (self._binary and value != 0.0 and value != 1.0):
+            self._refuse_or_skip(value)
             return
-        if self._drift_detected:
+        self.n_seen += 1
+        if self.drift_detected:
             self._reset()
         self._step(value)
-        self.n_detections += self._drift_detected
+        if self.drift_detected:
+            self.n_detections += 1
+
+    def _refuse_or_skip(self, value: float) -> None:
+        """Count a non-finite value, or raise for a value the method is not defined for."""
+        if math.isfinite(value):
+            self._check(np.array([value]), None, self.n_seen)
+        self.n_seen += 1
+        self.n_nonfinite += 1
 
     def update_many(self, xs: ArrayLike) -> np.ndarray:
         """Read a batch (vectorised); return the positions in ``xs`` where a drift was signalled.
@@ -135,7 +139,7 @@ class DriftDetector:
         hits = []
         start, size = 0, MIN_CHUNK
         while start < kept.size:
-            if self._drift_detected:
+            if self.drift_detected:
                 self._reset()
             chunk = kept[start : start + size]
             k = self._scan(chunk)
@@ -191,7 +195,7 @@ class DriftDetector:
                     "n_nonfinite": self.n_nonfinite,
                     "n_detections": self.n_detections,
                 },
-                "state": {"_drift_detected": self._drift_detected, **self._get_state()},
+                "state": {"_drift_detected": self.drift_detected, **self._get_state()},
             }
         )
 
@@ -207,7 +211,7 @@ class DriftDetector:
             for name, value in d["counters"].items():
                 setattr(detector, name, int(value))
             state = decode(d["state"])
-            detector._drift_detected = bool(state["_drift_detected"])
+            detector.drift_detected = bool(state["_drift_detected"])
             detector._set_state(state)
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{cls.__name__} state is incomplete or malformed: {exc!r}") from exc

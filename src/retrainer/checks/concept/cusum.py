@@ -107,7 +107,7 @@ class CUSUM(DriftDetector):
         self._down += -z - self.allowance
         self._up_min = min(self._up_min, self._up)
         self._down_min = min(self._down_min, self._down)
-        self._drift_detected = (self._up - self._up_min > self.threshold) or (
+        self.drift_detected = (self._up - self._up_min > self.threshold) or (
             self._down - self._down_min > self.threshold
         )
 
@@ -139,5 +139,5 @@ class CUSUM(DriftDetector):
             end = z.size - 1 if k < 0 else k
             self._up, self._down = float(up[end]), float(down[end])
             self._up_min, self._down_min = float(up_min[end]), float(down_min[end])
-        self._drift_detected = k >= 0
+        self.drift_detected = k >= 0
         return -1 if k < 0 else start + k

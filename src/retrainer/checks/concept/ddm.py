@@ -62,18 +62,21 @@ class DDM(WarningMixin, BinaryDriftDetector):
         self._ps_min = math.inf
 
     def _step(self, x: float) -> None:
-        self._n += 1
-        self._errors += int(x)
-        p = self._errors / self._n
-        s = math.sqrt(p * (1.0 - p) / self._n)
-        if self._n <= self.warm_start:
+        n = self._n + 1
+        errors = self._errors + (x == 1.0)
+        self._n, self._errors = n, errors
+        if n <= self.warm_start:
             return
-        if p + s <= self._ps_min:
-            self._p_min, self._s_min, self._ps_min = p, s, p + s
-        self._warning_detected = p + s > self._p_min + self.warning_threshold * self._s_min
-        if p + s > self._p_min + self.drift_threshold * self._s_min:
-            self._drift_detected = True
+        p = errors / n
+        s = math.sqrt(p * (1.0 - p) / n)
+        level = p + s
+        if level <= self._ps_min:
+            self._p_min, self._s_min, self._ps_min = p, s, level
+        if level > self._p_min + self.drift_threshold * self._s_min:
+            self.drift_detected = True
             self._warning_detected = False
+        else:
+            self._warning_detected = level > self._p_min + self.warning_threshold * self._s_min
 
     def _scan(self, xs: np.ndarray) -> int:
         n = self._n + np.arange(1, xs.size + 1)
@@ -97,8 +100,8 @@ class DDM(WarningMixin, BinaryDriftDetector):
         self._n, self._errors = int(n[end]), int(errors[end])
         self._p_min, self._s_min, self._ps_min = float(p_min[end]), float(s_min[end]), best[end + 1]
         self._ps_min = float(self._ps_min)
-        self._drift_detected = k >= 0
-        self._warning_detected = (not self._drift_detected) and bool(
+        self.drift_detected = k >= 0
+        self._warning_detected = (not self.drift_detected) and bool(
             level[end] > p_min[end] + self.warning_threshold * s_min[end]
         )
         return -1 if k < 0 else skip + k

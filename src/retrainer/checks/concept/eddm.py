@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from retrainer.checks.concept.base import BinaryDriftDetector, WarningMixin, first_true
@@ -84,13 +86,15 @@ class EDDM(WarningMixin, BinaryDriftDetector):
         self._dist_sq += distance * distance
         if self._n <= self.warm_start:
             return
-        p2s = float(self._p2s(self._n_errors, self._dist_sum, self._dist_sq))
+        m, total = float(self._n_errors), float(self._dist_sum)
+        var = (m * float(self._dist_sq) - total * total) / max(m * (m - 1.0), 1.0)
+        p2s = total / m + 2.0 * math.sqrt(var) if var >= 0.0 else math.nan  # as _p2s, unboxed
         if p2s > self._p2s_max:
             self._p2s_max = p2s
         elif self._n_errors > self.warm_start:
             level = p2s / self._p2s_max
             if level < self.beta:
-                self._drift_detected = True
+                self.drift_detected = True
             else:
                 self._warning_detected = level < self.alpha
 
@@ -120,5 +124,5 @@ class EDDM(WarningMixin, BinaryDriftDetector):
             warned = np.flatnonzero(judged[: end - skip + (k < 0)])
             if warned.size:
                 self._warning_detected = bool(level[warned[-1]] < self.alpha)
-        self._drift_detected = k >= 0
+        self.drift_detected = k >= 0
         return -1 if k < 0 else int(at[end])

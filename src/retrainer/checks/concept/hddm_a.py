@@ -92,18 +92,32 @@ class HDDMA(WarningMixin, BinaryDriftDetector):
         return drift, warning
 
     def _step(self, x: float) -> None:
-        self._n += 1
+        n = self._n + 1
+        self._n = n
         self._sum += x
-        mean = self._sum / self._n
-        bound = self._bound(self._n)
-        if self._low_n == 0 or self._low_mean + self._bound(self._low_n) >= mean + bound:
-            self._low_n, self._low_mean = self._n, mean
-        if self._high_n == 0 or self._high_mean - self._bound(self._high_n) <= mean - bound:
-            self._high_n, self._high_mean = self._n, mean
-        drift, warning = self._flags(
-            self._n, mean, self._low_n, self._low_mean, self._high_n, self._high_mean
-        )
-        self._drift_detected, self._warning_detected = bool(drift), bool(warning)
+        mean = self._sum / n
+        bound = math.sqrt(self._log_cut / n)
+        if self._low_n == 0 or self._low_mean + math.sqrt(self._log_cut / self._low_n) >= (
+            mean + bound
+        ):
+            self._low_n, self._low_mean = n, mean
+        if self._high_n == 0 or self._high_mean - math.sqrt(self._log_cut / self._high_n) <= (
+            mean - bound
+        ):
+            self._high_n, self._high_mean = n, mean
+        drift = warning = False
+        if self._low_n != n:  # :meth:`_flags` for one value, in plain floats
+            weight = (n - self._low_n) / (self._low_n * n)
+            up = mean - self._low_mean
+            drift = up >= math.sqrt(weight * self._log_drift)
+            warning = not drift and up >= math.sqrt(weight * self._log_warning)
+        if self.two_sided_test and self._high_n != n:
+            weight = (n - self._high_n) / (self._high_n * n)
+            down = self._high_mean - mean
+            down_drift = down >= math.sqrt(weight * self._log_drift)
+            warning = warning or (not down_drift and down >= math.sqrt(weight * self._log_warning))
+            drift = drift or down_drift
+        self.drift_detected, self._warning_detected = drift, warning
 
     def _scan(self, xs: np.ndarray) -> int:
         n = self._n + np.arange(1, xs.size + 1)
@@ -126,5 +140,5 @@ class HDDMA(WarningMixin, BinaryDriftDetector):
         self._n, self._sum = int(n[end]), float(total[end])
         self._low_n, self._low_mean = int(low_n[end]), float(low_mean[end])
         self._high_n, self._high_mean = int(high_n[end]), float(high_mean[end])
-        self._drift_detected, self._warning_detected = bool(drift[end]), bool(warning[end])
+        self.drift_detected, self._warning_detected = bool(drift[end]), bool(warning[end])
         return k

@@ -95,6 +95,7 @@ class HDDMW(WarningMixin, BinaryDriftDetector):
         self.two_sided_test = two_sided_test
         self._keep = 1.0 - lambda_val
         self._ibc = ibc_table(lambda_val)
+        self._ibc_list = self._ibc.tolist()
         self._log_drift = math.log(1.0 / drift_confidence) / 2.0
         self._log_warning = math.log(1.0 / warning_confidence) / 2.0
         super().__init__()
@@ -140,28 +141,46 @@ class HDDMW(WarningMixin, BinaryDriftDetector):
             )
         return drift, warning
 
-    def _grow(self, sample: list, x: float) -> list:
-        ewma, count = sample
-        return [x if count == 0 else self.lambda_val * x + self._keep * ewma, count + 1]
+    def _bound_one(self, before_n: int, after_n: int, log_conf: float) -> float:
+        last = len(self._ibc_list) - 1
+        return math.sqrt(
+            (self._ibc_list[min(before_n, last)] + self._ibc_list[min(after_n, last)]) * log_conf
+        )
+
+    def _rises_one(self, before: list, after: list, log_conf: float) -> bool:
+        """:meth:`_rises` for one value, in plain floats."""
+        if before[1] <= 0 or after[1] <= 0:
+            return False
+        return after[0] - before[0] > self._bound_one(before[1], after[1], log_conf)
 
     def _step(self, x: float) -> None:
-        self._ewma = x if self._n == 0 else self.lambda_val * x + self._keep * self._ewma
-        self._n += 1
-        eps = math.sqrt(float(self._ibc_at(self._n)) * self._log_drift)
-        if self._ewma + eps < self._incr_cut:
-            self._incr_cut = self._ewma + eps
-            self._incr_ref, self._incr_new = [self._ewma, self._n], [math.nan, 0]
+        lam, keep, n = self.lambda_val, self._keep, self._n + 1
+        ewma = x if n == 1 else lam * x + keep * self._ewma
+        self._ewma, self._n = ewma, n
+        eps = math.sqrt(self._ibc_list[min(n, len(self._ibc_list) - 1)] * self._log_drift)
+        if ewma + eps < self._incr_cut:
+            self._incr_cut = ewma + eps
+            self._incr_ref, self._incr_new = [ewma, n], [math.nan, 0]
         else:
-            self._incr_new = self._grow(self._incr_new, x)
-        if self._ewma - eps > self._decr_cut:
-            self._decr_cut = self._ewma - eps
-            self._decr_ref, self._decr_new = [self._ewma, self._n], [math.nan, 0]
+            new = self._incr_new
+            new[0] = x if new[1] == 0 else lam * x + keep * new[0]
+            new[1] += 1
+        if ewma - eps > self._decr_cut:
+            self._decr_cut = ewma - eps
+            self._decr_ref, self._decr_new = [ewma, n], [math.nan, 0]
         else:
-            self._decr_new = self._grow(self._decr_new, x)
-        drift, warning = self._flags(
-            (*self._incr_ref, *self._incr_new), (*self._decr_ref, *self._decr_new)
-        )
-        self._drift_detected, self._warning_detected = bool(drift), bool(warning)
+            new = self._decr_new
+            new[0] = x if new[1] == 0 else lam * x + keep * new[0]
+            new[1] += 1
+        drift = self._rises_one(self._incr_ref, self._incr_new, self._log_drift)
+        warning = not drift and self._rises_one(self._incr_ref, self._incr_new, self._log_warning)
+        if self.two_sided_test:
+            down = self._rises_one(self._decr_new, self._decr_ref, self._log_drift)
+            warning = warning or (
+                not down and self._rises_one(self._decr_new, self._decr_ref, self._log_warning)
+            )
+            drift = drift or down
+        self.drift_detected, self._warning_detected = drift, warning
 
     def _side(self, xs, n, ewma, cut_at, ref, new):
         """Per value: (ref ewma, ref n, new ewma, new n) of one direction, given its cut points."""
@@ -198,5 +217,5 @@ class HDDMW(WarningMixin, BinaryDriftDetector):
         self._incr_new = [float(incr[2][end]), int(incr[3][end])]
         self._decr_ref = [float(decr[0][end]), int(decr[1][end])]
         self._decr_new = [float(decr[2][end]), int(decr[3][end])]
-        self._drift_detected, self._warning_detected = bool(drift[end]), bool(warning[end])
+        self.drift_detected, self._warning_detected = bool(drift[end]), bool(warning[end])
         return k

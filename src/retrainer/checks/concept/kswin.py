@@ -129,7 +129,7 @@ class KSWIN(DriftDetector):
         if len(self._window) < self.window_size:
             return
         drift, p = self._test(np.array(self._window), np.array([self.window_size]), self._draw(1))
-        self._drift_detected, self.p_value = bool(drift[0]), float(p[0])
+        self.drift_detected, self.p_value = bool(drift[0]), float(p[0])
 
     def _scan(self, xs: np.ndarray) -> int:
         data = np.r_[np.array(self._window, dtype=float), xs]
@@ -146,7 +146,7 @@ class KSWIN(DriftDetector):
                 self._draw(hit + 1)
             k = -1 if hit < 0 else int(tested[hit])
             self.p_value = float(p[hit])
-            self._drift_detected = hit >= 0
+            self.drift_detected = hit >= 0
         end = xs.size - 1 if k < 0 else k
         self._n += end + 1
         self._window = data[max(0, held + end + 1 - self.window_size) : held + end + 1].tolist()

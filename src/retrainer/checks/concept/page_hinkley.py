@@ -82,17 +82,21 @@ class PageHinkley(DriftDetector):
         return (up_rise > self.threshold) | (down_fall > self.threshold)
 
     def _step(self, x: float) -> None:
-        self._n += 1
+        n = self._n + 1
+        self._n = n
         self._sum += x
-        dev = x - self._sum / self._n
-        self._up = self.alpha * self._up + (dev - self.delta)
-        self._down = self.alpha * self._down + (dev + self.delta)
-        self._up_min = min(self._up_min, self._up)
-        self._down_max = max(self._down_max, self._down)
-        if self._n >= self.min_instances:
-            self._drift_detected = bool(
-                self._test(self._up - self._up_min, self._down_max - self._down)
-            )
+        dev = x - self._sum / n
+        up = self.alpha * self._up + (dev - self.delta)
+        down = self.alpha * self._down + (dev + self.delta)
+        self._up, self._down = up, down
+        if up < self._up_min:
+            self._up_min = up
+        if down > self._down_max:
+            self._down_max = down
+        if n >= self.min_instances:
+            rise, fall = up - self._up_min > self.threshold, self._down_max - down > self.threshold
+            mode = self.mode
+            self.drift_detected = rise if mode == "up" else fall if mode == "down" else rise or fall
 
     def _scan(self, xs: np.ndarray) -> int:
         from scipy.signal import lfilter  # here: importing SciPy costs every command
@@ -111,5 +115,5 @@ class PageHinkley(DriftDetector):
         self._n, self._sum = int(n[end]), float(total[end])
         self._up, self._down = float(up[end]), float(down[end])
         self._up_min, self._down_max = float(up_min[end]), float(down_max[end])
-        self._drift_detected = k >= 0
+        self.drift_detected = k >= 0
         return k
