@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from retrainer.checks.result import plain
 from retrainer.data.schema import NULL_WORDS, UNIT, as_text, unit_suffixes
@@ -41,6 +40,8 @@ def unusual_share(count: int, rows: int, reference_share: float, alpha: float = 
     """
     if count <= 0 or rows <= 0:
         return False
+    from scipy import stats  # here: `retrainer explain` reads signals without SciPy
+
     return float(stats.binom.sf(count - 1, rows, min(max(reference_share, 0.0), 1.0))) < alpha
 
 

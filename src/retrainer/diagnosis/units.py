@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 QUANTILES = tuple(np.round(np.linspace(0.025, 0.975, 39), 3))
 R2_MIN = 0.95  # the batch's quantiles against the reference's lie on a line at least this well
@@ -168,6 +167,7 @@ def match_transform(
     if r2 < R2_MIN or slope <= 0:
         return None
     n = rows * hist.sum() / (rows + hist.sum())
+    from scipy import stats  # here: `retrainer explain` imports the diagnosis without SciPy
 
     def ks(a: float, b: float) -> float:
         return float(np.abs(cdf((cur_q - b) / a) - probs).max())

@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
 
 ARL = 200  # batches between false alarms, on average at least
 MAX_BATCHES = 50  # start points looked back at
@@ -68,6 +67,8 @@ def above_holdout(errors: ArrayLike, n: ArrayLike, holdout: tuple[int, int]) -> 
         >>> [round(float(p), 4) for p in above_holdout([27, 9], [60, 60], (264, 66))]
         [0.001, 0.9513]
     """
+    from scipy import stats  # here: commands that read a diagnosis start without SciPy
+
     n0, k0 = holdout
     k, n = np.asarray(errors, dtype=float), np.asarray(n, dtype=float)
     rate, rate0 = k / np.maximum(n, 1), k0 / n0
@@ -88,6 +89,8 @@ def log_evidence(errors: ArrayLike, n: ArrayLike, p0: float) -> np.ndarray | flo
     """
     if not 0 < p0 < 1:
         raise ValueError(f"the baseline error rate must be in (0, 1), not {p0}")
+    from scipy import special, stats
+
     k, n = np.asarray(errors, dtype=float), np.asarray(n, dtype=float)
     a, b = k + 1, n - k + 1
     mixture = special.betaln(a, b) + stats.beta.logsf(p0, a, b) - math.log1p(-p0)
