@@ -414,8 +414,10 @@ def export(ctx: click.Context, version: int, target: str, out: Path, as_json: bo
     if target not in project.config.deploy_targets:
         known = ", ".join(project.config.deploy_targets) or "none"
         raise RetrainerError(f"no deploy target {target!r} in the project file (known: {known})")
-    project.registry.get(version)
+    checked = (project.registry.get(version).lineage.get("deploy") or {}).get(target) or {}
     bundle = project.bundle_folder() / f"{target}-{version}"
+    if not bundle.is_dir() and checked.get("skipped"):
+        raise RetrainerError(f"version {version} has no bundle: {checked['skipped']}")
     if not bundle.is_dir():
         raise RetrainerError(
             f"version {version} has no bundle for {target!r}: it did not pass "
