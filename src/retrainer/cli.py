@@ -223,6 +223,9 @@ def run(
         raise RetrainerError(
             "retrainer run needs data.source (a file or folder) in the project file"
         )
+    source = project.config.resolve(project.config.data.source)
+    if not source.exists():
+        raise RetrainerError(f"data.source {source}: no such file or folder")
     _note_missing_tools(project)
     limit = project.config.run.max_batches_per_cycle
     stop = {"now": False}
