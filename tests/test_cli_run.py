@@ -82,4 +82,6 @@ def test_a_missing_source_folder_is_an_error(backlog):
     settings["data"]["source"] = "nowhere"
     (backlog / "retrainer.yaml").write_text(yaml.safe_dump(settings))
     result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "1"])
-    assert result.exit_code == 2 and "nowhere: no such file or folder" in result.output
+    assert result.exit_code == 2 and "nowhere: no such file or folder" in " ".join(
+        result.output.split()
+    )
