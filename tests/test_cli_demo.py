@@ -12,18 +12,18 @@ import pytest
 
 from retrainer.cli import _render_summary
 
-RETRAINER = Path(sys.executable).parent / "retrainer"
+RETRAINER = str(Path(sys.executable).parent / "retrainer")
 
 
 def demo(out: Path, path: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": path}
-    args = [str(RETRAINER), "demo", "--fresh", "--weeks", "7", "--out", str(out), "--json"]
+    args = [RETRAINER, "demo", "--fresh", "--weeks", "7", "--out", str(out), "--json"]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_the_demo_runs_with_every_program_hidden_from_path(tmp_path):
     # only the venv's bin: no cc, no arm-none-eabi-gcc, no qemu-system-arm
-    done = demo(tmp_path / "bare", str(RETRAINER.parent))
+    done = demo(tmp_path / "bare", str(Path(RETRAINER).parent))
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["promotions"] >= 1 and summary["continuously_trained"] is not None
@@ -34,6 +34,12 @@ def test_the_demo_runs_with_every_program_hidden_from_path(tmp_path):
     )
     skipped = [m for m in summary["microcontroller"] if m["skipped"]]
     assert [m["target"] for m in skipped] == ["cortex-m4f"]
+    config, version = str(tmp_path / "bare" / "retrainer.yaml"), str(skipped[0]["version"])
+    export = [RETRAINER, "-c", config, "export", version, "--target", "cortex-m4f", "--out", "fw"]
+    done = subprocess.run(export, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "not checked: cc, arm-none-eabi-gcc" in " ".join(
+        done.stderr.split()
+    )
 
 
 @pytest.mark.skipif(

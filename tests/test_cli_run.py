@@ -75,3 +75,13 @@ def test_a_bad_file_is_reported_once_and_the_rest_goes_on(backlog):
     result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "3"])
     assert result.exit_code == 0, result.output
     assert result.output.count("not ingested:") == 1 and "005.csv" in result.output
+
+
+def test_a_missing_source_folder_is_an_error(backlog):
+    settings = yaml.safe_load((backlog / "retrainer.yaml").read_text())
+    settings["data"]["source"] = "nowhere"
+    (backlog / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "1"])
+    assert result.exit_code == 2 and "nowhere: no such file or folder" in " ".join(
+        result.output.split()
+    )

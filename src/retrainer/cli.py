@@ -232,6 +232,9 @@ def run(
         raise RetrainerError(
             "retrainer run needs data.source (a file or folder) in the project file"
         )
+    source = project.config.resolve(project.config.data.source)
+    if not source.exists():
+        raise RetrainerError(f"data.source {source}: no such file or folder")
     _note_missing_tools(project)
     limit = project.config.run.max_batches_per_cycle
     stop = {"now": False}
@@ -427,8 +430,10 @@ def export(ctx: click.Context, version: int, target: str, out: Path, as_json: bo
     if target not in project.config.deploy_targets:
         known = ", ".join(project.config.deploy_targets) or "none"
         raise RetrainerError(f"no deploy target {target!r} in the project file (known: {known})")
-    project.registry.get(version)
+    checked = (project.registry.get(version).lineage.get("deploy") or {}).get(target) or {}
     bundle = project.bundle_folder() / f"{target}-{version}"
+    if not bundle.is_dir() and checked.get("skipped"):
+        raise RetrainerError(f"version {version} has no bundle: {checked['skipped']}")
     if not bundle.is_dir():
         raise RetrainerError(
             f"version {version} has no bundle for {target!r}: it did not pass "

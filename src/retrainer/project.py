@@ -44,7 +44,14 @@ from retrainer.labels import LabelReport, join_early_labels
 from retrainer.registry import ModelVersion, Registry
 from retrainer.serving import PredictionReport, ingest_predictions, record_from_batch
 from retrainer.store import Store
-from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow
+from retrainer.store.tables import (
+    BatchRow,
+    EventRow,
+    LabelSetRow,
+    PredictionLogRow,
+    StateRow,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from retrainer.training import Trainer
@@ -216,8 +223,6 @@ class Project:
             try:
                 with self.store.session() as s:
                     existing = s.scalar(select(BatchRow).where(BatchRow.key == key))
-                    if existing is None:  # the same rows sent again under another name
-                        existing = s.scalar(select(BatchRow).where(BatchRow.artifact == sha))
                     if existing is not None:
                         return BatchInfo.of(existing, new=False)
                     if self.schema() is None:
@@ -258,17 +263,26 @@ class Project:
 
     def ingest_path(self, path: str | Path) -> list[BatchInfo]:
         """Ingest a CSV or Parquet file, or every such file of a folder (one batch each)."""
-        return self._each_file(path, self.ingest)
+        return self._each_file(path, self.ingest, BatchRow)
 
-    def _each_file(self, path: str | Path, ingest: Callable[..., Any]) -> list:
-        """``ingest`` each data file of ``path`` (read with ``data.encoding``; keyed by name and
-        content hash); errors about a CSV file's rows give its lines."""
+    def _each_file(self, path: str | Path, ingest: Callable[..., Any], table: type) -> list:
+        """``ingest`` each data file of ``path`` (read with ``data.encoding``, keyed by
+        :meth:`file_key`); errors about a CSV file's rows give its lines."""
         done = []
         for f in list_files(path):
             with file_lines(f):
                 frame = read_table(f, encoding=self.config.data.encoding)
-                done.append(ingest(frame, key=f"file:{f.name}:{_file_sha(f)}", source=str(f)))
+                done.append(ingest(frame, key=self.file_key(f, table), source=str(f)))
         return done
+
+    def file_key(self, path: Path, table: type) -> str:
+        """The ingest key of a file: ``file:<name>:<content hash>``, or the key under which the
+        same bytes were stored before (in ``table``) under another name, so a file sent again
+        is recognised whatever its name."""
+        sha = _file_sha(path)
+        with self.store.session() as s:
+            same = s.scalar(select(table.key).where(table.key.like(f"file:%:{sha}")).limit(1))
+        return same or f"file:{path.name}:{sha}"
 
     def _conform(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         d = self.config.data
@@ -328,7 +342,9 @@ class Project:
     def ingest_labels_path(self, path: str | Path, *, replace: bool = False) -> list[LabelReport]:
         """Ingest late labels from a CSV or Parquet file or folder (``replace``: correct
         stored labels, see ``ingest_labels``)."""
-        return self._each_file(path, functools.partial(self.ingest_labels, replace=replace))
+        return self._each_file(
+            path, functools.partial(self.ingest_labels, replace=replace), LabelSetRow
+        )
 
     def ingest_predictions(
         self, data: Any, *, key: str | None = None, version: int | None = None, source: str = ""
@@ -340,7 +356,8 @@ class Project:
 
     def ingest_predictions_path(self, path: str | Path, version: int | None = None) -> list:
         """Ingest served predictions from a CSV or Parquet file or folder."""
-        return self._each_file(path, functools.partial(self.ingest_predictions, version=version))
+        ingest = functools.partial(self.ingest_predictions, version=version)
+        return self._each_file(path, ingest, PredictionLogRow)
 
     def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
         """The rows of a stored batch, with late labels joined in."""

@@ -103,8 +103,10 @@ class FolderWatch:
             with file_lines(path):
                 frame = read_table(path, encoding=self.project.config.data.encoding)
             if labels:
+                key = self.project.file_key(path, LabelSetRow)
                 done = self.project.ingest_labels(frame, key=key, source=str(path))
             else:
+                key = self.project.file_key(path, BatchRow)
                 done = self.project.ingest(frame, key=key, source=str(path))
         except (DataError, StoreError, OSError) as exc:
             self.failed[path] = str(exc)
