@@ -396,7 +396,7 @@ def freshness(project: Project) -> dict:
     held += [r for r in reasons if _kind(r) in HOLD_NOTES]
     rejected = promos.iloc[-1] if len(promos) and not promos.iloc[-1]["promoted"] else None
     if rejected is not None:
-        held.append(f"the last challenger, v{int(rejected['version'])}, failed its gate")
+        held.append(f"a failed gate (challenger v{int(rejected['version'])} did not pass)")
     quarantined = f" ({since} batch(es) quarantined since)" if since else ""
     decided = (
         f"the last decision, on {decision.at:%Y-%m-%d}, was to {action}"
