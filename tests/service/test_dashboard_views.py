@@ -24,6 +24,12 @@ def test_freshness_names_what_holds_retraining_back(many_batches):
     since = sum(pd.Timestamp(t, tz="UTC") > pd.Timestamp(last["data_time"]) for t in times)
     assert fresh["state"] == "held" and fresh["quarantined"] == since == 44
     assert fresh["held_by"] == ["data quality problems in nswprice"]
+    champion = many_batches.champion.version  # promoted by hand after the last retrain (v1)
+    assert f"v{champion} is serving since " in fresh["sentence"] and champion > 1
+    assert (
+        "(promoted by user); the model was last retrained on data up to 1996-05-26"
+        in (fresh["sentence"])
+    )
 
 
 def test_freshness_of_a_model_nothing_holds_back(make_project, elec):

@@ -333,7 +333,7 @@
           const w = (m.lineage && m.lineage.window) || {};
           const champion = m.aliases.includes("champion");
           return [
-            "v" + m.version, when(m.created_at),
+            "v" + m.version, el("span", { class: "nowrap" }, when(m.created_at)),
             m.aliases.map((a) => el("span", { class: "badge" }, a)),
             fmt(m.metrics.holdout, 3), gateFailure(m) ? clip("failed: " + gateFailure(m), 80)
               : "passed",
