@@ -4,7 +4,7 @@ come again. The pages read only the record, so they see a long-running project."
 
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from retrainer.datasets import load_elec2
 from retrainer.project import Project
@@ -155,6 +155,22 @@ def grow(project: Project, total: int) -> None:
                 if new:
                     s.execute(insert(table), new)
         n += len(take)
+    _after_explicit_ids(project)
+
+
+def _after_explicit_ids(project: Project) -> None:
+    """On PostgreSQL, move the id sequences past the ids written by hand (SQLite needs not)."""
+    with project.store.session() as s:
+        if s.get_bind().dialect.name != "postgresql":
+            return
+        for table in (BatchRow, CycleRow, CheckRow, DecisionRow, EventRow):
+            name = table.__tablename__
+            s.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"(SELECT max(id) FROM {name}))"
+                )
+            )
 
 
 def _time(text: str):
