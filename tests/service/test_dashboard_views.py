@@ -21,7 +21,9 @@ def test_freshness_names_what_holds_retraining_back(many_batches):
         times = [
             t for t in s.scalars(select(BatchRow.data_time).where(BatchRow.status == "quarantined"))
         ]
-    since = sum(pd.Timestamp(t, tz="UTC") > pd.Timestamp(last["data_time"]) for t in times)
+    stamps = [pd.Timestamp(t) for t in times]  # naive UTC from SQLite, aware from PostgreSQL
+    utc = [t if t.tzinfo else t.tz_localize("UTC") for t in stamps]
+    since = sum(t > pd.Timestamp(last["data_time"]) for t in utc)
     assert fresh["state"] == "held" and fresh["quarantined"] == since == 44
     assert fresh["held_by"] == ["data quality problems in nswprice"]
     champion = many_batches.champion.version  # promoted by hand after the last retrain (v1)
