@@ -301,9 +301,8 @@
         span(st.from, st.to) + " — " + (st.groups.length ? st.groups.map((g) =>
         (g.blocking ? "blocked by " : "") + g.cause.replace(/_/g, " ") + (g.columns[0].column
           ? " in " + g.columns.map((c) => c.column).join(", ") : "")).join("; ") : "no trigger fired")),
-      table(["decision", "time", "cycle", "reasons"], st.decisions.slice(0, 50).map((d) => [d.id,
-        when(d.at), d.cycle, reasonGroups(d.groups)])),
-      st.count > 50 ? el("p", { class: "muted" }, "and " + (st.count - 50) + " older alike") : null))));
+      table(["decision", "time", "cycle", "reasons"], st.decisions.map((d) => [d.id,
+        el("span", { class: "nowrap" }, when(d.at)), d.cycle, reasonGroups(d.groups)]))))));
   }
 
   // Why a version failed its gate (as the server's promotion check says), or "" if it passed.
