@@ -54,9 +54,12 @@ def test_the_cli_needs_force(rejected, tmp_path, monkeypatch):
     said = " ".join(refused.output.split())  # the console wraps long lines
     assert WHY in said and "--force" in said
     assert rejected.champion is None
-    done = CliRunner().invoke(main, ["promote", "1", "--force", "--json"])
+    done = CliRunner().invoke(main, ["promote", "1", "--force"])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["version"] == 1 and rejected.champion.version == 1
+    assert "champion is now v1 (forced past its failed gate)" in done.output
+    assert rejected.champion.version == 1
+    again = CliRunner().invoke(main, ["promote", "1", "--force", "--json"])
+    assert json.loads(again.stdout)["version"] == 1
 
 
 def test_the_rest_route_answers_409_without_force(rejected):

@@ -1,4 +1,5 @@
-"""The report's performance plot keeps its legend off the lines (issue 15: it covered them)."""
+"""The report's performance plot keeps its legend off the lines (issue 15: it covered them) and
+breaks its lines at quarantined or missing batches."""
 
 import numpy as np
 import pandas as pd
@@ -58,3 +59,15 @@ def test_the_legend_covers_no_line():
         )
         assert not inside.any(), line.get_label()
     assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.width  # and on the image
+
+
+def test_the_lines_break_at_gaps():
+    perf, promos = frame()
+    times = sorted(perf["data_time"].unique())
+    gaps = [(times[10] + (times[11] - times[10]) / 2).isoformat(), times[40].isoformat()]
+    fig = performance_figure(perf, promos, "accuracy", gaps)
+    for line in fig.axes[0].get_lines():
+        if line.get_label().startswith(("continuously", "never")):
+            y = np.asarray(line.get_ydata(), dtype=float)
+            assert np.isnan(y).sum() == len(gaps)
+            assert len(y) == len(times) + len(gaps)

@@ -379,7 +379,8 @@ def promote(ctx: click.Context, version: int, reason: str, force: bool, as_json:
     """Make VERSION the champion (one that failed its gate needs --force)."""
     done = _project(ctx).promote(version, reason=reason, force=force)
     result = done.to_dict() | {"reference": None}
-    _emit(result, as_json, lambda m: console.print(f"champion is now v{m['version']}"))
+    forced = " (forced past its failed gate)" if done.metrics.get("gate_passed") is False else ""
+    _emit(result, as_json, lambda m: console.print(f"champion is now v{m['version']}{forced}"))
 
 
 @main.command()

@@ -38,9 +38,12 @@ img{max-width:100%}
 """
 
 
-def performance_figure(perf: pd.DataFrame, promos: pd.DataFrame, metric: str) -> plt.Figure:
+def performance_figure(
+    perf: pd.DataFrame, promos: pd.DataFrame, metric: str, gaps: list[str] = ()
+) -> plt.Figure:
     """Per-batch metric of the continuously trained champion vs the never-retrained baseline;
-    the legend sits below the axes, so it never covers a line."""
+    the lines break at ``gaps`` (data times of quarantined or missing batches), and the legend
+    sits below the axes, so it never covers a line."""
     fig, ax = plt.subplots(figsize=(11, 4.6), dpi=100, layout="constrained")
     labels = {
         "champion": "continuously trained (champion)",
@@ -49,6 +52,9 @@ def performance_figure(perf: pd.DataFrame, promos: pd.DataFrame, metric: str) ->
     colors = {"champion": "#1f77b4", "baseline": "#d62728"}
     for role in ("baseline", "champion"):
         part = perf[perf["role"] == role]
+        if len(part) and part["data_time"].notna().all() and len(gaps):
+            holes = pd.DataFrame({"data_time": pd.to_datetime(list(gaps), utc=True)})
+            part = pd.concat([part, holes.assign(value=float("nan"))]).sort_values("data_time")
         if len(part):
             x = part["data_time"] if part["data_time"].notna().all() else part["batch"]
             mean = views.overall(perf, role)
@@ -145,7 +151,11 @@ def write_report(project: Project, path: Path) -> Path:
     if status.get("held_back"):
         parts.append(f"<p class=held-back><b>{html.escape(status['held_back']['line'])}</b></p>")
     if len(perf):
-        parts += ["<h2>Performance over time</h2>", _png(performance_figure(perf, promos, metric))]
+        from retrainer.service.dashboard import performance_series
+
+        gaps = [p["time"] for p in performance_series(project)["points"] if p.get("gap")]
+        figure = performance_figure(perf, promos, metric, gaps)
+        parts += ["<h2>Performance over time</h2>", _png(figure)]
     drift = _drift_share(project)
     if len(drift):
         parts += ["<h2>Data drift</h2>", _png(drift_figure(drift))]

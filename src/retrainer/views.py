@@ -321,6 +321,7 @@ def _in_words(e: dict) -> str:
     return text
 
 
+MOVED = {"promote": "promoted", "rollback": "rolled back", "alias": "moved"}
 COLUMN_IN_TEXT = re.compile(r"column '([^']+)'")
 
 
@@ -373,11 +374,20 @@ def freshness(project: Project) -> dict:
     promos = promotions(project)
     promoted = promos[promos["promoted"]]
     last = promoted.iloc[-1] if len(promoted) else None
-    when = (
-        f"v{champion.version} was last retrained on data up to {last['clock']:%Y-%m-%d}"
+    retrained = (
+        f"was last retrained on data up to {last['clock']:%Y-%m-%d}"
         if last is not None and pd.notna(last["clock"])
-        else f"v{champion.version} is serving"
+        else None
     )
+    if retrained and int(last["version"]) == champion.version:
+        when = f"v{champion.version} {retrained}"
+    else:  # promoted or rolled back by hand since the last retrain
+        moved = project.registry.history()[-1]
+        when = (
+            f"v{champion.version} is serving since {moved['at'][:10]} "
+            f"({MOVED.get(moved['kind'], moved['kind'])} by {moved['actor']}); the model "
+            + (retrained or "was never retrained here")
+        )
     with project.store.session() as s:
         decision = s.scalars(select(DecisionRow).order_by(DecisionRow.id.desc()).limit(1)).first()
         reasons = list(decision.reasons) if decision else []
@@ -400,7 +410,7 @@ def freshness(project: Project) -> dict:
     held += [r for r in reasons if _kind(r) in HOLD_NOTES]
     rejected = promos.iloc[-1] if len(promos) and not promos.iloc[-1]["promoted"] else None
     if rejected is not None:
-        held.append(f"the last challenger, v{int(rejected['version'])}, failed its gate")
+        held.append(f"a failed gate (challenger v{int(rejected['version'])} did not pass)")
     quarantined = f" ({since} batch(es) quarantined since)" if since else ""
     decided = (
         f"the last decision, on {decision.at:%Y-%m-%d}, was to {action}"

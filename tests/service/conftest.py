@@ -48,8 +48,9 @@ def receiver():
 @pytest.fixture(scope="session")
 def many_batches(tmp_path_factory):
     """A project of 600 batches (tests.service.many_batches), for reading only."""
-    from tests.service.many_batches import grow, real_days
+    from tests.service.many_batches import grow, more_versions, real_days
 
     project = real_days(tmp_path_factory.mktemp("many-batches"))
     grow(project, 600)
+    more_versions(project, 40)
     return project

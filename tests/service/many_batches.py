@@ -4,7 +4,7 @@ come again. The pages read only the record, so they see a long-running project."
 
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from retrainer.datasets import load_elec2
 from retrainer.project import Project
@@ -155,9 +155,49 @@ def grow(project: Project, total: int) -> None:
                 if new:
                     s.execute(insert(table), new)
         n += len(take)
+    _after_explicit_ids(project)
+
+
+def _after_explicit_ids(project: Project) -> None:
+    """On PostgreSQL, move the id sequences past the ids written by hand (SQLite needs not)."""
+    with project.store.session() as s:
+        if s.get_bind().dialect.name != "postgresql":
+            return
+        for table in (BatchRow, CycleRow, CheckRow, DecisionRow, EventRow):
+            name = table.__tablename__
+            s.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"(SELECT max(id) FROM {name}))"
+                )
+            )
 
 
 def _time(text: str):
     from datetime import datetime
 
     return datetime.fromisoformat(text)
+
+
+def more_versions(project: Project, n: int) -> None:
+    """Register ``n`` more versions (the first model again, as later retrains would have made,
+    every third one rejected by its gate) and promote those that passed, as a long-running
+    project's registry looks."""
+    first = project.registry.get(1)
+    model = project.load_model(1)
+    for i in range(n):
+        passed = i % 3 != 2
+        gate = dict(first.lineage.get("gate") or {}) | {
+            "passed": passed,
+            "reason": "challenger accuracy=0.8100 vs champion 0.8400 on 192 held-out rows: "
+            + ("is within" if passed else "regresses beyond")
+            + " the tolerance 0.01",
+        }
+        version = project.registry.register(
+            model,
+            lineage=first.lineage | {"gate": gate, "parent": 1, "reasons": [f"drift: retrain {i}"]},
+            metrics=first.metrics | {"gate_passed": passed},
+            reference=first.reference,
+        )
+        if passed:
+            project.promote(version.version, reason=f"retrain {i}: gate passed")

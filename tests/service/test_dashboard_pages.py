@@ -8,6 +8,7 @@ for the browser session across tabs. Screenshots go to ``$RETRAINER_SCREENSHOTS`
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,9 @@ def open_page(driver, base, path):
         "/ui/alarms",
         "/ui/decisions",
         "/ui/models",
+        "/ui/batches",
         "/ui/batches/300",
+        "/ui/fleet",
     ],
 )
 def test_each_page_fits_in_three_screens_and_never_scrolls_sideways(big, wide, path):
@@ -214,3 +217,22 @@ def test_the_token_is_kept_for_the_session_across_tabs_and_never_in_a_url(big, w
     finally:
         wide.close()
         wide.switch_to.window(first)
+
+
+def test_the_batches_page_sets_the_quarantined_apart_and_pages_the_rest(big, wide):
+    open_page(wide, big["base"], "/ui/batches")
+    with big["project"].store.session() as s:
+        quarantined = s.scalar(select(func.count()).where(BatchRow.status == "quarantined"))
+    summary = wide.find_element("css selector", "#quarantined summary").text
+    assert summary.startswith(f"{quarantined} quarantined batches")
+    rows = "return document.querySelectorAll('#batch-list tbody tr').length"
+    assert wide.execute_script(rows) == 25
+    first = wide.find_element("css selector", "#batch-list tbody tr td a").text
+    assert first == str(BATCHES)  # newest first
+    wide.find_element("id", "more-batches").click()
+    deadline = time.monotonic() + 10
+    while wide.execute_script(rows) < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert wide.execute_script(rows) == 50
+    last = wide.find_elements("css selector", "#batch-list tbody tr td a")[-1].text
+    assert last == str(BATCHES - 49)

@@ -11,6 +11,7 @@ from retrainer import views
 from retrainer.service import dashboard
 from retrainer.store.tables import BatchRow, CheckRow, CycleRow, DecisionRow, EventRow
 from tests.service.many_batches import DAY
+from tests.service.service_helpers import WEEK
 
 
 def test_freshness_names_what_holds_retraining_back(many_batches):
@@ -20,9 +21,17 @@ def test_freshness_names_what_holds_retraining_back(many_batches):
         times = [
             t for t in s.scalars(select(BatchRow.data_time).where(BatchRow.status == "quarantined"))
         ]
-    since = sum(pd.Timestamp(t, tz="UTC") > pd.Timestamp(last["data_time"]) for t in times)
+    stamps = [pd.Timestamp(t) for t in times]  # naive UTC from SQLite, aware from PostgreSQL
+    utc = [t if t.tzinfo else t.tz_localize("UTC") for t in stamps]
+    since = sum(t > pd.Timestamp(last["data_time"]) for t in utc)
     assert fresh["state"] == "held" and fresh["quarantined"] == since == 44
     assert fresh["held_by"] == ["data quality problems in nswprice"]
+    champion = many_batches.champion.version  # promoted by hand after the last retrain (v1)
+    assert f"v{champion} is serving since " in fresh["sentence"] and champion > 1
+    assert (
+        "(promoted by user); the model was last retrained on data up to 1996-05-26"
+        in (fresh["sentence"])
+    )
 
 
 def test_freshness_of_a_model_nothing_holds_back(make_project, elec):
@@ -113,3 +122,19 @@ def test_the_decision_log_holds_every_decision_in_stretches(many_batches):
         for st in log["stretches"]
     ]
     assert all(a != b for a, b in zip(shapes, shapes[1:], strict=False))
+
+
+def test_freshness_says_when_a_challenger_failed_its_gate(service_project, elec):
+    project = service_project()
+    for i in range(8):
+        project.ingest(elec.iloc[i * WEEK : (i + 1) * WEEK], key=f"w{i}")
+        if i in (3, 6, 7):
+            project.request_retrain("by hand")
+            run = project.cycle().run
+    assert run["status"] == "rejected" and project.champion.version == 2
+    fresh = views.freshness(project)
+    assert fresh["state"] == "held"
+    assert fresh["sentence"].startswith(
+        "Retraining is held back by a failed gate (challenger v3 did not pass): v2 was last "
+        "retrained on data up to 1996-06-24; "
+    )

@@ -1,8 +1,11 @@
 """The dashboard: what its pages show, computed from the record, and the page shell.
 
 Pages are one static HTML shell each (no data inside, so they need no token); the page's
-script asks for a token once, keeps it for the browser tab, and fetches everything from the
-JSON API with it. Charts are drawn with uPlot, served from the package (it works offline).
+script asks for a token once per browser session (each tab keeps it in ``sessionStorage``; a
+new tab asks the open ones over a same-origin ``BroadcastChannel``; never in a URL or cookie)
+and fetches everything from the JSON API with it. Charts are drawn with uPlot, served from the
+package (it works offline). Long stories are folded: reasons and alarms grouped by cause, then
+column; agreeing decisions in stretches; the drift map in spans of data time.
 
 Example:
     >>> import tempfile

@@ -301,9 +301,8 @@
         span(st.from, st.to) + " — " + (st.groups.length ? st.groups.map((g) =>
         (g.blocking ? "blocked by " : "") + g.cause.replace(/_/g, " ") + (g.columns[0].column
           ? " in " + g.columns.map((c) => c.column).join(", ") : "")).join("; ") : "no trigger fired")),
-      table(["decision", "time", "cycle", "reasons"], st.decisions.slice(0, 50).map((d) => [d.id,
-        when(d.at), d.cycle, reasonGroups(d.groups)])),
-      st.count > 50 ? el("p", { class: "muted" }, "and " + (st.count - 50) + " older alike") : null))));
+      table(["decision", "time", "cycle", "reasons"], st.decisions.map((d) => [d.id,
+        el("span", { class: "nowrap" }, when(d.at)), d.cycle, reasonGroups(d.groups)]))))));
   }
 
   // Why a version failed its gate (as the server's promotion check says), or "" if it passed.
@@ -328,12 +327,12 @@
     content.append(
       el("p", {}, el("button", { id: "rollback", on: { click: () => act("/api/rollback",
         { reason: "rolled back from the dashboard" }) } }, "Roll back the champion")),
-      table(["version", "created", "aliases", "holdout", "gate", "parent", "window", "why", ""],
+      firstRows(["version", "created", "aliases", "holdout", "gate", "parent", "window", "why", ""],
         versions.slice().reverse().map((m) => {
           const w = (m.lineage && m.lineage.window) || {};
           const champion = m.aliases.includes("champion");
           return [
-            "v" + m.version, when(m.created_at),
+            "v" + m.version, el("span", { class: "nowrap" }, when(m.created_at)),
             m.aliases.map((a) => el("span", { class: "badge" }, a)),
             fmt(m.metrics.holdout, 3), gateFailure(m) ? clip("failed: " + gateFailure(m), 80)
               : "passed",
@@ -349,18 +348,48 @@
                   reason: "promoted from the dashboard" + (failed ? " despite its failed gate" : "") });
               } } }, gateFailure(m) ? "Make champion anyway…" : "Make champion"),
           ];
-        })),
+        }), 12, "older version"),
       el("h2", {}, "Champion history"),
-      table(["time", "version", "before", "how", "by", "why"], history.slice().reverse().map(
+      firstRows(["time", "version", "before", "how", "by", "why"], history.slice().reverse().map(
         (h) => [when(h.at), "v" + h.version, h.previous ? "v" + h.previous : "–", h.kind, h.actor,
-          h.reason])));
+          clip(h.reason, 140)]), 8, "older change"));
+  }
+
+  // The first n rows as a table, the rest in a closed <details> below it.
+  function firstRows(headers, rows, n, what) {
+    if (rows.length <= n + 2) return table(headers, rows);
+    return el("div", {}, table(headers, rows.slice(0, n)), el("details", { class: "group more" },
+      el("summary", {}, plural(rows.length - n, what)), table(headers, rows.slice(n))));
   }
 
   async function batches() {
-    const rows = await api("/api/batches?limit=200");
-    content.append(table(["batch", "key", "received", "data time", "rows", "labelled", "status"],
-      rows.map((b) => [el("a", { href: "/ui/batches/" + b.id }, b.id), b.key, when(b.received_at),
-        when(b.data_time), b.n_rows, b.n_labelled, b.status + (b.note ? ": " + b.note : "")])));
+    const PAGE = 25;
+    const [status, quarantined, first] = await Promise.all([api("/api/status"),
+      api("/api/batches?status=quarantined&limit=1000"), api("/api/batches?limit=" + PAGE)]);
+    const counts = Object.entries(status.batches).filter(([k]) => k !== "total")
+      .map(([k, n]) => n + " " + k).join(", ");
+    const headers = ["batch", "key", "received", "data time", "rows", "labelled", "status"];
+    const row = (b) => [el("a", { href: "/ui/batches/" + b.id }, b.id), el("span", { class: "nowrap" }, b.key),
+      el("span", { class: "nowrap" }, when(b.received_at)),
+      el("span", { class: "nowrap" }, when(b.data_time)), b.n_rows, b.n_labelled,
+      b.note ? clip(b.status + ": " + b.note, 120) : b.status];
+    const list = table(headers, first.map(row));
+    list.id = "batch-list";
+    let offset = first.length;
+    const more = el("button", { id: "more-batches", on: { click: async () => {
+      const next = await api("/api/batches?limit=" + PAGE + "&offset=" + offset);
+      offset += next.length;
+      list.querySelector("tbody").append(...next.map((b) => el("tr", {}, row(b).map((c) => el("td", {}, c)))));
+      if (next.length < PAGE) more.hidden = true;
+    } } }, "Show " + PAGE + " older");
+    more.hidden = first.length < PAGE;
+    content.append(
+      el("p", {}, plural(status.batches.total || 0, "batch") + (counts ? ": " + counts : "") + "."),
+      quarantined.length ? el("details", { class: "group blocking", id: "quarantined" },
+        el("summary", {}, el("b", {}, plural(quarantined.length, "quarantined batch")),
+          " — set aside for broken data, not used for training until released"),
+        table(headers, quarantined.map(row))) : null,
+      el("h2", {}, "Newest batches"), list, more);
   }
 
   async function batch() {
