@@ -81,7 +81,7 @@ def main() -> None:
                 TOLERANCE,
             )
             # the honest run holds out the rows after the champion's window (retrain.holdout_size)
-            n = holdout_size(len(rows), 0.2, (rows.index > old_window.index[-1]).to_numpy())
+            n = holdout_size(len(rows), 0.2, np.asarray(rows.index > old_window.index[-1]))
             unseen = rows.iloc[-n:][rows.index[-n:] > old_window.index[-1]]
             copy = fit(rows.iloc[:-n], flip=flip, seed=start)
             new = evaluate_gate(
