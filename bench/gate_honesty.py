@@ -14,9 +14,10 @@ refit on the previous window; the challenger is trained on the window one week l
 Two gates judge each pair. The **old** gate held out the newest 20 % of the window, fitted the
 challenger on the rest and compared the two scores on the holdout, which the refit champion was
 trained on whenever the holdout is longer than the week the window moved. The **honest** gate
-compares the same gate copy with the champion, paired, on the holdout rows after the
-champion's window only. Prints how often each gate rejected each kind of challenger, and how the
-rejected honest challengers then did on the week after (out of time for both models).
+holds out the rows after the champion's window (at most 20 %), fits its gate copy on the rest
+and compares it with the champion, paired, on those rows only. Prints how often each gate
+rejected each kind of challenger, and how the honest challengers the old gate rejected then did
+on the week after (out of time for both models).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from retrainer.datasets import ELEC2_FEATURES, load_elec2  # noqa: E402
 from retrainer.gate import evaluate_gate, model_score  # noqa: E402
 from retrainer.metrics import is_worse  # noqa: E402
+from retrainer.retrain import holdout_size  # noqa: E402
 
 WEEK = 48 * 7
 TOLERANCE = 0.01
@@ -70,7 +72,6 @@ def main() -> None:
         ):
             n_holdout = round(len(rows) * 0.2)
             train, holdout = rows.iloc[:-n_holdout], rows.iloc[-n_holdout:]
-            unseen = holdout[holdout.index > old_window.index[-1]]  # after the champion's window
             challenger = fit(train, flip=flip, seed=start)
             X, y = holdout[ELEC2_FEATURES], holdout["target"]
             old = is_worse(
@@ -79,8 +80,12 @@ def main() -> None:
                 model_score(champion, X, y, "accuracy"),
                 TOLERANCE,
             )
+            # the honest run holds out the rows after the champion's window (retrain.holdout_size)
+            n = holdout_size(len(rows), 0.2, np.asarray(rows.index > old_window.index[-1]))
+            unseen = rows.iloc[-n:][rows.index[-n:] > old_window.index[-1]]
+            copy = fit(rows.iloc[:-n], flip=flip, seed=start)
             new = evaluate_gate(
-                challenger, champion, unseen[ELEC2_FEATURES], unseen["target"], tolerance=TOLERANCE
+                copy, champion, unseen[ELEC2_FEATURES], unseen["target"], tolerance=TOLERANCE
             )
             counts[("old", kind)][0] += old
             counts[("honest", kind)][0] += new.verdict == "worse"

@@ -4,6 +4,8 @@ References: McNemar's exact test (``scipy.stats.binomtest`` on the rows only one
 right) for the accuracy bootstrap, and Student's paired t interval for a mean loss.
 """
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -104,6 +106,7 @@ def test_an_identical_retrain_on_an_identical_window_is_never_rejected(weekly, o
     assert "not enough rows to tell" in gate["reason"]
     assert outcome.promoted == (on_inconclusive == "promote")
     assert gate["compared"]["champion_window"]["batches"] == [1, 4, 4]
+    json.dumps(gate, allow_nan=False)  # storable in PostgreSQL's JSON: no NaN for "no rows"
 
 
 def test_the_gate_compares_on_rows_after_the_champions_window_only(weekly, elec):

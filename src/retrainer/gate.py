@@ -68,7 +68,7 @@ class GateResult:
 
     passed: bool
     metric: str
-    challenger: float
+    challenger: float | None
     champion: float | None
     tolerance: float
     n_holdout: int
@@ -82,7 +82,11 @@ class GateResult:
     compared: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON: a score that is undefined on the rows (NaN) is None."""
+        return {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v
+            for k, v in asdict(self).items()
+        }
 
 
 def model_score(model: Any, X: pd.DataFrame, y: Sequence, metric: str) -> float:
@@ -170,7 +174,7 @@ def evaluate_gate(
     """Compare ``challenger`` with ``champion`` on rows ``X, y`` that neither was trained on."""
     n = len(X)
     ours = predict(challenger, X) if n else None
-    challenger_score = score(metric, y, *ours) if n else float("nan")
+    challenger_score = score(metric, y, *ours) if n else None
     base = {
         "metric": metric,
         "challenger": challenger_score,

@@ -90,6 +90,25 @@ def _period(frame: pd.DataFrame, time: str | None) -> dict:
     return {"from": frame[time].min().isoformat(), "to": frame[time].max().isoformat()}
 
 
+def holdout_size(rows: int, share: float, unseen: np.ndarray) -> int:
+    """How many of the window's newest rows to hold out: those after the champion's window
+    (``unseen``), at most ``share`` of the window; ``share`` of it when there are none.
+
+    The gate copy is then fitted on every row the champion could have seen and on no row it is
+    compared on: a longer holdout would fit it on older rows than the champion's and bias the
+    gate against the challenger.
+
+    Example:
+        >>> holdout_size(1000, 0.2, np.r_[np.zeros(900, bool), np.ones(100, bool)])
+        100
+        >>> [holdout_size(1000, 0.2, np.full(1000, after)) for after in (True, False)]
+        [200, 200]
+    """
+    cap = max(1, int(round(rows * share)))
+    after = int(unseen.sum())
+    return min(cap, after) if after else cap
+
+
 def out_of_time(champion, batch_of: np.ndarray) -> tuple[np.ndarray, dict]:
     """Which held-out rows the champion was not trained on: rows of batches that arrived after
     the last batch of its training window (out of time). Returns the row mask and what the
@@ -199,13 +218,13 @@ def _train_gate_register(
             message=message,
         )
     features = project.features(frame)
-    n_holdout = max(1, int(round(len(frame) * cfg.gate.holdout)))
+    champion = project.champion
+    n_holdout = holdout_size(len(frame), cfg.gate.holdout, out_of_time(champion, batch_of)[0])
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
     window["holdout_rows"] = n_holdout
     target = project.target
     selection = train_challenger(cfg, train[features], train[target])  # where compute: says
     challenger = selection.model  # the gate copy: fitted without the holdout
-    champion = project.champion
     unseen, compared = out_of_time(champion, batch_of[-n_holdout:])
     rows = holdout[unseen]
     gate = gate_challenger(project, challenger, champion, rows[features], rows[target])
