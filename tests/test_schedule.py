@@ -101,7 +101,7 @@ def test_upf_retrains_more_when_retraining_is_cheaper():
 @pytest.mark.parametrize("cost", [50, 500, 2000])
 def test_gain_forecast_near_the_optimum_on_an_abrupt_change(cost):
     E, rows = step_matrix(40, drift=12)
-    ours = simulate(E, rows, GainForecast(), cost=cost, label_delay=1).schedule
+    ours = simulate(E, rows, GainForecast(horizon=26), cost=cost, label_delay=1).schedule
     best = optimal_schedule(E, cost, rows)
     assert best.retrain_at == (13,)
     # retrains once, as soon as a labelled batch shows it (batch 13, labelled at boundary 14)

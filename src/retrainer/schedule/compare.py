@@ -100,8 +100,8 @@ def write_frontier_plot(
     import matplotlib.pyplot as plt
 
     costs = np.geomspace(1, 100 * max(cost, 1), 40)
-    line = [optimal_schedule(errors, c, rows) for c in costs]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    line = sorted((optimal_schedule(errors, c, rows) for c in costs), key=lambda s: s.retrains)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=100)
     ax.plot(
         [s.retrains for s in line],
         [s.accuracy for s in line],
@@ -110,9 +110,15 @@ def write_frontier_plot(
         drawstyle="steps-post",
         label="optimal frontier (costs 1 .. 100x)",
     )
-    for r in table:
+    markers = "osD^vPX*<>ph"
+    for i, r in enumerate(table):
         ax.plot(
-            r["retrains"], r["accuracy"], "o", ms=6, label=f"{r['policy']}: {r['total cost']:.0f}"
+            r["retrains"],
+            r["accuracy"],
+            markers[i % len(markers)],
+            ms=7,
+            alpha=0.85,
+            label=f"{r['policy']}: {r['total cost']:,.0f}",
         )
     ax.set_xlabel("retrains")
     ax.set_ylabel("accuracy")

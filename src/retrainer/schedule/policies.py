@@ -246,7 +246,8 @@ class UPF:
 
     name = "UPF"
 
-    def __init__(self, horizon: int = 26, quantile: float = 0.5, window: int = 52) -> None:
+    def __init__(self, horizon: int = 8, quantile: float = 0.25, window: int = 52) -> None:
+        # horizon and quantile tuned like ours, on SEA, STAGGER and HAPT
         self.horizon, self.quantile, self.window = horizon, quantile, window
 
     def reset(self) -> None:
@@ -305,8 +306,8 @@ class GainForecast:
     name = "ours (gain forecast)"
 
     def __init__(
-        self, horizon: int = 26, window: int = 26, recent: int = 2, z: float = 1.0
-    ) -> None:
+        self, horizon: int = 4, window: int = 26, recent: int = 2, z: float = 1.0
+    ) -> None:  # horizon, recent, z: tuned on SEA, STAGGER and HAPT (bench/backtest_cost.py)
         self.horizon, self.window, self.recent, self.z = horizon, window, recent, z
 
     def reset(self) -> None:
