@@ -659,7 +659,7 @@ def _source(
         "",
     ]
     return_type = "int32_t" if classification else "float"
-    prologue = _refusal_c(n_features, policy, classification)
+    prologue = _refusal_c(n_features, policy, classification, "missing)" in body)
     if scaling:
         scale_decls, scale_function = _scaling_c(name, scaling, n_features, "float")
         parts += [scale_decls, "", scale_function]
@@ -698,8 +698,26 @@ def _source(
     return "\n".join(parts)
 
 
-def _refusal_c(n_features: int, policy: InputPolicy, classification: bool) -> str:
-    """C that returns the refused code for a row holding a value Python refuses."""
+def _refusal_c(
+    n_features: int, policy: InputPolicy, classification: bool, track_missing: bool = False
+) -> str:
+    """C that returns the refused code for a row holding a value Python refuses; with
+    ``track_missing`` (NaN accepted) it also sets ``missing`` when the row holds a NaN, in the
+    same pass (one test per feature for a row of finite values)."""
+    if track_missing:
+        refuse = (
+            f"            if (isinf(features[i])) {{\n"
+            f"                return {_refused(classification)};\n            }}\n"
+            if policy.refuses_inf
+            else "            if (isnan(features[i])) {\n    "
+        )
+        close = "" if policy.refuses_inf else "            }\n"
+        return (
+            "    int32_t missing = 0;\n"
+            f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+            "        if (!isfinite(features[i])) {\n"
+            f"{refuse}            missing = 1;\n{close}        }}\n    }}\n"
+        )
     if policy.refuses_nan and policy.refuses_inf:
         test = "!isfinite(features[i])"
     elif policy.refuses_nan:
@@ -810,12 +828,7 @@ def _trees_c(
         decls.append(_nan_walk_function(name))
     guard, guard_decls = _overflow_guard(name, scaling, estimator.n_features_in_, classification)
     decls += guard_decls
-    if nan:
-        guard += (
-            "    int32_t missing = 0;\n"
-            f"    for (int32_t i = 0; i < {estimator.n_features_in_}; i++) {{\n"
-            "        missing |= isnan(x[i]) ? 1 : 0;\n    }\n"
-        )
+    # With ``nan``, the input checks of :func:`_source` set ``missing`` (see _refusal_c).
     if single and classification:
         return "\n".join(decls), guard + _walk_c(name, "0", 1, nan) + "    return -n - 1;\n"
     if classification:
