@@ -338,7 +338,7 @@ def test_the_bundle_alone_rebuilds_the_verified_agreement(elec2, tmp_path):
     model.fit(X_train, y_train)
     rows = _with_holes(X_test.iloc[:400], 0.05, seed=5)
     target = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
-    report = check_target(model, target, rows, y_test.iloc[:400])
+    report = check_target(model, target, rows, y_test.iloc[:400], workdir=tmp_path / "check")
     if not report.passed:  # without arm-none-eabi-gcc the footprint is not measured
         assert all(r.startswith("footprint: not measured") for r in report.reasons)
         report = dataclasses.replace(report, passed=True, reasons=())
@@ -377,3 +377,20 @@ def test_the_bundle_alone_rebuilds_the_verified_agreement(elec2, tmp_path):
         manifest["parity"]["agreement"],
     )
     assert same.all()
+    if shutil.which("arm-none-eabi-gcc") is not None:  # the cross build: the same machine code
+        subprocess.run(["make"], cwd=alone, check=True, capture_output=True, timeout=120)
+        verified = tmp_path / "check" / "cross" / "model.o"
+        assert _code(alone / "build-cross" / "model.o") == _code(verified)
+
+
+def _code(obj: Path) -> list[str]:
+    """Every section's bytes of an object file, as ``objdump -s`` prints them (path left out)."""
+    dump = subprocess.run(
+        ["arm-none-eabi-objdump", "-s", obj.name],
+        cwd=obj.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return [line for line in dump.splitlines() if obj.name not in line]

@@ -244,7 +244,7 @@ def export_c(
     >>> export = export_c(tree, name="level")
     >>> export.classes, export.predict_function
     (('high', 'low'), 'level_predict')
-    >>> "isnan(v) && level_nan_left[n]" in export.source  # NaN goes where scikit-learn sends it
+    >>> "level_nan_left[n >> 3] >> (n & 7)" in export.source  # NaN goes where scikit-learn does
     True
     >>> "LEVEL_REFUSED (-1)" in export.header  # infinity is refused, as scikit-learn refuses it
     True
@@ -659,18 +659,14 @@ def _source(
         "",
     ]
     return_type = "int32_t" if classification else "float"
-    prologue = _refusal_c(n_features, policy, classification)
+    prologue = _refusal_c(n_features, policy, classification, "missing)" in body)
     if scaling:
         scale_decls, scale_function = _scaling_c(name, scaling, n_features, "float")
         parts += [scale_decls, "", scale_function]
         prologue += f"    float x[{n_features}];\n    {name}_scale(features, x);\n"
         if wide is not None:
+            # An infinite scaled value makes the sums it enters overflow: they restart in double.
             parts.append(_scaling_c(name, scaling, n_features, "double")[1])
-            prologue += (
-                f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
-                + _Arithmetic(name, False).check("x[i]", "        ")
-                + "    }\n"
-            )
     else:
         prologue += "    const float *x = features;\n"
     if "_argmax(" in body:
@@ -702,8 +698,26 @@ def _source(
     return "\n".join(parts)
 
 
-def _refusal_c(n_features: int, policy: InputPolicy, classification: bool) -> str:
-    """C that returns the refused code for a row holding a value Python refuses."""
+def _refusal_c(
+    n_features: int, policy: InputPolicy, classification: bool, track_missing: bool = False
+) -> str:
+    """C that returns the refused code for a row holding a value Python refuses; with
+    ``track_missing`` (NaN accepted) it also sets ``missing`` when the row holds a NaN, in the
+    same pass (one test per feature for a row of finite values)."""
+    if track_missing:
+        refuse = (
+            f"            if (isinf(features[i])) {{\n"
+            f"                return {_refused(classification)};\n            }}\n"
+            if policy.refuses_inf
+            else "            if (isnan(features[i])) {\n    "
+        )
+        close = "" if policy.refuses_inf else "            }\n"
+        return (
+            "    int32_t missing = 0;\n"
+            f"    for (int32_t i = 0; i < {n_features}; i++) {{\n"
+            "        if (!isfinite(features[i])) {\n"
+            f"{refuse}            missing = 1;\n{close}        }}\n    }}\n"
+        )
     if policy.refuses_nan and policy.refuses_inf:
         test = "!isfinite(features[i])"
     elif policy.refuses_nan:
@@ -808,9 +822,13 @@ def _trees_c(
     ]
     nan = not policy.refuses_nan
     if nan:
-        decls.append(_array("uint8_t", f"{name}_nan_left", nan_left or [0], per_line=16))
+        packed = np.packbits(np.asarray(nan_left or [0], dtype=np.uint8), bitorder="little")
+        decls.append("/* Bit n: a NaN at node n goes left (scikit-learn's missing_go_to_left). */")
+        decls.append(_array("uint8_t", f"{name}_nan_left", packed, per_line=16))
+        decls.append(_nan_walk_function(name))
     guard, guard_decls = _overflow_guard(name, scaling, estimator.n_features_in_, classification)
     decls += guard_decls
+    # With ``nan``, the input checks of :func:`_source` set ``missing`` (see _refusal_c).
     if single and classification:
         return "\n".join(decls), guard + _walk_c(name, "0", 1, nan) + "    return -n - 1;\n"
     if classification:
@@ -945,15 +963,15 @@ def _boosting_c(
 
 def _walk_c(name: str, tree: str, depth: int, nan: bool) -> str:
     """C that walks tree ``tree`` from its root to a leaf, leaving ``n = -(leaf + 1)``; with
-    ``nan``, a NaN goes where the node's ``nan_left`` flag says."""
+    ``nan``, a row holding a NaN (``missing``) takes :func:`_nan_walk_function`."""
     pad = "    " * depth
     if nan:
         return (
             f"{pad}int32_t n = {name}_root[{tree}];\n"
+            f"{pad}if (missing) {{\n{pad}    n = {name}_walk_missing(n, x);\n{pad}}}\n"
             f"{pad}while (n >= 0) {{\n"
-            f"{pad}    const float v = x[{name}_feature[n]];\n"
-            f"{pad}    n = (v <= {name}_threshold[n] || (isnan(v) && {name}_nan_left[n])) "
-            f"? {name}_left[n] : {name}_right[n];\n"
+            f"{pad}    n = (x[{name}_feature[n]] <= {name}_threshold[n]) ? {name}_left[n] "
+            f": {name}_right[n];\n"
             f"{pad}}}\n"
         )
     return (
@@ -962,6 +980,20 @@ def _walk_c(name: str, tree: str, depth: int, nan: bool) -> str:
         f"{pad}    n = (x[{name}_feature[n]] <= {name}_threshold[n]) ? {name}_left[n] "
         f": {name}_right[n];\n"
         f"{pad}}}\n"
+    )
+
+
+def _nan_walk_function(name: str) -> str:
+    """The walk of a row holding a NaN: at each node a NaN goes to its learned side (rows
+    without NaN take the plain walk, which costs no extra instruction per node)."""
+    return (
+        f"static int32_t {name}_walk_missing(int32_t n, const float *x)\n{{\n"
+        "    while (n >= 0) {\n"
+        f"        const float v = x[{name}_feature[n]];\n"
+        f"        const int32_t nan_left = ({name}_nan_left[n >> 3] >> (n & 7)) & 1;\n"
+        f"        n = (v <= {name}_threshold[n] || (isnan(v) && nan_left)) ? {name}_left[n] "
+        f": {name}_right[n];\n"
+        "    }\n    return n;\n}\n"
     )
 
 
