@@ -393,7 +393,9 @@ class Project:
     def promote(
         self, version: int, *, reason: str = "promoted by hand", actor: str = "user"
     ) -> ModelVersion:
-        """Make ``version`` the champion."""
+        """Make ``version`` the champion; a version whose model does not load (damaged, or not
+        a skops file) is refused, naming the version."""
+        self.registry.load(version)
         result = self.registry.promote(version, reason=reason, actor=actor)
         self.set_state("detector", {})
         return result
