@@ -95,7 +95,9 @@ def test_a_file_size_limit_is_one_line_and_exit_2(tmp_path, elec):
     elec.iloc[:WEEK].to_csv(tmp_path / "first.csv", index=False)
     elec.iloc[WEEK : 40 * WEEK].to_csv(tmp_path / "more.csv", index=False)
     assert cli(tmp_path, "ingest", "first.csv").returncode == 0
-    largest = max(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file() and f.suffix != ".csv")
+    largest = max(
+        f.stat().st_size for f in tmp_path.rglob("*") if f.is_file() and f.suffix != ".csv"
+    )
     result = cli(tmp_path, "ingest", "more.csv", limit=largest + 4096)
     assert_one_line(result)
     assert "File too large" in result.stderr or "disk I/O error" in result.stderr
