@@ -442,6 +442,15 @@ class ArtifactStore:
         """
         return _loads_skops(self.get_bytes(sha), f"artifact {sha}", self.max_bytes)
 
+    def check_model(self, sha: str) -> None:
+        """Verify that a stored model would load: its hash, then the skops checks of
+        :meth:`get_model` (format, zip members, allowlisted types), without loading it.
+
+        Parameters:
+            sha: the hash of the model file.
+        """
+        _check_skops(self.get_bytes(sha), f"artifact {sha}", self.max_bytes)
+
     def load_model_file(self, path: str | Path) -> Any:
         """Load a user's model file; only ``.skops`` is accepted and nothing is ever unpickled.
 

@@ -48,9 +48,28 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RetrainerError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-            sys.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # every failure: one line and exit 2 (traceback with --debug)
+            if isinstance(exc, BrokenPipeError):
+                raise  # click's own handling: the reader went away
+            _fail(ctx, exc)
+
+
+def _fail(ctx: click.Context, exc: Exception) -> None:
+    """Print what failed in one line (the traceback first under ``--debug``) and exit 2."""
+    import traceback
+
+    from retrainer.errors import describe
+
+    if ctx.params.get("debug"):
+        traceback.print_exception(exc, file=sys.stderr)
+    what = describe(exc)
+    if not isinstance(exc, RetrainerError):
+        command = " ".join(["retrainer", *filter(None, [ctx.invoked_subcommand])])
+        what = f"{command} failed: {what} (run with --debug for the traceback)"
+    click.echo(f"error: {what}", err=True)
+    sys.exit(2)
 
 
 @click.group(cls=_Group)
@@ -62,9 +81,15 @@ class _Group(click.Group):
     show_default=True,
     help="The project file.",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="RETRAINER_DEBUG",
+    help="Print the traceback of an error (else one line).",
+)
 @click.version_option(package_name="retrainer")
 @click.pass_context
-def main(ctx: click.Context, config: str) -> None:
+def main(ctx: click.Context, config: str, debug: bool) -> None:
     """retrainer keeps a deployed model fresh: profile, check, decide, retrain, gate, register."""
     ctx.obj = {"config": config}
 

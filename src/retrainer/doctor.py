@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import time
 from dataclasses import asdict, dataclass
@@ -66,8 +67,10 @@ class Finding:
     """One problem (or notice) found by :func:`doctor`.
 
     Parameters:
-        kind: ``database``, ``missing_artifact``, ``corrupt_artifact``, ``orphan_artifact``,
-            ``temp_file``, ``file_mode``, ``dangling_alias``, ``ungated_alias``, ``stuck_run``,
+        kind: ``database``, ``missing_artifact``, ``corrupt_artifact``, ``unloadable_model``
+            (a hash-valid file that is not a loadable skops model), ``orphan_artifact``,
+            ``temp_file``, ``bundle_staging``, ``file_mode``, ``dangling_alias``,
+            ``ungated_alias``, ``stuck_run``,
             ``stuck_cycle`` or ``running`` (a live process is working: a notice).
         subject: what it is about (``model version 3``, a file path, ``run 7``).
         message: what is wrong and what to do.
@@ -140,6 +143,10 @@ def doctor(project: Project, *, repair: bool = False, grace: float = GRACE_SECON
     for where, sha in references:
         try:
             project.artifacts.get_bytes(sha)
+            if where.startswith("model version "):  # hash-valid is not enough: it must load
+                _loadable(project, where, sha)
+        except UnsafeModelFinding as exc:
+            findings.append(Finding("unloadable_model", where, str(exc)))
         except IntegrityError as exc:
             kind = "missing_artifact" if "is missing" in str(exc) else "corrupt_artifact"
             findings.append(Finding(kind, where, f"{where}: {exc}"))
@@ -147,7 +154,22 @@ def doctor(project: Project, *, repair: bool = False, grace: float = GRACE_SECON
             findings.append(Finding("corrupt_artifact", where, f"{where}: {exc}"))
     findings += _aliases(project, checked)
     findings += _files(project, keep, repair, grace, checked)
+    findings += _bundle_staging(project, repair, grace)
     return DoctorReport(tuple(findings), checked, repair)
+
+
+class UnsafeModelFinding(Exception):
+    """A model version whose file has a valid hash but would not load."""
+
+
+def _loadable(project: Project, where: str, sha: str) -> None:
+    try:
+        project.artifacts.check_model(sha)
+    except StoreError as exc:
+        raise UnsafeModelFinding(
+            f"{where}: {exc}; the cycle and `retrainer promote` refuse it: restore its file or "
+            "promote another version"
+        ) from exc
 
 
 def _database(project: Project) -> list[Finding]:
@@ -285,8 +307,28 @@ def _files(
     return found
 
 
+def _bundle_staging(project: Project, repair: bool, grace: float) -> list[Finding]:
+    """Staging folders of deploy bundles (``.<target>-<version>.*``) a killed write left."""
+    root = project.bundle_folder()
+    if not root.is_dir():
+        return []
+    now = time.time()
+    return [
+        _removable(
+            path,
+            "bundle_staging",
+            "a bundle staging folder left by an interrupted write",
+            repair and now - path.lstat().st_mtime >= grace,
+        )
+        for path in sorted(root.iterdir())
+        if path.name.startswith(".") and path.is_dir() and not path.is_symlink()
+    ]
+
+
 def _removable(path: Path, kind: str, why: str, delete: bool) -> Finding:
-    if delete:
+    if delete and path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif delete:
         path.unlink(missing_ok=True)
     action = "deleted" if delete else "`retrainer doctor --repair` deletes it"
     return Finding(kind, str(path), f"{path}: {why}; {action}", repairable=True, repaired=delete)

@@ -49,3 +49,46 @@ class NotFoundError(RetrainerError):
 
 class GateFailedError(RetrainerError):
     """A model version that failed its gate was to be promoted without ``force``."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error in one line: its own message without SQL statements and links, and the root
+    cause it was raised from when the message does not already say it. A ``ConfigError`` keeps
+    its one line per problem.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise OSError(28, "No space left on device", "/data/store.db")
+        ...     except OSError as exc:
+        ...         raise StoreError("cannot write artifact ab12:\\n[SQL: INSERT ...]") from exc
+        ... except StoreError as exc:
+        ...     print(describe(exc))
+        cannot write artifact ab12: (OSError: [Errno 28] No space left on device: '/data/store.db')
+    """
+    text = _clean(exc)
+    root, seen = exc, {id(exc)}
+    while True:
+        nxt = root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+        if nxt is None or id(nxt) in seen:
+            break
+        root = nxt
+        seen.add(id(root))
+    if root is not exc:
+        cause = _clean(root)
+        if cause and cause.partition(": ")[2] not in text:
+            text = f"{text} ({cause})"
+    return text
+
+
+def _clean(exc: BaseException) -> str:
+    noise = ("[SQL:", "[parameters:", "(Background on this error")
+    lines = []
+    for line in str(exc).splitlines():
+        if line.strip().startswith(noise):
+            break
+        lines.append(line.rstrip())
+    text = ("\n" if isinstance(exc, ConfigError) else " ").join(x for x in lines if x.strip())
+    if not isinstance(exc, RetrainerError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text.strip()

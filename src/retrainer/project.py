@@ -435,10 +435,12 @@ class Project:
         force: bool = False,
     ) -> ModelVersion:
         """Make ``version`` the champion; one that failed its gate needs ``force=True``
-        (:class:`~retrainer.errors.GateFailedError` says why it failed)."""
+        (:class:`~retrainer.errors.GateFailedError` says why it failed), and one whose model
+        does not load (damaged, or not a skops file) is refused, naming the version."""
         from retrainer.promotion import check_promotable
 
         check_promotable(self.registry.get(version), force=force)
+        self.registry.load(version)
         result = self.registry.promote(version, reason=reason, actor=actor)
         self.set_state("detector", {})
         return result

@@ -307,8 +307,8 @@ class Registry:
         model_version = self.get(version)
         try:
             return self.artifacts.get_model(model_version.artifact)
-        except IntegrityError as exc:
-            raise IntegrityError(f"model version {version}: {exc}") from exc
+        except StoreError as exc:  # damaged, or re-pointed to a pickle: name the version
+            raise type(exc)(f"model version {version}: {exc}") from exc
 
     def alias(self, name: str = CHAMPION) -> ModelVersion | None:
         """The version an alias points at, or None if the alias was never set.

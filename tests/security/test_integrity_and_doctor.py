@@ -118,3 +118,53 @@ def test_dangling_and_ungated_aliases_are_reported(project):
     with project.store.session() as s:
         s.get(ModelVersionRow, 3).artifact = "0" * 64
     assert "missing_artifact" in {f.kind for f in doctor(project).problems}
+
+
+def repoint_to_pickle(project, version: int) -> str:
+    """Point a version's row at a hash-valid pickle (the file is what its hash says)."""
+    import pickle
+
+    sha = project.artifacts.put_bytes(pickle.dumps(fitted(9), protocol=4))
+    with project.store.session() as s:
+        s.get(ModelVersionRow, version).artifact = sha
+    return sha
+
+
+def test_a_version_repointed_to_a_hash_valid_pickle_is_found_and_refused(project, tmp_path):
+    from retrainer.errors import StoreError
+
+    repoint_to_pickle(project, 1)
+    report = doctor(project)
+    assert [(f.kind, f.subject) for f in report.problems] == [
+        ("unloadable_model", "model version 1")
+    ]
+    assert "pickle" in report.problems[0].message
+    with pytest.raises(StoreError, match="model version 1: .*pickle"):
+        project.registry.load(1)
+    with pytest.raises(StoreError, match="model version 1"):
+        project.promote(1)
+    assert project.champion.version == 2  # the alias did not move
+    repoint_to_pickle(project, 2)  # the champion itself: the cycle names the version
+    project._models.clear()
+    with pytest.raises(StoreError, match="model version 2"):
+        project.load_model()
+    (tmp_path / "retrainer.yaml").write_text(
+        "data: {target: target, id_column: id}\n"
+        f"store: {{url: '{project.config.store_url}', artifacts: '{project.artifacts.root}'}}\n"
+    )
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "retrainer.yaml"), "promote", "1"])
+    assert result.exit_code == 2 and "model version 1" in result.output
+
+
+def test_bundle_staging_folders_left_by_a_kill_are_reported_and_cleaned(project):
+    bundles = project.bundle_folder()
+    staging = bundles / ".esp32-2.k3j4h5"
+    staging.mkdir(parents=True)
+    (staging / "model.h").write_text("/* half written */")
+    (bundles / "esp32-2").mkdir()  # a finished bundle is not touched
+    report = doctor(project)
+    assert [(f.kind, f.subject) for f in report.problems] == [("bundle_staging", str(staging))]
+    assert staging.exists()
+    assert doctor(project, repair=True, grace=0).ok
+    assert not staging.exists() and (bundles / "esp32-2").is_dir()
+    assert doctor(project).ok

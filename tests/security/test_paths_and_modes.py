@@ -94,7 +94,7 @@ def test_a_path_smuggled_into_an_artifact_column_is_refused(project, tmp_path):
 def test_every_artifact_file_is_private(project, tmp_path):
     old = os.umask(0)
     try:
-        project.ingest_labels(_labels(project), key="relabel", replace=True)
+        project.ingest_labels(_labels(project), key="relabel", replace=True)  # a correction
     finally:
         os.umask(old)
     root = project.artifacts.root

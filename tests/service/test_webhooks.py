@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from retrainer.errors import ConfigError
-from retrainer.service.webhooks import BlockedAddressError, WebhookDispatcher, post
+from retrainer.service.webhooks import BlockedAddressError, WebhookDispatcher, guard_address, post
 from retrainer.store.tables import WebhookDeliveryRow
 
 SECRET = "test-secret-123"
@@ -203,3 +203,77 @@ def test_redirects_are_not_followed(service_project, receiver, elec):
     (result,) = dispatcher.send_due()
     assert result.status == "failed" and "redirects are not followed" in result.error
     assert len(redirector.requests) == 1 and target.requests == []
+
+
+@pytest.mark.parametrize(
+    "address, embedded",
+    [
+        ("2002:7f00:1::", "127.0.0.1"),  # 6to4 of loopback
+        ("2002:a9fe:a9fe::", "169.254.169.254"),  # 6to4 of the metadata service
+        ("2002:0a00:0001::1", "10.0.0.1"),  # 6to4 of a private address
+        ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64 (RFC 6052) of loopback
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # NAT64 of the metadata service
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo, client loopback
+        ("::ffff:a9fe:a9fe", "169.254.169.254"),  # IPv4-mapped
+    ],
+)
+def test_ipv6_forms_that_embed_a_refused_ipv4_are_refused(address, embedded, no_connect):
+    reason = guard_address(address)
+    assert reason is not None and embedded in reason
+    with pytest.raises(BlockedAddressError, match="refused"):
+        post(f"http://[{address}]:8443/x", b"{}", {})
+    assert no_connect == []
+
+
+def test_embedded_public_ipv4_and_plain_public_ipv6_pass_the_guard():
+    assert guard_address("2002:5db8:d822::1") is None  # 6to4 of 93.184.216.34
+    assert guard_address("64:ff9b::5db8:d822") == "reserved"  # all of ::/8 stays refused
+    assert guard_address("2606:4700:4700::1111") is None
+
+
+def test_an_ipv6_url_with_a_port_connects_to_that_address_and_port(monkeypatch, no_connect):
+    asked = []
+
+    def resolve(host, port, *args, **kwargs):
+        asked.append((host, port))
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:4700:4700::1111", port, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    for url, port in [
+        ("http://[2606:4700:4700::1111]:8443/hook", 8443),
+        ("http://[2606:4700:4700::1111]/", 80),
+    ]:
+        with pytest.raises(AssertionError, match="connected"):  # it got as far as connecting
+            post(url, b"{}", {})
+        assert asked[-1] == ("2606:4700:4700::1111", port)
+    assert [a[1] for a in no_connect] == [8443, 80]
+
+
+def test_an_ipv6_webhook_with_a_port_delivers():
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class Server6(http.server.HTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = Server6(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert post(f"http://[::1]:{port}/hook", b"{}", {}, allow_private=True) == 204
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -50,6 +50,7 @@ from retrainer.errors import (
 )
 from retrainer.service import dashboard
 from retrainer.service.auth import Token, verify_token
+from retrainer.service.limits import INT64_MAX, BodyCap, PathId, QueryId
 from retrainer.service.metrics import ServiceMetrics
 from retrainer.store.tables import (
     AliasRow,
@@ -97,7 +98,7 @@ class RetrainRequest(BaseModel):
 
 
 class PromoteRequest(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
     reason: str = Field("promoted from the API", min_length=1, max_length=500)
     force: bool = Field(False, description="promote even a version that failed its gate")
 
@@ -108,7 +109,7 @@ class RollbackRequest(BaseModel):
 
 class RolloutRequest(BaseModel):
     target: str = Field(min_length=1, max_length=100)
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=INT64_MAX)
     percent: float = Field(100.0, gt=0, le=100)
     rollback: bool = False
     reason: str = Field("", max_length=500)
@@ -260,6 +261,7 @@ def create_app(
     )
     app.state.project, app.state.metrics, app.state.scheduler = project, metrics, scheduler
     app.state.max_upload = int(service.max_upload_mb * 1024 * 1024)
+    app.add_middleware(BodyCap)  # inner to the Host guard, outer to every route and token check
     app.add_middleware(_Guard, allowed=allowed)
     _errors(app)
     _public(app, project, scheduler)
@@ -325,7 +327,7 @@ def _public(app: FastAPI, project: Project, scheduler: Scheduler | None) -> None
         return dashboard.render_page("overview")
 
     @app.get("/ui/batches/{batch_id}", response_class=HTMLResponse, tags=["dashboard"])
-    def batch_page(batch_id: int) -> str:
+    def batch_page(batch_id: PathId) -> str:
         """The dashboard page of one batch (its data is fetched by the page)."""
         return dashboard.render_page("batch")
 
@@ -383,7 +385,7 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
     @app.get("/api/batches", dependencies=READ, tags=["read"])
     def batches(
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=INT64_MAX),
         status: str | None = None,
     ) -> list[dict]:
         """Batches, newest first."""
@@ -394,12 +396,12 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
             return _rows(s.scalars(query), BATCH_FIELDS)
 
     @app.get("/api/batches/{batch_id}", dependencies=READ, tags=["read"])
-    def batch(batch_id: int) -> dict:
+    def batch(batch_id: PathId) -> dict:
         """One batch with its profile and checks."""
         return dashboard.batch_detail(project, batch_id)
 
     @app.get("/api/batches/{batch_id}/profile", dependencies=READ, tags=["read"])
-    def profile(batch_id: int) -> dict:
+    def profile(batch_id: PathId) -> dict:
         """The profile of one batch."""
         detail = dashboard.batch_detail(project, batch_id)
         if detail["profile"] is None:
@@ -409,7 +411,7 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         return detail["profile"]
 
     @app.get("/api/batches/{batch_id}/diagnosis", dependencies=READ, tags=["read"])
-    def diagnosis(batch_id: int) -> dict:
+    def diagnosis(batch_id: PathId) -> dict:
         """The diagnosis of one batch's alarms: ranked causes, evidence, actions, a fix."""
         found = project.diagnosis(batch_id)
         if found is None:
@@ -418,7 +420,7 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
 
     @app.get("/api/checks", dependencies=READ, tags=["read"])
     def checks(
-        batch_id: int | None = None,
+        batch_id: QueryId = None,
         kind: str | None = None,
         alarm: bool | None = None,
         limit: int = Query(500, ge=1, le=5000),
@@ -457,7 +459,7 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
             return _rows(rows, ("id", "cycle_id", "at", "action", "reasons", "suppressed"))
 
     @app.get("/api/decisions/{decision_id}", dependencies=READ, tags=["read"])
-    def decision(decision_id: int) -> dict:
+    def decision(decision_id: PathId) -> dict:
         """Why a decision went the way it did: triggers fired and suppressed, the evidence,
         the run it started, the reason in words (as `retrainer explain decision ID`)."""
         return views.decision_explanation(project, decision_id)
@@ -492,7 +494,9 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
             )
 
     @app.get("/api/events", dependencies=READ, tags=["read"])
-    def events(after: int = Query(0, ge=0), limit: int = Query(200, ge=1, le=2000)) -> list[dict]:
+    def events(
+        after: int = Query(0, ge=0, le=INT64_MAX), limit: int = Query(200, ge=1, le=2000)
+    ) -> list[dict]:
         """Events of the record after an id, oldest first."""
         with store.session() as s:
             rows = s.scalars(
@@ -506,12 +510,12 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         return [m.to_dict() | {"reference": None} for m in project.models]
 
     @app.get("/api/models/{version}", dependencies=READ, tags=["models"])
-    def model(version: int) -> dict:
+    def model(version: PathId) -> dict:
         """One model version, with its reference profile."""
         return project.registry.get(version).to_dict()
 
     @app.get("/api/models/{version}/artifact", dependencies=READ, tags=["models"])
-    def artifact(version: int) -> Response:
+    def artifact(version: PathId) -> Response:
         """The model file of a version (skops), verified against its hash before it is sent."""
         mv = project.registry.get(version)
         data = project.artifacts.get_bytes(mv.artifact)
@@ -526,7 +530,7 @@ def _reads(app: FastAPI, project: Project, metrics: ServiceMetrics) -> None:  # 
         )
 
     @app.get("/api/models/{version}/bundles/{target}", dependencies=READ, tags=["models"])
-    def bundle(version: int, target: str) -> Response:
+    def bundle(version: PathId, target: str) -> Response:
         """The microcontroller bundle of a version for a deploy target (zip), verified first."""
         import io
         import zipfile
@@ -649,6 +653,8 @@ def _table(kind: str, body: bytes, where: str) -> tuple[pd.DataFrame, str | None
         doc = json.loads(body)
     except (ValueError, OSError) as exc:  # pandas, pyarrow and json parse errors
         raise DataError(f"{where}: cannot read the {kind} body: {exc}") from None
+    except RecursionError:  # JSON nested deeper than Python's stack
+        raise DataError(f"{where}: the {kind} body is nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
         raise DataError(
             f"{where}: the JSON body must be an object with a list 'rows' "
@@ -753,7 +759,9 @@ def _writes(
         request: Request,
         response: Response,
         key: str | None = Query(None, max_length=200),
-        version: int | None = Query(None, ge=1, description="the model version that served"),
+        version: int | None = Query(
+            None, ge=1, le=INT64_MAX, description="the model version that served"
+        ),
     ) -> dict:
         """Join a serving system's predictions (id, prediction, optional score) to stored
         batches (idempotent by key); they are scored when the batches' labels arrive."""
@@ -801,7 +809,7 @@ def _fleet(app: FastAPI, project: Project) -> None:
     from retrainer.deploy import fleet
 
     @app.get("/api/models/{version}/bundles/{target}/manifest", dependencies=READ, tags=["fleet"])
-    def bundle_manifest(version: int, target: str) -> dict:
+    def bundle_manifest(version: PathId, target: str) -> dict:
         """The verified manifest of a version's microcontroller bundle (file hashes, sizes)."""
         return fleet.bundle_manifest(project, version, target)
 

@@ -82,10 +82,44 @@ class BlockedAddressError(RetrainerError):
 
 
 def guard_address(address: str) -> str | None:
-    """Why connecting to this IP address is refused (``loopback``, ``private``, ...), or None."""
+    """Why connecting to this IP address is refused (``loopback``, ``private``, ...), or None.
+    An IPv6 address that carries an IPv4 address (IPv4-mapped, 6to4, NAT64, Teredo) is refused
+    when the IPv4 address it carries is.
+
+    Example:
+        >>> guard_address("2002:a9fe:a9fe::")
+        '6to4 address of 169.254.169.254 (link-local)'
+        >>> guard_address("2002:5db8:d822::1") is None
+        True
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        for form, inner in _embedded_ipv4(ip):
+            reason = _refused(inner)
+            if reason:
+                return f"{form} of {inner} ({reason})"
+    return _refused(ip)
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, with the name of the form."""
+    found = []
+    if ip.ipv4_mapped is not None:
+        found.append(("IPv4-mapped address", ip.ipv4_mapped))
+    if ip.sixtofour is not None:
+        found.append(("6to4 address", ip.sixtofour))
+    if ip in NAT64:
+        found.append(("NAT64 address", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        found += [("Teredo address", server), ("Teredo address", client)]
+    return found
+
+
+def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     for reason in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
         if getattr(ip, f"is_{reason}"):
             return reason.replace("_", "-")
@@ -150,8 +184,13 @@ def post(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BlockedAddressError(f"{url!r}: only http:// and https:// URLs are allowed")
     kind = _GuardedHTTPS if parts.scheme == "https" else _GuardedHTTP
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    conn = kind(host, parts.port, timeout=timeout)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range or not a number
+        raise BlockedAddressError(f"{url!r}: {exc}") from None
+    # the bare host and an explicit port: http.client neither strips brackets when a port is
+    # given nor parses an IPv6 literal without one (and writes the Host header brackets itself)
+    conn = kind(parts.hostname, port, timeout=timeout)
     conn.allow_private = allow_private
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
