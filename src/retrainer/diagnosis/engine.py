@@ -291,6 +291,8 @@ def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
         means = cur.mean / ref.mean
         if means <= 0 or abs(math.log(means / ratio)) > math.log(1.5):
             return None  # spread and level must move by the same factor
+    elif factor < 1:
+        return None  # a quiet stretch of a signal around zero looks the same (HAPT at rest)
     shown = f"{factor:g}" if factor >= 1 else f"1/{1 / factor:g}"
     message = (
         f"column {name!r} is x{shown} the reference (mean {_g(ref.mean)} -> {_g(cur.mean)}, "
@@ -389,6 +391,23 @@ def _point_mass(
     )
 
 
+def _far_burst(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
+    """A few impossible values (``FAR_COUNT`` or more, under a tenth of the batch, ``FAR``
+    reference widths beyond its range): caught in any batch size, before rules that read the
+    spread (which a few wild values inflate)."""
+    r = checks.get("out_of_range")
+    far = int((r.detail.get("far") if r is not None else 0) or cur.far)
+    if r is None or not r.alarm or far < FAR_COUNT or far >= 0.1 * cur.values:
+        return None
+    message = (
+        f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
+        f"more beyond the reference range [{_g(ref.min)}, {_g(ref.max)}] (batch "
+        f"[{_g(cur.min)}, {_g(cur.max)}]): impossible values, an instrument or transfer fault"
+    )
+    evidence = [_cite(r), {"far": far, "rows": cur.values}]
+    return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
+
+
 def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
     """Values outside the range: the check alarms against the contract's range, the share
     that counts is the one outside the champion's reference (its histogram's open outer bins),
@@ -398,15 +417,6 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     if r is None or not r.alarm or not cur.hist or not ref.hist or len(cur.hist) < 3:
         return None
     share = (cur.hist[0] + cur.hist[-1]) / cur.values if cur.values else 0.0
-    far = int(r.detail.get("far") or cur.far)
-    if far >= FAR_COUNT and share < 0.5:
-        message = (
-            f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
-            f"more beyond the reference range [{_g(ref.min)}, {_g(ref.max)}] (batch "
-            f"[{_g(cur.min)}, {_g(cur.max)}]): impossible values, an instrument or transfer fault"
-        )
-        evidence = [_cite(r), {"far": far, "rows": cur.values}]
-        return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
     if share <= 0.05:
         return None
     inner_cur, inner_ref = cur.hist[1:-1], ref.hist[1:-1]
@@ -794,9 +804,10 @@ def _values(
     if ref.kind == "numeric":
         for rule in (
             lambda: _came_alive(name, ref, cur),
+            lambda: _far_burst(name, ref, cur, checks),
+            lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _affine(name, ref, cur, signals, checks),
             lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
-            lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _repeated(name, ref, checks),
             lambda: _out_of_range(name, ref, cur, checks),
         ):
