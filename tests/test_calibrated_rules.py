@@ -246,3 +246,17 @@ def hapt_sample():
     except FileNotFoundError:
         pytest.skip("HAPT data not on this machine")
     return frame[["acc-x", "acc-y", "gyro-x"]]
+
+
+def test_mixed_unreadable_values_are_stored_as_sent_and_quarantined(make_project, elec):
+    project = make_project()
+    project.ingest(elec.iloc[:HISTORY], key="history")
+    project.cycle()
+    week = elec.iloc[HISTORY : HISTORY + 30].copy()
+    values = [0.5, "n/a", b"\xff raw", "x" * 1000, 7, None] * 5
+    week["nswprice"] = pd.Series(values, index=week.index, dtype=object)
+    bad = project.ingest(week, key="mixed").id
+    assert project.cycle().quarantined == (bad,)
+    stored = project.batch_frame(project_row(project, bad))["nswprice"]
+    assert stored.iloc[3] == "x" * 1000 and stored.iloc[2] == "\\xff raw"
+    assert project.diagnosis(bad)["alarms"][0]["check"] in ("retyped", "bad_values")
