@@ -337,8 +337,8 @@ def _point_mass(
     """A stuck sensor (one value in a long run of consecutive rows, beyond the calibrated
     ``stuck`` check) or a new fill value (a share the reference's own share of that value
     explains with probability below ``ALPHA``, see ``unusual_share``). A value the reference
-    holds often at its boundary is a capped reading (an instrument maximum): more of it is
-    drift, never a fill value."""
+    holds in ``NATURAL_SHARE`` of its rows or more is a real reading (an instrument's maximum,
+    a sensor at rest): more of it is drift, never a fill value."""
     col = sig.columns.get(name) if sig else None
     if col is None or col.mode is None or not cur.values or not ref.std:
         return None
@@ -350,8 +350,6 @@ def _point_mass(
             return None
     elif share < 0.1 or not unusual_share(col.mode_count, cur.values, exact):
         return None
-    elif exact >= NATURAL_SHARE and col.mode in (ref.min, ref.max):
-        return None  # a capped or floored reading, as common in the reference: not a fill
     outside = (cur.hist[0] + cur.hist[-1]) if cur.hist else 0
     inside_mode = ref.min is not None and ref.min <= col.mode <= (ref.max or 0.0)
     if outside - (0 if inside_mode else col.mode_count) > 0.05 * cur.values:
@@ -373,6 +371,8 @@ def _point_mass(
         )
         evidence += [_cite(stuck)] if stuck is not None else []
         return _alarm("data_quality", "stuck", name, message, 0.9, evidence=evidence)
+    if exact is not None and exact >= NATURAL_SHARE:
+        return None  # a common reading (a capped maximum, a sensor at rest): drift, not a fill
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
     message = (
