@@ -238,10 +238,19 @@ def _sentinel(value: float, ref: ColumnProfile) -> bool:
     """A fill-like value: outside the reference range, zero or negative whole, or all nines."""
     if ref.min is not None and ref.max is not None and not ref.min <= value <= ref.max:
         return True
-    share = ref.mode_share(value)
-    if value != round(value) or (share is not None and share >= NATURAL_SHARE):
+    if value != round(value) or _common(value, ref):
         return False  # a value the reference holds often is a reading, not a fill value
     return value <= 0 or set(str(int(abs(value)))) == {"9"}
+
+
+def _common(value: float, ref: ColumnProfile) -> bool:
+    """Whether the reference may hold ``value`` in ``NATURAL_SHARE`` of its rows or more: one
+    of its kept modes that common, or a value inside its range while even its rarest kept mode
+    is that common (rounded readings with many frequent levels). Never outside its range."""
+    if ref.modes is None or ref.min is None or not ref.min <= value <= ref.max:
+        return False
+    share = ref.mode_share(value)
+    return share is not None and share >= NATURAL_SHARE
 
 
 def _bin_share(ref: ColumnProfile, value: float) -> float:
@@ -371,7 +380,7 @@ def _point_mass(
         )
         evidence += [_cite(stuck)] if stuck is not None else []
         return _alarm("data_quality", "stuck", name, message, 0.9, evidence=evidence)
-    if exact is not None and exact >= NATURAL_SHARE:
+    if _common(col.mode, ref):
         return None  # a common reading (a capped maximum, a sensor at rest): drift, not a fill
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
