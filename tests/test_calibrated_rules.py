@@ -246,3 +246,35 @@ def hapt_sample():
     except FileNotFoundError:
         pytest.skip("HAPT data not on this machine")
     return frame[["acc-x", "acc-y", "gyro-x"]]
+
+
+def test_mixed_unreadable_values_are_stored_as_sent_and_quarantined(make_project, elec):
+    project = make_project()
+    project.ingest(elec.iloc[:HISTORY], key="history")
+    project.cycle()
+    week = elec.iloc[HISTORY : HISTORY + 30].copy()
+    values = [0.5, "n/a", b"\xff raw", "x" * 1000, 7, None] * 5
+    week["nswprice"] = pd.Series(values, index=week.index, dtype=object)
+    bad = project.ingest(week, key="mixed").id
+    assert project.cycle().quarantined == (bad,)
+    stored = project.batch_frame(project_row(project, bad))["nswprice"]
+    assert stored.iloc[3] == "x" * 1000 and stored.iloc[2] == "\\xff raw"
+    assert project.diagnosis(bad)["alarms"][0]["check"] in ("retyped", "bad_values")
+
+
+def test_far_values_inside_a_contract_range_are_no_burst(elec):
+    from dataclasses import replace
+
+    reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
+    batch = elec[["nswdemand", "nswprice"]].iloc[24000:24090].copy()
+    batch.iloc[[7, 40], 0] = 4.0
+    inferred = Schema.infer(reference)
+    for high, expected in [(10.0, False), (3.0, True)]:  # the contract allows up to `high`
+        columns = tuple(
+            replace(c, min=0.0, max=high) if c.name == "nswdemand" else c for c in inferred.columns
+        )
+        schema = replace(inferred, columns=columns)
+        ref = BatchProfile.from_frame(reference, schema)
+        cur = BatchProfile.from_frame(batch, schema, edges=ref.edges())
+        found = checks(check_quality(ref, cur, schema), "out_of_range")
+        assert bool(found) == expected

@@ -86,6 +86,8 @@ class FixSettings(_Section):
     scale: dict[str, float] = Field(default_factory=dict)  # multiply by
     recode: dict[str, dict[str, str]] = Field(default_factory=dict)  # batch code -> reference code
     missing_values: dict[str, list[Any]] = Field(default_factory=dict)  # read as null
+    parse_units: dict[str, dict[str, list[float]]] = Field(default_factory=dict)  # "1 hPa"->a*x+b
+    affine: dict[str, list[float]] = Field(default_factory=dict)  # a*x+b (a unit change back)
 
 
 class DataSettings(_Section):

@@ -12,7 +12,8 @@ Checks, one result per (check, column) that ran:
   reference's range when the schema has none) exceeds ``max_out_of_range``, or at least
   ``FAR_COUNT`` values lie ``FAR`` reference widths or more beyond the reference's range (a burst
   of impossible values, caught in a small batch too: no sample of the reference distribution
-  reaches that far; the check's detail carries the ``far`` count).
+  reaches that far; with a contract range, only when the batch also leaves it; the check's
+  detail carries the ``far`` count).
 - ``unseen_category`` (warning): categorical values neither in the schema nor in the reference;
   id-like columns (no category list) get status ``excluded_id_like``.
 - ``vanished_category`` (warning): reference categories of at least 1 % share that the batch
@@ -299,7 +300,8 @@ def _out_of_range(
             message=f"column {spec.name!r}: no finite values or no expected range to compare",
         )
     share = outside / cur.values
-    alarm = share > rules.max_out_of_range or cur.far >= FAR_COUNT
+    beyond_contract = spec.min is None or spec.max is None or cur.min < low or cur.max > high
+    alarm = share > rules.max_out_of_range or (cur.far >= FAR_COUNT and beyond_contract)
     far = (
         f"; {cur.far} lie {FAR:g} reference widths or more beyond the reference range"
         if cur.far

@@ -242,10 +242,19 @@ def _sentinel(value: float, ref: ColumnProfile) -> bool:
     """A fill-like value: outside the reference range, zero or negative whole, or all nines."""
     if ref.min is not None and ref.max is not None and not ref.min <= value <= ref.max:
         return True
-    share = ref.mode_share(value)
-    if value != round(value) or (share is not None and share >= NATURAL_SHARE):
+    if value != round(value) or _common(value, ref):
         return False  # a value the reference holds often is a reading, not a fill value
     return value <= 0 or set(str(int(abs(value)))) == {"9"}
+
+
+def _common(value: float, ref: ColumnProfile) -> bool:
+    """Whether the reference may hold ``value`` in ``NATURAL_SHARE`` of its rows or more: one
+    of its kept modes that common, or a value inside its range while even its rarest kept mode
+    is that common (rounded readings with many frequent levels). Never outside its range."""
+    if ref.modes is None or ref.min is None or not ref.min <= value <= ref.max:
+        return False
+    share = ref.mode_share(value)
+    return share is not None and share >= NATURAL_SHARE
 
 
 def _bin_share(ref: ColumnProfile, value: float) -> float:
@@ -295,6 +304,8 @@ def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
         means = cur.mean / ref.mean
         if means <= 0 or abs(math.log(means / ratio)) > math.log(1.5):
             return None  # spread and level must move by the same factor
+    elif factor < 1:
+        return None  # a quiet stretch of a signal around zero looks the same (HAPT at rest)
     shown = f"{factor:g}" if factor >= 1 else f"1/{1 / factor:g}"
     message = (
         f"column {name!r} is x{shown} the reference (mean {_g(ref.mean)} -> {_g(cur.mean)}, "
@@ -339,8 +350,8 @@ def _point_mass(
     """A stuck sensor (one value in a long run of consecutive rows, beyond the calibrated
     ``stuck`` check) or a new fill value (a share the reference's own share of that value
     explains with probability below ``ALPHA``, see ``unusual_share``). A value the reference
-    holds often at its boundary is a capped reading (an instrument maximum): more of it is
-    drift, never a fill value."""
+    holds in ``NATURAL_SHARE`` of its rows or more is a real reading (an instrument's maximum,
+    a sensor at rest): more of it is drift, never a fill value."""
     col = sig.columns.get(name) if sig else None
     if col is None or col.mode is None or not cur.values or not ref.std:
         return None
@@ -352,8 +363,6 @@ def _point_mass(
             return None
     elif share < 0.1 or not unusual_share(col.mode_count, cur.values, exact):
         return None
-    elif exact >= NATURAL_SHARE and col.mode in (ref.min, ref.max):
-        return None  # a capped or floored reading, as common in the reference: not a fill
     outside = (cur.hist[0] + cur.hist[-1]) if cur.hist else 0
     inside_mode = ref.min is not None and ref.min <= col.mode <= (ref.max or 0.0)
     if outside - (0 if inside_mode else col.mode_count) > 0.05 * cur.values:
@@ -375,6 +384,8 @@ def _point_mass(
         )
         evidence += [_cite(stuck)] if stuck is not None else []
         return _alarm("data_quality", "stuck", name, message, 0.9, evidence=evidence)
+    if _common(col.mode, ref):
+        return None  # a common reading (a capped maximum, a sensor at rest): drift, not a fill
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
     message = (
@@ -393,6 +404,23 @@ def _point_mass(
     )
 
 
+def _far_burst(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
+    """A few impossible values (``FAR_COUNT`` or more, under a tenth of the batch, ``FAR``
+    reference widths beyond its range): caught in any batch size, before rules that read the
+    spread (which a few wild values inflate)."""
+    r = checks.get("out_of_range")
+    far = int((r.detail.get("far") if r is not None else 0) or cur.far)
+    if r is None or not r.alarm or far < FAR_COUNT or far >= 0.1 * cur.values:
+        return None
+    message = (
+        f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
+        f"more beyond the reference range [{_g(ref.min)}, {_g(ref.max)}] (batch "
+        f"[{_g(cur.min)}, {_g(cur.max)}]): impossible values, an instrument or transfer fault"
+    )
+    evidence = [_cite(r), {"far": far, "rows": cur.values}]
+    return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
+
+
 def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
     """Values outside the range: the check alarms against the contract's range, the share
     that counts is the one outside the champion's reference (its histogram's open outer bins),
@@ -402,15 +430,6 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     if r is None or not r.alarm or not cur.hist or not ref.hist or len(cur.hist) < 3:
         return None
     share = (cur.hist[0] + cur.hist[-1]) / cur.values if cur.values else 0.0
-    far = int(r.detail.get("far") or cur.far)
-    if far >= FAR_COUNT and share < 0.5:
-        message = (
-            f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
-            f"more beyond the reference range [{_g(ref.min)}, {_g(ref.max)}] (batch "
-            f"[{_g(cur.min)}, {_g(cur.max)}]): impossible values, an instrument or transfer fault"
-        )
-        evidence = [_cite(r), {"far": far, "rows": cur.values}]
-        return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
     if share <= 0.05:
         return None
     inner_cur, inner_ref = cur.hist[1:-1], ref.hist[1:-1]
@@ -803,9 +822,10 @@ def _values(
     if ref.kind == "numeric":
         for rule in (
             lambda: _came_alive(name, ref, cur),
+            lambda: _far_burst(name, ref, cur, checks),
+            lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _affine(name, ref, cur, signals, checks),
             lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
-            lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _repeated(name, ref, checks),
             lambda: _out_of_range(name, ref, cur, checks),
         ):

@@ -76,7 +76,8 @@ def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProf
     found = {"column": name, "confidence": 0.9, "evidence": [], "fix": None}
     if share < RETYPED_SHARE:
         message = f"column {name!r}: {100 * share:.1f}% unreadable values (e.g. {example!r}){rows}"
-        return {**found, "cause": "data_quality", "check": "bad_values", "message": message}
+        return {**found, "cause": "data_quality", "check": "bad_values", "message": message,
+                "confidence": 0.85}  # fmt: skip
     units = col.units if col is not None else {}
     if units and ref is not None and ref.min is not None:
         factors = unit_conversions(units, col.unit_numbers, ref.min, ref.max)

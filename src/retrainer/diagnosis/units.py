@@ -134,10 +134,21 @@ def _round(x: float) -> float:
     return float(f"{x:.10g}")
 
 
-def _cdf(edges: np.ndarray, hist: np.ndarray):
+def _cdf_bounds(edges: np.ndarray, hist: np.ndarray):
+    """The reference's CDF at ``x`` as bounds: inside a bin it lies between the cumulative
+    shares at the bin's edges (ties make it jump anywhere in between)."""
     inner = np.asarray(hist[1:-1], float)
-    cdf = np.concatenate([[0.0], np.cumsum(inner) / inner.sum()])
-    return lambda x: np.interp(x, edges, cdf, left=0.0, right=1.0)
+    at_edges = np.concatenate([[0.0], np.cumsum(inner) / inner.sum()])
+
+    def bounds(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
+        low, high = at_edges[i], at_edges[i + 1]
+        below, above = x < edges[0], x > edges[-1]
+        return np.where(below, 0.0, np.where(above, 1.0, low)), np.where(
+            below, 0.0, np.where(above, 1.0, high)
+        )
+
+    return bounds, at_edges
 
 
 def _differs(t: tuple, u: tuple) -> bool:
@@ -157,20 +168,24 @@ def match_transform(
         return None
     if not np.isfinite(cur_q).all() or np.ptp(cur_q) <= 0:
         return None
-    cdf = _cdf(edges, hist)
-    ref_q = np.interp(probs, cdf(edges), edges)
+    bounds, at_edges = _cdf_bounds(edges, hist)
+    ref_q = np.interp(probs, at_edges, edges)
     if np.ptp(ref_q) <= 0:
         return None
-    slope, intercept = np.polyfit(ref_q, cur_q, 1)
-    fitted = slope * ref_q + intercept
-    r2 = 1 - float(((cur_q - fitted) ** 2).sum()) / float(((cur_q - cur_q.mean()) ** 2).sum())
+    central = (probs >= 0.1) & (probs <= 0.9)  # the binned reference's tails are coarse
+    x, y = ref_q[central], cur_q[central]
+    if np.ptp(x) <= 0 or np.ptp(y) <= 0:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    r2 = 1 - float(((y - slope * x - intercept) ** 2).sum()) / float(((y - y.mean()) ** 2).sum())
     if r2 < R2_MIN or slope <= 0:
         return None
     n = rows * hist.sum() / (rows + hist.sum())
     from scipy import stats  # here: `retrainer explain` imports the diagnosis without SciPy
 
-    def ks(a: float, b: float) -> float:
-        return float(np.abs(cdf((cur_q - b) / a) - probs).max())
+    def ks(a: float, b: float) -> float:  # a lower bound of the KS distance (binned reference)
+        low, high = bounds((cur_q - b) / a)
+        return float(np.maximum(0.0, np.maximum(low - probs, probs - high)).max())
 
     p_identity = float(stats.kstwo.sf(ks(1.0, 0.0), max(1, round(n))))
     if p_identity >= MOVED_P or ks(1.0, 0.0) < MOVED_MASS:

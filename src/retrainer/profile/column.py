@@ -47,7 +47,7 @@ from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, a
 OTHER = "__other__"
 TOP_K = 1000
 EXAMPLE_CHARS = 100
-MODES = 8  # most frequent exact values kept per numeric column
+MODES = 16  # most frequent exact values kept per numeric column
 FAR = 2.0  # a value this many reference widths beyond the reference's range is far out
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
