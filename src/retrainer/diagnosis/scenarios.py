@@ -564,6 +564,20 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("employment-none", "employment", None, what="no change"),
     ]
 }
+# cases added for issue 13 (affine units, unit suffix, 2 wild values, rounded or capped
+# readings): run by bench/decisions_real.py; the default suite keeps the earlier cases
+ISSUE13 = frozenset(
+    {
+        "elec2-affine",
+        "hapt-affine",
+        "elec2-suffix",
+        "hapt-wild",
+        "elec2-wild",
+        "hapt-rounded-flip",
+        "hapt-rounded-none",
+        "elec2-capped-none",
+    }
+)
 STREAMS: dict[str, Callable[[], Stream]] = {
     "elec2": elec2_stream,
     "hapt": hapt_stream,
@@ -745,9 +759,10 @@ def run_suite(
     seed: int = 0,
     batch_rows: int | None = None,
 ) -> list[ScenarioResult]:
-    """Run the scenarios (all by default); no-change scenarios run ``quiet_steps`` batches."""
+    """Run the scenarios (by default all but the ``ISSUE13`` cases); no-change scenarios run
+    ``quiet_steps`` batches."""
     results = []
-    for name in names or list(SCENARIOS):
+    for name in names or [n for n in SCENARIOS if n not in ISSUE13]:
         scenario = SCENARIOS[name]
         n = quiet_steps if scenario.cause is None else steps
         results.append(
