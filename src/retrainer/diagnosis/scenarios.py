@@ -677,11 +677,17 @@ def diagnose_step(
     schema: Schema,
     reference: BatchProfile,
 ) -> Diagnosis:
-    """Profile, check and diagnose one batch against the reference, as a cycle does."""
+    """Profile, check and diagnose one batch against the reference, as a cycle with the
+    default project file does (its drift options: Benjamini-Hochberg over the columns)."""
+    from retrainer.config import ChecksSettings
+
+    checks = ChecksSettings()
     features = [c for c in batch.columns if c not in (stream.target, "id", "timestamp")]
     current = BatchProfile.from_frame(batch[features], schema, edges=reference.edges())
-    drift = check_drift(reference, current)
-    results = [*check_quality(reference, current, schema), *drift, dataset_drift(drift)]
+    drift = check_drift(reference, current, **checks.drift.options())
+    verdict = dataset_drift(drift, share=checks.drift.share)
+    quality = check_quality(reference, current, schema, **checks.quality.model_dump())
+    results = [*quality, *drift, verdict]
     numeric = [s.name for s in schema.columns if s.kind == "numeric"]
     signals = batch_signals(batch, numeric, keys=["id"], expected_rows=stream.batch_rows)
     return diagnose_batch(results, reference, current, signals)
