@@ -220,6 +220,8 @@ def _render_cycle(r: dict) -> None:
     if r["run"]:
         console.print(f"  run {r['run']['run_id']}: {r['run']['status']} - {r['run']['message']}")
     console.print(f"  champion: v{r['champion']}" if r["champion"] else "  champion: none")
+    for note in r.get("notes", []):
+        console.print(f"  hint: {note}", markup=False)
 
 
 @main.command()

@@ -243,14 +243,15 @@ class _Cycle:
             reference = BatchProfile.from_dict(champion.reference)
             profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
+            chosen = drift_reference(self.p, batch_id, champion, reference)
+            reference = chosen.profile  # fixed, or the same season / recent window
             results += check_quality(
                 reference,
                 profile,
                 schema,
                 **q.model_dump(),
             )
-            chosen = drift_reference(self.p, batch_id, champion, reference)
-            drift = check_drift(chosen.profile, profile, **d.options())
+            drift = check_drift(reference, profile, **d.options())
             verdict = annotate(dataset_drift(drift, share=d.share), chosen)
             results += [*drift, verdict]
             drifted = {r.column for r in drift if r.alarm and r.column}

@@ -66,9 +66,12 @@ def drift_reference(project: Project, batch_id: int, champion: Any, fixed: Batch
 
 
 def annotate(verdict: CheckResult, chosen: Chosen) -> CheckResult:
-    """The dataset-drift verdict with the reference it was checked against in its detail."""
+    """The dataset-drift verdict with the reference it was checked against in its detail (and
+    in its message, unless it is the usual fixed reference)."""
     detail = dict(verdict.detail, reference=chosen.note, reference_kind=chosen.kind)
-    return replace(verdict, detail=detail, message=f"{verdict.message} ({chosen.note})")
+    usual = chosen.note == fixed_reference(chosen.profile).note
+    message = verdict.message if usual else f"{verdict.message} ({chosen.note})"
+    return replace(verdict, detail=detail, message=message)
 
 
 def seasonality_hint(project: Project) -> str | None:

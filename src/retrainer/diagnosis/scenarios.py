@@ -564,6 +564,20 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("employment-none", "employment", None, what="no change"),
     ]
 }
+# cases added for issue 13 (affine units, unit suffix, 2 wild values, rounded or capped
+# readings): run by bench/decisions_real.py; the default suite keeps the earlier cases
+ISSUE13 = frozenset(
+    {
+        "elec2-affine",
+        "hapt-affine",
+        "elec2-suffix",
+        "hapt-wild",
+        "elec2-wild",
+        "hapt-rounded-flip",
+        "hapt-rounded-none",
+        "elec2-capped-none",
+    }
+)
 STREAMS: dict[str, Callable[[], Stream]] = {
     "elec2": elec2_stream,
     "hapt": hapt_stream,
@@ -663,11 +677,17 @@ def diagnose_step(
     schema: Schema,
     reference: BatchProfile,
 ) -> Diagnosis:
-    """Profile, check and diagnose one batch against the reference, as a cycle does."""
+    """Profile, check and diagnose one batch against the reference, as a cycle with the
+    default project file does (its drift options: Benjamini-Hochberg over the columns)."""
+    from retrainer.config import ChecksSettings
+
+    checks = ChecksSettings()
     features = [c for c in batch.columns if c not in (stream.target, "id", "timestamp")]
     current = BatchProfile.from_frame(batch[features], schema, edges=reference.edges())
-    drift = check_drift(reference, current)
-    results = [*check_quality(reference, current, schema), *drift, dataset_drift(drift)]
+    drift = check_drift(reference, current, **checks.drift.options())
+    verdict = dataset_drift(drift, share=checks.drift.share)
+    quality = check_quality(reference, current, schema, **checks.quality.model_dump())
+    results = [*quality, *drift, verdict]
     numeric = [s.name for s in schema.columns if s.kind == "numeric"]
     signals = batch_signals(batch, numeric, keys=["id"], expected_rows=stream.batch_rows)
     return diagnose_batch(results, reference, current, signals)
@@ -745,9 +765,10 @@ def run_suite(
     seed: int = 0,
     batch_rows: int | None = None,
 ) -> list[ScenarioResult]:
-    """Run the scenarios (all by default); no-change scenarios run ``quiet_steps`` batches."""
+    """Run the scenarios (by default all but the ``ISSUE13`` cases); no-change scenarios run
+    ``quiet_steps`` batches."""
     results = []
-    for name in names or list(SCENARIOS):
+    for name in names or [n for n in SCENARIOS if n not in ISSUE13]:
         scenario = SCENARIOS[name]
         n = quiet_steps if scenario.cause is None else steps
         results.append(

@@ -16,10 +16,11 @@ enough evidence.
 
 The baseline ``p0`` is the champion's out-of-sample (holdout) error plus ``min_rise``. That
 error is itself an estimate: a holdout that happened to score low would make every later batch
-look worse. So an alarm also needs the rows since ``j`` to be worse than the holdout rows
-beyond the holdout's own noise (a one-sided two-proportion z-test, ``p < alpha``): as rows
-accumulate that test converges to asking whether the holdout underestimated the error by more
-than its noise, which happens with probability ``alpha``.
+look worse. So an alarm also needs the rows since ``j`` to be worse than the holdout rows by
+more than ``min_rise`` beyond the holdout's own noise (a one-sided two-proportion z-test,
+``p < alpha``): as rows accumulate that test converges to asking whether the holdout
+underestimated the error by more than ``min_rise`` plus its noise (probability below
+``alpha``).
 
 Example:
     >>> p0, holdout = baseline(0.15), (400, 60)
@@ -59,9 +60,11 @@ def baseline(expected: float, *, min_rise: float = MIN_RISE) -> float:
     return min(expected + min_rise, 1 - 1e-9)
 
 
-def above_holdout(errors: ArrayLike, n: ArrayLike, holdout: tuple[int, int]) -> np.ndarray:
-    """One-sided p-values of a two-proportion z-test: ``errors`` in ``n`` rows against the
-    holdout's ``(rows, errors)``, element-wise.
+def above_holdout(
+    errors: ArrayLike, n: ArrayLike, holdout: tuple[int, int], margin: float = 0.0
+) -> np.ndarray:
+    """One-sided p-values of a two-proportion z-test that the error rate of ``errors`` in ``n``
+    rows exceeds the holdout's ``(rows, errors)`` by more than ``margin``, element-wise.
 
     Example:
         >>> [round(float(p), 4) for p in above_holdout([27, 9], [60, 60], (264, 66))]
@@ -74,7 +77,7 @@ def above_holdout(errors: ArrayLike, n: ArrayLike, holdout: tuple[int, int]) -> 
     rate, rate0 = k / np.maximum(n, 1), k0 / n0
     pooled = (k + k0) / (n + n0)
     se = np.sqrt(np.maximum(pooled * (1 - pooled), 1e-12) * (1 / np.maximum(n, 1) + 1 / n0))
-    return stats.norm.sf((rate - rate0) / se)
+    return stats.norm.sf((rate - rate0 - margin) / se)
 
 
 def log_evidence(errors: ArrayLike, n: ArrayLike, p0: float) -> np.ndarray | float:
@@ -156,7 +159,12 @@ def error_rise(
     n = np.cumsum(recent[::-1, 0])[::-1]  # rows from each start to the newest batch
     k = np.cumsum(recent[::-1, 1])[::-1]
     values = np.asarray(log_evidence(k, n, p0), dtype=float).reshape(-1)
-    worse = np.ones(len(values), bool) if holdout is None else above_holdout(k, n, holdout) < alpha
+    margin = max(0.0, p0 - holdout[1] / holdout[0]) if holdout else 0.0
+    worse = (
+        np.ones(len(values), bool)
+        if holdout is None
+        else above_holdout(k, n, holdout, margin) < alpha
+    )
     j = int(np.argmax(np.where(worse, values, -np.inf))) if worse.any() else int(np.argmax(values))
     if values[j] <= 0:
         return nothing
