@@ -65,9 +65,15 @@ def test_a_persisting_condition_alerts_once_and_says_how_long_retraining_is_held
     assert "".join(held["line"].split()) in "".join(shown.output.split())  # wrapped to the screen
     assert html.escape(held["line"]) in project.report(tmp_path / "report.html").read_text()
     assert held["line"] in overview(project)["health"]["words"]
+    fresh = views.freshness(project)  # the overview's one sentence says it too
+    assert fresh["state"] == "held" and fresh["sentence"].startswith(
+        f"Retraining is held back by 4 quarantined batch(es) in a row since {since} "
+        "(data_quality: nulls (column 'nswdemand'))"
+    )
     project.ingest(elec.iloc[8 * WEEK : 9 * WEEK], key="clean")
     project.cycle()
     assert held_back(project) is None  # the newest batch was trained on
+    assert views.freshness(project)["state"] == "fresh"
 
 
 def test_a_clean_batch_breaks_the_streak(started, elec):

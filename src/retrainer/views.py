@@ -351,7 +351,8 @@ def reason_column(reason: str) -> str | None:
 def freshness(project: Project) -> dict:
     """Whether the model is being kept fresh, in one sentence: when it was last retrained and
     what, if anything, holds retraining back (the last decision's blocking causes and columns,
-    quarantined batches, a challenger that failed its gate, a hold note).
+    a run of quarantined newest batches (:func:`retrainer.quarantine.held_back`), a challenger
+    that failed its gate, a hold note).
 
     ``state`` is ``none`` (no model yet), ``fresh`` or ``held``.
 
@@ -408,6 +409,12 @@ def freshness(project: Project) -> dict:
             for cause, cols in sorted(by_cause.items())
         ]
     held += [r for r in reasons if _kind(r) in HOLD_NOTES]
+    streak = held_back(project)
+    if streak is not None:
+        held.append(
+            f"{streak['batches']} quarantined batch(es) in a row since "
+            f"{streak['since'][:10]} ({'; '.join(streak['by'])})"
+        )
     rejected = promos.iloc[-1] if len(promos) and not promos.iloc[-1]["promoted"] else None
     if rejected is not None:
         held.append(f"a failed gate (challenger v{int(rejected['version'])} did not pass)")
