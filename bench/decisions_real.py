@@ -32,8 +32,8 @@ of another branch (affine units, re-typed text, small bursts, calibrated quality
 what this branch's rules do.
 
 Run: ``.venv/bin/python bench/decisions_real.py [--quick] [--rows 90] [--part causes|loop]``.
-About 12 minutes on 2 busy shared cores (part 1 about 4, part 2 about 1 s per cycle);
-``--quick`` (one held-out seed, shorter streams) about 5.
+About 4.5 minutes on 2 shared cores at a quiet moment (part 1 2 min, part 2 2.5), up to 15
+under heavy load; ``--quick`` (one held-out seed, shorter streams) about a third of that.
 """
 
 from __future__ import annotations
