@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from retrainer.checks.concept import DETECTORS, DriftDetector, detector_from_state
 from retrainer.checks.concept.calibrate import error_stream
@@ -41,6 +42,7 @@ from retrainer.store.tables import (
     CheckRow,
     CycleRow,
     DecisionRow,
+    EventRow,
     PredictionSetRow,
     ProfileRow,
     RunRow,
@@ -278,6 +280,7 @@ class _Cycle:
                     reference_version=champion.version if champion else None,
                 )
             )
+            _forget_interrupted_checks(s, batch_id, self.id)
             for r in results:
                 s.add(_check_row(self.id, batch_id, r))
             n_alarms = sum(r.alarm for r in results)
@@ -615,6 +618,18 @@ def _weighted(entries: list[dict]) -> float | None:
     """Row-weighted mean of the entries' values (None without any)."""
     total = sum(e["n"] for e in entries)
     return sum(e["value"] * e["n"] for e in entries) / total if total else None
+
+
+def _forget_interrupted_checks(s: Session, batch_id: int, cycle_id: int) -> None:
+    """Drop the checks and the check event an interrupted cycle recorded for a batch that is
+    still new (a cycle that ends moves its batches on): checked again now, they would count
+    its alarms twice."""
+    s.execute(delete(CheckRow).where(CheckRow.batch_id == batch_id, CheckRow.cycle_id != cycle_id))
+    s.execute(
+        delete(EventRow).where(
+            EventRow.batch_id == batch_id, EventRow.kind == "check", EventRow.cycle_id != cycle_id
+        )
+    )
 
 
 def _check_row(cycle_id: int, batch_id: int, r: CheckResult) -> CheckRow:
