@@ -52,3 +52,16 @@ def test_replace_corrects_late_and_own_labels_and_logs_it(make_project, elec):
     assert event.data["replaced"] == 20 and event.data["actor"] == "alice"
     assert event.data["batches"] == [own.id, late.id]
     assert "alice" in event.message and "20 stored labels replaced" in event.message
+
+
+def test_a_fraction_is_no_class_label(make_project, elec):
+    """A classification project refuses labels such as 0.5 at ingest, naming the row, instead of
+    failing the cycle's evaluation later (found by the B1 fuzz)."""
+    project = make_project()
+    week = elec.iloc[:336].astype({"target": float})
+    week.loc[week.index[7], "target"] = 0.5
+    with pytest.raises(DataError, match=r"row 7 has 0.5, not a class label"):
+        project.ingest(week, key="half")
+    labels = elec.iloc[:10][["id", "target"]].assign(target=0.25)
+    with pytest.raises(DataError, match="not a class label"):
+        project.ingest_labels(labels, key="quarter")

@@ -313,8 +313,19 @@ class Project:
         return frame
 
     def _check_label_kind(self, values: pd.Series, where: str) -> None:
-        """Refuse labels of another kind (text or numbers) than the first labels stored."""
+        """Refuse labels of another kind (text or numbers) than the first labels stored, and
+        numbers that are no class (0.5) when the task is classification."""
         kind = _check_labels(values, where)
+        if kind == "number" and self.config.trainer.task == "classification":
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+            fractional = np.isfinite(numbers) & (numbers != np.round(numbers))
+            if fractional.any():
+                row = int(fractional.argmax())
+                raise DataError(
+                    f"{where}: row {row} has {numbers[row]:g}, not a class label (the task "
+                    "is classification: labels are whole numbers, booleans or text; set "
+                    "trainer.task: regression for a number to predict)"
+                )
         known = (self.get_state("labels") or {}).get("kind")
         if kind and known and kind != known:
             raise DataError(f"{where}: labels are {kind}, but the stored labels are {known}")
