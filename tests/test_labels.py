@@ -65,3 +65,6 @@ def test_a_fraction_is_no_class_label(make_project, elec):
     labels = elec.iloc[:10][["id", "target"]].assign(target=0.25)
     with pytest.raises(DataError, match="not a class label"):
         project.ingest_labels(labels, key="quarter")
+    huge = elec.iloc[:10][["id", "target"]].assign(target=-2.29e196)  # found by the fuzz too
+    with pytest.raises(DataError, match="row 0 has -2.29e[+]196, not a class label"):
+        project.ingest_labels(huge, key="huge")

@@ -314,11 +314,13 @@ class Project:
 
     def _check_label_kind(self, values: pd.Series, where: str) -> None:
         """Refuse labels of another kind (text or numbers) than the first labels stored, and
-        numbers that are no class (0.5) when the task is classification."""
+        numbers that are no class (0.5, or beyond 2**53, which no integer type holds) when the
+        task is classification."""
         kind = _check_labels(values, where)
         if kind == "number" and self.config.trainer.task == "classification":
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-            fractional = np.isfinite(numbers) & (numbers != np.round(numbers))
+            finite = np.isfinite(numbers)
+            fractional = finite & ((numbers != np.round(numbers)) | (np.abs(numbers) > 2.0**53))
             if fractional.any():
                 row = int(fractional.argmax())
                 raise DataError(
