@@ -252,6 +252,7 @@ def run(
     backlog is worked through run.max_batches_per_cycle files a cycle (default 8), with a
     progress bar and one line per cycle; idle, a poll only lists the folders. Ctrl-C stops
     cleanly between steps."""
+    from retrainer.integrations.storage import is_url
     from retrainer.watch import FolderWatch
 
     project = _project(ctx, scheduler)
@@ -259,9 +260,11 @@ def run(
         raise RetrainerError(
             "retrainer run needs data.source (a file or folder) in the project file"
         )
-    source = project.config.resolve(project.config.data.source)
-    if not source.exists():
-        raise RetrainerError(f"data.source {source}: no such file or folder")
+    source = project.config.data.source
+    if not is_url(source) and not project.config.resolve(source).exists():
+        raise RetrainerError(
+            f"data.source {project.config.resolve(source)}: no such file or folder"
+        )
     _note_missing_tools(project)
     limit = project.config.run.max_batches_per_cycle
     stop = {"now": False}

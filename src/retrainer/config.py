@@ -76,7 +76,13 @@ class _Section(BaseModel):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///.retrainer/store.db"
-    artifacts: str = ".retrainer/artifacts"
+    artifacts: str = ".retrainer/artifacts"  # a folder, or a URL (s3://bucket/artifacts)
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # of an artifacts URL
+
+    @field_validator("artifacts")
+    @classmethod
+    def _artifacts_url(cls, location: str) -> str:
+        return _known_url(location)
 
 
 class FixSettings(_Section):
@@ -103,6 +109,12 @@ class DataSettings(_Section):
     fixes: FixSettings = FixSettings()
     timezone: str | None = None  # the zone of times written without an offset, e.g. Europe/Zurich
     encoding: str = "utf-8"  # of CSV files, e.g. latin-1 or cp1252
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # of source/labels URLs
+
+    @field_validator("source", "labels")
+    @classmethod
+    def _source_url(cls, location: Any) -> Any:
+        return _known_url(location)
 
     @field_validator("timezone")
     @classmethod
@@ -126,6 +138,14 @@ class DataSettings(_Section):
         except LookupError:
             raise ValueError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1)") from None
         return encoding
+
+
+def _known_url(location: Any) -> Any:
+    """A URL setting (``s3://...``) whose scheme fsspec knows and can open here; other values
+    as they are."""
+    from retrainer.integrations.storage import check_url, is_url
+
+    return check_url(location) if is_url(location) else location
 
 
 class RunSettings(_Section):

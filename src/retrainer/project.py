@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
-from retrainer.artifacts import ArtifactStore
+from retrainer.artifacts import open_artifacts
 from retrainer.config import Config
 from retrainer.data.io import file_lines, list_files, read_table, to_pandas
 from retrainer.data.schema import ColumnSpec, Schema
@@ -95,7 +95,9 @@ class Project:
     def __init__(self, config: Config):
         self.config = config
         self.store = Store(config.store_url)
-        self.artifacts = ArtifactStore(config.resolve(config.store.artifacts))
+        self.artifacts = open_artifacts(
+            config.store.artifacts, config.root, config.store.storage_options
+        )
         self.registry = Registry(self.store, self.artifacts)
         self._models: dict[int, Any] = {}
         self._schema: Schema | None = None

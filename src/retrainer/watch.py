@@ -4,6 +4,12 @@ A scan is one directory listing and one ``stat`` per file: only files whose size
 modification time changed since the last scan are read (their content hash is the ingest key,
 so a file ingested before, by this or another process, is skipped without being parsed).
 
+``data.source`` and ``data.labels`` may also be URL prefixes (``s3://bucket/in/``, through
+``retrainer.integrations.storage``): a scan is then one listing call, and an object whose size
+and ETag changed is downloaded, hashed and keyed like a local file (the same bytes sent again,
+under any name, are recognised). The ETags of the objects taken are kept in the store, so a
+restarted watch downloads only objects that are new or changed.
+
 Example:
     >>> import tempfile
     >>> from pathlib import Path
@@ -28,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,10 +42,13 @@ from sqlalchemy import select
 
 from retrainer.data.io import SUFFIXES, file_lines, read_table
 from retrainer.errors import DataError, StoreError
+from retrainer.integrations.storage import ObjectRef, is_url
 from retrainer.store.tables import BatchRow, LabelSetRow
 
 if TYPE_CHECKING:
     from retrainer.project import BatchInfo, LabelReport, Project
+
+OBJECTS_STATE = "watch_objects"  # state key: object URL -> [size, ETag] of the objects taken
 
 
 class FolderWatch:
@@ -46,21 +56,26 @@ class FolderWatch:
     order, found by cheap scans; :meth:`ingest_next` ingests a bounded number of them.
 
     Attributes:
-        batches, labels: files waiting to be ingested (oldest name first).
-        failed: file -> the error that kept it out (tried again once the file changes).
+        batches, labels: files (or objects) waiting to be ingested (oldest name first).
+        failed: file -> the error that kept it out (tried again once the file changes); a
+            prefix that cannot be listed -> why (tried again at every scan).
     """
 
     def __init__(self, project: Project):
         self.project = project
         d = project.config.data
-        self._roots = {
-            "batches": project.config.resolve(d.source) if d.source else None,
-            "labels": project.config.resolve(d.labels) if d.labels else None,
-        }
-        self.batches: list[Path] = []
-        self.labels: list[Path] = []
-        self.failed: dict[Path, str] = {}
-        self._seen: dict[Path, tuple[int, int]] = {}
+        self._roots = {"batches": _root(project, d.source), "labels": _root(project, d.labels)}
+        self._options = dict(d.storage_options)
+        self.batches: list[Path | ObjectRef] = []
+        self.labels: list[Path | ObjectRef] = []
+        self.failed: dict[Path | ObjectRef | str, str] = {}
+        self._seen: dict[Path | ObjectRef, tuple] = {}
+        self._taken: dict[str, list] = {}
+        if any(isinstance(root, str) for root in self._roots.values()):
+            self._taken = project.get_state(OBJECTS_STATE) or {}
+            self._seen |= {
+                ObjectRef(url, _name(url)): tuple(sig) for url, sig in self._taken.items()
+            }
         with project.store.session() as s:
             self._stored = set(s.scalars(select(BatchRow.key).where(BatchRow.key.like("file:%"))))
             self._stored |= set(
@@ -73,46 +88,96 @@ class FolderWatch:
         queued = 0
         for kind, root in self._roots.items():
             queue = getattr(self, kind)
-            for path, signature in _listing(root):
-                if self._seen.get(path) == signature:
+            for item, signature in self._listing(root):
+                if self._seen.get(item) == signature:
                     continue
-                self._seen[path] = signature
-                self.failed.pop(path, None)
-                if path not in queue and _key(path) not in self._stored:
-                    queue.append(path)
+                self._seen[item] = signature
+                self.failed.pop(item, None)
+                # an object's content hash needs a download: it is checked when it is taken
+                fresh = isinstance(item, ObjectRef) or _key(item) not in self._stored
+                if item not in queue and fresh:
+                    queue.append(item)
                     queued += 1
             queue.sort(key=lambda p: p.name)
         return queued
 
+    def _listing(self, root: Path | str | None) -> list[tuple[Path | ObjectRef, tuple]]:
+        if not isinstance(root, str):
+            return _listing(root)
+        from retrainer.integrations.storage import listing
+
+        try:
+            found = listing(root, self._options)
+        except DataError as exc:  # the storage is down or refuses: say so, try again next scan
+            self.failed[root] = str(exc)
+            return []
+        self.failed.pop(root, None)
+        return found
+
     def ingest_next(self, limit: int) -> tuple[list[BatchInfo], list[LabelReport]]:
         """Ingest up to ``limit`` queued batch files, then up to ``limit`` label files. A file
         that cannot be read or stored is left out and recorded in ``failed``."""
+        taken = dict(self._taken)
         batches = [b for f in self._take(self.batches, limit) if (b := self._one(f, False))]
         labels = [x for f in self._take(self.labels, limit) if (x := self._one(f, True))]
+        if self._taken != taken:  # one write per call, none on an idle poll
+            self.project.set_state(OBJECTS_STATE, self._taken)
         return batches, labels
 
     @staticmethod
-    def _take(queue: list[Path], limit: int) -> list[Path]:
+    def _take(queue: list, limit: int) -> list:
         taken = queue[:limit]
         del queue[:limit]
         return taken
 
-    def _one(self, path: Path, labels: bool):
+    def _one(self, item: Path | ObjectRef, labels: bool):
         try:
-            key = _key(path)
-            with file_lines(path):
-                frame = read_table(path, encoding=self.project.config.data.encoding)
-            if labels:
-                key = self.project.file_key(path, LabelSetRow)
-                done = self.project.ingest_labels(frame, key=key, source=str(path))
-            else:
-                key = self.project.file_key(path, BatchRow)
-                done = self.project.ingest(frame, key=key, source=str(path))
+            with self._local(item) as path:
+                key = _key(path)
+                if isinstance(item, ObjectRef) and key in self._stored:  # bytes taken before
+                    done = None
+                else:
+                    done, key = self._ingest(path, str(item), labels)
         except (DataError, StoreError, OSError) as exc:
-            self.failed[path] = str(exc)
+            self.failed[item] = str(exc)
             return None
         self._stored.add(key)
+        if isinstance(item, ObjectRef):
+            self._taken[item.url] = list(self._seen.get(item, ()))
         return done
+
+    def _ingest(self, path: Path, source: str, labels: bool) -> tuple:
+        """Read and ingest one local file (an object's downloaded copy: errors name
+        ``source``); returns what was stored and its key."""
+        try:
+            with file_lines(path):
+                frame = read_table(path, encoding=self.project.config.data.encoding)
+        except DataError as exc:
+            raise type(exc)(str(exc).replace(str(path), source)) from exc
+        if labels:
+            key = self.project.file_key(path, LabelSetRow)
+            return self.project.ingest_labels(frame, key=key, source=source), key
+        key = self.project.file_key(path, BatchRow)
+        return self.project.ingest(frame, key=key, source=source), key
+
+    def _local(self, item: Path | ObjectRef) -> AbstractContextManager[Path]:
+        """The file itself, or an object downloaded to a temporary file of the same name."""
+        if isinstance(item, Path):
+            return nullcontext(item)
+        from retrainer.integrations.storage import local_copy
+
+        return local_copy(item, self._options)
+
+
+def _root(project: Project, location: object) -> Path | str | None:
+    """A watched location: a URL as it is, a path resolved against the project folder."""
+    if not isinstance(location, str) or not location:
+        return None
+    return location if is_url(location) else project.config.resolve(location)
+
+
+def _name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _key(path: Path) -> str:
