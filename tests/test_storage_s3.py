@@ -23,6 +23,7 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 from retrainer.cli import main  # noqa: E402
+from retrainer.doctor import doctor  # noqa: E402
 from retrainer.errors import IntegrityError, StoreError  # noqa: E402
 from retrainer.project import Project  # noqa: E402
 from retrainer.store.tables import BatchRow  # noqa: E402
@@ -229,6 +230,7 @@ def test_artifacts_on_a_bucket_are_verified_on_read(tmp_path, s3, elec):
     expected = project.load_model().predict(features)
     assert (reopened.load_model().predict(features) == expected).all()
     assert sha in set(reopened.artifacts.shas())
+    assert doctor(reopened).ok  # every referenced object verifies against its hash
 
     fs.pipe_file(key, b"PK\x03\x04 swapped")  # a damaged object is refused, naming its URL
     with pytest.raises(IntegrityError, match=rf"s3://{bucket}/artifacts/{sha[:2]}/{sha}"):
@@ -271,10 +273,11 @@ def test_one_cut_upload_is_retried_by_the_client(tmp_path, s3, server, elec):
     server.cut_puts = 1
     batch = project.ingest(elec.iloc[:WEEK], key="week")
     assert server.cut == 1 and n_batches(project) == 1
-    stored = project.artifacts.get_frame(
-        project.store.session().__enter__().get(BatchRow, batch.id).artifact
-    )
-    assert len(stored) == WEEK
+    with project.store.session() as s:
+        sha = s.get(BatchRow, batch.id).artifact
+    assert len(project.artifacts.get_frame(sha)) == WEEK  # whole, and verified on read
+    fs.invalidate_cache()
+    assert fs.find(f"{bucket}/artifacts") == [f"{bucket}/artifacts/{sha[:2]}/{sha}"]
 
 
 def test_run_watches_a_prefix(tmp_path, s3, elec, monkeypatch):

@@ -271,7 +271,7 @@ def _files(
 ) -> list[Finding]:
     root = project.artifacts.root
     found: list[Finding] = []
-    if not root.is_dir():
+    if not isinstance(root, Path) or not root.is_dir():  # object storage: no files to check
         return found
     now = time.time()
     n_files = 0

@@ -1,0 +1,60 @@
+"""URLs in the project file without a server: ``file://`` through fsspec (the same code paths
+as ``s3://``, see ``test_storage_s3``), and clear errors for schemes that cannot be opened."""
+
+import pytest
+
+from retrainer.config import Config
+from retrainer.errors import ConfigError
+from retrainer.watch import FolderWatch
+from tests.conftest import store_url
+
+fsspec = pytest.importorskip("fsspec")
+
+WEEK = 48 * 7
+
+
+def test_an_unknown_scheme_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"data": {"target": "y", "source": "nosuch://bucket/in/"}})
+    assert "data.source: nosuch://bucket/in/: unknown URL scheme 'nosuch'" in str(caught.value)
+
+
+def test_a_scheme_whose_package_is_missing_says_what_to_install():
+    if _installed("gcsfs"):
+        pytest.skip("gcsfs is installed here")
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"data": {"target": "y"}, "store": {"artifacts": "gs://bucket/a"}})
+    text = str(caught.value)
+    assert "store.artifacts: gs://bucket/a" in text and "gcsfs" in text
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def test_a_file_url_source_and_artifact_folder(make_project, tmp_path, elec):
+    (tmp_path / "in").mkdir()
+    for week in range(4):
+        part = elec.iloc[week * WEEK : (week + 1) * WEEK]
+        part.to_csv(tmp_path / "in" / f"{week}.csv", index=False)
+    project = make_project(
+        store={"url": store_url(tmp_path), "artifacts": (tmp_path / "bucket" / "art").as_uri()},
+        data={
+            "target": "target",
+            "id_column": "id",
+            "time_column": "timestamp",
+            "source": (tmp_path / "in").as_uri(),
+        },
+    )
+    watch = FolderWatch(project)
+    assert watch.scan() == 4
+    batches, _ = watch.ingest_next(10)
+    assert [b.n_rows for b in batches] == [WEEK] * 4
+    assert watch.scan() == 0
+    assert project.cycle().decision["action"] == "retrain"
+    sha = project.champion.lineage["artifact"]
+    assert (tmp_path / "bucket" / "art" / sha[:2] / sha).is_file()
+    assert not any((tmp_path / "bucket" / "art" / ".tmp").iterdir())
+    assert not (tmp_path / "artifacts").exists()  # nothing went to a local folder
