@@ -246,6 +246,7 @@ def test_a_server_failing_mid_upload_registers_nothing(tmp_path, s3, server, ele
 
     data = elec.iloc[: 4 * WEEK]
     model = DecisionTreeClassifier(max_depth=4).fit(data[project.features()], data["target"])
+    put_csv(fs, f"{bucket}/in/week-5.csv", elec.iloc[4 * WEEK : 5 * WEEK])  # for later
     server.cut_puts = 100
     with pytest.raises(
         StoreError,
@@ -262,7 +263,18 @@ def test_a_server_failing_mid_upload_registers_nothing(tmp_path, s3, server, ele
     assert result.run["status"] == "failed" and "cannot write artifact" in result.run["message"]
     assert project.models == [] and project.champion is None
 
-    server.cut_puts = 0  # the server is back: the next retrain registers the model
+    # a batch arriving meanwhile is not stored, says why, and is taken once the server is back
+    project = s3_project(tmp_path, bucket, options, source=f"s3://{bucket}/in/")
+    watch = FolderWatch(project)
+    assert watch.scan() == 1 and watch.ingest_next(5) == ([], [])
+    (error,) = watch.failed.values()
+    assert error.startswith(f"s3://{bucket}/in/week-5.csv: cannot write artifact ")
+    assert n_batches(project) == 1
+
+    server.cut_puts = 0  # the server is back
+    assert watch.scan() == 1
+    (batch,), _ = watch.ingest_next(5)
+    assert batch.n_rows == WEEK and watch.failed == {}
     project.request_retrain("server back")
     assert project.cycle().run["status"] == "succeeded" and project.champion.version == 1
 

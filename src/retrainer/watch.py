@@ -57,8 +57,9 @@ class FolderWatch:
 
     Attributes:
         batches, labels: files (or objects) waiting to be ingested (oldest name first).
-        failed: file -> the error that kept it out (tried again once the file changes); a
-            prefix that cannot be listed -> why (tried again at every scan).
+        failed: file -> the error that kept it out (tried again once the file changes, or at
+            the next scan when the store or the object storage failed); a prefix that cannot be
+            listed -> why (tried again at every scan).
     """
 
     def __init__(self, project: Project):
@@ -108,7 +109,7 @@ class FolderWatch:
 
         try:
             found = listing(root, self._options)
-        except DataError as exc:  # the storage is down or refuses: say so, try again next scan
+        except StoreError as exc:  # the storage is down or refuses: say so, try again next scan
             self.failed[root] = str(exc)
             return []
         self.failed.pop(root, None)
@@ -140,6 +141,8 @@ class FolderWatch:
                     done, key = self._ingest(path, str(item), labels)
         except (DataError, StoreError, OSError) as exc:
             self.failed[item] = str(exc)
+            if not isinstance(exc, DataError):  # the storage failed, not the file: next scan
+                self._seen.pop(item, None)
             return None
         self._stored.add(key)
         if isinstance(item, ObjectRef):

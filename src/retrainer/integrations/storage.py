@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrainer.errors import ConfigError, DataError
+from retrainer.errors import ConfigError, DataError, StoreError
 
 # Only the standard library at import: the project file's checks call is_url and check_url,
 # and commands that only read the store start without pandas or fsspec.
@@ -101,7 +101,7 @@ class ObjectRef:
 def listing(url: str, options: dict[str, Any] | None = None) -> list[tuple[ObjectRef, tuple]]:
     """(object, (size, ETag or modification time)) of the data files under ``url`` (a prefix or
     one object), by name: one listing call, read fresh (not from fsspec's listing cache). A
-    missing prefix lists nothing; any other failure is a :class:`DataError` naming ``url``."""
+    missing prefix lists nothing; any other failure is a :class:`StoreError` naming ``url``."""
     from retrainer.data.io import SUFFIXES
 
     fs, path = filesystem(url, options)
@@ -111,7 +111,7 @@ def listing(url: str, options: dict[str, Any] | None = None) -> list[tuple[Objec
     except FileNotFoundError:
         return []
     except Exception as exc:  # noqa: BLE001  (backends raise their own kinds: name the URL)
-        raise DataError(f"{url}: cannot list it: {_reason(exc)}") from None
+        raise StoreError(f"{url}: cannot list it: {_reason(exc)}") from None
     found = []
     for entry in entries:
         name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
@@ -134,7 +134,8 @@ def _version_tag(entry: dict) -> str:
 @contextmanager
 def local_copy(ref: ObjectRef | str, options: dict[str, Any] | None = None) -> Iterator[Path]:
     """Within the block, the object downloaded to a temporary file of the same name (deleted
-    after), so that it is read, hashed and keyed exactly like a local file."""
+    after), so that it is read, hashed and keyed exactly like a local file. A failed download
+    is a :class:`StoreError` (the storage, not the data)."""
     url = str(ref)
     name = url.rstrip("/").rsplit("/", 1)[-1]
     fs, path = filesystem(url, options)
@@ -145,7 +146,7 @@ def local_copy(ref: ObjectRef | str, options: dict[str, Any] | None = None) -> I
         except FileNotFoundError:
             raise DataError(f"{url}: no such object") from None
         except Exception as exc:  # noqa: BLE001  (backends raise their own kinds: name the URL)
-            raise DataError(f"{url}: cannot download it: {_reason(exc)}") from None
+            raise StoreError(f"{url}: cannot download it: {_reason(exc)}") from None
         yield local
 
 

@@ -71,9 +71,7 @@ class ObjectArtifactStore(ArtifactStore):
             missing = f"artifact {sha} is missing: no object at {key}"
             raise IntegrityError(missing) from None
         except Exception as exc:  # noqa: BLE001  (backends raise their own kinds: name the URL)
-            raise IntegrityError(
-                f"artifact {sha} at {key} cannot be read: {_reason(exc)}"
-            ) from exc
+            raise IntegrityError(f"artifact {sha} at {key} cannot be read: {_reason(exc)}") from exc
 
     def put_bytes(self, data: bytes) -> str:
         """Upload ``data`` under its SHA-256 unless a whole copy is there already; see the class
@@ -87,15 +85,25 @@ class ObjectArtifactStore(ArtifactStore):
         try:
             self.fs.pipe_file(temp, data)
             self._check(temp, data)
-            self.fs.mv(temp, final)
+            self._commit(temp, final)
             self._check(final, data)
         except Exception as exc:  # noqa: BLE001  (backends raise their own kinds: name the URL)
             self._forget(temp)
             raise StoreError(
-                f"cannot write artifact {sha} to {final}: {_reason(exc)}; "
-                "nothing was registered (the upload is retried on the next attempt)"
+                f"cannot write artifact {sha} to {final}: {_reason(exc)}; nothing was registered"
             ) from exc
         return sha
+
+    def _commit(self, temp: str, final: str) -> None:
+        """Put a checked temporary object under its final key in one step that leaves it whole
+        or absent: a rename on a local disk, a server-side copy on an object store."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(self.fs, LocalFileSystem):
+            self.fs.mv(temp, final)
+        else:
+            self.fs.cp_file(temp, final)
+            self._forget(temp)
 
     def _whole(self, key: str, data: bytes) -> bool:
         """Whether ``key`` holds a complete copy of ``data`` (checked without downloading)."""
@@ -146,6 +154,7 @@ class ObjectRoot:
         return self._store.url
 
     def is_dir(self) -> bool:
+        self._store.fs.invalidate_cache(self._store._base)
         try:
             self._store.fs.ls(self._store._base)
         except FileNotFoundError:
