@@ -1,6 +1,8 @@
 """URLs in the project file without a server: ``file://`` through fsspec (the same code paths
 as ``s3://``, see ``test_storage_s3``), and clear errors for schemes that cannot be opened."""
 
+import sys
+
 import pytest
 
 from retrainer.config import Config
@@ -8,18 +10,27 @@ from retrainer.errors import ConfigError
 from retrainer.watch import FolderWatch
 from tests.conftest import store_url
 
-fsspec = pytest.importorskip("fsspec")
-
 WEEK = 48 * 7
 
 
+def test_without_fsspec_a_url_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # as on an install without the extra
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"data": {"target": "y", "labels": "s3://bucket/labels/"}})
+    assert "data.labels: s3://bucket/labels/: reading URLs needs fsspec: pip install " in str(
+        caught.value
+    ) and "retrainer[s3]" in str(caught.value)
+
+
 def test_an_unknown_scheme_is_a_config_error_naming_the_key():
+    pytest.importorskip("fsspec")
     with pytest.raises(ConfigError) as caught:
         Config.from_dict({"data": {"target": "y", "source": "nosuch://bucket/in/"}})
     assert "data.source: nosuch://bucket/in/: unknown URL scheme 'nosuch'" in str(caught.value)
 
 
 def test_a_scheme_whose_package_is_missing_says_what_to_install():
+    pytest.importorskip("fsspec")
     if _installed("gcsfs"):
         pytest.skip("gcsfs is installed here")
     with pytest.raises(ConfigError) as caught:
@@ -35,6 +46,7 @@ def _installed(name: str) -> bool:
 
 
 def test_a_file_url_source_and_artifact_folder(make_project, tmp_path, elec):
+    pytest.importorskip("fsspec")
     (tmp_path / "in").mkdir()
     for week in range(4):
         part = elec.iloc[week * WEEK : (week + 1) * WEEK]
