@@ -70,3 +70,4 @@ def test_a_file_url_source_and_artifact_folder(make_project, tmp_path, elec):
     assert (tmp_path / "bucket" / "art" / sha[:2] / sha).is_file()
     assert not any((tmp_path / "bucket" / "art" / ".tmp").iterdir())
     assert not (tmp_path / "artifacts").exists()  # nothing went to a local folder
+    assert project.bundle_folder() == tmp_path / ".retrainer" / "bundles"  # built locally

@@ -479,8 +479,12 @@ class Project:
         return self._models[version]
 
     def bundle_folder(self) -> Path:
-        """Where microcontroller deploy bundles (``<target>-<version>``) are written."""
-        return self.config.resolve(self.config.store.artifacts) / "bundles"
+        """Where microcontroller deploy bundles (``<target>-<version>``) are written: beside the
+        artifacts, or in ``.retrainer/bundles`` when the artifacts are in object storage."""
+        from retrainer.integrations.storage import is_url
+
+        artifacts = self.config.store.artifacts
+        return self.config.resolve(".retrainer" if is_url(artifacts) else artifacts) / "bundles"
 
     # -------------------------------------------------------------------- views
     def status(self) -> dict:
