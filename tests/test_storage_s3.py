@@ -10,9 +10,12 @@ import io
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from hashlib import sha256
+from pathlib import Path
 
 import pytest
 import yaml
@@ -31,6 +34,7 @@ from retrainer.watch import FolderWatch  # noqa: E402
 from tests.conftest import project_settings, store_url  # noqa: E402
 
 WEEK = 48 * 7
+README = Path(__file__).parent.parent / "README.md"
 _REQUEST = re.compile(rb"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/1\.1\r\n")
 
 
@@ -317,3 +321,46 @@ def test_run_watches_a_prefix(tmp_path, s3, elec, monkeypatch):
     fs.invalidate_cache()
     assert fs.exists(f"{bucket}/artifacts/{sha[:2]}/{sha}")
     assert io.BytesIO(fs.cat_file(f"{bucket}/artifacts/{sha[:2]}/{sha}")).read(2) == b"PK"
+
+
+def test_the_readme_project_file_runs_as_written(tmp_path, server, s3, elec, monkeypatch):
+    """The README's object-storage project file, with the test server's endpoint and buckets."""
+    fs, _, options = s3
+    text = README.read_text(encoding="utf-8").split("## Object storage: S3, GCS, Azure", 1)[1]
+    (block,) = re.findall(r"```yaml\n(.*?)```", text.split("\n## ", 1)[0], flags=re.S)
+    suffix = uuid.uuid4().hex[:8]
+    block = block.replace("s3://ml-data/", f"s3://ml-data-{suffix}/")
+    block = block.replace("s3://ml-artifacts/", f"s3://ml-artifacts-{suffix}/")
+    settings = yaml.safe_load(block.replace("http://minio.internal:9000", options["endpoint_url"]))
+    settings["store"]["url"] = store_url(tmp_path)
+    for bucket in (f"ml-data-{suffix}", f"ml-artifacts-{suffix}"):
+        fs.mkdir(bucket)
+    frame = elec.rename(
+        columns={"id": "customer_id", "timestamp": "event_time", "target": "churned"}
+    )
+    put_csv(fs, f"ml-data-{suffix}/churn/batches/2024-01.csv", frame.iloc[: 4 * WEEK])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "1"])
+    assert result.exit_code == 0, result.output
+    assert "champion v1" in result.output
+    sha = Project.from_yaml(tmp_path / "retrainer.yaml").champion.lineage["artifact"]
+    fs.invalidate_cache()
+    assert fs.exists(f"ml-artifacts-{suffix}/churn/{sha[:2]}/{sha}")
+
+
+def test_opening_a_project_on_a_bucket_does_not_import_s3fs(tmp_path):
+    """s3fs takes seconds to import: a command that only reads the store does not pay it."""
+    settings = project_settings()
+    settings["store"] = {"url": store_url(tmp_path), "artifacts": "s3://bucket/artifacts"}
+    settings["data"]["source"] = "s3://bucket/in/"
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    code = (
+        "import sys; from retrainer.project import Project; "
+        f"p = Project.from_yaml({str(tmp_path / 'retrainer.yaml')!r}); "
+        "assert p.champion is None and p.status()['champion'] is None; "
+        "print(sorted(m for m in ('s3fs', 'fsspec', 'botocore') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -66,24 +66,45 @@ def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[Any, st
         raise ConfigError([f"{url}: {exc}"]) from None
 
 
+# the package behind each common scheme, checked without importing it (s3fs alone takes
+# seconds to import, which a command that never opens the bucket should not pay)
+PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "file": "fsspec",
+    "local": "fsspec",
+}
+
+
 def check_url(url: str) -> str:
-    """``url`` if fsspec knows its scheme and its package is installed, else ValueError.
+    """``url`` if its scheme's package is installed (found, not imported), else ValueError.
 
     >>> check_url("nosuch://bucket/in")
     Traceback (most recent call last):
     ValueError: nosuch://bucket/in: unknown URL scheme 'nosuch'
     """
-    try:
-        import fsspec
-    except ImportError:
-        raise ValueError(f"{url}: reading URLs needs fsspec: {EXTRA}") from None
-    scheme = url.split("://", 1)[0]
-    try:
-        fsspec.get_filesystem_class(scheme)
-    except ValueError:
-        raise ValueError(f"{url}: unknown URL scheme {scheme!r}") from None
-    except ImportError as exc:
-        raise ValueError(f"{url}: {exc} ({EXTRA} installs s3fs)") from None
+    from importlib.util import find_spec
+
+    if find_spec("fsspec") is None:
+        raise ValueError(f"{url}: reading URLs needs fsspec: {EXTRA}")
+    scheme = url.split("://", 1)[0].lower()
+    package = PACKAGES.get(scheme)
+    if package is None:  # a rarer scheme: ask fsspec's registry
+        from fsspec.registry import known_implementations, registry
+
+        if scheme in registry:
+            return url
+        if scheme not in known_implementations:
+            raise ValueError(f"{url}: unknown URL scheme {scheme!r}")
+        package = known_implementations[scheme]["class"].split(".", 1)[0]
+    if find_spec(package) is None:
+        install = EXTRA if package == "s3fs" else f"pip install {package}"
+        raise ValueError(f"{url}: the {scheme}:// scheme needs {package}: {install}")
     return url
 
 

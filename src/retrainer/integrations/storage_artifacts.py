@@ -15,6 +15,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 from retrainer.artifacts import _MAX_BYTES, _SHA_RE, ArtifactStore
@@ -46,10 +47,25 @@ class ObjectArtifactStore(ArtifactStore):
         max_bytes: int = _MAX_BYTES,
     ):
         self.url = url.rstrip("/")
-        self.fs, self._base = filesystem(self.url, storage_options)
-        self._base = self._base.rstrip("/")
+        self._options = dict(storage_options or {})
         self.max_bytes = max_bytes
         self.root = ObjectRoot(self)
+
+    # opened on first use: importing s3fs takes seconds, which commands that only read the
+    # store (status, models) do not pay
+    @cached_property
+    def _opened(self) -> tuple[Any, str]:
+        fs, base = filesystem(self.url, self._options)
+        return fs, base.rstrip("/")
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem."""
+        return self._opened[0]
+
+    @property
+    def _base(self) -> str:
+        return self._opened[1]
 
     def __repr__(self) -> str:
         return f"ObjectArtifactStore({self.url!r})"
