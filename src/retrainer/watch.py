@@ -54,7 +54,7 @@ class FolderWatch:
         self.project = project
         d = project.config.data
         self._roots = {
-            "batches": project.config.resolve(d.source) if d.source else None,
+            "batches": project.config.resolve(d.source) if isinstance(d.source, str) else None,
             "labels": project.config.resolve(d.labels) if d.labels else None,
         }
         self.batches: list[Path] = []
