@@ -238,6 +238,33 @@ def test_run_pulls_and_cycles(tmp_path, source, elec, monkeypatch):
     assert stored_ids(Project.from_yaml("retrainer.yaml")) == list(range(1344))
 
 
+def test_run_joins_label_files_to_pulled_rows(tmp_path, source, elec, monkeypatch):
+    url, table = source
+    monkeypatch.chdir(tmp_path)
+    settings = settings_file(tmp_path, url, table)
+    settings["data"]["labels"] = "labels"
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    (tmp_path / "labels").mkdir()
+    load(url, table, elec.iloc[:1344], T0)
+    unlabelled = elec.iloc[1344:1680].astype({"target": "Int64"})
+    unlabelled.loc[:, "target"] = pd.NA
+    load(url, table, unlabelled, T0 + timedelta(hours=1))
+    load(url, table, elec.iloc[1680:1690], T0 + timedelta(hours=2))
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", "--interval", "0.01", "--max-cycles", "1"]).exit_code == 0
+    assert labelled() == [1344]  # one batch of both closed loads, week 5 without its target
+    elec.iloc[1344:1680][["id", "target"]].to_csv(tmp_path / "labels" / "week5.csv", index=False)
+    result = runner.invoke(main, ["run", "--interval", "0.01", "--max-cycles", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("cycle 2: labels,")
+    assert labelled() == [1680]
+
+
+def labelled() -> list[int]:
+    with Project.from_yaml("retrainer.yaml").store.session() as s:
+        return list(s.scalars(sa.select(BatchRow.n_labelled).order_by(BatchRow.id)))
+
+
 @requires_postgres
 def test_the_password_is_never_shown_or_stored(tmp_path, elec, monkeypatch):
     table = f"readings_{uuid.uuid4().hex[:8]}"

@@ -376,26 +376,31 @@ def _digest(sql: str) -> str:
 
 class SqlWatch:
     """``retrainer run``'s view of an SQL source, shaped like ``retrainer.watch.FolderWatch``:
-    each :meth:`ingest_next` is one pull (labels arrive through ``ingest --labels`` or the
-    API). A pull that fails is kept in ``failed`` and tried again at the next poll."""
+    each :meth:`ingest_next` is one pull, plus the label files of ``data.labels`` (watched by
+    ``folders``, a ``FolderWatch``). A pull that fails is kept in ``failed`` and tried again
+    at the next poll."""
 
-    def __init__(self, source: SqlSource):
-        self.source = source
+    def __init__(self, source: SqlSource, folders: Any):
+        self.source, self.folders = source, folders
         self.batches: list = []  # nothing waits: a pull takes every row that is ready
-        self.labels: list = []
-        self.failed: dict[str, str] = {}
+        self.failed: dict = {}
+
+    @property
+    def labels(self) -> list:
+        return self.folders.labels
 
     def scan(self) -> int:
-        return 0
+        return self.folders.scan()
 
     def ingest_next(self, limit: int) -> tuple[list, list]:
-        self.failed.clear()
+        _, labels = self.folders.ingest_next(limit)
+        self.failed = dict(self.folders.failed)
         try:
             pulled = self.source.pull()
         except (DataError, ConfigError, StoreError) as exc:
             self.failed[self.source.name] = str(exc)
-            return [], []
-        return ([pulled.stored] if pulled and pulled.stored is not None else []), []
+            return [], labels
+        return ([pulled.stored] if pulled and pulled.stored is not None else []), labels
 
 
 def sql_source(project: Any) -> SqlSource | None:
@@ -406,5 +411,7 @@ def sql_source(project: Any) -> SqlSource | None:
 
 def sql_watch(project: Any) -> SqlWatch | None:
     """``retrainer run``'s watch of an SQL ``data.source``, or None for a path."""
+    from retrainer.watch import FolderWatch
+
     source = sql_source(project)
-    return SqlWatch(source) if source is not None else None
+    return SqlWatch(source, FolderWatch(project)) if source is not None else None
