@@ -339,3 +339,22 @@ def test_rows_stay_for_min_rows(tmp_path, source, elec):
     assert sql_source(project).pull() is None  # 100 rows closed, 60 held back
     load(url, table, elec.iloc[160:170], T0 + timedelta(hours=2))
     assert sql_source(project).pull().rows == 160
+
+
+def test_rows_a_batch_cannot_hold_keep_the_plan_until_fixed(tmp_path, source, elec):
+    url, table = source
+    settings = settings_file(tmp_path, url, table)
+    query = settings["data"]["source"]["sql"]
+    columns = ", ".join(c for c in [*elec.columns, "loaded_at"] if c != "id")
+    settings["data"]["source"]["sql"] = query.replace("*", columns).replace("order by id", "")
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    load(url, table, elec.iloc[:100], T0)
+    load(url, table, elec.iloc[100:110], T0 + timedelta(hours=1))
+    for _ in range(2):  # the same rows fail each time: nothing is skipped
+        with pytest.raises(DataError, match="missing column"):
+            sql_source(Project.from_yaml(tmp_path / "retrainer.yaml")).pull()
+    settings["data"]["source"]["sql"] = query  # the query fixed: the plan is finished
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    project = Project.from_yaml(tmp_path / "retrainer.yaml")
+    assert sql_source(project).pull().resumed
+    assert stored_ids(project) == list(range(100))
