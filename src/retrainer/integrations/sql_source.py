@@ -255,7 +255,7 @@ class SqlSource:
         """The plan and rows of a pull from ``since``, or (None, None) if none are ready."""
         at = keys.index(self.column)
         values = [row[at] for row in rows]
-        for value in values:
+        for value in {type(v): v for v in values}.values():  # one value of each type
             encode(value, self.column)  # refuses nulls and odd types, naming the column
         if since is not None:  # a query written with >= returns the stored value again
             floor = decode(since)
@@ -335,7 +335,8 @@ class SqlSource:
         try:
             with self._connect().connect() as connection:
                 result = connection.execute(text(self.sql), {"since": since})
-                keys, rows = list(result.keys()), result.fetchall()
+                keys = list(result.keys())
+                rows = [tuple(row) for row in result]  # pandas reads Row objects slowly
         except SQLAlchemyError as exc:
             raise DataError(self._scrub(f"{self.name}: the query failed: {exc}")) from None
         if self.column not in keys:
