@@ -90,6 +90,21 @@ def test_each_pull_stores_the_closed_rows_once(tmp_path, source, elec):
     assert second.rows == 100 and second.since == first.upto
     assert stored_ids(project) == list(range(300))
     assert project.cycle().decision["action"] == "retrain"  # the batches run the loop
+    with project.store.session() as s:  # the watermark is bookkeeping, not a feature
+        assert "loaded_at" not in project.batch_frame(s.get(BatchRow, 1)).columns
+    assert "loaded_at" not in project.schema().names
+
+
+def test_the_time_column_can_be_the_watermark(tmp_path, source, elec):
+    url, table = source
+    query = f"select * from {table} where timestamp > :since"
+    settings_file(tmp_path, url, table, watermark="timestamp", sql=query)
+    project = Project.from_yaml(tmp_path / "retrainer.yaml")
+    load(url, table, elec.iloc[:500], T0)
+    assert sql_source(project).pull().rows == 499  # the last half-hour may have peers
+    load(url, table, elec.iloc[500:600], T0)
+    assert sql_source(project).pull().rows == 100
+    assert stored_ids(project) == list(range(599))
 
 
 def test_rows_with_the_same_watermark_that_commit_late_are_pulled(tmp_path, source, elec):

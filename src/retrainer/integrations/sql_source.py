@@ -39,7 +39,8 @@ Example (an SQLite table; a pull, rows arriving, and the next pull):
     >>> def ingest(frame, key, source):
     ...     stored.append((key, frame["n"].tolist()))
     >>> pull = SqlSource(store, ingest, sql="select * from t where n > :since",
-    ...                  url=f"sqlite:///{folder}/source.db", watermark="n", start=0)
+    ...                  url=f"sqlite:///{folder}/source.db", watermark="n", start=0,
+    ...                  keep_watermark=True)
     >>> pull.pull().rows, stored[-1][1]  # 3 is held back: another n = 3 may still commit
     (2, [1, 2])
     >>> with source.begin() as c:
@@ -179,6 +180,8 @@ class SqlSource:
         watermark: the column the query orders rows by.
         start: the watermark the first pull starts after.
         hold_last: keep rows of the greatest watermark value for the next pull.
+        keep_watermark: store the watermark column in the batch (else it is dropped: it is
+            bookkeeping, and as a feature it would drift in every batch).
         min_rows: pull nothing until this many rows are ready.
     """
 
@@ -192,17 +195,21 @@ class SqlSource:
         watermark: str,
         start: Any,
         hold_last: bool = True,
+        keep_watermark: bool = False,
         min_rows: int = 1,
     ):
         self.store, self._ingest = store, ingest
         self.sql, self.url, self.column = sql, url, watermark
         self.start, self.hold_last, self.min_rows = start, hold_last, min_rows
+        self.keep_watermark = keep_watermark
         self._engine: Engine | None = None
 
     @classmethod
     def of_project(cls, project: Any) -> SqlSource:
         """The SQL source of a project whose ``data.source`` is a mapping."""
-        s = project.config.data.source
+        data = project.config.data
+        s = data.source
+        named = {data.target, data.id_column, data.time_column, *(data.features or [])}
 
         def ingest(frame, key, source):
             return project.ingest(frame, key=key, source=source)
@@ -216,6 +223,7 @@ class SqlSource:
             start=s.start,
             hold_last=s.hold_last,
             min_rows=s.min_rows,
+            keep_watermark=s.watermark in named,
         )
 
     @property
@@ -279,11 +287,11 @@ class SqlSource:
         kept = [r for r in rows if r[at] <= upto and (floor is None or r[at] > floor)]
         return self._frame(keys, kept)
 
-    @staticmethod
-    def _frame(keys: list[str], rows: Sequence):
+    def _frame(self, keys: list[str], rows: Sequence):
         import pandas as pd
 
-        return pd.DataFrame.from_records(list(rows), columns=keys, coerce_float=True)
+        frame = pd.DataFrame.from_records(list(rows), columns=keys, coerce_float=True)
+        return frame if self.keep_watermark else frame.drop(columns=self.column)
 
     # --------------------------------------------------------------------- the store
     def _state(self) -> dict:
