@@ -12,6 +12,7 @@ import sys
 import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from retrainer.cli import main
+from retrainer.config import Config
 from retrainer.errors import ConfigError, DataError
 from retrainer.integrations.sql_source import SqlSource, sql_source
 from retrainer.project import Project
@@ -373,3 +375,11 @@ def test_rows_a_batch_cannot_hold_keep_the_plan_until_fixed(tmp_path, source, el
     project = Project.from_yaml(tmp_path / "retrainer.yaml")
     assert sql_source(project).pull().resumed
     assert stored_ids(project) == list(range(100))
+
+
+def test_the_readme_project_file_is_valid(tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### SQL sources") :]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = Config.from_dict(yaml.safe_load(block), root=tmp_path)
+    assert config.data.source.watermark == "loaded_at" and ":since" in config.data.source.sql
