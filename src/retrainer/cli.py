@@ -108,7 +108,7 @@ def init(ctx: click.Context, force: bool) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=False)
 @click.option("--labels", is_flag=True, help="PATHS hold late labels (id and target columns).")
 @click.option(
     "--replace",
@@ -137,7 +137,8 @@ def ingest(
     """Add batches (or late labels, or served predictions) from CSV or Parquet files, folders
     or glob patterns ('data/2024-*.csv'); one batch per file, the same rows sent again under
     another name are recognised. Label rows whose ids match no stored row are kept for later
-    batches, and the command exits 1 naming the first of them."""
+    batches, and the command exits 1 naming the first of them. Without PATHS, pulls the new
+    rows of an SQL data.source."""
     from retrainer.data.intake import default_warnings, expand_paths, unmatched_ids
     from retrainer.data.io import list_files
 
@@ -149,7 +150,9 @@ def ingest(
     for warning in default_warnings(project.config.data):
         err_console.print(f"note: {warning}", highlight=False, markup=False, soft_wrap=True)
     files = [f for p in expand_paths(paths) for f in list_files(p)]
-    if predictions:
+    if not paths:
+        done = _pull_sql(project, labels or predictions)
+    elif predictions:
         done = [(f, project.ingest_predictions_path(f, version=version)[0]) for f in files]
     elif labels:
         done = [(f, project.ingest_labels_path(f, replace=replace)[0]) for f in files]
@@ -188,6 +191,22 @@ def ingest(
         )
     if unmatched:
         sys.exit(1)
+
+
+def _pull_sql(project, other_kind: bool) -> list:
+    """`retrainer ingest` without paths: one pull of an SQL data.source (as (name, batch))."""
+    from retrainer.integrations.sql_source import sql_source
+
+    source = sql_source(project)
+    if source is None or other_kind:
+        raise click.UsageError("give PATHS (only an SQL data.source is pulled without them)")
+    pulled = source.pull()
+    if pulled is None or pulled.stored is None:
+        err_console.print(
+            f"{source.name}: no new rows ready", highlight=False, markup=False, soft_wrap=True
+        )
+        return []
+    return [(source.name, pulled.stored)]
 
 
 def _note_missing_tools(project) -> None:
@@ -252,6 +271,7 @@ def run(
     backlog is worked through run.max_batches_per_cycle files a cycle (default 8), with a
     progress bar and one line per cycle; idle, a poll only lists the folders. Ctrl-C stops
     cleanly between steps."""
+    from retrainer.integrations.sql_source import sql_watch
     from retrainer.integrations.storage import is_url
     from retrainer.watch import FolderWatch
 
@@ -260,8 +280,9 @@ def run(
         raise RetrainerError(
             "retrainer run needs data.source (a file or folder) in the project file"
         )
+    watch = sql_watch(project)  # data.source: {sql: ...}
     source = project.config.data.source
-    if not is_url(source) and not project.config.resolve(source).exists():
+    if watch is None and not is_url(source) and not project.config.resolve(source).exists():
         raise RetrainerError(
             f"data.source {project.config.resolve(source)}: no such file or folder"
         )
@@ -275,7 +296,7 @@ def run(
 
     previous = signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    watch = FolderWatch(project)
+    watch = watch or FolderWatch(project)
     cycles, reported = 0, set()
     columns = [TextColumn("backlog"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     try:

@@ -22,12 +22,21 @@ import importlib.machinery
 import importlib.util
 import re
 import sys
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from retrainer.errors import ConfigError
 
@@ -96,9 +105,39 @@ class FixSettings(_Section):
     affine: dict[str, list[float]] = Field(default_factory=dict)  # a*x+b (a unit change back)
 
 
+class SqlSourceSettings(_Section):
+    """``data.source`` as a mapping: new rows of a query after a watermark column, pulled
+    exactly once (``retrainer.integrations.sql_source``); ``url`` may name ``${ENV_VARS}``."""
+
+    sql: str  # binds :since to the greatest watermark stored
+    url: str
+    watermark: str  # the column
+    start: int | float | datetime | date | str  # the first pull starts after it
+    hold_last: bool = True  # keep the greatest value's rows until a greater one appears
+    min_rows: int = Field(1, ge=1)  # pull nothing until this many rows are ready
+
+    @field_validator("sql")
+    @classmethod
+    def _binds_since(cls, sql: str) -> str:
+        if not re.search(r":since\b", sql):
+            raise ValueError("the query must compare the watermark with :since")
+        return sql
+
+
+def _source_form(value: Any) -> str:
+    return "union-sql" if isinstance(value, dict | SqlSourceSettings) else "union-path"
+
+
+# a path, or a mapping for an SQL source (only the form given is validated and named)
+SourceSetting = Annotated[
+    Annotated[str, Tag("union-path")] | Annotated[SqlSourceSettings, Tag("union-sql")],
+    Discriminator(_source_form),
+]
+
+
 class DataSettings(_Section):
     target: str
-    source: str | None = None
+    source: SourceSetting | None = None
     labels: str | None = None
     id_column: str | None = None
     time_column: str | None = None
@@ -675,7 +714,7 @@ class Config(_Section):
 
 
 def _describe(err: dict) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "union-")))
     loc = loc.replace("schema_", "schema")
     kind, msg = err["type"], err["msg"]
     if kind == "missing":

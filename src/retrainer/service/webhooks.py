@@ -39,7 +39,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -60,6 +60,7 @@ __all__ = [
     "WebhookThread",
     "event_name",
     "guard_address",
+    "payload_schema",
     "post",
     "sign",
     "verify_signature",
@@ -68,6 +69,7 @@ __all__ = [
 log = logging.getLogger("retrainer.service")
 MAX_RESPONSE = 64 * 1024
 CURSOR = "webhook_cursor"
+SCHEMA = "webhook.schema.json"  # the payloads' JSON schema
 CLAIM_MARGIN = timedelta(seconds=30)
 _KINDS = {
     "decision": "decision",
@@ -229,6 +231,23 @@ def verify_signature(
     return hmac.compare_digest(expected, signature) and age <= tolerance
 
 
+def payload_schema() -> dict:
+    """The JSON schema every payload follows (``webhook.schema.json``, shipped with this
+    module; Draft 2020-12).
+
+    >>> sorted(payload_schema()["properties"]["event"]["enum"])
+    ['alarm', 'decision', 'promotion', 'rollback', 'version']
+    """
+    from importlib.resources import files
+
+    return json.loads(files("retrainer.service").joinpath(SCHEMA).read_text(encoding="utf-8"))
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time with its UTC offset (SQLite hands times back without one)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def event_name(row: EventRow) -> str | None:
     """The webhook event of a record event, or None when webhooks do not announce it."""
     if row.kind == "check":
@@ -322,7 +341,7 @@ class WebhookDispatcher:
             "event": name,
             "event_id": event_id,
             "project": self.project.config.project,
-            "at": event.at.isoformat(),
+            "at": _aware(event.at).isoformat(),
             "message": event.message,
             "batch_id": event.batch_id,
             "cycle_id": event.cycle_id,
