@@ -215,7 +215,7 @@ def test_rollback_and_promote_move_the_mlflow_alias(mirrored, tracking_uri):
 
 
 def test_an_mlflow_outage_leaves_a_pending_sync_and_the_next_sync_catches_up(
-    tmp_path, tracking_uri, elec, fast_failing
+    tmp_path, tracking_uri, elec, fast_failing, capsys
 ):
     name = f"outage-{uuid.uuid4().hex[:8]}"
     down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
@@ -242,6 +242,7 @@ def test_an_mlflow_outage_leaves_a_pending_sync_and_the_next_sync_catches_up(
         last = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(1)).one()
     assert last.kind == "mlflow_synced"
     assert project.registry.mirror.sync().versions == []  # idempotent: nothing twice
+    assert "View run" not in capsys.readouterr().out  # stdout stays the command's (--json)
 
 
 # ------------------------------------------------------------------------- import-champion

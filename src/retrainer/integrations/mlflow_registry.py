@@ -152,6 +152,8 @@ class MlflowMirror:
     @property
     def client(self):
         if self._client is None:
+            # MLflow prints run links on stdout, which would break `retrainer cycle --json`
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             self._client = _mlflow().MlflowClient(
                 tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
             )
@@ -327,11 +329,11 @@ class MlflowMirror:
         run_id = runs.get(str(mv.run_id)) if mv.run_id else None
         if run_id is None:  # registered by hand, or its run is not finished yet
             run_id = (mv.run_id and self._find_run(experiment, mv.run_id)) or None
-        if run_id is None:
-            tags = {RUN_TAG: str(mv.run_id)} if mv.run_id else {}
-            run_id = self.client.create_run(
-                experiment, tags=tags, run_name=f"retrainer version {version}"
-            ).info.run_id
+        if run_id is None:  # the run logs its parameters into this one when it finishes
+            tags, title = {}, f"retrainer version {version}"
+            if mv.run_id:
+                tags, title = {RUN_TAG: str(mv.run_id)}, f"retrainer run {mv.run_id}"
+            run_id = self.client.create_run(experiment, tags=tags, run_name=title).info.run_id
         model = self.registry.load(version)  # hash-checked, allowlisted types only
         trusted = skops.io.get_untrusted_types(data=self.registry.artifacts.get_bytes(mv.artifact))
         with tempfile.TemporaryDirectory(prefix="retrainer-mlflow-") as tmp:
@@ -341,6 +343,8 @@ class MlflowMirror:
                 str(path),
                 serialization_format="skops",
                 skops_trusted_types=trusted,
+                # named, not inferred: inferring loads the model in a fresh interpreter (~20 s)
+                pip_requirements=mlflow_sklearn.get_default_pip_requirements(include_skops=True),
                 metadata={"retrainer_version": version, "retrainer_artifact": mv.artifact},
             )
             self.client.log_artifacts(run_id, str(path), f"model-v{version}")
