@@ -322,3 +322,40 @@ def test_import_champion_refuses_a_uri_that_is_not_a_registered_model(tmp_path, 
     path = _project_file(tmp_path, tracking_uri, "x")
     result = CliRunner().invoke(main, ["-c", str(path), "import-champion", "runs:/abc/model"])
     assert result.exit_code == 2 and "models:/<name>@<alias>" in result.output
+
+
+def test_a_skops_model_is_checked_against_retrainers_allowlist_not_its_own(tmp_path):
+    """An MLmodel file can list any type as trusted; retrainer ignores that list."""
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    from retrainer.artifacts import ArtifactStore
+    from retrainer.errors import UnsafeArtifactError
+    from retrainer.integrations.mlflow_registry import _read_model
+    from retrainer.registry import Registry
+    from retrainer.store.db import Store
+
+    hostile = FunctionTransformer(func=os.system).fit([[0]])
+    listed = skops.io.get_untrusted_types(data=skops.io.dumps(hostile))
+    assert any("system" in t for t in listed)
+    mlflow.sklearn.save_model(
+        hostile,
+        str(tmp_path / "model"),
+        serialization_format="skops",
+        skops_trusted_types=listed,
+        pip_requirements=[],
+    )
+    registry = Registry(Store("sqlite://"), ArtifactStore(tmp_path / "artifacts"))
+    with pytest.raises(UnsafeArtifactError, match="system"):
+        _read_model(tmp_path / "model", "models:/x/1", trust_pickle=False, registry=registry)
+
+
+def test_only_the_sklearn_flavour_is_imported(tmp_path):
+    from retrainer.errors import RetrainerError
+    from retrainer.integrations.mlflow_registry import _read_model
+
+    (tmp_path / "MLmodel").write_text(
+        yaml.safe_dump({"flavors": {"python_function": {"loader_module": "x"}, "pytorch": {}}})
+    )
+    with pytest.raises(RetrainerError, match=r"flavours \['python_function', 'pytorch'\]"):
+        _read_model(tmp_path, "models:/x/1", trust_pickle=True, registry=None)
