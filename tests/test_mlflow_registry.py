@@ -359,3 +359,13 @@ def test_only_the_sklearn_flavour_is_imported(tmp_path):
     )
     with pytest.raises(RetrainerError, match=r"flavours \['python_function', 'pytorch'\]"):
         _read_model(tmp_path, "models:/x/1", trust_pickle=True, registry=None)
+
+
+def test_the_readme_project_file_is_valid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## MLflow: runs, versions and the champion alias", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = Config.from_dict(yaml.safe_load(block), root=tmp_path)
+    assert config.registry.backend == "mlflow" and config.registry.model_name == "churn"
