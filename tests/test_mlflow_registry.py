@@ -214,6 +214,19 @@ def test_rollback_and_promote_move_the_mlflow_alias(mirrored, tracking_uri):
     assert _champion_of(client, name) == before
 
 
+def test_challenger_follows_and_an_alias_mlflow_cannot_hold_blocks_nothing(mirrored, tracking_uri):
+    project, name = mirrored
+    client = _client(tracking_uri)
+    first = project.models[0].version
+    project.registry.set_alias("challenger", first, reason="test")
+    mv = client.get_model_version_by_alias(name, "challenger")
+    assert int(mv.tags["retrainer.version"]) == first
+    project.registry.set_alias("a.first", first, reason="sorted before champion")
+    result = project.registry.mirror.sync()
+    assert result.error is None and result.skipped == ["a.first"]
+    assert _champion_of(client, name) == project.champion.version
+
+
 def test_an_mlflow_outage_leaves_a_pending_sync_and_the_next_sync_catches_up(
     tmp_path, tracking_uri, elec, fast_failing, capsys
 ):

@@ -69,6 +69,7 @@ RUN_TAG, VERSION_TAG, ARTIFACT_TAG = "retrainer.run_id", "retrainer.version", "r
 _MAX_TAG = 5000  # MLflow keeps tag values up to 8000 characters
 _MAX_PARAM = 500
 _KEY_RE = re.compile(r"[^A-Za-z0-9_\-. /]")
+_ALIAS_RE = re.compile(r"[A-Za-z0-9_\-]{1,255}")
 _URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>\d+))$")
 _FINISHED = ("succeeded", "rejected", "skipped", "failed")
 _STATUS = {"succeeded": "FINISHED", "rejected": "FINISHED", "skipped": "FINISHED"}
@@ -102,6 +103,16 @@ def run_tags(decision: dict, *, status: str, run_id: int) -> dict[str, str]:
     return tags
 
 
+def mlflow_alias_ok(name: str) -> bool:
+    """Whether MLflow can hold a retrainer alias: letters, digits, ``_`` and ``-``, and not
+    ``latest`` or ``v<number>`` (MLflow's own version references).
+
+    >>> [mlflow_alias_ok(n) for n in ("champion", "challenger", "prod.eu", "v2", "latest")]
+    [True, True, False, False, False]
+    """
+    return bool(_ALIAS_RE.fullmatch(name)) and not re.fullmatch(r"(?i)latest|v\d+", name)
+
+
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"prefix.a.b": 1}`` (lists kept whole)."""
     if isinstance(value, dict):
@@ -122,12 +133,14 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
 
 @dataclass
 class SyncResult:
-    """What one sync did: MLflow runs logged, versions created, aliases moved, and the error
-    that left the sync pending (None when MLflow is in step with retrainer)."""
+    """What one sync did: MLflow runs logged, versions created, aliases moved (and skipped:
+    names MLflow refuses), and the error that left the sync pending (None when MLflow is in
+    step with retrainer)."""
 
     runs: list[int] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
     aliases: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # aliases MLflow cannot hold
     error: str | None = None
 
 
@@ -204,6 +217,9 @@ class MlflowMirror:
             self._ensure_model()
         current = self.client.get_registered_model(self.model_name).aliases if aliases else {}
         for alias, version in sorted(aliases.items()):
+            if not mlflow_alias_ok(alias):
+                result.skipped.append(alias)
+                continue
             target = mirrored[version]
             if str(current.get(alias)) != target:
                 self.client.set_registered_model_alias(self.model_name, alias, target)
