@@ -444,6 +444,21 @@ def rollback(ctx: click.Context, reason: str, as_json: bool) -> None:
     _emit(result, as_json, lambda m: console.print(f"champion rolled back to v{m['version']}"))
 
 
+@main.command("import-champion")
+@click.argument("uri")
+@click.option("--trust-pickle", is_flag=True, help="Load a pickle model (runs its code).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def import_champion(ctx: click.Context, uri: str, trust_pickle: bool, as_json: bool) -> None:
+    """Adopt an MLflow model (models:/name@champion) as the first champion."""
+    from retrainer.integrations.mlflow_registry import import_for_project
+
+    project = _project(ctx)
+    done = import_for_project(project.config, project.registry, uri, trust_pickle=trust_pickle)
+    result = done.to_dict() | {"reference": None}
+    _emit(result, as_json, lambda m: console.print(f"champion is now v{m['version']} ({uri})"))
+
+
 @main.command()
 @click.option("--reason", required=True, help="Why (stored with the decision).")
 @click.pass_context

@@ -602,6 +602,25 @@ class WebhookSettings(_Section):
         return url
 
 
+class RegistrySettings(_Section):
+    """Where versions and aliases are mirrored besides retrainer's own registry (the source of
+    truth): ``backend: mlflow`` logs runs and mirrors versions and aliases to MLflow
+    (:mod:`retrainer.integrations.mlflow_registry`)."""
+
+    backend: Literal["retrainer", "mlflow"] = "retrainer"
+    tracking_uri: str | None = None
+    model_name: str | None = None  # the MLflow registered model; default: the project name
+
+    @model_validator(mode="after")
+    def _mlflow_ready(self) -> RegistrySettings:
+        if self.backend == "mlflow":
+            if not self.tracking_uri:
+                raise ValueError("backend mlflow needs tracking_uri (e.g. http://127.0.0.1:5000)")
+            if importlib.util.find_spec("mlflow") is None:
+                raise ValueError("backend mlflow needs MLflow: pip install 'retrainer[mlflow]'")
+        return self
+
+
 class ServiceSettings(_Section):
     """The ``retrainer serve`` process: where it listens, its schedule and its webhooks."""
 
@@ -630,6 +649,7 @@ class Config(_Section):
     service: ServiceSettings = ServiceSettings()
     compute: ComputeSettings = ComputeSettings()
     run: RunSettings = RunSettings()
+    registry: RegistrySettings = RegistrySettings()
     deploy_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     root: Path = Path(".")
 

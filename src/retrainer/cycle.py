@@ -110,6 +110,7 @@ def run_cycle(project: Project) -> CycleReport:
         project.event(
             s, "cycle", f"cycle {cycle_id} done: {report.decision['action']}", cycle_id=cycle_id
         )
+    project.registry.sync_mirror()  # registry.backend: mlflow (a failure leaves a pending sync)
     return report
 
 

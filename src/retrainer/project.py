@@ -40,6 +40,7 @@ from retrainer.config import Config
 from retrainer.data.io import file_lines, list_files, read_table, to_pandas
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.errors import DataError, NotFoundError, StoreError
+from retrainer.integrations.mlflow_registry import mirror_for
 from retrainer.labels import LabelReport, join_early_labels
 from retrainer.registry import ModelVersion, Registry
 from retrainer.serving import PredictionReport, ingest_predictions, record_from_batch
@@ -99,6 +100,7 @@ class Project:
             config.store.artifacts, config.root, config.store.storage_options
         )
         self.registry = Registry(self.store, self.artifacts)
+        self.registry.mirror = mirror_for(config, self.registry)  # registry.backend: mlflow
         self._models: dict[int, Any] = {}
         self._schema: Schema | None = None
 

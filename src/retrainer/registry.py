@@ -190,9 +190,15 @@ class Registry:
         artifacts: the content-addressed folder holding the model files.
     """
 
-    def __init__(self, store: Store, artifacts: ArtifactStore):
+    def __init__(self, store: Store, artifacts: ArtifactStore, mirror: Any = None):
         self.store = store
         self.artifacts = artifacts
+        self.mirror = mirror  # e.g. an MlflowMirror: synced after every alias move
+
+    def sync_mirror(self) -> None:
+        """Bring the mirror (``registry.backend: mlflow``) in step; a no-op without one."""
+        if self.mirror is not None:
+            self.mirror.sync()
 
     def __repr__(self) -> str:
         return f"Registry(store={self.store.url!r}, artifacts={self.artifacts!r})"
@@ -332,7 +338,9 @@ class Registry:
             reason: why (kept in the history).
             actor: who moved it.
         """
-        return self._move(name, version, reason=reason, actor=actor, kind="alias")
+        moved = self._move(name, version, reason=reason, actor=actor, kind="alias")
+        self.sync_mirror()
+        return moved
 
     def promote(self, version: int, *, reason: str, actor: str = "retrainer") -> ModelVersion:
         """Make a version the champion (event kind ``promote``).
@@ -342,7 +350,9 @@ class Registry:
             reason: why (kept in the history).
             actor: who promoted it.
         """
-        return self._move(CHAMPION, version, reason=reason, actor=actor, kind="promote")
+        moved = self._move(CHAMPION, version, reason=reason, actor=actor, kind="promote")
+        self.sync_mirror()
+        return moved
 
     def rollback(
         self, *, reason: str, actor: str = "retrainer", alias: str = CHAMPION
@@ -356,7 +366,9 @@ class Registry:
             actor: who rolled back.
             alias: the alias to roll back.
         """
-        return self._move(alias, None, reason=reason, actor=actor, kind="rollback")
+        moved = self._move(alias, None, reason=reason, actor=actor, kind="rollback")
+        self.sync_mirror()
+        return moved
 
     def _rollback_target(self, session: Session, name: str) -> int:
         """Replay the alias history as a stack: moves push, rollbacks pop."""
