@@ -135,13 +135,14 @@ def compile_model(export: CExport, target: DeployTarget, workdir: str | Path) ->
     >>> obj is None or obj.with_suffix(".su").exists()
     True
     """
+    flags = _resolved(cross_flags(target)["compile"])
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     export.write(work)
     includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
     program, lead = _zig_cc()
     run_tool(
-        [program, *lead, *_resolved(cross_flags(target)["compile"]), *includes]
+        [program, *lead, *flags, *includes]
         + [*_stack_usage(export.name), "-c", "-o", f"{export.name}.o", f"{export.name}.c"],
         cwd=work,
         what=f"zig cross-compile of {export.name} for {target.name}",
