@@ -115,7 +115,7 @@ def test_soft_float_cortex_m0_on_unicorn(name, elec2):
 
 @needs_mcu
 def test_instruction_count_follows_the_tree_path(elec2, tmp_path):
-    """The code hook counts per call: a tree's count grows with the depth of the row's leaf."""
+    """Counted per call: a tree's count grows with the depth of the row's leaf."""
     train, rows = elec2
     model, inputs = fitted("DecisionTree", train)
     X = rows[inputs].iloc[:300]
@@ -134,10 +134,14 @@ def test_instruction_count_follows_the_tree_path(elec2, tmp_path):
 
 @needs_mcu
 @needs_gnu
-@pytest.mark.parametrize("name", ["DecisionTree", "HistGradientBoosting", "Scaler+MLP tanh"])
+@pytest.mark.parametrize(
+    "name", ["DecisionTree", "RandomForest", "HistGradientBoosting", "Scaler+MLP tanh"]
+)
 def test_unicorn_counts_what_qemu_counts_on_the_gnu_image(name, elec2, monkeypatch):
     """Same GNU machine code: unicorn's count per call is QEMU's icount within the harness's
-    few instructions (QEMU's window also holds the call and a timer read)."""
+    few instructions (QEMU's window also holds the call and a timer read). Instructions of an
+    IT block whose condition fails count too: a per-instruction code hook missed them (about
+    one per node in a forest)."""
     train, rows = elec2
     model, inputs = fitted(name, train)
     X = rows[inputs].iloc[:200]
@@ -150,7 +154,7 @@ def test_unicorn_counts_what_qemu_counts_on_the_gnu_image(name, elec2, monkeypat
     assert (on_qemu.emulator, on_unicorn.emulator) == ("qemu", "unicorn")
     assert on_qemu.agreement == on_unicorn.agreement == 1.0
     gap = on_qemu.instructions_per_prediction - on_unicorn.instructions_per_prediction
-    assert 0 <= gap <= 15
+    assert 0 <= gap <= 8
 
 
 @needs_mcu

@@ -4,8 +4,14 @@
 with instruction hooks. The image's loadable segments are placed at their run-time addresses
 (flash at 0x0, RAM at 0x20000000, as the start-up code leaves them), and for each row the
 features are written to RAM and the predict function is called as the AAPCS says (``r0``: the
-pointer; the result in ``r0``, or ``s0`` for a float under the hard-float ABI). A code hook
-counts every instruction from the function's first to its return.
+pointer; the result in ``r0``, or ``s0`` for a float under the hard-float ABI).
+
+Instructions are counted per executed basic block: a block hook adds the number of Thumb
+instructions in the block (decoded once per block from their widths). Unicorn's per-instruction
+code hook does not fire for an instruction of an ``IT`` block whose condition fails, which the
+core still issues (and QEMU's ``-icount`` counts); on a forest, whose node step is ``ite ls``
+and two conditional loads, the code hook counted 7 % fewer instructions than QEMU on the same
+GNU image, the block count agrees with QEMU within the harness's few instructions.
 """
 
 from __future__ import annotations
@@ -127,14 +133,20 @@ def run_predictions(
         raise RetrainerError(f"firmware image {elf}: no RAM left for a row of features")
     count = [0]
     lowest = [stack_top]
+    block_lengths: dict[tuple[int, int], int] = {}
 
-    def on_code(uc_, address, size, user_data):
-        count[0] += 1
+    def on_block(uc_, address, size, user_data):
+        n = block_lengths.get((address, size))
+        if n is None:
+            n = block_lengths[address, size] = thumb_instructions(
+                bytes(uc_.mem_read(address, size))
+            )
+        count[0] += n
 
     def on_stack_write(uc_, access, address, size, value, user_data):
         lowest[0] = min(lowest[0], address)
 
-    uc.hook_add(unicorn.UC_HOOK_CODE, on_code)
+    uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block)
     uc.hook_add(unicorn.UC_HOOK_MEM_WRITE, on_stack_write, begin=buffer + row_bytes, end=stack_top)
     result_reg = arm_const.UC_ARM_REG_S0 if float_result and hard_float else arm_const.UC_ARM_REG_R0
     entry = image.symbols[function] | 1
@@ -162,3 +174,22 @@ def run_predictions(
         outputs[i : i + 1] = np.array([raw], dtype=np.uint32).view(outputs.dtype)
         instructions[i] = count[0]
     return BoardRun(outputs, instructions, stack_top - lowest[0])
+
+
+def thumb_instructions(code: bytes) -> int:
+    """Instructions in a run of Thumb code: a halfword starting 0b11101, 0b11110 or 0b11111
+    begins a 32-bit instruction, any other a 16-bit one (ARMv7-M ARM, A5.1).
+
+    Examples
+    --------
+    >>> thumb_instructions(bytes.fromhex("7047"))  # bx lr
+    1
+    >>> thumb_instructions(bytes.fromhex("b4eee77a" "f1ee10fa" "94bf"))  # vcmp, vmrs, ite ls
+    3
+    """
+    n = i = 0
+    while i < len(code):
+        halfword = code[i] | (code[i + 1] << 8) if i + 1 < len(code) else 0
+        i += 4 if halfword >> 11 in (0b11101, 0b11110, 0b11111) else 2
+        n += 1
+    return n
