@@ -169,7 +169,9 @@ def test_without_gnu_the_gate_builds_with_zig_and_the_bundle_says_so(elec2, monk
         latency, "find_tool", lambda t: None if t.startswith(("arm-none", "qemu")) else real_lat(t)
     )
     target = DeployTarget("m4", 256, 64, max_latency_ms=5)
-    report = check_target(model, target, rows[inputs], feature_names=inputs)
+    report = check_target(
+        model, target, rows[inputs], feature_names=inputs, workdir=tmp_path / "check"
+    )
     assert report.passed, report.reasons
     assert report.footprint.toolchain == "zig" and report.footprint.compiler.startswith("zig ")
     assert (report.latency.emulator, report.latency.agreement) == ("unicorn", 1.0)
@@ -188,7 +190,10 @@ def test_without_gnu_the_gate_builds_with_zig_and_the_bundle_says_so(elec2, monk
             check=True,
             timeout=300,
         )
-        assert (bundle.path / "build-cross" / "model.o").stat().st_size > 0
+        verified = tmp_path / "check" / "cross" / "model.o"
+        code = _code(verified)
+        assert any(name.startswith(".text") for name in code)
+        assert _code(bundle.path / "build-cross" / "model.o") == code
 
 
 @needs_mcu
@@ -199,3 +204,15 @@ def test_an_fpu_zig_does_not_know_is_named(elec2, tmp_path):
     with pytest.raises(RetrainerError, match="fpu 'fpv9-magic' has no zig cpu feature"):
         compile_for_target(export_c(model, feature_names=inputs), odd, tmp_path, toolchain="zig")
     assert not list(tmp_path.iterdir())
+
+
+def _code(obj: Path) -> dict[str, bytes]:
+    """The bytes of an object's code and data sections (debug sections name paths)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(obj, "rb") as handle:
+        return {
+            section.name: section.data()
+            for section in ELFFile(handle).iter_sections()
+            if section.name.startswith((".text", ".rodata", ".data", ".bss"))
+        }
