@@ -252,7 +252,7 @@ def toolchains() -> None:
     print(
         f"target {TARGET.name} (Cortex-M4F, hard float), {TARGET.board_rows} test rows on the "
         f"board; gnu: {_gnu_version()} -Os, newlib-nano, QEMU mps2-an386 -icount; "
-        f"zig: {zig.version()} -Os, bare metal, unicorn {_unicorn_version()} code hook"
+        f"zig: {zig.version()} -Os, bare metal, unicorn {_unicorn_version()}, counted per block"
     )
     print(
         "flash = text + data of the linked image (startup and libraries included); model flash "
