@@ -81,7 +81,7 @@ def tools_missing(target: DeployTarget) -> str | None:
     missing = missing_tools(tools)
     if not missing or ("cc" not in missing and tools_cover(target)):  # the mcu extra covers
         return None
-    pip = "; or pip install 'retrainer[mcu]'" if set(missing) - {"cc"} else ""
+    pip = "" if "cc" in missing else "; or pip install 'retrainer[mcu]'"  # parity needs cc
     return (
         f"deploy target {target.name} not checked: {', '.join(missing)} not found "
         f"(install: {install_command(missing)}{pip})"

@@ -72,11 +72,12 @@ def cross_flags(target: DeployTarget) -> dict[str, list[str]]:
 class Footprint:
     """Flash and RAM of a minimal firmware image that runs the model, against a target's budget.
 
-    Flash is ``text + data`` and RAM is ``data + bss + stack`` of the linked image (newlib-nano
-    startup included); ``stack_bytes`` sums the frames ``-fstack-usage`` reports for the model's
-    functions and ``main`` (an upper bound of the deepest call chain). ``model_flash_bytes`` and
-    ``model_ram_bytes`` subtract the same image built without the model. When the cross-compiler
-    is missing, ``measured`` is False, ``fits`` is None and ``reason`` says why.
+    Flash is ``text + data`` and RAM is ``data + bss + stack`` of the linked image (start-up
+    included: newlib-nano's with GNU, the project's bare-metal one with zig); ``stack_bytes``
+    sums the frames ``-fstack-usage`` reports for the model's functions and ``main`` (an upper
+    bound of the deepest call chain). ``model_flash_bytes`` and ``model_ram_bytes`` subtract the
+    same image built without the model. When no toolchain is installed, ``measured`` is False,
+    ``fits`` is None and ``reason`` says why.
 
     Parameters
     ----------
