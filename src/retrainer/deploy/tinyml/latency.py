@@ -6,7 +6,7 @@ executed instructions. A calibration loop of known length fixes the instructions
 
 Without QEMU, and with the ``mcu`` extra installed, the firmware image of the footprint (built
 by GNU or by zig) runs on unicorn instead (:mod:`retrainer.deploy.tinyml.emulator`), which
-counts the instructions of each call with a code hook.
+counts the instructions of each call per executed block.
 """
 
 from __future__ import annotations
