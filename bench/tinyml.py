@@ -7,6 +7,11 @@ and HAPT sensor windows (2.56 s, 18 features, activities 1-6, from the first 200
 ``.venv/bin/python bench/tinyml.py stages`` times each step of one gate check of the demo's model
 (HistGradientBoosting, 100 iterations, on a four-week ELEC2 window; 269 held-out rows), as
 ``retrainer demo`` runs it once per gated challenger.
+
+``.venv/bin/python bench/tinyml.py toolchains`` compares the two Cortex-M4F toolchains on the
+same models and rows: GNU (``arm-none-eabi-gcc`` + newlib-nano, run on QEMU) and the pip one
+(``retrainer[mcu]``: zig, bare metal, run on unicorn); and unicorn on the GNU image, which
+separates the emulator's count from the compiler's code.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from retrainer.deploy.tinyml import (
     measure_footprint,
     measure_latency,
     quantize_mlp,
+    zig,
 )
+from retrainer.deploy.tinyml import latency as latency_module
 from retrainer.deploy.tinyml.footprint import compile_for_target
 
 TARGET = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
@@ -204,6 +211,91 @@ def stages(repeats: int = 7) -> None:
     )
 
 
+def toolchains() -> None:
+    """GNU + QEMU against zig + unicorn on the same models, rows and target."""
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    rows = []
+    for data, load in (("elec2", elec2), ("hapt", hapt)):
+        X_train, y_train, X_test, _ = load()
+        X_board = X_test[: TARGET.board_rows]
+        for label, make in MODELS.items():
+            model = make().fit(X_train, y_train)
+            export = export_c(model)
+            expected = model.predict(X_board)
+            built = {tc: _build(export, tc, X_board, expected) for tc in ("gnu", "zig")}
+            gnu, pip = built["gnu"], built["zig"]
+            on_unicorn = _gnu_on_unicorn(export, X_board, expected)
+            flash_ratio = pip[0].flash_bytes / gnu[0].flash_bytes
+            model_ratio = pip[0].model_flash_bytes / gnu[0].model_flash_bytes
+            rows.append(
+                {
+                    "data": data,
+                    "model": label,
+                    "flash B gnu": gnu[0].flash_bytes,
+                    "flash B zig": pip[0].flash_bytes,
+                    "zig/gnu flash": f"{flash_ratio:.3f}",
+                    "model flash B gnu": gnu[0].model_flash_bytes,
+                    "model flash B zig": pip[0].model_flash_bytes,
+                    "zig/gnu model flash": f"{model_ratio:.3f}",
+                    "RAM B gnu": gnu[0].ram_bytes,
+                    "RAM B zig": pip[0].ram_bytes,
+                    "agree qemu (gnu)": f"{gnu[1].agreement:.4f}",
+                    "agree unicorn (zig)": f"{pip[1].agreement:.4f}",
+                    "instr qemu (gnu)": f"{gnu[1].instructions_per_prediction:.0f}",
+                    "instr unicorn (gnu)": f"{on_unicorn.instructions_per_prediction:.0f}",
+                    "instr unicorn (zig)": f"{pip[1].instructions_per_prediction:.0f}",
+                    "s gnu+qemu": f"{gnu[2]:.1f}",
+                    "s zig+unicorn": f"{pip[2]:.1f}",
+                }
+            )
+    table = pd.DataFrame(rows)
+    print(
+        f"target {TARGET.name} (Cortex-M4F, hard float), {TARGET.board_rows} test rows on the "
+        f"board; gnu: {_gnu_version()} -Os, newlib-nano, QEMU mps2-an386 -icount; "
+        f"zig: {zig.version()} -Os, bare metal, unicorn {_unicorn_version()}, counted per block"
+    )
+    print(
+        "flash = text + data of the linked image (startup and libraries included); model flash "
+        "= minus the same image without the model; RAM = data + bss + stack (-fstack-usage); "
+        "instr = instructions per prediction (QEMU's window also holds the call and a timer "
+        "read); s = wall seconds for compile, link, footprint and board run (warm caches)"
+    )
+    print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+
+
+def _build(export, toolchain: str, X, expected) -> tuple:
+    """Footprint and board run of one toolchain, and the wall seconds they took."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = compile_for_target(export, TARGET, tmp, toolchain=toolchain)
+        fp = measure_footprint(export, TARGET, model_object=obj, toolchain=toolchain)
+        lat = measure_latency(export, TARGET, X, expected, model_object=obj, toolchain=toolchain)
+    assert fp.measured and lat.measured, (fp.reason, lat.reason)
+    return fp, lat, time.perf_counter() - start
+
+
+def _gnu_on_unicorn(export, X, expected):
+    """The GNU image run by unicorn (QEMU hidden)."""
+    real = latency_module.find_tool
+    latency_module.find_tool = lambda t: None if t == latency_module.QEMU else real(t)
+    try:
+        return measure_latency(export, TARGET, X, expected, toolchain="gnu")
+    finally:
+        latency_module.find_tool = real
+
+
+def _gnu_version() -> str:
+    from retrainer.deploy.tinyml.footprint import _version
+
+    return _version("gnu")
+
+
+def _unicorn_version() -> str:
+    import unicorn
+
+    return unicorn.__version__
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
@@ -213,4 +305,4 @@ def _has_tabulate() -> bool:
 
 
 if __name__ == "__main__":
-    stages() if sys.argv[1:] == ["stages"] else main()
+    {"stages": stages, "toolchains": toolchains}.get(" ".join(sys.argv[1:]), main)()

@@ -12,6 +12,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.deploy.tinyml import DeployTarget, export_c, measure_footprint
 from tests import SHARED_DATA
+from tests.tinyml_helpers import hide_pip_toolchain
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 needs_cross = pytest.mark.skipif(
@@ -77,6 +78,7 @@ def test_soft_float_cortex_m0_builds(elec2):
 
 def test_missing_cross_compiler_is_not_a_pass(elec2, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
+    hide_pip_toolchain(monkeypatch)
     tree = DecisionTreeClassifier(max_depth=2).fit(*elec2)
     fp = measure_footprint(export_c(tree), M4)
     assert fp.measured is False and fp.fits is None

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from retrainer.deploy.tinyml import verify_bundle
+from tests.tinyml_helpers import hide_pip_toolchain
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None,
@@ -42,7 +43,9 @@ def test_a_model_over_the_flash_budget_is_not_promoted_and_says_by_how_much(make
 
 
 def hide_arm_tools(monkeypatch, tmp_path):
-    """PATH without the ARM cross-compiler and QEMU (the host C compiler stays)."""
+    """PATH without the ARM cross-compiler and QEMU (the host C compiler stays), and no mcu
+    extra."""
+    hide_pip_toolchain(monkeypatch)
     shown = tmp_path / "bin"
     shown.mkdir()
     host_cc = shutil.which("cc")
@@ -75,7 +78,8 @@ def test_a_latency_budget_without_qemu_names_qemu_too(monkeypatch, tmp_path):
     without_budget = tools_missing(DeployTarget("m4", 256, 64))
     with_budget = tools_missing(DeployTarget("m4", 256, 64, max_latency_ms=5))
     assert "qemu" not in without_budget
-    assert "qemu-system-arm not found" in with_budget and with_budget.endswith("qemu-system-arm)")
+    assert "qemu-system-arm not found" in with_budget
+    assert with_budget.endswith("qemu-system-arm; or pip install 'retrainer[mcu]')")
 
 
 @needs_arm

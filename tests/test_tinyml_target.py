@@ -21,6 +21,7 @@ from retrainer.deploy.tinyml import (
 )
 from retrainer.errors import ConfigError, IntegrityError, RetrainerError
 from tests import SHARED_DATA
+from tests.tinyml_helpers import hide_pip_toolchain
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 needs_cross = pytest.mark.skipif(
@@ -112,6 +113,7 @@ def test_latency_budget_is_measured_on_the_emulated_board(elec2):
 def test_latency_budget_without_emulator_is_not_a_pass(elec2, monkeypatch):
     X_train, y_train, X_recent, y_recent = elec2
     real_find_tool = latency.find_tool
+    hide_pip_toolchain(monkeypatch)
     monkeypatch.setattr(
         latency,
         "find_tool",
@@ -123,7 +125,8 @@ def test_latency_budget_without_emulator_is_not_a_pass(elec2, monkeypatch):
     assert not report.passed
     assert report.reasons == (
         "latency: budget 10 ms not measured (qemu-system-arm not found: install "
-        "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm)",
+        "gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm, "
+        "or pip install 'retrainer[mcu]')",
     )
 
 
@@ -136,6 +139,7 @@ def test_gate_fails_unexportable_and_unmeasured(elec2, monkeypatch):
     tree = DecisionTreeClassifier(max_depth=4).fit(X_train, y_train)
     # The cross-compiler is absent (the host compiler stays, for parity).
     real_find_tool = footprint.find_tool
+    hide_pip_toolchain(monkeypatch)
     monkeypatch.setattr(
         footprint,
         "find_tool",
@@ -146,7 +150,7 @@ def test_gate_fails_unexportable_and_unmeasured(elec2, monkeypatch):
     assert not report.passed
     assert report.reasons == (
         "footprint: not measured (arm-none-eabi-gcc not found: install "
-        "gcc-arm-none-eabi and libnewlib-arm-none-eabi)",
+        "gcc-arm-none-eabi and libnewlib-arm-none-eabi, or pip install 'retrainer[mcu]')",
     )
 
 

@@ -92,3 +92,11 @@ def bundled_version(project, frame) -> tuple[int, TelemetryLayout, DecisionTreeC
     )
     bundle = write_bundle(report, project.bundle_folder(), version=str(version), telemetry=layout)
     return version, layout, model, bundle.path
+
+
+def hide_pip_toolchain(monkeypatch) -> None:
+    """Act as if the ``mcu`` extra (zig, unicorn) were not installed."""
+    from retrainer.deploy.tinyml import emulator, zig
+
+    monkeypatch.setattr(zig, "available", lambda: False)
+    monkeypatch.setattr(emulator, "available", lambda: False)

@@ -34,7 +34,7 @@ from retrainer.deploy.tinyml import (
     write_bundle,
 )
 from retrainer.deploy.tinyml.footprint import CROSS_CC, CROSS_SIZE
-from retrainer.deploy.tinyml.latency import QEMU
+from retrainer.deploy.tinyml.latency import QEMU, tools_cover
 from retrainer.deploy.tinyml.telemetry import TelemetryLayout
 from retrainer.deploy.tinyml.toolchain import install_command, missing_tools
 from retrainer.errors import DataError, RetrainerError
@@ -79,11 +79,12 @@ def tools_missing(target: DeployTarget) -> str | None:
     """
     tools = ["cc", CROSS_CC, CROSS_SIZE] + ([QEMU] if target.max_latency_ms is not None else [])
     missing = missing_tools(tools)
-    if not missing:
+    if not missing or ("cc" not in missing and tools_cover(target)):  # the mcu extra covers
         return None
+    pip = "" if "cc" in missing else "; or pip install 'retrainer[mcu]'"  # parity needs cc
     return (
         f"deploy target {target.name} not checked: {', '.join(missing)} not found "
-        f"(install: {install_command(missing)})"
+        f"(install: {install_command(missing)}{pip})"
     )
 
 

@@ -13,7 +13,12 @@ import numpy as np
 
 from retrainer.deploy.tinyml.domain import python_reference
 from retrainer.deploy.tinyml.export import CExport, export_c
-from retrainer.deploy.tinyml.footprint import Footprint, compile_for_target, measure_footprint
+from retrainer.deploy.tinyml.footprint import (
+    Footprint,
+    compile_for_target,
+    cross_toolchain,
+    measure_footprint,
+)
 from retrainer.deploy.tinyml.latency import Latency, measure_latency
 from retrainer.deploy.tinyml.parity import ParityResult, check_parity
 from retrainer.deploy.tinyml.target import DeployTarget
@@ -83,7 +88,8 @@ def check_target(
 
     Python's reference is taken per row (:func:`~retrainer.deploy.tinyml.domain.python_reference`):
     rows with NaN or infinity are compared too, a row Python refuses must be refused by the C.
-    The model is cross-compiled once: the footprint image and the emulated board link the same
+    The model is cross-compiled once, by GNU when ``arm-none-eabi-gcc`` is installed, else by
+    zig from pip (``retrainer[mcu]``): the footprint image and the emulated board link the same
     object, and the host parity build runs alongside the cross builds. The board runs the first
     ``target.board_rows`` rows; the host runs all of them.
 
@@ -178,13 +184,18 @@ def _cross(
     """Footprint and board run from one cross-compiled object; the reasons they fail."""
     reasons: list[str] = []
     footprint = latency = None
+    toolchain = cross_toolchain()
     try:
-        model_object = compile_for_target(export, target, work / "cross")
+        model_object = compile_for_target(export, target, work / "cross", toolchain=toolchain)
     except RetrainerError as exc:
         return None, None, [f"footprint: {exc}"]
     try:
         footprint = measure_footprint(
-            export, target, workdir=work / "footprint", model_object=model_object
+            export,
+            target,
+            workdir=work / "footprint",
+            model_object=model_object,
+            toolchain=toolchain,
         )
     except RetrainerError as exc:
         reasons.append(f"footprint: {exc}")
@@ -201,6 +212,7 @@ def _cross(
             refused=python[1],
             workdir=work / "latency",
             model_object=model_object,
+            toolchain=toolchain,
         )
     except RetrainerError as exc:
         reasons.append(f"latency: {exc}")

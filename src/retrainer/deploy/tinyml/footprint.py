@@ -1,4 +1,9 @@
-"""Footprint: cross-compile the exported C for a Cortex-M target and measure flash and RAM."""
+"""Footprint: cross-compile the exported C for a Cortex-M target and measure flash and RAM.
+
+Two toolchains can build the image: GNU (``arm-none-eabi-gcc`` with newlib-nano), the reference
+whenever it is on ``PATH``, and zig from pip (``retrainer[mcu]``, bare metal, see
+:mod:`retrainer.deploy.tinyml.zig`) when it is not.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,43 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from retrainer.deploy.tinyml import zig
+from retrainer.deploy.tinyml.elf import read_image
 from retrainer.deploy.tinyml.export import CExport
 from retrainer.deploy.tinyml.target import DeployTarget
 from retrainer.deploy.tinyml.toolchain import C_FLAGS, cached_object, find_tool, run_tool
+from retrainer.errors import RetrainerError
 
 CROSS_CC = "arm-none-eabi-gcc"
 CROSS_SIZE = "arm-none-eabi-size"
+GNU = "gnu"
 _SPECS = ("--specs=nano.specs", "--specs=nosys.specs")
 _OBJECT_FLAGS = ("-Os", "-ffunction-sections", "-fdata-sections", "-fstack-usage", *_SPECS)
 _LINK_FLAGS = ("-Wl,--gc-sections", *_SPECS)
+
+
+def cross_toolchain() -> str | None:
+    """The toolchain that builds Cortex-M images here: ``"gnu"`` when ``arm-none-eabi-gcc`` and
+    ``arm-none-eabi-size`` are on ``PATH`` (the reference), else ``"zig"`` when the ``mcu``
+    extra is installed, else None.
+
+    Examples
+    --------
+    >>> cross_toolchain() in ("gnu", "zig", None)
+    True
+    """
+    if find_tool(CROSS_CC) is not None and find_tool(CROSS_SIZE) is not None:
+        return GNU
+    return zig.TOOLCHAIN if zig.available() else None
+
+
+def missing_cross_reason() -> str:
+    """Why no image can be built, and how to get a toolchain."""
+    missing = CROSS_CC if find_tool(CROSS_CC) is None else CROSS_SIZE
+    return (
+        f"{missing} not found: install gcc-arm-none-eabi and libnewlib-arm-none-eabi, "
+        "or pip install 'retrainer[mcu]'"
+    )
 
 
 def cross_flags(target: DeployTarget) -> dict[str, list[str]]:
@@ -39,11 +72,12 @@ def cross_flags(target: DeployTarget) -> dict[str, list[str]]:
 class Footprint:
     """Flash and RAM of a minimal firmware image that runs the model, against a target's budget.
 
-    Flash is ``text + data`` and RAM is ``data + bss + stack`` of the linked image (newlib-nano
-    startup included); ``stack_bytes`` sums the frames ``-fstack-usage`` reports for the model's
-    functions and ``main`` (an upper bound of the deepest call chain). ``model_flash_bytes`` and
-    ``model_ram_bytes`` subtract the same image built without the model. When the cross-compiler
-    is missing, ``measured`` is False, ``fits`` is None and ``reason`` says why.
+    Flash is ``text + data`` and RAM is ``data + bss + stack`` of the linked image (start-up
+    included: newlib-nano's with GNU, the project's bare-metal one with zig); ``stack_bytes``
+    sums the frames ``-fstack-usage`` reports for the model's functions and ``main`` (an upper
+    bound of the deepest call chain). ``model_flash_bytes`` and ``model_ram_bytes`` subtract the
+    same image built without the model. When no toolchain is installed, ``measured`` is False,
+    ``fits`` is None and ``reason`` says why.
 
     Parameters
     ----------
@@ -62,7 +96,9 @@ class Footprint:
     reason
         Why it does not fit (with the excess in bytes), or why it was not measured.
     compiler
-        ``arm-none-eabi-gcc`` version line and the model's exact compile flags.
+        The compiler's version line and the model's exact compile flags.
+    toolchain
+        ``"gnu"`` (``arm-none-eabi-gcc``, newlib-nano) or ``"zig"`` (bare metal, from pip).
     """
 
     target: str
@@ -77,6 +113,7 @@ class Footprint:
     fits: bool | None = None
     reason: str = ""
     compiler: str = ""
+    toolchain: str = ""
 
     @property
     def flash_excess_bytes(self) -> int | None:
@@ -103,6 +140,7 @@ def measure_footprint(
     *,
     workdir: str | Path | None = None,
     model_object: Path | None = None,
+    toolchain: str | None = None,
 ) -> Footprint:
     """Cross-compile ``export`` with a minimal ``main`` for ``target`` and compare with its budget.
 
@@ -117,6 +155,8 @@ def measure_footprint(
     model_object
         The model already compiled by :func:`compile_for_target` (its ``.su`` file next to it);
         default: compile it here.
+    toolchain
+        ``"gnu"`` or ``"zig"`` (default :func:`cross_toolchain`).
 
     Examples
     --------
@@ -128,34 +168,33 @@ def measure_footprint(
     >>> fp.fits if fp.measured else True
     True
     """
-    compiler = find_tool(CROSS_CC)
-    size_tool = find_tool(CROSS_SIZE)
+    toolchain = toolchain or cross_toolchain()
     budgets = {
         "target": target.name,
         "flash_budget_bytes": target.flash_bytes,
         "ram_budget_bytes": target.ram_bytes,
     }
-    if compiler is None or size_tool is None:
-        missing = CROSS_CC if compiler is None else CROSS_SIZE
-        return Footprint(
-            measured=False,
-            reason=f"{missing} not found: install gcc-arm-none-eabi and libnewlib-arm-none-eabi",
-            **budgets,
-        )
+    if toolchain is None:
+        return Footprint(measured=False, reason=missing_cross_reason(), **budgets)
     if workdir is not None:
-        return _measure(export, target, Path(workdir), model_object, compiler, size_tool, budgets)
+        return _measure(export, target, Path(workdir), model_object, toolchain, budgets)
     with tempfile.TemporaryDirectory(prefix="retrainer-footprint-") as tmp:
-        return _measure(export, target, Path(tmp), model_object, compiler, size_tool, budgets)
+        return _measure(export, target, Path(tmp), model_object, toolchain, budgets)
 
 
 def compile_for_target(
-    export: CExport, target: DeployTarget, workdir: str | Path, *, compiler: str | None = None
+    export: CExport,
+    target: DeployTarget,
+    workdir: str | Path,
+    *,
+    compiler: str | None = None,
+    toolchain: str | None = None,
 ) -> Path | None:
     """Cross-compile the model alone to ``<workdir>/<name>.o`` (``-Os``, stack usage next to it).
 
     The footprint image and the emulated board's firmware link this one object, so what is
-    measured and what runs on the board are the same machine code. Returns None when
-    ``arm-none-eabi-gcc`` is not installed.
+    measured and what runs on the board are the same machine code. Returns None when no
+    toolchain is installed.
 
     Parameters
     ----------
@@ -166,7 +205,9 @@ def compile_for_target(
     workdir
         Directory for the sources, the object and its ``.su`` file.
     compiler
-        The cross-compiler (default: ``arm-none-eabi-gcc`` on ``PATH``).
+        The GNU cross-compiler (default: ``arm-none-eabi-gcc`` on ``PATH``).
+    toolchain
+        ``"gnu"`` or ``"zig"`` (default :func:`cross_toolchain`).
 
     Examples
     --------
@@ -178,8 +219,11 @@ def compile_for_target(
     >>> obj is None or obj.name == "model.o"
     True
     """
+    toolchain = toolchain or (GNU if compiler else cross_toolchain())
+    if toolchain == zig.TOOLCHAIN:
+        return zig.compile_model(export, target, workdir)
     compiler = compiler or find_tool(CROSS_CC)
-    if compiler is None:
+    if toolchain is None or compiler is None:
         return None
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -199,25 +243,18 @@ def _measure(
     target: DeployTarget,
     work: Path,
     model_object: Path | None,
-    compiler: str,
-    size_tool: str,
+    toolchain: str,
     budgets: dict[str, Any],
 ) -> Footprint:
     work.mkdir(parents=True, exist_ok=True)
-    model_object = model_object or compile_for_target(export, target, work, compiler=compiler)
+    model_object = model_object or compile_for_target(export, target, work, toolchain=toolchain)
     model_object = Path(model_object).resolve()
-    what = f"cross-compile of {export.name} for {target.name}"
-    main = _main_object(compiler, target, export, with_model=True)
-    run_tool(
-        [compiler, *cross_flags(target)["link"], "-o", "firmware.elf", main]
-        + [model_object, "-lm"],
-        cwd=work,
-        what=what,
-    )
-    text, data, bss = _sizes(run_tool([size_tool, "firmware.elf"], cwd=work, what=what))
+    elf = link_image(export, target, work / "firmware.elf", model_object, toolchain)
+    text, data, bss = _image_sizes(elf, toolchain)
     base_text, base_data, base_bss, base_stack = _baseline(
-        compiler, size_tool, target, export.n_features, export.task
+        toolchain, target, export.n_features, export.task
     )
+    main = _main_object(toolchain, target, export, with_model=True)
     stack = _stack_bytes(main) + _stack_bytes(model_object)
     flash = text + data
     ram = data + bss + stack
@@ -243,47 +280,95 @@ def _measure(
         model_ram_bytes=ram - (base_data + base_bss + base_stack),
         fits=not problems,
         reason="; ".join(problems),
-        compiler=f"{_version(compiler)} {' '.join(cross_flags(target)['compile'])}",
+        compiler=f"{_version(toolchain)} {' '.join(_flags(toolchain, target)['compile'])}",
+        toolchain=toolchain,
         **budgets,
     )
 
 
-def _main_object(compiler: str, target: DeployTarget, export: CExport, *, with_model: bool) -> Path:
+def link_image(
+    export: CExport,
+    target: DeployTarget,
+    elf: Path,
+    model_object: Path | None,
+    toolchain: str,
+) -> Path:
+    """Link the minimal firmware (``main`` calling the model on volatile input) into ``elf``.
+
+    With ``model_object`` None, the image holds the same ``main`` without the model (the
+    baseline the model's share is measured against). Both toolchains keep the model's predict
+    function as a symbol, so the emulator can call it in this same image.
+    """
+    with_model = model_object is not None
+    main = _main_object(toolchain, target, export, with_model=with_model)
+    objects = [main, *([model_object] if with_model else [])]
+    what = f"link of the firmware of {export.name} for {target.name}"
+    elf.parent.mkdir(parents=True, exist_ok=True)
+    if toolchain == zig.TOOLCHAIN:
+        return zig.link(target, objects, elf, what=what)
+    run_tool(
+        [_gnu(), *cross_flags(target)["link"], "-o", elf.name, *objects, "-lm"],
+        cwd=elf.parent,
+        what=what,
+    )
+    return elf
+
+
+def _gnu() -> str:
+    compiler = find_tool(CROSS_CC)
+    if compiler is None:
+        raise RetrainerError(missing_cross_reason())
+    return compiler
+
+
+def _flags(toolchain: str, target: DeployTarget) -> dict[str, list[str]]:
+    return zig.cross_flags(target) if toolchain == zig.TOOLCHAIN else cross_flags(target)
+
+
+def _image_sizes(elf: Path, toolchain: str) -> tuple[int, int, int]:
+    """text, data, bss: ``arm-none-eabi-size`` for GNU, the ELF's sections for zig."""
+    if toolchain == zig.TOOLCHAIN:
+        image = read_image(elf)
+        return image.text, image.data, image.bss
+    size_tool = find_tool(CROSS_SIZE)
+    if size_tool is None:
+        raise RetrainerError(missing_cross_reason())
+    what = f"size of {elf.name}"
+    return _sizes(run_tool([size_tool, elf.name], cwd=elf.parent, what=what))
+
+
+def _main_object(
+    toolchain: str, target: DeployTarget, export: CExport, *, with_model: bool
+) -> Path:
     """The minimal firmware ``main`` compiled once per interface (cached by its text)."""
     files = {"firmware-main.c": _main(export, with_model=with_model)}
     if with_model:
         files[f"{export.name}.h"] = export.header
-    return cached_object(
-        compiler,
-        [*target.compiler_flags(), *C_FLAGS, *_OBJECT_FLAGS],
-        files,
-        "firmware-main.c",
-        what=f"cross-compile of the firmware main for {target.name}",
-    )
+    what = f"cross-compile of the firmware main for {target.name}"
+    if toolchain == zig.TOOLCHAIN:
+        return zig.compile_object(target, files, "firmware-main.c", what=what)
+    flags = [*target.compiler_flags(), *C_FLAGS, *_OBJECT_FLAGS]
+    return cached_object(_gnu(), flags, files, "firmware-main.c", what=what)
 
 
 @functools.cache
 def _baseline(
-    compiler: str, size_tool: str, target: DeployTarget, n_features: int, task: str
+    toolchain: str, target: DeployTarget, n_features: int, task: str
 ) -> tuple[int, int, int, int]:
     """text, data, bss and stack of the same image without the model (once per interface)."""
     stub = CExport("model", "none", task, n_features, (), "", "", ())
-    main = _main_object(compiler, target, stub, with_model=False)
     with tempfile.TemporaryDirectory(prefix="retrainer-footprint-") as tmp:
-        work = Path(tmp)
-        what = f"cross-compile of an empty firmware for {target.name}"
-        run_tool(
-            [compiler, *target.compiler_flags(), *_LINK_FLAGS, "-o", "baseline.elf", main, "-lm"],
-            cwd=work,
-            what=what,
-        )
-        sizes = _sizes(run_tool([size_tool, "baseline.elf"], cwd=work, what=what))
+        elf = link_image(stub, target, Path(tmp) / "baseline.elf", None, toolchain)
+        sizes = _image_sizes(elf, toolchain)
+    main = _main_object(toolchain, target, stub, with_model=False)
     return (*sizes, _stack_bytes(main))
 
 
 @functools.cache
-def _version(compiler: str) -> str:
-    return run_tool([compiler, "--version"], cwd=Path("."), what="compiler version").splitlines()[0]
+def _version(toolchain: str) -> str:
+    if toolchain == zig.TOOLCHAIN:
+        return zig.version()
+    return run_tool([_gnu(), "--version"], cwd=Path("."), what="compiler version").splitlines()[0]
 
 
 def _sizes(berkeley: str) -> tuple[int, int, int]:

@@ -3,6 +3,10 @@
 The firmware reads feature rows and writes predictions through Arm semihosting; QEMU runs with
 ``-icount shift=0`` (one nanosecond of virtual time per instruction), so the SysTick timer counts
 executed instructions. A calibration loop of known length fixes the instructions per tick.
+
+Without QEMU, and with the ``mcu`` extra installed, the firmware image of the footprint (built
+by GNU or by zig) runs on unicorn instead (:mod:`retrainer.deploy.tinyml.emulator`), which
+counts the instructions of each call per executed block.
 """
 
 from __future__ import annotations
@@ -14,8 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from retrainer.deploy.tinyml import emulator
 from retrainer.deploy.tinyml.export import CExport
-from retrainer.deploy.tinyml.footprint import CROSS_CC, compile_for_target
+from retrainer.deploy.tinyml.footprint import (
+    CROSS_CC,
+    GNU,
+    compile_for_target,
+    cross_toolchain,
+    link_image,
+)
 from retrainer.deploy.tinyml.parity import compare_outputs, feature_matrix
 from retrainer.deploy.tinyml.target import DeployTarget
 from retrainer.deploy.tinyml.toolchain import C_FLAGS, cached_object, find_tool, run_tool
@@ -59,7 +70,7 @@ class Latency:
     measured
         Whether the emulator ran; when False, ``reason`` says why.
     board
-        The QEMU machine used.
+        The QEMU machine used, or ``unicorn <core>``.
     n
         Rows predicted on the board (at most ``target.board_rows``).
     instructions_per_prediction
@@ -74,6 +85,10 @@ class Latency:
         Share of the board's predictions equal to Python's.
     reason
         Why it was not measured, or by how much it is over budget.
+    emulator
+        ``"qemu"`` or ``"unicorn"``.
+    toolchain
+        The toolchain that built the firmware: ``"gnu"`` or ``"zig"``.
     """
 
     target: str
@@ -86,6 +101,8 @@ class Latency:
     fits: bool | None = None
     agreement: float | None = None
     reason: str = ""
+    emulator: str = ""
+    toolchain: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
@@ -102,8 +119,12 @@ def measure_latency(
     max_rows: int | None = None,
     workdir: str | Path | None = None,
     model_object: Path | None = None,
+    toolchain: str | None = None,
 ) -> Latency:
     """Run ``export`` on QEMU's MPS2 board for ``target.cpu`` over the first ``max_rows`` of ``X``.
+
+    QEMU runs the GNU build when both are installed; otherwise unicorn (the ``mcu`` extra) runs
+    the firmware image of the available toolchain.
 
     Parameters
     ----------
@@ -122,6 +143,9 @@ def measure_latency(
     model_object
         The model already compiled by
         :func:`~retrainer.deploy.tinyml.footprint.compile_for_target`; default: compile it here.
+    toolchain
+        ``"gnu"`` or ``"zig"`` (default
+        :func:`~retrainer.deploy.tinyml.footprint.cross_toolchain`).
 
     Examples
     --------
@@ -134,47 +158,105 @@ def measure_latency(
     1.0
     """
     base = {"target": target.name, "budget_ms": target.max_latency_ms}
+    toolchain = toolchain or cross_toolchain()
     board = BOARDS.get(target.cpu)
-    if board is None:
-        return Latency(measured=False, reason=f"no emulated MPS2 board for {target.cpu}", **base)
     compiler, qemu = find_tool(CROSS_CC), find_tool(QEMU)
-    if compiler is None or qemu is None:
-        missing = CROSS_CC if compiler is None else QEMU
-        return Latency(
-            measured=False,
-            board=board,
-            reason=f"{missing} not found: install gcc-arm-none-eabi, libnewlib-arm-none-eabi "
-            "and qemu-system-arm",
-            **base,
-        )
+    use_qemu = toolchain == GNU and compiler is not None and qemu is not None and board
+    core = emulator.core(target.cpu) if emulator.available() else None
+    if not use_qemu and (toolchain is None or core is None):
+        return Latency(measured=False, board=board or "", reason=_why_not(target), **base)
     rows = target.board_rows if max_rows is None else max_rows
     features = feature_matrix(export, X)[:rows]
     expected = np.asarray(python_predictions)[:rows]
     refused = None if refused is None else np.asarray(refused, dtype=bool)[:rows]
     expected = (expected, refused)
-    tools = (compiler, qemu)
-    if workdir is not None:
-        work = Path(workdir)
-        return _measure(export, target, board, features, expected, work, model_object, tools)
     with tempfile.TemporaryDirectory(prefix="retrainer-latency-") as tmp:
-        work = Path(tmp)
-        return _measure(export, target, board, features, expected, work, model_object, tools)
+        work = Path(workdir if workdir is not None else tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        model_object = model_object or compile_for_target(export, target, work, toolchain=toolchain)
+        model_object = Path(model_object).resolve()
+        if use_qemu:
+            tools = (compiler, qemu)
+            return _on_qemu(export, target, board, features, expected, work, model_object, tools)
+        return _on_unicorn(export, target, features, expected, work, model_object, toolchain)
 
 
-def _measure(
+def tools_cover(target: DeployTarget) -> bool:
+    """Whether ``target``'s footprint (and latency, when it has a budget) can be measured with
+    what is installed, the ``mcu`` extra included.
+
+    Examples
+    --------
+    >>> isinstance(tools_cover(DeployTarget("m4", 256, 64)), bool)
+    True
+    """
+    toolchain = cross_toolchain()
+    if toolchain is None or target.max_latency_ms is None:
+        return toolchain is not None
+    qemu = toolchain == GNU and find_tool(QEMU) is not None and target.cpu in BOARDS
+    return qemu or (emulator.available() and emulator.core(target.cpu) is not None)
+
+
+def _why_not(target: DeployTarget) -> str:
+    """Why no emulator can run ``target``'s firmware here, and what installs one."""
+    pip = "pip install 'retrainer[mcu]'"
+    if emulator.available() and emulator.core(target.cpu) is None:
+        return f"no emulated MPS2 board or unicorn core for {target.cpu}"
+    if BOARDS.get(target.cpu) is None:
+        return f"no emulated MPS2 board for {target.cpu} (unicorn runs it: {pip})"
+    missing = CROSS_CC if find_tool(CROSS_CC) is None else QEMU
+    return (
+        f"{missing} not found: install gcc-arm-none-eabi, libnewlib-arm-none-eabi "
+        f"and qemu-system-arm, or {pip}"
+    )
+
+
+def _on_unicorn(
+    export: CExport,
+    target: DeployTarget,
+    features: np.ndarray,
+    expected: tuple[np.ndarray, np.ndarray | None],
+    work: Path,
+    model_object: Path,
+    toolchain: str,
+) -> Latency:
+    """Run the footprint's firmware image on unicorn and count instructions per call."""
+    elf = link_image(export, target, work / "board.elf", model_object, toolchain)
+    run = emulator.run_predictions(
+        elf,
+        export.predict_function,
+        features,
+        cpu=target.cpu,
+        float_result=export.task != "classification",
+        hard_float=target.float_abi == "hard",
+    )
+    _, same, _ = compare_outputs(export, run.outputs, *expected)
+    n = len(run.instructions)
+    instructions = float(run.instructions.mean()) if n else 0.0
+    return _latency(
+        target,
+        board=f"{emulator.EMULATOR} {emulator.core(target.cpu)}",
+        n=n,
+        instructions=instructions,
+        agreement=float(same.mean()) if same.size else 1.0,
+        emulator=emulator.EMULATOR,
+        toolchain=toolchain,
+    )
+
+
+def _on_qemu(
     export: CExport,
     target: DeployTarget,
     board: str,
     features: np.ndarray,
     expected: tuple[np.ndarray, np.ndarray | None],
     work: Path,
-    model_object: Path | None,
+    model_object: Path,
     tools: tuple[str, str],
 ) -> Latency:
+    """Link the semihosting firmware with ``model_object`` and count instructions on QEMU."""
     compiler, qemu = tools
     work.mkdir(parents=True, exist_ok=True)
-    model_object = model_object or compile_for_target(export, target, work, compiler=compiler)
-    model_object = Path(model_object).resolve()
     what = f"emulated run of {export.name} on {board}"
     main = cached_object(
         compiler,
@@ -206,6 +288,19 @@ def _measure(
     _, same, _ = compare_outputs(export, out[:-4], *expected)
     per_tick = 2 * _CALIBRATION_LOOPS / max(calibration_ticks, 1)
     instructions = ticks * per_tick / max(n, 1)
+    return _latency(
+        target,
+        board=board,
+        n=n,
+        instructions=instructions,
+        agreement=float(same.mean()) if same.size else 1.0,
+        emulator="qemu",
+        toolchain=GNU,
+    )
+
+
+def _latency(target: DeployTarget, *, instructions: float, **measured: Any) -> Latency:
+    """A measured :class:`Latency`, against the target's budget."""
     ms = target.instructions_to_ms(instructions)
     fits = None if target.max_latency_ms is None else ms <= target.max_latency_ms
     reason = (
@@ -218,14 +313,12 @@ def _measure(
     return Latency(
         target=target.name,
         measured=True,
-        board=board,
-        n=n,
         instructions_per_prediction=instructions,
         estimated_ms=ms,
         budget_ms=target.max_latency_ms,
         fits=fits,
-        agreement=float(same.mean()) if same.size else 1.0,
         reason=reason,
+        **measured,
     )
 
 

@@ -104,11 +104,11 @@ def cached_object(
     key = hashlib.sha256(
         json.dumps([compiler, list(flags), sorted(files.items()), source]).encode("utf-8")
     ).hexdigest()[:32]
-    folder = _cache_root() / key
+    folder = cache_root() / key
     obj = folder / f"{Path(source).stem}.o"
     if obj.exists():
         return obj
-    build = Path(tempfile.mkdtemp(prefix="build-", dir=_cache_root()))
+    build = Path(tempfile.mkdtemp(prefix="build-", dir=cache_root()))
     for name, text in files.items():
         (build / name).write_text(text, encoding="utf-8")
     run_tool([compiler, *flags, f"-I{build}", "-c", "-o", obj.name, source], cwd=build, what=what)
@@ -120,7 +120,7 @@ def cached_object(
 
 
 @functools.cache
-def _cache_root() -> Path:
+def cache_root() -> Path:
     root = Path(tempfile.mkdtemp(prefix="retrainer-cc-cache-"))
     atexit.register(shutil.rmtree, root, True)
     return root
