@@ -94,3 +94,14 @@ def test_cli_backtest_optimal_prices_every_policy_and_reuses_the_matrix(tmp_path
     assert (tmp_path / "out" / "optimal-50.png").exists()
     again = CliRunner().invoke(main, args)
     assert json.loads(again.output)["cached"] is True
+
+
+def test_the_template_holds_a_cost_line_a_new_user_can_turn_on():
+    from importlib import resources
+
+    text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("# cost:"))
+    cost = yaml.safe_load(line.split("#")[1])
+    policy = Policy.from_settings(PolicySettings.model_validate(cost))
+    assert policy.triggers[0] == CostTrigger(retrain_cost=500)
+    assert "errors" in text[text.index(line) : text.index(line) + 600]

@@ -208,3 +208,18 @@ def test_a_retrain_that_fails_the_gate_is_paid_for_but_not_promoted():
     few = Gate(m, min_rows=50)
     assert few(1, 0).verdict == "inconclusive" and few(1, 0).passed
     assert not Gate(m, min_rows=50, on_inconclusive="keep")(1, 0).passed
+
+
+def test_a_part_of_the_matrix_is_a_matrix_of_its_own():
+    from retrainer.schedule.gated import Gate
+
+    batches = synthetic_batches(n_batches=10)
+    m = build_scores(batches, Trainer("sklearn.tree.DecisionTreeClassifier"), history=2, window=2)
+    tail = m.part(3)
+    assert tail.batches == m.batches - 3
+    np.testing.assert_array_equal(tail.bits(1), m.bits(4))
+    np.testing.assert_array_equal(tail.gate_bits(2), m.gate_bits(5))
+    assert Gate(tail)(4, 1).to_dict() == Gate(m)(7, 4).to_dict()
+    run = simulate(tail.errors, tail.rows, Every(2), cost=5, label_delay=1)
+    whole = evaluate(m.errors, m.rows, [3, 5, 7], 5)  # model 3 starts the part
+    assert run.schedule.errors == whole.errors - sum(m.errors[0, j] for j in range(3))

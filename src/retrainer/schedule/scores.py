@@ -76,6 +76,24 @@ class ScoreMatrix:
         start, stop = int(self.gate_offsets[k]), int(self.gate_offsets[k + 1])
         return np.unpackbits(self.gate_packed, count=stop)[start:stop]
 
+    def part(self, start: int, stop: int | None = None) -> ScoreMatrix:
+        """Batches ``start..stop-1`` as a matrix of their own (the candidate of boundary
+        ``start`` is its first model), e.g. to tune on one half of a stream and test on the
+        other."""
+        stop = self.batches if stop is None else stop
+        before = int(np.sum(self.rows[:start]))
+        shifted = self.gate_start[start:stop] - before
+        return ScoreMatrix(
+            errors=self.errors[start:stop, start:stop],
+            rows=self.rows[start:stop],
+            label_delay=self.label_delay,
+            packed=self.packed,
+            offsets=self.offsets[start : stop + 1],
+            gate_packed=self.gate_packed,
+            gate_offsets=self.gate_offsets[start : stop + 1],
+            gate_start=np.where((self.gate_start[start:stop] < 0) | (shifted < 0), -1, shifted),
+        )
+
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temporary file in the same folder, then renamed)."""
         path = Path(path)
