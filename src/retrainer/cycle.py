@@ -591,7 +591,7 @@ class _Cycle:
             return None
         from retrainer.schedule.live import store_view
 
-        return store_view(self.p.store, champion=champion and champion.version, horizon=4)
+        return store_view(self.p.store, champion=champion and champion.version, horizon=52)
 
     def _last_retrain(self) -> tuple[datetime | None, int]:
         """Clock time of the last run that produced a version, and the last batch it used."""

@@ -162,7 +162,7 @@ class CostTrigger:
     (``Evidence.serving``, read from the store by :func:`retrainer.schedule.live.store_view`):
     the typical extra errors of an older model over a fresh one by age, the champion's own
     errors against the error rate fresh models had (the gates of past retrains and each
-    version's first batch), and a plan over the next ``horizon`` batches that weighs keeping
+    version's first batch), and a plan over the next batches that weighs keeping
     the champion against paying ``retrain_cost`` (errors) for a fresh model.
 
     Example:
@@ -184,7 +184,6 @@ class CostTrigger:
     """
 
     retrain_cost: float
-    horizon: int = 4
 
     def choice(self, ev: Evidence) -> Any:
         """The policy's choice on the record (None before the champion has labelled batches)."""
@@ -193,7 +192,7 @@ class CostTrigger:
         view = ev.serving
         if view is None:
             return None
-        return GainForecast(horizon=self.horizon).decide(replace(view, cost=self.retrain_cost))
+        return GainForecast().decide(replace(view, cost=self.retrain_cost))
 
     def assess(self, ev: Evidence) -> str:
         """The decision in words: errors expected to be saved against the cost."""

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from retrainer.schedule.optimal import Schedule, evaluate, optimal_schedule
-from retrainer.schedule.policies import CARA, UPF, DetectorTrigger, Every, GainForecast, simulate
+from retrainer.schedule.policies import (
+    CARA,
+    UPF,
+    DetectorTrigger,
+    Every,
+    GainForecast,
+    LiveInformation,
+    simulate,
+)
 
 FIXED = (1, 2, 4, 8, 13, 26)
 
@@ -36,6 +44,7 @@ def default_policies(**tuned: Any) -> dict[str, Any]:
         "CARA-P": CARA("P"),
         "UPF": UPF(**tuned.get("upf", {})),
         "ours (gain forecast)": GainForecast(**tuned.get("ours", {})),
+        "ours (live information)": LiveInformation(GainForecast(**tuned.get("ours", {}))),
     }
 
 

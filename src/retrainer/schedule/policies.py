@@ -338,29 +338,8 @@ class GainForecast:
         window: int = 26,
         recent: int = 2,
         z: float = 1.0,
-        persistence: bool = False,
     ) -> None:  # horizon, recent, z: tuned on SEA, STAGGER and HAPT (bench/backtest_cost.py)
         self.horizon, self.window, self.recent, self.z = horizon, window, recent, z
-        self.persistence = persistence
-
-    def persists(self, v: View, G: np.ndarray) -> float:
-        """How much of a model's extra errors beyond the typical gap for its age carries over
-        to the next batch: the lag-one regression coefficient of those residuals, model by
-        model, over the last ``window`` labelled batches (in [0, 1]; 1 without evidence)."""
-        o = v.observed
-        J = np.arange(max(0, o - self.window + 1), o + 1)
-        K = np.arange(o + 1)[:, None]
-        age = J[None, :] - K
-        fresh = np.array([v.fresh(j) for j in J])
-        with np.errstate(all="ignore"):
-            R = (v.errors[K, J] - fresh) / v.rows[J] - G[np.clip(age, 0, len(G) - 1)]
-        R = np.where(age >= 1, R, np.nan)
-        a, b = R[:, :-1], R[:, 1:]
-        both = np.isfinite(a) & np.isfinite(b)
-        if both.sum() < 4:
-            return 1.0
-        den = float(np.sum(a[both] ** 2))
-        return float(np.clip(np.sum(a[both] * b[both]) / den, 0.0, 1.0)) if den > 0 else 1.0
 
     def reset(self) -> None:
         pass
@@ -424,10 +403,7 @@ class GainForecast:
         se = math.sqrt(sum(v.err(v.champion, j) + v.fresh(j) for j in recent)) / seen
         shift = math.copysign(max(abs(raw) - self.z * se, 0.0), raw)
         n = float(np.mean(v.rows[max(0, o - 3) : o + 1]))
-        # the shift, measured on batch o, fades by the persistence per batch ahead
-        rho = self.persists(v, G) if self.persistence else 1.0
-        fade = rho ** (v.t - o + np.arange(H)) if self.persistence else np.ones(H)
-        champ = np.maximum(G[A : A + H] + shift * fade, 0.0) * n  # extra errors on batch t + h
+        champ = np.maximum(G[A : A + H] + shift, 0.0) * n  # champion's extra errors, batch t + h
         fresh = G * n
         # backwards over the horizon: Wf[a], the least cost of the batches left when a model of
         # the fresh lineage, a batches old, is in service; Wc, the same with the champion
