@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -66,6 +67,14 @@ def test_the_live_cost_policy_retrains_after_a_drift_only_when_it_pays(tmp_path,
     assert any(7 < i <= 10 for i in retrains), actions
     saved = [r for r in rows[3][2] if r.startswith("cost: ")][0]
     assert "retrain now" in saved
+    # the record read as a matrix: the served models, and a fresh model's errors (the gate
+    # copy's) on the newest labelled batch of each retrain's window
+    from retrainer.schedule.live import store_view
+
+    view = store_view(project.store, champion=project.champion.version, horizon=4)
+    fresh = np.isfinite(np.diag(view.errors)[: view.t])
+    assert fresh.sum() >= len(retrains) + 1
+    assert view.champion == view.t - (len(rows) - 1 - retrains[-1])
     words = json.dumps(views.decision_explanation(project, rows[3][0]))
     assert "errors against a retrain cost" in words
 
