@@ -126,7 +126,8 @@ def matrices(names: list[str], out: Path) -> dict:
             whole = found.get("elec2") or matrices(["elec2"], out)["elec2"]
             half = whole.batches // 2
             found[name] = whole.part(0, half) if name == "elec2-first" else whole.part(half)
-            print(f"{name}: batches {'0' if name == 'elec2-first' else half} on of ELEC2's")
+            part = found[name]
+            print(f"{name}: {part.batches} batches of ELEC2's, {int(part.rows.sum()):,} rows")
             continue
         started = time.perf_counter()
         m, path, cached = cached_scores(load(name), trainer, folder=out, history=4, window=4)

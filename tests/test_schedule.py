@@ -104,8 +104,12 @@ def test_gain_forecast_near_the_optimum_on_an_abrupt_change(cost):
     ours = simulate(E, rows, GainForecast(horizon=26), cost=cost, label_delay=1).schedule
     best = optimal_schedule(E, cost, rows)
     assert best.retrain_at == (13,)
-    # retrains once, as soon as a labelled batch shows it (batch 13, labelled at boundary 14)
-    assert ours.retrain_at == (14,)
+    # retrains once, as soon as a labelled batch shows it (batch 13, labelled at boundary 14);
+    # the champion's own gap is averaged over its last 4 labelled batches (the tuned default),
+    # so at a high cost one changed batch in four is not yet enough evidence: one batch later
+    assert ours.retrain_at == ((14,) if cost < 2000 else (15,))
+    quick = simulate(E, rows, GainForecast(horizon=26, recent=1), cost=cost, label_delay=1)
+    assert quick.schedule.retrain_at == (14,)
 
 
 def test_gain_forecast_keeps_a_model_that_does_not_age():

@@ -328,17 +328,21 @@ class GainForecast:
     current model against paying the cost for a fresh one, which ages in turn; retrain now when
     the plan starts with a retrain. A gap measured beyond its noise (``z`` standard errors) is
     assumed to last over the horizon.
+
+    Live there are no shadow candidates: the record holds the models that served, the first
+    model and, at each retrain, the gate copy's errors (:mod:`retrainer.schedule.live`); the same
+    code reads what is there (:class:`LiveInformation` prices that in the backtest).
     """
 
     name = "ours (gain forecast)"
 
     def __init__(
         self,
-        horizon: int = 4,
+        horizon: int = 8,
         window: int = 26,
-        recent: int = 2,
+        recent: int = 4,
         z: float = 1.0,
-    ) -> None:  # horizon, recent, z: tuned on SEA, STAGGER and HAPT (bench/backtest_cost.py)
+    ) -> None:  # horizon, recent, z: tuned on SEA, STAGGER, HAPT and ELEC2's first half (bench)
         self.horizon, self.window, self.recent, self.z = horizon, window, recent, z
 
     def reset(self) -> None:
@@ -380,6 +384,17 @@ class GainForecast:
         fitted = iso.fit(x, np.cumsum(step)).predict(x)
         return np.maximum(fitted - fitted[0], 0.0)
 
+    def own_shift(self, v: View, G: np.ndarray, recent: list[int]) -> tuple[float, float]:
+        """The champion's own gap off the typical one on the ``recent`` labelled batches, raw
+        and beyond a Poisson bound on its noise (``z`` standard errors)."""
+        if not recent:
+            return 0.0, 0.0
+        raw = float(np.mean([v.staleness(j) / v.rows[j] - G[j - v.champion] for j in recent]))
+        # Poisson bound on the noise of a difference of error counts on the same rows
+        seen = sum(v.rows[j] for j in recent)
+        se = math.sqrt(sum(v.err(v.champion, j) + v.fresh(j) for j in recent)) / seen
+        return raw, math.copysign(max(abs(raw) - self.z * se, 0.0), raw)
+
     def decide(self, v: View) -> Choice:
         o = v.observed
         if o < max(v.champion, 1):
@@ -396,12 +411,7 @@ class GainForecast:
             for j in range(max(v.champion, o - self.recent + 1), o + 1)
             if math.isfinite(v.staleness(j))
         ]
-        own = [(v.staleness(j) / v.rows[j], G[j - v.champion]) for j in recent]
-        raw = float(np.mean([g - typical for g, typical in own])) if own else 0.0
-        # Poisson bound on the noise of a difference of error counts on the same rows
-        seen = max(sum(v.rows[j] for j in recent), 1)
-        se = math.sqrt(sum(v.err(v.champion, j) + v.fresh(j) for j in recent)) / seen
-        shift = math.copysign(max(abs(raw) - self.z * se, 0.0), raw)
+        raw, shift = self.own_shift(v, G, recent)
         n = float(np.mean(v.rows[max(0, o - 3) : o + 1]))
         champ = np.maximum(G[A : A + H] + shift, 0.0) * n  # champion's extra errors, batch t + h
         fresh = G * n
