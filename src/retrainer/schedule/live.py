@@ -3,10 +3,11 @@
 
 Batches (not quarantined) in arrival order are the columns; a version sits in the row of the
 first batch it served as champion (its boundary). Known entries are the errors the loop scored
-(every batch's champion, and the first model on every batch as ``baseline``), and, for every
-retrain whose gate compared on accuracy, the gate copy's error rate on the held-out rows of the
-window's newest batch, as a fresh model's errors on that batch (the diagonal: a model that has
-not seen that batch's labels). Everything else is unknown (NaN): the backtest's matrix has a
+of every batch's champion, and, for every retrain whose gate compared on accuracy, the gate
+copy's error rate on the held-out rows of the window's newest batch, as a fresh model's errors
+on that batch (the diagonal: a model that has not seen that batch's labels). The first model's
+errors on every batch (the ``baseline`` role) are left out: its gap to the champion mixes a
+changed concept with ageing. Everything else is unknown (NaN): the backtest's matrix has a
 candidate at every boundary, live has only the models that served, so the policy falls back to
 the error rate fresh models had where a fresh model was not scored
 (:meth:`~retrainer.schedule.policies.View.fresh`).
@@ -14,12 +15,14 @@ the error rate fresh models had where a fresh model was not scored
 Example:
     >>> view = serving_view(
     ...     batches=[(1, 100), (2, 100), (3, 100), (4, 100)],
-    ...     scored=[(1, 1, 10), (2, 1, 12), (3, 1, 30), (3, 2, 11)],
+    ...     scored=[(1, 1, 10), (2, 1, 12), (3, 2, 11)],
     ...     served={1: 1, 2: 1, 3: 2}, gates=[(2, 0.1)], champion=2, horizon=2)
     >>> view.t, view.champion, view.observed, view.errors.shape
     (4, 2, 2, (6, 6))
-    >>> float(view.errors[0, 2]), float(view.errors[1, 1]), bool(np.isnan(view.errors[1, 2]))
-    (30.0, 10.0, True)
+    >>> float(view.errors[0, 1]), float(view.errors[1, 1]), float(view.errors[2, 2])
+    (12.0, 10.0, 11.0)
+    >>> bool(np.isnan(view.errors[0, 2]))  # the first model did not serve batch 3
+    True
 """
 
 from __future__ import annotations
@@ -105,7 +108,9 @@ def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 26
         runs = s.execute(select(RunRow.window, RunRow.metrics).order_by(RunRow.id)).all()
     labelled = {c["batch"]: c["n"] for c in checks if c.get("errors") is not None}
     scored = [
-        (c["batch"], c["version"], c["errors"]) for c in checks if c.get("errors") is not None
+        (c["batch"], c["version"], c["errors"])
+        for c in checks
+        if c.get("errors") is not None and c.get("role") == "champion"
     ]
     served = {c["batch"]: c["version"] for c in checks if c.get("role") == "champion"}
     gates = []
