@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from retrainer import views
-from retrainer.backtest import first_periods
 from retrainer.config import PolicySettings
 from retrainer.replay import replay
 from retrainer.store.tables import DecisionRow
@@ -33,24 +33,49 @@ def test_a_cost_makes_the_cost_trigger_the_default_and_money_converts_to_errors(
         PolicySettings.model_validate({"cost": {"retrain": 0}})
 
 
-@pytest.mark.parametrize("cost, expected", [(50, "retrain"), (10**9, "hold")])
-def test_every_decision_states_the_errors_saved_against_the_cost(tmp_path, elec, cost, expected):
+def replay_stagger(tmp_path, cost):
+    """STAGGER, 200 rows a week, concepts changing abruptly at rows 1100 and 2200 (weeks 5
+    and 11; replay steps 1 and 7), under the cost policy."""
+    from retrainer.datasets.synthetic import drift_stream
+    from retrainer.project import Project
+
+    stream = drift_stream("stagger", rows_per_concept=1100, batch_rows=200)
     settings = project_settings(policy={"cost": {"retrain": cost}})
     settings["store"] = {"url": store_url(tmp_path), "artifacts": str(tmp_path / "artifacts")}
     (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
-    from retrainer.project import Project
-
     project = Project.from_yaml(tmp_path / "retrainer.yaml")
-    replay(project, first_periods(elec, "timestamp", "7D", 10))
+    replay(project, stream.frame.iloc[:3000])
     with project.store.session() as s:
-        rows = [(d.id, d.action, list(d.reasons)) for d in s.scalars(select(DecisionRow))]
-    priced = [r for r in rows[2:] if r[1] != "alert"]  # after the bootstrap and first labels
+        return project, [(d.id, d.action, list(d.reasons)) for d in s.scalars(select(DecisionRow))]
+
+
+@pytest.mark.parametrize("cost", [50, 10**9])
+def test_the_live_cost_policy_retrains_after_a_drift_only_when_it_pays(tmp_path, cost):
+    project, rows = replay_stagger(tmp_path, cost)
+    priced = [r for r in rows[1:] if r[1] != "alert"]  # after the bootstrap
     assert priced
     for _, _, reasons in priced:
         assert any(r.startswith("cost: ") and "errors against a retrain cost" in r for r in reasons)
-    assert expected in {a for _, a, _ in priced}
-    decision = priced[-1][0]
-    words = json.dumps(views.decision_explanation(project, decision))
+    actions = [a for _, a, _ in rows]
+    if cost > 10**6:
+        assert "retrain" not in actions[1:]
+        return
+    # labels of the first changed week arrive at step 2 (a week late): the forecast sees the
+    # champion making many more errors than fresh models did and retrains at once, at each drift
+    retrains = [i for i, a in enumerate(actions) if a == "retrain" and i > 0]
+    assert retrains[:1] == [3], actions
+    assert any(7 < i <= 10 for i in retrains), actions
+    saved = [r for r in rows[3][2] if r.startswith("cost: ")][0]
+    assert "retrain now" in saved
+    # the record read as a matrix: the served models, and a fresh model's errors (the gate
+    # copy's) on the newest labelled batch of each retrain's window
+    from retrainer.schedule.live import store_view
+
+    view = store_view(project.store, champion=project.champion.version, horizon=4)
+    fresh = np.isfinite(np.diag(view.errors)[: view.t])
+    assert fresh.sum() >= len(retrains) + 1
+    assert view.champion == view.t - (len(rows) - 1 - retrains[-1])
+    words = json.dumps(views.decision_explanation(project, rows[3][0]))
     assert "errors against a retrain cost" in words
 
 
@@ -78,3 +103,14 @@ def test_cli_backtest_optimal_prices_every_policy_and_reuses_the_matrix(tmp_path
     assert (tmp_path / "out" / "optimal-50.png").exists()
     again = CliRunner().invoke(main, args)
     assert json.loads(again.output)["cached"] is True
+
+
+def test_the_template_holds_a_cost_line_a_new_user_can_turn_on():
+    from importlib import resources
+
+    text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("# cost:"))
+    cost = yaml.safe_load(line.split("#")[1])
+    policy = Policy.from_settings(PolicySettings.model_validate(cost))
+    assert policy.triggers[0] == CostTrigger(retrain_cost=500)
+    assert "errors" in text[text.index(line) : text.index(line) + 600]

@@ -564,6 +564,7 @@ class _Cycle:
             manual=manual.get("reason"),
             has_champion=has_champion,
             estimated_performance=_weighted(self.estimates),
+            serving=self._serving(champion),
             **self._history(),
         )
         decision = self.p.policy.decide(evidence)
@@ -584,6 +585,14 @@ class _Cycle:
             if manual:
                 self.p.set_state("manual", {}, s)
             return decision, row.id
+
+    def _serving(self, champion: Any) -> Any:
+        """The record as a score matrix, for a cost trigger (retrainer.schedule.live)."""
+        if not self.cfg.policy.cost:
+            return None
+        from retrainer.schedule.live import store_view
+
+        return store_view(self.p.store, champion=champion and champion.version, horizon=52)
 
     def _last_retrain(self) -> tuple[datetime | None, int]:
         """Clock time of the last run that produced a version, and the last batch it used."""

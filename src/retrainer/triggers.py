@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from retrainer.config import PolicySettings, TriggerSettings
 from retrainer.diagnose import Alarm
-from retrainer.metrics import higher_is_better, is_worse
+from retrainer.metrics import is_worse
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Evidence:
     recent_retrains: Sequence[datetime] = ()  # clock times of recent retraining runs
     recent_reasons: Sequence[tuple[datetime, str]] = ()  # reasons of recent retrain decisions
     last_deploy: datetime | None = None  # clock time of the last promotion
+    serving: Any = None  # the record as a score matrix (retrainer.schedule.live), for the cost
 
 
 @dataclass(frozen=True)
@@ -153,63 +155,58 @@ class PerformanceTrigger:
 
 @dataclass(frozen=True)
 class CostTrigger:
-    """Fires when a retrain is expected to save more wrong predictions than it costs.
+    """Fires when a retrain now is expected to save more wrong predictions than it costs.
 
-    The champion's shortfall against its own held-out performance (``reference_performance``),
-    times the rows labelled since the last retrain, is the number of errors staleness has cost
-    since then; as much traffic again is expected before the next decision point, so that is
-    also what a retrain now is expected to save. It fires when that reaches ``retrain_cost``
-    (errors). The backtest's gain forecast (``retrainer.schedule.policies.GainForecast``)
-    refines this with shadow candidates; live, the labels the cycle has are what it reads.
+    It runs the backtest's cost-aware policy,
+    :class:`~retrainer.schedule.policies.GainForecast`, on the run's record
+    (``Evidence.serving``, read from the store by :func:`retrainer.schedule.live.store_view`):
+    the typical extra errors of an older model over a fresh one by age, the champion's own
+    errors against the error rate fresh models had (the gates of past retrains and each
+    version's first batch), and a plan over the next batches that weighs keeping
+    the champion against paying ``retrain_cost`` (errors) for a fresh model.
 
     Example:
         >>> from datetime import datetime, UTC
+        >>> from retrainer.schedule.live import serving_view
         >>> now = datetime(2024, 1, 1, tzinfo=UTC)
+        >>> def record(late):  # the first model, 10 % wrong at first, then ``late`` wrong
+        ...     return serving_view(batches=[(b, 1000) for b in range(1, 8)],
+        ...         scored=[(b, 1, 100 if b < 4 else late) for b in range(1, 7)],
+        ...         served={b: 1 for b in range(1, 7)}, gates=[], champion=1, horizon=4)
         >>> cost = CostTrigger(retrain_cost=500)
-        >>> ev = Evidence(now=now, performance=0.80, reference_performance=0.85,
-        ...               new_labelled_rows=4000)
-        >>> round(cost.saved(ev)), cost.fire(ev) is None
-        (200, True)
-        >>> cost.assess(ev)[-64:]
-        'expected to save ~200 errors against a retrain cost of 500: hold'
-        >>> cost.fire(Evidence(now=now, performance=0.70, reference_performance=0.85,
-        ...                    new_labelled_rows=4000))[:40]
-        'cost: accuracy 0.7000 is 0.1500 below th'
+        >>> cost.fire(Evidence(now=now, serving=record(late=110))) is None
+        True
+        >>> fired = cost.fire(Evidence(now=now, serving=record(late=400)))
+        >>> for part in fired.split("rows ")[-1].split("; "):
+        ...     print(part)
+        a retrain now saves ~859 errors against a retrain cost of 500
+        retrain now (plan 500 < 715)
     """
 
     retrain_cost: float
 
-    def saved(self, ev: Evidence) -> float | None:
-        """Expected errors saved by a retrain now (None without realised performance)."""
-        if ev.performance is None or ev.reference_performance is None:
+    def choice(self, ev: Evidence) -> Any:
+        """The policy's choice on the record (None before the champion has labelled batches)."""
+        from retrainer.schedule.policies import GainForecast
+
+        view = ev.serving
+        if view is None:
             return None
-        drop = ev.reference_performance - ev.performance
-        if not higher_is_better(ev.metric):
-            drop = -drop
-        return max(drop, 0.0) * ev.new_labelled_rows
+        return GainForecast().decide(replace(view, cost=self.retrain_cost))
 
     def assess(self, ev: Evidence) -> str:
         """The decision in words: errors expected to be saved against the cost."""
-        saved = self.saved(ev)
-        if saved is None:
+        choice = self.choice(ev)
+        if choice is None:
             return (
-                f"cost: no labelled performance of the champion yet; a retrain costs "
-                f"{self.retrain_cost:,.0f} errors: hold"
+                f"cost: no record of served batches yet, so nothing to weigh: ~0 errors "
+                f"against a retrain cost of {self.retrain_cost:,.0f}; hold"
             )
-        drop = abs(ev.reference_performance - ev.performance)
-        worse = is_worse(ev.metric, ev.performance, ev.reference_performance)
-        side = "below" if worse else "not below" if drop == 0 else "above"
-        verdict = "retrain" if saved >= self.retrain_cost else "hold"
-        return (
-            f"cost: {ev.metric} {ev.performance:.4f} is {drop:.4f} {side} the champion's own "
-            f"{ev.reference_performance:.4f}; over {ev.new_labelled_rows:,} rows (as many as "
-            f"were labelled since the last retrain) a retrain is expected to save "
-            f"~{saved:,.0f} errors against a retrain cost of {self.retrain_cost:,.0f}: {verdict}"
-        )
+        return f"cost: {choice.reason}"
 
     def fire(self, ev: Evidence) -> str | None:
-        saved = self.saved(ev)
-        return self.assess(ev) if saved is not None and saved >= self.retrain_cost else None
+        choice = self.choice(ev)
+        return f"cost: {choice.reason}" if choice is not None and choice.retrain else None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from retrainer.schedule.optimal import Schedule, evaluate, optimal_schedule
-from retrainer.schedule.policies import CARA, UPF, DetectorTrigger, Every, GainForecast, simulate
+from retrainer.schedule.policies import (
+    CARA,
+    UPF,
+    DetectorTrigger,
+    Every,
+    GainForecast,
+    LiveInformation,
+    simulate,
+)
 
 FIXED = (1, 2, 4, 8, 13, 26)
 
@@ -36,6 +44,7 @@ def default_policies(**tuned: Any) -> dict[str, Any]:
         "CARA-P": CARA("P"),
         "UPF": UPF(**tuned.get("upf", {})),
         "ours (gain forecast)": GainForecast(**tuned.get("ours", {})),
+        "ours (live information)": LiveInformation(GainForecast(**tuned.get("ours", {}))),
     }
 
 
@@ -46,6 +55,7 @@ def _row(name: str, s: Schedule, best: float) -> dict:
         "vs optimum": round(s.total / best, 3) if best else None,
         "errors": int(s.errors),
         "retrains": s.retrains,
+        "rejected": len(s.rejected),
         "accuracy": round(s.accuracy, 4),
     }
 
@@ -59,13 +69,17 @@ def compare(
     bits: Callable[[int], np.ndarray] | None = None,
     policies: dict[str, Any] | None = None,
     fixed: Iterable[int] = (),
+    gate: Any = None,
 ) -> list[dict]:
     """One row per policy: the optimum, the best fixed schedule in hindsight, ``fixed`` ones,
-    never retrained, then ``policies`` (detector triggers need ``bits``)."""
+    never retrained, then ``policies`` (detector triggers need ``bits``). With a ``gate``
+    (:class:`retrainer.schedule.gated.Gate`) every policy's retrains go through it, as live; the
+    optimum does not (it is the bound in hindsight)."""
     T = len(rows)
     best = optimal_schedule(errors, cost, rows)
     everies = {
-        p: simulate(errors, rows, Every(p), cost=cost, label_delay=label_delay) for p in range(1, T)
+        p: simulate(errors, rows, Every(p), cost=cost, label_delay=label_delay, gate=gate)
+        for p in range(1, T)
     }
     hindsight = min(everies.values(), key=lambda r: r.schedule.total)
     out = [
@@ -78,7 +92,14 @@ def compare(
         if isinstance(policy, DetectorTrigger) and bits is None:
             continue
         run = simulate(
-            errors, rows, policy, cost=cost, label_delay=label_delay, bits=bits, name=name
+            errors,
+            rows,
+            policy,
+            cost=cost,
+            label_delay=label_delay,
+            bits=bits,
+            name=name,
+            gate=gate,
         )
         out.append(_row(name, run.schedule, best.total))
     return out
@@ -150,11 +171,14 @@ def optimal_backtest(
     import html
 
     from retrainer.backtest import window_batches, with_times
+    from retrainer.config import GateSettings
     from retrainer.replay import split_periods
+    from retrainer.schedule.gated import Gate
     from retrainer.schedule.scores import cached_scores
     from retrainer.training import Trainer
 
     folder = Path(folder)
+    gate_settings = GateSettings.model_validate(settings.get("gate") or {})
     d, t = settings["data"], settings.get("trainer") or {}
     frame = with_times(frame, d["time_column"])
     skip = {d["target"], d.get("id_column"), d["time_column"]}
@@ -173,9 +197,11 @@ def optimal_backtest(
         history=history,
         label_delay=label_delay,
         window=window_batches(settings, period),
+        holdout=gate_settings.holdout,
         on_model=on_model,
         threads=t.get("threads", 1),
     )
+    gate = Gate.from_settings(matrix, gate_settings)
     results, parts = [], []
     for cost in costs:
         table = compare(
@@ -186,6 +212,7 @@ def optimal_backtest(
             bits=matrix.bits,
             policies=default_policies(),
             fixed=FIXED,
+            gate=gate,
         )
         plot = write_frontier_plot(
             matrix.errors, matrix.rows, table, folder / f"optimal-{cost:g}.png", cost=cost
@@ -200,16 +227,24 @@ def optimal_backtest(
             f"<h2>retrain cost {cost:g} errors</h2><table border=1 cellpadding=3>"
             f"<tr>{head}</tr>{body}</table><p><img src='{plot.name}'></p>"
         )
+    gate_words = html.escape(
+        f"accuracy, gate copy without the newest {gate_settings.holdout:.0%} of its window vs "
+        f"the champion on those rows, tolerance {gate_settings.tolerance:g}, confidence "
+        f"{gate_settings.confidence:g}, inconclusive: {gate_settings.on_inconclusive}"
+    )
     report = folder / "optimal.html"
     report.write_text(
         "<html><head><meta charset='utf-8'><title>retraining schedules, priced</title></head>"
         f"<body><h1>When to retrain, priced</h1><p>{matrix.batches} batches after {history} "
         f"of history, labels {label_delay} batch(es) late; total cost = errors + retrains x "
-        "cost; every policy simulated on the cached score matrix (a retrain puts the candidate "
-        f"of that boundary in service, no gate).</p>{''.join(parts)}</body></html>",
+        "cost; every policy simulated on the cached score matrix: a retrain is paid for and "
+        "puts the candidate of that boundary in service only if it passes the project's gate "
+        f"({gate_words}), as live; the optimum in hindsight skips the gate."
+        f"</p>{''.join(parts)}</body></html>",
         encoding="utf-8",
     )
     return {
+        "gate": gate_words,
         "batches": matrix.batches,
         "scores": str(path),
         "cached": cached,
@@ -229,13 +264,14 @@ def render_optimal(result: dict) -> str:
       ours                                     total 10.0 (x1.0)  5 errors  1 retrains  accuracy 0.9
     report: r.html  score matrix: s.npz
     """
-    lines = []
+    lines = [f"retrains go through the gate: {result['gate']}"] if result.get("gate") else []
     for part in result["costs"]:
         lines.append(f"retrain cost {part['cost']:g} errors ({result['batches']} batches)")
         for r in part["table"]:
+            kept = f" ({r['rejected']} rejected by the gate)" if r.get("rejected") else ""
             lines.append(
                 f"  {r['policy']:<40} total {r['total cost']} (x{r['vs optimum']})  "
-                f"{r['errors']} errors  {r['retrains']} retrains  accuracy {r['accuracy']}"
+                f"{r['errors']} errors  {r['retrains']} retrains{kept}  accuracy {r['accuracy']}"
             )
     lines.append(f"report: {result['report']}  score matrix: {result['scores']}")
     return "\n".join(lines)

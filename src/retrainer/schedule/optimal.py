@@ -27,11 +27,12 @@ import numpy as np
 class Schedule:
     """A retraining schedule's outcome on a score matrix."""
 
-    retrain_at: tuple[int, ...]  # boundaries where a retrain happened
+    retrain_at: tuple[int, ...]  # boundaries where a retrained model went into service
     errors: float
-    retrains: int
+    retrains: int  # every retrain paid for, promoted or rejected by the gate
     cost: float  # the retrain cost it was priced at
     rows: int
+    rejected: tuple[int, ...] = ()  # boundaries where the gate kept the champion
 
     @property
     def total(self) -> float:
@@ -55,20 +56,27 @@ def serving_models(retrain_at: Iterable[int], batches: int) -> np.ndarray:
 
 
 def evaluate(
-    errors: np.ndarray, rows: np.ndarray, retrain_at: Iterable[int], cost: float
+    errors: np.ndarray,
+    rows: np.ndarray,
+    retrain_at: Iterable[int],
+    cost: float,
+    rejected: Iterable[int] = (),
 ) -> Schedule:
-    """The cost of a given schedule.
+    """The cost of a given schedule; ``rejected`` retrains are paid for but change nothing.
 
     >>> E = np.array([[1, 9], [np.nan, 1]], dtype=float)
     >>> evaluate(E, np.array([10, 10]), [1], cost=3).total
     5.0
+    >>> evaluate(E, np.array([10, 10]), [], cost=3, rejected=[1]).total
+    13.0
     """
     at = tuple(sorted(set(int(t) for t in retrain_at)))
-    if any(t < 1 or t >= len(errors) for t in at):
-        raise ValueError(f"retrain boundaries must lie in 1..{len(errors) - 1}: {at}")
+    kept = tuple(sorted(int(t) for t in rejected))
+    if any(t < 1 or t >= len(errors) for t in at + kept):
+        raise ValueError(f"retrain boundaries must lie in 1..{len(errors) - 1}: {at + kept}")
     serving = serving_models(at, len(errors))
     total_errors = float(errors[serving, np.arange(len(errors))].sum())
-    return Schedule(at, total_errors, len(at), float(cost), int(np.sum(rows)))
+    return Schedule(at, total_errors, len(at) + len(kept), float(cost), int(np.sum(rows)), kept)
 
 
 def optimal_schedule(errors: np.ndarray, cost: float, rows: np.ndarray | None = None) -> Schedule:

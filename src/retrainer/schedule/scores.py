@@ -8,6 +8,13 @@ batch), so it never sees a label that was not there in time, nor the batches it 
 ``errors[k, j]`` is its number of wrong predictions on batch ``j >= k`` (NaN below the
 diagonal); ``bits(k)`` its per-row errors on batches ``k..T-1`` (for detector triggers).
 
+The gate of a retrain is simulated as live (:mod:`retrainer.retrain`): the **gate copy** of
+boundary ``k`` is fitted on its window without the newest ``holdout`` share of rows (at most the
+newest labelled batch, as live when that batch is the first the champion has not seen), and
+``gate_bits(k)`` holds its per-row errors on those held-out rows, which start at stream row
+``gate_start[k]`` (-1 when the window ends in the history: the candidate is then the first
+model again).
+
 Example:
     >>> import numpy as np, pandas as pd
     >>> from retrainer.training import Trainer
@@ -51,6 +58,9 @@ class ScoreMatrix:
     label_delay: int
     packed: np.ndarray  # per-row error bits of every model, packed, concatenated
     offsets: np.ndarray  # (T + 1,) start of model k's bits in ``packed`` (in bits)
+    gate_packed: np.ndarray  # per-row error bits of every gate copy on its holdout, packed
+    gate_offsets: np.ndarray  # (T + 1,) start of gate copy k's bits in ``gate_packed``
+    gate_start: np.ndarray  # (T,) stream row of gate copy k's first held-out row (-1: none)
 
     @property
     def batches(self) -> int:
@@ -60,6 +70,29 @@ class ScoreMatrix:
         """Model ``k``'s per-row errors (0/1) on batches ``k..T-1``, in row order."""
         start, stop = int(self.offsets[k]), int(self.offsets[k + 1])
         return np.unpackbits(self.packed, count=stop)[start:stop]
+
+    def gate_bits(self, k: int) -> np.ndarray:
+        """Gate copy ``k``'s per-row errors on its held-out rows (from ``gate_start[k]`` on)."""
+        start, stop = int(self.gate_offsets[k]), int(self.gate_offsets[k + 1])
+        return np.unpackbits(self.gate_packed, count=stop)[start:stop]
+
+    def part(self, start: int, stop: int | None = None) -> ScoreMatrix:
+        """Batches ``start..stop-1`` as a matrix of their own (the candidate of boundary
+        ``start`` is its first model), e.g. to tune on one half of a stream and test on the
+        other."""
+        stop = self.batches if stop is None else stop
+        before = int(np.sum(self.rows[:start]))
+        shifted = self.gate_start[start:stop] - before
+        return ScoreMatrix(
+            errors=self.errors[start:stop, start:stop],
+            rows=self.rows[start:stop],
+            label_delay=self.label_delay,
+            packed=self.packed,
+            offsets=self.offsets[start : stop + 1],
+            gate_packed=self.gate_packed,
+            gate_offsets=self.gate_offsets[start : stop + 1],
+            gate_start=np.where((self.gate_start[start:stop] < 0) | (shifted < 0), -1, shifted),
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temporary file in the same folder, then renamed)."""
@@ -75,6 +108,9 @@ class ScoreMatrix:
                     label_delay=np.array(self.label_delay),
                     packed=self.packed,
                     offsets=self.offsets,
+                    gate_packed=self.gate_packed,
+                    gate_offsets=self.gate_offsets,
+                    gate_start=self.gate_start,
                 )
             os.replace(tmp, path)
         except BaseException:
@@ -91,6 +127,9 @@ class ScoreMatrix:
                 label_delay=int(z["label_delay"]),
                 packed=z["packed"],
                 offsets=z["offsets"],
+                gate_packed=z["gate_packed"],
+                gate_offsets=z["gate_offsets"],
+                gate_start=z["gate_start"],
             )
 
 
@@ -117,6 +156,7 @@ def build_scores(
     history: int = 4,
     label_delay: int = 1,
     window: int = 4,
+    holdout: float = 0.2,
     on_model: Any = None,
     threads: int | None = 1,
 ) -> ScoreMatrix:
@@ -124,12 +164,13 @@ def build_scores(
 
     ``batches`` are ``(features, labels)`` in time order, the first ``history`` of them the
     labelled history; ``window`` is the trainer's window in batches (0: all labelled batches);
-    ``threads`` caps native threads (OpenMP, BLAS; ``None``: no cap), as ``trainer.threads``.
+    ``holdout`` the gate's share of the window held out (``gate.holdout``); ``threads`` caps
+    native threads (OpenMP, BLAS; ``None``: no cap), as ``trainer.threads``.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(threads):
-        return _build(batches, trainer, history, label_delay, window, on_model)
+        return _build(batches, trainer, history, label_delay, window, holdout, on_model)
 
 
 def _build(
@@ -138,8 +179,11 @@ def _build(
     history: int,
     label_delay: int,
     window: int,
+    holdout: float,
     on_model: Any,
 ) -> ScoreMatrix:
+    from retrainer.retrain import holdout_size
+
     if label_delay < 1:
         raise DataError("score matrix: label_delay must be at least 1 batch")
     if len(batches) <= history:
@@ -152,18 +196,31 @@ def _build(
     starts = np.r_[0, np.cumsum(rows)]
     errors = np.full((T, T), np.nan)
     bit_runs, offsets = [], [0]
+    gate_runs, gate_offsets, gate_start = [], [0], np.full(T, -1, dtype=np.int64)
     previous: tuple[range, Any] | None = None
     for k in range(T):
         if on_model:
             on_model(k, T)
         span = training_window(k, history, label_delay, window)
+        X = pd.concat([batches[i][0] for i in span], ignore_index=True)
+        y = np.concatenate([np.asarray(batches[i][1]) for i in span])
         if previous is not None and previous[0] == span:
             model = previous[1]  # the same labelled window: the same model
         else:
-            X = pd.concat([batches[i][0] for i in span], ignore_index=True)
-            y = np.concatenate([np.asarray(batches[i][1]) for i in span])
             model = trainer.fit(X, y)
             previous = (span, model)
+        newest = span[-1] - history  # the newest labelled stream batch (< 0: in the history)
+        if newest >= 0:
+            unseen = np.zeros(len(X), dtype=bool)
+            unseen[len(X) - rows[newest] :] = True
+            n = holdout_size(len(X), holdout, unseen)
+            copy = trainer.fit(X.iloc[:-n], y[:-n])
+            gate = (np.asarray(copy.predict(X.iloc[-n:])) != y[-n:]).astype(np.uint8)
+            gate_start[k] = starts[newest + 1] - n
+            gate_runs.append(gate)
+            gate_offsets.append(gate_offsets[-1] + gate.size)
+        else:
+            gate_offsets.append(gate_offsets[-1])
         wrong = (np.asarray(model.predict(X_all.iloc[starts[k] :])) != y_all[starts[k] :]).astype(
             np.uint8
         )
@@ -176,6 +233,9 @@ def _build(
         label_delay=label_delay,
         packed=np.packbits(np.concatenate(bit_runs)),
         offsets=np.asarray(offsets, dtype=np.int64),
+        gate_packed=np.packbits(np.concatenate(gate_runs or [np.zeros(0, np.uint8)])),
+        gate_offsets=np.asarray(gate_offsets, dtype=np.int64),
+        gate_start=gate_start,
     )
 
 
@@ -203,6 +263,7 @@ def cached_scores(
     history: int = 4,
     label_delay: int = 1,
     window: int = 4,
+    holdout: float = 0.2,
     on_model: Any = None,
     threads: int | None = 1,
 ) -> tuple[ScoreMatrix, Path, bool]:
@@ -214,7 +275,8 @@ def cached_scores(
         "history": history,
         "label_delay": label_delay,
         "window": window,
-        "version": 1,
+        "holdout": holdout,
+        "version": 2,
     }
     path = Path(folder) / f"scores-{scores_key(batches, config)}.npz"
     if path.exists():
@@ -225,6 +287,7 @@ def cached_scores(
         history=history,
         label_delay=label_delay,
         window=window,
+        holdout=holdout,
         on_model=on_model,
         threads=threads,
     )

@@ -1,0 +1,128 @@
+"""The live loop's record read as a score matrix, so that the cost-aware policy
+(:class:`~retrainer.schedule.policies.GainForecast`) decides live on what the store holds.
+
+Batches (not quarantined) in arrival order are the columns; a version sits in the row of the
+first batch it served as champion (its boundary). Known entries are the errors the loop scored
+of every batch's champion, and, for every retrain whose gate compared on accuracy, the gate
+copy's error rate on the held-out rows of the window's newest batch, as a fresh model's errors
+on that batch (the diagonal: a model that has not seen that batch's labels). The first model's
+errors on every batch (the ``baseline`` role) are left out: its gap to the champion mixes a
+changed concept with ageing. Everything else is unknown (NaN): the backtest's matrix has a
+candidate at every boundary, live has only the models that served, so the policy falls back to
+the error rate fresh models had where a fresh model was not scored
+(:meth:`~retrainer.schedule.policies.View.fresh`).
+
+Example:
+    >>> view = serving_view(
+    ...     batches=[(1, 100), (2, 100), (3, 100), (4, 100)],
+    ...     scored=[(1, 1, 10), (2, 1, 12), (3, 2, 11)],
+    ...     served={1: 1, 2: 1, 3: 2}, gates=[(2, 0.1)], champion=2, horizon=2)
+    >>> view.t, view.champion, view.observed, view.errors.shape
+    (4, 2, 2, (6, 6))
+    >>> float(view.errors[0, 1]), float(view.errors[1, 1]), float(view.errors[2, 2])
+    (12.0, 10.0, 11.0)
+    >>> bool(np.isnan(view.errors[0, 2]))  # the first model did not serve batch 3
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from retrainer.schedule.policies import View
+
+
+def serving_view(
+    *,
+    batches: Iterable[tuple[int, int]],
+    scored: Iterable[tuple[int, int, float]],
+    served: dict[int, int],
+    gates: Iterable[tuple[int, float]],
+    champion: int,
+    horizon: int,
+    cost: float = 0.0,
+) -> View | None:
+    """A :class:`View` of the record: ``batches`` as ``(batch id, rows)`` in arrival order,
+    ``scored`` as ``(batch id, version, errors)``, ``served`` the champion version of each batch
+    id, ``gates`` as ``(newest batch id of the window, the gate copy's error rate)``, the current
+    ``champion`` version, and ``horizon`` future batches of the recent size; None before any
+    batch."""
+    order = {batch: j for j, (batch, _) in enumerate(batches)}
+    if not order:
+        return None
+    t = len(order)
+    size = np.array([rows for _, rows in batches], dtype=float)
+    boundary: dict[int, int] = {}
+    for batch in sorted(served, key=lambda b: order.get(b, t)):
+        if batch in order:
+            boundary.setdefault(served[batch], order[batch])
+    boundary.setdefault(champion, t)
+    errors = np.full((t + horizon, t + horizon), np.nan)
+    for batch, version, wrong in scored:
+        k, j = boundary.get(version), order.get(batch)
+        if k is not None and j is not None and k <= j:
+            errors[k, j] = float(wrong)
+    labelled = [j for j in range(t) if np.isfinite(errors[:, j]).any()]
+    for batch, rate in gates:
+        j = order.get(batch)
+        if j is not None and np.isnan(errors[j, j]):
+            errors[j, j] = rate * size[j]
+    if not labelled:
+        return View(errors, np.r_[size, np.full(horizon, size.mean())], t, boundary[champion],
+                    cost, t + 1)  # fmt: skip
+    observed = labelled[-1]
+    recent = size[labelled[-4:]].mean()
+    rows = np.r_[size, np.full(horizon, recent)]
+    return View(errors, rows, t, boundary[champion], float(cost), t - observed)
+
+
+def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 260) -> View | None:
+    """:func:`serving_view` of a project's store over its last ``keep`` batches (errors as the
+    loop recorded them; runs whose gate compared on accuracy add the gate copy's error rate).
+    A champion older than that counts as ``keep`` batches old."""
+    from sqlalchemy import select
+
+    from retrainer.store.tables import BatchRow, CheckRow, RunRow
+
+    if champion is None:
+        return None
+    with store.session() as s:
+        batches = s.execute(
+            select(BatchRow.id, BatchRow.n_rows)
+            .where(BatchRow.status != "quarantined")
+            .order_by(BatchRow.id.desc())
+            .limit(keep)
+        ).all()[::-1]
+        first = batches[0][0] if batches else 0
+        checks = [
+            dict(d)
+            for d in s.scalars(
+                select(CheckRow.detail).where(
+                    CheckRow.kind == "performance", CheckRow.batch_id >= first
+                )
+            )
+        ]
+        runs = s.execute(select(RunRow.window, RunRow.metrics).order_by(RunRow.id)).all()
+    labelled = {c["batch"]: c["n"] for c in checks if c.get("errors") is not None}
+    scored = [
+        (c["batch"], c["version"], c["errors"])
+        for c in checks
+        if c.get("errors") is not None and c.get("role") == "champion"
+    ]
+    served = {c["batch"]: c["version"] for c in checks if c.get("role") == "champion"}
+    gates = []
+    for window, metrics in runs:
+        gate = (metrics or {}).get("gate") or {}
+        if gate.get("metric") == "accuracy" and gate.get("challenger") is not None:
+            gates.append(((window or {}).get("last_batch"), 1.0 - float(gate["challenger"])))
+    return serving_view(
+        batches=[(b, labelled.get(b, rows)) for b, rows in batches],
+        scored=scored,
+        served=served,
+        gates=gates,
+        champion=champion,
+        horizon=horizon,
+    )
