@@ -21,7 +21,11 @@ from retrainer.checks.concept import (
     PageHinkley,
     detector_from_state,
 )
+from retrainer.checks.concept.adwin import COMPILED, NumbaWindow, adwin_class
 from retrainer.errors import DataError
+
+# ADWIN without its C extension (what a machine without a C compiler runs): same change points
+NumbaADWIN = adwin_class(NumbaWindow)
 
 # (ours, River's, parameters); every pair must give the same change points
 BINARY = [
@@ -37,6 +41,8 @@ BINARY = [
 NUMERIC = [
     (ADWIN, river_drift.ADWIN, {}),
     (ADWIN, river_drift.ADWIN, {"delta": 0.05, "clock": 7, "max_buckets": 2}),
+    (NumbaADWIN, river_drift.ADWIN, {}),
+    (NumbaADWIN, river_drift.ADWIN, {"delta": 0.05, "clock": 7, "max_buckets": 2}),
     (PageHinkley, river_drift.PageHinkley, {}),
     (PageHinkley, river_drift.PageHinkley, {"threshold": 10.0, "mode": "down"}),
     (KSWIN, river_drift.KSWIN, {"seed": 3}),
@@ -49,7 +55,8 @@ ALL = [(ours, params) for ours, _, params in BINARY + NUMERIC] + [
 
 
 def label(case):
-    return f"{case[0].__name__}-{case[-1]}"
+    prefix = "Numba" if case[0] is NumbaADWIN else ""
+    return f"{prefix}{case[0].__name__}-{case[-1]}"
 
 
 def river_run(detector, xs):
@@ -212,14 +219,14 @@ def test_state_round_trip_through_json_continues_identically(case):
         head = first.update_many(xs[:split]).tolist()
         saved = json.loads(json.dumps(first.state_dict(), allow_nan=False))
         again = detector_from_state(saved)
-        assert type(again) is detector
+        assert type(again).__name__ == detector.__name__  # NumbaADWIN's state loads in ADWIN
         tail = (split + again.update_many(xs[split:])).tolist()
         assert head + tail == expected
         assert again.state_dict() == whole.state_dict()
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("detector", [PageHinkley, ADWIN, lambda: KSWIN(seed=1), CUSUM])
+@pytest.mark.parametrize("detector", [PageHinkley, ADWIN, NumbaADWIN, lambda: KSWIN(seed=1), CUSUM])
 def test_a_non_finite_value_does_not_blind_numeric_detectors(detector, bad):
     rng = np.random.default_rng(11)
     before, after = rng.normal(0, 1, 1000), rng.normal(3, 1, 1000)
@@ -304,30 +311,56 @@ def test_adwin_compiled_kernel_equals_the_interpreted_one():
     assert outcomes[0][0] > 3000  # the shift was found
 
 
+@pytest.mark.parametrize("adwin", [ADWIN, NumbaADWIN], ids=["default", "numba"])
 @pytest.mark.parametrize("params", [{"max_buckets": 2, "clock": 1}, {"max_buckets": 3}, {}])
-def test_adwin_matches_river_over_many_drifts_and_resets(params):
+def test_adwin_matches_river_over_many_drifts_and_resets(params, adwin):
     rng = np.random.default_rng(12)
     rates = rng.choice([0.05, 0.2, 0.4], size=12)
     xs = np.concatenate([rng.random(4000) < rate for rate in rates]).astype(float)
     expected, _ = river_run(river_drift.ADWIN(**params), xs)
     assert len(expected) >= 5
-    assert ADWIN(**params).update_many(xs).tolist() == expected
+    assert adwin(**params).update_many(xs).tolist() == expected
+    assert one_by_one(adwin(**params), xs)[0] == expected
 
 
+@pytest.mark.parametrize("adwin", [ADWIN, NumbaADWIN], ids=["default", "numba"])
 @pytest.mark.parametrize("params", [{}, {"clock": 5, "grace_period": 40}, {"clock": 1}])
-def test_adwin_values_kept_between_cut_tests_are_never_lost(params):
+def test_adwin_values_kept_between_cut_tests_are_never_lost(params, adwin):
     """ADWIN's ``update`` keeps values until the next cut test: a state taken, a width or mean
     read, or a batch read in between must see them, and the change points stay River's."""
     rng = np.random.default_rng(21)
     xs = np.r_[rng.normal(0, 1, 2500), rng.normal(1.5, 1, 2500), rng.normal(0, 1, 2500)]
     expected, _ = river_run(river_drift.ADWIN(**params), xs)
-    detector, found = ADWIN(**params), []
+    detector, found = adwin(**params), []
     for start in range(0, xs.size, 777):
         hits, _ = one_by_one(detector, xs[start : start + 400])
         found += [start + h for h in hits]
         width, mean = detector.width, detector.estimation
-        detector = ADWIN.from_state(json.loads(json.dumps(detector.state_dict())))
+        detector = adwin.from_state(json.loads(json.dumps(detector.state_dict())))
         assert (detector.width, detector.estimation) == (width, mean)
         found += (start + 400 + detector.update_many(xs[start + 400 : start + 777])).tolist()
     assert len(expected) >= 2
     assert found == expected
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
+def test_adwin_c_window_and_numba_window_leave_the_same_state():
+    """The two windows agree bit for bit, so a state saved by one continues in the other."""
+    rng = np.random.default_rng(31)
+    xs = np.r_[rng.normal(0, 1, 3000), rng.normal(0.3, 2, 3000), rng.normal(-1, 1, 777)]
+    compiled, numba = ADWIN(clock=3), NumbaADWIN(clock=3)
+    assert one_by_one(compiled, xs) == one_by_one(numba, xs)
+    assert compiled.state_dict() == numba.state_dict()
+    moved = NumbaADWIN.from_state(compiled.state_dict())
+    assert moved.update_many(xs).tolist() == compiled.update_many(xs).tolist()
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
+def test_adwin_c_window_refuses_what_it_cannot_read():
+    detector = ADWIN()
+    with pytest.raises(TypeError, match="real number"):
+        detector.update(object())
+    for bad in (np.zeros((2, 2)), np.zeros(3, np.float32)):
+        with pytest.raises(TypeError, match="one-dimensional float64"):
+            detector._scan(bad)
+    assert detector.n_seen == 0 and detector.width == 0
