@@ -89,11 +89,14 @@ def _frame(rows, seed=0):
 
 def test_threads_over_columns_give_the_same_profile_as_one_thread():
     frame = _frame(120_000)
+    frame.insert(3, "o", frame["c1"].astype(object))  # started first by the threads
     schema = Schema.infer(frame)
     edges = BatchProfile.from_frame(frame.head(5000), schema).edges()
     one = BatchProfile.from_frame(frame, schema, edges=edges, workers=1)
     four = BatchProfile.from_frame(frame, schema, edges=edges, workers=4)
+    assert frame["o"].dtype == object and list(four.columns) == list(frame.columns)
     assert one.to_dict() == four.to_dict()
+    assert four.columns["o"].categories == four.columns["c1"].categories
 
 
 def test_a_parquet_file_streamed_in_chunks_profiles_like_the_whole_frame(tmp_path):
