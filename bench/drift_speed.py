@@ -305,10 +305,10 @@ def string_frames(cur: pd.DataFrame, cats: list[str]) -> dict[str, pd.DataFrame]
     ``read_csv`` and ``read_parquet`` give), ``category`` and Arrow strings."""
     as_category = cur.astype({c: "category" for c in cats})
     return {
-        "object strings": cur.astype({c: "object" for c in cats}),
-        "object, shared": as_category.astype({c: "object" for c in cats}),
-        "category strings": as_category,
-        "pyarrow strings": cur.astype({c: "string[pyarrow]" for c in cats}),
+        "object": cur.astype({c: "object" for c in cats}),
+        "object shared": as_category.astype({c: "object" for c in cats}),
+        "category": as_category,
+        "pyarrow": cur.astype({c: "string[pyarrow]" for c in cats}),
     }
 
 
@@ -411,13 +411,13 @@ def main() -> None:
                 continue
             out = run_peer(python, PEERS[name], ref_path, cur_path)
             if "error" in out:
-                print(f"{rows:>9} {name:<22} failed: {out['error']}")
+                print(f"{rows:>9} {name:<26} failed: {out['error']}")
                 continue
             rows_out.append((name, out["import"], out["compute"], out["drifted"]))
         for name, imp, seconds, found in rows_out:
             truth, agree = verdicts(found, mine) if found is not None else ("", "")
             print(
-                f"{rows:>9} {name:<22}{imp:>9.2f}{seconds:>11.3f}"
+                f"{rows:>9} {name:<26}{imp:>9.2f}{seconds:>11.3f}"
                 f"{seconds / floor_hist:>9.1f}{agree:>7}  {truth}"
             )
     if args.memory_rows:
