@@ -21,11 +21,21 @@ from retrainer.checks.concept import (
     PageHinkley,
     detector_from_state,
 )
-from retrainer.checks.concept.adwin import COMPILED, NumbaWindow, adwin_class
+from retrainer.checks.concept.adwin import NumbaWindow, adwin_class
+from retrainer.checks.concept.base import DriftDetector
+from retrainer.checks.concept.native import COMPILED
 from retrainer.errors import DataError
 
-# ADWIN without its C extension (what a machine without a C compiler runs): same change points
+
+def interpreted(cls):
+    """``cls`` with its Python ``update`` (what runs without the C extension)."""
+    return type(cls.__name__, (cls,), {"update": DriftDetector.update})
+
+
+# the detectors as a machine without a C compiler runs them: same change points and state
 NumbaADWIN = adwin_class(NumbaWindow)
+PlainDDM, PlainEDDM, PlainPageHinkley = (interpreted(c) for c in (DDM, EDDM, PageHinkley))
+FALLBACKS = {NumbaADWIN: ADWIN, PlainDDM: DDM, PlainEDDM: EDDM, PlainPageHinkley: PageHinkley}
 
 # (ours, River's, parameters); every pair must give the same change points
 BINARY = [
@@ -33,6 +43,8 @@ BINARY = [
     (DDM, river_drift.binary.DDM, {"warm_start": 100, "warning_threshold": 1.5}),
     (EDDM, river_drift.binary.EDDM, {}),
     (EDDM, river_drift.binary.EDDM, {"alpha": 0.8, "beta": 0.75}),
+    (PlainDDM, river_drift.binary.DDM, {"warm_start": 100, "warning_threshold": 1.5}),
+    (PlainEDDM, river_drift.binary.EDDM, {"alpha": 0.8, "beta": 0.75}),
     (HDDMA, river_drift.binary.HDDMA, {}),
     (HDDMA, river_drift.binary.HDDMA, {"two_sided_test": True, "drift_confidence": 0.01}),
     (HDDMW, river_drift.binary.HDDMW, {}),
@@ -45,6 +57,7 @@ NUMERIC = [
     (NumbaADWIN, river_drift.ADWIN, {"delta": 0.05, "clock": 7, "max_buckets": 2}),
     (PageHinkley, river_drift.PageHinkley, {}),
     (PageHinkley, river_drift.PageHinkley, {"threshold": 10.0, "mode": "down"}),
+    (PlainPageHinkley, river_drift.PageHinkley, {"threshold": 10.0, "mode": "down"}),
     (KSWIN, river_drift.KSWIN, {"seed": 3}),
     (KSWIN, river_drift.KSWIN, {"seed": 5, "alpha": 0.05, "window_size": 50, "stat_size": 10}),
 ]
@@ -55,7 +68,7 @@ ALL = [(ours, params) for ours, _, params in BINARY + NUMERIC] + [
 
 
 def label(case):
-    prefix = "Numba" if case[0] is NumbaADWIN else ""
+    prefix = "interpreted-" if case[0] in FALLBACKS else ""
     return f"{prefix}{case[0].__name__}-{case[-1]}"
 
 
@@ -344,6 +357,30 @@ def test_adwin_values_kept_between_cut_tests_are_never_lost(params, adwin):
 
 
 @pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
+@pytest.mark.parametrize("fallback", list(FALLBACKS), ids=lambda c: c.__name__)
+def test_compiled_and_interpreted_update_agree_bit_for_bit(fallback):
+    """After every value: the same drift and warning flags; at checkpoints the same state."""
+    compiled = FALLBACKS[fallback]
+    rng = np.random.default_rng(41)
+    if compiled._binary:
+        xs = np.r_[rng.random(4000) < 0.1, rng.random(3000) < 0.35, rng.random(3000) < 0.05]
+    else:
+        xs = np.r_[rng.normal(0, 1, 3000), rng.normal(2, 1, 3000), rng.normal(-2, 3, 3000)]
+    xs = xs.astype(float)
+    xs[[17, 5000]] = np.nan
+    a, b = compiled(), fallback()
+    assert type(a).update is not type(b).update
+    for i, x in enumerate(xs):
+        a.update(x)
+        b.update(x)
+        assert a.drift_detected == b.drift_detected
+        assert getattr(a, "warning_detected", 0) == getattr(b, "warning_detected", 0)
+        if i % 997 == 0:
+            assert a.state_dict() == b.state_dict()
+    assert a.n_detections >= 2 and a.state_dict() == b.state_dict()
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
 def test_adwin_c_window_and_numba_window_leave_the_same_state():
     """The two windows agree bit for bit, so a state saved by one continues in the other."""
     rng = np.random.default_rng(31)
@@ -356,11 +393,26 @@ def test_adwin_c_window_and_numba_window_leave_the_same_state():
 
 
 @pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
-def test_adwin_c_window_refuses_what_it_cannot_read():
+def test_compiled_update_refuses_what_it_cannot_read():
+    for detector in (ADWIN(), DDM(), EDDM(), PageHinkley()):
+        with pytest.raises(TypeError, match="real number"):
+            detector.update(object())
+        assert detector.n_seen == 0
+    with pytest.raises(DataError, match="0.5 at position 0"):
+        DDM().update(0.5)
     detector = ADWIN()
-    with pytest.raises(TypeError, match="real number"):
-        detector.update(object())
     for bad in (np.zeros((2, 2)), np.zeros(3, np.float32)):
         with pytest.raises(TypeError, match="one-dimensional float64"):
             detector._scan(bad)
     assert detector.n_seen == 0 and detector.width == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"), [(DDM, "warm_start"), (EDDM, "warm_start"), (PageHinkley, "min_instances")]
+)
+def test_a_whole_float_count_is_read_as_an_int_and_a_fraction_is_refused(cls, name):
+    """A count from a YAML file may arrive as 30.0; the compiled step holds it as an integer."""
+    xs = bernoulli(4)
+    assert cls(**{name: 40.0}).update_many(xs).tolist() == one_by_one(cls(**{name: 40}), xs)[0]
+    with pytest.raises(ValueError, match=f"{name} must be a whole number"):
+        cls(**{name: 2.5})

@@ -1,9 +1,9 @@
 """ADWIN: adaptive windowing (Bifet and Gavalda 2007).
 
-The window lives in a C type (``_adwin.Window``, built by ``pip install`` when a C compiler is
-there): one compiled call per value. Without it, :class:`NumbaWindow` keeps the values read one
-at a time until the next cut test and reads them in one Numba call; both give the same change
-points and the same state (``COMPILED`` tells which one runs).
+The window lives in a C type (``_native.ADWINWindow``, built by ``pip install`` when a C
+compiler is there): one compiled call per value. Without it, :class:`NumbaWindow` keeps the
+values read one at a time until the next cut test and reads them in one Numba call; both give
+the same change points and the same state (``native.COMPILED`` tells which one runs).
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from retrainer.checks.concept.base import DriftDetector
-
-try:
-    from retrainer.checks.concept._adwin import Window
-except ImportError:  # built without a C compiler: the Numba window below
-    Window = None
+from retrainer.checks.concept.native import COMPILED, native
 
 LEVELS = 64  # bucket sizes 2**0 .. 2**63: more than any stream holds
 
@@ -183,7 +179,7 @@ class NumbaWindow:
 
 
 def adwin_class(window: type) -> type:
-    """ADWIN on the given window implementation (the C ``Window`` or :class:`NumbaWindow`)."""
+    """ADWIN on the given window implementation (the C ``ADWINWindow`` or :class:`NumbaWindow`)."""
 
     class ADWIN(window, DriftDetector):
         """ADWIN: two sub-windows of the window since the last reset have too different means.
@@ -276,5 +272,4 @@ def adwin_class(window: type) -> type:
     return ADWIN
 
 
-COMPILED = Window is not None
-ADWIN = adwin_class(Window if COMPILED else NumbaWindow)
+ADWIN = adwin_class(native("ADWINWindow") if COMPILED else NumbaWindow)

@@ -61,6 +61,18 @@ def decode(value: Any) -> Any:
     return value
 
 
+def whole(value: Any, name: str) -> int:
+    """``value`` as an int when it is a whole number (``30`` or ``30.0``), else a ValueError.
+
+    Example:
+        >>> whole(30.0, "warm_start"), whole(7, "warm_start")
+        (30, 7)
+    """
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number of values; got {value!r}")
+    return int(value)
+
+
 def first_true(mask: np.ndarray) -> int:
     """Index of the first True in ``mask``, or -1.
 
