@@ -348,7 +348,7 @@ def main() -> None:
             peers[name] = python
     print(f"shifted columns: {SHIFTED}; retrainer and scipy import {imported:.2f} s together")
     print(
-        f"{'rows':>9} {'tool':<22}{'import s':>9}{'compute s':>11}{'x floor':>9}"
+        f"{'rows':>9} {'tool':<26}{'import s':>9}{'compute s':>11}{'x floor':>9}"
         f"{'agree':>7}  drifted"
     )
     for rows in args.rows:
