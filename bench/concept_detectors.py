@@ -45,11 +45,9 @@ FIRST_CALL = (
 )
 # what runs without the C extension: the Python ``update``, ADWIN's Numba window
 INTERPRETED = {
-    "DDM": type("DDM", (DDM,), {"update": DriftDetector.update}),
-    "EDDM": type("EDDM", (EDDM,), {"update": DriftDetector.update}),
-    "PageHinkley": type("PageHinkley", (PageHinkley,), {"update": DriftDetector.update}),
-    "ADWIN": adwin_class(NumbaWindow),
-}
+    cls.__name__: type(cls.__name__, (cls,), {"update": DriftDetector.update, "_native_scan": None})
+    for cls in (DDM, EDDM, PageHinkley)
+} | {"ADWIN": adwin_class(NumbaWindow)}
 
 
 def river_factory(name: str) -> Callable | None:

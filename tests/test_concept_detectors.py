@@ -28,8 +28,8 @@ from retrainer.errors import DataError
 
 
 def interpreted(cls):
-    """``cls`` with its Python ``update`` (what runs without the C extension)."""
-    return type(cls.__name__, (cls,), {"update": DriftDetector.update})
+    """``cls`` with its Python ``update`` and batch scan (what runs without the C extension)."""
+    return type(cls.__name__, (cls,), {"update": DriftDetector.update, "_native_scan": None})
 
 
 # the detectors as a machine without a C compiler runs them: same change points and state
@@ -370,6 +370,7 @@ def test_compiled_and_interpreted_update_agree_bit_for_bit(fallback):
     xs[[17, 5000]] = np.nan
     a, b = compiled(), fallback()
     assert type(a).update is not type(b).update
+    assert compiled is ADWIN or a._native_scan is not None  # batches read by the C loop too
     for i, x in enumerate(xs):
         a.update(x)
         b.update(x)
@@ -378,6 +379,7 @@ def test_compiled_and_interpreted_update_agree_bit_for_bit(fallback):
         if i % 997 == 0:
             assert a.state_dict() == b.state_dict()
     assert a.n_detections >= 2 and a.state_dict() == b.state_dict()
+    assert compiled().update_many(xs).tolist() == fallback().update_many(xs).tolist()
 
 
 @pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
@@ -402,8 +404,10 @@ def test_compiled_update_refuses_what_it_cannot_read():
         DDM().update(0.5)
     detector = ADWIN()
     for bad in (np.zeros((2, 2)), np.zeros(3, np.float32)):
-        with pytest.raises(TypeError, match="one-dimensional float64"):
-            detector._scan(bad)
+        for reader in (detector, DDM(), PageHinkley()):
+            scan = getattr(reader, "_native_scan", reader._scan)
+            with pytest.raises(TypeError, match="one-dimensional float64"):
+                scan(bad)
     assert detector.n_seen == 0 and detector.width == 0
 
 

@@ -326,6 +326,31 @@ static PyObject *update_with(PyObject *self, PyObject *arg, step_fn step, int bi
     Py_RETURN_NONE;
 }
 
+/* A batch (float64, finite, checked by the caller) up to and including the first drift: the
+ * index of that value or -1; the same steps as ``update``, without a Python call per value. */
+static PyObject *scan_with(PyObject *self, PyObject *arg, step_fn step) {
+    Head *h = (Head *)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_STRIDES | PyBUF_FORMAT) < 0) return NULL;
+    if (view.ndim != 1 || view.itemsize != 8 || view.format == NULL || strcmp(view.format, "d")) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "a detector reads a one-dimensional float64 array");
+        return NULL;
+    }
+    Py_ssize_t k = -1, stride = view.strides[0];
+    const char *data = (const char *)view.buf;
+    h->drift_detected = 0;
+    for (Py_ssize_t i = 0; i < view.shape[0]; i++) {
+        step(self, *(const double *)(data + i * stride));
+        if (h->drift_detected) {
+            k = i;
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(k);
+}
+
 #define HEAD_MEMBERS(T)                                                                          \
     {"n_seen", T_LONGLONG, offsetof(T, n_seen), 0, "values read, NaN and inf included"},        \
     {"n_nonfinite", T_LONGLONG, offsetof(T, n_nonfinite), 0, "NaN and inf skipped"},             \
@@ -373,7 +398,12 @@ static PyObject *DDM_update(PyObject *self, PyObject *arg) {
     return update_with(self, arg, ddm_step, 1);
 }
 
+static PyObject *DDM_scan(PyObject *self, PyObject *arg) {
+    return scan_with(self, arg, ddm_step);
+}
+
 static PyMethodDef DDM_methods[] = {
+    {"_native_scan", DDM_scan, METH_O, "Read a float64 array up to the first drift; its index or -1."},
     {"update", DDM_update, METH_O, "Read one 0/1 value (1 = error); NaN and inf are skipped."},
     {NULL, NULL, 0, NULL},
 };
@@ -427,7 +457,12 @@ static PyObject *EDDM_update(PyObject *self, PyObject *arg) {
     return update_with(self, arg, eddm_step, 1);
 }
 
+static PyObject *EDDM_scan(PyObject *self, PyObject *arg) {
+    return scan_with(self, arg, eddm_step);
+}
+
 static PyMethodDef EDDM_methods[] = {
+    {"_native_scan", EDDM_scan, METH_O, "Read a float64 array up to the first drift; its index or -1."},
     {"update", EDDM_update, METH_O, "Read one 0/1 value (1 = error); NaN and inf are skipped."},
     {NULL, NULL, 0, NULL},
 };
@@ -476,7 +511,12 @@ static PyObject *PageHinkley_update(PyObject *self, PyObject *arg) {
     return update_with(self, arg, page_hinkley_step, 0);
 }
 
+static PyObject *PageHinkley_scan(PyObject *self, PyObject *arg) {
+    return scan_with(self, arg, page_hinkley_step);
+}
+
 static PyMethodDef PageHinkley_methods[] = {
+    {"_native_scan", PageHinkley_scan, METH_O, "Read a float64 array up to the first drift; its index or -1."},
     {"update", PageHinkley_update, METH_O, "Read one value; NaN and inf are skipped."},
     {NULL, NULL, 0, NULL},
 };

@@ -150,11 +150,12 @@ class DriftDetector:
         self._check(kept, positions, self.n_seen)
         hits = []
         start, size = 0, MIN_CHUNK
+        scan = getattr(self, "_native_scan", None) or self._scan  # the C loop, when built
         while start < kept.size:
             if self.drift_detected:
                 self._reset()
             chunk = kept[start : start + size]
-            k = self._scan(chunk)
+            k = scan(chunk)
             if k < 0:
                 start += chunk.size
                 size = min(2 * size, MAX_CHUNK)
