@@ -44,6 +44,11 @@ import pandas as pd
 
 from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, as_text
 
+try:
+    from retrainer.profile import _strings
+except ImportError:  # built without a C compiler: pandas counts object columns
+    _strings = None
+
 OTHER = "__other__"
 TOP_K = 1000
 EXAMPLE_CHARS = 100
@@ -602,7 +607,8 @@ def text_counts(series: pd.Series) -> pd.Series:
     """Non-null values counted by their text (:func:`as_text`), most frequent first.
 
     Values are counted first and only the distinct ones are turned into text, so an ``object``,
-    Arrow or ``category`` column costs one hash pass, never a string per row.
+    Arrow or ``category`` column costs one hash pass, never a string per row; an ``object``
+    column of strings is counted by the C extension without holding the GIL, when built.
 
     Example:
         >>> text_counts(pd.Series([1.0, 2.0, 1.0, None])).to_dict()
@@ -610,13 +616,35 @@ def text_counts(series: pd.Series) -> pd.Series:
         >>> text_counts(pd.Series(["b", "a", "b"], dtype="category")).to_dict()
         {'b': 2, 'a': 1}
     """
-    raw = series.value_counts(sort=False, dropna=True)
+    raw = _string_counts(series)
+    if raw is None:
+        raw = series.value_counts(sort=False, dropna=True)
     raw = raw[raw.to_numpy() > 0]  # a category's unused levels count 0
     values = raw.index.to_series(index=range(len(raw)))
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(values.dtype.categories.dtype)
     counts = raw.groupby(as_text(values).to_numpy(), sort=False).sum()  # "1" and 1 are one
     return counts.sort_values(ascending=False, kind="stable").astype("int64")
+
+
+def _string_counts(series: pd.Series) -> pd.Series | None:
+    """Counts of an ``object`` column of str (None and NaN skipped) by the C extension, like
+    ``value_counts(sort=False)``; None without the extension or for other values.
+
+    Example:
+        >>> found = _string_counts(pd.Series(["b", None, "a", "b"], dtype=object))
+        >>> found is None or found.to_dict() == {"b": 2, "a": 1}
+        True
+    """
+    if _strings is None or series.dtype != object:
+        return None
+    items = np.ascontiguousarray(series.to_numpy(), dtype=object)
+    found = _strings.count(items, items.ctypes.data, items.size)  # ``items`` keeps them alive
+    if found is None:
+        return None
+    firsts, counts = found
+    index = pd.Index(items[np.asarray(firsts, dtype=np.intp)], dtype=object)
+    return pd.Series(counts, index=index, dtype="int64")
 
 
 def _top_counts(counts: pd.Series, top_k: int) -> dict[str, int]:
