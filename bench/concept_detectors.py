@@ -9,7 +9,8 @@ prediction) and of ``update_many`` over River one value at a time, the detection
 delay (first detection at or after the change, minus the change) and the false alarms
 (detections before the change), ours / River. DDM, EDDM, Page-Hinkley and ADWIN step in C
 when the optional extension was built (``native.COMPILED``, printed); the column "update, no
-C" times what runs without it (their Python ``update``, ADWIN's Numba window). KSWIN runs a KS
+C" times what runs without it (their Python ``update``, ADWIN's Numba window), in a fresh
+process that cannot import the extension. KSWIN runs a KS
 test per value, so it is measured on the ``--kswin-rows`` values around the change only; CUSUM
 has no River counterpart. The first ADWIN call in a fresh process (importing the detectors and,
 without the extension, Numba: compiling, or loading from Numba's on-disk cache) is printed
@@ -19,6 +20,7 @@ apart and is not in the table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -30,8 +32,6 @@ from collections.abc import Callable
 import numpy as np
 
 from retrainer.checks.concept import ADWIN, CUSUM, DDM, EDDM, HDDMA, HDDMW, KSWIN, PageHinkley
-from retrainer.checks.concept.adwin import NumbaWindow, adwin_class
-from retrainer.checks.concept.base import DriftDetector
 from retrainer.checks.concept.native import COMPILED
 
 try:
@@ -43,11 +43,42 @@ FIRST_CALL = (
     "import time; t = time.perf_counter(); from retrainer.checks.concept.adwin import {cls}; "
     "{cls}().update_many([0.0, 1.0]); print(time.perf_counter() - t)"
 )
-# what runs without the C extension: the Python ``update``, ADWIN's Numba window
-INTERPRETED = {
-    cls.__name__: type(cls.__name__, (cls,), {"update": DriftDetector.update, "_native_scan": None})
-    for cls in (DDM, EDDM, PageHinkley)
-} | {"ADWIN": adwin_class(NumbaWindow)}
+NO_C = "no C"  # the argument that makes this script time what runs without the C extension
+NO_C_DETECTORS = ("DDM", "EDDM", "ADWIN", "PageHinkley")
+
+
+def without_c(stream: np.ndarray, repeat: int) -> dict[str, tuple[float, list[int]]]:
+    """Per-value times and change points of the detectors with a C step, measured in a fresh
+    process in which the extension cannot be imported (what a machine without a C compiler
+    runs: the Python ``update``, ADWIN's Numba window)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "stream.npy")
+        np.save(path, stream)
+        blocked = (
+            "import runpy, sys; sys.modules['retrainer.checks.concept._native'] = None; "
+            f"sys.argv = [{__file__!r}, {NO_C!r}, {path!r}, '{repeat}']; "
+            f"runpy.run_path({__file__!r}, run_name='__main__')"
+        )  # importing the extension fails, as if it was not built
+        out = subprocess.run(
+            [sys.executable, "-c", blocked],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return {k: (v[0], v[1]) for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
+
+
+def no_c_main(path: str, repeat: int) -> None:
+    from retrainer.checks import concept
+
+    assert not COMPILED, "the C extension was imported"
+    values = np.load(path).tolist()
+    concept.ADWIN().update_many([0.0, 1.0])  # Numba: compile (or load) before timing
+    found = {}
+    for name in NO_C_DETECTORS:
+        make = concept.DETECTORS[name]
+        found[name] = timed(lambda m=make: one_at_a_time(m(), values), repeat)
+    print(json.dumps(found))
 
 
 def river_factory(name: str) -> Callable | None:
@@ -132,7 +163,7 @@ def main() -> None:
         "KSWIN": lambda: KSWIN(seed=42),
         "CUSUM": CUSUM,
     }
-    INTERPRETED["ADWIN"]().update_many([0.0, 1.0])  # compile (or load) before timing
+    plain = without_c(stream, args.repeat)
     print(
         f"Bernoulli error stream, p 0.1 -> 0.3 at the middle; median of {args.repeat} runs; "
         f"River {river_version()} one value at a time against ours one value at a time "
@@ -165,13 +196,11 @@ def main() -> None:
             lambda m=make, x=xs: m().update_many(x).tolist(), args.repeat
         )
         assert batch_hits == single_hits, f"{name}: update_many and update disagree"
-        plain = "-"
-        if name in INTERPRETED:
-            seconds, plain_hits = timed(
-                lambda m=INTERPRETED[name], v=values: one_at_a_time(m(), v), args.repeat
-            )
-            assert plain_hits == single_hits, f"{name}: the interpreted update disagrees"
-            plain = f"{seconds:.3f}"
+        no_c = "-"
+        if name in plain:
+            seconds, plain_hits = plain[name]
+            assert plain_hits == single_hits, f"{name}: the update without C disagrees"
+            no_c = f"{seconds:.3f}"
         theirs = river_factory(name)
         river_s = speed = per_value = "-"
         river_delay = river_false = "-"
@@ -188,7 +217,7 @@ def main() -> None:
             f"{xs.size:,}",
             river_s,
             f"{ours_single:.3f}",
-            plain,
+            no_c,
             f"{ours_batch:.3f}",
             per_value,
             speed,
@@ -209,4 +238,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == [NO_C]:
+        no_c_main(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
