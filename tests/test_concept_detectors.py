@@ -420,3 +420,20 @@ def test_a_whole_float_count_is_read_as_an_int_and_a_fraction_is_refused(cls, na
     assert cls(**{name: 40.0}).update_many(xs).tolist() == one_by_one(cls(**{name: 40}), xs)[0]
     with pytest.raises(ValueError, match=f"{name} must be a whole number"):
         cls(**{name: 2.5})
+
+
+@pytest.mark.parametrize("case", [c for c in ALL if c[0] not in FALLBACKS], ids=label)
+def test_a_pickled_or_copied_detector_continues_identically(case):
+    """The compiled steps keep their state in C fields: copies go through ``state_dict``."""
+    import copy
+    import pickle
+
+    detector, params = case
+    xs = streams(9)[0 if detector._binary else 1]
+    whole = detector(**params)
+    expected = whole.update_many(xs).tolist()
+    first = detector(**params)
+    head = first.update_many(xs[:2500]).tolist()
+    for again in (pickle.loads(pickle.dumps(first)), copy.deepcopy(first), copy.copy(first)):
+        assert type(again) is detector and again.state_dict() == first.state_dict()
+        assert head + (2500 + again.update_many(xs[2500:])).tolist() == expected

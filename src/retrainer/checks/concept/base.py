@@ -230,6 +230,11 @@ class DriftDetector:
             raise DataError(f"{cls.__name__} state is incomplete or malformed: {exc!r}") from exc
         return detector
 
+    def __reduce__(self) -> tuple:
+        """Pickle and copy through :meth:`state_dict`: a compiled step keeps its state in C
+        fields, outside ``__dict__``."""
+        return type(self).from_state, (self.state_dict(),)
+
     def __repr__(self) -> str:
         params = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._params)
         return f"{type(self).__name__}({params})"
