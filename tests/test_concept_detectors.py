@@ -387,6 +387,10 @@ def test_adwin_c_window_and_numba_window_leave_the_same_state():
     """The two windows agree bit for bit, so a state saved by one continues in the other."""
     rng = np.random.default_rng(31)
     xs = np.r_[rng.normal(0, 1, 3000), rng.normal(0.3, 2, 3000), rng.normal(-1, 1, 777)]
+    # near-constant stretches: a bound almost all linear term, gaps at the rounding level
+    flat = np.r_[np.full(900, 1.0), np.full(900, 1.0 + 1e-12), 1.0 + 1e-9 * rng.random(900)]
+    for stream in (flat, np.r_[flat, xs]):
+        assert one_by_one(ADWIN(clock=1), stream) == one_by_one(NumbaADWIN(clock=1), stream)
     compiled, numba = ADWIN(clock=3), NumbaADWIN(clock=3)
     assert one_by_one(compiled, xs) == one_by_one(numba, xs)
     assert compiled.state_dict() == numba.state_dict()

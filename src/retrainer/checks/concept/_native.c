@@ -77,7 +77,13 @@ static int window_cut(const Window *w) {
         double old = w->prefix[j];
         double gap = fabs(old / n_old - (w->total - old) / n_new);
         double recip = 1.0 / (n_old - w->min_len + 1) + 1.0 / (n_new - w->min_len + 1);
-        double bound = sqrt(2.0 * recip * variance * log_term) + 2.0 / 3.0 * log_term * recip;
+        double linear = 2.0 / 3.0 * log_term * recip, square = 2.0 * recip * variance * log_term;
+        /* no cut where the gap is clearly inside the bound: without the square root, and with a
+         * margin (1e-9) far above rounding, so the decision is the exact formula's */
+        if (gap <= linear) continue;
+        double over = gap - linear;
+        if (linear * linear < 1e10 * square && over * over < square * (1.0 - 1e-9)) continue;
+        double bound = sqrt(square) + linear;
         if (gap > bound) return 1;
     }
     return 0;
