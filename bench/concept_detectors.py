@@ -10,7 +10,8 @@ delay (first detection at or after the change, minus the change) and the false a
 (detections before the change), ours / River. DDM, EDDM, Page-Hinkley and ADWIN step in C
 when the optional extension was built (``native.COMPILED``, printed); the column "update, no
 C" times what runs without it (their Python ``update``, ADWIN's Numba window), in a fresh
-process that cannot import the extension. KSWIN runs a KS
+process that cannot import the extension, with River timed again in that process for the ratio
+in brackets. KSWIN runs a KS
 test per value, so it is measured on the ``--kswin-rows`` values around the change only; CUSUM
 has no River counterpart. The first ADWIN call in a fresh process (importing the detectors and,
 without the extension, Numba: compiling, or loading from Numba's on-disk cache) is printed
@@ -47,10 +48,10 @@ NO_C = "no C"  # the argument that makes this script time what runs without the 
 NO_C_DETECTORS = ("DDM", "EDDM", "ADWIN", "PageHinkley")
 
 
-def without_c(stream: np.ndarray, repeat: int) -> dict[str, tuple[float, list[int]]]:
+def without_c(stream: np.ndarray, repeat: int) -> dict[str, tuple[float, list[int], float]]:
     """Per-value times and change points of the detectors with a C step, measured in a fresh
     process in which the extension cannot be imported (what a machine without a C compiler
-    runs: the Python ``update``, ADWIN's Numba window)."""
+    runs: the Python ``update``, ADWIN's Numba window), and River's time in that process."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "stream.npy")
         np.save(path, stream)
@@ -65,7 +66,7 @@ def without_c(stream: np.ndarray, repeat: int) -> dict[str, tuple[float, list[in
             text=True,
             check=True,
         )
-    return {k: (v[0], v[1]) for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
+    return {k: tuple(v) for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
 
 
 def no_c_main(path: str, repeat: int) -> None:
@@ -76,8 +77,10 @@ def no_c_main(path: str, repeat: int) -> None:
     concept.ADWIN().update_many([0.0, 1.0])  # Numba: compile (or load) before timing
     found = {}
     for name in NO_C_DETECTORS:
-        make = concept.DETECTORS[name]
-        found[name] = timed(lambda m=make: one_at_a_time(m(), values), repeat)
+        make, theirs = concept.DETECTORS[name], river_factory(name)
+        seconds, hits = timed(lambda m=make: one_at_a_time(m(), values), repeat)
+        river = timed(lambda t=theirs: one_at_a_time(t(), values), repeat)[0] if theirs else None
+        found[name] = (seconds, hits, river)  # River timed in the same process, right after
     print(json.dumps(found))
 
 
@@ -174,7 +177,7 @@ def main() -> None:
         "rows",
         "River s",
         "ours update s",
-        "update, no C s",
+        "update, no C s (River / it)",
         "ours batch s",
         "per value: River / ours",
         "batch: River / ours",
@@ -198,9 +201,9 @@ def main() -> None:
         assert batch_hits == single_hits, f"{name}: update_many and update disagree"
         no_c = "-"
         if name in plain:
-            seconds, plain_hits = plain[name]
+            seconds, plain_hits, river_there = plain[name]
             assert plain_hits == single_hits, f"{name}: the update without C disagrees"
-            no_c = f"{seconds:.3f}"
+            no_c = f"{seconds:.3f} ({river_there / seconds:.2f}x)" if river_there else "-"
         theirs = river_factory(name)
         river_s = speed = per_value = "-"
         river_delay = river_false = "-"
