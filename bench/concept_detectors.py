@@ -7,16 +7,21 @@ one value at a time (``update``), ours on the whole batch (``update_many``), the
 ours over River one value at a time (like for like: what a streaming caller pays per
 prediction) and of ``update_many`` over River one value at a time, the detection
 delay (first detection at or after the change, minus the change) and the false alarms
-(detections before the change), ours / River. KSWIN runs a KS test per value, so it is
-measured on the ``--kswin-rows`` values around the change only; CUSUM has no River
-counterpart. ADWIN runs compiled code (Numba): its one-off cost in a fresh process (importing
-Numba and compiling, or loading the compiled code from Numba's on-disk cache) is printed apart
-and is not in the table.
+(detections before the change), ours / River. DDM, EDDM, Page-Hinkley and ADWIN step in C
+when the optional extension was built (``native.COMPILED``, printed); the column "update, no
+C" times what runs without it (their Python ``update``, ADWIN's Numba window), in a fresh
+process that cannot import the extension, with River timed again in that process for the ratio
+in brackets. KSWIN runs a KS
+test per value, so it is measured on the ``--kswin-rows`` values around the change only; CUSUM
+has no River counterpart. The first ADWIN call in a fresh process (importing the detectors and,
+without the extension, Numba: compiling, or loading from Numba's on-disk cache) is printed
+apart and is not in the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -28,6 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from retrainer.checks.concept import ADWIN, CUSUM, DDM, EDDM, HDDMA, HDDMW, KSWIN, PageHinkley
+from retrainer.checks.concept.native import COMPILED
 
 try:
     from river import drift as river_drift
@@ -35,9 +41,47 @@ except ImportError:  # River is a test dependency only
     river_drift = None
 
 FIRST_CALL = (
-    "import time; from retrainer.checks.concept import ADWIN; t = time.perf_counter(); "
-    "ADWIN().update_many([0.0, 1.0]); print(time.perf_counter() - t)"
+    "import time; t = time.perf_counter(); from retrainer.checks.concept.adwin import {cls}; "
+    "{cls}().update_many([0.0, 1.0]); print(time.perf_counter() - t)"
 )
+NO_C = "no C"  # the argument that makes this script time what runs without the C extension
+NO_C_DETECTORS = ("DDM", "EDDM", "ADWIN", "PageHinkley")
+
+
+def without_c(stream: np.ndarray, repeat: int) -> dict[str, tuple[float, list[int], float]]:
+    """Per-value times and change points of the detectors with a C step, measured in a fresh
+    process in which the extension cannot be imported (what a machine without a C compiler
+    runs: the Python ``update``, ADWIN's Numba window), and River's time in that process."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "stream.npy")
+        np.save(path, stream)
+        blocked = (
+            "import runpy, sys; sys.modules['retrainer.checks.concept._native'] = None; "
+            f"sys.argv = [{__file__!r}, {NO_C!r}, {path!r}, '{repeat}']; "
+            f"runpy.run_path({__file__!r}, run_name='__main__')"
+        )  # importing the extension fails, as if it was not built
+        out = subprocess.run(
+            [sys.executable, "-c", blocked],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return {k: tuple(v) for k, v in json.loads(out.stdout.splitlines()[-1]).items()}
+
+
+def no_c_main(path: str, repeat: int) -> None:
+    from retrainer.checks import concept
+
+    assert not COMPILED, "the C extension was imported"
+    values = np.load(path).tolist()
+    concept.ADWIN().update_many([0.0, 1.0])  # Numba: compile (or load) before timing
+    found = {}
+    for name in NO_C_DETECTORS:
+        make, theirs = concept.DETECTORS[name], river_factory(name)
+        seconds, hits = timed(lambda m=make: one_at_a_time(m(), values), repeat)
+        river = timed(lambda t=theirs: one_at_a_time(t(), values), repeat)[0] if theirs else None
+        found[name] = (seconds, hits, river)  # River timed in the same process, right after
+    print(json.dumps(found))
 
 
 def river_factory(name: str) -> Callable | None:
@@ -89,11 +133,16 @@ def false_alarms(hits: list[int], change: int) -> int:
     return sum(i < change for i in hits)
 
 
-def first_call_seconds(cache_dir: str | None) -> float:
-    """Seconds of ADWIN's first call in a fresh process (``cache_dir``: a fresh Numba cache)."""
+def first_call_seconds(cls: str, cache_dir: str | None = None) -> float:
+    """Seconds to import and first call ``cls`` (``ADWIN`` or ``NumbaADWIN``, ADWIN on its Numba
+    window) in a fresh process (``cache_dir``: a fresh Numba cache)."""
     env = dict(os.environ, **({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
+    code = FIRST_CALL.format(cls=cls)
+    if cls == "NumbaADWIN":
+        code = code.replace("import NumbaADWIN;", "import NumbaWindow, adwin_class; ")
+        code = code.replace("NumbaADWIN()", "adwin_class(NumbaWindow)()")
     out = subprocess.run(
-        [sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     return float(out.stdout.strip())
 
@@ -117,17 +166,18 @@ def main() -> None:
         "KSWIN": lambda: KSWIN(seed=42),
         "CUSUM": CUSUM,
     }
-    ADWIN().update_many([0.0, 1.0])  # compile (or load) before timing
+    plain = without_c(stream, args.repeat)
     print(
         f"Bernoulli error stream, p 0.1 -> 0.3 at the middle; median of {args.repeat} runs; "
         f"River {river_version()} one value at a time against ours one value at a time "
-        "(update) and on the whole stream (update_many)\n"
+        f"(update) and on the whole stream (update_many); C extension built: {COMPILED}\n"
     )
     keys = [
         "detector",
         "rows",
         "River s",
         "ours update s",
+        "update, no C s (River / it)",
         "ours batch s",
         "per value: River / ours",
         "batch: River / ours",
@@ -149,6 +199,11 @@ def main() -> None:
             lambda m=make, x=xs: m().update_many(x).tolist(), args.repeat
         )
         assert batch_hits == single_hits, f"{name}: update_many and update disagree"
+        no_c = "-"
+        if name in plain:
+            seconds, plain_hits, river_there = plain[name]
+            assert plain_hits == single_hits, f"{name}: the update without C disagrees"
+            no_c = f"{seconds:.3f} ({river_there / seconds:.2f}x)" if river_there else "-"
         theirs = river_factory(name)
         river_s = speed = per_value = "-"
         river_delay = river_false = "-"
@@ -165,6 +220,7 @@ def main() -> None:
             f"{xs.size:,}",
             river_s,
             f"{ours_single:.3f}",
+            no_c,
             f"{ours_batch:.3f}",
             per_value,
             speed,
@@ -172,15 +228,20 @@ def main() -> None:
             f"{false_alarms(batch_hits, change)} / {river_false}",
         ]
         print("| " + " | ".join(str(v) for v in row) + " |", flush=True)
+    native = first_call_seconds("ADWIN")
     with tempfile.TemporaryDirectory() as empty:
-        cold = first_call_seconds(empty)
-    warm = first_call_seconds(None)
+        cold = first_call_seconds("NumbaADWIN", empty)
+    warm = first_call_seconds("NumbaADWIN")
     print(
-        f"\nADWIN's first call in a fresh process, not in the table: {cold:.2f} s with an empty "
-        f"Numba cache (import Numba, compile), {warm:.2f} s with the compiled code cached on disk "
-        "(import Numba, load)"
+        f"\nImport and first ADWIN call in a fresh process, not in the table: {native:.2f} s "
+        f"(C extension built: {COMPILED}); on the Numba window (no C extension) {cold:.2f} s "
+        f"with an empty Numba cache (import Numba, compile), {warm:.2f} s with the compiled "
+        "code cached on disk (import Numba, load)"
     )
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == [NO_C]:
+        no_c_main(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

@@ -11,7 +11,8 @@ tool's verdict agrees with retrainer's.
   then ``check_drift`` with Benjamini-Hochberg over columns (the reference profile is built
   once, outside the timing, as in the loop, where the champion carries it; its time is printed
   apart), with its default threads over columns and with one thread; the same with the
-  categorical columns as pandas ``object``, ``category`` and Arrow strings (the frames are
+  categorical columns as pandas ``object`` (one string object per row, and shared objects as
+  ``read_csv``/``read_parquet`` give them), ``category`` and Arrow strings (the frames are
   built with pandas' default ``str`` dtype); and **cold**: both profiles built inside the
   timing, which is what the peers and SciPy do, so that row is the like-for-like one;
 - scipy: ``ks_2samp`` per numeric column and ``chi2_contingency`` per categorical column on the
@@ -172,7 +173,12 @@ PEERS = {
             "from evidently import Report\nfrom evidently.presets import DataDriftPreset",
             EVIDENTLY,
         ),
-        Peer("nannyml", ("nannyml==0.13.*", "pyarrow"), "import nannyml as nml", NANNYML),
+        Peer(
+            "nannyml",
+            ("nannyml==0.13.*", "statsmodels", "pyarrow"),
+            "import nannyml as nml",
+            NANNYML,
+        ),
         Peer(
             "alibi-detect",
             ("alibi-detect==0.13.*", "numpy<2", "pandas<2.3", "pyarrow<21"),
@@ -293,6 +299,19 @@ def memory_run(rows: int, folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def string_frames(cur: pd.DataFrame, cats: list[str]) -> dict[str, pd.DataFrame]:
+    """``cur`` with its categorical columns as ``object`` (one string object per row, as
+    ``astype(object)`` from Arrow strings gives; and shared objects, one per distinct value, as
+    ``read_csv`` and ``read_parquet`` give), ``category`` and Arrow strings."""
+    as_category = cur.astype({c: "category" for c in cats})
+    return {
+        "object": cur.astype({c: "object" for c in cats}),
+        "object shared": as_category.astype({c: "object" for c in cats}),
+        "category": as_category,
+        "pyarrow": cur.astype({c: "string[pyarrow]" for c in cats}),
+    }
+
+
 def verdicts(found: list[str], ours: list[str]) -> tuple[str, str]:
     """Whether ``found`` are the shifted columns, and on how many columns it agrees with ours."""
     wrong = sorted(set(found) ^ set(SHIFTED))
@@ -329,7 +348,7 @@ def main() -> None:
             peers[name] = python
     print(f"shifted columns: {SHIFTED}; retrainer and scipy import {imported:.2f} s together")
     print(
-        f"{'rows':>9} {'tool':<22}{'import s':>9}{'compute s':>11}{'x floor':>9}"
+        f"{'rows':>9} {'tool':<26}{'import s':>9}{'compute s':>11}{'x floor':>9}"
         f"{'agree':>7}  drifted"
     )
     for rows in args.rows:
@@ -380,12 +399,9 @@ def main() -> None:
         ]
         seconds, found = median_seconds(lambda ours=ours: ours(workers=1), args.repeat)
         rows_out.append(("retrainer, 1 thread", 0.0, seconds, found))
-        for dtype in ("object", "category", "string[pyarrow]"):
-            typed = cur.astype({c: dtype for c in cats})
+        for label, typed in string_frames(cur, cats).items():
             seconds, found = median_seconds(lambda t=typed: ours(cur=t), args.repeat)
-            rows_out.append(
-                (f"retrainer, {dtype.split('[')[-1].strip(']')} strings", 0.0, seconds, found)
-            )
+            rows_out.append((f"retrainer, {label}", 0.0, seconds, found))
         seconds, found = median_seconds(cold, args.repeat)
         rows_out.append(("retrainer cold", 0.0, seconds, found))
         seconds, found = median_seconds(exact, max(1, args.repeat // 3))
@@ -395,13 +411,13 @@ def main() -> None:
                 continue
             out = run_peer(python, PEERS[name], ref_path, cur_path)
             if "error" in out:
-                print(f"{rows:>9} {name:<22} failed: {out['error']}")
+                print(f"{rows:>9} {name:<26} failed: {out['error']}")
                 continue
             rows_out.append((name, out["import"], out["compute"], out["drifted"]))
         for name, imp, seconds, found in rows_out:
             truth, agree = verdicts(found, mine) if found is not None else ("", "")
             print(
-                f"{rows:>9} {name:<22}{imp:>9.2f}{seconds:>11.3f}"
+                f"{rows:>9} {name:<26}{imp:>9.2f}{seconds:>11.3f}"
                 f"{seconds / floor_hist:>9.1f}{agree:>7}  {truth}"
             )
     if args.memory_rows:

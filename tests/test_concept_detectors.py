@@ -21,7 +21,21 @@ from retrainer.checks.concept import (
     PageHinkley,
     detector_from_state,
 )
+from retrainer.checks.concept.adwin import NumbaWindow, adwin_class
+from retrainer.checks.concept.base import DriftDetector
+from retrainer.checks.concept.native import COMPILED
 from retrainer.errors import DataError
+
+
+def interpreted(cls):
+    """``cls`` with its Python ``update`` and batch scan (what runs without the C extension)."""
+    return type(cls.__name__, (cls,), {"update": DriftDetector.update, "_native_scan": None})
+
+
+# the detectors as a machine without a C compiler runs them: same change points and state
+NumbaADWIN = adwin_class(NumbaWindow)
+PlainDDM, PlainEDDM, PlainPageHinkley = (interpreted(c) for c in (DDM, EDDM, PageHinkley))
+FALLBACKS = {NumbaADWIN: ADWIN, PlainDDM: DDM, PlainEDDM: EDDM, PlainPageHinkley: PageHinkley}
 
 # (ours, River's, parameters); every pair must give the same change points
 BINARY = [
@@ -29,6 +43,8 @@ BINARY = [
     (DDM, river_drift.binary.DDM, {"warm_start": 100, "warning_threshold": 1.5}),
     (EDDM, river_drift.binary.EDDM, {}),
     (EDDM, river_drift.binary.EDDM, {"alpha": 0.8, "beta": 0.75}),
+    (PlainDDM, river_drift.binary.DDM, {"warm_start": 100, "warning_threshold": 1.5}),
+    (PlainEDDM, river_drift.binary.EDDM, {"alpha": 0.8, "beta": 0.75}),
     (HDDMA, river_drift.binary.HDDMA, {}),
     (HDDMA, river_drift.binary.HDDMA, {"two_sided_test": True, "drift_confidence": 0.01}),
     (HDDMW, river_drift.binary.HDDMW, {}),
@@ -37,8 +53,11 @@ BINARY = [
 NUMERIC = [
     (ADWIN, river_drift.ADWIN, {}),
     (ADWIN, river_drift.ADWIN, {"delta": 0.05, "clock": 7, "max_buckets": 2}),
+    (NumbaADWIN, river_drift.ADWIN, {}),
+    (NumbaADWIN, river_drift.ADWIN, {"delta": 0.05, "clock": 7, "max_buckets": 2}),
     (PageHinkley, river_drift.PageHinkley, {}),
     (PageHinkley, river_drift.PageHinkley, {"threshold": 10.0, "mode": "down"}),
+    (PlainPageHinkley, river_drift.PageHinkley, {"threshold": 10.0, "mode": "down"}),
     (KSWIN, river_drift.KSWIN, {"seed": 3}),
     (KSWIN, river_drift.KSWIN, {"seed": 5, "alpha": 0.05, "window_size": 50, "stat_size": 10}),
 ]
@@ -49,7 +68,8 @@ ALL = [(ours, params) for ours, _, params in BINARY + NUMERIC] + [
 
 
 def label(case):
-    return f"{case[0].__name__}-{case[-1]}"
+    prefix = "interpreted-" if case[0] in FALLBACKS else ""
+    return f"{prefix}{case[0].__name__}-{case[-1]}"
 
 
 def river_run(detector, xs):
@@ -212,14 +232,14 @@ def test_state_round_trip_through_json_continues_identically(case):
         head = first.update_many(xs[:split]).tolist()
         saved = json.loads(json.dumps(first.state_dict(), allow_nan=False))
         again = detector_from_state(saved)
-        assert type(again) is detector
+        assert type(again).__name__ == detector.__name__  # NumbaADWIN's state loads in ADWIN
         tail = (split + again.update_many(xs[split:])).tolist()
         assert head + tail == expected
         assert again.state_dict() == whole.state_dict()
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("detector", [PageHinkley, ADWIN, lambda: KSWIN(seed=1), CUSUM])
+@pytest.mark.parametrize("detector", [PageHinkley, ADWIN, NumbaADWIN, lambda: KSWIN(seed=1), CUSUM])
 def test_a_non_finite_value_does_not_blind_numeric_detectors(detector, bad):
     rng = np.random.default_rng(11)
     before, after = rng.normal(0, 1, 1000), rng.normal(3, 1, 1000)
@@ -304,30 +324,120 @@ def test_adwin_compiled_kernel_equals_the_interpreted_one():
     assert outcomes[0][0] > 3000  # the shift was found
 
 
+@pytest.mark.parametrize("adwin", [ADWIN, NumbaADWIN], ids=["default", "numba"])
 @pytest.mark.parametrize("params", [{"max_buckets": 2, "clock": 1}, {"max_buckets": 3}, {}])
-def test_adwin_matches_river_over_many_drifts_and_resets(params):
+def test_adwin_matches_river_over_many_drifts_and_resets(params, adwin):
     rng = np.random.default_rng(12)
     rates = rng.choice([0.05, 0.2, 0.4], size=12)
     xs = np.concatenate([rng.random(4000) < rate for rate in rates]).astype(float)
     expected, _ = river_run(river_drift.ADWIN(**params), xs)
     assert len(expected) >= 5
-    assert ADWIN(**params).update_many(xs).tolist() == expected
+    assert adwin(**params).update_many(xs).tolist() == expected
+    assert one_by_one(adwin(**params), xs)[0] == expected
 
 
+@pytest.mark.parametrize("adwin", [ADWIN, NumbaADWIN], ids=["default", "numba"])
 @pytest.mark.parametrize("params", [{}, {"clock": 5, "grace_period": 40}, {"clock": 1}])
-def test_adwin_values_kept_between_cut_tests_are_never_lost(params):
+def test_adwin_values_kept_between_cut_tests_are_never_lost(params, adwin):
     """ADWIN's ``update`` keeps values until the next cut test: a state taken, a width or mean
     read, or a batch read in between must see them, and the change points stay River's."""
     rng = np.random.default_rng(21)
     xs = np.r_[rng.normal(0, 1, 2500), rng.normal(1.5, 1, 2500), rng.normal(0, 1, 2500)]
     expected, _ = river_run(river_drift.ADWIN(**params), xs)
-    detector, found = ADWIN(**params), []
+    detector, found = adwin(**params), []
     for start in range(0, xs.size, 777):
         hits, _ = one_by_one(detector, xs[start : start + 400])
         found += [start + h for h in hits]
         width, mean = detector.width, detector.estimation
-        detector = ADWIN.from_state(json.loads(json.dumps(detector.state_dict())))
+        detector = adwin.from_state(json.loads(json.dumps(detector.state_dict())))
         assert (detector.width, detector.estimation) == (width, mean)
         found += (start + 400 + detector.update_many(xs[start + 400 : start + 777])).tolist()
     assert len(expected) >= 2
     assert found == expected
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
+@pytest.mark.parametrize("fallback", list(FALLBACKS), ids=lambda c: c.__name__)
+def test_compiled_and_interpreted_update_agree_bit_for_bit(fallback):
+    """After every value: the same drift and warning flags; at checkpoints the same state."""
+    compiled = FALLBACKS[fallback]
+    rng = np.random.default_rng(41)
+    if compiled._binary:
+        xs = np.r_[rng.random(4000) < 0.1, rng.random(3000) < 0.35, rng.random(3000) < 0.05]
+    else:
+        xs = np.r_[rng.normal(0, 1, 3000), rng.normal(2, 1, 3000), rng.normal(-2, 3, 3000)]
+    xs = xs.astype(float)
+    xs[[17, 5000]] = np.nan
+    a, b = compiled(), fallback()
+    assert type(a).update is not type(b).update
+    assert compiled is ADWIN or a._native_scan is not None  # batches read by the C loop too
+    for i, x in enumerate(xs):
+        a.update(x)
+        b.update(x)
+        assert a.drift_detected == b.drift_detected
+        assert getattr(a, "warning_detected", 0) == getattr(b, "warning_detected", 0)
+        if i % 997 == 0:
+            assert a.state_dict() == b.state_dict()
+    assert a.n_detections >= 2 and a.state_dict() == b.state_dict()
+    assert compiled().update_many(xs).tolist() == fallback().update_many(xs).tolist()
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
+def test_adwin_c_window_and_numba_window_leave_the_same_state():
+    """The two windows agree bit for bit, so a state saved by one continues in the other."""
+    rng = np.random.default_rng(31)
+    xs = np.r_[rng.normal(0, 1, 3000), rng.normal(0.3, 2, 3000), rng.normal(-1, 1, 777)]
+    # near-constant stretches: a bound almost all linear term, gaps at the rounding level
+    flat = np.r_[np.full(900, 1.0), np.full(900, 1.0 + 1e-12), 1.0 + 1e-9 * rng.random(900)]
+    for stream in (flat, np.r_[flat, xs]):
+        assert one_by_one(ADWIN(clock=1), stream) == one_by_one(NumbaADWIN(clock=1), stream)
+    compiled, numba = ADWIN(clock=3), NumbaADWIN(clock=3)
+    assert one_by_one(compiled, xs) == one_by_one(numba, xs)
+    assert compiled.state_dict() == numba.state_dict()
+    moved = NumbaADWIN.from_state(compiled.state_dict())
+    assert moved.update_many(xs).tolist() == compiled.update_many(xs).tolist()
+
+
+@pytest.mark.skipif(not COMPILED, reason="the C extension was not built (no C compiler)")
+def test_compiled_update_refuses_what_it_cannot_read():
+    for detector in (ADWIN(), DDM(), EDDM(), PageHinkley()):
+        with pytest.raises(TypeError, match="real number"):
+            detector.update(object())
+        assert detector.n_seen == 0
+    with pytest.raises(DataError, match="0.5 at position 0"):
+        DDM().update(0.5)
+    detector = ADWIN()
+    for bad in (np.zeros((2, 2)), np.zeros(3, np.float32)):
+        for reader in (detector, DDM(), PageHinkley()):
+            scan = getattr(reader, "_native_scan", reader._scan)
+            with pytest.raises(TypeError, match="one-dimensional float64"):
+                scan(bad)
+    assert detector.n_seen == 0 and detector.width == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"), [(DDM, "warm_start"), (EDDM, "warm_start"), (PageHinkley, "min_instances")]
+)
+def test_a_whole_float_count_is_read_as_an_int_and_a_fraction_is_refused(cls, name):
+    """A count from a YAML file may arrive as 30.0; the compiled step holds it as an integer."""
+    xs = bernoulli(4)
+    assert cls(**{name: 40.0}).update_many(xs).tolist() == one_by_one(cls(**{name: 40}), xs)[0]
+    with pytest.raises(ValueError, match=f"{name} must be a whole number"):
+        cls(**{name: 2.5})
+
+
+@pytest.mark.parametrize("case", [c for c in ALL if c[0] not in FALLBACKS], ids=label)
+def test_a_pickled_or_copied_detector_continues_identically(case):
+    """The compiled steps keep their state in C fields: copies go through ``state_dict``."""
+    import copy
+    import pickle
+
+    detector, params = case
+    xs = streams(9)[0 if detector._binary else 1]
+    whole = detector(**params)
+    expected = whole.update_many(xs).tolist()
+    first = detector(**params)
+    head = first.update_many(xs[:2500]).tolist()
+    for again in (pickle.loads(pickle.dumps(first)), copy.deepcopy(first), copy.copy(first)):
+        assert type(again) is detector and again.state_dict() == first.state_dict()
+        assert head + (2500 + again.update_many(xs[2500:])).tolist() == expected

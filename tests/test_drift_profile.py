@@ -89,11 +89,14 @@ def _frame(rows, seed=0):
 
 def test_threads_over_columns_give_the_same_profile_as_one_thread():
     frame = _frame(120_000)
+    frame.insert(3, "o", frame["c1"].astype(object))  # started first by the threads
     schema = Schema.infer(frame)
     edges = BatchProfile.from_frame(frame.head(5000), schema).edges()
     one = BatchProfile.from_frame(frame, schema, edges=edges, workers=1)
     four = BatchProfile.from_frame(frame, schema, edges=edges, workers=4)
+    assert frame["o"].dtype == object and list(four.columns) == list(frame.columns)
     assert one.to_dict() == four.to_dict()
+    assert four.columns["o"].categories == four.columns["c1"].categories
 
 
 def test_a_parquet_file_streamed_in_chunks_profiles_like_the_whole_frame(tmp_path):
@@ -124,3 +127,50 @@ def test_streaming_refuses_a_file_that_is_not_parquet_and_an_empty_input(tmp_pat
     schema = Schema.infer(_frame(10))
     with pytest.raises(DataError, match="no chunks"):
         BatchProfile.from_chunks(iter([]), schema, edges={})
+
+
+def _pandas_text_counts(series):
+    """``text_counts`` as pandas alone counts (the path without the C extension)."""
+    from retrainer.data.schema import as_text
+
+    raw = series.value_counts(sort=False, dropna=True)
+    counts = raw.groupby(as_text(raw.index.to_series(index=range(len(raw)))).to_numpy()).sum()
+    return counts.sort_values(ascending=False, kind="stable").astype("int64")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["b", None, "a", "b", np.nan, "", "", "é", "中", "😀", "中", "ab" * 300, "ab" * 300],
+        [f"k{i % 3001}" for i in range(20_000)],  # the table grows past its first 1024 slots
+        ["a", 1, "1", None],  # not only strings: pandas counts
+        [None, np.nan],
+        [],
+    ],
+)
+def test_object_strings_are_counted_as_pandas_counts_them(values):
+    from retrainer.profile.column import text_counts
+
+    series = pd.Series(values, dtype=object)
+    got = text_counts(series)
+    expected = _pandas_text_counts(series)
+    assert got.to_dict() == expected.to_dict()
+    assert int(got.sum()) == sum(v is not None and v == v for v in values)
+
+
+def test_object_strings_counted_beside_a_changing_frame_stay_exact():
+    """Counting releases the GIL: another thread building strings meanwhile changes nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retrainer.profile import column
+    from retrainer.profile.column import text_counts
+
+    rng = np.random.default_rng(5)
+    series = pd.Series(rng.choice([f"v{i}" for i in range(50)], 200_000)).astype(object)
+    expected = _pandas_text_counts(series).to_dict()
+    assert column._strings is None or column._string_counts(series) is not None  # the C path
+    with ThreadPoolExecutor(2) as pool:
+        noise = pool.submit(lambda: [str(i) * 3 for i in range(300_000)])
+        counted = [pool.submit(text_counts, series) for _ in range(3)]
+        assert all(c.result().to_dict() == expected for c in counted)
+        assert len(noise.result()) == 300_000

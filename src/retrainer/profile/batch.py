@@ -80,8 +80,12 @@ class BatchProfile:
         specs = list(schema.columns)
         threads = min(workers or THREADS, len(specs)) if len(df) >= THREADED_ROWS else 1
         if threads > 1:
+            # columns of Python objects hold the GIL while their values are hashed: started
+            # first, they run beside the numeric columns (whose numpy loops release it)
+            first = sorted(range(len(specs)), key=lambda i: not _holds_gil(df, specs[i].name))
             with ThreadPoolExecutor(threads, thread_name_prefix="profile") as pool:
-                profiles = list(pool.map(one, specs))
+                done = dict(zip(first, pool.map(one, [specs[i] for i in first]), strict=True))
+            profiles = [done[i] for i in range(len(specs))]
         else:
             profiles = [one(spec) for spec in specs]
         columns = {spec.name: col for spec, col in zip(specs, profiles, strict=True)}
@@ -168,6 +172,12 @@ def _column(df: pd.DataFrame, name: str) -> pd.Series | None:
         return None
     series = df[name]
     return series.iloc[:, 0] if isinstance(series, pd.DataFrame) else series
+
+
+def _holds_gil(df: pd.DataFrame, name: str) -> bool:
+    """Whether profiling column ``name`` of ``df`` reads Python objects (``object`` dtype)."""
+    series = _column(df, name)
+    return series is not None and series.dtype == object
 
 
 def _merge_maps(

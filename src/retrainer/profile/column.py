@@ -44,6 +44,11 @@ import pandas as pd
 
 from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, as_text
 
+try:
+    from retrainer.profile import _strings
+except ImportError:  # built without a C compiler: pandas counts object columns
+    _strings = None
+
 OTHER = "__other__"
 TOP_K = 1000
 EXAMPLE_CHARS = 100
@@ -553,9 +558,18 @@ def _merge_modes(a: tuple | None, b: tuple | None) -> tuple[tuple[float, int], .
     return tuple(sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:MODES])
 
 
-def _modes(finite: np.ndarray) -> tuple[tuple[float, int], ...]:
-    """The ``MODES`` most frequent values that occur at least twice (ties by value)."""
-    values, counts = np.unique(finite, return_counts=True)
+def _modes(ordered: np.ndarray) -> tuple[tuple[float, int], ...]:
+    """The ``MODES`` most frequent of sorted finite values that occur at least twice (ties by
+    value): ``np.unique`` without its sort, the values being sorted once for the edges too.
+
+    Example:
+        >>> _modes(np.array([1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0]))
+        ((3.0, 3), (2.0, 2))
+    """
+    if ordered.size == 0:
+        return ()
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    values, counts = ordered[starts], np.diff(np.r_[starts, ordered.size])
     keep = np.flatnonzero(counts >= 2)
     order = keep[np.lexsort((values[keep], -counts[keep]))][:MODES]
     return tuple((float(values[i]), int(counts[i])) for i in order)
@@ -602,7 +616,8 @@ def text_counts(series: pd.Series) -> pd.Series:
     """Non-null values counted by their text (:func:`as_text`), most frequent first.
 
     Values are counted first and only the distinct ones are turned into text, so an ``object``,
-    Arrow or ``category`` column costs one hash pass, never a string per row.
+    Arrow or ``category`` column costs one hash pass, never a string per row; an ``object``
+    column of strings is counted by the C extension without holding the GIL, when built.
 
     Example:
         >>> text_counts(pd.Series([1.0, 2.0, 1.0, None])).to_dict()
@@ -610,13 +625,35 @@ def text_counts(series: pd.Series) -> pd.Series:
         >>> text_counts(pd.Series(["b", "a", "b"], dtype="category")).to_dict()
         {'b': 2, 'a': 1}
     """
-    raw = series.value_counts(sort=False, dropna=True)
+    raw = _string_counts(series)
+    if raw is None:
+        raw = series.value_counts(sort=False, dropna=True)
     raw = raw[raw.to_numpy() > 0]  # a category's unused levels count 0
     values = raw.index.to_series(index=range(len(raw)))
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(values.dtype.categories.dtype)
     counts = raw.groupby(as_text(values).to_numpy(), sort=False).sum()  # "1" and 1 are one
     return counts.sort_values(ascending=False, kind="stable").astype("int64")
+
+
+def _string_counts(series: pd.Series) -> pd.Series | None:
+    """Counts of an ``object`` column of str (None and NaN skipped) by the C extension, like
+    ``value_counts(sort=False)``; None without the extension or for other values.
+
+    Example:
+        >>> found = _string_counts(pd.Series(["b", None, "a", "b"], dtype=object))
+        >>> found is None or found.to_dict() == {"b": 2, "a": 1}
+        True
+    """
+    if _strings is None or series.dtype != object:
+        return None
+    items = np.ascontiguousarray(series.to_numpy(), dtype=object)
+    found = _strings.count(items, items.ctypes.data, items.size)  # ``items`` keeps them alive
+    if found is None:
+        return None
+    firsts, counts = found
+    index = pd.Index(items[np.asarray(firsts, dtype=np.intp)], dtype=object)
+    return pd.Series(counts, index=index, dtype="int64")
 
 
 def _top_counts(counts: pd.Series, top_k: int) -> dict[str, int]:
@@ -719,6 +756,8 @@ def profile_column(
         non_finite=non_finite,
         top_k=top_k,
     )
+    # a reference's numeric column: sorted once for its modes and its quantile edges
+    ordered = np.sort(finite) if spec.kind == "numeric" and edges is None else None
     if finite.size:
         mean, m2, m3, m4 = _moments(finite)
         repeats = _repeats(values) if spec.kind == "numeric" else (0, 0)
@@ -733,7 +772,7 @@ def profile_column(
             max_run=longest_run(values),
             repeats=repeats[0],
             repeats2=repeats[1],
-            modes=_modes(finite) if spec.kind == "numeric" and edges is None else None,
+            modes=None if ordered is None else _modes(ordered),
             disorder=int((np.diff(finite) < 0).sum()) if spec.kind == "datetime" else 0,
             below_min=int((finite < spec.min).sum()) if spec.min is not None else 0,
             above_max=int((finite > spec.max).sum()) if spec.max is not None else 0,
@@ -742,7 +781,7 @@ def profile_column(
         return profile
     given = edges is not None
     if edges is None:
-        edges = quantile_edges(finite, bins)
+        edges = quantile_edges(finite if ordered is None else ordered, bins)
     edges = np.asarray(edges, dtype="float64")
     if edges.size == 0:
         return replace(profile, edges=(), hist=(), sums=())

@@ -1,4 +1,10 @@
-"""ADWIN: adaptive windowing (Bifet and Gavalda 2007)."""
+"""ADWIN: adaptive windowing (Bifet and Gavalda 2007).
+
+The window lives in a C type (``_native.ADWINWindow``, built by ``pip install`` when a C
+compiler is there): one compiled call per value. Without it, :class:`NumbaWindow` keeps the
+values read one at a time until the next cut test and reads them in one Numba call; both give
+the same change points and the same state (``native.COMPILED`` tells which one runs).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from retrainer.checks.concept.base import DriftDetector
+from retrainer.checks.concept.native import COMPILED, native
 
 LEVELS = 64  # bucket sizes 2**0 .. 2**63: more than any stream holds
 
@@ -84,66 +91,20 @@ def _compiled():
     return numba.njit(cache=True, nogil=True)(_scan)
 
 
-class ADWIN(DriftDetector):
-    """ADWIN: two sub-windows of the window since the last reset have too different means.
+class NumbaWindow:
+    """ADWIN's window without the C extension: values read by ``update`` are kept until the next
+    cut test and read there in one compiled call (Numba), one append per value in between."""
 
-    The window is kept as an exponential histogram (``max_buckets`` buckets of each size
-    ``2**i``); every ``clock`` values, each bucket boundary splits it into an older and a newer
-    part and a drift is signalled when their means differ by more than ADWIN's bound at
-    ``delta`` (both parts at least ``min_window_length`` long, the window longer than
-    ``grace_period``). Same parameters, defaults, check times and reset rule as
-    ``river.drift.ADWIN``. The histogram is stored as its bucket boundaries with the sum up to
-    each (sums of values minus the window's first value, for precision), and a batch is read by
-    one compiled loop (Numba); the window variance uses these shifted sums instead of Welford's
-    update (last-bit differences).
+    _settings: np.ndarray
 
-    Parameters:
-        delta: confidence of the cut test (smaller: fewer, later detections).
-        clock: the cut test runs every ``clock`` values.
-        max_buckets: buckets of each size kept before two are merged.
-        min_window_length: smallest sub-window a cut may leave on each side.
-        grace_period: values to read after a reset before a test runs.
-
-    Example:
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> adwin = ADWIN()
-        >>> adwin.update_many(np.r_[rng.normal(0, 1, 1000), rng.normal(3, 1, 1000)]).tolist()
-        [1023]
-
-    References:
-        Bifet, Gavalda (2007). Learning from time-changing data with adaptive windowing.
-        SIAM International Conference on Data Mining, 443-448.
-    """
-
-    _params = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
-    _state = ("_n", "_shift", "_sum", "_sumsq", "_positions", "_prefix")
-
-    def __init__(
-        self,
-        delta: float = 0.002,
-        clock: int = 32,
-        max_buckets: int = 5,
-        min_window_length: int = 5,
-        grace_period: int = 10,
-    ) -> None:
-        if not 0 < delta < 1 or clock < 1 or max_buckets < 1 or min_window_length < 1:
-            raise ValueError(
-                "ADWIN needs 0 < delta < 1, clock >= 1, max_buckets >= 1 and "
-                f"min_window_length >= 1; got {delta}, {clock}, {max_buckets}, {min_window_length}"
-            )
-        self.delta = delta
-        self.clock = clock
-        self.max_buckets = max_buckets
-        self.min_window_length = min_window_length
-        self.grace_period = grace_period
+    def _configure(self, delta, clock, max_buckets, min_window_length, grace_period) -> None:
         self._settings = np.array(
             [delta, clock, max_buckets, min_window_length, grace_period], dtype=float
         )
-        super().__init__()
+        self._room = LEVELS * (max_buckets + 1) + 2
 
     def _reset(self) -> None:
-        super()._reset()
+        self.drift_detected = False
         self._pending = array("d")  # values read by ``update`` since the last cut test
         self._n = 0
         self._to_test = self._next_test(0)
@@ -152,23 +113,8 @@ class ADWIN(DriftDetector):
         self._sumsq = 0.0
         # bucket boundaries, oldest first, and the shifted sum up to each: the first ``_size``
         # entries of buffers that hold the most a histogram can have (LEVELS sizes)
-        self._positions, self._prefix = self._buffers()
+        self._positions, self._prefix = np.zeros(self._room, np.int64), np.zeros(self._room)
         self._size = 0
-
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        room = LEVELS * (self.max_buckets + 1) + 2
-        return np.zeros(room, np.int64), np.zeros(room)
-
-    @property
-    def width(self) -> int:
-        """Number of values in the window (all values since the last reset)."""
-        return self._n + len(self._pending)
-
-    @property
-    def estimation(self) -> float:
-        """Mean of the window (0 when empty)."""
-        self._flush()
-        return self._shift + self._sum / self._n if self._n else 0.0
 
     def update(self, x: float) -> None:
         """Read one value (see :meth:`DriftDetector.update`).
@@ -198,8 +144,6 @@ class ADWIN(DriftDetector):
         self._to_test = self._next_test(self._n)
         return found
 
-    update_many.__doc__ = DriftDetector.update_many.__doc__
-
     def _flush(self) -> None:
         """Read the values kept by :meth:`update` (no test is due among them but the last)."""
         if self._pending:
@@ -222,17 +166,110 @@ class ADWIN(DriftDetector):
         self.drift_detected = k >= 0
         return int(k)
 
-    def _get_state(self) -> dict:
-        self._flush()
-        state = super()._get_state()
-        state["_positions"] = self._positions[: self._size].tolist()
-        state["_prefix"] = self._prefix[: self._size].tolist()
-        return state
+    def _buckets(self) -> tuple[list[int], list[float]]:
+        return self._positions[: self._size].tolist(), self._prefix[: self._size].tolist()
 
-    def _set_state(self, state: dict) -> None:
-        super()._set_state(state)
-        self._size = len(state["_positions"])
-        self._positions, self._prefix = self._buffers()
-        self._positions[: self._size] = state["_positions"]
-        self._prefix[: self._size] = state["_prefix"]
+    def _load_buckets(self, positions: list[int], prefix: list[float]) -> None:
+        self._size = len(positions)
+        self._positions[:] = 0
+        self._prefix[:] = 0.0
+        self._positions[: self._size] = positions
+        self._prefix[: self._size] = prefix
         self._to_test = self._next_test(self._n)
+
+
+def adwin_class(window: type) -> type:
+    """ADWIN on the given window implementation (the C ``ADWINWindow`` or :class:`NumbaWindow`)."""
+
+    class ADWIN(window, DriftDetector):
+        """ADWIN: two sub-windows of the window since the last reset have too different means.
+
+        The window is kept as an exponential histogram (``max_buckets`` buckets of each size
+        ``2**i``); every ``clock`` values, each bucket boundary splits it into an older and a
+        newer part and a drift is signalled when their means differ by more than ADWIN's bound
+        at ``delta`` (both parts at least ``min_window_length`` long, the window longer than
+        ``grace_period``). Same parameters, defaults, check times and reset rule as
+        ``river.drift.ADWIN``. The histogram is stored as its bucket boundaries with the sum up
+        to each (sums of values minus the window's first value, for precision), and a batch is
+        read by one compiled loop (C, or Numba without the C extension); the window variance
+        uses these shifted sums instead of Welford's update (last-bit differences).
+
+        Parameters:
+            delta: confidence of the cut test (smaller: fewer, later detections).
+            clock: the cut test runs every ``clock`` values.
+            max_buckets: buckets of each size kept before two are merged.
+            min_window_length: smallest sub-window a cut may leave on each side.
+            grace_period: values to read after a reset before a test runs.
+
+        Example:
+            >>> import numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> adwin = ADWIN()
+            >>> adwin.update_many(np.r_[rng.normal(0, 1, 1000), rng.normal(3, 1, 1000)]).tolist()
+            [1023]
+
+        References:
+            Bifet, Gavalda (2007). Learning from time-changing data with adaptive windowing.
+            SIAM International Conference on Data Mining, 443-448.
+        """
+
+        _params = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
+        _state = ("_n", "_shift", "_sum", "_sumsq", "_positions", "_prefix")
+
+        def __init__(
+            self,
+            delta: float = 0.002,
+            clock: int = 32,
+            max_buckets: int = 5,
+            min_window_length: int = 5,
+            grace_period: int = 10,
+        ) -> None:
+            if not 0 < delta < 1 or clock < 1 or max_buckets < 1 or min_window_length < 1:
+                raise ValueError(
+                    "ADWIN needs 0 < delta < 1, clock >= 1, max_buckets >= 1 and "
+                    f"min_window_length >= 1; got {delta}, {clock}, {max_buckets}, "
+                    f"{min_window_length}"
+                )
+            self.delta = delta
+            self.clock = clock
+            self.max_buckets = max_buckets
+            self.min_window_length = min_window_length
+            self.grace_period = grace_period
+            self._configure(delta, clock, max_buckets, min_window_length, grace_period)
+            DriftDetector.__init__(self)
+
+        @property
+        def width(self) -> int:
+            """Number of values in the window (all values since the last reset)."""
+            self._flush()
+            return self._n
+
+        @property
+        def estimation(self) -> float:
+            """Mean of the window (0 when empty)."""
+            self._flush()
+            return self._shift + self._sum / self._n if self._n else 0.0
+
+        def _get_state(self) -> dict:
+            self._flush()
+            positions, prefix = self._buckets()
+            return {
+                "_n": self._n,
+                "_shift": self._shift,
+                "_sum": self._sum,
+                "_sumsq": self._sumsq,
+                "_positions": positions,
+                "_prefix": prefix,
+            }
+
+        def _set_state(self, state: dict) -> None:
+            self._n, self._shift = int(state["_n"]), float(state["_shift"])
+            self._sum, self._sumsq = float(state["_sum"]), float(state["_sumsq"])
+            self._load_buckets(state["_positions"], state["_prefix"])
+
+    ADWIN.__module__ = __name__
+    ADWIN.__qualname__ = "ADWIN"
+    return ADWIN
+
+
+ADWIN = adwin_class(native("ADWINWindow") if COMPILED else NumbaWindow)

@@ -61,6 +61,18 @@ def decode(value: Any) -> Any:
     return value
 
 
+def whole(value: Any, name: str) -> int:
+    """``value`` as an int when it is a whole number (``30`` or ``30.0``), else a ValueError.
+
+    Example:
+        >>> whole(30.0, "warm_start"), whole(7, "warm_start")
+        (30, 7)
+    """
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number of values; got {value!r}")
+    return int(value)
+
+
 def first_true(mask: np.ndarray) -> int:
     """Index of the first True in ``mask``, or -1.
 
@@ -138,11 +150,12 @@ class DriftDetector:
         self._check(kept, positions, self.n_seen)
         hits = []
         start, size = 0, MIN_CHUNK
+        scan = getattr(self, "_native_scan", None) or self._scan  # the C loop, when built
         while start < kept.size:
             if self.drift_detected:
                 self._reset()
             chunk = kept[start : start + size]
-            k = self._scan(chunk)
+            k = scan(chunk)
             if k < 0:
                 start += chunk.size
                 size = min(2 * size, MAX_CHUNK)
@@ -216,6 +229,11 @@ class DriftDetector:
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{cls.__name__} state is incomplete or malformed: {exc!r}") from exc
         return detector
+
+    def __reduce__(self) -> tuple:
+        """Pickle and copy through :meth:`state_dict`: a compiled step keeps its state in C
+        fields, outside ``__dict__``."""
+        return type(self).from_state, (self.state_dict(),)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._params)

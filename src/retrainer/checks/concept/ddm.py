@@ -6,10 +6,17 @@ import math
 
 import numpy as np
 
-from retrainer.checks.concept.base import BinaryDriftDetector, WarningMixin, first_true, last_index
+from retrainer.checks.concept.base import (
+    BinaryDriftDetector,
+    WarningMixin,
+    first_true,
+    last_index,
+    whole,
+)
+from retrainer.checks.concept.native import native
 
 
-class DDM(WarningMixin, BinaryDriftDetector):
+class DDM(native("DDMStep"), WarningMixin, BinaryDriftDetector):
     """Drift Detection Method: the error rate rises above its best level by too many deviations.
 
     With ``p`` the error rate since the last reset and ``s = sqrt(p (1 - p) / n)``, the detector
@@ -47,7 +54,7 @@ class DDM(WarningMixin, BinaryDriftDetector):
                 "DDM needs warm_start >= 0 and 0 < warning_threshold <= drift_threshold; got "
                 f"{warm_start}, {warning_threshold}, {drift_threshold}"
             )
-        self.warm_start = warm_start
+        self.warm_start = whole(warm_start, "warm_start")
         self.warning_threshold = warning_threshold
         self.drift_threshold = drift_threshold
         super().__init__()

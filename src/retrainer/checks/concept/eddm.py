@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 
-from retrainer.checks.concept.base import BinaryDriftDetector, WarningMixin, first_true
+from retrainer.checks.concept.base import BinaryDriftDetector, WarningMixin, first_true, whole
+from retrainer.checks.concept.native import native
 
 
-class EDDM(WarningMixin, BinaryDriftDetector):
+class EDDM(native("EDDMStep"), WarningMixin, BinaryDriftDetector):
     """Early Drift Detection Method: the distance between errors shrinks below its best level.
 
     With ``p'`` and ``s'`` the mean and standard deviation of the distance between consecutive
@@ -53,7 +54,7 @@ class EDDM(WarningMixin, BinaryDriftDetector):
                 "EDDM needs 0 < beta <= alpha <= 1 and warm_start >= 0; got "
                 f"alpha={alpha}, beta={beta}, warm_start={warm_start}"
             )
-        self.warm_start = warm_start
+        self.warm_start = whole(warm_start, "warm_start")
         self.alpha = alpha
         self.beta = beta
         super().__init__()

@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 
-from retrainer.checks.concept.base import DriftDetector, first_true
+from retrainer.checks.concept.base import DriftDetector, first_true, whole
+from retrainer.checks.concept.native import native
 
 MODES = ("up", "down", "both")
 
 
-class PageHinkley(DriftDetector):
+class PageHinkley(native("PageHinkleyStep"), DriftDetector):
     """Page-Hinkley: a faded cumulative sum of deviations from the running mean crosses a threshold.
 
     ``m_up = alpha * m_up + (x - mean) - delta`` drifts when it rises ``threshold`` above its
@@ -58,11 +59,12 @@ class PageHinkley(DriftDetector):
                 "PageHinkley needs 0 < alpha <= 1, threshold > 0, min_instances >= 0; got "
                 f"{alpha}, {threshold}, {min_instances}"
             )
-        self.min_instances = min_instances
+        self.min_instances = whole(min_instances, "min_instances")
         self.delta = delta
         self.threshold = threshold
         self.alpha = alpha
         self.mode = mode
+        self._mode_code = MODES.index(mode)  # read by the compiled step
         super().__init__()
 
     def _reset(self) -> None:
