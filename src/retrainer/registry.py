@@ -46,7 +46,6 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-import retrainer
 from retrainer.artifacts import ArtifactStore
 from retrainer.errors import IntegrityError, NotFoundError, StoreError
 from retrainer.store.db import Store
@@ -57,6 +56,7 @@ from retrainer.store.tables import (
     ModelVersionRow,
     utcnow,
 )
+from retrainer.version import __version__
 
 __all__ = ["ModelVersion", "Registry"]
 
@@ -100,7 +100,7 @@ def _packages() -> dict[str, str]:
     # seconds in every command that only reads the registry
     return {
         "python": platform.python_version(),
-        "retrainer": retrainer.__version__,
+        "retrainer": __version__,
         "scikit-learn": metadata.version("scikit-learn"),
         "numpy": np.__version__,
         "scipy": metadata.version("scipy"),
