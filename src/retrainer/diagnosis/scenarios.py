@@ -791,7 +791,7 @@ def confusion(results: list[ScenarioResult]) -> pd.DataFrame:
 def elec2_fill_case(weeks_before: int = 4) -> Diagnosis:
     """The real upstream change of ELEC2: the week holding row 17,424, where real Victorian
     values replace the constant fill, diagnosed against the ``weeks_before`` weeks before it."""
-    from retrainer.replay import split_periods
+    from retrainer.data.periods import split_periods
 
     elec = load_elec2()
     weeks = split_periods(elec, "timestamp", "7D")
