@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from retrainer.config import PolicySettings, TriggerSettings
-from retrainer.diagnosis import Alarm
+from retrainer.diagnosis.alarms import Alarm
 from retrainer.metrics import higher_is_better, is_worse
 
 

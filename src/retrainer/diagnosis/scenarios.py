@@ -32,13 +32,8 @@ from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import Schema, as_text
 from retrainer.datasets import ELEC2_FEATURES, load_elec2
-from retrainer.diagnosis.engine import (
-    CAUSES,
-    Diagnosis,
-    diagnose_batch,
-    relation_alarm,
-    with_relation,
-)
+from retrainer.diagnosis.alarms import CAUSES, Diagnosis
+from retrainer.diagnosis.engine import diagnose_batch, relation_alarm, with_relation
 from retrainer.diagnosis.signals import batch_signals
 from retrainer.profile import BatchProfile
 
