@@ -122,7 +122,7 @@ class Project(Record):
     # -------------------------------------------------------------------- diagnosis
     def diagnosis(self, batch_id: int) -> dict | None:
         """The stored diagnosis of a batch (ranked causes, alarms, proposed fix), or None."""
-        from retrainer.diagnosis.loop import stored_diagnosis
+        from retrainer.record import stored_diagnosis
 
         return stored_diagnosis(self, batch_id)
 

@@ -25,19 +25,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrainer.artifacts import ArtifactStore
 from retrainer.config import Config
-from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.errors import DataError, NotFoundError
 from retrainer.registry import ModelVersion, Registry
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow
 
-if TYPE_CHECKING:
-    import pandas as pd
+if TYPE_CHECKING:  # pandas (through the schema) is imported where a frame or the schema is
+    import pandas as pd  # read: commands that only read the store start without it
 
+    from retrainer.data.schema import Schema
     from retrainer.training import Trainer
     from retrainer.triggers import Policy
 
@@ -127,6 +128,8 @@ class Record:
 
     def schema(self) -> Schema | None:
         """The data contract: from the project file, or inferred from the first batch."""
+        from retrainer.data.schema import ColumnSpec, Schema
+
         declared = self.config.data.schema_
         rows = self.config.data.expected_rows
         if isinstance(declared, dict):
@@ -251,3 +254,17 @@ def checked_key(key: str | None, where: str) -> str | None:
             f"{where}: key {key[:60]!r} must be 1-200 characters without control characters"
         )
     return key
+
+
+def stored_diagnosis(project: Record, batch_id: int) -> dict | None:
+    """The latest diagnosis stored for a batch, or None if it was never checked."""
+    with project.store.session() as s:
+        if s.get(BatchRow, batch_id) is None:
+            raise NotFoundError(f"batch {batch_id} does not exist")
+        event = s.scalars(
+            select(EventRow)
+            .where(EventRow.batch_id == batch_id, EventRow.kind == "check")
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        ).first()
+        return dict(event.data["diagnosis"]) if event and "diagnosis" in event.data else None

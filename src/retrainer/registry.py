@@ -39,8 +39,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -72,6 +70,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _json_default(value: Any) -> Any:
+    import numpy as np  # imported where a version is registered, like pandas below
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -97,7 +97,10 @@ def _jsonable(value: dict | None, what: str) -> dict:
 
 def _packages() -> dict[str, str]:
     # from the installed metadata: importing scikit-learn, SciPy and skops here would cost
-    # seconds in every command that only reads the registry
+    # seconds in every command that only reads the registry (numpy and pandas: tenths)
+    import numpy as np
+    import pandas as pd
+
     return {
         "python": platform.python_version(),
         "retrainer": __version__,

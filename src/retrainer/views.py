@@ -8,7 +8,6 @@ from collections import Counter
 from datetime import UTC
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func, select
 
 from retrainer.quarantine import held_back
@@ -21,12 +20,16 @@ from retrainer.store.tables import (
     RunRow,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas is imported by the views that build frames: `status` starts without it
+    import pandas as pd
+
     from retrainer.record import Record
 
 
 def performance(project: Record) -> pd.DataFrame:
     """Realised performance per batch and role (champion, baseline), in batch order."""
+    import pandas as pd
+
     with project.store.session() as s:
         rows = s.scalars(
             select(CheckRow).where(CheckRow.kind == "performance").order_by(CheckRow.batch_id)
@@ -48,6 +51,8 @@ def overall(perf: pd.DataFrame, role: str) -> float | None:
 
 def promotions(project: Record) -> pd.DataFrame:
     """Runs that promoted a version, with the clock time at which they ran."""
+    import pandas as pd
+
     with project.store.session() as s:
         runs = s.scalars(
             select(RunRow).where(RunRow.version.is_not(None)).order_by(RunRow.id)
@@ -69,6 +74,8 @@ def promotions(project: Record) -> pd.DataFrame:
 
 def decisions(project: Record) -> pd.DataFrame:
     """Every decision with its reasons, oldest first."""
+    import pandas as pd
+
     with project.store.session() as s:
         rows = [
             {
@@ -364,6 +371,8 @@ def freshness(project: Record) -> dict:
         >>> freshness(project)["sentence"]
         'No model yet: the first cycle with labelled data trains one and makes it the champion.'
     """
+    import pandas as pd
+
     champion = project.champion
     if champion is None:
         return {
@@ -447,6 +456,8 @@ def freshness(project: Record) -> dict:
 
 
 def iso(moment) -> str | None:
+    import pandas as pd
+
     if moment is None or (isinstance(moment, float) and math.isnan(moment)):
         return None
     stamp = pd.Timestamp(moment)
@@ -492,6 +503,8 @@ def _with_gaps(points: list[dict], project: Record) -> list[dict]:
     """The points with a gap row (``"gap": "quarantined"`` or ``"missing"``, no values) for
     each quarantined batch among them and for each stretch of data time longer than 1.5 times the
     usual spacing, so a plot never joins its lines across data that is not there."""
+    import pandas as pd
+
     with project.store.session() as s:
         quarantined = s.execute(
             select(BatchRow.id, BatchRow.data_time).where(BatchRow.status == "quarantined")

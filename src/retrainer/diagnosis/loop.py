@@ -22,7 +22,8 @@ from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
 from retrainer.diagnosis.signals import batch_signals
 from retrainer.errors import DataError, NotFoundError
 from retrainer.profile import BatchProfile
-from retrainer.store.tables import BatchRow, EventRow
+from retrainer.record import stored_diagnosis
+from retrainer.store.tables import BatchRow
 
 if TYPE_CHECKING:
     from retrainer.record import Record
@@ -63,20 +64,6 @@ def diagnose_in_cycle(
         expected_rows=expected_rows(project, batch_id),
     )
     return diagnose_batch(results, reference, current, signals)
-
-
-def stored_diagnosis(project: Record, batch_id: int) -> dict | None:
-    """The latest diagnosis stored for a batch, or None if it was never checked."""
-    with project.store.session() as s:
-        if s.get(BatchRow, batch_id) is None:
-            raise NotFoundError(f"batch {batch_id} does not exist")
-        event = s.scalars(
-            select(EventRow)
-            .where(EventRow.batch_id == batch_id, EventRow.kind == "check")
-            .order_by(EventRow.id.desc())
-            .limit(1)
-        ).first()
-        return dict(event.data["diagnosis"]) if event and "diagnosis" in event.data else None
 
 
 def relation_alarms(project: Record, evaluations: Sequence[dict], detector: bool) -> list[Alarm]:
