@@ -1,4 +1,4 @@
-"""Give every alarm a cause, a confidence, its evidence and the action it implies.
+"""The diagnosis rules: give every alarm a cause, a confidence, its evidence and an action.
 
 Four causes:
 

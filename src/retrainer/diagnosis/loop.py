@@ -1,8 +1,8 @@
-"""The diagnosis in the loop: diagnose a batch in a cycle, read a stored diagnosis, diagnose a
-changed relation from evaluations, accept a proposed fix and release a quarantined batch.
+"""The diagnosis in the loop: diagnose a batch in a cycle, diagnose a changed relation from
+evaluations, accept a proposed fix and release a quarantined batch.
 
 Every diagnosis is stored with the batch's ``check`` event (``data["diagnosis"]``), so the CLI,
-the dashboard and ``accept-fix`` read the same record.
+the dashboard and ``accept-fix`` read the same record (:func:`retrainer.record.stored_diagnosis`).
 """
 
 from __future__ import annotations
