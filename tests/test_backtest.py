@@ -235,7 +235,7 @@ def test_the_oracle_ignores_alarms_and_retrains_when_asked():
     from datetime import UTC, datetime
 
     from retrainer.backtest import OraclePolicy
-    from retrainer.diagnose import Alarm
+    from retrainer.diagnosis import Alarm
     from retrainer.triggers import Evidence
 
     now = datetime(2024, 1, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 from retrainer.checks import check_drift, check_quality
 from retrainer.checks.result import CheckResult
 from retrainer.data.schema import Schema
-from retrainer.diagnose import diagnose
+from retrainer.diagnosis import diagnose
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
 from tests import SHARED_DATA

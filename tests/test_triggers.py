@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from retrainer.diagnose import Alarm
+from retrainer.diagnosis import Alarm
 from retrainer.triggers import (
     ConceptTrigger,
     DriftTrigger,

@@ -6,9 +6,9 @@ Example:
     'Project'
 """
 
-__version__ = "0.1.0"
+from retrainer.version import __version__
 
-__all__ = ["Project"]
+__all__ = ["Project", "__version__"]
 
 
 def __getattr__(name: str):

@@ -32,11 +32,12 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from retrainer.errors import IntegrityError, StoreError, UnsafeArtifactError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is read: commands that only read the
+    import pandas as pd  # store start without it
 
 # skops (which enumerates scikit-learn's estimators when imported: seconds of start-up) is
 # imported where a model is read or written, so that opening a store stays cheap.
@@ -411,6 +412,8 @@ class ArtifactStore:
         Parameters:
             sha: the hash returned by :meth:`put_frame`.
         """
+        import pandas as pd
+
         data = self.get_bytes(sha)
         try:
             return pd.read_parquet(io.BytesIO(data), engine="pyarrow")

@@ -30,11 +30,11 @@ from retrainer.checks.sample import (
     prediction_drift,
     target_drift,
 )
-from retrainer.diagnose import Alarm
+from retrainer.diagnosis import Alarm
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
+from retrainer.ingest import FUTURE_SLACK
 from retrainer.metrics import score
 from retrainer.profile import BatchProfile
-from retrainer.project import FUTURE_SLACK
 from retrainer.quarantine import Quarantine
 from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
 from retrainer.store.tables import (
@@ -52,7 +52,7 @@ from retrainer.training import predict
 from retrainer.triggers import Evidence
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class CycleReport:
         }
 
 
-def run_cycle(project: Project) -> CycleReport:
+def run_cycle(project: Record) -> CycleReport:
     """Run one cycle of ``project`` and return what it did (after recovering what a process
     that is gone left running)."""
     recover_interrupted(project)
@@ -115,7 +115,7 @@ def run_cycle(project: Project) -> CycleReport:
 
 
 class _Cycle:
-    def __init__(self, project: Project, cycle_id: int):
+    def __init__(self, project: Record, cycle_id: int):
         self.p = project
         self.id = cycle_id
         self.cfg = project.config

@@ -52,7 +52,7 @@ from retrainer.store.tables import (
 )
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 __all__ = ["DoctorReport", "Finding", "doctor", "render"]
 
@@ -125,7 +125,7 @@ class DoctorReport:
         }
 
 
-def doctor(project: Project, *, repair: bool = False, grace: float = GRACE_SECONDS) -> DoctorReport:
+def doctor(project: Record, *, repair: bool = False, grace: float = GRACE_SECONDS) -> DoctorReport:
     """Check (and with ``repair`` fix) the store and the artifact folder of ``project``.
 
     Parameters:
@@ -162,7 +162,7 @@ class UnsafeModelFinding(Exception):
     """A model version whose file has a valid hash but would not load."""
 
 
-def _loadable(project: Project, where: str, sha: str) -> None:
+def _loadable(project: Record, where: str, sha: str) -> None:
     try:
         project.artifacts.check_model(sha)
     except StoreError as exc:
@@ -172,7 +172,7 @@ def _loadable(project: Project, where: str, sha: str) -> None:
         ) from exc
 
 
-def _database(project: Project) -> list[Finding]:
+def _database(project: Record) -> list[Finding]:
     if project.store.engine.dialect.name != "sqlite":
         return []
     with project.store.session() as s:
@@ -189,7 +189,7 @@ def _database(project: Project) -> list[Finding]:
     ]
 
 
-def _runs(project: Project, repair: bool) -> list[Finding]:
+def _runs(project: Record, repair: bool) -> list[Finding]:
     found: list[Finding] = []
     with project.store.session() as s:
         running = [
@@ -216,7 +216,7 @@ def _runs(project: Project, repair: bool) -> list[Finding]:
     return found
 
 
-def _references(project: Project) -> tuple[list[tuple[str, str]], set[str]]:
+def _references(project: Record) -> tuple[list[tuple[str, str]], set[str]]:
     """The artifacts rows point at (which must verify), and every hash any row mentions."""
     references: list[tuple[str, str]] = []
     with project.store.session() as s:
@@ -244,7 +244,7 @@ def _references(project: Project) -> tuple[list[tuple[str, str]], set[str]]:
     return references, keep
 
 
-def _aliases(project: Project, checked: dict) -> list[Finding]:
+def _aliases(project: Record, checked: dict) -> list[Finding]:
     found: list[Finding] = []
     with project.store.session() as s:
         aliases = s.execute(select(AliasRow.name, AliasRow.version)).all()
@@ -267,7 +267,7 @@ def _aliases(project: Project, checked: dict) -> list[Finding]:
 
 
 def _files(
-    project: Project, keep: set[str], repair: bool, grace: float, checked: dict
+    project: Record, keep: set[str], repair: bool, grace: float, checked: dict
 ) -> list[Finding]:
     root = project.artifacts.root
     found: list[Finding] = []
@@ -307,7 +307,7 @@ def _files(
     return found
 
 
-def _bundle_staging(project: Project, repair: bool, grace: float) -> list[Finding]:
+def _bundle_staging(project: Record, repair: bool, grace: float) -> list[Finding]:
     """Staging folders of deploy bundles (``.<target>-<version>.*``) a killed write left."""
     root = project.bundle_folder()
     if not root.is_dir():

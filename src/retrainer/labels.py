@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -41,10 +42,11 @@ from sqlalchemy.orm import Session
 
 from retrainer.data.io import to_pandas
 from retrainer.errors import DataError, StoreError
+from retrainer.record import checked_key
 from retrainer.store.tables import BatchRow, LabelSetRow, StateRow, utcnow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 EARLY_LABEL_SETS = 100  # label sets with rows no batch had yet, kept to join later batches
 ATTEMPTS = 3  # a unique-key collision with a concurrent ingest is read again
@@ -107,7 +109,7 @@ class _Join:
 
 
 def ingest_labels(
-    project: Project,
+    project: Record,
     data: Any,
     *,
     key: str | None = None,
@@ -116,8 +118,6 @@ def ingest_labels(
     actor: str = "user",
 ) -> LabelReport:
     """Join late labels (a table of id and target) to the stored batches; see the module."""
-    from retrainer.project import _checked_key
-
     where = source or "labels"
     id_col, target = project.config.data.id_column, project.target
     if not id_col:
@@ -127,7 +127,7 @@ def ingest_labels(
     if missing:
         raise DataError(f"{where}: missing column(s) {missing}; columns are {list(labels.columns)}")
     labels = labels[[id_col, target]].dropna()
-    project._check_label_kind(labels[target], f"{where}: column {target!r}")
+    check_label_kind(project, labels[target], f"{where}: column {target!r}")
     if labels.empty:
         raise DataError(f"{where}: no labelled rows")
     if labels[id_col].duplicated().any():
@@ -137,7 +137,7 @@ def ingest_labels(
         sha = project.artifacts.put_frame(labels.reset_index(drop=True))
     except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
         raise type(exc)(f"{where}: {exc}") from exc
-    key = _checked_key(key, where) or f"sha256:{sha}"
+    key = checked_key(key, where) or f"sha256:{sha}"
     source = source.replace("\x00", "\\0")
     by_id = labels.set_index(id_col)[target]
     for attempt in range(1, ATTEMPTS + 1):
@@ -198,7 +198,7 @@ def ingest_labels(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _join(project: Project, s: Session, by_id: pd.Series, replace: bool) -> _Join:
+def _join(project: Record, s: Session, by_id: pd.Series, replace: bool) -> _Join:
     """Join ``by_id`` to the batches with unlabelled rows; the ids left over are looked for in
     fully labelled batches too (a repeated or corrected label)."""
     join = _Join()
@@ -212,7 +212,7 @@ def _join(project: Project, s: Session, by_id: pd.Series, replace: bool) -> _Joi
 
 
 def _join_batch(
-    project: Project, row: BatchRow, by_id: pd.Series, replace: bool, join: _Join
+    project: Record, row: BatchRow, by_id: pd.Series, replace: bool, join: _Join
 ) -> None:
     id_col, target = project.config.data.id_column, project.target
     frame = project.batch_frame(row)
@@ -262,7 +262,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def join_early_labels(project: Project, s: Session, row: BatchRow, frame: pd.DataFrame) -> None:
+def join_early_labels(project: Record, s: Session, row: BatchRow, frame: pd.DataFrame) -> None:
     """Join to a new batch the labels that arrived before it (state ``early_labels``: the
     label sets with unmatched rows, newest ``EARLY_LABEL_SETS``, with their unmatched count).
     Takes the label lock, so a label set ingested at the same moment is seen either here or
@@ -287,3 +287,67 @@ def join_early_labels(project: Project, s: Session, row: BatchRow, frame: pd.Dat
         table = pd.DataFrame({id_col: frame[id_col], target: merged}).dropna()
         row.labels = project.artifacts.put_frame(table.reset_index(drop=True))
         row.n_labelled = len(table)
+
+
+def check_label_kind(project: Record, values: pd.Series, where: str) -> None:
+    """Refuse labels of another kind (text or numbers) than the first labels stored, and
+    numbers that are no class (0.5, or beyond 2**53, which no integer type holds) when the
+    task is classification."""
+    kind = _check_labels(values, where)
+    if kind == "number" and project.config.trainer.task == "classification":
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        finite = np.isfinite(numbers)
+        fractional = finite & ((numbers != np.round(numbers)) | (np.abs(numbers) > 2.0**53))
+        if fractional.any():
+            row = int(fractional.argmax())
+            raise DataError(
+                f"{where}: row {row} has {numbers[row]:g}, not a class label (the task "
+                "is classification: labels are whole numbers, booleans or text; set "
+                "trainer.task: regression for a number to predict)"
+            )
+    known = (project.get_state("labels") or {}).get("kind")
+    if kind and known and kind != known:
+        raise DataError(f"{where}: labels are {kind}, but the stored labels are {known}")
+    if kind and not known:
+        try:
+            project.set_state("labels", {"kind": kind})
+        except SQLIntegrityError:  # a concurrent first batch stored its kind: check against it
+            check_label_kind(project, values, where)
+
+
+def _check_labels(values: pd.Series, where: str) -> str | None:
+    """Labels are finite numbers, booleans or text, all of one kind; anything else is refused
+    here, at ingest, rather than failing every later training and evaluation. Returns the kind
+    (``number`` or ``text``; None without labels)."""
+    if values.isna().all():
+        return None
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "number"
+    if isinstance(values.dtype, pd.StringDtype):
+        return "text"
+    kind = "number"
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        bad = ~np.isfinite(values.to_numpy(dtype="float64", na_value=0.0))
+    else:
+        kinds = values.map(_label_kind)
+        bad = (kinds == "bad").to_numpy()
+        found = set(kinds) - {"missing"}
+        if not bad.any() and len(found) > 1:
+            row = int((kinds == "text").to_numpy().argmax())
+            raise DataError(f"{where}: labels mix text (row {row}) and numbers; use one kind")
+        kind = found.pop() if found else None
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataError(
+            f"{where}: row {row} has {repr(values.iloc[row])[:80]}, not a finite number, "
+            "a boolean or text"
+        )
+    return kind
+
+
+def _label_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float | np.number):
+        return "missing" if value != value else "number" if np.isfinite(value) else "bad"
+    return "missing" if value is None or value is pd.NA or value is pd.NaT else "bad"

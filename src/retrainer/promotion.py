@@ -1,4 +1,5 @@
-r"""Whether a model version may be promoted: a version that failed its gate needs ``force``.
+r"""Promotion: whether a model version may become the champion (a version that failed its
+gate needs ``force``), and making it the champion or rolling back.
 
 The CLI (``retrainer promote --force``), the Python API (``Project.promote(..., force=True)``)
 and the REST route (``{"force": true}``) all go through :func:`check_promotable`.
@@ -31,9 +32,10 @@ from typing import TYPE_CHECKING
 from retrainer.errors import GateFailedError
 
 if TYPE_CHECKING:
+    from retrainer.record import Record
     from retrainer.registry import ModelVersion
 
-__all__ = ["check_promotable", "gate_failure"]
+__all__ = ["check_promotable", "gate_failure", "promote", "rollback"]
 
 
 def gate_failure(version: ModelVersion) -> str | None:
@@ -57,3 +59,30 @@ def check_promotable(version: ModelVersion, *, force: bool) -> None:
             f"version {version.version} failed its gate: {why}; promote it anyway with --force "
             '(Python: force=True; REST: "force": true)'
         )
+
+
+def promote(
+    project: Record,
+    version: int,
+    *,
+    reason: str = "promoted by hand",
+    actor: str = "user",
+    force: bool = False,
+) -> ModelVersion:
+    """Make ``version`` the champion; one that failed its gate needs ``force=True``
+    (:class:`~retrainer.errors.GateFailedError` says why it failed), and one whose model
+    does not load (damaged, or not a skops file) is refused, naming the version."""
+    check_promotable(project.registry.get(version), force=force)
+    project.registry.load(version)
+    result = project.registry.promote(version, reason=reason, actor=actor)
+    project.set_state("detector", {})
+    return result
+
+
+def rollback(
+    project: Record, *, reason: str = "rolled back by hand", actor: str = "user"
+) -> ModelVersion:
+    """Make the previous champion the champion again."""
+    result = project.registry.rollback(reason=reason, actor=actor)
+    project.set_state("detector", {})
+    return result

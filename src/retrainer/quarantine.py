@@ -18,7 +18,7 @@ Either way :func:`held_back` says in one line how long retraining has been held 
 batches that were all quarantined, since when, and by which conditions.
 
 Example:
-    >>> from retrainer.diagnose import Alarm
+    >>> from retrainer.diagnosis import Alarm
     >>> condition(Alarm("data_quality", "block", "error", "stuck", "x", "stuck at 3"))
     "data_quality: stuck (column 'x')"
 """
@@ -34,7 +34,7 @@ from sqlalchemy import select
 from retrainer.store.tables import BatchRow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 STATE = "quarantine"
 
@@ -49,7 +49,7 @@ class Quarantine:
     """The quarantine decisions of one cycle, batch by batch (oldest first), with the streaks of
     conditions kept in the project's state between cycles."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Record):
         self.p = project
         self.settings = project.config.quarantine
         state = project.get_state(STATE) or {}
@@ -119,7 +119,7 @@ class Quarantine:
             self.p.set_state(STATE, {"streaks": self.streaks, "adopted": {}})
 
 
-def held_back(project: Project) -> dict | None:
+def held_back(project: Record) -> dict | None:
     """How long retraining has been held back: the newest checked batches that were all
     quarantined (their number, the first one's time, the conditions), or None when the newest
     checked batch was not quarantined.

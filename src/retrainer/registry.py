@@ -39,14 +39,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-import retrainer
 from retrainer.artifacts import ArtifactStore
 from retrainer.errors import IntegrityError, NotFoundError, StoreError
 from retrainer.store.db import Store
@@ -57,6 +54,7 @@ from retrainer.store.tables import (
     ModelVersionRow,
     utcnow,
 )
+from retrainer.version import __version__
 
 __all__ = ["ModelVersion", "Registry"]
 
@@ -72,6 +70,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _json_default(value: Any) -> Any:
+    import numpy as np  # imported where a version is registered, like pandas below
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -97,10 +97,13 @@ def _jsonable(value: dict | None, what: str) -> dict:
 
 def _packages() -> dict[str, str]:
     # from the installed metadata: importing scikit-learn, SciPy and skops here would cost
-    # seconds in every command that only reads the registry
+    # seconds in every command that only reads the registry (numpy and pandas: tenths)
+    import numpy as np
+    import pandas as pd
+
     return {
         "python": platform.python_version(),
-        "retrainer": retrainer.__version__,
+        "retrainer": __version__,
         "scikit-learn": metadata.version("scikit-learn"),
         "numpy": np.__version__,
         "scipy": metadata.version("scipy"),

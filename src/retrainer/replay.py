@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from retrainer import views
+from retrainer.data.periods import split_periods
 from retrainer.errors import DataError
 
 if TYPE_CHECKING:
@@ -46,21 +47,6 @@ class ReplaySummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def split_periods(frame: pd.DataFrame, time_column: str, period: str) -> list[pd.DataFrame]:
-    """Cut a frame into consecutive periods of its time column (e.g. ``"7D"``).
-
-    >>> from retrainer.datasets import load_elec2
-    >>> [len(p) for p in split_periods(load_elec2().iloc[:1000], "timestamp", "7D")]
-    [336, 336, 328]
-    """
-    if time_column not in frame:
-        raise DataError(f"replay: no time column {time_column!r} in {list(frame.columns)}")
-    times = frame[time_column]
-    start = times.min()
-    index = ((times - start) // pd.Timedelta(period)).to_numpy()
-    return [frame[index == i] for i in np.unique(index)]
 
 
 def replay(

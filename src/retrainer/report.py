@@ -25,7 +25,7 @@ from retrainer import views  # noqa: E402
 from retrainer.store.tables import BatchRow, CheckRow  # noqa: E402
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -111,7 +111,7 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, escape=True, border=0, na_rep="")
 
 
-def _drift_share(project: Project) -> pd.DataFrame:
+def _drift_share(project: Record) -> pd.DataFrame:
     with project.store.session() as s:
         rows = s.execute(
             select(CheckRow.batch_id, CheckRow.statistic, BatchRow.data_time)
@@ -123,7 +123,7 @@ def _drift_share(project: Project) -> pd.DataFrame:
     return frame
 
 
-def write_report(project: Project, path: Path) -> Path:
+def write_report(project: Record, path: Path) -> Path:
     """Write the report to ``path`` atomically and return it."""
     metric = project.config.gate.metric
     perf = views.performance(project)
@@ -151,9 +151,7 @@ def write_report(project: Project, path: Path) -> Path:
     if status.get("held_back"):
         parts.append(f"<p class=held-back><b>{html.escape(status['held_back']['line'])}</b></p>")
     if len(perf):
-        from retrainer.service.dashboard import performance_series
-
-        gaps = [p["time"] for p in performance_series(project)["points"] if p.get("gap")]
+        gaps = [p["time"] for p in views.performance_series(project)["points"] if p.get("gap")]
         figure = performance_figure(perf, promos, metric, gaps)
         parts += ["<h2>Performance over time</h2>", _png(figure)]
     drift = _drift_share(project)

@@ -28,11 +28,12 @@ from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
 from retrainer.gate import GateResult, model_score
 from retrainer.profile import BatchProfile
+from retrainer.promotion import promote
 from retrainer.sandbox import gate_challenger
 from retrainer.store.tables import BatchRow, CycleRow, DecisionRow, ModelVersionRow, RunRow, utcnow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class RunOutcome:
         return asdict(self)
 
 
-def select_window(project: Project) -> list[BatchRow]:
+def select_window(project: Record) -> list[BatchRow]:
     """The labelled, unquarantined batches the trainer's window covers, oldest first."""
     window = project.config.trainer.window
     with project.store.session() as s:
@@ -68,7 +69,7 @@ def select_window(project: Project) -> list[BatchRow]:
     return list(rows[-window.batches :])
 
 
-def _window_rows(project: Project, batches: list[BatchRow]) -> tuple[pd.DataFrame, np.ndarray]:
+def _window_rows(project: Record, batches: list[BatchRow]) -> tuple[pd.DataFrame, np.ndarray]:
     """The window's labelled rows (in time order when the project has a time column) and the
     batch id of each row."""
     frames = [project.batch_frame(b, labelled_only=True) for b in batches]
@@ -143,7 +144,7 @@ def out_of_time(champion, batch_of: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def retrain(
-    project: Project,
+    project: Record,
     *,
     cycle_id: int | None,
     decision_id: int | None,
@@ -191,7 +192,7 @@ def retrain(
 
 
 def _train_gate_register(
-    project: Project, run_id: int, cycle_id: int | None, reasons: list[str], clock: datetime
+    project: Record, run_id: int, cycle_id: int | None, reasons: list[str], clock: datetime
 ) -> RunOutcome:
     cfg = project.config
     batches = select_window(project)
@@ -309,7 +310,7 @@ def _train_gate_register(
 
 def _finish(
     *,
-    project: Project,
+    project: Record,
     run_id: int,
     cycle_id: int | None,
     status: str,
@@ -398,7 +399,7 @@ def owner_alive(recorded: dict | None) -> bool:
     return start is None or _start_time(pid) in (None, start)
 
 
-def recover_interrupted(project: Project) -> list[str]:
+def recover_interrupted(project: Record) -> list[str]:
     """Finish or fail the cycles and runs left ``running`` by a process that is gone.
 
     A cycle is marked failed. A run that registered its version is finished with it (and the
@@ -439,7 +440,7 @@ def recover_interrupted(project: Project) -> list[str]:
     return done
 
 
-def _recover_run(project: Project, run_id: int, now: datetime) -> str:
+def _recover_run(project: Record, run_id: int, now: datetime) -> str:
     with project.store.session() as s:
         run = s.get(RunRow, run_id)
         row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.run_id == run_id))
@@ -463,7 +464,7 @@ def _recover_run(project: Project, run_id: int, now: datetime) -> str:
         if passed and (champion.version if champion else None) == parent:
             if not project.config.deploy_targets:
                 why = f"run {run_id} finished after a stop: gate passed"
-                project.promote(version, reason=why, actor="recover")
+                promote(project, version, reason=why, actor="recover")
                 _mark_promoted(project, run_id)
                 return f"run {run_id} finished: version {version} promoted"
         return f"run {run_id} finished with its registered version {version}, not promoted"
@@ -473,7 +474,7 @@ def _recover_run(project: Project, run_id: int, now: datetime) -> str:
     return f"run {run_id} marked failed ({INTERRUPTED}: process gone); retrain requested once"
 
 
-def _mark_promoted(project: Project, run_id: int) -> None:
+def _mark_promoted(project: Record, run_id: int) -> None:
     with project.store.session() as s:
         run = s.get(RunRow, run_id)
         run.metrics = {**run.metrics, "promoted": True}

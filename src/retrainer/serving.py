@@ -37,10 +37,11 @@ from sqlalchemy.orm import Session
 
 from retrainer.data.io import to_pandas
 from retrainer.errors import DataError, NotFoundError, StoreError
+from retrainer.record import checked_key
 from retrainer.store.tables import BatchRow, ModelVersionRow, PredictionLogRow, PredictionSetRow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 ROLE = "serving"
 SCORE = "score"  # optional column: the served probability of the positive class
@@ -70,12 +71,12 @@ class PredictionReport:
         }
 
 
-def prediction_column(project: Project) -> str:
+def prediction_column(project: Record) -> str:
     """The column that holds a served prediction (``data.prediction``, else ``prediction``)."""
     return project.config.data.prediction or "prediction"
 
 
-def served_version(project: Project, s: Session, version: int | None, where: str) -> int:
+def served_version(project: Record, s: Session, version: int | None, where: str) -> int:
     """The model version that served: the one named, or else the champion."""
     if version is None:
         champion = project.champion
@@ -88,7 +89,7 @@ def served_version(project: Project, s: Session, version: int | None, where: str
 
 
 def ingest_predictions(
-    project: Project,
+    project: Record,
     data: Any,
     *,
     key: str | None = None,
@@ -97,15 +98,13 @@ def ingest_predictions(
 ) -> PredictionReport:
     """Join served predictions (id, prediction and optionally score columns) to the stored
     batches that were not scored yet. Idempotent by ``key`` (default: the content hash)."""
-    from retrainer.project import _checked_key
-
     where = source or "predictions"
     table = _validated(project, to_pandas(data, source=where), where)
     try:
         sha = project.artifacts.put_frame(table.reset_index(drop=True))
     except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
         raise type(exc)(f"{where}: {exc}") from exc
-    key = _checked_key(key, where) or f"sha256:{sha}"
+    key = checked_key(key, where) or f"sha256:{sha}"
     id_col = project.config.data.id_column
     with project.store.session() as s:
         version = served_version(project, s, version, where)
@@ -154,7 +153,7 @@ def ingest_predictions(
     return PredictionReport(key, len(table), matched, unmatched, tuple(sorted(touched)), version)
 
 
-def _validated(project: Project, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+def _validated(project: Record, frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """The id, prediction (and score) columns, checked."""
     id_col, column = project.config.data.id_column, prediction_column(project)
     if not id_col:
@@ -184,7 +183,7 @@ def _validated(project: Project, frame: pd.DataFrame, where: str) -> pd.DataFram
 
 
 def record(
-    project: Project, s: Session, batch: BatchRow, served: pd.DataFrame, version: int
+    project: Record, s: Session, batch: BatchRow, served: pd.DataFrame, version: int
 ) -> None:
     """Add served rows (``row``, ``prediction``, ...) to a batch's serving set of ``version``;
     rows served before keep their first prediction (a redelivered log changes nothing)."""
@@ -206,7 +205,7 @@ def record(
         existing.artifact = sha
 
 
-def record_from_batch(project: Project, s: Session, batch: BatchRow, frame: pd.DataFrame) -> None:
+def record_from_batch(project: Record, s: Session, batch: BatchRow, frame: pd.DataFrame) -> None:
     """Keep the prediction column a batch arrived with as its serving set (of the champion)."""
     column, id_col = project.config.data.prediction, project.config.data.id_column
     if not column or column not in frame or project.champion is None:

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from retrainer.config import PolicySettings, TriggerSettings
-from retrainer.diagnose import Alarm
-from retrainer.metrics import is_worse
+from retrainer.diagnosis.alarms import Alarm
+from retrainer.metrics import higher_is_better, is_worse
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from datetime import UTC
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func, select
 
 from retrainer.quarantine import held_back
@@ -20,12 +20,16 @@ from retrainer.store.tables import (
     RunRow,
 )
 
-if TYPE_CHECKING:
-    from retrainer.project import Project
+if TYPE_CHECKING:  # pandas is imported by the views that build frames: `status` starts without it
+    import pandas as pd
+
+    from retrainer.record import Record
 
 
-def performance(project: Project) -> pd.DataFrame:
+def performance(project: Record) -> pd.DataFrame:
     """Realised performance per batch and role (champion, baseline), in batch order."""
+    import pandas as pd
+
     with project.store.session() as s:
         rows = s.scalars(
             select(CheckRow).where(CheckRow.kind == "performance").order_by(CheckRow.batch_id)
@@ -45,8 +49,10 @@ def overall(perf: pd.DataFrame, role: str) -> float | None:
     return float((part["value"] * part["n"]).sum() / part["n"].sum())
 
 
-def promotions(project: Project) -> pd.DataFrame:
+def promotions(project: Record) -> pd.DataFrame:
     """Runs that promoted a version, with the clock time at which they ran."""
+    import pandas as pd
+
     with project.store.session() as s:
         runs = s.scalars(
             select(RunRow).where(RunRow.version.is_not(None)).order_by(RunRow.id)
@@ -66,8 +72,10 @@ def promotions(project: Project) -> pd.DataFrame:
     return frame
 
 
-def decisions(project: Project) -> pd.DataFrame:
+def decisions(project: Record) -> pd.DataFrame:
     """Every decision with its reasons, oldest first."""
+    import pandas as pd
+
     with project.store.session() as s:
         rows = [
             {
@@ -83,7 +91,7 @@ def decisions(project: Project) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "cycle", "at", "action", "reasons", "suppressed"])
 
 
-def alarm_causes(project: Project) -> dict[str, int]:
+def alarm_causes(project: Record) -> dict[str, int]:
     """How many cycles raised each alarm cause."""
     counts: Counter[str] = Counter()
     with project.store.session() as s:
@@ -93,7 +101,7 @@ def alarm_causes(project: Project) -> dict[str, int]:
     return dict(counts)
 
 
-def recent_alarms(project: Project, limit: int = 20) -> list[dict]:
+def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
     """The alarms of the latest cycles that raised any, newest first, in plain words:
     cause, severity, what was seen and the action it implies."""
     rows: list[dict] = []
@@ -122,7 +130,7 @@ def recent_alarms(project: Project, limit: int = 20) -> list[dict]:
     return rows[:limit]
 
 
-def status(project: Project) -> dict:
+def status(project: Record) -> dict:
     """Counts, the champion, the last decision, the latest events and ``held_back``: how long
     retraining has been held back by quarantined batches (``retrainer.quarantine.held_back``,
     None when it is not)."""
@@ -174,7 +182,7 @@ def _suppressed(text: str, held_by: list[str]) -> dict:
     return {"trigger": _kind(reason), "reason": reason, "why": why}
 
 
-def decision_explanation(project: Project, decision_id: int | None = None) -> dict:
+def decision_explanation(project: Record, decision_id: int | None = None) -> dict:
     """Why a decision went the way it did: the triggers that fired, those suppressed and what
     held them back, the evidence of its cycle (concept detector, realised and estimated
     performance, drifted columns with statistics and thresholds, alarms), the run it started and
@@ -348,7 +356,7 @@ def reason_column(reason: str) -> str | None:
     return found.group(1) if found else None
 
 
-def freshness(project: Project) -> dict:
+def freshness(project: Record) -> dict:
     """Whether the model is being kept fresh, in one sentence: when it was last retrained and
     what, if anything, holds retraining back (the last decision's blocking causes and columns,
     a run of quarantined newest batches (:func:`retrainer.quarantine.held_back`), a challenger
@@ -363,6 +371,8 @@ def freshness(project: Project) -> dict:
         >>> freshness(project)["sentence"]
         'No model yet: the first cycle with labelled data trains one and makes it the champion.'
     """
+    import pandas as pd
+
     champion = project.champion
     if champion is None:
         return {
@@ -443,3 +453,77 @@ def freshness(project: Project) -> dict:
         "held_by": held,
         "quarantined": int(since or 0),
     }
+
+
+def iso(moment) -> str | None:
+    import pandas as pd
+
+    if moment is None or (isinstance(moment, float) and math.isnan(moment)):
+        return None
+    stamp = pd.Timestamp(moment)
+    return (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).isoformat()
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def performance_series(project: Record) -> dict:
+    """Realised performance per batch (champion and never-retrained baseline) and the markers
+    of retrains and promotions, with times as Unix seconds (or batch numbers without times)."""
+    perf = performance(project)
+    promos = promotions(project)
+    by_batch: dict[int, dict] = {}
+    for row in perf.itertuples(index=False):
+        point = by_batch.setdefault(
+            int(row.batch), {"batch": int(row.batch), "time": iso(row.data_time)}
+        )
+        point[row.role] = _finite(row.value)
+        point.setdefault("versions", {})[row.role] = int(row.version)
+    points = _with_gaps([by_batch[k] for k in sorted(by_batch)], project)
+    markers = [
+        {
+            "run": int(r.run),
+            "version": int(r.version),
+            "promoted": bool(r.promoted),
+            "time": iso(r.clock),
+            "status": r.status,
+        }
+        for r in promos.itertuples(index=False)
+    ]
+    return {
+        "metric": project.config.gate.metric,
+        "points": points,
+        "retrains": markers,
+        "champion_history": project.registry.history(),
+    }
+
+
+def _with_gaps(points: list[dict], project: Record) -> list[dict]:
+    """The points with a gap row (``"gap": "quarantined"`` or ``"missing"``, no values) for
+    each quarantined batch among them and for each stretch of data time longer than 1.5 times the
+    usual spacing, so a plot never joins its lines across data that is not there."""
+    import pandas as pd
+
+    with project.store.session() as s:
+        quarantined = s.execute(
+            select(BatchRow.id, BatchRow.data_time).where(BatchRow.status == "quarantined")
+        ).all()
+    known = {p["batch"] for p in points}
+    rows = points + [
+        {"batch": b, "time": iso(t), "gap": "quarantined"} for b, t in quarantined if b not in known
+    ]
+    timed = all(r["time"] for r in rows)
+    rows.sort(key=lambda r: (pd.Timestamp(r["time"]), r["batch"]) if timed else r["batch"])
+    if not timed or len(points) < 3:
+        return rows
+    stamps = pd.to_datetime([r["time"] for r in rows])
+    steps = pd.Series(stamps[1:] - stamps[:-1])
+    usual = steps[steps > pd.Timedelta(0)].median()
+    out = rows[:1]
+    for row, step, before in zip(rows[1:], steps, stamps[:-1], strict=True):
+        if pd.notna(usual) and step > 1.5 * usual and not (row.get("gap") or out[-1].get("gap")):
+            middle = before + step / 2
+            out.append({"batch": None, "time": iso(middle), "gap": "missing"})
+        out.append(row)
+    return out

@@ -185,7 +185,7 @@ def _name(url: str) -> str:
 
 def _key(path: Path) -> str:
     """The ingest key of a file, as ``Project.ingest_path`` makes it."""
-    from retrainer.project import _file_sha
+    from retrainer.ingest import _file_sha
 
     return f"file:{path.name}:{_file_sha(path)}"
 

@@ -27,16 +27,16 @@ from retrainer.profile import BatchProfile
 from retrainer.store.tables import BatchRow, CheckRow, ProfileRow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 
-def spec_of(project: Project) -> ReferenceSpec:
+def spec_of(project: Record) -> ReferenceSpec:
     """The project's reference choice."""
     r = project.config.checks.drift.reference
     return ReferenceSpec(r.kind, r.window, r.period, r.min_rows)
 
 
-def drift_reference(project: Project, batch_id: int, champion: Any, fixed: BatchProfile) -> Chosen:
+def drift_reference(project: Record, batch_id: int, champion: Any, fixed: BatchProfile) -> Chosen:
     """The reference batch ``batch_id`` is drift-checked against (see ``checks.reference``):
     earlier stored batches that were not quarantined, chosen by data time."""
     spec = spec_of(project)
@@ -74,7 +74,7 @@ def annotate(verdict: CheckResult, chosen: Chosen) -> CheckResult:
     return replace(verdict, detail=detail, message=message)
 
 
-def seasonality_hint(project: Project) -> str | None:
+def seasonality_hint(project: Record) -> str | None:
     """A sentence suggesting a seasonal reference when the recent batches drifted in a cycle
     (None when the reference is already seasonal or nothing periodic is seen)."""
     if spec_of(project).kind == "seasonal":
@@ -115,7 +115,7 @@ def _aware(moment):
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def seasonality_notes(project: Project, cycle_id: int) -> tuple[str, ...]:
+def seasonality_notes(project: Record, cycle_id: int) -> tuple[str, ...]:
     """The cycle's notes: the seasonality hint, if any; logged as a ``hint`` event when it
     is new (not the same sentence as the last one logged)."""
     hint = seasonality_hint(project)

@@ -26,7 +26,7 @@ from retrainer.store.tables import BatchRow
 
 if TYPE_CHECKING:
     from retrainer.config import DataSettings
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 
 def expand_paths(args: Sequence[str]) -> list[Path]:
@@ -68,7 +68,7 @@ def default_warnings(data: DataSettings) -> list[str]:
     return warnings
 
 
-def unmatched_ids(project: Project, path: Path, limit: int = 5) -> list:
+def unmatched_ids(project: Record, path: Path, limit: int = 5) -> list:
     """The first ``limit`` ids of the label file ``path`` that no stored batch holds."""
     id_col = project.config.data.id_column
     labels = read_table(path, encoding=project.config.data.encoding)

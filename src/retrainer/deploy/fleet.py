@@ -41,7 +41,7 @@ from retrainer.profile.batch import BatchProfile
 from retrainer.store.tables import DeviceRow, RolloutRow, TelemetryRow, utcnow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 MAX_REPORT_BYTES = 1 << 20
 MAX_SEQUENCE = 2**31 - 1
@@ -153,7 +153,7 @@ def bucket(device: str, target: str) -> float:
 
 
 # ----------------------------------------------------------------------------- bundles
-def _bundle(project: Project, version: int, target: str) -> dict[str, Any]:
+def _bundle(project: Record, version: int, target: str) -> dict[str, Any]:
     """The verified manifest of a version's bundle for a target (NotFoundError without one)."""
     if target not in project.config.deploy_targets:
         known = ", ".join(project.config.deploy_targets) or "none"
@@ -166,17 +166,17 @@ def _bundle(project: Project, version: int, target: str) -> dict[str, Any]:
     return verify_bundle(folder)
 
 
-def bundle_manifest(project: Project, version: int, target: str) -> dict[str, Any]:
+def bundle_manifest(project: Record, version: int, target: str) -> dict[str, Any]:
     """The verified manifest of ``version``'s bundle for ``target`` (what a device downloads)."""
     project.registry.get(version)
     return _bundle(project, version, target)
 
 
-def _has_bundle(project: Project, version: int, target: str) -> bool:
+def _has_bundle(project: Record, version: int, target: str) -> bool:
     return (project.bundle_folder() / f"{target}-{version}").is_dir()
 
 
-def layout_for(project: Project, version: int, target: str) -> TelemetryLayout:
+def layout_for(project: Record, version: int, target: str) -> TelemetryLayout:
     """The telemetry layout shipped in ``version``'s bundle for ``target``."""
     known = [v.version for v in project.models]
     if version not in known:
@@ -198,7 +198,7 @@ def layout_for(project: Project, version: int, target: str) -> TelemetryLayout:
 
 
 # ----------------------------------------------------------------------------- telemetry
-def ingest_telemetry(project: Project, data: bytes, *, source: str = "") -> TelemetryIngest:
+def ingest_telemetry(project: Record, data: bytes, *, source: str = "") -> TelemetryIngest:
     """Decode, check and store one device report; idempotent by device, version and sequence.
 
     The same report sent again is answered with the stored one (``new`` False). A different
@@ -309,12 +309,12 @@ def _ingested(row: TelemetryRow, *, new: bool) -> TelemetryIngest:
     )
 
 
-def check_report(project: Project, report: TelemetryReport) -> list[CheckResult]:
+def check_report(project: Record, report: TelemetryReport) -> list[CheckResult]:
     """Quality and drift checks of a device report against its version's reference profile."""
     return check_profile(project, report.profile, report.header.version)
 
 
-def check_profile(project: Project, profile: BatchProfile, version: int) -> list[CheckResult]:
+def check_profile(project: Record, profile: BatchProfile, version: int) -> list[CheckResult]:
     """Quality and drift checks of a device profile against ``version``'s reference profile,
     with the project's settings, on the columns the profile has (the row count is not checked:
     a device reports whatever it saw)."""
@@ -342,7 +342,7 @@ def check_profile(project: Project, profile: BatchProfile, version: int) -> list
     return results + [*drift, dataset_drift(drift, share=d.share)]
 
 
-def fleet_profile(project: Project, version: int) -> BatchProfile | None:
+def fleet_profile(project: Record, version: int) -> BatchProfile | None:
     """The merged profile of every telemetry report of a model version (None without reports)."""
     with project.store.session() as s:
         profiles = s.scalars(
@@ -357,14 +357,14 @@ def fleet_profile(project: Project, version: int) -> BatchProfile | None:
     return merged
 
 
-def fleet_drift(project: Project, version: int) -> list[CheckResult]:
+def fleet_drift(project: Record, version: int) -> list[CheckResult]:
     """Quality and drift checks of the merged fleet profile of a version (empty without data)."""
     merged = fleet_profile(project, version)
     return [] if merged is None else check_profile(project, merged, version)
 
 
 # ----------------------------------------------------------------------------- rollouts
-def current_rollout(project: Project, target: str) -> Rollout | None:
+def current_rollout(project: Record, target: str) -> Rollout | None:
     """The newest rollout of a target, or None."""
     with project.store.session() as s:
         row = s.scalars(
@@ -373,13 +373,13 @@ def current_rollout(project: Project, target: str) -> Rollout | None:
         return None if row is None else Rollout.of(row)
 
 
-def _previous_bundled(project: Project, target: str, below: int) -> int | None:
+def _previous_bundled(project: Record, target: str, below: int) -> int | None:
     versions = [v.version for v in project.models if v.version < below]
     return next((v for v in reversed(versions) if _has_bundle(project, v, target)), None)
 
 
 def start_rollout(
-    project: Project,
+    project: Record,
     target: str,
     version: int,
     percent: float,
@@ -405,7 +405,7 @@ def start_rollout(
     return _add_rollout(project, target, version, percent, base, reason, actor)
 
 
-def rollback(project: Project, target: str, *, reason: str = "", actor: str = "user") -> Rollout:
+def rollback(project: Record, target: str, *, reason: str = "", actor: str = "user") -> Rollout:
     """Offer the base version (the previous champion's bundle) to every device of ``target``."""
     current = current_rollout(project, target)
     base = current.base if current is not None else None
@@ -420,7 +420,7 @@ def rollback(project: Project, target: str, *, reason: str = "", actor: str = "u
 
 
 def _add_rollout(
-    project: Project,
+    project: Record,
     target: str,
     version: int,
     percent: float,
@@ -453,7 +453,7 @@ def _add_rollout(
         return Rollout.of(row)
 
 
-def assignment(project: Project, device: str, target: str | None = None) -> Assignment:
+def assignment(project: Record, device: str, target: str | None = None) -> Assignment:
     """Which bundle ``device`` should run: by the target's rollout, else the champion's bundle.
 
     ``target`` defaults to the target the device last reported.
@@ -484,7 +484,7 @@ def assignment(project: Project, device: str, target: str | None = None) -> Assi
 
 
 # ----------------------------------------------------------------------------- views
-def devices(project: Project) -> list[dict[str, Any]]:
+def devices(project: Record) -> list[dict[str, Any]]:
     """Every device: target, the version it reports, the version it is offered, last seen."""
     with project.store.session() as s:
         rows = s.scalars(select(DeviceRow).order_by(DeviceRow.id)).all()
@@ -508,7 +508,7 @@ def devices(project: Project) -> list[dict[str, Any]]:
     return found
 
 
-def fleet(project: Project) -> dict[str, Any]:
+def fleet(project: Record) -> dict[str, Any]:
     """The fleet at a glance: devices, the current rollout per target, fleet checks per version,
     and the champion's measurements per target (:func:`microcontroller_summary`)."""
     listed = devices(project)
@@ -532,7 +532,7 @@ def fleet(project: Project) -> dict[str, Any]:
     }
 
 
-def microcontroller_summary(project: Project) -> list[dict[str, Any]]:
+def microcontroller_summary(project: Record) -> list[dict[str, Any]]:
     """Per deploy target, the champion's measured C parity, flash, RAM and latency (the report
     and the demo summary show these); empty without targets or champion."""
     champion = project.champion

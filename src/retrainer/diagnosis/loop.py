@@ -1,8 +1,8 @@
-"""The diagnosis in the loop: diagnose a batch in a cycle, read a stored diagnosis, diagnose a
-changed relation from evaluations, accept a proposed fix and release a quarantined batch.
+"""The diagnosis in the loop: diagnose a batch in a cycle, diagnose a changed relation from
+evaluations, accept a proposed fix and release a quarantined batch.
 
 Every diagnosis is stored with the batch's ``check`` event (``data["diagnosis"]``), so the CLI,
-the dashboard and ``accept-fix`` read the same record.
+the dashboard and ``accept-fix`` read the same record (:func:`retrainer.record.stored_diagnosis`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
 from retrainer.diagnosis.signals import batch_signals
 from retrainer.errors import DataError, NotFoundError
 from retrainer.profile import BatchProfile
-from retrainer.store.tables import BatchRow, EventRow
+from retrainer.record import stored_diagnosis
+from retrainer.store.tables import BatchRow
 
 if TYPE_CHECKING:
-    from retrainer.project import Project
+    from retrainer.record import Record
 
 RECENT = 8  # batches whose median size is the usual size
 MIN_HISTORY = 3  # fewest earlier batches before a batch can be called truncated
 
 
-def expected_rows(project: Project, batch_id: int) -> float | None:
+def expected_rows(project: Record, batch_id: int) -> float | None:
     """The median size of the ``RECENT`` batches before ``batch_id`` (None with fewer than 3)."""
     with project.store.session() as s:
         sizes = s.scalars(
@@ -44,7 +45,7 @@ def expected_rows(project: Project, batch_id: int) -> float | None:
 
 
 def diagnose_in_cycle(
-    project: Project,
+    project: Record,
     batch_id: int,
     frame: pd.DataFrame,
     results: Sequence[CheckResult],
@@ -65,21 +66,7 @@ def diagnose_in_cycle(
     return diagnose_batch(results, reference, current, signals)
 
 
-def stored_diagnosis(project: Project, batch_id: int) -> dict | None:
-    """The latest diagnosis stored for a batch, or None if it was never checked."""
-    with project.store.session() as s:
-        if s.get(BatchRow, batch_id) is None:
-            raise NotFoundError(f"batch {batch_id} does not exist")
-        event = s.scalars(
-            select(EventRow)
-            .where(EventRow.batch_id == batch_id, EventRow.kind == "check")
-            .order_by(EventRow.id.desc())
-            .limit(1)
-        ).first()
-        return dict(event.data["diagnosis"]) if event and "diagnosis" in event.data else None
-
-
-def relation_alarms(project: Project, evaluations: Sequence[dict], detector: bool) -> list[Alarm]:
+def relation_alarms(project: Record, evaluations: Sequence[dict], detector: bool) -> list[Alarm]:
     """A changed-relation alarm per model version whose error on newly labelled batches rose
     beyond its holdout error more than the batches' input shift explains; the current
     champion's errors also feed the sequential test accumulated over batches."""
@@ -115,7 +102,7 @@ def relation_alarms(project: Project, evaluations: Sequence[dict], detector: boo
 
 
 def _accumulate(
-    project: Project, version: int, entries: Sequence[dict], expected: float, n_expected: int
+    project: Record, version: int, entries: Sequence[dict], expected: float, n_expected: int
 ) -> Finding | None:
     """Add the champion's newly scored batches (rows, errors) to its sequential test (kept in
     the project state ``relation``, restarted for a new champion) and test them."""
@@ -130,18 +117,18 @@ def _accumulate(
     return error_rise([tuple(b) for b in batches], baseline(expected), holdout=holdout)
 
 
-def _shift(project: Project, batch_id: int) -> float:
+def _shift(project: Record, batch_id: int) -> float:
     stored = stored_diagnosis(project, batch_id)
     return float(stored.get("shift", 0.0)) if stored else 0.0
 
 
-def accepted_fixes(project: Project) -> dict:
+def accepted_fixes(project: Record) -> dict:
     """The fixes applied at ingest: the project file's ``data.fixes`` over accepted ones."""
     accepted = (project.get_state("fixes") or {}).get("fixes", {})
     return merge_fixes(accepted, project.config.data.fixes.model_dump())
 
 
-def accept_fix(project: Project, batch_id: int, *, reason: str, actor: str = "user") -> dict:
+def accept_fix(project: Record, batch_id: int, *, reason: str, actor: str = "user") -> dict:
     """Accept the fix the diagnosis of ``batch_id`` proposed; later batches get it at ingest.
 
     Returns the accepted fix. Raises NotFoundError when the diagnosis proposed none.
@@ -168,7 +155,7 @@ def accept_fix(project: Project, batch_id: int, *, reason: str, actor: str = "us
     return fix
 
 
-def release(project: Project, batch_id: int, *, reason: str, actor: str = "user") -> dict:
+def release(project: Record, batch_id: int, *, reason: str, actor: str = "user") -> dict:
     """Release a quarantined batch so training windows include it again; the accepted fixes
     are applied to its stored rows first (a new artifact; the old one stays)."""
     with project.store.session() as s:

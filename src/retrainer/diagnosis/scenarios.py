@@ -32,13 +32,8 @@ from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import Schema, as_text
 from retrainer.datasets import ELEC2_FEATURES, load_elec2
-from retrainer.diagnosis.engine import (
-    CAUSES,
-    Diagnosis,
-    diagnose_batch,
-    relation_alarm,
-    with_relation,
-)
+from retrainer.diagnosis.alarms import CAUSES, Diagnosis
+from retrainer.diagnosis.engine import diagnose_batch, relation_alarm, with_relation
 from retrainer.diagnosis.signals import batch_signals
 from retrainer.profile import BatchProfile
 
@@ -791,7 +786,7 @@ def confusion(results: list[ScenarioResult]) -> pd.DataFrame:
 def elec2_fill_case(weeks_before: int = 4) -> Diagnosis:
     """The real upstream change of ELEC2: the week holding row 17,424, where real Victorian
     values replace the constant fill, diagnosed against the ``weeks_before`` weeks before it."""
-    from retrainer.replay import split_periods
+    from retrainer.data.periods import split_periods
 
     elec = load_elec2()
     weeks = split_periods(elec, "timestamp", "7D")

@@ -26,7 +26,6 @@ from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func, select
 
 from retrainer import views
@@ -39,6 +38,7 @@ from retrainer.store.tables import (
     EventRow,
     ProfileRow,
 )
+from retrainer.views import _finite, iso, performance_series
 
 if TYPE_CHECKING:
     from retrainer.project import Project
@@ -78,17 +78,6 @@ def render_page(name: str) -> str:
         raise NotFoundError(f"no dashboard page {name!r}; pages: {', '.join(PAGES)}")
     shell = resources.files("retrainer.service").joinpath("templates/page.html").read_text()
     return Template(shell).substitute(page=name, title=html.escape(PAGES[name]))
-
-
-def iso(moment) -> str | None:
-    if moment is None or (isinstance(moment, float) and math.isnan(moment)):
-        return None
-    stamp = pd.Timestamp(moment)
-    return (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).isoformat()
-
-
-def _finite(value) -> float | None:
-    return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
 def overview(project: Project) -> dict:
@@ -202,65 +191,6 @@ def _health(
         action = (summary.get("decision") or {}).get("action", "hold")
         return "watch", (f"{head}{perf} The last cycle saw {said}. The policy decided to {action}.")
     return "ok", f"{head}{perf} The last cycle found nothing wrong."
-
-
-def performance_series(project: Project) -> dict:
-    """Realised performance per batch (champion and never-retrained baseline) and the markers
-    of retrains and promotions, with times as Unix seconds (or batch numbers without times)."""
-    perf = views.performance(project)
-    promos = views.promotions(project)
-    by_batch: dict[int, dict] = {}
-    for row in perf.itertuples(index=False):
-        point = by_batch.setdefault(
-            int(row.batch), {"batch": int(row.batch), "time": iso(row.data_time)}
-        )
-        point[row.role] = _finite(row.value)
-        point.setdefault("versions", {})[row.role] = int(row.version)
-    points = _with_gaps([by_batch[k] for k in sorted(by_batch)], project)
-    markers = [
-        {
-            "run": int(r.run),
-            "version": int(r.version),
-            "promoted": bool(r.promoted),
-            "time": iso(r.clock),
-            "status": r.status,
-        }
-        for r in promos.itertuples(index=False)
-    ]
-    return {
-        "metric": project.config.gate.metric,
-        "points": points,
-        "retrains": markers,
-        "champion_history": project.registry.history(),
-    }
-
-
-def _with_gaps(points: list[dict], project: Project) -> list[dict]:
-    """The points with a gap row (``"gap": "quarantined"`` or ``"missing"``, no values) for
-    each quarantined batch among them and for each stretch of data time longer than 1.5 times the
-    usual spacing, so a plot never joins its lines across data that is not there."""
-    with project.store.session() as s:
-        quarantined = s.execute(
-            select(BatchRow.id, BatchRow.data_time).where(BatchRow.status == "quarantined")
-        ).all()
-    known = {p["batch"] for p in points}
-    rows = points + [
-        {"batch": b, "time": iso(t), "gap": "quarantined"} for b, t in quarantined if b not in known
-    ]
-    timed = all(r["time"] for r in rows)
-    rows.sort(key=lambda r: (pd.Timestamp(r["time"]), r["batch"]) if timed else r["batch"])
-    if not timed or len(points) < 3:
-        return rows
-    stamps = pd.to_datetime([r["time"] for r in rows])
-    steps = pd.Series(stamps[1:] - stamps[:-1])
-    usual = steps[steps > pd.Timedelta(0)].median()
-    out = rows[:1]
-    for row, step, before in zip(rows[1:], steps, stamps[:-1], strict=True):
-        if pd.notna(usual) and step > 1.5 * usual and not (row.get("gap") or out[-1].get("gap")):
-            middle = before + step / 2
-            out.append({"batch": None, "time": iso(middle), "gap": "missing"})
-        out.append(row)
-    return out
 
 
 def drift_heatmap(project: Project, *, limit: int = 2000, buckets: int = 40) -> dict:

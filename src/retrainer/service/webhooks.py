@@ -46,10 +46,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-import retrainer
 from retrainer.config import WebhookSettings
 from retrainer.errors import ConfigError, RetrainerError
 from retrainer.store.tables import EventRow, WebhookDeliveryRow, utcnow
+from retrainer.version import __version__
 
 if TYPE_CHECKING:
     from retrainer.project import Project
@@ -401,7 +401,7 @@ class WebhookDispatcher:
             "Content-Type": "application/json",
             "X-Retrainer-Event": payload["event"],
             "X-Retrainer-Delivery": key,
-            "User-Agent": f"retrainer/{retrainer.__version__}",
+            "User-Agent": f"retrainer/{__version__}",
             **sign(body, self.secrets[url]),
         }
         code, error = None, ""

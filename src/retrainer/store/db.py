@@ -20,17 +20,14 @@ from typing import Any
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from retrainer.errors import StoreError
+from retrainer.store.base import Base
 
 __all__ = ["Base", "Store", "text"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-
-class Base(DeclarativeBase):
-    """Declarative base shared by every table of the store."""
 
 
 def _finite(value: Any) -> Any:

@@ -94,7 +94,7 @@ def _script() -> ScriptDirectory:
 
 def _metadata():
     import retrainer.store.tables  # noqa: F401  (registers every table on Base)
-    from retrainer.store.db import Base
+    from retrainer.store.base import Base
 
     return Base.metadata
 

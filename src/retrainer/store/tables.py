@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from retrainer.store.db import Base
+from retrainer.store.base import Base
 
 
 def utcnow() -> datetime:
