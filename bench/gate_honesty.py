@@ -31,9 +31,8 @@ import numpy as np  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 
 from retrainer.datasets import ELEC2_FEATURES, load_elec2  # noqa: E402
-from retrainer.gate import evaluate_gate, model_score  # noqa: E402
+from retrainer.gate import evaluate_gate, holdout_size, model_score  # noqa: E402
 from retrainer.metrics import is_worse  # noqa: E402
-from retrainer.retrain import holdout_size  # noqa: E402
 
 WEEK = 48 * 7
 TOLERANCE = 0.01

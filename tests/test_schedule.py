@@ -162,7 +162,7 @@ def test_score_matrix_cache_is_reused_and_keyed_by_the_data(tmp_path):
 
 
 def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows():
-    from retrainer.retrain import holdout_size
+    from retrainer.gate import holdout_size
 
     batches = synthetic_batches()
     trainer = Trainer("sklearn.tree.DecisionTreeClassifier", {"random_state": 0})

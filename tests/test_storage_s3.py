@@ -327,7 +327,9 @@ def test_the_readme_project_file_runs_as_written(tmp_path, server, s3, elec, mon
     """The README's object-storage project file, with the test server's endpoint and buckets."""
     fs, _, options = s3
     text = README.read_text(encoding="utf-8").split("## Object storage: S3, GCS, Azure", 1)[1]
-    (block,) = re.findall(r"```yaml\n(.*?)```", re.split(r"\n##+ ", text, 1)[0], flags=re.S)
+    (block,) = re.findall(
+        r"```yaml\n(.*?)```", re.split(r"\n##+ ", text, maxsplit=1)[0], flags=re.S
+    )
     suffix = uuid.uuid4().hex[:8]
     block = block.replace("s3://ml-data/", f"s3://ml-data-{suffix}/")
     block = block.replace("s3://ml-artifacts/", f"s3://ml-artifacts-{suffix}/")

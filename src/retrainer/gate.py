@@ -230,3 +230,22 @@ def _inconclusive(why: str, on_inconclusive: str, **fields) -> GateResult:
     return GateResult(
         promote, reason=f"{why}; {policy} (gate.on_inconclusive)", verdict="inconclusive", **fields
     )
+
+
+def holdout_size(rows: int, share: float, unseen: np.ndarray) -> int:
+    """How many of the window's newest rows to hold out: those after the champion's window
+    (``unseen``), at most ``share`` of the window; ``share`` of it when there are none.
+
+    The gate copy is then fitted on every row the champion could have seen and on no row it is
+    compared on: a longer holdout would fit it on older rows than the champion's and bias the
+    gate against the challenger.
+
+    Example:
+        >>> holdout_size(1000, 0.2, np.r_[np.zeros(900, bool), np.ones(100, bool)])
+        100
+        >>> [holdout_size(1000, 0.2, np.full(1000, after)) for after in (True, False)]
+        [200, 200]
+    """
+    cap = max(1, int(round(rows * share)))
+    after = int(unseen.sum())
+    return min(cap, after) if after else cap

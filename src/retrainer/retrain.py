@@ -26,7 +26,7 @@ from retrainer.checks.sample import store_sample
 from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
-from retrainer.gate import GateResult, model_score
+from retrainer.gate import GateResult, holdout_size, model_score
 from retrainer.profile import BatchProfile
 from retrainer.promotion import promote
 from retrainer.sandbox import gate_challenger
@@ -89,25 +89,6 @@ def _period(frame: pd.DataFrame, time: str | None) -> dict:
     if not time or not len(frame) or time not in frame:
         return {}
     return {"from": frame[time].min().isoformat(), "to": frame[time].max().isoformat()}
-
-
-def holdout_size(rows: int, share: float, unseen: np.ndarray) -> int:
-    """How many of the window's newest rows to hold out: those after the champion's window
-    (``unseen``), at most ``share`` of the window; ``share`` of it when there are none.
-
-    The gate copy is then fitted on every row the champion could have seen and on no row it is
-    compared on: a longer holdout would fit it on older rows than the champion's and bias the
-    gate against the challenger.
-
-    Example:
-        >>> holdout_size(1000, 0.2, np.r_[np.zeros(900, bool), np.ones(100, bool)])
-        100
-        >>> [holdout_size(1000, 0.2, np.full(1000, after)) for after in (True, False)]
-        [200, 200]
-    """
-    cap = max(1, int(round(rows * share)))
-    after = int(unseen.sum())
-    return min(cap, after) if after else cap
 
 
 def out_of_time(champion, batch_of: np.ndarray) -> tuple[np.ndarray, dict]:

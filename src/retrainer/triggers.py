@@ -23,7 +23,7 @@ from typing import Any
 
 from retrainer.config import PolicySettings, TriggerSettings
 from retrainer.diagnosis.alarms import Alarm
-from retrainer.metrics import higher_is_better, is_worse
+from retrainer.metrics import is_worse
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,7 @@ def _build(
     holdout: float,
     on_model: Any,
 ) -> ScoreMatrix:
-    from retrainer.retrain import holdout_size
+    from retrainer.gate import holdout_size
 
     if label_delay < 1:
         raise DataError("score matrix: label_delay must be at least 1 batch")
