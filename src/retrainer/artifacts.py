@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pandas is imported where a frame is read: commands that onl
 # skops (which enumerates scikit-learn's estimators when imported: seconds of start-up) is
 # imported where a model is read or written, so that opening a store stays cheap.
 
-__all__ = ["ArtifactStore", "TRUSTED_TYPES", "detect_format", "open_artifacts"]
+__all__ = ["ArtifactStore", "TRUSTED_TYPES", "detect_format"]
 
 # Types that skops does not trust by default but that fitted scikit-learn models need. Each one
 # was seen in a real dump (trees, gradient boosting, neighbours, calibration, imputers).
@@ -481,23 +481,3 @@ class ArtifactStore:
                 "only .skops files are accepted"
             )
         return _loads_skops(data, f"model file {path}", self.max_bytes)
-
-
-def open_artifacts(
-    location: str, root: Path, storage_options: dict[str, Any] | None = None
-) -> ArtifactStore:
-    """The artifact store at ``location`` (``store.artifacts``): a folder relative to ``root``,
-    or an fsspec URL such as ``s3://bucket/artifacts`` (``retrainer.integrations.storage``).
-
-    Example:
-        >>> import tempfile
-        >>> open_artifacts("artifacts", Path(tempfile.mkdtemp())).root.name
-        'artifacts'
-    """
-    from retrainer.integrations.storage import is_url
-
-    if is_url(location):
-        from retrainer.integrations.storage_artifacts import ObjectArtifactStore
-
-        return ObjectArtifactStore(location, storage_options)
-    return ArtifactStore((root / location).resolve())

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrainer.artifacts import open_artifacts
 from retrainer.config import Config
 from retrainer.errors import DataError, NotFoundError
 from retrainer.integrations.mlflow_registry import mirror_for
+from retrainer.integrations.storage_artifacts import open_artifacts
 from retrainer.registry import ModelVersion, Registry
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow

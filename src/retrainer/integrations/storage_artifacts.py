@@ -16,11 +16,12 @@ import re
 import uuid
 from collections.abc import Iterator
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from retrainer.artifacts import _MAX_BYTES, _SHA_RE, ArtifactStore
 from retrainer.errors import IntegrityError, StoreError
-from retrainer.integrations.storage import _reason, filesystem
+from retrainer.integrations.storage import _reason, filesystem, is_url
 
 _MD5 = re.compile(r'^"?([0-9a-f]{32})"?$')  # a single-part upload's ETag is its MD5
 
@@ -178,3 +179,19 @@ class ObjectRoot:
         except Exception:  # noqa: BLE001  (any other failure: not reachable)
             return False
         return True
+
+
+def open_artifacts(
+    location: str, root: Path, storage_options: dict[str, Any] | None = None
+) -> ArtifactStore:
+    """The artifact store at ``location`` (``store.artifacts``): a folder relative to ``root``,
+    or an fsspec URL such as ``s3://bucket/artifacts`` (:class:`ObjectArtifactStore`).
+
+    Example:
+        >>> import tempfile
+        >>> open_artifacts("artifacts", Path(tempfile.mkdtemp())).root.name
+        'artifacts'
+    """
+    if is_url(location):
+        return ObjectArtifactStore(location, storage_options)
+    return ArtifactStore((root / location).resolve())

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from importlib import import_module
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ import pandas as pd
 from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, as_text
 
 try:
-    from retrainer.profile import _strings
+    _strings = import_module("retrainer.profile._strings")
 except ImportError:  # built without a C compiler: pandas counts object columns
     _strings = None
 

@@ -12,8 +12,10 @@ Example:
 
 from __future__ import annotations
 
+from importlib import import_module
+
 try:
-    from retrainer.checks.concept import _native
+    _native = import_module("retrainer.checks.concept._native")
 except ImportError:  # built without a C compiler
     _native = None
 
