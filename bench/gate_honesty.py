@@ -58,6 +58,7 @@ def main() -> None:
     kinds = ("same window", "honest", "worse")
     counts = {(g, k): [0, 0] for g in ("old", "honest") for k in kinds}
     inconclusive = dict.fromkeys(kinds, 0)
+    promoted = dict.fromkeys(kinds, 0)
     after = []  # (old gate rejected an honest challenger) challenger - champion on the next week
     for start in range(0, weeks - args.window - 2, args.every):
         old_window = elec.iloc[start * WEEK : (start + args.window) * WEEK]
@@ -91,6 +92,7 @@ def main() -> None:
             counts[("old", kind)][1] += 1
             counts[("honest", kind)][1] += 1
             inconclusive[kind] += new.verdict == "inconclusive"
+            promoted[kind] += new.passed
             if kind == "honest" and old:
                 Xf, yf = following[ELEC2_FEATURES], following["target"]
                 after.append(
@@ -109,7 +111,9 @@ def main() -> None:
         cells = [f"{counts[(gate, k)][0]} of {counts[(gate, k)][1]}" for k in kinds]
         print(f"| {gate} | " + " | ".join(cells) + " |")
     said = ", ".join(f"{k} {v}" for k, v in inconclusive.items())
-    print(f"\nhonest gate inconclusive (not enough rows to tell; promoted by default): {said}")
+    print(f"\nhonest gate inconclusive (cannot tell, or not enough rows): {said}")
+    said = ", ".join(f"{k} {v} of {counts[('honest', k)][1]}" for k, v in promoted.items())
+    print(f"honest gate promoted (gate.on_inconclusive: promote): {said}")
     if after:
         print(
             f"honest challengers the old gate rejected, on the week after: challenger minus "

@@ -14,6 +14,7 @@ from retrainer.checks.quality import ALPHA, check_quality, run_limit
 from retrainer.data.schema import Schema
 from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.diagnosis.signals import unusual_share
+from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
 from retrainer.retrain import select_window
 from retrainer.store.tables import BatchRow
@@ -216,9 +217,27 @@ def test_a_hpa_text_batch_is_stored_quarantined_and_accept_fix_parses_it(make_pr
     assert second not in project.cycle().quarantined
     parsed = project.batch_frame(project_row(project, second))["nswdemand"]
     np.testing.assert_allclose(parsed.to_numpy(), expected)
-    project.release(first, "parsed by the accepted fix")
+    assert project.release(first, "parsed by the accepted fix")["quality_alarms"] == []
     released = project.batch_frame(project_row(project, first))["nswdemand"]
     assert released.dtype == "float64" and released.iloc[3] == pytest.approx(1014.7)
+
+
+def test_release_re_runs_the_quality_checks_on_the_parsed_rows(make_project, elec):
+    data = elec.assign(nswdemand=elec["nswdemand"] * 80.0 + 970.0)  # hPa, 970..1050
+    project = make_project()
+    project.ingest(data.iloc[:HISTORY], key="history")
+    project.cycle()
+    week = data.iloc[HISTORY : HISTORY + WEEK].copy()
+    week["nswdemand"] = week["nswdemand"].map(lambda v: f"{v:.1f} hPa").astype(object)
+    week.iloc[[5, 9], week.columns.get_loc("nswdemand")] = "99999.0 hPa"  # a sensor fault
+    first = project.ingest(week, key="text").id
+    assert project.cycle().quarantined == (first,)
+    project.accept_fix(first, reason="the producer adds the unit")
+    with pytest.raises(DataError, match=r"stays quarantined.*out_of_range \(nswdemand\)"):
+        project.release(first, "parsed by the accepted fix")  # parsed, then checked again
+    assert project_row(project, first).status == "quarantined"
+    forced = project.release(first, "a person checked the rows", force=True)
+    assert forced["status"] == "processed" and forced["quality_alarms"]
 
 
 def test_unreadable_rows_are_named(elec):

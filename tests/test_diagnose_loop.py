@@ -52,8 +52,12 @@ def test_a_quality_batch_never_enters_a_training_window_unless_released(started,
         run = s.scalars(select(RunRow).order_by(RunRow.id.desc())).first()
         assert bad not in run.window["batches"] and len(run.window["batches"]) >= 2
     assert bad not in window_ids(project)
-    released = project.release(bad, "nulls are expected for that substation")
+    with pytest.raises(DataError, match=r"stays quarantined.*null_rate \(nswdemand\)"):
+        project.release(bad, "nulls are expected for that substation")  # checks re-run
+    assert bad not in window_ids(project)
+    released = project.release(bad, "nulls are expected for that substation", force=True)
     assert released["status"] == "processed" and bad in window_ids(project)
+    assert any("null_rate (nswdemand)" in a for a in released["quality_alarms"])
     with pytest.raises(DataError, match="not quarantined"):
         project.release(bad, "twice")
 
@@ -74,7 +78,7 @@ def test_a_rename_is_stored_diagnosed_mapped_at_ingest_and_released(started, ele
     second = project.ingest(later, key="renamed-2").id
     report = project.cycle()
     assert second not in report.quarantined
-    project.release(first, "mapped by the accepted rename")
+    assert project.release(first, "mapped by the accepted rename")["quality_alarms"] == []
     with project.store.session() as s:
         from retrainer.store.tables import BatchRow
 

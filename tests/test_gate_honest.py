@@ -7,6 +7,7 @@ right) for the accuracy bootstrap, and Student's paired t interval for a mean lo
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.dummy import DummyClassifier
@@ -161,3 +162,36 @@ def test_the_window_rows_keep_their_batches_in_time_order(weekly, elec):
     outcome = _run(project)
     assert outcome.gate["compared"]["batches"] == [5]
     assert outcome.gate["compared"]["to"] == outcome.window["to"]
+
+
+def _memorised(X, labels):
+    """A model that predicts exactly ``labels`` on the rows of ``X`` (1-nearest neighbour)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=1).fit(X, labels)
+
+
+@pytest.mark.parametrize(
+    ("only_challenger", "only_champion", "promoted"),
+    [
+        (4, 4, True),  # the same accuracy: the rows cannot tell, nothing speaks against it
+        (8, 11, False),  # measured 0.03 worse, more than the tolerance 0.01: kept
+    ],
+)
+def test_an_inconclusive_gate_promotes_only_a_challenger_within_the_tolerance(
+    only_challenger, only_champion, promoted
+):
+    n = 100
+    X = pd.DataFrame({"x": np.arange(n, dtype=float)})
+    y = np.array([0, 1] * (n // 2))
+    champion_right = np.ones(n, bool)
+    champion_right[:20] = False  # 80 right
+    challenger_right = champion_right.copy()
+    challenger_right[:only_challenger] = True  # rows only the challenger gets right
+    challenger_right[50 : 50 + only_champion] = False  # rows only the champion gets right
+    champion = _memorised(X, np.where(champion_right, y, 1 - y))
+    challenger = _memorised(X, np.where(challenger_right, y, 1 - y))
+    gate = evaluate_gate(challenger, champion, X, y, tolerance=0.01, on_inconclusive="promote")
+    assert gate.verdict == "inconclusive" and gate.passed is promoted
+    if not promoted:
+        assert "more than the tolerance 0.01: champion kept" in gate.reason

@@ -139,3 +139,32 @@ def test_results_serialise(setup, elec2):
 
     results = _check(setup, elec2.iloc[CHANGE : CHANGE + 10])
     json.dumps([r.to_dict() for r in results], allow_nan=False)
+
+
+def _spiky(rng, rows, spikes):
+    values = rng.normal(size=rows)
+    values[rng.choice(rows, spikes, replace=False)] = 20.0  # a price spike, far beyond calm
+    return pd.DataFrame({"x": values})
+
+
+def test_out_of_range_reads_the_seasons_own_spikes_and_tail():
+    """A champion trained in a calm season (range about -3..3: 20 is far out); the seasonal
+    reference, profiled on the champion's edges, has its own spikes and tail. A batch with as
+    many spikes as its season is not a quality alarm; a burst well beyond them is, and against
+    the champion's own reference 2 spikes still are."""
+    rng = np.random.default_rng(5)
+    calm = pd.DataFrame({"x": rng.normal(size=1000)})
+    schema = Schema.infer(calm)
+    champion = BatchProfile.from_frame(calm, schema)
+    edges = champion.edges()
+    season = BatchProfile.from_frame(_spiky(rng, 360, 4), schema, edges=edges)
+    assert season.columns["x"].far == 4
+
+    def out_of_range(reference, batch):
+        profile = BatchProfile.from_frame(batch, schema, edges=edges)
+        results = check_quality(reference, profile, schema)
+        return next(r for r in results if r.name == "out_of_range" and r.column == "x").alarm
+
+    assert not out_of_range(season, _spiky(rng, 90, 2))
+    assert out_of_range(season, _spiky(rng, 90, 9))
+    assert out_of_range(champion, _spiky(rng, 90, 2))

@@ -13,6 +13,7 @@ from retrainer.checks.reference import (
     Candidate,
     ReferenceSpec,
     choose,
+    dispersion,
     periodic_drift,
     reference_for,
 )
@@ -193,3 +194,55 @@ def test_in_the_loop_a_seasonal_reference_quiets_a_weekly_cycle_and_the_fixed_on
     assert sum(quiet) <= 1 and sum(loud) >= 5, (quiet, loud)
     assert any("~7d cycle" in n for r in reports for n in r.notes), [r.notes for r in reports]
     assert not any(r.notes for r in seasonal_reports)
+
+
+def test_a_seasonal_reference_can_span_several_periods():
+    history = [Candidate(i, T0 + i * DAY, 50) for i in range(40)]
+    at = T0 + 35 * DAY
+    spec = ReferenceSpec("seasonal", DAY, 7 * DAY, periods=4)
+    assert [c.batch_id for c in choose(history, at, spec)] == [7, 14, 21, 28]
+    assert config({"kind": "seasonal", "period": "7d", "window": "1d", "periods": 4})
+
+
+def _clustered(rng, weeks, rows, spread):
+    """Weekly batches whose own level moves by ``spread`` sd from week to week (real series:
+    each week has events of its own), nothing else changing."""
+    return [pd.DataFrame({"x": rng.normal(rng.normal(0, spread), 1.0, rows)}) for _ in range(weeks)]
+
+
+def test_dispersion_is_one_for_independent_batches_and_measures_clustering():
+    rng = np.random.default_rng(3)
+    iid = _clustered(rng, 4, 300, 0.0)
+    schema = Schema.infer(iid[0])
+    first = BatchProfile.from_frame(pd.concat(iid), schema)
+    profiles = [BatchProfile.from_frame(w, schema, edges=first.edges()) for w in iid]
+    assert dispersion(profiles)["x"] < 1.3
+    moving = _clustered(rng, 4, 300, 0.6)
+    profiles = [BatchProfile.from_frame(w, schema, edges=first.edges()) for w in moving]
+    assert dispersion(profiles)["x"] > 2.0
+    assert dispersion(profiles[:1]) == {}  # one batch says nothing about its neighbours
+
+
+def test_the_dispersion_of_the_reference_keeps_false_alarms_near_alpha_on_clustered_weeks():
+    """Weeks that differ by events of their own (the level moves 0.15 sd from week to week, 90
+    rows a week): against 4 neighbouring weeks, the plain KS alarms far above alpha; counting
+    rows as 1 / dispersion keeps it at alpha, and a shift of 1 sd is still found."""
+    rng = np.random.default_rng(11)
+    plain = deflated = found = 0
+    runs = 200
+    for _ in range(runs):
+        ref_weeks = _clustered(rng, 4, 90, 0.15)
+        batch = _clustered(rng, 1, 90, 0.15)[0]
+        schema = Schema.infer(ref_weeks[0])
+        edges = BatchProfile.from_frame(pd.concat(ref_weeks), schema).edges()
+        parts = [BatchProfile.from_frame(w, schema, edges=edges) for w in ref_weeks]
+        reference = parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3])
+        phi = dispersion(parts)
+        current = BatchProfile.from_frame(batch, schema, edges=edges)
+        shifted = BatchProfile.from_frame(batch + 1.0, schema, edges=edges)
+        plain += check_drift(reference, current, min_psi=0)[0].alarm
+        deflated += check_drift(reference, current, min_psi=0, dispersion=phi)[0].alarm
+        found += check_drift(reference, shifted, min_psi=0, dispersion=phi)[0].alarm
+    assert plain / runs > 0.1
+    assert deflated / runs <= 0.05
+    assert found / runs > 0.85

@@ -1196,11 +1196,13 @@ def accept_fix(ctx: click.Context, batch: int, reason: str, as_json: bool) -> No
 @main.command()
 @click.argument("batch", type=int)
 @click.option("--reason", required=True, help="Why the batch is fit for training (stored).")
+@click.option("--force", is_flag=True, help="Release even if the quality checks still alarm.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def release(ctx: click.Context, batch: int, reason: str, as_json: bool) -> None:
-    """Release a quarantined BATCH (accepted fixes applied) so training windows include it."""
-    result = _project(ctx).release(batch, reason)
+def release(ctx: click.Context, batch: int, reason: str, force: bool, as_json: bool) -> None:
+    """Release a quarantined BATCH (accepted fixes applied, quality checks re-run) so training
+    windows include it."""
+    result = _project(ctx).release(batch, reason, force=force)
     _emit(result, as_json, lambda r: console.print(f"batch {r['id']} released: {r['status']}"))
 
 

@@ -321,6 +321,7 @@ class ReferenceSettings(_Section):
     window: timedelta = timedelta(days=28)
     period: timedelta | None = None
     min_rows: int = Field(200, ge=1)  # fewer rows chosen: seasonal -> rolling -> fixed
+    periods: int = Field(1, ge=1)  # seasonal: the same season in each of the last n periods
 
     @model_validator(mode="after")
     def _consistent(self) -> ReferenceSettings:

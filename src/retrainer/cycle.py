@@ -254,7 +254,7 @@ class _Cycle:
                 schema,
                 **q.model_dump(),
             )
-            drift = check_drift(reference, profile, **d.options())
+            drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
             verdict = annotate(dataset_drift(drift, share=d.share), chosen)
             results += [*drift, verdict]
             drifted = {r.column for r in drift if r.alarm and r.column}

@@ -15,7 +15,13 @@ drawn exactly from the counts of rows only one model got right). With a one-side
 An inconclusive gate passes with ``on_inconclusive="promote"`` (the default: the challenger has
 seen the newest rows, and nothing says it is worse, so a refresh is not blocked for want of
 evidence) and keeps the champion with ``"keep"`` (the next run has more rows after the
-champion's window to compare on, so the question is settled as rows arrive). For accuracy the
+champion's window to compare on, so the question is settled as rows arrive). With enough rows
+to compare on, "nothing says it is worse" is checked: an inconclusive challenger is promoted
+only when its measured difference is within ``tolerance`` **and** it is not significantly worse
+than the champion (the upper bound of the difference is at least 0); otherwise the champion is
+kept ("worse by more than the tolerance on these rows" or "significantly worse"), whatever
+``on_inconclusive`` says. A challenger trained on corrupted labels that the rows cannot prove
+worse beyond the tolerance is then still kept when it measures worse than that. For accuracy the
 result also carries McNemar's exact one-sided p-value (the chance of at least as many rows that
 only the champion got right if both models were equally good), for the record.
 
@@ -217,7 +223,21 @@ def evaluate_gate(
         why = f"{stated}: not worse beyond the tolerance {tolerance}"
         return GateResult(True, reason=why, verdict="not_worse", **paired, **base)
     why = f"{stated}: cannot tell whether it is worse beyond the tolerance {tolerance}"
+    doubt = _doubt(d, tolerance)
+    if doubt:
+        why = f"{why}; {doubt}: champion kept"
+        return GateResult(False, reason=why, verdict="inconclusive", **paired, **base)
     return _inconclusive(why, on_inconclusive, **paired, **base)
+
+
+def _doubt(d: PairedDifference, tolerance: float) -> str:
+    """Why an inconclusive challenger must not be promoted even so ("" when nothing speaks
+    against it): it measured worse than the tolerance, or it is significantly worse."""
+    if d.difference < -tolerance:
+        return f"it measured {-d.difference:.4f} worse, more than the tolerance {tolerance}"
+    if d.upper < 0:
+        return "it is significantly worse than the champion (upper bound below 0)"
+    return ""
 
 
 def _inconclusive(why: str, on_inconclusive: str, **fields) -> GateResult:

@@ -138,11 +138,14 @@ class Project(Record):
 
         return accept_fix(self, batch_id, reason=reason, actor=actor)
 
-    def release(self, batch_id: int, reason: str, *, actor: str = "user") -> dict:
-        """Release a quarantined batch (accepted fixes applied) so training windows include it."""
+    def release(
+        self, batch_id: int, reason: str, *, actor: str = "user", force: bool = False
+    ) -> dict:
+        """Release a quarantined batch (accepted fixes applied, quality checks re-run: a batch
+        that still fails them stays quarantined unless ``force``)."""
         from retrainer.diagnosis.loop import release
 
-        return release(self, batch_id, reason=reason, actor=actor)
+        return release(self, batch_id, reason=reason, actor=actor, force=force)
 
     # -------------------------------------------------------------------- models
     def promote(

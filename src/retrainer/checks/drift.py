@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -240,24 +240,47 @@ def _pick(pair: Pair, method: str | Mapping[str, str], small: int) -> tuple[str,
     return chosen, f"configured ({chosen})"
 
 
-def _run(name: str, pair: Pair, test: str, reason: str, alpha: float) -> _Column:
-    statistic, p = TESTS[test].run(pair)
-    detail: dict = {"test": test, "reason": reason, "method": _method(pair, test)}
+def deflate(pair: Pair, phi: float) -> Pair:
+    """``pair`` with each row counted as ``1 / phi`` of an independent row (``phi`` >= 1, the
+    reference's dispersion, see ``retrainer.checks.reference.dispersion``): counts and bin
+    sums divided by ``phi``, raw values dropped (an exact test would count every row again).
+
+    Example:
+        >>> pair = Pair.categorical({"a": 60, "b": 40}, {"a": 30, "b": 50})
+        >>> deflate(pair, 2.0).cur.tolist()
+        [15.0, 25.0]
+    """
+    if phi <= 1.0:
+        return pair
+    sums = {}
+    if pair.ref_sums is not None and pair.cur_sums is not None:
+        sums = {"ref_sums": pair.ref_sums / phi, "cur_sums": pair.cur_sums / phi}
+    return replace(
+        pair, ref=pair.ref / phi, cur=pair.cur / phi, ref_values=None, cur_values=None, **sums
+    )
+
+
+def _run(name: str, pair: Pair, test: str, reason: str, alpha: float, phi: float) -> _Column:
+    seen = pair if TESTS[test].is_distance else deflate(pair, phi)  # as the test counts rows
+    statistic, p = TESTS[test].run(seen)
+    detail: dict = {"test": test, "reason": reason, "method": _method(seen, test)}
+    if seen is not pair:
+        detail["dispersion"] = phi
     if pair.kind == "numeric":
         effect = binned_distance(pair) / (pair.ref_std or 1.0)
-        shift = min_detectable_shift(test, pair.n, pair.m, alpha)
+        shift = min_detectable_shift(test, seen.n, seen.m, alpha)
         detail.update(
             effect_measure="wasserstein_sd",
             min_detectable_effect=shift,
             min_detectable_shift_sd=shift,
         )
         if test in ("ks", "cramer_von_mises") and not TESTS[test].is_distance:
-            detail["ks_critical_d"] = min_detectable_d(pair.n, pair.m, alpha)
+            detail["ks_critical_d"] = min_detectable_d(seen.n, seen.m, alpha)
     else:
         effect = _cramers_v(pair)
         detail.update(
             effect_measure="cramers_v",
-            min_detectable_effect=_min_v(pair, test, alpha),
+            min_detectable_effect=_min_v(seen, test, alpha),
             categories=len(pair.labels or ()),
         )
     detail.update(effect_size=effect, n_reference=int(pair.n), n_batch=int(pair.m))
@@ -286,6 +309,7 @@ def check_drift(
     current_rows: pd.DataFrame | None = None,
     exact_max: int = SMALL,
     sensitivity: str = "effect",
+    dispersion: Mapping[str, float] | None = None,
 ) -> list[CheckResult]:
     """Drift results per column of the reference (see the module doc for the alarm rule).
 
@@ -307,6 +331,9 @@ def check_drift(
             above ``small`` values, so a large batch alarms on a change of a stated size) or
             ``"significance"`` (p-value tests at every size and no ``min_psi`` floor: any change
             the batch can resolve alarms; the smallest flagged shift shrinks as 1/sqrt(n)).
+        dispersion: per column, the reference's between-batch dispersion (at least 1; see
+            ``retrainer.checks.reference.dispersion``): p-value tests count each row as
+            ``1 / dispersion`` of an independent one (``detail["dispersion"]``).
 
     Returns one verdict per column (named after the test that ran, or with a non-ok status);
     a tested column's verdict carries ``detail["measures"]`` (``psi``, ``jensen_shannon``,
@@ -333,7 +360,8 @@ def check_drift(
         pair = _pair(name, ref, cur, reference_rows, current_rows, exact_max)
         test, reason = _pick(pair, method, small)
         try:
-            tested.append(_run(name, pair, test, reason, alpha))
+            phi = float((dispersion or {}).get(name, 1.0))
+            tested.append(_run(name, pair, test, reason, alpha, phi))
         except ValueError as exc:
             results[name] = _single(name, test, "insufficient", f"column {name!r}: {exc}")
     p_tests = [c for c in tested if c.p_value is not None]
@@ -387,6 +415,11 @@ def _verdict(
         f"from {detail['min_detectable_effect']:.3g} {unit}), PSI {effect_psi:.3g}, "
         f"n={int(pair.n)} reference / {int(pair.m)} batch; {col.reason}"
     )
+    if "dispersion" in detail:
+        message += (
+            f"; rows counted as 1/{detail['dispersion']:.2g} of an independent row (the "
+            "reference's batches differ that much more than sampling explains)"
+        )
     large = drifted and effect_psi > psi_threshold
     detail["measures"] = {"psi": effect_psi, "jensen_shannon": distance, "psi_large": large}
     if large:

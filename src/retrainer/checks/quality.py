@@ -300,16 +300,22 @@ def _out_of_range(
             message=f"column {spec.name!r}: no finite values or no expected range to compare",
         )
     share = outside / cur.values
+    usual = _usual_outside(spec, ref)
     beyond_contract = spec.min is None or spec.max is None or cur.min < low or cur.max > high
-    alarm = share > rules.max_out_of_range or (cur.far >= FAR_COUNT and beyond_contract)
+    far_alarm = cur.far >= FAR_COUNT and beyond_contract and far_is_unusual(cur, ref)
+    alarm = share - usual > rules.max_out_of_range or far_alarm
     far = (
         f"; {cur.far} lie {FAR:g} reference widths or more beyond the reference range"
+        + (f" ({ref.far} of {ref.values} in the reference)" if ref.far else "")
         if cur.far
         else ""
     )
+    limit = _pct(rules.max_out_of_range) + (
+        f" beyond the reference's own {_pct(usual)}" if usual else ""
+    )
     message = (
         f"column {spec.name!r}: {outside} of {cur.values} values ({_pct(share)}) are outside "
-        f"[{low:.6g}, {high:.6g}] (limit {_pct(rules.max_out_of_range)}; batch range "
+        f"[{low:.6g}, {high:.6g}] (limit {limit}; batch range "
         f"[{cur.min:.6g}, {cur.max:.6g}]){far}"
     )
     return _result(
@@ -322,6 +328,38 @@ def _out_of_range(
         message=message,
         detail={"outside": outside, "min": low, "max": high, "far": cur.far},
     )
+
+
+def _usual_outside(spec: ColumnSpec, ref: ColumnProfile) -> float:
+    """The reference's own share of values outside the range the batch is measured against:
+    0 for the champion's reference (the range is its own), the season's share for a seasonal
+    or rolling reference merged from batches profiled on the champion's edges."""
+    if spec.min is not None and spec.max is not None:
+        return (ref.below_min + ref.above_max) / ref.values if ref.values else 0.0
+    if not ref.hist or not ref.values:
+        return 0.0
+    return (ref.hist[0] + ref.hist[-1]) / ref.values
+
+
+def far_is_unusual(cur: ColumnProfile, ref: ColumnProfile) -> bool:
+    """Whether the batch's far-out values (``far``) are more than the reference's own rate of
+    them explains: always when the reference has none (the champion's reference, by
+    construction), else when at least that many are less likely than ``ALPHA`` (binomial tail
+    at the reference's rate; a season of price spikes has spikes in its reference too).
+
+    Example:
+        >>> ref = ColumnProfile("x", "numeric", count=180, far=2)
+        >>> far_is_unusual(ColumnProfile("x", "numeric", count=90, far=2), ref)
+        False
+        >>> far_is_unusual(ColumnProfile("x", "numeric", count=90, far=9), ref)
+        True
+    """
+    if not ref.far or not ref.values:
+        return True
+    from scipy.stats import binom  # imported when a reference has far-out values
+
+    rate = min(1.0, ref.far / ref.values)
+    return float(binom.sf(cur.far - 1, cur.values, rate)) < ALPHA
 
 
 def _known_categories(spec: ColumnSpec, ref: ColumnProfile) -> set[str] | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -50,8 +50,11 @@ class ReferenceSpec:
     window: timedelta = timedelta(days=28)
     period: timedelta | None = None
     min_rows: int = 200
+    periods: int = 1  # seasonal: the same season in each of the last ``periods`` periods
 
     def __post_init__(self) -> None:
+        if self.periods < 1:
+            raise ValueError(f"periods must be at least 1, not {self.periods}")
         if self.kind not in KINDS:
             raise ValueError(f"reference kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.kind == "seasonal" and self.period is None:
@@ -78,9 +81,9 @@ def choose(history: Sequence[Candidate], at: datetime, spec: ReferenceSpec) -> l
     if spec.kind == "rolling":
         low, high = at - spec.window, at
         return [c for c in history if low <= c.at < high]
-    centre = at - spec.period
-    low, high = centre - spec.window / 2, centre + spec.window / 2
-    return [c for c in history if low <= c.at <= high]
+    centres = [at - k * spec.period for k in range(1, spec.periods + 1)]
+    half = spec.window / 2
+    return [c for c in history if any(t - half <= c.at <= t + half for t in centres)]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Chosen:
     kind: str  # the kind used (after any fallback)
     batches: tuple[int, ...]
     note: str
+    dispersion: dict[str, float] = field(default_factory=dict)  # column -> (>= 1)
 
 
 def fixed_reference(fixed: BatchProfile) -> Chosen:
@@ -141,12 +145,81 @@ def reference_for(
             fallback = reference_for(fixed, history, at, spec.as_rolling(), profile_of)
             return replace(fallback, note=f"{short}; {fallback.note}")
         return replace(fixed_reference(fixed), note=f"{short}; the fixed reference used")
-    merged = profile_of(picked[0].batch_id)
-    for c in picked[1:]:
-        merged = merged.merge(profile_of(c.batch_id))
+    profiles = [profile_of(c.batch_id) for c in picked]
+    merged = profiles[0]
+    for other in profiles[1:]:
+        merged = merged.merge(other)
     ids = tuple(c.batch_id for c in picked)
     note = f"{spec.kind} reference: {len(ids)} batches ({merged.n_rows} rows) {where}"
-    return Chosen(merged, spec.kind, ids, note)
+    return Chosen(merged, spec.kind, ids, note, dispersion(profiles))
+
+
+def _counts_of(profiles: Sequence[BatchProfile], name: str) -> np.ndarray | None:
+    columns = [p.columns.get(name) for p in profiles]
+    if any(c is None or c.missing or c.kind != "categorical" for c in columns):
+        return None
+    labels = sorted({k for c in columns for k in (c.categories or {})})
+    return np.array([[(c.categories or {}).get(k, 0) for k in labels] for c in columns], float)
+
+
+def _design_effect(profiles: Sequence[BatchProfile], name: str) -> float | None:
+    """One-way ANOVA F of the batches' means (between-batch over within-batch mean square):
+    an estimate of the design effect ``1 + (m - 1) * icc`` of rows clustered in batches."""
+    columns = [p.columns.get(name) for p in profiles]
+    if any(c is None or c.missing or c.kind != "numeric" or not c.values for c in columns):
+        return None
+    n = np.array([c.values for c in columns], float)
+    mean = np.array([c.mean for c in columns], float)
+    var = np.array([(c.std or 0.0) ** 2 for c in columns], float)
+    if len(n) < 2 or n.sum() <= len(n) or not np.isfinite(mean + var).all():
+        return None
+    grand = float((n * mean).sum() / n.sum())
+    between = float((n * (mean - grand) ** 2).sum()) / (len(n) - 1)
+    within = float(((n - 1) * var).sum()) / float(n.sum() - len(n))
+    return between / within if within > 0 else None
+
+
+def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
+    """Per column, how much more the batches differ than independent sampling explains, at
+    least 1 (fewer than 2 batches: no entry). Numbers: the one-way ANOVA F of the batch means
+    (the design effect of rows clustered in batches: real series move in level from batch to
+    batch, and a level is what a KS test on a small batch sees first). Categories: Pearson's
+    chi-square of homogeneity of their counts over its degrees of freedom. Both have
+    expectation 1 when every batch is an independent sample of one distribution; with 2
+    batches the estimate has 1 degree of freedom (numbers), so a reference of 4 or more
+    batches is steadier.
+
+    Example:
+        >>> import pandas as pd
+        >>> from retrainer.data.schema import Schema
+        >>> rng = np.random.default_rng(0)
+        >>> weeks = [pd.DataFrame({"same": rng.normal(size=300),
+        ...                        "moves": rng.normal(loc=i / 2, size=300)}) for i in range(3)]
+        >>> schema = Schema.infer(weeks[0])
+        >>> first = BatchProfile.from_frame(pd.concat(weeks), schema)
+        >>> profiles = [BatchProfile.from_frame(w, schema, edges=first.edges()) for w in weeks]
+        >>> {k: round(v, 1) for k, v in dispersion(profiles).items()}
+        {'same': 1.0, 'moves': 67.7}
+    """
+    if len(profiles) < 2:
+        return {}
+    out = {}
+    for name in profiles[0].columns:
+        effect = _design_effect(profiles, name)
+        if effect is not None:
+            out[name] = max(1.0, effect)
+            continue
+        table = _counts_of(profiles, name)
+        if table is None:
+            continue
+        table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+        if table.shape[0] < 2 or table.shape[1] < 2:
+            continue
+        expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+        stat = float(((table - expected) ** 2 / expected).sum())
+        df = (table.shape[0] - 1) * (table.shape[1] - 1)
+        out[name] = max(1.0, stat / df)
+    return out
 
 
 def _days(span: timedelta) -> str:

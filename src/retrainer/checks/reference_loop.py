@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def spec_of(project: Record) -> ReferenceSpec:
     """The project's reference choice."""
     r = project.config.checks.drift.reference
-    return ReferenceSpec(r.kind, r.window, r.period, r.min_rows)
+    return ReferenceSpec(r.kind, r.window, r.period, r.min_rows, r.periods)
 
 
 def drift_reference(project: Record, batch_id: int, champion: Any, fixed: BatchProfile) -> Chosen:

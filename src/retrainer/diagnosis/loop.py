@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from retrainer.checks.concept.sequential import MAX_BATCHES, Finding, baseline, error_rise
+from retrainer.checks.quality import check_quality
 from retrainer.checks.result import CheckResult
 from retrainer.config import METRICS
 from retrainer.diagnosis.engine import Alarm, Diagnosis, diagnose_batch, relation_alarm
@@ -155,9 +156,14 @@ def accept_fix(project: Record, batch_id: int, *, reason: str, actor: str = "use
     return fix
 
 
-def release(project: Record, batch_id: int, *, reason: str, actor: str = "user") -> dict:
+def release(
+    project: Record, batch_id: int, *, reason: str, actor: str = "user", force: bool = False
+) -> dict:
     """Release a quarantined batch so training windows include it again; the accepted fixes
-    are applied to its stored rows first (a new artifact; the old one stays)."""
+    are applied to its stored rows first (a new artifact; the old one stays) and the quality
+    checks run again on the fixed rows, against the champion's reference. A batch whose fixed
+    rows still raise a quality alarm stays quarantined (DataError naming the checks) unless
+    ``force`` (a person says the rows are fit for training as they are)."""
     with project.store.session() as s:
         row = s.get(BatchRow, batch_id)
         if row is None:
@@ -171,18 +177,49 @@ def release(project: Record, batch_id: int, *, reason: str, actor: str = "user")
         schema = project.schema()
         if schema is not None:
             fixed = schema.conform(fixed, source=f"batch {batch_id}")
+        alarms = recheck_quality(project, fixed)
+        if alarms and not force:
+            raise DataError(
+                f"batch {batch_id} stays quarantined: its rows, with the accepted fixes applied, "
+                f"still fail {len(alarms)} quality check(s): "
+                + "; ".join(alarms)
+                + " (release it anyway with --force if the rows are fit for training)"
+            )
         old = row.artifact
         if not fixed.equals(frame):
             row.artifact = project.artifacts.put_frame(fixed)
         row.status = "processed"
         row.note = f"{row.note}; released by {actor}: {reason}".lstrip("; ")
+        checked = f"quality checks re-run on the fixed rows: {len(alarms)} alarm(s)" + (
+            f", released anyway: {'; '.join(alarms)}" if alarms else ""
+        )
         project.event(
             s,
             "release",
-            f"batch {batch_id} released by {actor}: {reason}",
+            f"batch {batch_id} released by {actor}: {reason}; {checked}",
             batch_id=batch_id,
             actor=actor,
             reason=reason,
             artifact={"before": old, "after": row.artifact},
+            quality_alarms=alarms,
         )
-        return {"id": row.id, "status": row.status, "artifact": row.artifact, "before": old}
+        return {
+            "id": row.id,
+            "status": row.status,
+            "artifact": row.artifact,
+            "before": old,
+            "quality_alarms": alarms,
+        }
+
+
+def recheck_quality(project: Record, frame: pd.DataFrame) -> list[str]:
+    """The quality alarms (messages) of ``frame`` against the champion's reference (none
+    without a champion or a schema)."""
+    champion, schema = project.champion, project.schema()
+    if champion is None or not champion.reference or schema is None:
+        return []
+    reference = BatchProfile.from_dict(champion.reference)
+    profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
+    options = project.config.checks.quality.model_dump()
+    results = check_quality(reference, profile, schema, **options)
+    return [f"{r.name} ({r.column}): {r.message}" for r in results if r.alarm]
