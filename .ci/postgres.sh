@@ -47,7 +47,7 @@ start() {
     for _ in $(seq 1 20); do
         port=$((20000 + RANDOM % 40000))
         if as_postgres "$bindir/pg_ctl" -D "$root/data" -l "$root/server.log" -w -t 60 \
-            -o "-c listen_addresses=127.0.0.1 -p $port -k $root -c fsync=off -c max_connections=200" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $root -c fsync=off -c max_connections=300" \
             start >&2; then
             break
         fi

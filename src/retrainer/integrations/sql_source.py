@@ -67,6 +67,7 @@ from sqlalchemy import create_engine, make_url, text, update
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.pool import NullPool
 
 from retrainer.errors import ConfigError, DataError, StoreError
 from retrainer.store.tables import StateRow, utcnow
@@ -358,7 +359,9 @@ class SqlSource:
         if self._engine is None:
             url = expand_env(self.url)
             try:
-                self._engine = create_engine(url)
+                # no pool: a pull runs once a poll, and a warehouse connection is not held
+                # open between polls (nor left behind by a source object nobody closes)
+                self._engine = create_engine(url, poolclass=NullPool)
             except (ArgumentError, ImportError, ValueError) as exc:
                 raise ConfigError(
                     [self._scrub(f"data.source.url {shown_url(url)}: {exc}")], "<data.source>"
