@@ -111,11 +111,11 @@ def each_file(project: Record, path: str | Path, ingest: Callable[..., Any], tab
     return done
 
 
-def file_key(project: Record, path: Path, table: type) -> str:
+def file_key(project: Record, path: Path, table: type, sha: str | None = None) -> str:
     """The ingest key of a file: ``file:<name>:<content hash>``, or the key under which the
     same bytes were stored before (in ``table``) under another name, so a file sent again
-    is recognised whatever its name."""
-    sha = _file_sha(path)
+    is recognised whatever its name. ``sha``: the file's hash when the caller has it."""
+    sha = sha or _file_sha(path)
     with project.store.session() as s:
         same = s.scalar(select(table.key).where(table.key.like(f"file:%:{sha}")).limit(1))
     return same or f"file:{path.name}:{sha}"

@@ -56,13 +56,13 @@ class Project(Record):
 
         return each_file(self, path, self.ingest, BatchRow)
 
-    def file_key(self, path: Path, table: type) -> str:
+    def file_key(self, path: Path, table: type, sha: str | None = None) -> str:
         """The ingest key of a file: ``file:<name>:<content hash>``, or the key under which the
         same bytes were stored before (in ``table``) under another name, so a file sent again
         is recognised whatever its name."""
         from retrainer.ingest import file_key
 
-        return file_key(self, path, table)
+        return file_key(self, path, table, sha)
 
     def ingest_labels(
         self,

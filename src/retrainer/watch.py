@@ -134,11 +134,12 @@ class FolderWatch:
     def _one(self, item: Path | ObjectRef, labels: bool):
         try:
             with self._local(item) as path:
-                key = _key(path)
+                sha = _sha(path)  # read once: the key below and the stored key both use it
+                key = f"file:{path.name}:{sha}"
                 if isinstance(item, ObjectRef) and key in self._stored:  # bytes taken before
                     done = None
                 else:
-                    done, key = self._ingest(path, str(item), labels)
+                    done, key = self._ingest(path, str(item), labels, sha)
         except (DataError, StoreError, OSError) as exc:
             self.failed[item] = str(exc)
             if not isinstance(exc, DataError):  # the storage failed, not the file: next scan
@@ -149,7 +150,7 @@ class FolderWatch:
             self._taken[item.url] = list(self._seen.get(item, ()))
         return done
 
-    def _ingest(self, path: Path, source: str, labels: bool) -> tuple:
+    def _ingest(self, path: Path, source: str, labels: bool, sha: str) -> tuple:
         """Read and ingest one local file (an object's downloaded copy: errors name
         ``source``); returns what was stored and its key."""
         try:
@@ -158,9 +159,9 @@ class FolderWatch:
         except DataError as exc:
             raise type(exc)(str(exc).replace(str(path), source)) from exc
         if labels:
-            key = self.project.file_key(path, LabelSetRow)
+            key = self.project.file_key(path, LabelSetRow, sha)
             return self.project.ingest_labels(frame, key=key, source=source), key
-        key = self.project.file_key(path, BatchRow)
+        key = self.project.file_key(path, BatchRow, sha)
         return self.project.ingest(frame, key=key, source=source), key
 
     def _local(self, item: Path | ObjectRef) -> AbstractContextManager[Path]:
@@ -183,11 +184,16 @@ def _name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _key(path: Path) -> str:
-    """The ingest key of a file, as ``Project.ingest_path`` makes it."""
+def _sha(path: Path) -> str:
+    """The content hash of a file, as ingest keys it."""
     from retrainer.ingest import _file_sha
 
-    return f"file:{path.name}:{_file_sha(path)}"
+    return _file_sha(path)
+
+
+def _key(path: Path) -> str:
+    """The ingest key of a file, as ``Project.ingest_path`` makes it."""
+    return f"file:{path.name}:{_sha(path)}"
 
 
 def _listing(root: Path | None) -> list[tuple[Path, tuple[int, int]]]:
