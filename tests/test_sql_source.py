@@ -383,3 +383,36 @@ def test_the_readme_project_file_is_valid(tmp_path):
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = Config.from_dict(yaml.safe_load(block), root=tmp_path)
     assert config.data.source.watermark == "loaded_at" and ":since" in config.data.source.sql
+
+
+def test_the_service_scheduler_pulls_the_source_once_per_gap(tmp_path, source, elec):
+    from retrainer.service.scheduler import Scheduler
+
+    url, table = source
+    settings = settings_file(tmp_path, url, table)
+    settings["service"] = {"schedule": {"on_data": True, "min_gap": "5s", "lease": "30s"}}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    project = Project.from_yaml(tmp_path / "retrainer.yaml")
+    at = [T0 + timedelta(days=400)]
+    node = Scheduler(project, clock=lambda: at[0])
+    load(url, table, elec.iloc[:400], T0)
+    load(url, table, elec.iloc[400:800], T0 + timedelta(hours=1))
+    tick = node.tick()
+    assert tick.reason == "data arrived" and tick.cycle_id is not None and not tick.error
+    assert stored_ids(project) == elec["id"].iloc[:400].tolist()  # the last load is held back
+    load(url, table, elec.iloc[800:1200], T0 + timedelta(hours=2))
+    assert node.tick().cycle_id is None  # within min_gap: no pull, no cycle
+    at[0] += timedelta(seconds=6)
+    assert node.tick().cycle_id is not None
+    assert stored_ids(project) == elec["id"].iloc[:800].tolist()
+
+
+def test_the_service_scheduler_survives_a_source_that_is_down(tmp_path, elec):
+    from retrainer.service.scheduler import Scheduler
+
+    settings = settings_file(tmp_path, f"sqlite:///{tmp_path / 'gone' / 'x.db'}", "readings")
+    settings["service"] = {"schedule": {"on_data": True, "min_gap": "5s", "lease": "30s"}}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    project = Project.from_yaml(tmp_path / "retrainer.yaml")
+    tick = Scheduler(project, clock=lambda: T0).tick()
+    assert tick.leader and tick.cycle_id is None and not tick.error

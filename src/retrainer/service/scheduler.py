@@ -14,6 +14,10 @@ When a process takes the lease over, it recovers what a crashed holder left: a c
 version promoted if its gate passed), a run that did not is marked failed and retried once by a
 manual trigger; an interrupted slot is retried up to ``max_retries`` times.
 
+With an SQL ``data.source`` and ``on_data``, the holder pulls the source's new rows at most
+once per ``min_gap`` (exactly once across processes: the pull's plan lives in the store), so
+the service needs no separate ``retrainer run``; a source that fails is logged and tried again.
+
 Example:
     >>> from datetime import datetime, timedelta, UTC
     >>> at = datetime(2024, 1, 1, 10, 0, 7, tzinfo=UTC)
@@ -35,6 +39,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from retrainer.errors import RetrainerError
+from retrainer.integrations.sql_source import sql_source
 from retrainer.lease import EPOCH, Lease, _aware, holder_id
 from retrainer.store.tables import (
     BatchRow,
@@ -149,6 +155,8 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.alive_at: float | None = None
+        self.source = sql_source(project) if self.settings.on_data else None
+        self.pulled_at: datetime | None = None
 
     def _slots(self) -> Slots | None:
         s = self.settings
@@ -168,6 +176,7 @@ class Scheduler:
         if not self.lease.acquire(now):
             return TickReport(leader=False)
         recovered = () if was_leader else tuple(self.recover())
+        self._pull_source(now)
         slot_id, missed, reason = self._due_slot(now)
         if slot_id is None and self._work_waiting(now):
             reason = "data arrived"
@@ -251,6 +260,23 @@ class Scheduler:
         from croniter import croniter
 
         return (croniter(self.slots.cron, latest).get_next(datetime) - latest) / 2
+
+    def _pull_source(self, now: datetime) -> None:
+        """Pull an SQL data.source's new rows as a batch, at most once per ``min_gap``."""
+        if self.source is None:
+            return
+        if self.pulled_at is not None and now - self.pulled_at < self.settings.min_gap:
+            return
+        self.pulled_at = now
+        try:
+            pulled = self.source.pull()
+        except RetrainerError as exc:  # a source that is down must not stop the service
+            log.error("%s: pull failed: %s", self.source.name, exc)
+            return
+        if pulled is not None and pulled.stored is not None:
+            log.info(
+                "%s: %d rows stored as batch %s", self.source.name, pulled.rows, pulled.stored.id
+            )
 
     def _work_waiting(self, now: datetime) -> bool:
         """New batches, labels or a retrain request, and the data-driven gap has passed."""
