@@ -107,3 +107,15 @@ def test_durations(text, expected):
 def test_a_bad_duration_says_what_is_expected():
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("7 days")
+
+
+def test_a_cost_on_a_regression_project_is_refused_naming_why():
+    settings = {
+        "project": "p",
+        "data": {"target": "y"},
+        "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
+        "checks": {"concept": {"detector": "page_hinkley"}},
+    }
+    Config.from_dict(settings)  # fine without a cost
+    with pytest.raises(ConfigError, match="policy.cost prices a retrain in wrong predictions"):
+        Config.from_dict({**settings, "policy": {"cost": {"retrain": 500}}})

@@ -690,6 +690,15 @@ class Config(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _cost_fits_task(self) -> Config:
+        if self.trainer.task == "regression" and self.policy.cost is not None:
+            raise ValueError(
+                "policy.cost prices a retrain in wrong predictions, which a regressor does not "
+                "make; drop policy.cost and use the schedule, drift or performance triggers"
+            )
+        return self
+
     def targets(self) -> list:
         """The deploy targets (microcontrollers) every promoted model must fit."""
         from retrainer.deploy.tinyml.target import DeployTarget
