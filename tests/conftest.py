@@ -7,6 +7,7 @@ tests open is a fresh schema of that PostgreSQL database instead of an SQLite fi
 import hashlib
 import os
 import uuid
+import weakref
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,24 @@ def store_url(folder=None) -> str:
     _schemas.add(schema)
     url = sa.make_url(DATABASE_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
+
+
+_engines: weakref.WeakSet = weakref.WeakSet()
+
+
+@sa.event.listens_for(sa.engine.Engine, "engine_connect")
+def _remember_engine(connection) -> None:
+    _engines.add(connection.engine)
+
+
+@pytest.fixture(autouse=True)
+def _close_idle_connections():
+    """After each test, close the pooled connections of every engine it opened (a finished
+    test's engines would otherwise hold PostgreSQL backends until the garbage collector runs)."""
+    yield
+    if DATABASE_URL:
+        for engine in list(_engines):
+            engine.dispose()
 
 
 @pytest.fixture(scope="session", autouse=True)
