@@ -219,6 +219,30 @@ def test_late_labels_from_a_prefix_join_the_batches(tmp_path, s3, elec):
     assert (joined == weeks["target"].to_numpy()).all()
 
 
+def test_ingest_takes_a_url_prefix_or_one_object_on_the_command_line(
+    tmp_path, s3, elec, monkeypatch
+):
+    fs, bucket, options = s3
+    monkeypatch.chdir(tmp_path)
+    for week in range(2):
+        part = elec.iloc[week * WEEK : (week + 1) * WEEK].drop(columns="target")
+        put_csv(fs, f"{bucket}/in/{week}.csv", part)
+    put_csv(fs, f"{bucket}/labels/l.csv", elec.iloc[:WEEK][["id", "target"]])
+    s3_project(tmp_path, bucket, options, artifacts=False)
+    result = CliRunner().invoke(main, ["ingest", f"s3://{bucket}/in/", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [(r["file"], r["n_rows"], r["new"]) for r in json.loads(result.stdout)] == [
+        (f"s3://{bucket}/in/{w}.csv", WEEK, True) for w in range(2)
+    ]
+    again = CliRunner().invoke(main, ["ingest", f"s3://{bucket}/in/1.csv", "--json"])
+    assert [r["new"] for r in json.loads(again.stdout)] == [False]  # the same bytes, known
+    labels = CliRunner().invoke(main, ["ingest", "--labels", f"s3://{bucket}/labels/l.csv"])
+    assert labels.exit_code == 0 and f"s3://{bucket}/labels/l.csv: {WEEK} joined" in labels.stdout
+    empty = CliRunner().invoke(main, ["ingest", f"s3://{bucket}/nothing/"])
+    assert empty.exit_code != 0 and f"s3://{bucket}/nothing/: no data files" in empty.output
+    assert n_batches(Project.from_yaml(tmp_path / "retrainer.yaml")) == 2
+
+
 def test_artifacts_on_a_bucket_are_verified_on_read(tmp_path, s3, elec):
     fs, bucket, options = s3
     project = s3_project(tmp_path, bucket, options)

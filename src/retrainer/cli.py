@@ -137,10 +137,13 @@ def ingest(
     """Add batches (or late labels, or served predictions) from CSV or Parquet files, folders
     or glob patterns ('data/2024-*.csv'); one batch per file, the same rows sent again under
     another name are recognised. Label rows whose ids match no stored row are kept for later
-    batches, and the command exits 1 naming the first of them. Without PATHS, pulls the new
-    rows of an SQL data.source."""
+    batches, and the command exits 1 naming the first of them. PATHS may be object-storage URLs
+    (s3://bucket/in/, one object or every data file under a prefix; the s3 extra). Without
+    PATHS, pulls the new rows of an SQL data.source."""
     from retrainer.data.intake import default_warnings, expand_paths, unmatched_ids
     from retrainer.data.io import list_files
+    from retrainer.integrations.storage import is_url
+    from retrainer.watch import ingest_objects
 
     if labels and predictions:
         raise click.UsageError("--labels and --predictions exclude each other")
@@ -149,7 +152,10 @@ def ingest(
     project = _project(ctx)
     for warning in default_warnings(project.config.data):
         err_console.print(f"note: {warning}", highlight=False, markup=False, soft_wrap=True)
-    files = [f for p in expand_paths(paths) for f in list_files(p)]
+    urls = [p for p in paths if is_url(p)]
+    if urls and (predictions or replace):
+        raise click.UsageError("--predictions and --replace read local files (not URLs)")
+    files = [f for p in expand_paths([p for p in paths if p not in urls]) for f in list_files(p)]
     if not paths:
         done = _pull_sql(project, labels or predictions)
     elif predictions:
@@ -158,6 +164,8 @@ def ingest(
         done = [(f, project.ingest_labels_path(f, replace=replace)[0]) for f in files]
     else:
         done = [(f, project.ingest_path(f)[0]) for f in files]
+    for url in urls:
+        done += ingest_objects(project, url, labels=labels)
     data = [i.to_dict() | {"file": str(f)} for f, i in done]
 
     def render(rows: list[dict]) -> None:
@@ -181,7 +189,8 @@ def ingest(
     _emit(data, as_json, render)
     unmatched = [(f, i) for f, i in done if labels and i.new and i.unmatched]
     for f, i in unmatched:
-        first = ", ".join(map(str, unmatched_ids(project, f))) or "?"
+        ids = [] if is_url(str(f)) else unmatched_ids(project, f)  # an object is not kept
+        first = ", ".join(map(str, ids)) or "?"
         err_console.print(
             f"error: {f}: {i.unmatched} of {i.n_rows} labels match no stored row "
             f"(first ids: {first}); they are kept and join batches ingested later",

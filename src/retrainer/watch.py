@@ -151,18 +151,7 @@ class FolderWatch:
         return done
 
     def _ingest(self, path: Path, source: str, labels: bool, sha: str) -> tuple:
-        """Read and ingest one local file (an object's downloaded copy: errors name
-        ``source``); returns what was stored and its key."""
-        try:
-            with file_lines(path):
-                frame = read_table(path, encoding=self.project.config.data.encoding)
-        except DataError as exc:
-            raise type(exc)(str(exc).replace(str(path), source)) from exc
-        if labels:
-            key = self.project.file_key(path, LabelSetRow, sha)
-            return self.project.ingest_labels(frame, key=key, source=source), key
-        key = self.project.file_key(path, BatchRow, sha)
-        return self.project.ingest(frame, key=key, source=source), key
+        return ingest_file(self.project, path, source, labels, sha)
 
     def _local(self, item: Path | ObjectRef) -> AbstractContextManager[Path]:
         """The file itself, or an object downloaded to a temporary file of the same name."""
@@ -171,6 +160,38 @@ class FolderWatch:
         from retrainer.integrations.storage import local_copy
 
         return local_copy(item, self._options)
+
+
+def ingest_file(project: Project, path: Path, source: str, labels: bool, sha: str) -> tuple:
+    """Read and ingest one local file (an object's downloaded copy: errors name ``source``)
+    as a batch or as labels; returns what was stored and its key."""
+    try:
+        with file_lines(path):
+            frame = read_table(path, encoding=project.config.data.encoding)
+    except DataError as exc:
+        raise type(exc)(str(exc).replace(str(path), source)) from exc
+    if labels:
+        key = project.file_key(path, LabelSetRow, sha)
+        return project.ingest_labels(frame, key=key, source=source), key
+    key = project.file_key(path, BatchRow, sha)
+    return project.ingest(frame, key=key, source=source), key
+
+
+def ingest_objects(project: Project, url: str, *, labels: bool = False) -> list[tuple]:
+    """``retrainer ingest s3://...``: every data file under ``url`` (a prefix or one object),
+    in name order, downloaded and keyed like a local file; (object URL, what was stored) each.
+    A URL with no data files is a :class:`DataError` naming it."""
+    from retrainer.integrations.storage import listing, local_copy
+
+    options = dict(project.config.data.storage_options)
+    found = listing(url, options)
+    if not found:
+        raise DataError(f"{url}: no data files ({', '.join(SUFFIXES)}) under this URL")
+    done = []
+    for ref, _ in found:
+        with local_copy(ref, options) as path:
+            done.append((ref.url, ingest_file(project, path, ref.url, labels, _sha(path))[0]))
+    return done
 
 
 def _root(project: Project, location: object) -> Path | str | None:
