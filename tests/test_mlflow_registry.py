@@ -242,6 +242,8 @@ def test_an_mlflow_outage_leaves_a_pending_sync_and_the_next_sync_catches_up(
     with project.store.session() as s:
         kinds = [e.kind for e in s.scalars(select(EventRow).where(EventRow.kind.like("mlflow%")))]
     assert kinds and set(kinds) == {"mlflow_pending"}
+    shown = project.status()["mlflow_pending"]["line"]  # status and the CLI say it
+    assert shown.startswith("MLflow sync pending since ") and "Connection" in shown
 
     project.registry.mirror.tracking_uri = tracking_uri  # the server is back
     project.registry.mirror._client = None
@@ -251,6 +253,7 @@ def test_an_mlflow_outage_leaves_a_pending_sync_and_the_next_sync_catches_up(
     assert sorted(_by_version(client, name)) == [v.version for v in project.models]
     assert _champion_of(client, name) == project.champion.version
     assert project.get_state("mlflow")["pending"] is None
+    assert project.status()["mlflow_pending"] is None
     with project.store.session() as s:
         last = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(1)).one()
     assert last.kind == "mlflow_synced"

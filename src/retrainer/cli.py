@@ -389,6 +389,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         )
         if s.get("held_back"):
             console.print(f"[bold red]{s['held_back']['line']}[/]", highlight=False)
+        if s.get("mlflow_pending"):
+            console.print(f"[yellow]{s['mlflow_pending']['line']}[/]", highlight=False)
         if s["last_decision"]:
             ld = s["last_decision"]
             console.print(f"last decision: {ld['action']} - {'; '.join(ld['reasons']) or 'none'}")

@@ -131,9 +131,9 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
 
 
 def status(project: Record) -> dict:
-    """Counts, the champion, the last decision, the latest events and ``held_back``: how long
+    """Counts, the champion, the last decision, the latest events, ``held_back``: how long
     retraining has been held back by quarantined batches (``retrainer.quarantine.held_back``,
-    None when it is not)."""
+    None when it is not) and ``mlflow_pending``: since when the MLflow mirror is behind."""
     with project.store.session() as s:
         by_status = dict(
             s.execute(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all()
@@ -165,6 +165,20 @@ def status(project: Record) -> dict:
         "alarms": recent_alarms(project, limit=5),
         "events": recent,
         "held_back": held_back(project),
+        "mlflow_pending": _mlflow_pending(project),
+    }
+
+
+def _mlflow_pending(project: Record) -> dict | None:
+    """Since when the MLflow mirror is behind and why (its state row), None when in step."""
+    state = project.get_state("mlflow") or {}  # integrations.mlflow_registry.STATE_KEY
+    if not state.get("pending"):
+        return None
+    since = state["pending"].get("since", "?")
+    return {
+        "since": since,
+        "error": state.get("error"),
+        "line": f"MLflow sync pending since {since[:19]}: {state.get('error')}",
     }
 
 
