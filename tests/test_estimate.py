@@ -141,6 +141,8 @@ def test_bad_input_is_named():
     assert fit_estimator("classification", "roc_auc", three, [[0.5]], [0]) is None
     with pytest.raises(DataError, match="label 7 is not one of the classes"):
         MulticlassCBPE().fit([0, 7], [[0.5, 0.5], [0.5, 0.5]], classes=[0, 1])
+    with pytest.raises(DataError, match="label 'snow' is not one of the classes"):
+        MulticlassCBPE().fit(["rain", "snow"], [[0.5, 0.5], [0.5, 0.5]], classes=["rain", "sun"])
     with pytest.raises(DataError, match="class indices 0..1"):
         MulticlassCBPE().fit([0, 1], [[0.9, 0.1], [0.2, 0.8]], [0, 1]).estimate([[0.5, 0.5]], [2])
 

@@ -308,8 +308,8 @@ class MulticlassCBPE:
         unknown = ~np.isin(labels, classes)
         if unknown.any():
             raise DataError(
-                f"MulticlassCBPE.fit: label {labels[unknown][0].item()!r} is not one of the "
-                f"classes {classes.tolist()}"
+                f"MulticlassCBPE.fit: label {labels[unknown].tolist()[0]!r} is not one of the "
+                f"classes {classes.tolist()} (the model never saw it)"
             )
         self.calibrators_ = [
             IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
