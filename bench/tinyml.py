@@ -11,7 +11,8 @@ and HAPT sensor windows (2.56 s, 18 features, activities 1-6, from the first 200
 ``.venv/bin/python bench/tinyml.py toolchains`` compares the two Cortex-M4F toolchains on the
 same models and rows: GNU (``arm-none-eabi-gcc`` + newlib-nano, run on QEMU) and the pip one
 (``retrainer[mcu]``: zig, bare metal, run on unicorn); and unicorn on the GNU image, which
-separates the emulator's count from the compiler's code.
+separates the emulator's count from the compiler's code. ``toolchains acs`` runs the same on a
+data set held out from the choice of zig's flags (US Census employment, 16 features).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from retrainer.deploy.tinyml import (
     zig,
 )
 from retrainer.deploy.tinyml import latency as latency_module
+from retrainer.deploy.tinyml.elf import read_image
 from retrainer.deploy.tinyml.footprint import compile_for_target
 
 TARGET = DeployTarget("cortex-m4f", flash_kb=256, ram_kb=64)
@@ -211,11 +213,24 @@ def stages(repeats: int = 7) -> None:
     )
 
 
-def toolchains() -> None:
+def acs() -> tuple:
+    """Held out from the tuning of the zig flags: US Census employment (Massachusetts 2015, 16
+    features as numbers, categories by their codes); train on 10,000 rows, check the next 2,000."""
+    df = pd.read_parquet(
+        os.environ.get("RETRAINER_SHARED_DATA", "/work/shared/data") + "/employment_MA_reference.pq"
+    )
+    features = [c for c in df.columns if c not in ("id", "employed", "year", "prediction")]
+    features.remove("predicted_probability")
+    X = df[features].apply(lambda c: c.astype(float)).to_numpy()
+    y = df["employed"].to_numpy()
+    return X[:10_000], y[:10_000], X[10_000:12_000], y[10_000:12_000]
+
+
+def toolchains(datasets: tuple = (("elec2", elec2), ("hapt", hapt))) -> None:
     """GNU + QEMU against zig + unicorn on the same models, rows and target."""
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     rows = []
-    for data, load in (("elec2", elec2), ("hapt", hapt)):
+    for data, load in datasets:
         X_train, y_train, X_test, _ = load()
         X_board = X_test[: TARGET.board_rows]
         for label, make in MODELS.items():
@@ -237,6 +252,8 @@ def toolchains() -> None:
                     "model flash B gnu": gnu[0].model_flash_bytes,
                     "model flash B zig": pip[0].model_flash_bytes,
                     "zig/gnu model flash": f"{model_ratio:.3f}",
+                    "model code B gnu": gnu[3],
+                    "model code B zig": pip[3],
                     "RAM B gnu": gnu[0].ram_bytes,
                     "RAM B zig": pip[0].ram_bytes,
                     "agree qemu (gnu)": f"{gnu[1].agreement:.4f}",
@@ -252,11 +269,14 @@ def toolchains() -> None:
     print(
         f"target {TARGET.name} (Cortex-M4F, hard float), {TARGET.board_rows} test rows on the "
         f"board; gnu: {_gnu_version()} -Os, newlib-nano, QEMU mps2-an386 -icount; "
-        f"zig: {zig.version()} -Os, bare metal, unicorn {_unicorn_version()}, counted per block"
+        f"zig: {zig.version()} -Oz (runtime -Os), bare metal, unicorn {_unicorn_version()}, "
+        "counted per block"
     )
     print(
         "flash = text + data of the linked image (startup and libraries included); model flash "
-        "= minus the same image without the model; RAM = data + bss + stack (-fstack-usage); "
+        "= minus the same image without the model (the compared quantity); model code = its "
+        "object's code and tables (the rest of model flash: libgcc or compiler_rt); RAM = data "
+        "+ bss + stack (-fstack-usage); "
         "instr = instructions per prediction (QEMU's window also holds the call and a timer "
         "read); s = wall seconds for compile, link, footprint and board run (warm caches)"
     )
@@ -264,14 +284,17 @@ def toolchains() -> None:
 
 
 def _build(export, toolchain: str, X, expected) -> tuple:
-    """Footprint and board run of one toolchain, and the wall seconds they took."""
+    """Footprint and board run of one toolchain, the wall seconds they took, and the bytes of
+    code and tables in the model's own object (the rest of its flash is library code)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         obj = compile_for_target(export, TARGET, tmp, toolchain=toolchain)
         fp = measure_footprint(export, TARGET, model_object=obj, toolchain=toolchain)
         lat = measure_latency(export, TARGET, X, expected, model_object=obj, toolchain=toolchain)
+        seconds = time.perf_counter() - start
+        image = read_image(obj)
     assert fp.measured and lat.measured, (fp.reason, lat.reason)
-    return fp, lat, time.perf_counter() - start
+    return fp, lat, seconds, image.text + image.data
 
 
 def _gnu_on_unicorn(export, X, expected):
@@ -305,4 +328,8 @@ def _has_tabulate() -> bool:
 
 
 if __name__ == "__main__":
-    {"stages": stages, "toolchains": toolchains}.get(" ".join(sys.argv[1:]), main)()
+    {
+        "stages": stages,
+        "toolchains": toolchains,
+        "toolchains acs": lambda: toolchains((("acs", acs),)),
+    }.get(" ".join(sys.argv[1:]), main)()
