@@ -232,3 +232,28 @@ def test_multiclass_estimator_round_trips_through_the_artifact_store(hapt_window
     again = load_estimator(spec, store)
     assert spec["method"] == "cbpe_multiclass"
     assert again.estimate_model(model, X[2000:]) == estimator.estimate_model(model, X[2000:])
+
+
+def test_a_class_only_in_the_newest_rows_leaves_no_estimate_and_no_crash(make_project):
+    """The refit model knows a class its gate copy never saw (it came in the holdout rows):
+    the copy's calibration cannot read the refit's scores, so the version has no estimator,
+    and the next unlabelled batch is checked without one (was: the cycle failed)."""
+    rng = np.random.default_rng(0)
+    n = 1200
+    x = rng.normal(size=(n, 2))
+    y = np.where(x[:, 0] > 0, "sun", "rain").astype(object)
+    y[-200:][x[-200:, 1] > 0.5] = "snow"  # a class in the newest rows only
+    frame = pd.DataFrame({"id": range(n), "a": x[:, 0], "b": x[:, 1], "target": y})
+    frame["timestamp"] = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    project = make_project()
+    for part in range(4):
+        project.ingest(frame.iloc[part * 300 : (part + 1) * 300], key=f"p{part}")
+    project.cycle()
+    champion = project.champion
+    assert sorted(project.load_model(champion.version).classes_) == ["rain", "snow", "sun"]
+    assert champion.metrics["estimator"] is None
+    assert any("knows classes" in note for note in champion.metrics["notes"])
+    fresh = frame.iloc[:300].drop(columns="target").assign(id=range(n, n + 300))
+    project.ingest(fresh, key="unlabelled")
+    report = project.cycle()
+    assert report.cycle_id is not None

@@ -15,7 +15,7 @@ import socket
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -250,7 +250,7 @@ def _train_gate_register(
         "n_holdout": n_holdout,
         "n_compared": gate.n_holdout,
         "gate_passed": passed,
-        **version_monitors(cfg, project.artifacts, challenger, holdout[features], holdout[target]),
+        **_monitors(cfg, project.artifacts, challenger, model, holdout[features], holdout[target]),
     }
     if cfg.checks.sample.rows:
         metrics["reference_sample"] = store_sample(
@@ -287,6 +287,21 @@ def _train_gate_register(
     note = f" (deploy bundles: {', '.join(bundles.values())})" if bundles else ""
     message = f"version {version.version} promoted: {reason}{note}"
     return _finish(**done, status="succeeded", promoted=True, message=message)
+
+
+def _monitors(cfg, artifacts, challenger: Any, model: Any, X: Any, y: Any) -> dict:
+    """The label-free estimator and concept calibration of the registered ``model``, fitted on
+    its gate copy ``challenger``'s out-of-sample rows; no estimator when the refit knows other
+    classes than the copy (a class only in the newest rows), whose calibration cannot read it."""
+    found = version_monitors(cfg, artifacts, challenger, X, y)
+    seen, known = (list(getattr(m, "classes_", [])) for m in (challenger, model))
+    if found["estimator"] is not None and seen != known:
+        found["estimator"] = None
+        found["notes"].append(
+            f"estimator: the refit model knows classes {known}, its gate copy {seen}; "
+            "no label-free estimate until a retrain whose copy sees every class"
+        )
+    return found
 
 
 def _finish(
