@@ -36,9 +36,9 @@ from retrainer.deploy.tinyml import (
     write_bundle,
     zig,
 )
-from retrainer.deploy.tinyml.footprint import CROSS_CC, CROSS_SIZE
+from retrainer.deploy.tinyml.footprint import CROSS_CC, CROSS_SIZE, cross_toolchain
 from retrainer.deploy.tinyml.host import host_compiler
-from retrainer.deploy.tinyml.latency import QEMU, tools_cover
+from retrainer.deploy.tinyml.latency import QEMU, board_emulator, tools_cover
 from retrainer.deploy.tinyml.telemetry import TelemetryLayout
 from retrainer.deploy.tinyml.toolchain import install_command, missing_tools
 from retrainer.errors import DataError, RetrainerError
@@ -91,6 +91,27 @@ def tools_missing(target: DeployTarget) -> str | None:
     return (
         f"deploy target {target.name} not checked: {', '.join(missing)} not found "
         f"(install: {install_command(missing)}{pip})"
+    )
+
+
+def tools_used(target: DeployTarget) -> str:
+    """Which tools check ``target`` on this machine (the parity build's host compiler, the
+    image's cross toolchain, the board's emulator), or why it is not checked: one line.
+
+    Examples
+    --------
+    >>> tools_used(DeployTarget("m4", 256, 64)).startswith("deploy target m4")
+    True
+    """
+    why = tools_missing(target)
+    host = host_compiler()
+    if why is not None or host is None:
+        return why or f"deploy target {target.name} not checked: no host C compiler"
+    cross = cross_toolchain()
+    board = board_emulator(target, cross) or "no emulator (no latency budget)"
+    return (
+        f"deploy target {target.name}: parity built by {host.version} ({host.portable}), "
+        f"image by {cross}, board run on {board}"
     )
 
 
