@@ -48,9 +48,10 @@ def run_tool(args: Sequence[str | os.PathLike[str]], *, cwd: Path, what: str) ->
 
     Examples
     --------
+    >>> import sys
     >>> from pathlib import Path
-    >>> run_tool(["true"], cwd=Path("."), what="example")
-    ''
+    >>> run_tool([sys.executable, "-c", "print(6 * 7)"], cwd=Path("."), what="example").strip()
+    '42'
     """
     argv = [os.fspath(a) for a in args]
     try:
@@ -137,11 +138,11 @@ def cached_object(
 
     Examples
     --------
-    >>> from pathlib import Path
-    >>> obj = cached_object("cc", ["-O2"], {"one.c": "int one(void) { return 1; }"}, "one.c",
-    ...                     what="example")
-    >>> obj.suffix, obj == cached_object("cc", ["-O2"], {"one.c": "int one(void) { return 1; }"},
-    ...                                  "one.c", what="example")
+    >>> from retrainer.deploy.tinyml.host import host_compiler
+    >>> program, *lead = host_compiler().command  # cc, or zig from the mcu extra
+    >>> files = {"one.c": "int one(void) { return 1; }"}
+    >>> obj = cached_object(program, [*lead, "-O2"], files, "one.c", what="example")
+    >>> obj.suffix, obj == cached_object(program, [*lead, "-O2"], files, "one.c", what="example")
     ('.o', True)
     """
     key = hashlib.sha256(
