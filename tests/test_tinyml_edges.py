@@ -9,8 +9,11 @@ the C (class -1, regressor NaN); every other row must get scikit-learn's predict
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +47,12 @@ from retrainer.deploy.tinyml.domain import python_reference
 from retrainer.deploy.tinyml.parity import _harness, compare_outputs, feature_matrix
 from retrainer.deploy.tinyml.quantize import quantize_mlp
 from tests import SHARED_DATA
+from tests.tinyml_helpers import needs_host_compiler
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 F32_MAX = float(np.finfo(np.float32).max)
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
+pytestmark = needs_host_compiler
 
 
 @pytest.fixture(scope="module")
@@ -353,13 +357,18 @@ def test_the_bundle_alone_rebuilds_the_verified_agreement(elec2, tmp_path):
 
     alone = tmp_path / "copy"
     shutil.copytree(bundle.path, alone)
-    subprocess.run(["make", "host"], cwd=alone, check=True, capture_output=True, timeout=120)
+    # zig's compiler is "python3 -m ziglang cc": the Python that has the mcu extra comes first
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(
+        ["make", "host"], cwd=alone, env=env, check=True, capture_output=True, timeout=120
+    )
     (alone / "main.c").write_text(_harness(report.export, True))
     host = manifest["build"]["host"]
     subprocess.run(
-        [host["compiler"], *host["flags"], "-I.", "-o", "predict", "main.c"]
+        [*shlex.split(host["compiler"]), *host["flags"], "-I.", "-o", "predict", "main.c"]
         + ["build-host/model.o", *host["link"]],
         cwd=alone,
+        env=env,
         check=True,
         capture_output=True,
         timeout=120,

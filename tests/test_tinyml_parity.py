@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -24,15 +23,17 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from retrainer.deploy.tinyml import check_parity, export_c, export_c_emlearn
+from retrainer.deploy.tinyml.host import host_compiler
 from retrainer.errors import DataError, RetrainerError
 from tests import SHARED_DATA
+from tests.tinyml_helpers import needs_host_compiler
 
 ELEC2 = f"{SHARED_DATA}/elec2.csv"
 HAPT = f"{SHARED_DATA}/hapt_accgyro_50hz.csv.gz"
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 AXES = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
+pytestmark = needs_host_compiler
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +190,9 @@ def test_feature_names_cannot_break_out_of_c_comments(tmp_path):
     export = export_c(model, feature_names=["*/ #include <evil.h> /*", "ok"])
     assert "*/ #include" not in export.header and "*/ int evil" not in export.header
     export.write(tmp_path)
+    compiler = host_compiler()
     subprocess.run(
-        ["cc", "-std=c99", "-Wall", "-Werror", "-c", "model.c", "-o", "model.o"],
+        [*compiler.command, "-std=c99", "-Wall", "-Werror", "-c", "model.c", "-o", "model.o"],
         cwd=tmp_path,
         check=True,
     )

@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.datasets import ELEC2_FEATURES
 from retrainer.deploy.tinyml import DeployTarget, TargetReport, export_c, write_bundle
+from retrainer.deploy.tinyml.host import host_compiler
 from retrainer.deploy.tinyml.telemetry import TelemetryLayout
 from retrainer.deploy.tinyml.toolchain import C_FLAGS, run_tool
 from retrainer.profile.batch import BatchProfile
@@ -14,6 +16,11 @@ from retrainer.profile.batch import BatchProfile
 FEATURES = list(ELEC2_FEATURES)
 TARGET = "cortex-m4f"
 TARGETS = {TARGET: {"flash_kb": 256, "ram_kb": 64}}
+
+# The parity build runs with the system cc, else zig from the mcu extra (which the test extra has).
+needs_host_compiler = pytest.mark.skipif(
+    host_compiler() is None, reason="no host C compiler (cc, or zig: pip install 'retrainer[mcu]')"
+)
 
 MAIN = r"""
 #include <stdio.h>

@@ -730,7 +730,9 @@ def _render_summary(s: dict) -> None:
         console.print(
             f"microcontroller {m['target']} (version {m['version']}, {m['model']}): C agrees with "
             f"Python on {_fmt(m['agreement'])} of {m['rows']} rows, flash {m['flash_bytes']} B, "
-            f"RAM {m['ram_bytes']} B, {_fmt(m['ms_per_prediction'], '.3f')} ms per prediction",
+            f"RAM {m['ram_bytes']} B, {_fmt(m['ms_per_prediction'], '.3f')} ms per prediction "
+            f"(host compiler {m.get('host_compiler') or 'n/a'}, image by "
+            f"{m.get('cross_toolchain') or 'n/a'}, board on {m.get('emulator') or 'n/a'})",
             highlight=False,
         )
     for note in s.get("notes", []):

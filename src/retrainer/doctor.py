@@ -4,7 +4,8 @@
 are missing or no longer match their hash, artifacts no row references (orphans), temp files of
 interrupted writes, aliases pointing at missing or ungated versions, cycles and runs left
 ``running`` by a process that is gone, files and folders readable by others, and (SQLite) a
-database that fails ``PRAGMA integrity_check``.
+database that fails ``PRAGMA integrity_check``. For each deploy target it notes which tools
+check it on this machine (host compiler, cross toolchain, emulator) or why none can.
 
 With ``repair=True`` it deletes orphans and temp files older than ``grace`` seconds (younger ones
 may belong to a write in progress), restores private file modes, and finishes or fails stuck
@@ -71,7 +72,8 @@ class Finding:
             (a hash-valid file that is not a loadable skops model), ``orphan_artifact``,
             ``temp_file``, ``bundle_staging``, ``file_mode``, ``dangling_alias``,
             ``ungated_alias``, ``stuck_run``,
-            ``stuck_cycle`` or ``running`` (a live process is working: a notice).
+            ``stuck_cycle``, ``running`` (a live process is working: a notice) or
+            ``deploy_tools`` (which tools check a deploy target here, or why none can: a notice).
         subject: what it is about (``model version 3``, a file path, ``run 7``).
         message: what is wrong and what to do.
         severity: ``error``, ``warning`` or ``info``.
@@ -155,11 +157,24 @@ def doctor(project: Record, *, repair: bool = False, grace: float = GRACE_SECOND
     findings += _aliases(project, checked)
     findings += _files(project, keep, repair, grace, checked)
     findings += _bundle_staging(project, repair, grace)
+    findings += _deploy_tools(project)
     return DoctorReport(tuple(findings), checked, repair)
 
 
 class UnsafeModelFinding(Exception):
     """A model version whose file has a valid hash but would not load."""
+
+
+def _deploy_tools(project: Record) -> list[Finding]:
+    """A notice per deploy target: which tools check it on this machine, or why none can."""
+    if not project.config.deploy_targets:
+        return []
+    from retrainer.deploy.gate import tools_used
+
+    return [
+        Finding("deploy_tools", f"deploy target {t.name}", tools_used(t), severity="info")
+        for t in project.config.targets()
+    ]
 
 
 def _loadable(project: Record, where: str, sha: str) -> None:

@@ -559,6 +559,9 @@ def microcontroller_summary(project: Record) -> list[dict[str, Any]]:
                 "ram_bytes": footprint.get("ram_bytes"),
                 "ram_budget": footprint.get("ram_budget_bytes"),
                 "ms_per_prediction": latency.get("estimated_ms"),
+                "host_compiler": parity.get("version") or parity.get("compiler"),
+                "cross_toolchain": footprint.get("toolchain"),
+                "emulator": latency.get("emulator"),
                 "bundle": _has_bundle(project, champion.version, target),
             }
         )

@@ -3,9 +3,10 @@
 For each target of the project file (``deploy_targets``) the model is exported to C, compiled on
 the host and compared with Python on the held-out rows, cross-compiled for the target and
 measured. A target that fails, or could not be measured, fails the gate. A target whose tools
-(host C compiler, ARM cross-compiler, QEMU for a latency budget) are not installed on this
-machine is not checked at all: it is recorded as skipped with the command that installs them,
-gets no bundle, and does not fail the gate (:func:`tools_missing`).
+(host C compiler, ARM cross-compiler, QEMU for a latency budget; or the ``mcu`` extra's zig and
+unicorn in their place) are not installed on this machine is not checked at all: it is
+recorded as skipped with the command that installs them, gets no bundle, and does not fail
+the gate (:func:`tools_missing`).
 
 Example:
     >>> import numpy as np
@@ -30,11 +31,14 @@ from retrainer.deploy.tinyml import (
     DeployTarget,
     TargetReport,
     check_target,
+    emulator,
     export_c,
     write_bundle,
+    zig,
 )
-from retrainer.deploy.tinyml.footprint import CROSS_CC, CROSS_SIZE
-from retrainer.deploy.tinyml.latency import QEMU, tools_cover
+from retrainer.deploy.tinyml.footprint import CROSS_CC, CROSS_SIZE, cross_toolchain
+from retrainer.deploy.tinyml.host import host_compiler
+from retrainer.deploy.tinyml.latency import QEMU, board_emulator, tools_cover
 from retrainer.deploy.tinyml.telemetry import TelemetryLayout
 from retrainer.deploy.tinyml.toolchain import install_command, missing_tools
 from retrainer.errors import DataError, RetrainerError
@@ -64,8 +68,9 @@ class TargetsOutcome:
 
 def tools_missing(target: DeployTarget) -> str | None:
     """Why ``target`` cannot be checked on this machine (a missing tool, and the command that
-    installs it), or None when its tools are all on ``PATH``. QEMU counts only when the target
-    has a latency budget.
+    installs it), or None when it can: a host C compiler (``cc``, else zig from the ``mcu``
+    extra) for parity, and a cross toolchain (and an emulator when the target has a latency
+    budget) from the system or the ``mcu`` extra.
 
     Examples
     --------
@@ -74,17 +79,39 @@ def tools_missing(target: DeployTarget) -> str | None:
     >>> os.environ["PATH"] = ""
     >>> why = tools_missing(DeployTarget("m4", 256, 64))
     >>> os.environ["PATH"] = path
-    >>> why.split(" (install")[0]
-    'deploy target m4 not checked: cc, arm-none-eabi-gcc, arm-none-eabi-size not found'
+    >>> why is None or why.split(" (install")[0] == (
+    ...     "deploy target m4 not checked: cc, arm-none-eabi-gcc, arm-none-eabi-size not found")
+    True
     """
     tools = ["cc", CROSS_CC, CROSS_SIZE] + ([QEMU] if target.max_latency_ms is not None else [])
     missing = missing_tools(tools)
-    if not missing or ("cc" not in missing and tools_cover(target)):  # the mcu extra covers
+    if not missing or (host_compiler() is not None and tools_cover(target)):
         return None
-    pip = "" if "cc" in missing else "; or pip install 'retrainer[mcu]'"  # parity needs cc
+    pip = "" if zig.available() and emulator.available() else "; or pip install 'retrainer[mcu]'"
     return (
         f"deploy target {target.name} not checked: {', '.join(missing)} not found "
         f"(install: {install_command(missing)}{pip})"
+    )
+
+
+def tools_used(target: DeployTarget) -> str:
+    """Which tools check ``target`` on this machine (the parity build's host compiler, the
+    image's cross toolchain, the board's emulator), or why it is not checked: one line.
+
+    Examples
+    --------
+    >>> tools_used(DeployTarget("m4", 256, 64)).startswith("deploy target m4")
+    True
+    """
+    why = tools_missing(target)
+    host = host_compiler()
+    if why is not None or host is None:
+        return why or f"deploy target {target.name} not checked: no host C compiler"
+    cross = cross_toolchain()
+    board = board_emulator(target, cross) or "no emulator (no latency budget)"
+    return (
+        f"deploy target {target.name}: parity built by {host.version} ({host.portable}), "
+        f"image by {cross}, board run on {board}"
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from retrainer.deploy.tinyml import zig
 from retrainer.deploy.tinyml.check import TargetReport
 from retrainer.deploy.tinyml.footprint import CROSS_CC, GNU, cross_flags
+from retrainer.deploy.tinyml.host import CC, ZIG_CC
+from retrainer.deploy.tinyml.parity import ParityResult
 from retrainer.deploy.tinyml.telemetry import TelemetryLayout, sketch_files
 from retrainer.deploy.tinyml.toolchain import HOST_FLAGS
 from retrainer.errors import IntegrityError, RetrainerError
@@ -163,7 +165,8 @@ def write_bundle(
 def build_flags(report: TargetReport) -> dict[str, Any]:
     """The compilers and exact flags of the builds ``report`` verified.
 
-    ``host``: the parity build (the C agreed with Python on ``parity.n`` rows);
+    ``host``: the parity build (the C agreed with Python on ``parity.n`` rows), with its
+    ``toolchain``: ``cc`` (the system compiler) or ``zig`` (``python -m ziglang cc``);
     ``cross``: the build of the footprint and the emulated board, with its ``toolchain``:
     ``gnu`` (``arm-none-eabi-gcc``) or ``zig`` (``python -m ziglang cc`` from the ``mcu``
     extra; ``$(ZIG_LIB)`` in its flags is zig's lib folder).
@@ -174,18 +177,29 @@ def build_flags(report: TargetReport) -> dict[str, Any]:
     on_zig = toolchain == zig.TOOLCHAIN
     cross = zig.cross_flags(report.target) if on_zig else cross_flags(report.target)
     return {
-        "host": {
-            "compiler": parity.compiler if parity is not None else "cc",
-            "flags": list(parity.flags if parity is not None and parity.flags else HOST_FLAGS),
-            "link": ["-lm"],
-        },
+        "host": _host_build(parity),
         "cross": {
             "toolchain": toolchain,
-            "compiler": _ZIG_CC if on_zig else CROSS_CC,
+            "compiler": ZIG_CC if on_zig else CROSS_CC,
             "version": footprint.compiler.split(" -", 1)[0] if measured else None,
             "flags": cross["compile"],
             "link": cross["link"] if on_zig else [*cross["link"], "-lm"],
         },
+    }
+
+
+def _host_build(parity: ParityResult | None) -> dict[str, Any]:
+    """The parity build: the system ``cc`` or zig, its version line and its exact flags."""
+    if parity is None:
+        flags = list(HOST_FLAGS)
+        return {"toolchain": CC, "compiler": CC, "version": None, "flags": flags, "link": ["-lm"]}
+    on_zig = parity.toolchain == zig.TOOLCHAIN
+    return {
+        "toolchain": parity.toolchain,
+        "compiler": ZIG_CC if on_zig else parity.compiler,
+        "version": parity.version or None,
+        "flags": list(parity.flags or HOST_FLAGS),
+        "link": ["-lm"],
     }
 
 
@@ -200,7 +214,7 @@ def _makefile(target: str, build: dict[str, Any], files: list[str]) -> str:
 {zig_lib}CROSS_CC = {build["cross"]["compiler"]}
 CROSS_CFLAGS = {" ".join(build["cross"]["flags"])}
 CROSS_LDFLAGS = {" ".join(build["cross"]["link"])}
-HOST_CC = cc
+HOST_CC = {ZIG_CC if build["host"].get("toolchain") == zig.TOOLCHAIN else CC}
 HOST_CFLAGS = {" ".join(build["host"]["flags"])}
 HOST_LDFLAGS = {" ".join(build["host"]["link"])}
 HEADERS = {headers}
@@ -226,7 +240,6 @@ clean:
 """
 
 
-_ZIG_CC = "python3 -m ziglang cc"
 _ZIG_LIB = (
     "# Built with zig from pip (pip install 'retrainer[mcu]'); ZIG_LIB is its lib folder.\n"
     "ZIG_LIB := $(shell python3 -c 'import pathlib, ziglang; "

@@ -193,8 +193,25 @@ def tools_cover(target: DeployTarget) -> bool:
     toolchain = cross_toolchain()
     if toolchain is None or target.max_latency_ms is None:
         return toolchain is not None
-    qemu = toolchain == GNU and find_tool(QEMU) is not None and target.cpu in BOARDS
-    return qemu or (emulator.available() and emulator.core(target.cpu) is not None)
+    return board_emulator(target, toolchain) is not None
+
+
+def board_emulator(target: DeployTarget, toolchain: str | None) -> str | None:
+    """The emulator that runs ``target``'s firmware built by ``toolchain`` here: ``"qemu"``
+    (GNU's image, the reference), ``"unicorn"`` (the ``mcu`` extra), or None.
+
+    Examples
+    --------
+    >>> board_emulator(DeployTarget("m4", 256, 64), None) is None
+    True
+    """
+    if toolchain is None:
+        return None
+    if toolchain == GNU and find_tool(QEMU) is not None and target.cpu in BOARDS:
+        return "qemu"
+    if emulator.available() and emulator.core(target.cpu) is not None:
+        return emulator.EMULATOR
+    return None
 
 
 def _why_not(target: DeployTarget) -> str:

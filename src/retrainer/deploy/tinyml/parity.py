@@ -11,7 +11,8 @@ import numpy as np
 
 from retrainer.deploy.tinyml.domain import F32_MAX, device_values
 from retrainer.deploy.tinyml.export import CExport
-from retrainer.deploy.tinyml.toolchain import HOST_FLAGS, cached_object, find_tool, run_tool
+from retrainer.deploy.tinyml.host import HostCompiler, host_compiler
+from retrainer.deploy.tinyml.toolchain import HOST_FLAGS, cached_object, run_tool
 from retrainer.errors import DataError, RetrainerError
 
 # A regression prediction "agrees" when it is within this share of max(1, |python value|).
@@ -40,13 +41,17 @@ class ParityResult:
     host_ns_per_prediction
         Host time per C prediction (nanoseconds, timed passes over all rows).
     compiler
-        The host compiler used.
+        The host compiler as it ran (``/usr/bin/cc``, or ``<python> -m ziglang cc``).
     n_non_finite
         Rows holding NaN or infinity (compared like the others).
     n_refused
         Rows both Python and the C refused (a NaN or infinity the model does not accept).
     flags
         The host compiler flags of the check.
+    toolchain
+        ``cc`` (the system compiler) or ``zig`` (``python -m ziglang cc``, the ``mcu`` extra).
+    version
+        The host compiler's version line.
     """
 
     n: int
@@ -61,6 +66,8 @@ class ParityResult:
     n_non_finite: int = 0
     n_refused: int = 0
     flags: tuple[str, ...] = ()
+    toolchain: str = "cc"
+    version: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
@@ -77,7 +84,10 @@ def check_parity(
     workdir: str | Path | None = None,
     repeats: int = 3,
 ) -> ParityResult:
-    """Compile ``export`` with the host ``cc``, predict every row of ``X`` in C and compare.
+    """Compile ``export`` for this machine, predict every row of ``X`` in C and compare.
+
+    The host compiler is the system ``cc``, else ``python -m ziglang cc`` from the ``mcu`` extra
+    (:func:`~retrainer.deploy.tinyml.host.host_compiler`); either builds with ``HOST_FLAGS``.
 
     A row Python refuses (``refused``: NaN or infinity the model does not accept) agrees when
     the C refuses it too; rows with NaN or infinity are compared like all others.
@@ -119,9 +129,12 @@ def check_parity(
         )
     if repeats < 1:
         raise RetrainerError(f"repeats must be at least 1, got {repeats}")
-    compiler = find_tool("cc")
+    compiler = host_compiler()
     if compiler is None:
-        raise RetrainerError("no host C compiler: install gcc (or put cc on PATH) for parity")
+        raise RetrainerError(
+            "no host C compiler: install gcc (apt-get install gcc) or pip install "
+            "'retrainer[mcu]' (zig's clang) for parity"
+        )
     refused = _refused_mask(refused, features.shape[0])
     if workdir is not None:
         return _run(export, features, expected, refused, y, Path(workdir), compiler, repeats)
@@ -180,16 +193,17 @@ def _run(
     refused: np.ndarray,
     y: Any,
     work: Path,
-    compiler: str,
+    compiler: HostCompiler,
     repeats: int,
 ) -> ParityResult:
     work.mkdir(parents=True, exist_ok=True)
     export.write(work)
     classification = export.task == "classification"
     what = f"host compile of {export.name}"
+    program, *lead = compiler.command
     harness = cached_object(
-        compiler,
-        list(HOST_FLAGS),
+        program,
+        [*lead, *HOST_FLAGS],
         {"parity-main.c": _harness(export, classification), f"{export.name}.h": export.header},
         "parity-main.c",
         what=what,
@@ -197,7 +211,8 @@ def _run(
     includes = [f"-I{d}" for d in (str(work), *export.include_dirs)]
     binary = work / "parity"
     run_tool(
-        [compiler, *HOST_FLAGS, *includes, "-o", binary, harness, f"{export.name}.c", "-lm"],
+        [*compiler.command, *HOST_FLAGS, *includes, "-o", binary, harness, f"{export.name}.c"]
+        + ["-lm"],
         cwd=work,
         what=what,
     )
@@ -227,10 +242,12 @@ def _run(
         python_accuracy=python_accuracy,
         max_abs_error=max_abs_error,
         host_ns_per_prediction=float(out.strip() or "nan"),
-        compiler=compiler,
+        compiler=" ".join(compiler.command),
         n_non_finite=int((~np.isfinite(features)).any(axis=1).sum()),
         n_refused=int((refused & same).sum()),
         flags=HOST_FLAGS,
+        toolchain=compiler.toolchain,
+        version=compiler.version,
     )
 
 

@@ -48,14 +48,21 @@ def run_tool(args: Sequence[str | os.PathLike[str]], *, cwd: Path, what: str) ->
 
     Examples
     --------
+    >>> import sys
     >>> from pathlib import Path
-    >>> run_tool(["true"], cwd=Path("."), what="example")
-    ''
+    >>> run_tool([sys.executable, "-c", "print(6 * 7)"], cwd=Path("."), what="example").strip()
+    '42'
     """
     argv = [os.fspath(a) for a in args]
     try:
         proc = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+            argv,
+            cwd=cwd,
+            env=tool_environment(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise RetrainerError(f"{what}: {argv[0]} did not finish in {TIMEOUT_S:.0f} s") from exc
@@ -67,6 +74,43 @@ def run_tool(args: Sequence[str | os.PathLike[str]], *, cwd: Path, what: str) ->
             f"{what} failed (exit {proc.returncode}) running {' '.join(argv[:3])} ...:\n{tail}"
         )
     return proc.stdout
+
+
+def tool_environment(environ: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The environment of a tool: this process's (None), or it with ``ZIG_GLOBAL_CACHE_DIR`` set
+    when zig (``retrainer[mcu]``) could not keep its cache where it does by default.
+
+    zig caches what it builds (its runtime, the libc stubs: tens of MB, tens of seconds once) in
+    ``ZIG_GLOBAL_CACHE_DIR``, else ``$XDG_CACHE_HOME/zig``, else ``~/.cache/zig``, never in the
+    project's folder. A process with neither variable, or whose cache folder cannot be created
+    (a service account without a home), gets a per-user folder in the system's temporary
+    directory instead of zig's error.
+
+    Examples
+    --------
+    >>> tool_environment({"HOME": "/root", "ZIG_GLOBAL_CACHE_DIR": "/var/cache/zig"}) is None
+    True
+    >>> tool_environment({"PATH": "/bin"})["ZIG_GLOBAL_CACHE_DIR"].startswith(tempfile.gettempdir())
+    True
+    """
+    env = os.environ if environ is None else environ
+    if env.get("ZIG_GLOBAL_CACHE_DIR"):
+        return None
+    base = env.get("XDG_CACHE_HOME") or (env.get("HOME") and os.path.join(env["HOME"], ".cache"))
+    if base and _can_create(Path(base) / "zig"):
+        return None
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    folder = Path(tempfile.gettempdir()) / f"retrainer-zig-cache-{user}"
+    return {**env, "ZIG_GLOBAL_CACHE_DIR": str(folder)}
+
+
+def _can_create(folder: Path) -> bool:
+    """Whether ``folder`` exists writable, or its nearest existing parent is writable."""
+    while not folder.exists():
+        if folder.parent == folder:
+            return False
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
 def cached_object(
@@ -94,11 +138,11 @@ def cached_object(
 
     Examples
     --------
-    >>> from pathlib import Path
-    >>> obj = cached_object("cc", ["-O2"], {"one.c": "int one(void) { return 1; }"}, "one.c",
-    ...                     what="example")
-    >>> obj.suffix, obj == cached_object("cc", ["-O2"], {"one.c": "int one(void) { return 1; }"},
-    ...                                  "one.c", what="example")
+    >>> from retrainer.deploy.tinyml.host import host_compiler
+    >>> program, *lead = host_compiler().command  # cc, or zig from the mcu extra
+    >>> files = {"one.c": "int one(void) { return 1; }"}
+    >>> obj = cached_object(program, [*lead, "-O2"], files, "one.c", what="example")
+    >>> obj.suffix, obj == cached_object(program, [*lead, "-O2"], files, "one.c", what="example")
     ('.o', True)
     """
     key = hashlib.sha256(
