@@ -44,9 +44,17 @@ from retrainer.schedule.scores import cached_scores
 from retrainer.training import Trainer
 
 DATA = os.environ.get("RETRAINER_SHARED_DATA", "/work/shared/data")
-TUNING = ("sea", "stagger", "hapt", "elec2-first")
-HELD_OUT = ("elec2-second", "agrawal", "hyperplane", "acs")
-WHOLE = ("elec2",)  # its first half was tuned on
+TUNING = ("sea", "stagger", "hapt", "elec2-first", "elec2-second", "agrawal", "hyperplane", "acs")
+FRESH = (
+    *(f"{name}-{seed}" for seed in (1, 2) for name in ("sea", "agrawal", "stagger", "hyperplane")),
+    "sine",
+    "mixed",
+    "led",
+    "sea-gradual",
+    "hyperplane-moving",
+    "rbf-moving",
+)
+WHOLE = ("elec2",)  # both halves were tuned on
 SHORT = {
     "best fixed": "best fixed (hindsight)",
     "DDM trigger": "DDM",
@@ -102,6 +110,46 @@ def acs(size: int = 5000) -> list:
     return by_rows(X, frame["employed"].astype(int).to_numpy(), size)
 
 
+def fresh(name: str, seed: int = 1, rows: int = 21_000, size: int = 500) -> list:
+    """A stream of River's generators not used before, ``rows`` rows cut into batches of
+    ``size``: Sine and Mixed (functions 0-3, abrupt), LED (a new swap of 7 segments per concept,
+    10 % noise), SEA with gradual changes (River's ConceptDriftStream, 2,000 rows wide), and two
+    that move a little every row (a rotating hyperplane, random RBF centroids drifting)."""
+    from river.datasets import synth
+
+    def gradual(streams: list) -> list:
+        head, *tail = streams
+        if not tail:
+            return [head]
+        rest = gradual(tail)[0]
+        return [synth.ConceptDriftStream(head, rest, position=per, width=2_000, seed=seed)]
+
+    per = rows // 4
+    concepts = {
+        "sine": lambda: [synth.Sine(f, seed=seed + f, has_noise=True) for f in range(4)],
+        "mixed": lambda: [synth.Mixed(f % 2, seed=seed + f) for f in range(4)],
+        "led": lambda: [
+            synth.LEDDrift(seed + i, noise_percentage=0.1, irrelevant_features=True,
+                           n_drift_features=7)
+            for i in range(4)
+        ],  # fmt: skip
+        "sea-gradual": lambda: gradual(
+            [synth.SEA(variant=v, noise=0.1, seed=seed + v) for v in range(4)]
+        ),
+        "hyperplane-moving": lambda: [
+            synth.Hyperplane(seed=seed, n_features=10, n_drift_features=5, mag_change=0.001)
+        ],
+        "rbf-moving": lambda: [
+            synth.RandomRBFDrift(seed, seed, n_features=10, change_speed=1e-4,
+                                 n_drift_centroids=25)
+        ],  # fmt: skip
+    }[name]()
+    each = rows // len(concepts)
+    pairs = [xy for g in concepts for xy in itertools.islice(g, each)]
+    X = pd.DataFrame([x for x, _ in pairs]).rename(columns=lambda c: f"x{c}").astype(float)
+    return by_rows(X, np.array([y for _, y in pairs], dtype=int), size)
+
+
 def load(name: str) -> list:
     if name == "elec2":
         return by_time(load_elec2(), "target", ["id", "timestamp"])
@@ -109,9 +157,14 @@ def load(name: str) -> list:
         return hapt()
     if name == "acs":
         return acs()
-    from retrainer.datasets.synthetic import drift_stream
+    from retrainer.datasets.synthetic import STREAMS, drift_stream
 
-    return by_time(drift_stream(name, seed=0).frame, "target", ["id", "timestamp"])
+    stream, _, seed = name.partition("-")
+    if stream in STREAMS and seed.isdigit():
+        return by_time(drift_stream(stream, seed=int(seed)).frame, "target", ["id", "timestamp"])
+    if name in STREAMS:
+        return by_time(drift_stream(name, seed=0).frame, "target", ["id", "timestamp"])
+    return fresh(name)
 
 
 def matrices(names: list[str], out: Path) -> dict:
