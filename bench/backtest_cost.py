@@ -244,6 +244,23 @@ def tune(found: dict, costs: list[float]) -> dict:
     return chosen
 
 
+def summary(group: str, totals: list[dict]) -> None:
+    """Per form of ours: cells within 10 % of the optimum, and lower / equal / higher than
+    the best fixed schedule in hindsight, CARA and UPF."""
+    n = len(totals)
+    print(f"\n{group}, {n} cells:")
+    for ours in ("ours (gain forecast)", "ours (live information)"):
+        within = sum(t[ours] <= 1.1 * t["optimum"] for t in totals)
+        parts = [f"within 10 % of the optimum {within}"]
+        for other in ("best fixed", "CARA-T", "CARA-CT", "CARA-P", "UPF"):
+            lower = sum(t[ours] < t[other] for t in totals)
+            equal = sum(t[ours] == t[other] for t in totals)
+            parts.append(
+                f"vs {SHORT[other]}: lower {lower}, equal {equal}, higher {n - lower - equal}"
+            )
+        print(f"- {SHORT[ours]}: " + "; ".join(parts))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=",".join(TUNING + FRESH + WHOLE))
@@ -266,6 +283,7 @@ def main() -> None:
             "| data | cost | optimum: total (retrains, accuracy) | " + " | ".join(keys) + " | s |"
         )
         print("|---" * (len(keys) + 4) + "|")
+        totals: list[dict] = []
         for name in rows:
             m = found[name]
             for cost in costs:
@@ -283,12 +301,16 @@ def main() -> None:
                 cells = {r["policy"]: r for r in table}
                 opt = table[0]
                 cells["best fixed"] = table[1]
+                totals.append(
+                    {"optimum": opt["total cost"]} | {k: cells[k]["total cost"] for k in SHORT}
+                )
                 line = [f"{cells[k]['vs optimum']:.3f} ({cells[k]['retrains']})" for k in SHORT]
                 print(
                     f"| {name} | {cost:g} | {opt['total cost']:,.0f} ({opt['retrains']}, "
                     f"{opt['accuracy']:.4f}) | " + " | ".join(line) + f" | {took:.0f} |",
                     flush=True,
                 )
+        summary(group, totals)
     print(f"\nscore matrices cached under {args.out}")
 
 
