@@ -170,12 +170,12 @@ def load(name: str) -> list:
         return acs()
     from retrainer.datasets.synthetic import STREAMS, drift_stream
 
-    stream, _, seed = name.partition("-")
-    if stream in STREAMS and seed.isdigit():
+    stream, _, seed = name.rpartition("-")
+    if not seed.isdigit():  # no seed given: seed 0 of the tuning group's, 1 of the others
+        stream, seed = name, ("0" if name in STREAMS else "1")
+    if stream in STREAMS:
         return by_time(drift_stream(stream, seed=int(seed)).frame, "target", ["id", "timestamp"])
-    if name in STREAMS:
-        return by_time(drift_stream(name, seed=0).frame, "target", ["id", "timestamp"])
-    return fresh(name)
+    return fresh(stream, seed=int(seed))
 
 
 def matrices(names: list[str], out: Path) -> dict:
