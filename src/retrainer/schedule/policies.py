@@ -461,9 +461,9 @@ class GainForecast:
         saved = float(champ.sum() - fresh[:H].sum())
         words = (
             f"gain forecast: the champion ({A} batches old) makes {shift + G[A]:+.3f} errors per "
-            f"row over a fresh model (typical at that age {G[A]:.3f}, its own {since} labelled "
-            f"batches since its gap last changed {raw:+.3f} off that, {shift:+.3f} beyond the "
-            f"noise); over the next {H} "
+            f"row over a fresh model (typical at that age {G[A]:.3f}, its own last {since} "
+            f"labelled batch{'' if since == 1 else 'es'} (since its gap last changed) "
+            f"{raw:+.3f} off that, {shift:+.3f} beyond the noise); over the next {H} "
             f"batches of ~{n:.0f} rows a retrain "
             f"now saves ~{saved:,.0f} errors against a retrain cost of {v.cost:,.0f}"
         )
