@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from retrainer.schedule.optimal import evaluate, optimal_schedule
-from retrainer.schedule.policies import CARA, UPF, Every, GainForecast, simulate
+from retrainer.schedule.policies import CARA, UPF, Every, GainForecast, View, simulate
 from retrainer.schedule.scores import ScoreMatrix, build_scores, cached_scores
 from retrainer.training import Trainer
 
@@ -104,12 +104,51 @@ def test_gain_forecast_near_the_optimum_on_an_abrupt_change(cost):
     ours = simulate(E, rows, GainForecast(horizon=26), cost=cost, label_delay=1).schedule
     best = optimal_schedule(E, cost, rows)
     assert best.retrain_at == (13,)
-    # retrains once, as soon as a labelled batch shows it (batch 13, labelled at boundary 14);
-    # the champion's own gap is averaged over its last 4 labelled batches (the tuned default),
-    # so at a high cost one changed batch in four is not yet enough evidence: one batch later
-    assert ours.retrain_at == ((14,) if cost < 2000 else (15,))
-    quick = simulate(E, rows, GainForecast(horizon=26, recent=1), cost=cost, label_delay=1)
-    assert quick.schedule.retrain_at == (14,)
+    # retrains once, as soon as a labelled batch shows it (batch 13, labelled at boundary 14),
+    # at every cost: the champion's own gap counts the batches since it changed only (with a
+    # mean over its last 4 labelled batches, one changed batch in four was not enough at 2,000)
+    assert ours.retrain_at == (14,)
+
+
+@pytest.mark.parametrize("cost", [500, 2000])
+def test_gain_forecast_holds_where_a_retrain_cannot_pay_back(cost):
+    # the same change 6 batches before the end: 200 extra errors a batch, seen at boundary 36,
+    # leave 4 batches (800 errors) to save: worth a retrain at 500, not at 2,000
+    E, rows = step_matrix(40, drift=34)
+    best = optimal_schedule(E, cost, rows)
+    ours = simulate(E, rows, GainForecast(), cost=cost, label_delay=1).schedule
+    assert best.retrain_at == ((35,) if cost == 500 else ())
+    assert ours.retrain_at == ((36,) if cost == 500 else ())
+
+
+def test_the_champions_own_gap_counts_the_batches_since_it_changed():
+    E, rows = step_matrix(30, drift=12, jump=0.2)
+    view = View(E, rows, t=18, champion=0, cost=500, label_delay=1)
+    policy = GainForecast()
+    raw, shift, since = policy.own_shift(view, policy.gap_by_age(view, 20))
+    assert since == 5  # batches 13..17 (the candidate of 12 had not seen the change either)
+    assert raw == pytest.approx(0.2)
+    assert 0 < shift < raw  # beyond its Poisson noise, a little less
+
+
+def test_a_gap_that_varies_more_than_poisson_does_not_split_the_run():
+    # the champion's gap swings by ~40 errors from batch to batch (Poisson's noise is ~17)
+    # around a steady level: no change, so every labelled batch counts; the swings are
+    # measured (dispersion) rather than read as changes
+    rng = np.random.default_rng(4)
+    E, rows = step_matrix(30, drift=10_000, base=0.3)
+    E[0, 1:] += rng.normal(0, 40, size=29).round()
+    view = View(E, rows, t=25, champion=0, cost=500, label_delay=1)
+    policy = GainForecast()
+    G = policy.gap_by_age(view, 30)
+    assert policy.own_shift(view, G)[2] == 25  # batches 0..24
+    n = rows[:24].astype(float)
+    gap = E[0, :24] - np.diag(E)[:24]
+    noise = E[0, :24] + np.diag(E)[:24]
+    assert policy.dispersion(gap, noise) > 5
+    # a change of level moves one difference only: it is not dispersion
+    step = np.r_[np.zeros(12), np.full(12, 100.0)]
+    assert policy.dispersion(step, n) == 1.0
 
 
 def test_gain_forecast_keeps_a_model_that_does_not_age():

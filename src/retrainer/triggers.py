@@ -179,8 +179,8 @@ class CostTrigger:
         >>> fired = cost.fire(Evidence(now=now, serving=record(late=400)))
         >>> for part in fired.split("rows ")[-1].split("; "):
         ...     print(part)
-        a retrain now saves ~859 errors against a retrain cost of 500
-        retrain now (plan 500 < 715)
+        a retrain now saves ~1,148 errors against a retrain cost of 500
+        retrain now (plan 500 < 787)
     """
 
     retrain_cost: float

@@ -322,12 +322,12 @@ class GainForecast:
     up, age by age, the median extra errors of a model one batch older on the same batch, over
     the last ``window`` labelled batches (a one-off change shows up at one age per batch only,
     so the median ignores it; steady ageing does not), made non-decreasing with isotonic
-    regression; the champion's own gap on its last ``recent`` labelled batches shifts its
-    forecast (a sudden change shows up there first). A dynamic programme over the next
-    ``horizon`` batches (or fewer, if the history ends) then weighs, batch by batch, keeping the
-    current model against paying the cost for a fresh one, which ages in turn; retrain now when
-    the plan starts with a retrain. A gap measured beyond its noise (``z`` standard errors) is
-    assumed to last over the horizon.
+    regression; the champion's own gap since it last changed (:meth:`own_shift`) shifts its
+    forecast (a sudden change shows up there first, and only the batches after it count). A
+    dynamic programme over the next ``horizon`` batches (or fewer, if the history ends) then
+    weighs, batch by batch, keeping the current model against paying the cost for a fresh one,
+    which ages in turn; retrain now when the plan starts with a retrain. A gap measured beyond
+    its noise (``z`` standard errors) is assumed to last over the horizon.
 
     Live there are no shadow candidates: the record holds the models that served, the first
     model and, at each retrain, the gate copy's errors (:mod:`retrainer.schedule.live`); the same
@@ -340,10 +340,10 @@ class GainForecast:
         self,
         horizon: int = 8,
         window: int = 26,
-        recent: int = 4,
         z: float = 1.0,
-    ) -> None:  # horizon, recent, z: tuned on SEA, STAGGER, HAPT and ELEC2's first half (bench)
-        self.horizon, self.window, self.recent, self.z = horizon, window, recent, z
+        delta: float = 0.05,
+    ) -> None:  # horizon, z, delta: tuned on the tuning group (bench/backtest_cost.py)
+        self.horizon, self.window, self.z, self.delta = horizon, window, z, delta
 
     def reset(self) -> None:
         pass
@@ -384,16 +384,52 @@ class GainForecast:
         fitted = iso.fit(x, np.cumsum(step)).predict(x)
         return np.maximum(fitted - fitted[0], 0.0)
 
-    def own_shift(self, v: View, G: np.ndarray, recent: list[int]) -> tuple[float, float]:
-        """The champion's own gap off the typical one on the ``recent`` labelled batches, raw
-        and beyond a Poisson bound on its noise (``z`` standard errors)."""
-        if not recent:
-            return 0.0, 0.0
-        raw = float(np.mean([v.staleness(j) / v.rows[j] - G[j - v.champion] for j in recent]))
-        # Poisson bound on the noise of a difference of error counts on the same rows
-        seen = sum(v.rows[j] for j in recent)
-        se = math.sqrt(sum(v.err(v.champion, j) + v.fresh(j) for j in recent)) / seen
-        return raw, math.copysign(max(abs(raw) - self.z * se, 0.0), raw)
+    def own_shift(self, v: View, G: np.ndarray) -> tuple[float, float, int]:
+        """The champion's own gap off the typical one since it last changed, raw and beyond its
+        noise (``z`` standard errors), and over how many labelled batches.
+
+        The run since the change is the longest run of the champion's latest labelled batches
+        (at most ``window``) that no split divides into two parts whose mean gaps differ beyond
+        their noise (ADWIN's rule, Bifet and Gavalda 2007, here on the gap per batch at
+        confidence ``1 - delta`` over all the splits tried, with the noise of the gap from batch
+        to batch: Poisson's on the two error counts, times :meth:`dispersion` where it varies
+        more). The shift is shrunk by ``z`` Poisson standard errors of its mean."""
+        o = v.observed
+        batches = [
+            j
+            for j in range(max(v.champion, o - self.window + 1), o + 1)
+            if math.isfinite(v.staleness(j))
+        ]
+        if not batches:
+            return 0.0, 0.0, 0
+        n = np.array([v.rows[j] for j in batches], dtype=float)
+        gap = np.array([v.staleness(j) - G[j - v.champion] * v.rows[j] for j in batches])
+        noise = np.array([v.err(v.champion, j) + v.fresh(j) for j in batches])
+        spread = noise * self.dispersion(gap, noise)
+        first, splits = 0, len(batches) * (len(batches) - 1) / 2
+        cut = float(stats.norm.isf(self.delta / 2 / max(splits, 1)))
+        for start in range(len(batches) - 2, -1, -1):  # grow the run backwards
+            g, m, s = (np.cumsum(a[start:][::-1])[::-1] for a in (gap, n, spread))
+            right_g, right_n, right_s = g[1:], m[1:], s[1:]  # the newer part of each split
+            left_g, left_n, left_s = g[0] - right_g, m[0] - right_n, s[0] - right_s
+            diff = np.abs(right_g / right_n - left_g / left_n)
+            if (diff > cut * np.sqrt(right_s / right_n**2 + left_s / left_n**2)).any():
+                first = start + 1
+                break
+        raw = float(gap[first:].sum() / n[first:].sum())
+        se = math.sqrt(noise[first:].sum()) / n[first:].sum()
+        return raw, math.copysign(max(abs(raw) - self.z * se, 0.0), raw), len(batches) - first
+
+    @staticmethod
+    def dispersion(gap: np.ndarray, noise: np.ndarray) -> float:
+        """How much more the gap varies from batch to batch than the Poisson bound says: the
+        median squared difference of successive batches over its Poisson variance, over the
+        median of a chi-square with one degree of freedom (a change of level moves one
+        difference only); at least 1, and 1 with fewer than three differences."""
+        if len(gap) < 4:
+            return 1.0
+        ratio = np.diff(gap) ** 2 / np.maximum(noise[1:] + noise[:-1], 1.0)
+        return max(1.0, float(np.median(ratio)) / stats.chi2.ppf(0.5, 1))
 
     def decide(self, v: View) -> Choice:
         o = v.observed
@@ -406,12 +442,7 @@ class GainForecast:
         H = max(1, min(self.horizon, v.remaining))
         A = v.age
         G = self.gap_by_age(v, A + H + 1)
-        recent = [
-            j
-            for j in range(max(v.champion, o - self.recent + 1), o + 1)
-            if math.isfinite(v.staleness(j))
-        ]
-        raw, shift = self.own_shift(v, G, recent)
+        raw, shift, since = self.own_shift(v, G)
         n = float(np.mean(v.rows[max(0, o - 3) : o + 1]))
         champ = np.maximum(G[A : A + H] + shift, 0.0) * n  # champion's extra errors, batch t + h
         fresh = G * n
@@ -430,8 +461,9 @@ class GainForecast:
         saved = float(champ.sum() - fresh[:H].sum())
         words = (
             f"gain forecast: the champion ({A} batches old) makes {shift + G[A]:+.3f} errors per "
-            f"row over a fresh model (typical at that age {G[A]:.3f}, its own last labelled "
-            f"batches {raw:+.3f} off that, {shift:+.3f} beyond the noise); over the next {H} "
+            f"row over a fresh model (typical at that age {G[A]:.3f}, its own last {since} "
+            f"labelled batch{'' if since == 1 else 'es'} (since its gap last changed) "
+            f"{raw:+.3f} off that, {shift:+.3f} beyond the noise); over the next {H} "
             f"batches of ~{n:.0f} rows a retrain "
             f"now saves ~{saved:,.0f} errors against a retrain cost of {v.cost:,.0f}"
         )
