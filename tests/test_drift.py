@@ -211,7 +211,14 @@ def test_dataset_drift_share():
     results = [ks("a", True), ks("b", False), ks("c", False), ks("d", False, "insufficient")]
     low = dataset_drift(results)
     assert not low.alarm and low.statistic == pytest.approx(1 / 3)
-    assert low.detail == {"drifted": ["a"], "tested": ["a", "b", "c"], "correction": []}
+    assert low.detail == {
+        "drifted": ["a"],
+        "counted": ["a"],
+        "tested": ["a", "b", "c"],
+        "correction": [],
+        "batch_alpha": 0.01,
+        "level": pytest.approx(0.02),  # 2 needed * 0.01 / 1 column with a p-value (none here)
+    }
     assert dataset_drift(results, share=0.3).alarm
 
 
@@ -266,3 +273,36 @@ def test_sensitivity_significance_flags_a_subtle_shift_the_default_lets_pass():
     assert strict.detail["min_detectable_shift_sd"] < 0.05 < default.detail["min_detectable_effect"]
     with pytest.raises(ValueError, match="sensitivity"):
         check_drift(*_profiles(ref, cur), sensitivity="loud")
+
+
+def test_dataset_verdict_keeps_its_batch_rate_when_columns_move_together():
+    """Regression (issue 13): on unchanged ELEC2 the dataset verdict alarmed on 1.9 batches in
+    100 with a 1 % goal, when demand and prices moved together by chance. Six columns that are
+    one reading in six units (the extreme of dependence) make each batch one test: the old
+    rule (3 of 6 columns with bh-adjusted p < 0.05) alarmed on 5 % of unchanged batches; the
+    batch level keeps it at most ``batch_alpha`` (1 %), as SciPy's exact KS p-values say."""
+    rng = np.random.default_rng(13)
+    columns = [f"x{j}" for j in range(6)]
+
+    def frame(n):
+        z = rng.standard_normal(n)
+        return pd.DataFrame({c: (j + 1) * z + j for j, c in enumerate(columns)})
+
+    ref = frame(360)
+    schema = Schema.infer(ref)
+    reference = BatchProfile.from_frame(ref, schema)
+    new, old, scipy_level = [], [], []
+    for _ in range(400):
+        cur = frame(90)
+        current = BatchProfile.from_frame(cur, schema, edges=reference.edges())
+        results = check_drift(
+            reference, current, correction="bh", reference_rows=ref, current_rows=cur
+        )
+        verdict = dataset_drift(results, share=0.5)
+        new.append(verdict.alarm)
+        old.append(sum(r.alarm for r in results) >= 3)
+        p = [stats.ks_2samp(ref[c], cur[c], method="exact").pvalue for c in columns]
+        scipy_level.append(sum(q <= verdict.detail["level"] for q in p) >= 3)
+    bound = 0.01 + 2.33 * np.sqrt(0.01 * 0.99 / len(new))
+    assert np.mean(new) <= min(bound, np.mean(scipy_level) + 1e-12)
+    assert np.mean(old) > bound, "the old rule's rate, for the test to be able to fail"

@@ -168,3 +168,36 @@ def test_out_of_range_reads_the_seasons_own_spikes_and_tail():
     assert not out_of_range(season, _spiky(rng, 90, 2))
     assert out_of_range(season, _spiky(rng, 90, 9))
     assert out_of_range(champion, _spiky(rng, 90, 2))
+
+
+def test_far_values_inside_the_contract_are_possible_and_a_burst_beyond_it_is_not():
+    """Regression (issue 13, unchanged ELEC2 at 90 rows): the contract inferred from the first
+    data holds a real price spike; a calm champion made two later spikes below that spike "far
+    out", and one reading just under the contract's minimum (elsewhere in the batch) counted
+    as the batch leaving the contract, so the batch was quarantined as an instrument fault.
+    Far values count only outside the declared range; 2 impossible readings in 30 rows (beyond
+    it) still alarm."""
+    rng = np.random.default_rng(3)
+    first = pd.DataFrame({"x": np.r_[rng.normal(size=999), 25.0]})  # the contract: [min, 25]
+    schema = Schema.infer(first)
+    low = schema.columns[0].min
+    champion = BatchProfile.from_frame(pd.DataFrame({"x": rng.normal(size=360)}), schema)
+    edges = champion.edges()
+
+    def out_of_range(values):
+        profile = BatchProfile.from_frame(pd.DataFrame({"x": values}), schema, edges=edges)
+        results = check_quality(champion, profile, schema)
+        return next(r for r in results if r.name == "out_of_range")
+
+    spikes = np.r_[rng.normal(size=87).clip(low, None), 20.0, 22.0, low - 0.01]
+    r = out_of_range(spikes)
+    assert profile_far(spikes, edges) == 2 and not r.alarm and r.detail["far"] == 1
+    fault = np.r_[rng.normal(size=28).clip(low, None), 200.0, 260.0]
+    assert out_of_range(fault).alarm and out_of_range(fault).detail["far"] == 2
+
+
+def profile_far(values, edges):
+    schema = Schema.infer(pd.DataFrame({"x": values}))
+    return (
+        BatchProfile.from_frame(pd.DataFrame({"x": values}), schema, edges=edges).columns["x"].far
+    )

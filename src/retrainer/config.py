@@ -344,6 +344,7 @@ class DriftSettings(_Section):
     alpha: float = Field(0.05, gt=0, lt=1)
     psi_threshold: float = Field(0.2, gt=0)
     share: float = Field(0.5, gt=0, le=1)
+    batch_alpha: float = Field(0.01, gt=0, lt=1)  # dataset verdict's false alarms per batch
     min_rows: int = Field(30, ge=1)
     min_psi: float = Field(0.02, ge=0)  # effect floor of a significant p-value test
     method: str | dict[str, str] = "auto"  # or a test name, or {numeric: ..., categorical: ...}
@@ -365,8 +366,8 @@ class DriftSettings(_Section):
         return method
 
     def options(self) -> dict:
-        """The keyword options of ``check_drift`` (everything but the dataset ``share``)."""
-        return self.model_dump(exclude={"share", "reference"})
+        """The keyword options of ``check_drift`` (not the dataset verdict's or reference)."""
+        return self.model_dump(exclude={"share", "batch_alpha", "reference"})
 
 
 class QualitySettings(_Section):

@@ -255,7 +255,9 @@ class _Cycle:
                 **q.model_dump(),
             )
             drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
-            verdict = annotate(dataset_drift(drift, share=d.share), chosen)
+            verdict = annotate(
+                dataset_drift(drift, share=d.share, batch_alpha=d.batch_alpha), chosen
+            )
             results += [*drift, verdict]
             drifted = {r.column for r in drift if r.alarm and r.column}
             moved = verdict.alarm

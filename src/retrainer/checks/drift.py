@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 SENSITIVITIES = ("effect", "significance")
+BATCH_ALPHA = 0.01  # false-alarm rate per batch of the dataset verdict (any dependence)
 JS_TO_V = math.sqrt(2 * math.log(2))  # small changes: Cramer's V ~ JS distance (base 2) * this
 CVM_NORMAL = 1 / (2 * math.pi * math.sqrt(3))  # int phi^3: T ~ en * shift^2 * this (normal)
 
@@ -438,19 +439,43 @@ def _verdict(
     )
 
 
-def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> CheckResult:
-    """One ``dataset_drift`` result: alarm when at least ``share`` of the tested columns drifted.
+def dataset_drift(
+    results: Sequence[CheckResult], *, share: float = 0.5, batch_alpha: float = BATCH_ALPHA
+) -> CheckResult:
+    """One ``dataset_drift`` result: alarm when at least ``share`` of the tested columns drifted,
+    at a stated false-alarm rate per batch, ``batch_alpha``, whatever the dependence between
+    the columns.
 
-    A column counts as tested when its verdict has status ``ok``, and as drifted when its
-    verdict alarms (p-values already adjusted over columns by ``check_drift``'s
-    ``correction``). A tiny ``share`` means "any column".
+    A column counts as tested when its verdict has status ``ok``. With ``m`` columns tested
+    by p-values and ``r = ceil(share * tested)`` needed, a column counts as drifted when its
+    verdict alarms and its raw p-value is at most ``r * batch_alpha / m`` (a distance verdict,
+    which has no p-value, counts when it alarms). On a batch where no column moved, the chance
+    that ``r`` columns pass that level is at most ``batch_alpha`` by Markov's inequality on
+    their count (Rüger's bound for the r-th smallest p-value), also when the columns move
+    together (prices and demand with the weather): the per-column correction (``bh``) bounds
+    that chance only by ``alpha``. ``detail["drifted"]`` lists the columns whose own verdict
+    alarms, ``detail["counted"]`` those the batch verdict counts.
 
     Example:
         >>> rs = [CheckResult("drift", "ks", "a", True), CheckResult("drift", "ks", "b", False)]
         >>> r = dataset_drift(rs)
         >>> r.alarm, r.statistic, r.detail["drifted"]
         (True, 0.5, ['a'])
+        >>> moved = [CheckResult("drift", "ks", c, True, p_value=0.004) for c in "abc"]
+        >>> quiet = [CheckResult("drift", "ks", c, False, p_value=0.5) for c in "def"]
+        >>> r = dataset_drift(moved + quiet)  # 3 needed: p <= 3 * 0.01 / 6 = 0.005
+        >>> r.alarm, r.detail["counted"]
+        (True, ['a', 'b', 'c'])
+        >>> dataset_drift([*moved[:2], CheckResult("drift", "ks", "c", True, p_value=0.02),
+        ...                *quiet]).alarm
+        False
+
+    References:
+        L. Rüger (1978), "Das Maximum der Wahrscheinlichkeit eines Fehlers erster Art bei
+        beliebiger Abhängigkeit", Metrika 25; R. Morgenstern (1980), same bound.
     """
+    if not 0 < batch_alpha < 1:
+        raise ValueError(f"batch_alpha must lie in (0, 1), not {batch_alpha}")
     verdicts = [r for r in results if r.kind == "drift" and r.name != "dataset_drift"]
     tested = sorted({r.column for r in verdicts if r.status == "ok" and r.column is not None})
     drifted = sorted({r.column for r in verdicts if r.alarm and r.column is not None})
@@ -465,8 +490,26 @@ def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> Chec
             threshold=share,
             message="no column could be tested for drift",
         )
-    fraction = len(drifted) / len(tested)
-    alarm = fraction >= share
+    needed = max(1, math.ceil(share * len(tested) - 1e-9))
+    with_p = {r.column for r in verdicts if r.status == "ok" and r.p_value is not None}
+    level = needed * batch_alpha / max(1, len(with_p))
+    counted = sorted(
+        {
+            r.column
+            for r in verdicts
+            if r.alarm and r.column is not None and (r.p_value is None or r.p_value <= level)
+        }
+    )
+    fraction = len(counted) / len(tested)
+    alarm = len(counted) >= needed
+    weak = sorted(set(drifted) - set(counted))
+    message = (
+        f"{len(counted)} of {len(tested)} columns drifted ({100 * fraction:.0f}%, alarm at "
+        f"{100 * share:.0f}%: {needed} columns, each at p <= {level:.3g} for a false-alarm rate "
+        f"of {batch_alpha:g} per batch): {counted}"
+    )
+    if weak:
+        message += f"; {weak} drifted on their own, below the batch's level"
     return CheckResult(
         "drift",
         "dataset_drift",
@@ -475,9 +518,15 @@ def dataset_drift(results: Sequence[CheckResult], *, share: float = 0.5) -> Chec
         "warning" if alarm else "info",
         statistic=fraction,
         threshold=share,
-        message=f"{len(drifted)} of {len(tested)} columns drifted ({100 * fraction:.0f}%, "
-        f"alarm at {100 * share:.0f}%): {drifted}",
-        detail={"drifted": drifted, "tested": tested, "correction": corrections},
+        message=message,
+        detail={
+            "drifted": drifted,
+            "counted": counted,
+            "tested": tested,
+            "correction": corrections,
+            "batch_alpha": batch_alpha,
+            "level": level,
+        },
     )
 
 

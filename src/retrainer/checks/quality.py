@@ -12,8 +12,8 @@ Checks, one result per (check, column) that ran:
   reference's range when the schema has none) exceeds ``max_out_of_range``, or at least
   ``FAR_COUNT`` values lie ``FAR`` reference widths or more beyond the reference's range (a burst
   of impossible values, caught in a small batch too: no sample of the reference distribution
-  reaches that far; with a contract range, only when the batch also leaves it; the check's
-  detail carries the ``far`` count).
+  reaches that far; with a contract range, only the far values outside it count: a value
+  inside the declared range is possible; the check's detail carries that ``far`` count).
 - ``unseen_category`` (warning): categorical values neither in the schema nor in the reference;
   id-like columns (no category list) get status ``excluded_id_like``.
 - ``vanished_category`` (warning): reference categories of at least 1 % share that the batch
@@ -301,12 +301,13 @@ def _out_of_range(
         )
     share = outside / cur.values
     usual = _usual_outside(spec, ref)
-    beyond_contract = spec.min is None or spec.max is None or cur.min < low or cur.max > high
-    far_alarm = cur.far >= FAR_COUNT and beyond_contract and far_is_unusual(cur, ref)
+    far_count = far_outside_contract(spec, cur)
+    far_alarm = far_count >= FAR_COUNT and far_is_unusual(cur, ref, far_count)
     alarm = share - usual > rules.max_out_of_range or far_alarm
     far = (
         f"; {cur.far} lie {FAR:g} reference widths or more beyond the reference range"
         + (f" ({ref.far} of {ref.values} in the reference)" if ref.far else "")
+        + (f", {far_count} of them outside the contract's range" if far_count < cur.far else "")
         if cur.far
         else ""
     )
@@ -326,7 +327,7 @@ def _out_of_range(
         statistic=share,
         threshold=rules.max_out_of_range,
         message=message,
-        detail={"outside": outside, "min": low, "max": high, "far": cur.far},
+        detail={"outside": outside, "min": low, "max": high, "far": far_count},
     )
 
 
@@ -341,11 +342,30 @@ def _usual_outside(spec: ColumnSpec, ref: ColumnProfile) -> float:
     return (ref.hist[0] + ref.hist[-1]) / ref.values
 
 
-def far_is_unusual(cur: ColumnProfile, ref: ColumnProfile) -> bool:
+def far_outside_contract(spec: ColumnSpec, cur: ColumnProfile) -> int:
+    """The batch's far-out values (``far``) that can be impossible: all of them without a
+    contract range; with one, at most the values outside it (a value inside the range the
+    contract declares is possible, however far it lies beyond a calm reference).
+
+    Example:
+        >>> spec = ColumnSpec("x", "numeric", True, min=0.0, max=30.0)
+        >>> far_outside_contract(spec, ColumnProfile("x", "numeric", far=2, below_min=1))
+        1
+        >>> far_outside_contract(ColumnSpec("x", "numeric", True), ColumnProfile("x", "numeric",
+        ...                                                                       far=2))
+        2
+    """
+    if spec.min is None or spec.max is None:
+        return cur.far
+    return min(cur.far, cur.below_min + cur.above_max)
+
+
+def far_is_unusual(cur: ColumnProfile, ref: ColumnProfile, far: int | None = None) -> bool:
     """Whether the batch's far-out values (``far``) are more than the reference's own rate of
     them explains: always when the reference has none (the champion's reference, by
-    construction), else when at least that many are less likely than ``ALPHA`` (binomial tail
-    at the reference's rate; a season of price spikes has spikes in its reference too).
+    construction), else when at least that many (``far``, default ``cur.far``) are less likely
+    than ``ALPHA`` (binomial tail at the reference's rate; a season of price spikes has spikes
+    in its reference too).
 
     Example:
         >>> ref = ColumnProfile("x", "numeric", count=180, far=2)
@@ -359,7 +379,8 @@ def far_is_unusual(cur: ColumnProfile, ref: ColumnProfile) -> bool:
     from scipy.stats import binom  # imported when a reference has far-out values
 
     rate = min(1.0, ref.far / ref.values)
-    return float(binom.sf(cur.far - 1, cur.values, rate)) < ALPHA
+    count = cur.far if far is None else far
+    return float(binom.sf(count - 1, cur.values, rate)) < ALPHA
 
 
 def _known_categories(spec: ColumnSpec, ref: ColumnProfile) -> set[str] | None:
