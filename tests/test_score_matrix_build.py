@@ -154,3 +154,23 @@ def test_the_cache_is_reused_and_invalidated_by_data_and_trainer(tmp_path, monke
     monkeypatch.setattr(scores, "library_version", lambda estimator: "another release")
     _, p, c = cached_scores(batches, TREE, folder=tmp_path, history=3)
     assert not c and p not in paths  # a new scikit-learn trains other models
+
+
+def test_by_default_workers_start_only_when_the_work_pays_for_them(monkeypatch):
+    from retrainer.schedule import candidates
+
+    batches = stream(n=8)
+    alone = build_scores(batches, TREE, history=3, jobs=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no worker process for a small matrix")
+
+    monkeypatch.setattr(candidates, "ProcessPoolExecutor", refuse)
+    small = build_scores(batches, TREE, history=3, jobs=None)
+    monkeypatch.undo()
+    monkeypatch.setattr(candidates, "PAYS_OFF", 0.0)  # any work pays: workers for the rest
+    shared = build_scores(batches, TREE, history=3, jobs=None)
+    for m in (small, shared):
+        np.testing.assert_array_equal(m.errors, alone.errors)
+        np.testing.assert_array_equal(m.packed, alone.packed)
+        np.testing.assert_array_equal(m.gate_packed, alone.gate_packed)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import cached_property
@@ -142,6 +143,9 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+PAYS_OFF = 20.0  # CPU seconds of work left below which starting workers costs more than it saves
+
+
 def score_boundaries(
     work: Candidates,
     *,
@@ -149,31 +153,44 @@ def score_boundaries(
     threads: int | None = 1,
     on_done: Callable[[int, int], None] | None = None,
 ) -> list[Scored]:
-    """Every boundary scored, in order: in ``jobs`` worker processes (``None``: one per core;
-    1: in this process), each capping native threads at ``threads``; ``on_done(done, total)``
-    after each task (and with 0 first)."""
+    """Every boundary scored, in order: in ``jobs`` worker processes (1: in this process;
+    ``None``: one per core once the first boundary, scored here, shows that the rest takes more
+    than :data:`PAYS_OFF` CPU seconds), each capping native threads at ``threads``;
+    ``on_done(done, total)`` after each task (and with 0 first)."""
     from threadpoolctl import threadpool_limits
 
     groups = work.groups()
     total = len(work.rows)
-    jobs = min(cores() if jobs is None else max(1, jobs), len(groups))
+    workers = min(cores() if jobs is None else max(1, jobs), len(groups))
     done: list[Scored] = []
+
+    def here(some: list[tuple[int, ...]]) -> None:
+        with threadpool_limits(threads):
+            for group in some:
+                done.extend(work.score(group))
+                if on_done:
+                    on_done(len(done), total)
+
     if on_done:
         on_done(0, total)
     work.trainer.build()  # a clear error here, and its native libraries loaded before capping
-    if jobs == 1:
-        with threadpool_limits(threads):
-            for group in groups:
-                done += work.score(group)
-                if on_done:
-                    on_done(len(done), total)
+    if jobs is None and workers > 1:
+        started = time.process_time()
+        here(groups[:1])
+        groups = groups[1:]
+        if (time.process_time() - started) * len(groups) < PAYS_OFF:
+            workers = 1
+    if workers == 1:
+        here(groups)
         return done
     context = multiprocessing.get_context("spawn")  # no forked OpenMP state
-    with ProcessPoolExecutor(jobs, context, initializer=_start, initargs=(work, threads)) as pool:
+    with ProcessPoolExecutor(
+        workers, context, initializer=_start, initargs=(work, threads)
+    ) as pool:
         futures = [pool.submit(_score, group) for group in groups]  # widest first
         try:
             for future in as_completed(futures):
-                done += future.result()
+                done.extend(future.result())
                 if on_done:
                     on_done(len(done), total)
         finally:
