@@ -169,7 +169,7 @@ def optimal_backtest(
     """``retrainer backtest --optimal``: the score matrix of ``frame`` (cached under
     ``folder/scores``), every policy against the optimum at each cost, one frontier plot per
     cost and an HTML report (``folder/optimal.html``); a cold matrix is built by ``jobs`` worker
-    processes (``None``: one per core)."""
+    processes (``None``: one per core when the work pays for them)."""
     import html
 
     from retrainer.backtest import window_batches, with_times

@@ -152,7 +152,8 @@ def build_scores(
     ``batches`` are ``(features, labels)`` in time order, the first ``history`` of them the
     labelled history; ``window`` is the trainer's window in batches (0: all labelled batches);
     ``holdout`` the gate's share of the window held out (``gate.holdout``); ``jobs`` worker
-    processes share the boundaries (``None``: one per core; 1: this process), each capping
+    processes share the boundaries (1: this process; ``None``: one per core when the work pays
+    for them, see :func:`~retrainer.schedule.candidates.score_boundaries`), each capping
     native threads (OpenMP, BLAS) at ``threads`` (``None``: no cap), as ``trainer.threads``;
     ``on_model(done, total)`` reports the boundaries scored so far.
     """
