@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -200,13 +201,25 @@ def matrices(names: list[str], out: Path) -> dict:
             print(f"{name}: {part.batches} batches of ELEC2's, {int(part.rows.sum()):,} rows")
             continue
         started = time.perf_counter()
-        m, path, cached = cached_scores(load(name), trainer, folder=out, history=4, window=4)
+        m, path, cached = cached_scores(
+            load(name), trainer, folder=out, history=4, window=4, jobs=None, on_model=shown(name)
+        )
         took = time.perf_counter() - started
         what = "cached" if cached else "built"
         rows = int(m.rows.sum())
         print(f"{name}: {m.batches} batches, {rows:,} rows; matrix {what} in {took:.1f} s")
         found[name] = m
     return found
+
+
+def shown(name: str):
+    """Progress of a cold matrix build, on one line of standard error."""
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r{name}: {done}/{total} candidates scored", end=end, file=sys.stderr, flush=True)
+
+    return show
 
 
 GATES: dict[int, Gate] = {}

@@ -999,6 +999,12 @@ def doctor(ctx: click.Context, repair: bool, grace: float, as_json: bool) -> Non
     multiple=True,
     help="With --optimal: retrain cost in errors (repeat; default 50, 500, 5000).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --optimal: worker processes that build the score matrix (default: one per core).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def backtest(
@@ -1015,6 +1021,7 @@ def backtest(
     out: Path,
     optimal: bool,
     costs: tuple[float, ...],
+    jobs: int | None,
     as_json: bool,
 ) -> None:
     """Replay a labelled history under each policy file (a project file or its policy section)
@@ -1055,7 +1062,9 @@ def backtest(
     if optimal:
         from retrainer.schedule.compare import optimal_backtest, render_optimal
 
-        with err_console.status("scoring a candidate per batch") as status:
+        columns = [TextColumn("candidates scored"), BarColumn(), MofNCompleteColumn()]
+        with Progress(*columns, TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task("candidates", total=None, visible=False)
             priced = optimal_backtest(
                 frame,
                 settings,
@@ -1063,7 +1072,8 @@ def backtest(
                 folder=out,
                 period=period,
                 label_delay=label_delay,
-                on_model=lambda k, n: status.update(f"candidate {k + 1} of {n}"),
+                on_model=lambda k, n: bar.update(task, completed=k, total=n, visible=True),
+                jobs=jobs,
             )
         _emit(priced, as_json, lambda d: console.print(render_optimal(d), markup=False))
         return

@@ -164,10 +164,12 @@ def optimal_backtest(
     history: int = 4,
     label_delay: int = 1,
     on_model: Callable[[int, int], None] | None = None,
+    jobs: int | None = None,
 ) -> dict:
     """``retrainer backtest --optimal``: the score matrix of ``frame`` (cached under
     ``folder/scores``), every policy against the optimum at each cost, one frontier plot per
-    cost and an HTML report (``folder/optimal.html``)."""
+    cost and an HTML report (``folder/optimal.html``); a cold matrix is built by ``jobs`` worker
+    processes (``None``: one per core when the work pays for them)."""
     import html
 
     from retrainer.backtest import window_batches, with_times
@@ -200,6 +202,7 @@ def optimal_backtest(
         holdout=gate_settings.holdout,
         on_model=on_model,
         threads=t.get("threads", 1),
+        jobs=jobs,
     )
     gate = Gate.from_settings(matrix, gate_settings)
     results, parts = [], []

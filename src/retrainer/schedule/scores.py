@@ -32,10 +32,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from retrainer.errors import DataError
+from retrainer.schedule.candidates import Candidates, score_boundaries
 from retrainer.training import Trainer
 
 Batch = tuple[pd.DataFrame, Any]
@@ -133,22 +135,6 @@ class ScoreMatrix:
             )
 
 
-def training_window(k: int, history: int, label_delay: int, window: int) -> range:
-    """Indices (history first, then stream batch ``i`` at ``history + i``) of the batches the
-    candidate of boundary ``k`` trains on; ``window`` 0 means every labelled batch.
-
-    >>> list(training_window(0, history=4, label_delay=1, window=4))
-    [0, 1, 2, 3]
-    >>> list(training_window(6, history=4, label_delay=1, window=4))
-    [6, 7, 8, 9]
-    >>> list(training_window(1, history=4, label_delay=2, window=2))
-    [2, 3]
-    """
-    end = history + max(k - label_delay, -1)
-    start = 0 if window == 0 else max(0, end - window + 1)
-    return range(start, end + 1)
-
-
 def build_scores(
     batches: Sequence[Batch],
     trainer: Trainer,
@@ -157,85 +143,42 @@ def build_scores(
     label_delay: int = 1,
     window: int = 4,
     holdout: float = 0.2,
-    on_model: Any = None,
+    on_model: Callable[[int, int], None] | None = None,
     threads: int | None = 1,
+    jobs: int | None = 1,
 ) -> ScoreMatrix:
     """Train the candidate of every boundary with ``trainer`` and score it on every later batch.
 
     ``batches`` are ``(features, labels)`` in time order, the first ``history`` of them the
     labelled history; ``window`` is the trainer's window in batches (0: all labelled batches);
-    ``holdout`` the gate's share of the window held out (``gate.holdout``); ``threads`` caps
-    native threads (OpenMP, BLAS; ``None``: no cap), as ``trainer.threads``.
+    ``holdout`` the gate's share of the window held out (``gate.holdout``); ``jobs`` worker
+    processes share the boundaries (1: this process; ``None``: one per core when the work pays
+    for them, see :func:`~retrainer.schedule.candidates.score_boundaries`), each capping
+    native threads (OpenMP, BLAS) at ``threads`` (``None``: no cap), as ``trainer.threads``;
+    ``on_model(done, total)`` reports the boundaries scored so far.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(threads):
-        return _build(batches, trainer, history, label_delay, window, holdout, on_model)
-
-
-def _build(
-    batches: Sequence[Batch],
-    trainer: Trainer,
-    history: int,
-    label_delay: int,
-    window: int,
-    holdout: float,
-    on_model: Any,
-) -> ScoreMatrix:
-    from retrainer.gate import holdout_size
-
     if label_delay < 1:
         raise DataError("score matrix: label_delay must be at least 1 batch")
     if len(batches) <= history:
         raise DataError(f"score matrix: {len(batches)} batches; need more than {history}")
-    stream = batches[history:]
-    T = len(stream)
-    rows = np.array([len(X) for X, _ in stream], dtype=np.int64)
-    X_all = pd.concat([X for X, _ in stream], ignore_index=True)
-    y_all = np.concatenate([np.asarray(y) for _, y in stream])
-    starts = np.r_[0, np.cumsum(rows)]
+    work = Candidates(
+        batches, trainer, history=history, label_delay=label_delay, window=window, holdout=holdout
+    )
+    scored = score_boundaries(work, jobs=jobs, threads=threads, on_done=on_model)
+    T, rows, starts = len(work.rows), work.rows, work.starts
     errors = np.full((T, T), np.nan)
-    bit_runs, offsets = [], [0]
-    gate_runs, gate_offsets, gate_start = [], [0], np.full(T, -1, dtype=np.int64)
-    previous: tuple[range, Any] | None = None
-    for k in range(T):
-        if on_model:
-            on_model(k, T)
-        span = training_window(k, history, label_delay, window)
-        X = pd.concat([batches[i][0] for i in span], ignore_index=True)
-        y = np.concatenate([np.asarray(batches[i][1]) for i in span])
-        if previous is not None and previous[0] == span:
-            model = previous[1]  # the same labelled window: the same model
-        else:
-            model = trainer.fit(X, y)
-            previous = (span, model)
-        newest = span[-1] - history  # the newest labelled stream batch (< 0: in the history)
-        if newest >= 0:
-            unseen = np.zeros(len(X), dtype=bool)
-            unseen[len(X) - rows[newest] :] = True
-            n = holdout_size(len(X), holdout, unseen)
-            copy = trainer.fit(X.iloc[:-n], y[:-n])
-            gate = (np.asarray(copy.predict(X.iloc[-n:])) != y[-n:]).astype(np.uint8)
-            gate_start[k] = starts[newest + 1] - n
-            gate_runs.append(gate)
-            gate_offsets.append(gate_offsets[-1] + gate.size)
-        else:
-            gate_offsets.append(gate_offsets[-1])
-        wrong = (np.asarray(model.predict(X_all.iloc[starts[k] :])) != y_all[starts[k] :]).astype(
-            np.uint8
-        )
-        errors[k, k:] = np.add.reduceat(wrong, starts[k:-1] - starts[k])
-        bit_runs.append(wrong)
-        offsets.append(offsets[-1] + wrong.size)
+    for s in scored:
+        errors[s.k, s.k :] = np.add.reduceat(s.wrong, starts[s.k : -1] - starts[s.k])
+    sizes = [s.gate.size for s in scored]
     return ScoreMatrix(
         errors=errors,
         rows=rows,
         label_delay=label_delay,
-        packed=np.packbits(np.concatenate(bit_runs)),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        gate_packed=np.packbits(np.concatenate(gate_runs or [np.zeros(0, np.uint8)])),
-        gate_offsets=np.asarray(gate_offsets, dtype=np.int64),
-        gate_start=gate_start,
+        packed=np.packbits(np.concatenate([s.wrong for s in scored])),
+        offsets=np.r_[0, np.cumsum([s.wrong.size for s in scored])].astype(np.int64),
+        gate_packed=np.packbits(np.concatenate([s.gate for s in scored])),
+        gate_offsets=np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        gate_start=np.array([s.gate_start for s in scored], dtype=np.int64),
     )
 
 
@@ -264,14 +207,17 @@ def cached_scores(
     label_delay: int = 1,
     window: int = 4,
     holdout: float = 0.2,
-    on_model: Any = None,
+    on_model: Callable[[int, int], None] | None = None,
     threads: int | None = 1,
+    jobs: int | None = 1,
 ) -> tuple[ScoreMatrix, Path, bool]:
-    """The score matrix from ``folder``'s cache if this data and trainer config were scored
-    before, else built and cached; returns ``(matrix, path, was_cached)``."""
+    """The score matrix from ``folder``'s cache if this data and trainer (estimator, parameters
+    and the version of the library it comes from) were scored before, else built and cached;
+    returns ``(matrix, path, was_cached)``."""
     config = {
         "estimator": trainer.estimator,
         "params": trainer.params,
+        "library": library_version(trainer.estimator),
         "history": history,
         "label_delay": label_delay,
         "window": window,
@@ -290,5 +236,20 @@ def cached_scores(
         holdout=holdout,
         on_model=on_model,
         threads=threads,
+        jobs=jobs,
     )
     return matrix, matrix.save(path), False
+
+
+def library_version(estimator: str) -> str:
+    """The version of the package an estimator's import path starts with ("" if unknown).
+
+    >>> library_version("sklearn.tree.DecisionTreeClassifier").startswith("1.")
+    True
+    >>> library_version("nowhere.Model")
+    ''
+    """
+    try:
+        return str(getattr(importlib.import_module(estimator.split(".")[0]), "__version__", ""))
+    except ImportError:
+        return ""

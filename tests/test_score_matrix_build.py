@@ -1,0 +1,176 @@
+"""The score matrix built in worker processes equals the straightforward build (one candidate
+and one gate copy per boundary, scored batch by batch), and its cache is reused until the data
+or the trainer changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainer.errors import TrainingError
+from retrainer.gate import holdout_size
+from retrainer.schedule import scores
+from retrainer.schedule.scores import ScoreMatrix, build_scores, cached_scores
+from retrainer.training import Trainer
+
+HGB = Trainer(
+    "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 10, "random_state": 0}
+)
+TREE = Trainer("sklearn.tree.DecisionTreeClassifier", {"max_depth": 4, "random_state": 0})
+
+
+def stream(seed: int = 0, n: int = 12, size: int = 80) -> list:
+    """Two features, a category, a drift in the middle and batches of uneven size."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for i in range(n):
+        rows = size + 7 * (i % 3)
+        X = pd.DataFrame(
+            {
+                "a": rng.normal(size=rows),
+                "b": rng.normal(size=rows),
+                "c": rng.choice(["x", "y", "z"], size=rows),
+            }
+        )
+        flip = i >= n // 2
+        y = ((X["a"] + 0.5 * X["b"] > 0) ^ flip ^ (X["c"] == "z")).astype(int).to_numpy()
+        noise = rng.random(rows) < 0.1
+        batches.append((X, np.where(noise, 1 - y, y)))
+    return batches
+
+
+def straightforward(batches, trainer, history, label_delay, window, holdout) -> dict:
+    """The matrix as the issue states it: for every boundary k, the window of labelled batches
+    (labels of stream batch i arrive before batch i + label_delay is predicted; history batches
+    are labelled), one fit, a prediction per later batch; the gate copy fitted without the
+    newest rows (at most the newest batch)."""
+    stream_ = batches[history:]
+    T = len(stream_)
+    errors = np.full((T, T), np.nan)
+    bits, gate_bits, gate_start = [], [], []
+    for k in range(T):
+        labelled = list(range(history)) + [history + i for i in range(k - label_delay + 1)]
+        span = labelled if window == 0 else labelled[-window:]
+        X = pd.concat([batches[i][0] for i in span], ignore_index=True)
+        y = np.concatenate([batches[i][1] for i in span])
+        model = trainer.fit(X, y)
+        mine = []
+        for j in range(k, T):
+            Xj, yj = stream_[j]
+            wrong = (model.predict(Xj) != yj).astype(np.uint8)
+            errors[k, j] = wrong.sum()
+            mine.append(wrong)
+        bits.append(np.concatenate(mine))
+        newest = span[-1] - history
+        if newest < 0:
+            gate_bits.append(np.zeros(0, np.uint8))
+            gate_start.append(-1)
+            continue
+        unseen = np.r_[
+            np.zeros(len(X) - len(stream_[newest][0]), bool), np.ones(len(stream_[newest][0]), bool)
+        ]
+        n = holdout_size(len(X), holdout, unseen)
+        copy = trainer.fit(X.iloc[:-n], y[:-n])
+        gate_bits.append((copy.predict(X.iloc[-n:]) != y[-n:]).astype(np.uint8))
+        gate_start.append(sum(len(b[0]) for b in stream_[: newest + 1]) - n)
+    return {"errors": errors, "bits": bits, "gate_bits": gate_bits, "gate_start": gate_start}
+
+
+@pytest.mark.parametrize(
+    ("trainer", "label_delay", "window", "jobs"),
+    [(HGB, 2, 3, 2), (TREE, 1, 4, 3), (TREE, 1, 0, 1)],
+    ids=["shipped-trainer-2-jobs", "tree-3-jobs", "tree-whole-history-1-job"],
+)
+def test_the_fast_build_equals_the_straightforward_one(trainer, label_delay, window, jobs):
+    batches = stream()
+    m = build_scores(
+        batches, trainer, history=3, label_delay=label_delay, window=window, holdout=0.2, jobs=jobs
+    )
+    ref = straightforward(batches, trainer, 3, label_delay, window, 0.2)
+    np.testing.assert_array_equal(m.errors, ref["errors"])
+    for k in range(m.batches):
+        np.testing.assert_array_equal(m.bits(k), ref["bits"][k])
+        np.testing.assert_array_equal(m.gate_bits(k), ref["gate_bits"][k])
+    np.testing.assert_array_equal(m.gate_start, ref["gate_start"])
+    np.testing.assert_array_equal(m.rows, [len(X) for X, _ in batches[3:]])
+    assert np.nanmin(m.errors) >= 0 and np.nansum(m.errors) > 0  # a matrix with content
+
+
+def test_progress_counts_every_boundary_once():
+    seen = []
+    build_scores(
+        stream(n=8),
+        TREE,
+        history=3,
+        label_delay=2,
+        jobs=2,
+        on_model=lambda d, t: seen.append((d, t)),
+    )
+    assert seen[0] == (0, 5) and seen[-1] == (5, 5)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and len(set(done)) == len(done)
+
+
+def test_a_trainer_that_fails_in_a_worker_fails_the_build_clearly():
+    batches = stream(n=8)
+    X, y = batches[5]
+    batches[5] = (X, np.zeros_like(y))  # a window of one class: a logistic regression refuses it
+    batches[4] = (batches[4][0], np.zeros_like(batches[4][1]))
+    trainer = Trainer("sklearn.linear_model.LogisticRegression")
+    with pytest.raises(TrainingError, match="failed to fit"):
+        build_scores(batches, trainer, history=3, window=2, jobs=2)
+    with pytest.raises(TrainingError, match="cannot import"):
+        build_scores(batches, Trainer("sklearn.nowhere.Model"), history=3, jobs=2)
+
+
+def test_the_cache_is_reused_and_invalidated_by_data_and_trainer(tmp_path, monkeypatch):
+    batches = stream(n=7)
+    calls = []
+
+    def count(done, total):
+        calls.append(done)
+
+    first, path, cached = cached_scores(
+        batches, TREE, folder=tmp_path, history=3, jobs=2, on_model=count
+    )
+    again, path_again, cached_again = cached_scores(
+        batches, TREE, folder=tmp_path, history=3, jobs=2, on_model=count
+    )
+    assert (cached, cached_again, path_again == path) == (False, True, True)
+    assert calls[-1] == 4 and len(calls) == 5  # the second call trained nothing
+    np.testing.assert_array_equal(again.errors, first.errors)
+    np.testing.assert_array_equal(ScoreMatrix.load(path).packed, first.packed)
+
+    changed = [(X, y) for X, y in batches]
+    changed[5] = (changed[5][0], 1 - changed[5][1])  # one batch's labels
+    other_params = Trainer(TREE.estimator, {**TREE.params, "max_depth": 5})
+    other_estimator = Trainer("sklearn.tree.ExtraTreeClassifier", {"random_state": 0})
+    paths = {path}
+    for data, trainer in ((changed, TREE), (batches, other_params), (batches, other_estimator)):
+        _, p, c = cached_scores(data, trainer, folder=tmp_path, history=3)
+        assert not c and p not in paths
+        paths.add(p)
+    monkeypatch.setattr(scores, "library_version", lambda estimator: "another release")
+    _, p, c = cached_scores(batches, TREE, folder=tmp_path, history=3)
+    assert not c and p not in paths  # a new scikit-learn trains other models
+
+
+def test_by_default_workers_start_only_when_the_work_pays_for_them(monkeypatch):
+    from retrainer.schedule import candidates
+
+    batches = stream(n=8)
+    alone = build_scores(batches, TREE, history=3, jobs=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no worker process for a small matrix")
+
+    monkeypatch.setattr(candidates, "ProcessPoolExecutor", refuse)
+    small = build_scores(batches, TREE, history=3, jobs=None)
+    monkeypatch.undo()
+    monkeypatch.setattr(candidates, "PAYS_OFF", 0.0)  # any work pays: workers for the rest
+    shared = build_scores(batches, TREE, history=3, jobs=None)
+    for m in (small, shared):
+        np.testing.assert_array_equal(m.errors, alone.errors)
+        np.testing.assert_array_equal(m.packed, alone.packed)
+        np.testing.assert_array_equal(m.gate_packed, alone.gate_packed)
