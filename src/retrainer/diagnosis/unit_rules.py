@@ -42,11 +42,16 @@ def affine(
     if t is None:
         return None
     means = f"; mean {ref.mean:.6g} -> {cur.mean:.6g}" if cur is not None and cur.mean else ""
+    how = (
+        f"fitted to its quantiles on {rows} rows, least KS distance"
+        if t.fitted
+        else f"its quantiles lie on that line, R^2 {t.r2:.4f}"
+    )
+    check = "; confirm the units with the data owner before accepting the fix" * t.fitted
     message = (
-        f"column {name!r} looks like {t.shown()} of the reference: {t.words} (its quantiles "
-        f"lie on that line, R^2 {t.r2:.4f}; mapped back it matches the reference, KS "
-        f"p={t.p_value:.2g}, as sent p={t.p_identity:.2g}{means}): a unit change upstream, "
-        "not drift"
+        f"column {name!r} looks like {t.shown()} of the reference: {t.words} ({how}; mapped "
+        f"back it matches the reference, KS p={t.p_value:.2g}, as sent p={t.p_identity:.2g}"
+        f"{means}): a unit change upstream, not drift{check}"
     )
     a, b = t.inverse
     fix = {"scale": {name: a}} if t.b == 0 else {"affine": {name: [a, b]}}
@@ -55,9 +60,16 @@ def affine(
         "check": "scale" if t.b == 0 else "affine",
         "column": name,
         "message": message,
-        "confidence": 0.92,
+        "confidence": 0.85 if t.fitted else 0.92,
         "evidence": [
-            {"transform": [t.a, t.b], "words": t.words, "r2": t.r2, "ks": t.ks, "p": t.p_value}
+            {
+                "transform": [t.a, t.b],
+                "words": t.words,
+                "r2": t.r2,
+                "ks": t.ks,
+                "p": t.p_value,
+                "fitted": t.fitted,
+            }  # fmt: skip
         ],
         "fix": fix,
     }
