@@ -8,7 +8,9 @@ the no-change runs per 100 batches, and ELEC2's real upstream change (row 17,424
 
 ``--units``: the affine unit rule instead, at 30 and 90 rows per batch (the reference keeps its
 rows): the held-out cases of ``retrainer.diagnosis.unit_cases`` (unit changes it must name and
-real drift it must leave alone) on held-out seeds 2-4, and the cases it was tuned on
+real drift it must leave alone) on held-out seeds 2-4; those and ``FRESH_CASES`` (written
+after the first held-out run, before the one change it led to) on seeds 5-7; the cases it was
+tuned on
 (``hapt-affine``, ``elec2-affine`` and the shift cases) on seeds 0-1, each with whether the
 transform was named.
 
@@ -28,7 +30,7 @@ from retrainer.diagnosis.scenarios import (  # noqa: E402
     run_scenario,
     run_suite,
 )
-from retrainer.diagnosis.unit_cases import UNIT_CASES  # noqa: E402
+from retrainer.diagnosis.unit_cases import FRESH_CASES, UNIT_CASES  # noqa: E402
 
 TUNED = ("hapt-affine", "elec2-affine", "elec2-shift", "hapt-shift", "employment-shift")
 
@@ -50,6 +52,7 @@ def units(rows_per_batch=(30, 90)) -> None:
     """The affine unit rule on its held-out and its tuning cases."""
     parts = [
         ("held out", UNIT_CASES, (2, 3, 4)),
+        ("fresh held out (after one change)", {**UNIT_CASES, **FRESH_CASES}, (5, 6, 7)),
         ("tuned on", {n: SCENARIOS[n] for n in TUNED}, (0, 1)),
     ]
     for rows in rows_per_batch:
