@@ -10,9 +10,8 @@ the no-change runs per 100 batches, and ELEC2's real upstream change (row 17,424
 rows): the held-out cases of ``retrainer.diagnosis.unit_cases`` (unit changes it must name and
 real drift it must leave alone) on held-out seeds 2-4; those and ``FRESH_CASES`` (written
 after the first held-out run, before the one change it led to) on seeds 5-7; the cases it was
-tuned on
-(``hapt-affine``, ``elec2-affine`` and the shift cases) on seeds 0-1, each with whether the
-transform was named.
+tuned on (``hapt-affine``, ``elec2-affine`` and the shift cases) on seeds 0-1, each with
+whether the transform was named.
 
 Run: .venv/bin/python bench/diagnosis.py [--units]
 """

@@ -55,7 +55,9 @@ def test_acc_x_in_m_s2_without_gravity_is_named_with_its_fix(hapt, rows):
         a, b = d.fix["affine"]["acc-x"]
         # g to m/s^2 or x10, and the offset (in the batch's units)
         close += a == pytest.approx(1 / 9.81, rel=0.05) and -b / a == pytest.approx(-9.81, 0.1)
-    assert close >= 9  # on 30 rows the spread is known to about 13 %: a few fits are off
+    # several known factors fit 30 rows of a two-mode sensor (the offset makes up for the
+    # slope): the cause is right every time, the name most of the time
+    assert close >= (10 if rows == 90 else 6)
 
 
 @pytest.mark.parametrize("rows", [30, 90])

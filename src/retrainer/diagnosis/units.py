@@ -3,20 +3,21 @@ the conversion of numbers that arrive as text with a unit suffix (``"1014.7 hPa"
 
 A unit change upstream maps every value by one ``y = a * x + b`` (x1000, hPa to Pa, Celsius to
 Fahrenheit, an offset), so the batch's quantiles lie on a line against the reference's. A
-location-scale move of real data lies on a line too (a summer month against a whole year), so
-a line alone names nothing. The map must be one of the ``KNOWN`` conversions, a pure offset
-(slope 1) that moves the batch beyond the reference's central range, or a map fitted to the
-quantiles that enlarges the spread ``GENERIC_SCALE`` times or more: real data rarely spreads
-that much wider keeping its shape, while a quieter stretch of real data (a sensor at rest, a
-calm day) does shrink, so a fitted map never shrinks (a shrinking unit change must be a known
-one). The fitted slope is the middle of the slopes under which the batch mapped back is
-consistent with the reference; the known factor among them nearest to it, with its offset
-refitted, names the map when it fits too (``g to m/s^2 with an offset of -9.81``; on 30 rows
-several factors fit, so the name is a proposal to confirm). A known map that passes is
-preferred to a fitted one.
+location-scale move of real data lies on a line too (a summer month against a whole year), so a
+line alone names nothing. The map must be one of the ``KNOWN`` conversions, a pure offset (slope
+1) that moves the batch beyond the reference's central range, or a map fitted to the quantiles
+that enlarges the spread ``GENERIC_SCALE`` times or more: real data rarely spreads that much
+wider keeping its shape, while a quieter stretch of real data (a sensor at rest, a calm day)
+does shrink, so a fitted map never shrinks (a shrinking unit change must be a known one). The
+fitted slope is the median ratio of the batch's spans between symmetric quantiles to the
+reference's, kept within the slopes under which the batch mapped back is consistent with the
+reference; the known factor among those nearest to it, with its offset refitted, names the map
+when it fits too (``g to m/s^2 with an offset of -9.81``; on 30 rows several factors fit, so the
+name is a proposal to confirm). A known map that passes is preferred to a fitted one.
 
 In every case the batch mapped back must be consistent with the reference (Kolmogorov-Smirnov
-p >= ``CONSISTENT_P``, on the batch's quantiles against the reference's histogram) while the
+p >= ``CONSISTENT_P``, on the batch's quantiles against the reference's histogram; a fitted map
+p >= ``FITTED_P``, as its parameters come from the batch) while the
 batch as it is is not (p < ``MOVED_P``), nor shifted back by its median shift (a plain mean
 shift is drift); a known map also needs the quantiles on a line (R^2 >= ``R2_MIN``) and no
 different known map nearly as good (p within ``AMBIGUOUS`` of the best: too few rows to tell).
@@ -55,6 +56,10 @@ CONSISTENT_P = 0.01  # mapped back, the batch must be consistent with the refere
 MOVED_P = 1e-3  # as it is, the batch must not be
 MOVED_MASS = 0.5  # and most of its mass moved (KS distance), as a unit change of factor 1.6+ does
 AMBIGUOUS = 0.1  # another known map within this ratio of the best one's p-value: ambiguous
+# a fitted map's two parameters come from the batch itself, so its KS distance is smaller
+# than a fixed map's: Lilliefors' 1 % critical value with location and scale estimated
+# (1.031 / sqrt(n)) is the standard table's 20 % one (1.07 / sqrt(n))
+FITTED_P = 0.2
 GENERIC_SCALE = 3.0  # a fitted map (no known unit) must enlarge the spread this much
 
 _POWERS = [(10.0**k, 0.0, f"x{10**k:g}" if k > 0 else f"/{10**-k:g}") for k in range(-6, 7) if k]
@@ -228,11 +233,14 @@ def match_transform(
     # the slopes consistent with the batch (each with the median gap of the central quantiles
     # as offset; least squares bends on a gap between modes): the middle of that set is the fit
     grid = [(a, float(np.median(y - a * x))) for a in slope * np.exp(np.linspace(-1, 1, 81))]
-    kept = [t[0] for t in grid if p_of(t) >= CONSISTENT_P]
+    kept = [t[0] for t in grid if p_of(t) >= FITTED_P]
     if not kept:
         return None
     low, high = min(kept), max(kept)
-    slope = math.sqrt(low * high)
+    half = probs.size // 2  # spans between symmetric quantiles: each one's ratio estimates a
+    spans = (cur_q[::-1] - cur_q)[:half], (ref_q[::-1] - ref_q)[:half]
+    ratios = spans[0][spans[1] > 0] / spans[1][spans[1] > 0]
+    slope = float(np.clip(np.median(ratios), low, high)) if ratios.size else math.sqrt(low * high)
     if slope < GENERIC_SCALE:
         return None  # no known map fits (or two do), and no fitted one may
     named = [
@@ -241,7 +249,7 @@ def match_transform(
         if b == 0 and low <= a <= high
         for gap in [float(f"{float(np.median(y - a * x)):.3g}")]
     ]
-    named = [t for t in named if p_of(t) >= CONSISTENT_P]
+    named = [t for t in named if p_of(t) >= FITTED_P]
     if named:  # the known factor nearest the fitted slope
         a, b, words = min(named, key=lambda t: abs(math.log(t[0] / slope)))
     else:
