@@ -43,7 +43,7 @@ def affine(
         return None
     means = f"; mean {ref.mean:.6g} -> {cur.mean:.6g}" if cur is not None and cur.mean else ""
     how = (
-        f"fitted to its quantiles on {rows} rows, least KS distance"
+        f"fitted to its quantiles on {rows} rows"
         if t.fitted
         else f"its quantiles lie on that line, R^2 {t.r2:.4f}"
     )
@@ -98,13 +98,23 @@ def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProf
             f"{u!r} read as x*{a:.6g}{b:+.6g}" if b else f"{u!r} read as x*{a:.6g}"
             for u, (a, b) in factors.items()
         )
+        odd = col.unparsed
+        left = ""
+        if odd:
+            shown = ", ".join(f"{i} ({v!r})" for i, v in odd.items())
+            left = (
+                f"; no unit reads rows {shown}: the fix reads "
+                f"{', '.join(map(repr, dict.fromkeys(odd.values())))} as missing"
+            )
         message = (
             f"column {name!r} arrives as text: {100 * share:.0f}% of the values are no numbers "
-            f"(e.g. {example!r}), numbers with a unit suffix ({seen}){rows}: re-typed "
+            f"(e.g. {example!r}), numbers with a unit suffix ({seen}){rows}{left}: re-typed "
             f"upstream; accept the fix to strip the unit ({how}, to the reference's range "
             f"[{ref.min:.6g}, {ref.max:.6g}])"
         )
         fix = {"parse_units": {name: factors}}
+        if odd:
+            fix["missing_values"] = {name: list(dict.fromkeys(odd.values()))}
         evidence = [{"units": units, "conversions": factors}]
         return {**found, "cause": "upstream_change", "check": "retyped", "message": message,
                 "fix": fix, "evidence": evidence}  # fmt: skip
