@@ -6,14 +6,16 @@ Fahrenheit, an offset), so the batch's quantiles lie on a line against the refer
 location-scale move of real data lies on a line too (a summer month against a whole year), so a
 line alone names nothing. The map must be one of the ``KNOWN`` conversions, a pure offset (slope
 1) that moves the batch beyond the reference's central range, or a map fitted to the quantiles
-that enlarges the spread ``GENERIC_SCALE`` times or more: real data rarely spreads that much
-wider keeping its shape, while a quieter stretch of real data (a sensor at rest, a calm day)
-does shrink, so a fitted map never shrinks (a shrinking unit change must be a known one). The
-fitted slope is the median ratio of the batch's spans between symmetric quantiles to the
-reference's, kept within the slopes under which the batch mapped back is consistent with the
-reference; the known factor among those nearest to it, with its offset refitted, names the map
-when it fits too (``g to m/s^2 with an offset of -9.81``; on 30 rows several factors fit, so the
-name is a proposal to confirm). A known map that passes is preferred to a fitted one.
+that enlarges the spread ``GENERIC_SCALE`` times or more and puts ``BEYOND`` of the batch
+outside the reference's whole range (rows drawn towards a heavy tail, all real values, stay
+inside): real data rarely spreads that much wider keeping its shape, while a quieter stretch of
+real data (a sensor at rest, a calm day) does shrink, so a fitted map never shrinks (a shrinking
+unit change must be a known one). The fitted slope is the median ratio of the batch's spans
+between symmetric quantiles to the reference's, kept within the slopes under which the batch
+mapped back is consistent with the reference; the known factor among those nearest to it, with
+its offset refitted, names the map when it fits too (``g to m/s^2 with an offset of -9.81``; on
+30 rows several factors fit, so the name is a proposal to confirm). A known map that passes is
+preferred to a fitted one.
 
 In every case the batch mapped back must be consistent with the reference (Kolmogorov-Smirnov
 p >= ``CONSISTENT_P``, on the batch's quantiles against the reference's histogram; a fitted map
@@ -61,6 +63,7 @@ AMBIGUOUS = 0.1  # another known map within this ratio of the best one's p-value
 # (1.031 / sqrt(n)) is the standard table's 20 % one (1.07 / sqrt(n))
 FITTED_P = 0.2
 GENERIC_SCALE = 3.0  # a fitted map (no known unit) must enlarge the spread this much
+BEYOND = 0.5  # and move this share of the batch beyond anything the reference held
 
 _POWERS = [(10.0**k, 0.0, f"x{10**k:g}" if k > 0 else f"/{10**-k:g}") for k in range(-6, 7) if k]
 KNOWN: tuple[tuple[float, float, str], ...] = (
@@ -241,7 +244,8 @@ def match_transform(
     spans = (cur_q[::-1] - cur_q)[:half], (ref_q[::-1] - ref_q)[:half]
     ratios = spans[0][spans[1] > 0] / spans[1][spans[1] > 0]
     slope = float(np.clip(np.median(ratios), low, high)) if ratios.size else math.sqrt(low * high)
-    if slope < GENERIC_SCALE:
+    beyond = float(np.mean((cur_q < edges[0]) | (cur_q > edges[-1])))
+    if slope < GENERIC_SCALE or beyond < BEYOND:
         return None  # no known map fits (or two do), and no fitted one may
     named = [
         (a, gap, f"{unit} with an offset of {gap:+.6g}" if gap else unit)
