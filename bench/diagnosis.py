@@ -6,12 +6,82 @@ batch 6 on (see ``retrainer.diagnosis.scenarios``). Printed: each scenario, the 
 true cause x first-ranked diagnosed cause, the detection delay in batches, the false alarms of
 the no-change runs per 100 batches, and ELEC2's real upstream change (row 17,424).
 
-Run: .venv/bin/python bench/diagnosis.py
+``--units``: the affine unit rule instead, at 30 and 90 rows per batch (the reference keeps its
+rows): the held-out cases of ``retrainer.diagnosis.unit_cases`` (unit changes it must name and
+real drift it must leave alone) on held-out seeds 2-4; those and ``FRESH_CASES`` (written
+after the first held-out run, before the one change it led to) on seeds 5-7; the cases it was
+tuned on (``hapt-affine``, ``elec2-affine`` and the shift cases) on seeds 0-1, each with
+whether the transform was named.
+
+Run: .venv/bin/python bench/diagnosis.py [--units]
 """
 
+import argparse
+import os
 import time
 
-from retrainer.diagnosis.scenarios import SCENARIOS, confusion, elec2_fill_case, run_suite
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from retrainer.diagnosis.scenarios import (  # noqa: E402
+    SCENARIOS,
+    confusion,
+    elec2_fill_case,
+    run_scenario,
+    run_suite,
+)
+from retrainer.diagnosis.unit_cases import FRESH_CASES, UNIT_CASES  # noqa: E402
+
+TUNED = ("hapt-affine", "elec2-affine", "elec2-shift", "hapt-shift", "employment-shift")
+
+
+def _matrix(results) -> None:
+    table = confusion(results)
+    print("| true \\ diagnosed first | " + " | ".join(table.columns) + " |")
+    print("|---" * (len(table.columns) + 1) + "|")
+    for cause, row in table.iterrows():
+        print(f"| {cause} | " + " | ".join(str(v) for v in row) + " |")
+
+
+def _named(r) -> bool:
+    """Whether the first-ranked cause came with a named unit change (and its fix)."""
+    return r.diagnosed == "upstream_change" and bool({"scale", "affine"} & set(r.checks))
+
+
+def units(rows_per_batch=(30, 90)) -> None:
+    """The affine unit rule on its held-out and its tuning cases."""
+    parts = [
+        ("held out", UNIT_CASES, (2, 3, 4)),
+        ("fresh held out (after one change)", {**UNIT_CASES, **FRESH_CASES}, (5, 6, 7)),
+        ("tuned on", {n: SCENARIOS[n] for n in TUNED}, (0, 1)),
+    ]
+    for rows in rows_per_batch:
+        for title, cases, seeds in parts:
+            started = time.perf_counter()
+            results, by_case = [], {}
+            for name, scenario in cases.items():
+                for seed in seeds:
+                    r = run_scenario(None, scenario, steps=9, at=6, seed=seed, batch_rows=rows)
+                    results.append(r)
+                    by_case.setdefault(name, []).append(r)
+            print(f"\n### {title}: {rows} rows per batch, seeds {list(seeds)}\n")
+            _matrix(results)
+            right = sum(r.right for r in results)
+            print(f"\nright cause first: {right} of {len(results)}\n")
+            named = sum(_named(r) for r in results if r.cause == "upstream_change")
+            n_units = sum(r.cause == "upstream_change" for r in results)
+            print(f"unit changes with the transform named and a fix proposed: {named} of {n_units}")
+            wrong = sum(_named(r) for r in results if r.cause == "covariate_drift")
+            drifts = sum(r.cause == "covariate_drift" for r in results)
+            print(f"real drift called a unit change (scale or affine): {wrong} of {drifts}\n")
+            print("| case | what | true cause | ranked first (per seed) | rules, columns |")
+            print("|---|---|---|---|---|")
+            for name, rs in by_case.items():
+                tops = ", ".join(str(r.diagnosed) for r in rs)
+                columns = ", ".join(
+                    "/".join(r.checks) + " " + "/".join(r.columns) if r.columns else "-" for r in rs
+                )
+                print(f"| {name} | {cases[name].what} | {cases[name].cause} | {tops} | {columns} |")
+            print(f"\n{time.perf_counter() - started:.0f} s")
 
 
 def main() -> None:
@@ -29,10 +99,7 @@ def main() -> None:
         print(f"| {r.scenario} | {what} | {r.cause} | {r.diagnosed}{mark} | {delay} |")
     table = confusion(results)
     print("\nconfusion matrix, true cause (rows) x first-ranked diagnosed cause (columns):\n")
-    print("| true \\ diagnosed | " + " | ".join(table.columns) + " |")
-    print("|---" * (len(table.columns) + 1) + "|")
-    for cause, row in table.iterrows():
-        print(f"| {cause} | " + " | ".join(str(v) for v in row) + " |")
+    _matrix(results)
     right = sum(r.right for r in injected)
     print(f"\nright cause first: {right} of {len(injected)} ({100 * right / len(injected):.0f}%)")
     for cause in table.index:
@@ -56,4 +123,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", action="store_true", help="the affine unit rule's cases")
+    if parser.parse_args().units:
+        units()
+    else:
+        main()

@@ -413,7 +413,9 @@ class _Cycle:
                     cycle_id=self.id,
                     batch_id=row.id,
                 )
-        self.alarms += relation_alarms(self.p, self.evaluations, self.concept_drift)
+        relation = relation_alarms(self.p, self.evaluations, self.concept_drift)
+        self.alarms += relation
+        self.evidence += relation  # labels' alarms decide too (no batch to quarantine)
         self.p.set_state("detector", detector.state_dict())
 
     def _target_checks(self, labels: pd.Series) -> list[CheckResult]:

@@ -595,6 +595,7 @@ class ScenarioResult:
     steps: int
     tops: tuple[str | None, ...]
     columns: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()  # the rules behind the first-ranked cause (``scale``, ...)
 
     @property
     def right(self) -> bool:
@@ -610,6 +611,7 @@ class ScenarioResult:
             "steps": self.steps,
             "tops": list(self.tops),
             "columns": list(self.columns),
+            "checks": list(self.checks),
         }
 
 
@@ -718,6 +720,7 @@ def run_scenario(
     previous: tuple[pd.DataFrame, Diagnosis] | None = None
     scored: list[tuple[int, int]] = []
     columns: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
     for step in range(steps):
         batch = stream.batch(step)
         if scenario.inject is not None and step >= at:
@@ -735,6 +738,9 @@ def run_scenario(
         tops.append(diagnosis.top)
         if step >= at and diagnosis.top and not columns:
             columns = diagnosis.causes[0].columns
+            checks = tuple(
+                dict.fromkeys(a.check for a in diagnosis.alarms if a.cause == diagnosis.top)
+            )
         previous = (batch, diagnosis)
     start = at if scenario.inject is not None else steps
     found = [i for i in range(start, min(steps, start + horizon + 1)) if tops[i] is not None]
@@ -748,6 +754,7 @@ def run_scenario(
         steps,
         tuple(tops),
         columns,
+        checks,
     )
 
 

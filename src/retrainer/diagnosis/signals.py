@@ -50,7 +50,8 @@ class ColumnSignal:
     """The most frequent finite value of a numeric column, its count, the longest run of
     one value in consecutive rows (``run_value``), its ``QUANTILES`` (for unit changes) and,
     for values that are no numbers, how many (``bad``), the first rows (``bad_rows``, 0-based
-    positions in the batch) and the unit suffixes among them (``"1014.7 hPa"``)."""
+    positions in the batch), the unit suffixes among them (``"1014.7 hPa"``) and the rows no
+    unit reads either (``unparsed``: row -> value)."""
 
     mode: float | None
     mode_count: int
@@ -62,6 +63,7 @@ class ColumnSignal:
     bad: int = 0
     units: dict[str, int] = field(default_factory=dict)
     unit_numbers: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    unparsed: dict[int, str] = field(default_factory=dict)  # row -> value, with no unit either
 
     def to_dict(self) -> dict:
         return plain(
@@ -75,6 +77,7 @@ class ColumnSignal:
                 "bad_rows": list(self.bad_rows),
                 "bad": self.bad,
                 "units": self.units,
+                "unparsed": {str(k): v for k, v in self.unparsed.items()},
             }
         )
 
@@ -114,9 +117,12 @@ def _unreadable(series: pd.Series, values: np.ndarray) -> dict:
     if not bad.any():
         return {}
     text = series[bad]
-    parts = as_text(text).str.extract(UNIT).dropna()
+    found = as_text(text).str.extract(UNIT)
+    parts = found.dropna()
     parts["number"] = pd.to_numeric(parts["number"], errors="coerce")
+    neither = np.flatnonzero(bad)[found["unit"].isna().to_numpy()]
     return {
+        "unparsed": {int(i): str(series.iloc[i]) for i in neither[:SHOW_ROWS]},
         "bad_rows": tuple(int(i) for i in np.flatnonzero(bad)[:SHOW_ROWS]),
         "bad": int(bad.sum()),
         "units": unit_suffixes(text),

@@ -42,11 +42,16 @@ def affine(
     if t is None:
         return None
     means = f"; mean {ref.mean:.6g} -> {cur.mean:.6g}" if cur is not None and cur.mean else ""
+    how = (
+        f"fitted to its quantiles on {rows} rows"
+        if t.fitted
+        else f"its quantiles lie on that line, R^2 {t.r2:.4f}"
+    )
+    check = "; confirm the units with the data owner before accepting the fix" * t.fitted
     message = (
-        f"column {name!r} looks like {t.shown()} of the reference: {t.words} (its quantiles "
-        f"lie on that line, R^2 {t.r2:.4f}; mapped back it matches the reference, KS "
-        f"p={t.p_value:.2g}, as sent p={t.p_identity:.2g}{means}): a unit change upstream, "
-        "not drift"
+        f"column {name!r} looks like {t.shown()} of the reference: {t.words} ({how}; mapped "
+        f"back it matches the reference, KS p={t.p_value:.2g}, as sent p={t.p_identity:.2g}"
+        f"{means}): a unit change upstream, not drift{check}"
     )
     a, b = t.inverse
     fix = {"scale": {name: a}} if t.b == 0 else {"affine": {name: [a, b]}}
@@ -55,9 +60,16 @@ def affine(
         "check": "scale" if t.b == 0 else "affine",
         "column": name,
         "message": message,
-        "confidence": 0.92,
+        "confidence": 0.85 if t.fitted else 0.92,
         "evidence": [
-            {"transform": [t.a, t.b], "words": t.words, "r2": t.r2, "ks": t.ks, "p": t.p_value}
+            {
+                "transform": [t.a, t.b],
+                "words": t.words,
+                "r2": t.r2,
+                "ks": t.ks,
+                "p": t.p_value,
+                "fitted": t.fitted,
+            }  # fmt: skip
         ],
         "fix": fix,
     }
@@ -86,13 +98,23 @@ def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProf
             f"{u!r} read as x*{a:.6g}{b:+.6g}" if b else f"{u!r} read as x*{a:.6g}"
             for u, (a, b) in factors.items()
         )
+        odd = col.unparsed
+        left = ""
+        if odd:
+            shown = ", ".join(f"{i} ({v!r})" for i, v in odd.items())
+            left = (
+                f"; no unit reads rows {shown}: the fix reads "
+                f"{', '.join(map(repr, dict.fromkeys(odd.values())))} as missing"
+            )
         message = (
             f"column {name!r} arrives as text: {100 * share:.0f}% of the values are no numbers "
-            f"(e.g. {example!r}), numbers with a unit suffix ({seen}){rows}: re-typed "
+            f"(e.g. {example!r}), numbers with a unit suffix ({seen}){rows}{left}: re-typed "
             f"upstream; accept the fix to strip the unit ({how}, to the reference's range "
             f"[{ref.min:.6g}, {ref.max:.6g}])"
         )
         fix = {"parse_units": {name: factors}}
+        if odd:
+            fix["missing_values"] = {name: list(dict.fromkeys(odd.values()))}
         evidence = [{"units": units, "conversions": factors}]
         return {**found, "cause": "upstream_change", "check": "retyped", "message": message,
                 "fix": fix, "evidence": evidence}  # fmt: skip

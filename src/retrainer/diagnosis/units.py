@@ -3,16 +3,28 @@ the conversion of numbers that arrive as text with a unit suffix (``"1014.7 hPa"
 
 A unit change upstream maps every value by one ``y = a * x + b`` (x1000, hPa to Pa, Celsius to
 Fahrenheit, an offset), so the batch's quantiles lie on a line against the reference's. A
-location-scale move of real data lies on a line too (a summer month against a whole year), so
-a line alone names nothing: the map must be one of the ``KNOWN`` conversions, or a pure offset
-(slope 1) that moves the batch beyond the reference's central range, and the batch mapped back
-by it must be consistent with the reference (Kolmogorov-Smirnov p >= ``CONSISTENT_P``, on the
-batch's quantiles against the reference's histogram) while the batch as it is is not
-(p < ``MOVED_P``), nor shifted back by its median shift (a plain mean shift is drift), nor by
-a different known map nearly as well (p within ``AMBIGUOUS`` of the best: too few rows to
-tell). A transformed batch whose own distribution also moved (a summer month in
-other units against a whole year in the old ones) is not recognised: compare it with a
-reference of the same season.
+location-scale move of real data lies on a line too (a summer month against a whole year), so a
+line alone names nothing. The map must be one of the ``KNOWN`` conversions, a pure offset (slope
+1) that moves the batch beyond the reference's central range, or a map fitted to the quantiles
+that enlarges the spread ``GENERIC_SCALE`` times or more and puts ``BEYOND`` of the batch
+outside the reference's whole range (rows drawn towards a heavy tail, all real values, stay
+inside): real data rarely spreads that much wider keeping its shape, while a quieter stretch of
+real data (a sensor at rest, a calm day) does shrink, so a fitted map never shrinks (a shrinking
+unit change must be a known one). The fitted slope is the median ratio of the batch's spans
+between symmetric quantiles to the reference's, kept within the slopes under which the batch
+mapped back is consistent with the reference; the known factor among those nearest to it, with
+its offset refitted, names the map when it fits too (``g to m/s^2 with an offset of -9.81``; on
+30 rows several factors fit, so the name is a proposal to confirm). A known map that passes is
+preferred to a fitted one.
+
+In every case the batch mapped back must be consistent with the reference (Kolmogorov-Smirnov
+p >= ``CONSISTENT_P``, on the batch's quantiles against the reference's histogram; a fitted map
+p >= ``FITTED_P``, as its parameters come from the batch) while the
+batch as it is is not (p < ``MOVED_P``), nor shifted back by its median shift (a plain mean
+shift is drift); a known map also needs the quantiles on a line (R^2 >= ``R2_MIN``) and no
+different known map nearly as good (p within ``AMBIGUOUS`` of the best: too few rows to tell).
+A transformed batch whose own distribution also moved (a summer month in other units against a
+whole year in the old ones) is not recognised: compare it with a reference of the same season.
 
 Example:
     >>> import numpy as np
@@ -26,6 +38,10 @@ Example:
     >>> warm = np.quantile(rng.normal(25.0, 4.0, 90), QUANTILES)  # a warm month: no unit
     >>> match_transform(edges, hist, warm, 90) is None
     True
+    >>> ms2 = np.quantile(rng.normal(15.0, 8.0, 90) * 9.81 + 200, QUANTILES)  # with an offset
+    >>> found = match_transform(edges, hist, ms2, 90)
+    >>> found.fitted, round(found.a)
+    (True, 10)
 """
 
 from __future__ import annotations
@@ -42,6 +58,12 @@ CONSISTENT_P = 0.01  # mapped back, the batch must be consistent with the refere
 MOVED_P = 1e-3  # as it is, the batch must not be
 MOVED_MASS = 0.5  # and most of its mass moved (KS distance), as a unit change of factor 1.6+ does
 AMBIGUOUS = 0.1  # another known map within this ratio of the best one's p-value: ambiguous
+# a fitted map's two parameters come from the batch itself, so its KS distance is smaller
+# than a fixed map's: Lilliefors' 1 % critical value with location and scale estimated
+# (1.031 / sqrt(n)) is the standard table's 20 % one (1.07 / sqrt(n))
+FITTED_P = 0.2
+GENERIC_SCALE = 3.0  # a fitted map (no known unit) must enlarge the spread this much
+BEYOND = 0.5  # and move this share of the batch beyond anything the reference held
 
 _POWERS = [(10.0**k, 0.0, f"x{10**k:g}" if k > 0 else f"/{10**-k:g}") for k in range(-6, 7) if k]
 KNOWN: tuple[tuple[float, float, str], ...] = (
@@ -69,6 +91,8 @@ KNOWN: tuple[tuple[float, float, str], ...] = (
     (1 / 3.6, 0.0, "km/h to m/s"),
     (1 / 1.609344 * 3.6, 0.0, "m/s to mph"),
     (1.609344 / 3.6, 0.0, "mph to m/s"),
+    (9.80665, 0.0, "g to m/s^2"),
+    (1 / 9.80665, 0.0, "m/s^2 to g"),
     *_POWERS,
 )
 
@@ -120,6 +144,7 @@ class Transform:
     ks: float
     p_value: float
     p_identity: float
+    fitted: bool = False  # fitted to the quantiles (no known conversion)
 
     @property
     def inverse(self) -> list[float]:
@@ -178,7 +203,7 @@ def match_transform(
         return None
     slope, intercept = np.polyfit(x, y, 1)
     r2 = 1 - float(((y - slope * x - intercept) ** 2).sum()) / float(((y - y.mean()) ** 2).sum())
-    if r2 < R2_MIN or slope <= 0:
+    if slope <= 0:
         return None
     n = rows * hist.sum() / (rows + hist.sum())
     from scipy import stats  # here: `retrainer explain` imports the diagnosis without SciPy
@@ -205,9 +230,39 @@ def match_transform(
     if not offset and p_of((1.0, shift)) >= CONSISTENT_P:
         return None  # a plain mean shift explains it as well: drift, not a unit
     rivals = [t for t in ranked[1:3] if _differs(ranked[0], t)]
-    if p < CONSISTENT_P or any(p_of(t) >= max(CONSISTENT_P, AMBIGUOUS * p) for t in rivals):
-        return None  # no known map fits, or two different ones do
-    return Transform(a, b, words, r2, d, p, p_identity)
+    alone = not any(p_of(t) >= max(CONSISTENT_P, AMBIGUOUS * p) for t in rivals)
+    if r2 >= R2_MIN and p >= CONSISTENT_P and alone:
+        return Transform(a, b, words, r2, d, p, p_identity)
+    # the slopes consistent with the batch (each with the median gap of the central quantiles
+    # as offset; least squares bends on a gap between modes): the middle of that set is the fit
+    grid = [(a, float(np.median(y - a * x))) for a in slope * np.exp(np.linspace(-1, 1, 81))]
+    kept = [t[0] for t in grid if p_of(t) >= FITTED_P]
+    if not kept:
+        return None
+    low, high = min(kept), max(kept)
+    half = probs.size // 2  # spans between symmetric quantiles: each one's ratio estimates a
+    spans = (cur_q[::-1] - cur_q)[:half], (ref_q[::-1] - ref_q)[:half]
+    ratios = spans[0][spans[1] > 0] / spans[1][spans[1] > 0]
+    slope = float(np.clip(np.median(ratios), low, high)) if ratios.size else math.sqrt(low * high)
+    beyond = float(np.mean((cur_q < edges[0]) | (cur_q > edges[-1])))
+    if slope < GENERIC_SCALE or beyond < BEYOND:
+        return None  # no known map fits (or two do), and no fitted one may
+    named = [
+        (a, gap, f"{unit} with an offset of {gap:+.6g}" if gap else unit)
+        for a, b, unit in KNOWN
+        if b == 0 and low <= a <= high
+        for gap in [float(f"{float(np.median(y - a * x)):.3g}")]
+    ]
+    named = [t for t in named if p_of(t) >= FITTED_P]
+    if named:  # the known factor nearest the fitted slope
+        a, b, words = min(named, key=lambda t: abs(math.log(t[0] / slope)))
+    else:
+        a, b = float(f"{slope:.3g}"), float(f"{float(np.median(y - slope * x)):.3g}")
+        words = (
+            f"x*{a:.6g}{b:+.6g} fitted to the quantiles (no known unit; slopes "
+            f"{low:.3g} to {high:.3g} fit)"
+        )
+    return Transform(a, b, words, r2, ks(a, b), p_of((a, b)), p_identity, fitted=True)
 
 
 def unit_conversions(units: dict[str, int], numbers: pd.Series, low: float, high: float) -> dict:
