@@ -172,7 +172,8 @@ def test_regression_feeds_the_squared_error_to_adwin_and_estimates_rmse(make_pro
 
 
 @pytest.mark.slow
-def test_cli_backtest_prints_the_table_as_json(tmp_path, elec):
+def test_cli_backtest_prints_the_table_as_json(tmp_path, elec, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --out relative to where the command runs
     config = tmp_path / "retrainer.yaml"
     config.write_text(yaml.safe_dump(SETTINGS | {"policy": {"triggers": [{"type": "concept"}]}}))
     data = tmp_path / "history.csv"
@@ -182,12 +183,13 @@ def test_cli_backtest_prints_the_table_as_json(tmp_path, elec):
     from retrainer.cli import main
 
     args = ["-c", str(config), "backtest", "--policies", str(policy), "--data", str(data)]
-    args += ["--out", str(tmp_path / "out"), "--json"]
+    args += ["--out", "out", "--json"]
     outcome = CliRunner().invoke(main, args)
     assert outcome.exit_code == 0, outcome.output
     table = json.loads(outcome.output)["table"]
     assert {r["policy"] for r in table} == {"every 14d", "never", "configured", "drift"}
     assert (tmp_path / "out" / "backtest.png").exists()
+    assert (tmp_path / "out" / "drift" / "store.db").exists()  # not out/drift/out/drift/
 
 
 def test_synthetic_streams_chain_river_generators_at_the_drift_points():

@@ -301,7 +301,8 @@ def backtest(
     for i, (name, policy) in enumerate(every_policy.items()):
         if on_policy:
             on_policy(name)
-        sub = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "policy")
+        # absolute: the project resolves relative paths against its own folder (``sub``)
+        sub = folder.resolve() / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "policy")
         if sub.exists():
             shutil.rmtree(sub)
         sub.mkdir(parents=True)
