@@ -37,6 +37,9 @@ def test_replay_runs_every_week_through_the_loop(replayed):
         n_perf = s.scalar(select(func.count()).where(CheckRow.name == "accuracy"))
     assert {"ingest", "labels", "check", "evaluate", "decision", "train", "promote"} <= kinds
     assert n_perf == 2 * 26  # champion and never-retrained baseline, every streamed week
+    kinds = {"bootstrap", "schedule", "volume", "drift", "concept", "performance", "manual"}
+    assert set(summary.reasons) <= kinds | {"changed relation", "cost", "group"}
+    assert sum(summary.reasons.values()) >= summary.retrains
 
 
 def test_replay_accuracy_matches_scikit_learn_on_the_stored_predictions(replayed, elec):

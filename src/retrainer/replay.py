@@ -109,9 +109,8 @@ def summarise(
     promos = views.promotions(project)
     decisions = views.decisions(project)
     reasons: Counter[str] = Counter()
-    for text in decisions.loc[decisions["action"] == "retrain", "reasons"]:
-        for reason in text.split("; "):
-            reasons[reason.split(":")[0]] += 1
+    for triggers in decisions.loc[decisions["action"] == "retrain", "triggers"]:
+        reasons.update(triggers)
     examples = [
         _shorten(f"{a}: {r}")
         for a, r in decisions.loc[decisions["action"] != "hold", ["action", "reasons"]]

@@ -73,7 +73,7 @@ def promotions(project: Record) -> pd.DataFrame:
 
 
 def decisions(project: Record) -> pd.DataFrame:
-    """Every decision with its reasons, oldest first."""
+    """Every decision with its reasons (joined), the trigger of each reason, oldest first."""
     import pandas as pd
 
     with project.store.session() as s:
@@ -85,10 +85,12 @@ def decisions(project: Record) -> pd.DataFrame:
                 "action": d.action,
                 "reasons": "; ".join(d.reasons),
                 "suppressed": "; ".join(d.suppressed),
+                "triggers": [_kind(r) for r in d.reasons],  # a reason's text may hold "; "
             }
             for d in s.scalars(select(DecisionRow).order_by(DecisionRow.id))
         ]
-    return pd.DataFrame(rows, columns=["id", "cycle", "at", "action", "reasons", "suppressed"])
+    columns = ["id", "cycle", "at", "action", "reasons", "suppressed", "triggers"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def alarm_causes(project: Record) -> dict[str, int]:
