@@ -25,8 +25,8 @@ Two runs per seed:
 
 Seeds: 0-1 are for tuning, 2-4 are held out and reported (``--seeds`` to choose).
 
-Run: ``.venv/bin/python bench/relation_loop.py [--seeds 2 3 4]``; about 1.5 minutes a seed on 2
-shared cores.
+Run: ``.venv/bin/python bench/relation_loop.py [--seeds 2 3 4] [--window-days 28]``; 0.5-1.5
+minutes a seed on 2 shared cores.
 """
 
 from __future__ import annotations
