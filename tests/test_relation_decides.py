@@ -67,8 +67,8 @@ def _replayed(tmp_path, frame, triggers):
 
 def test_an_unchanged_stream_of_30_row_batches_retrains_on_nothing(tmp_path):
     """The template's {type: performance, max_drop: 0.05} on 30-row batches of an unchanged
-    stream: a 30-row accuracy is +-0.15 noise (two standard errors). Before, a raw 0.05 drop
-    retrained on noise, and so did DDM alone, as a "changed relation" of p = 0.3."""
+    stream: a 30-row accuracy is +-0.15 noise (two standard errors). Before, 3 of these 20
+    batches retrained: twice a raw 0.05 drop, once DDM alone as a "changed relation" of p=0.3."""
     performance = [{"type": "performance", "max_drop": 0.05}]
     decisions = _replayed(tmp_path, _daily_stream(0, 20), performance)
     assert (decisions["action"] == "hold").all(), decisions["reasons"].tolist()
