@@ -24,3 +24,61 @@ def test_a_changed_relation_on_labelled_rows_retrains_without_any_trigger(tmp_pa
     assert any(a["cause"] == "changed_relation" for a in report.alarms)
     assert report.decision["action"] == "retrain"
     assert any(r.startswith("changed relation:") for r in report.decision["reasons"])
+
+
+def _daily_stream(seed, batches, rows=30, flip_at=None):
+    """Shuffled real ELEC2 rows (nothing changes between batches): 1,344 labelled history rows
+    in the first 4 days, then a batch of ``rows`` a day; labels flipped where nswdemand > 0.45
+    from batch ``flip_at`` on."""
+    import numpy as np
+    import pandas as pd
+
+    from retrainer.diagnosis.scenarios import elec2_stream
+
+    frame = elec2_stream(seed=seed).frame.iloc[: HISTORY + batches * rows].reset_index(drop=True)
+    days = np.r_[np.arange(HISTORY) * 4 / HISTORY, 4 + np.arange(batches * rows) / rows]
+    seconds = pd.to_timedelta(np.round(days * 86_400), unit="s")
+    frame["timestamp"] = pd.Timestamp("2001-01-01", tz="UTC") + seconds
+    if flip_at is not None:
+        late = frame.index >= HISTORY + flip_at * rows
+        region = late & (frame["nswdemand"] > 0.45).to_numpy()
+        frame.loc[region, "target"] = 1 - frame.loc[region, "target"]
+    return frame
+
+
+def _replayed(tmp_path, frame, triggers):
+    from retrainer import views
+    from retrainer.replay import replay
+
+    settings = project_settings(
+        policy={"triggers": triggers, "cooldown": "1d"},
+        trainer={
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "params": {"max_iter": 30, "random_state": 0},
+            "window": {"days": 28},
+            "threads": 1,
+        },
+    )
+    settings["store"]["url"] = store_url(tmp_path)
+    project = Project.from_dict(settings, root=tmp_path)
+    replay(project, frame, period="1D", history=4)
+    return views.decisions(project).iloc[1:]  # decision i + 1: the cycle of batch i
+
+
+def test_an_unchanged_stream_of_30_row_batches_retrains_on_nothing(tmp_path):
+    """The template's {type: performance, max_drop: 0.05} on 30-row batches of an unchanged
+    stream: a 30-row accuracy is +-0.15 noise (two standard errors). Before, 3 of these 20
+    batches retrained: twice a raw 0.05 drop, once DDM alone as a "changed relation" of p=0.3."""
+    performance = [{"type": "performance", "max_drop": 0.05}]
+    decisions = _replayed(tmp_path, _daily_stream(0, 20), performance)
+    assert (decisions["action"] == "hold").all(), decisions["reasons"].tolist()
+
+
+def test_a_flipped_region_retrains_within_two_labelled_batches_of_30_rows(tmp_path):
+    """Labels flipped where nswdemand > 0.45 (a quarter of the rows) from batch 10 on, labels
+    a day late: the sequential test decides a retrain by the 2nd labelled batch after the flip
+    (batch 12's cycle scores batch 11), with no trigger but manual in the policy."""
+    decisions = _replayed(tmp_path, _daily_stream(0, 13, flip_at=10), [{"type": "manual"}])
+    assert (decisions["action"].iloc[:11] == "hold").all()
+    reasons = decisions["reasons"].iloc[11:13].tolist()
+    assert any("changed relation:" in r and "sequential test" in r for r in reasons), reasons

@@ -131,3 +131,35 @@ def test_input_movement_is_reported_when_a_drift_test_alarmed(elec):
     assert diagnosis.shift > 0.3
     alarm = relation_alarm(0.45, 300, 0.2, 300, shift=diagnosis.shift)
     assert "drifted-column shift" in alarm.message and "did not move" not in alarm.message
+
+
+def test_the_accumulated_rows_report_movement_a_drift_test_found_on_any_of_their_batches(
+    monkeypatch,
+):
+    """The sequential test fires on the rows of batches 5 and 6; a drift test alarmed on
+    batch 5 (shift 0.3): the evidence says the inputs moved, though the newest batch's did
+    not (it said "did not move": only the cycle's own batches were read)."""
+    from types import SimpleNamespace
+
+    from retrainer.diagnosis import loop
+
+    state = {}
+    version = SimpleNamespace(version=1, metrics={"holdout": 0.8, "n_holdout": 270})
+    project = SimpleNamespace(
+        config=SimpleNamespace(gate=SimpleNamespace(metric="accuracy")),
+        champion=version,
+        registry=SimpleNamespace(get=lambda v: version),
+        get_state=state.get,
+        set_state=state.__setitem__,
+    )
+    monkeypatch.setattr(loop, "_shift", lambda project, batch: {5: 0.3}.get(batch, 0.0))
+
+    def scored(batch, errors):
+        entry = {"batch": batch, "version": 1, "role": "champion", "n": 30, "errors": errors}
+        return loop.relation_alarms(project, [{**entry, "value": 1 - errors / 30}], False)
+
+    assert scored(5, 13) == []  # 0.43 on 30 rows: not enough alone
+    (alarm,) = scored(6, 14)
+    assert "sequential test" in alarm.message
+    assert "largest drifted-column shift 0.300" in alarm.message
+    assert "did not move" not in alarm.message

@@ -97,3 +97,42 @@ def test_a_warning_alarm_does_not_block_but_is_reported():
 
 def test_without_a_champion_the_policy_bootstraps():
     assert Policy(()).decide(ev(has_champion=False)).action == "retrain"
+
+
+def test_performance_on_small_batches_fires_on_a_drop_not_on_noise():
+    """30-row accuracies of an unchanged champion (0.78, its holdout on 270 rows said so) fire
+    the trigger in at most alpha of the batches (a raw 0.05 drop fired in about a third); a
+    flipped quarter of the rows (accuracy about 0.5) fires it in half the batches, and the
+    sequential relation test accumulates the rest."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    trigger = PerformanceTrigger(max_drop=0.05)  # alpha 0.01
+
+    def rate(accuracy, holdout=0.78, rows=30):
+        fired = 0
+        for _ in range(2000):
+            value = rng.binomial(rows, accuracy) / rows
+            evidence = ev(
+                performance=value,
+                performance_rows=rows,
+                reference_performance=holdout,
+                reference_rows=270,
+            )
+            fired += trigger.fire(evidence) is not None
+        return fired / 2000
+
+    assert rate(0.78) <= 0.01
+    assert rate(0.78 - 0.05) <= 0.01  # a drop of exactly max_drop is tolerated
+    assert rate(0.5) >= 0.5
+    assert rate(0.70, rows=3000) == 0  # a drop below max_drop never fires, however many rows
+    assert rate(0.60, rows=3000) == 1
+    raw = PerformanceTrigger(max_drop=0.05).fire(ev(performance=0.7, reference_performance=0.78))
+    assert raw is not None  # row counts not known: the drop is taken as it is
+
+
+def test_performance_floor_is_tested_too():
+    floor = PerformanceTrigger(min_value=0.8)
+    assert floor.fire(ev(performance=0.7, performance_rows=30)) is None  # 3 errors more: noise
+    assert "is below the floor 0.8" in floor.fire(ev(performance=0.5, performance_rows=30))
+    assert "p=" in floor.fire(ev(performance=0.75, performance_rows=3000))

@@ -432,6 +432,7 @@ class TriggerSettings(_Section):
     max_drop: float | None = Field(None, ge=0)
     min_value: float | None = None
     source: Literal["realised", "estimated"] = "realised"  # performance: labels or estimate
+    alpha: float = Field(0.01, gt=0, lt=0.5)  # performance: a drop's one-sided test level
     mode: Literal["any", "all"] = "any"  # group: how its triggers combine
     triggers: list[TriggerSettings] | None = None  # group: its triggers
 

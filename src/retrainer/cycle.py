@@ -548,11 +548,11 @@ class _Cycle:
         champion = self.p.champion
         manual = self.p.get_state("manual") or {}
         mine = [e for e in self.evaluations if e["role"] == "champion"]
-        performance = None
+        performance, total = None, sum(e["n"] for e in mine)
         if mine:
-            total = sum(e["n"] for e in mine)
             performance = sum(e["value"] * e["n"] for e in mine) / total
         reference = champion.metrics.get("holdout") if champion else None
+        reference_rows = int(champion.metrics.get("n_holdout") or 0) if champion else 0
         last, since = self._last_retrain()
         evidence = Evidence(
             now=self.clock(),
@@ -565,6 +565,8 @@ class _Cycle:
             metric=self.cfg.gate.metric,
             performance=performance,
             reference_performance=reference,
+            performance_rows=total,
+            reference_rows=reference_rows,
             manual=manual.get("reason"),
             has_champion=has_champion,
             estimated_performance=_weighted(self.estimates),

@@ -40,6 +40,8 @@ class Evidence:
     metric: str = "accuracy"
     performance: float | None = None
     reference_performance: float | None = None
+    performance_rows: int = 0  # labelled rows behind ``performance`` (0: not known)
+    reference_rows: int = 0  # holdout rows behind ``reference_performance`` (0: not known)
     manual: str | None = None
     has_champion: bool = True
     estimated_performance: float | None = None
@@ -125,12 +127,47 @@ class ConceptTrigger:
 
 @dataclass(frozen=True)
 class PerformanceTrigger:
-    """Fires when performance drops ``max_drop`` below the champion's own, or below
-    ``min_value``; ``source`` says whether realised (labels) or estimated (no labels)."""
+    """Fires when performance dropped more than ``max_drop`` below the champion's holdout
+    score, or below ``min_value``; ``source`` says whether realised (labels) or estimated.
+
+    ``max_drop`` and ``min_value`` are the effect sizes. On realised accuracy with the rows
+    behind both scores known (``Evidence.performance_rows``, ``reference_rows``), the drop must
+    also be significant: a one-sided z-test that the accuracy of this cycle's labelled rows is
+    below the holdout accuracy minus ``max_drop`` (below ``min_value``), the holdout's own
+    sampling noise included, at level ``alpha``. So an unchanged stream fires it in at most
+    ``alpha`` of the cycles (normal approximation, independent rows), however few rows a batch
+    has: a 30-row accuracy is a coin of +-0.15 (two standard errors), which a raw 0.05 drop
+    took for a change in about a third of the batches. Other metrics, and estimates, are
+    compared raw.
+
+    Parameters:
+        max_drop: the largest drop from the champion's holdout score that is tolerated.
+        min_value: a floor for the score.
+        source: ``realised`` (labels) or ``estimated`` (label-free estimate).
+        alpha: the one-sided test's level, the chance that a cycle without a drop fires.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> def ev(acc, n):
+        ...     return Evidence(now=datetime(2024, 1, 1, tzinfo=UTC), performance=acc,
+        ...         performance_rows=n, reference_performance=0.8, reference_rows=270)
+        >>> trigger = PerformanceTrigger(max_drop=0.05)
+        >>> trigger.fire(ev(0.7, 30)) is None  # 3 more errors in 30 rows: noise
+        True
+        >>> for part in trigger.fire(ev(0.45, 30)).split(" ("):
+        ...     print(part)
+        performance: accuracy=0.4500 on 30 rows dropped more than 0.05 from the champion's 0.8000
+        holdout, n=270): one-sided z-test p=0.00014 < 0.01
+        >>> trigger.fire(ev(0.7, 3000)) is None  # the holdout's own 270 rows are noise too
+        True
+        >>> trigger.fire(ev(0.65, 3000)) is None
+        False
+    """
 
     max_drop: float | None = None
     min_value: float | None = None
     source: str = "realised"
+    alpha: float = 0.01
 
     def fire(self, ev: Evidence) -> str | None:
         estimated = self.source == "estimated"
@@ -139,18 +176,45 @@ class PerformanceTrigger:
         if value is None:
             return None
         what = f"estimated {ev.metric}" if estimated else ev.metric
+        n = ev.performance_rows if not estimated and ev.metric == "accuracy" else 0
+        what += f"={value:.4f}" + (f" on {n} rows" if n else "")
         if self.min_value is not None and is_worse(ev.metric, value, self.min_value):
-            return f"performance: {what}={value:.4f} is below the floor {self.min_value}"
+            p = _below(value, n, self.min_value) if n else None
+            if p is None or p < self.alpha:
+                return f"performance: {what} is below the floor {self.min_value}{self._test(p)}"
         if (
             self.max_drop is not None
             and ref is not None
             and is_worse(ev.metric, value, ref, self.max_drop)
         ):
-            return (
-                f"performance: {what}={value:.4f} dropped more than {self.max_drop} "
-                f"from the champion's {ref:.4f}"
-            )
+            m = ev.reference_rows
+            p = _below(value, n, ref - self.max_drop, ref * (1 - ref) / m) if n and m else None
+            if p is None or p < self.alpha:
+                holdout = "" if p is None else f" (holdout, n={m})"
+                return (
+                    f"performance: {what} dropped more than {self.max_drop} from the "
+                    f"champion's {ref:.4f}{holdout}{self._test(p)}"
+                )
         return None
+
+    def _test(self, p: float | None) -> str:
+        return "" if p is None else f": one-sided z-test p={p:.2g} < {self.alpha}"
+
+
+def _below(value: float, n: int, bound: float, bound_variance: float = 0.0) -> float:
+    """One-sided p-value that an accuracy ``value`` on ``n`` rows comes from an accuracy of at
+    least ``bound`` (an estimate with ``bound_variance``, 0 for a fixed number): a z-test with
+    the rows' variance at the bound (a score test's, so that 30 right rows still have one).
+
+    Example:
+        >>> round(_below(0.6, 30, 0.75), 3), round(_below(0.6, 30, 0.75, 0.8 * 0.2 / 270), 3)
+        (0.029, 0.035)
+    """
+    from statistics import NormalDist
+
+    b = min(max(bound, 1e-6), 1 - 1e-6)
+    z = (bound - value) / math.sqrt(b * (1 - b) / n + bound_variance)
+    return 1 - NormalDist().cdf(z)
 
 
 @dataclass(frozen=True)
@@ -267,7 +331,9 @@ def trigger_from_settings(s: TriggerSettings, cost: float | None = None) -> Trig
     if s.type == "concept":
         return ConceptTrigger()
     if s.type == "performance":
-        return PerformanceTrigger(max_drop=s.max_drop, min_value=s.min_value, source=s.source)
+        return PerformanceTrigger(
+            max_drop=s.max_drop, min_value=s.min_value, source=s.source, alpha=s.alpha
+        )
     if s.type == "group":
         return TriggerGroup(tuple(trigger_from_settings(t, cost) for t in s.triggers), s.mode)
     if s.type == "cost":

@@ -84,10 +84,11 @@ def relation_alarms(project: Record, evaluations: Sequence[dict], detector: bool
             continue
         error = 1 - sum(e["value"] * e["n"] for e in mine) / n
         expected, n_expected = 1 - float(metrics["holdout"]), int(metrics.get("n_holdout") or n)
-        found = None
+        found, batches = None, [e["batch"] for e in mine]
         if champion is not None and version == champion.version:
-            found = _accumulate(project, version, mine, expected, n_expected)
-        shift = max((_shift(project, e["batch"]) for e in mine), default=0.0)
+            found, ids = _accumulate(project, version, mine, expected, n_expected)
+            batches = ids[found.start :] if found is not None and found.fired else batches
+        shift = max((_shift(project, b) for b in batches), default=0.0)
         alarm = relation_alarm(
             error,
             n,
@@ -104,18 +105,24 @@ def relation_alarms(project: Record, evaluations: Sequence[dict], detector: bool
 
 def _accumulate(
     project: Record, version: int, entries: Sequence[dict], expected: float, n_expected: int
-) -> Finding | None:
+) -> tuple[Finding | None, list[int]]:
     """Add the champion's newly scored batches (rows, errors) to its sequential test (kept in
-    the project state ``relation``, restarted for a new champion) and test them."""
-    counts = [(e["n"], e["errors"]) for e in entries if e.get("errors") is not None]
+    the project state ``relation``, restarted for a new champion: its errors have another
+    baseline) and test them. Returns the finding and the ids of the batches tested (the
+    input shift of a finding's rows is read from the batches from its start on)."""
+    counts = [(e["n"], e["errors"], e["batch"]) for e in entries if e.get("errors") is not None]
     if not counts:
-        return None
+        return None, []
     state = project.get_state("relation") or {}
-    batches = state.get("batches", []) if state.get("version") == version else []
-    batches = [*batches, *([n, k] for n, k in counts)][-MAX_BATCHES:]
-    project.set_state("relation", {"version": version, "batches": batches})
+    mine = state.get("version") == version
+    batches = [*(state.get("batches", []) if mine else []), *([n, k] for n, k, _ in counts)]
+    ids = [*(state.get("ids", []) if mine else []), *(b for _, _, b in counts)]
+    if len(ids) != len(batches):  # a state written before ids were kept: unknown batches
+        ids = [0] * (len(batches) - len(counts)) + [b for _, _, b in counts]
+    batches, ids = batches[-MAX_BATCHES:], ids[-MAX_BATCHES:]
+    project.set_state("relation", {"version": version, "batches": batches, "ids": ids})
     holdout = (n_expected, round(expected * n_expected))
-    return error_rise([tuple(b) for b in batches], baseline(expected), holdout=holdout)
+    return error_rise([tuple(b) for b in batches], baseline(expected), holdout=holdout), ids
 
 
 def _shift(project: Record, batch_id: int) -> float:
