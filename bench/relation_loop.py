@@ -53,11 +53,19 @@ FLIP_AT, AFTER, UNCHANGED = 22, 10, 60
 CONFIGURED = {"schedule", "volume", "manual", "bootstrap"}
 
 
+def template() -> dict:
+    """The ``retrainer init`` template's project file, as a dict."""
+    text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+TEMPLATE_WINDOW = template()["trainer"]["window"]
+
+
 def template_settings(folder: Path, window_days: float | None = None) -> dict:
     """The ``retrainer init`` template with the data's columns and a store in ``folder`` (and
-    a training window of ``window_days`` instead of the template's 4 batches, when given)."""
-    text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
-    settings = yaml.safe_load(text)
+    a training window of ``window_days`` instead of the template's, when given)."""
+    settings = template()
     settings["data"].update(
         source=None, target="target", id_column="id", time_column="timestamp", timezone="UTC"
     )
@@ -120,14 +128,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS))
     parser.add_argument("--rows", type=int, default=30, help="rows per batch")
     parser.add_argument(
-        "--window-days", type=float, help="train on this many days instead of the last 4 batches"
+        "--window-days", type=float, help="train on this many days instead of the template's window"
     )
     args = parser.parse_args()
     held = [s for s in args.seeds if s in HELD_OUT_SEEDS]
     print(
         f"seeds {args.seeds} ({'held out' if len(held) == len(args.seeds) else 'tuning'}; "
         f"tuning {list(TUNING_SEEDS)}, held out {list(HELD_OUT_SEEDS)}); {args.rows} rows per "
-        f"batch; window {f'{args.window_days:g} days' if args.window_days else '4 batches'}; "
+        f"batch; window {f'{args.window_days:g} days' if args.window_days else TEMPLATE_WINDOW}; "
         f"flip from batch {FLIP_AT}; numpy {np.__version__}, pandas {pd.__version__}"
     )
     flips, quiet = [], []

@@ -116,3 +116,26 @@ def test_the_command_line_explains_accepts_and_releases(tmp_path, elec, monkeypa
     )
     bad = run("release", "2", "--reason", "again")
     assert bad.exit_code == 2 and "not quarantined" in bad.output
+
+
+def test_a_window_of_small_batches_reaches_back_to_its_min_rows(make_project, elec):
+    def project_with(min_rows):  # the same store, another project file
+        window = {"batches": 4, "min_rows": min_rows}
+        trainer = {"estimator": "sklearn.tree.DecisionTreeClassifier", "window": window}
+        return make_project(trainer={**trainer, "params": {"max_depth": 4}, "min_rows": 100})
+
+    project = project_with(500)
+    history = project.ingest(elec.iloc[:HISTORY], key="history").id
+    small = [
+        project.ingest(elec.iloc[HISTORY + 30 * i : HISTORY + 30 * (i + 1)], key=f"day{i}").id
+        for i in range(6)
+    ]
+    assert window_ids(project) == [history, *small]  # 6 x 30 rows < 500: the history joins
+    assert window_ids(project_with(150)) == small[-5:]  # the newest batches that hold 150 rows
+    project = project_with(100)
+    assert window_ids(project) == small[-4:]  # 120 rows: the window's 4 batches are enough
+    project.request_retrain("small batches")
+    project.cycle()
+    with project.store.session() as s:
+        run = s.scalars(select(RunRow).order_by(RunRow.id.desc())).first()
+        assert run.window["batches"] == small[-4:] and run.window["rows"] == 120

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -204,20 +205,33 @@ def oracle_requests(
     return requests
 
 
-def window_batches(settings: Mapping[str, Any], period: str) -> int:
-    """How many batches of ``period`` the trainer's window spans (0 for the whole history).
+def window_batches(settings: Mapping[str, Any], period: str, rows_per_batch: float = 0) -> int:
+    """How many batches of ``period`` the trainer's window spans (0 for the whole history);
+    with ``window.min_rows``, at least as many batches of ``rows_per_batch`` as hold them.
 
     >>> window_batches({"trainer": {"window": {"days": 10}}}, "7D")
     2
     >>> window_batches({"trainer": {}}, "7D")
     4
+    >>> window_batches({"trainer": {"window": {"batches": 4, "min_rows": 1000}}}, "1D", 30)
+    34
     """
     window = (settings.get("trainer") or {}).get("window") or {}
     if window.get("all"):
         return 0
     if window.get("days"):
-        return math.ceil(pd.Timedelta(days=window["days"]) / pd.Timedelta(period))
-    return int(window.get("batches") or 4)
+        spans = math.ceil(pd.Timedelta(days=window["days"]) / pd.Timedelta(period))
+    else:
+        spans = int(window.get("batches") or 4)
+    if window.get("min_rows") and rows_per_batch > 0:
+        spans = max(spans, math.ceil(window["min_rows"] / rows_per_batch))
+    return spans
+
+
+def _rows_per_period(frame: pd.DataFrame, settings: Mapping[str, Any], period: str) -> float:
+    """The median rows of a batch of ``period`` in ``frame`` (time column parsed)."""
+    time = settings["data"]["time_column"]
+    return float(statistics.median(len(p) for p in split_periods(frame, time, period)))
 
 
 def first_periods(frame: pd.DataFrame, time_column: str, period: str, n: int) -> pd.DataFrame:
@@ -291,7 +305,7 @@ def backtest(
             period=period,
             history=history,
             label_delay=label_delay,
-            refresh=window_batches(settings, period),
+            refresh=window_batches(settings, period, _rows_per_period(frame, settings, period)),
         )
         if oracle
         else {}

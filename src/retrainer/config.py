@@ -198,6 +198,9 @@ class WindowSettings(_Section):
     batches: int | None = Field(4, ge=1)
     days: float | None = Field(None, gt=0)
     all: bool = False
+    # reach back over older batches until the window holds this many labelled rows (small
+    # batches: 4 batches of 30 rows train a model on 120 rows and gate it on 24)
+    min_rows: int | None = Field(None, ge=1)
 
 
 class TrainerSettings(_Section):

@@ -53,7 +53,8 @@ class RunOutcome:
 
 
 def select_window(project: Record) -> list[BatchRow]:
-    """The labelled, unquarantined batches the trainer's window covers, oldest first."""
+    """The labelled, unquarantined batches the trainer's window covers, oldest first (reaching
+    back over older batches until they hold ``window.min_rows`` labelled rows, when set)."""
     window = project.config.trainer.window
     with project.store.session() as s:
         rows = s.scalars(
@@ -65,8 +66,32 @@ def select_window(project: Record) -> list[BatchRow]:
         return list(rows)
     if window.days is not None:
         end = max(r.data_time for r in rows if r.data_time)
-        return [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
-    return list(rows[-window.batches :])
+        chosen = [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
+    else:
+        chosen = list(rows[-window.batches :])
+    return reach_back(list(rows), chosen, window.min_rows)
+
+
+def reach_back(rows: list, chosen: list, min_rows: int | None) -> list:
+    """``chosen`` (the newest of ``rows``, oldest first) with older ``rows`` added, newest
+    first, until they hold ``min_rows`` labelled rows (or no older row is left).
+
+    Example:
+        >>> from types import SimpleNamespace as B
+        >>> rows = [B(id=i, n_labelled=30) for i in range(1, 8)]
+        >>> [b.id for b in reach_back(rows, rows[-2:], 100)]
+        [4, 5, 6, 7]
+        >>> [b.id for b in reach_back(rows, rows[-2:], None)]
+        [6, 7]
+    """
+    if not min_rows or not chosen:
+        return chosen
+    first = start = rows.index(chosen[0])
+    held = sum(r.n_labelled for r in chosen)
+    while held < min_rows and start > 0:
+        start -= 1
+        held += rows[start].n_labelled
+    return rows[start:first] + chosen
 
 
 def _window_rows(project: Record, batches: list[BatchRow]) -> tuple[pd.DataFrame, np.ndarray]:

@@ -198,7 +198,7 @@ def optimal_backtest(
         folder=folder / "scores",
         history=history,
         label_delay=label_delay,
-        window=window_batches(settings, period),
+        window=window_batches(settings, period, float(np.median([len(y) for _, y in batches]))),
         holdout=gate_settings.holdout,
         on_model=on_model,
         threads=t.get("threads", 1),
