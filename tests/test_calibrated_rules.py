@@ -1,13 +1,14 @@
 """Quality and unit rules calibrated on the reference's own behaviour, on real ELEC2 and HAPT
 columns: rounded readings are not stuck, capped readings are not a fill value, a configured
-``stuck_run`` is honoured, a small burst of impossible values is caught and quarantined, an
-affine unit change is named with its inverse as a fix, and a numeric column sent as text with
+``stuck_run`` is honoured, a small burst of impossible values is caught and its rows set aside
+(the rest of the batch proceeds; a large share quarantines the batch), an affine unit change is named with its inverse as a fix, and a numeric column sent as text with
 a unit is stored quarantined and parsed once the fix is accepted."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sqlalchemy import select
 
 from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import ALPHA, check_quality, run_limit
@@ -16,8 +17,9 @@ from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.diagnosis.signals import unusual_share
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
+from retrainer.quarantine import held_back
 from retrainer.retrain import select_window
-from retrainer.store.tables import BatchRow
+from retrainer.store.tables import BatchRow, CheckRow, RunRow
 
 HISTORY, WEEK = 1344, 336
 
@@ -122,18 +124,63 @@ def test_a_small_burst_of_impossible_values_is_caught_by_count(elec):
     assert d.blocking
 
 
-def test_a_2_of_30_burst_is_caught_and_quarantined(make_project, elec):
+def _runs(project):
+    with project.store.session() as s:
+        return [r.window for r in s.scalars(select(RunRow).order_by(RunRow.id))]
+
+
+def test_a_2_of_30_burst_sets_its_rows_aside_and_the_rest_proceeds(make_project, elec):
     project = make_project()
     project.ingest(elec.iloc[:HISTORY], key="history")
     assert project.cycle().champion == 1
     batch = elec.iloc[HISTORY : HISTORY + 30].copy()
     batch.loc[batch.index[[4, 19]], "nswdemand"] = 5.0  # impossible, 5x the normalised maximum
-    bad = project.ingest(batch, key="burst").id
+    bad = project.ingest(batch, key="burst")
     report = project.cycle()
-    assert report.quarantined == (bad,)
-    diagnosis = project.diagnosis(bad)
-    assert diagnosis["top"] == "data_quality"
-    assert diagnosis["alarms"][0]["check"] == "out_of_range_burst"
+    assert report.quarantined == ()  # the batch proceeds
+    assert project.set_aside(bad.id) == [4, 19]
+    diagnosis = project.diagnosis(bad.id)
+    alarm = diagnosis["alarms"][0]
+    assert diagnosis["top"] == "data_quality" and alarm["check"] == "out_of_range_burst"
+    assert alarm["severity"] == "warning" and not alarm["blocking"]
+    assert (
+        "2 rows of 30 set aside (column 'nswdemand', e.g. row 4: 5, row 19: 5)"
+        in (alarm["message"])
+    )
+    assert f"`retrainer release {bad.id}` if they are real" in alarm["message"]
+    assert held_back(project) is None  # retraining was not held back
+    with project.store.session() as s:
+        row = s.get(BatchRow, bad.id)
+        assert row.status == "processed" and "2 row(s) set aside" in row.note
+        stored = project.batch_frame(row)  # nothing sent is lost
+        assert len(stored) == 30 and stored["nswdemand"].iloc[[4, 19]].tolist() == [5.0, 5.0]
+        far = s.scalars(
+            select(CheckRow).where(CheckRow.batch_id == bad.id, CheckRow.name == "out_of_range")
+        ).all()
+        assert [c.detail.get("set_aside") for c in far if c.column == "nswdemand"] == [[4, 19]]
+    evaluated = [e for e in report.evaluations if e["batch"] == bad.id]
+    assert evaluated and all(e["n"] == 28 for e in evaluated)  # scored without the 2 rows
+    project.request_retrain("retrain on the batch")
+    project.cycle()
+    window = _runs(project)[-1]
+    assert bad.id in window["batches"] and window["rows"] == HISTORY + 28
+    project.release(bad.id, "the readings were real")
+    assert project.set_aside(bad.id) == []
+    project.request_retrain("retrain with the released rows")
+    project.cycle()
+    assert _runs(project)[-1]["rows"] == HISTORY + 30
+
+
+def test_far_out_values_in_40_percent_of_rows_quarantine_the_whole_batch(make_project, elec):
+    project = make_project()
+    project.ingest(elec.iloc[:HISTORY], key="history")
+    assert project.cycle().champion == 1
+    batch = elec.iloc[HISTORY : HISTORY + 30].copy()
+    batch.loc[batch.index[::5], "nswdemand"] = 5.0  # 6 of 30 (20 %): more than a few rows
+    batch.loc[batch.index[1::5], "nswdemand"] = 5.0  # and 6 more: 40 %
+    bad = project.ingest(batch, key="burst").id
+    assert project.cycle().quarantined == (bad,)
+    assert project.set_aside(bad) == []
     assert bad not in [b.id for b in select_window(project)]
 
 

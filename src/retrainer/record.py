@@ -36,6 +36,8 @@ from retrainer.registry import ModelVersion, Registry
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow
 
+SET_ASIDE = "set_aside"  # the state of rows set aside per batch (retrainer.quarantine)
+
 if TYPE_CHECKING:  # pandas (through the schema) is imported where a frame or the schema is
     import pandas as pd  # read: commands that only read the store start without it
 
@@ -194,9 +196,18 @@ class Record:
             self.event(s, "manual", f"retrain requested by {actor}: {reason}")
 
     # --------------------------------------------------------------------- batches
+    def set_aside(self, batch_id: int) -> list[int]:
+        """Positions of a batch's rows set aside (a few impossible values; see
+        ``retrainer.quarantine``): kept in the batch, never trained or evaluated on."""
+        entry = (self.get_state(SET_ASIDE) or {}).get(str(batch_id)) or {}
+        return list(entry.get("rows", []))
+
     def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
-        """The rows of a stored batch, with late labels joined in."""
+        """The rows of a stored batch, with late labels joined in; ``labelled_only``: its
+        labelled rows that were not set aside (a training window's)."""
         frame = self.artifacts.get_frame(row.artifact)
+        if labelled_only and (aside := self.set_aside(row.id)):
+            frame = frame.drop(index=frame.index[aside])
         if row.labels:
             id_col, target = self.config.data.id_column, self.target
             labels = self.artifacts.get_frame(row.labels).set_index(id_col)[target]
