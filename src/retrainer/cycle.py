@@ -313,9 +313,13 @@ class _Cycle:
             if found:
                 row.note = set_aside(self.p, s, batch_id, found)
                 self.p.event(
-                    s, "set_aside", f"batch {batch_id}: {row.note}", cycle_id=self.id,
-                    batch_id=batch_id, rows=found,
-                )  # fmt: skip
+                    s,
+                    "set_aside",
+                    f"batch {batch_id}: {row.note}",
+                    cycle_id=self.id,
+                    batch_id=batch_id,
+                    rows=found,
+                )
             if blocking:
                 row.status = "quarantined"
                 row.note = "; ".join(f"{a.cause}: {a.message}" for a in blocking)
@@ -414,8 +418,9 @@ class _Cycle:
                 continue
             frame = self.frame(row)
             y = frame[self.p.target].to_numpy()
-            known = frame[self.p.target].notna().to_numpy().copy()
-            known[self.p.set_aside(row.id)] = False  # rows set aside are not evaluated on
+            aside = np.zeros(len(frame), dtype=bool)
+            aside[self.p.set_aside(row.id)] = True  # rows set aside are not evaluated on
+            known = frame[self.p.target].notna().to_numpy() & ~aside
             for pset in mine:
                 preds = self.p.artifacts.get_frame(pset.artifact)
                 at = preds["row"].to_numpy()  # every row, or the rows a serving system sent
@@ -437,7 +442,7 @@ class _Cycle:
                 self.evaluations.append(entry)
                 if pset.role == "champion":
                     self._feed(detector, row.id, pset.version, y_true, y_pred)
-            drift = self._target_checks(frame[self.p.target])
+            drift = self._target_checks(frame[self.p.target][~aside])
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
                 for r in drift:
@@ -546,6 +551,7 @@ class _Cycle:
             with self.p.store.session() as s:
                 row = s.get(BatchRow, batch_id)
                 frame, data_time = self.frame(row), row.data_time
+            frame = self.p.without_set_aside(frame, batch_id)  # set-aside rows: not estimated on
             estimate = estimator.estimate_model(model, frame[self.p.features(frame)])
             entry = {
                 "batch": batch_id,

@@ -202,17 +202,32 @@ class Record:
         entry = (self.get_state(SET_ASIDE) or {}).get(str(batch_id)) or {}
         return list(entry.get("rows", []))
 
-    def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
-        """The rows of a stored batch, with late labels joined in; ``labelled_only``: its
-        labelled rows that were not set aside (a training window's)."""
+    def without_set_aside(self, frame: pd.DataFrame, batch_id: int) -> pd.DataFrame:
+        """``frame`` (a batch's stored rows, in their stored order) without the rows set aside
+        from it (dropped by position, whatever the frame's index labels)."""
+        aside = self.set_aside(batch_id)
+        if not aside:
+            return frame
+        import numpy as np
+
+        keep = np.ones(len(frame), dtype=bool)
+        keep[aside] = False
+        return frame[keep]
+
+    def batch_frame(
+        self, row: BatchRow, *, labelled_only: bool = False, kept_only: bool = False
+    ) -> pd.DataFrame:
+        """The rows of a stored batch, with late labels joined in; ``kept_only``: without its
+        rows set aside (``retrainer.quarantine``; a reference's or an estimate's rows);
+        ``labelled_only``: its labelled rows that were not set aside (a training window's)."""
         frame = self.artifacts.get_frame(row.artifact)
-        if labelled_only and (aside := self.set_aside(row.id)):
-            frame = frame.drop(index=frame.index[aside])
         if row.labels:
             id_col, target = self.config.data.id_column, self.target
             labels = self.artifacts.get_frame(row.labels).set_index(id_col)[target]
             joined = frame[id_col].map(labels)
             frame[target] = _labels_over(frame[target], joined) if target in frame else joined
+        if labelled_only or kept_only:
+            frame = self.without_set_aside(frame, row.id)
         if labelled_only:
             frame = frame[frame[self.target].notna()] if self.target in frame else frame.iloc[:0]
         return frame
