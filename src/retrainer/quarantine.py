@@ -252,11 +252,14 @@ def release_rows(project: Record, batch_id: int, reason: str, actor: str = "user
             return None
         project.set_state(SET_ASIDE, state, s)
         row.note = f"{row.note}; rows released by {actor}: {reason}".lstrip("; ")
+        message = (
+            f"batch {batch_id}: {len(entry['rows'])} set-aside row(s) released by {actor}: "
+            f"{reason}; later training windows include them"
+        )
         project.event(
             s,
             "release",
-            f"batch {batch_id}: {len(entry['rows'])} set-aside row(s) released by {actor}: "
-            f"{reason}",
+            message,
             batch_id=batch_id,
             actor=actor,
             reason=reason,
@@ -269,7 +272,27 @@ def release_rows(project: Record, batch_id: int, reason: str, actor: str = "user
             "before": row.artifact,
             "quality_alarms": [],
             "rows": entry["rows"],
+            "message": message,
         }
+
+
+def set_aside_summary(project: Record) -> dict | None:
+    """The rows set aside and not released (how many, in which batches, and a line saying
+    how to bring them back), or None when there are none."""
+    with project.store.session() as s:
+        state = _aside_state(s)
+    if not state:
+        return None
+    batches = sorted(int(b) for b in state)
+    rows = sum(len(state[str(b)]["rows"]) for b in batches)
+    shown = ", ".join(str(b) for b in batches[:EXAMPLES]) + (
+        ", ..." if len(batches) > EXAMPLES else ""
+    )
+    line = (
+        f"{rows} row(s) with far-out values set aside in {len(batches)} batch(es) ({shown}): "
+        f"not trained or evaluated on; `retrainer release {batches[-1]} --reason ...` if real"
+    )
+    return {"batches": batches, "rows": rows, "line": line}
 
 
 def _aside_state(s: Any) -> dict:
