@@ -1,15 +1,19 @@
 """Quality and unit rules calibrated on the reference's own behaviour, on real ELEC2 and HAPT
 columns: rounded readings are not stuck, capped readings are not a fill value, a configured
 ``stuck_run`` is honoured, a small burst of impossible values is caught and its rows set aside
-(the rest of the batch proceeds; a large share quarantines the batch), an affine unit change is named with its inverse as a fix, and a numeric column sent as text with
-a unit is stored quarantined and parsed once the fix is accepted."""
+(the rest of the batch proceeds, they are never trained on until released; more than 10 % of
+rows quarantines the batch), an affine unit change is named with its inverse as a fix, and a
+numeric column sent as text with a unit is stored quarantined and parsed once the fix is
+accepted."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from scipy import stats
 from sqlalchemy import select
 
+from retrainer import cli, views
 from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import ALPHA, check_quality, run_limit
 from retrainer.data.schema import Schema
@@ -18,6 +22,7 @@ from retrainer.diagnosis.signals import unusual_share
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
 from retrainer.quarantine import held_back
+from retrainer.record import SET_ASIDE
 from retrainer.retrain import select_window
 from retrainer.store.tables import BatchRow, CheckRow, RunRow
 
@@ -124,64 +129,105 @@ def test_a_small_burst_of_impossible_values_is_caught_by_count(elec):
     assert d.blocking
 
 
-def _runs(project):
+def _last_run(project):
     with project.store.session() as s:
-        return [r.window for r in s.scalars(select(RunRow).order_by(RunRow.id))]
+        run = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(1)).one()
+        return run.window, run.version
 
 
-def test_a_2_of_30_burst_sets_its_rows_aside_and_the_rest_proceeds(make_project, elec):
+def _burst_project(make_project, elec, rows, far, calm=False):
+    """A project with a champion and one batch of ``rows`` ELEC2 rows whose ``far`` rows hold
+    impossible nswdemand values (5x the normalised maximum and up), checked by a cycle;
+    ``calm``: the batch's features drawn from the reference's rows (no drift around them)."""
     project = make_project()
     project.ingest(elec.iloc[:HISTORY], key="history")
     assert project.cycle().champion == 1
-    batch = elec.iloc[HISTORY : HISTORY + 30].copy()
-    batch.loc[batch.index[[4, 19]], "nswdemand"] = 5.0  # impossible, 5x the normalised maximum
-    bad = project.ingest(batch, key="burst")
-    report = project.cycle()
+    batch = elec.iloc[HISTORY : HISTORY + rows].copy()
+    if calm:
+        features = [c for c in batch.columns if c not in ("id", "timestamp", "target")]
+        batch[features] = elec.iloc[:HISTORY].sample(rows, random_state=0)[features].to_numpy()
+    batch.loc[batch.index[far], "nswdemand"] = 5.0 + 0.5 * np.arange(len(far))
+    bad = project.ingest(batch, key="burst").id
+    return project, bad, project.cycle()
+
+
+@pytest.mark.parametrize("rows", [30, 90])
+def test_2_impossible_values_set_their_rows_aside_and_the_rest_proceeds(
+    make_project, elec, monkeypatch, rows
+):
+    project, bad, report = _burst_project(make_project, elec, rows, [4, 19])
     assert report.quarantined == ()  # the batch proceeds
-    assert project.set_aside(bad.id) == [4, 19]
-    diagnosis = project.diagnosis(bad.id)
+    assert project.set_aside(bad) == [4, 19]
+    diagnosis = project.diagnosis(bad)  # still diagnosed as impossible values, as a warning
     alarm = diagnosis["alarms"][0]
     assert diagnosis["top"] == "data_quality" and alarm["check"] == "out_of_range_burst"
     assert alarm["severity"] == "warning" and not alarm["blocking"]
-    assert (
-        "2 rows of 30 set aside (column 'nswdemand', e.g. row 4: 5, row 19: 5)"
-        in (alarm["message"])
-    )
-    assert f"`retrainer release {bad.id}` if they are real" in alarm["message"]
+    shown = f"2 rows of {rows} set aside (column 'nswdemand', e.g. row 4: 5, row 19: 5.5)"
+    assert shown in alarm["message"]
+    assert f"`retrainer release {bad}` if they are real" in alarm["message"]
     assert held_back(project) is None  # retraining was not held back
+    status = views.status(project)
+    assert status["set_aside"]["batches"] == [bad] and status["set_aside"]["rows"] == 2
+    assert any(e["kind"] == "set_aside" for e in status["events"])
     with project.store.session() as s:
-        row = s.get(BatchRow, bad.id)
+        row = s.get(BatchRow, bad)
         assert row.status == "processed" and "2 row(s) set aside" in row.note
         stored = project.batch_frame(row)  # nothing sent is lost
-        assert len(stored) == 30 and stored["nswdemand"].iloc[[4, 19]].tolist() == [5.0, 5.0]
+        assert len(stored) == rows and stored["nswdemand"].iloc[[4, 19]].tolist() == [5.0, 5.5]
+        assert len(project.batch_frame(row, kept_only=True)) == rows - 2
+        assert project.batch_frame(row, labelled_only=True)["nswdemand"].max() <= 1.0
         far = s.scalars(
-            select(CheckRow).where(CheckRow.batch_id == bad.id, CheckRow.name == "out_of_range")
+            select(CheckRow).where(CheckRow.batch_id == bad, CheckRow.name == "out_of_range")
         ).all()
         assert [c.detail.get("set_aside") for c in far if c.column == "nswdemand"] == [[4, 19]]
-    evaluated = [e for e in report.evaluations if e["batch"] == bad.id]
-    assert evaluated and all(e["n"] == 28 for e in evaluated)  # scored without the 2 rows
+    evaluated = [e for e in report.evaluations if e["batch"] == bad]
+    assert evaluated and all(e["n"] == rows - 2 for e in evaluated)  # scored without the 2
+
     project.request_retrain("retrain on the batch")
     project.cycle()
-    window = _runs(project)[-1]
-    assert bad.id in window["batches"] and window["rows"] == HISTORY + 28
-    project.release(bad.id, "the readings were real")
-    assert project.set_aside(bad.id) == []
+    window, version = _last_run(project)
+    assert bad in window["batches"] and window["rows"] == HISTORY + rows - 2
+    trained = BatchProfile.from_dict(project.registry.get(version).reference)
+    assert trained.columns["nswdemand"].max < 1  # the impossible values were not trained on
+
+    monkeypatch.setattr(cli, "_project", lambda ctx: project)
+    released = CliRunner().invoke(cli.main, ["release", str(bad), "--reason", "real readings"])
+    assert released.exit_code == 0, released.output
+    assert f"batch {bad}: 2 set-aside row(s) released by user: real readings" in released.output
+    assert project.set_aside(bad) == [] and views.status(project)["set_aside"] is None
     project.request_retrain("retrain with the released rows")
     project.cycle()
-    assert _runs(project)[-1]["rows"] == HISTORY + 30
+    window, version = _last_run(project)
+    assert window["rows"] == HISTORY + rows
+    trained = BatchProfile.from_dict(project.registry.get(version).reference)
+    assert trained.columns["nswdemand"].max == 5.5
 
 
-def test_far_out_values_in_40_percent_of_rows_quarantine_the_whole_batch(make_project, elec):
-    project = make_project()
-    project.ingest(elec.iloc[:HISTORY], key="history")
-    assert project.cycle().champion == 1
-    batch = elec.iloc[HISTORY : HISTORY + 30].copy()
-    batch.loc[batch.index[::5], "nswdemand"] = 5.0  # 6 of 30 (20 %): more than a few rows
-    batch.loc[batch.index[1::5], "nswdemand"] = 5.0  # and 6 more: 40 %
-    bad = project.ingest(batch, key="burst").id
-    assert project.cycle().quarantined == (bad,)
-    assert project.set_aside(bad) == []
+def test_far_out_values_in_10_percent_of_rows_are_set_aside(make_project, elec):
+    far = list(range(0, 90, 10))  # 9 of 90
+    project, bad, report = _burst_project(make_project, elec, 90, far, calm=True)
+    assert report.quarantined == () and project.set_aside(bad) == far
+
+
+@pytest.mark.parametrize("n", [10, 13, 30], ids=["10 of 90 (11 %)", "13 (14 %)", "30 (33 %)"])
+def test_far_out_values_in_more_than_10_percent_of_rows_quarantine_the_batch(make_project, elec, n):
+    far = list(np.linspace(0, 89, n).astype(int))
+    project, bad, report = _burst_project(make_project, elec, 90, far, calm=True)
+    assert report.quarantined == (bad,) and project.set_aside(bad) == []
+    diagnosis = project.diagnosis(bad)  # a burst of far-out values, too many to set aside
+    assert diagnosis["top"] == "data_quality"
+    assert diagnosis["alarms"][0]["check"] == "out_of_range_burst"
+    assert diagnosis["alarms"][0]["blocking"]
     assert bad not in [b.id for b in select_window(project)]
+
+
+def test_rows_set_aside_are_dropped_by_position_whatever_the_index(make_project):
+    project = make_project()
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}, index=[7, 7, 3, 3])
+    assert project.without_set_aside(frame, 1).equals(frame)  # nothing set aside
+    project.set_state(SET_ASIDE, {"1": {"rows": [1, 2], "columns": {"x": [1, 2]}}})
+    assert project.without_set_aside(frame, 1)["x"].tolist() == [1.0, 4.0]
+    assert project.without_set_aside(frame, 2).equals(frame)  # another batch's rows
 
 
 # ------------------------------------------------------------------------ units
