@@ -6,6 +6,8 @@ rows quarantines the batch), an affine unit change is named with its inverse as 
 numeric column sent as text with a unit is stored quarantined and parsed once the fix is
 accepted."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from retrainer import cli, views
 from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import ALPHA, check_quality, run_limit
+from retrainer.checks.reference_loop import drift_reference
 from retrainer.data.schema import Schema
 from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.diagnosis.signals import unusual_share
@@ -135,11 +138,11 @@ def _last_run(project):
         return run.window, run.version
 
 
-def _burst_project(make_project, elec, rows, far, calm=False):
+def _burst_project(make_project, elec, rows, far, calm=False, **settings):
     """A project with a champion and one batch of ``rows`` ELEC2 rows whose ``far`` rows hold
     impossible nswdemand values (5x the normalised maximum and up), checked by a cycle;
     ``calm``: the batch's features drawn from the reference's rows (no drift around them)."""
-    project = make_project()
+    project = make_project(**settings)
     project.ingest(elec.iloc[:HISTORY], key="history")
     assert project.cycle().champion == 1
     batch = elec.iloc[HISTORY : HISTORY + rows].copy()
@@ -201,6 +204,20 @@ def test_2_impossible_values_set_their_rows_aside_and_the_rest_proceeds(
     assert window["rows"] == HISTORY + rows
     trained = BatchProfile.from_dict(project.registry.get(version).reference)
     assert trained.columns["nswdemand"].max == 5.5
+
+
+def test_a_rolling_reference_built_from_stored_batches_leaves_set_aside_rows_out(
+    make_project, elec
+):
+    rolling = {"drift": {"reference": {"kind": "rolling", "window": "28d", "min_rows": 30}}}
+    project, bad, _ = _burst_project(make_project, elec, 90, [4, 19], checks=rolling)
+    assert project.set_aside(bad) == [4, 19]
+    later = project.ingest(elec.iloc[HISTORY + 90 : HISTORY + 180], key="later").id
+    fixed = BatchProfile.from_dict(project.champion.reference)
+    new_champion = SimpleNamespace(version=99)  # the stored profiles are on another's edges
+    chosen = drift_reference(project, later, new_champion, fixed)
+    assert chosen.kind == "rolling" and bad in chosen.batches
+    assert chosen.profile.columns["nswdemand"].max < 1  # read again, without the 2 rows
 
 
 def test_far_out_values_in_10_percent_of_rows_are_set_aside(make_project, elec):
