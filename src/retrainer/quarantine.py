@@ -37,10 +37,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import select
 
-from retrainer.profile.column import far_mask
 from retrainer.record import SET_ASIDE
 from retrainer.store.tables import BatchRow, StateRow
 
@@ -187,6 +185,7 @@ def far_rows(
     and, with a contract range, outside that range too.
 
     Example:
+        >>> import numpy as np
         >>> import pandas as pd
         >>> from retrainer.data.schema import Schema
         >>> from retrainer.diagnosis import Alarm
@@ -200,6 +199,10 @@ def far_rows(
     """
     if not blocking or any(a.check != "out_of_range_burst" or not a.column for a in blocking):
         return None
+    import numpy as np  # here: commands that only read the store (status) start without it
+
+    from retrainer.profile.column import far_mask
+
     found: dict[str, list[int]] = {}
     for column in sorted({a.column for a in blocking}):
         if column not in frame or column not in edges:
