@@ -167,7 +167,7 @@ def test_2_impossible_values_set_their_rows_aside_and_the_rest_proceeds(
     assert alarm["severity"] == "warning" and not alarm["blocking"]
     shown = f"2 rows of {rows} set aside (column 'nswdemand', e.g. row 4: 5, row 19: 5.5)"
     assert shown in alarm["message"]
-    assert f"`retrainer release {bad}` if they are real" in alarm["message"]
+    assert f"`retrainer release {bad} --reason ...` if they are real" in alarm["message"]
     assert held_back(project) is None  # retraining was not held back
     status = views.status(project)
     assert status["set_aside"]["batches"] == [bad] and status["set_aside"]["rows"] == 2

@@ -228,7 +228,7 @@ def aside_alarm(alarm: Any, frame: pd.DataFrame, rows: list[int], batch_id: int)
     message = (
         f"{alarm.message}; {n} row{'s' if n > 1 else ''} of {len(frame)} set aside "
         f"(column {alarm.column!r}, e.g. {shown}), the rest of the batch proceeds; "
-        f"`retrainer release {batch_id}` if they are real"
+        f"`retrainer release {batch_id} --reason ...` if they are real"
     )
     action = "rows set aside (not trained or evaluated on); alert the data owner"
     return replace(alarm, severity="warning", message=message, action=action)
