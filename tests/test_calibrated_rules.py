@@ -1,23 +1,33 @@
 """Quality and unit rules calibrated on the reference's own behaviour, on real ELEC2 and HAPT
 columns: rounded readings are not stuck, capped readings are not a fill value, a configured
-``stuck_run`` is honoured, a small burst of impossible values is caught and quarantined, an
-affine unit change is named with its inverse as a fix, and a numeric column sent as text with
-a unit is stored quarantined and parsed once the fix is accepted."""
+``stuck_run`` is honoured, a small burst of impossible values is caught and its rows set aside
+(the rest of the batch proceeds, they are never trained on until released; more than 10 % of
+rows quarantines the batch), an affine unit change is named with its inverse as a fix, and a
+numeric column sent as text with a unit is stored quarantined and parsed once the fix is
+accepted."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from scipy import stats
+from sqlalchemy import select
 
+from retrainer import cli, views
 from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import ALPHA, check_quality, run_limit
+from retrainer.checks.reference_loop import drift_reference
 from retrainer.data.schema import Schema
 from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.diagnosis.signals import unusual_share
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
+from retrainer.quarantine import held_back
+from retrainer.record import SET_ASIDE
 from retrainer.retrain import select_window
-from retrainer.store.tables import BatchRow
+from retrainer.store.tables import BatchRow, CheckRow, RunRow
 
 HISTORY, WEEK = 1344, 336
 
@@ -122,19 +132,119 @@ def test_a_small_burst_of_impossible_values_is_caught_by_count(elec):
     assert d.blocking
 
 
-def test_a_2_of_30_burst_is_caught_and_quarantined(make_project, elec):
-    project = make_project()
+def _last_run(project):
+    with project.store.session() as s:
+        run = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(1)).one()
+        return run.window, run.version
+
+
+def _burst_project(make_project, elec, rows, far, calm=False, **settings):
+    """A project with a champion and one batch of ``rows`` ELEC2 rows whose ``far`` rows hold
+    impossible nswdemand values (5x the normalised maximum and up), checked by a cycle;
+    ``calm``: the batch's features drawn from the reference's rows (no drift around them)."""
+    project = make_project(**settings)
     project.ingest(elec.iloc[:HISTORY], key="history")
     assert project.cycle().champion == 1
-    batch = elec.iloc[HISTORY : HISTORY + 30].copy()
-    batch.loc[batch.index[[4, 19]], "nswdemand"] = 5.0  # impossible, 5x the normalised maximum
+    batch = elec.iloc[HISTORY : HISTORY + rows].copy()
+    if calm:
+        features = [c for c in batch.columns if c not in ("id", "timestamp", "target")]
+        batch[features] = elec.iloc[:HISTORY].sample(rows, random_state=0)[features].to_numpy()
+    batch.loc[batch.index[far], "nswdemand"] = 5.0 + 0.5 * np.arange(len(far))
     bad = project.ingest(batch, key="burst").id
-    report = project.cycle()
-    assert report.quarantined == (bad,)
-    diagnosis = project.diagnosis(bad)
+    return project, bad, project.cycle()
+
+
+@pytest.mark.parametrize("rows", [30, 90])
+def test_2_impossible_values_set_their_rows_aside_and_the_rest_proceeds(
+    make_project, elec, monkeypatch, rows
+):
+    project, bad, report = _burst_project(make_project, elec, rows, [4, 19])
+    assert report.quarantined == ()  # the batch proceeds
+    assert project.set_aside(bad) == [4, 19]
+    diagnosis = project.diagnosis(bad)  # still diagnosed as impossible values, as a warning
+    alarm = diagnosis["alarms"][0]
+    assert diagnosis["top"] == "data_quality" and alarm["check"] == "out_of_range_burst"
+    assert alarm["severity"] == "warning" and not alarm["blocking"]
+    shown = f"2 rows of {rows} set aside (column 'nswdemand', e.g. row 4: 5, row 19: 5.5)"
+    assert shown in alarm["message"]
+    assert f"`retrainer release {bad} --reason ...` if they are real" in alarm["message"]
+    assert held_back(project) is None  # retraining was not held back
+    status = views.status(project)
+    assert status["set_aside"]["batches"] == [bad] and status["set_aside"]["rows"] == 2
+    assert any(e["kind"] == "set_aside" for e in status["events"])
+    with project.store.session() as s:
+        row = s.get(BatchRow, bad)
+        assert row.status == "processed" and "2 row(s) set aside" in row.note
+        stored = project.batch_frame(row)  # nothing sent is lost
+        assert len(stored) == rows and stored["nswdemand"].iloc[[4, 19]].tolist() == [5.0, 5.5]
+        assert len(project.batch_frame(row, kept_only=True)) == rows - 2
+        assert project.batch_frame(row, labelled_only=True)["nswdemand"].max() <= 1.0
+        far = s.scalars(
+            select(CheckRow).where(CheckRow.batch_id == bad, CheckRow.name == "out_of_range")
+        ).all()
+        assert [c.detail.get("set_aside") for c in far if c.column == "nswdemand"] == [[4, 19]]
+    evaluated = [e for e in report.evaluations if e["batch"] == bad]
+    assert evaluated and all(e["n"] == rows - 2 for e in evaluated)  # scored without the 2
+
+    project.request_retrain("retrain on the batch")
+    project.cycle()
+    window, version = _last_run(project)
+    assert bad in window["batches"] and window["rows"] == HISTORY + rows - 2
+    trained = BatchProfile.from_dict(project.registry.get(version).reference)
+    assert trained.columns["nswdemand"].max < 1  # the impossible values were not trained on
+
+    monkeypatch.setattr(cli, "_project", lambda ctx: project)
+    released = CliRunner().invoke(cli.main, ["release", str(bad), "--reason", "real readings"])
+    assert released.exit_code == 0, released.output
+    assert f"batch {bad}: 2 set-aside row(s) released by user: real readings" in released.output
+    assert project.set_aside(bad) == [] and views.status(project)["set_aside"] is None
+    project.request_retrain("retrain with the released rows")
+    project.cycle()
+    window, version = _last_run(project)
+    assert window["rows"] == HISTORY + rows
+    trained = BatchProfile.from_dict(project.registry.get(version).reference)
+    assert trained.columns["nswdemand"].max == 5.5
+
+
+def test_a_rolling_reference_built_from_stored_batches_leaves_set_aside_rows_out(
+    make_project, elec
+):
+    rolling = {"drift": {"reference": {"kind": "rolling", "window": "28d", "min_rows": 30}}}
+    project, bad, _ = _burst_project(make_project, elec, 90, [4, 19], checks=rolling)
+    assert project.set_aside(bad) == [4, 19]
+    later = project.ingest(elec.iloc[HISTORY + 90 : HISTORY + 180], key="later").id
+    fixed = BatchProfile.from_dict(project.champion.reference)
+    new_champion = SimpleNamespace(version=99)  # the stored profiles are on another's edges
+    chosen = drift_reference(project, later, new_champion, fixed)
+    assert chosen.kind == "rolling" and bad in chosen.batches
+    assert chosen.profile.columns["nswdemand"].max < 1  # read again, without the 2 rows
+
+
+def test_far_out_values_in_10_percent_of_rows_are_set_aside(make_project, elec):
+    far = list(range(0, 90, 10))  # 9 of 90
+    project, bad, report = _burst_project(make_project, elec, 90, far, calm=True)
+    assert report.quarantined == () and project.set_aside(bad) == far
+
+
+@pytest.mark.parametrize("n", [10, 13, 30], ids=["10 of 90 (11 %)", "13 (14 %)", "30 (33 %)"])
+def test_far_out_values_in_more_than_10_percent_of_rows_quarantine_the_batch(make_project, elec, n):
+    far = list(np.linspace(0, 89, n).astype(int))
+    project, bad, report = _burst_project(make_project, elec, 90, far, calm=True)
+    assert report.quarantined == (bad,) and project.set_aside(bad) == []
+    diagnosis = project.diagnosis(bad)  # a burst of far-out values, too many to set aside
     assert diagnosis["top"] == "data_quality"
     assert diagnosis["alarms"][0]["check"] == "out_of_range_burst"
+    assert diagnosis["alarms"][0]["blocking"]
     assert bad not in [b.id for b in select_window(project)]
+
+
+def test_rows_set_aside_are_dropped_by_position_whatever_the_index(make_project):
+    project = make_project()
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}, index=[7, 7, 3, 3])
+    assert project.without_set_aside(frame, 1).equals(frame)  # nothing set aside
+    project.set_state(SET_ASIDE, {"1": {"rows": [1, 2], "columns": {"x": [1, 2]}}})
+    assert project.without_set_aside(frame, 1)["x"].tolist() == [1.0, 4.0]
+    assert project.without_set_aside(frame, 2).equals(frame)  # another batch's rows
 
 
 # ------------------------------------------------------------------------ units

@@ -389,6 +389,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         )
         if s.get("held_back"):
             console.print(f"[bold red]{s['held_back']['line']}[/]", highlight=False)
+        if s.get("set_aside"):
+            console.print(s["set_aside"]["line"], highlight=False, markup=False)
         if s.get("mlflow_pending"):
             console.print(f"[yellow]{s['mlflow_pending']['line']}[/]", highlight=False)
         if s["last_decision"]:
@@ -1223,10 +1225,16 @@ def accept_fix(ctx: click.Context, batch: int, reason: str, as_json: bool) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def release(ctx: click.Context, batch: int, reason: str, force: bool, as_json: bool) -> None:
-    """Release a quarantined BATCH (accepted fixes applied, quality checks re-run) so training
-    windows include it."""
+    """Release a quarantined BATCH (accepted fixes applied, quality checks re-run), or the rows
+    set aside from it, so training windows include them."""
     result = _project(ctx).release(batch, reason, force=force)
-    _emit(result, as_json, lambda r: console.print(f"batch {r['id']} released: {r['status']}"))
+    _emit(
+        result,
+        as_json,
+        lambda r: console.print(
+            r.get("message") or f"batch {r['id']} released: {r['status']}", highlight=False
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ champion is what would serve them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +31,12 @@ from retrainer.checks.sample import (
     target_drift,
 )
 from retrainer.diagnosis import Alarm
+from retrainer.diagnosis.alarms import Diagnosis, rank
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.ingest import FUTURE_SLACK
 from retrainer.metrics import score
 from retrainer.profile import BatchProfile
-from retrainer.quarantine import Quarantine
+from retrainer.quarantine import Quarantine, aside_alarm, far_rows, set_aside
 from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
 from retrainer.store.tables import (
     BatchRow,
@@ -83,6 +84,22 @@ class CycleReport:
             "clock": self.clock,
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A batch's checks and their diagnosis (see ``_Cycle._checks``)."""
+
+    results: list[CheckResult]
+    reference: BatchProfile | None
+    profile: BatchProfile
+    drifted: set[str]
+    moved: bool
+    diagnosis: Diagnosis
+
+    @property
+    def alarms(self) -> list[Alarm]:
+        return list(self.diagnosis.alarms)
 
 
 def run_cycle(project: Record) -> CycleReport:
@@ -234,45 +251,42 @@ class _Cycle:
 
     # ------------------------------------------------------------------- profile, checks
     def _check_batch(self, batch_id: int, champion: Any) -> bool:
-        """Profile a new batch and check it against the champion's reference.
+        """Profile a new batch and check it against the champion's reference; a few far-out
+        rows are set aside and the rest checked again (``retrainer.quarantine.far_rows``).
         Returns False when the batch was quarantined."""
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
             frame = self.frame(row)
         schema = self.p.schema()
-        results: list[CheckResult] = []
-        drifted, moved = set(), False
-        if champion is not None and champion.reference:
-            reference = BatchProfile.from_dict(champion.reference)
-            profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
-            q, d = self.cfg.checks.quality, self.cfg.checks.drift
-            chosen = drift_reference(self.p, batch_id, champion, reference)
-            reference = chosen.profile  # fixed, or the same season / recent window
-            results += check_quality(
-                reference,
-                profile,
-                schema,
-                **q.model_dump(),
-            )
-            drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
-            verdict = annotate(
-                dataset_drift(drift, share=d.share, batch_alpha=d.batch_alpha), chosen
-            )
-            results += [*drift, verdict]
-            drifted = {r.column for r in drift if r.alarm and r.column}
-            moved = verdict.alarm
-        else:
-            reference, profile = None, BatchProfile.from_frame(frame, schema)
-        diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
-        alarms = list(diagnosis.alarms)
-        blocking = [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
+        checked = self._checks(batch_id, frame, champion, schema)
+        found = checked.reference is not None and far_rows(
+            frame, schema, checked.profile.edges(), self._blocking(checked.alarms)
+        )
+        if found:
+            keep = np.ones(len(frame), dtype=bool)
+            keep[sorted(set().union(*found.values()))] = False
+            rest = self._checks(batch_id, frame[keep].reset_index(drop=True), champion, schema)
+            if self._blocking(rest.alarms):
+                found = None  # the rest fails too: the batch is quarantined as a whole
+            else:
+                burst = self._blocking(checked.alarms)
+                aside = [aside_alarm(a, frame, found[a.column], batch_id) for a in burst]
+                ranked = rank([*aside, *rest.alarms], rest.diagnosis.shift)
+                checked = replace(
+                    rest,
+                    results=_with_far_checks(rest.results, checked.results, found),
+                    diagnosis=replace(ranked, fix=rest.diagnosis.fix),
+                )
+                frame = frame[keep].reset_index(drop=True)
+        results, profile = checked.results, checked.profile
+        alarms, diagnosis = checked.alarms, checked.diagnosis
         with self.p.store.session() as s:  # per batch: the rest of the cycle proceeds
-            blocking = self.quarantine.screen(s, batch_id, blocking, self.id)
+            blocking = self.quarantine.screen(s, batch_id, self._blocking(alarms), self.id)
         if not blocking:  # recorded, not read by the diagnosis; quarantined batches not predicted
             results += self._sample_checks(frame, champion)
             self.evidence += self.quarantine.tolerated(alarms)
-            self.drifted |= drifted
-            self.dataset_drift |= moved
+            self.drifted |= checked.drifted
+            self.dataset_drift |= checked.moved
         self.alarms += alarms
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
@@ -296,6 +310,16 @@ class _Cycle:
                 causes=sorted({a.cause for a in alarms}),
                 diagnosis=diagnosis.to_dict(),
             )
+            if found:
+                row.note = set_aside(self.p, s, batch_id, found)
+                self.p.event(
+                    s,
+                    "set_aside",
+                    f"batch {batch_id}: {row.note}",
+                    cycle_id=self.id,
+                    batch_id=batch_id,
+                    rows=found,
+                )
             if blocking:
                 row.status = "quarantined"
                 row.note = "; ".join(f"{a.cause}: {a.message}" for a in blocking)
@@ -307,6 +331,33 @@ class _Cycle:
                     batch_id=batch_id,
                 )
         return not blocking
+
+    def _blocking(self, alarms: list[Alarm]) -> list[Alarm]:
+        return [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
+
+    def _checks(self, batch_id: int, frame: pd.DataFrame, champion: Any, schema: Any) -> _Checked:
+        """A batch's profile, quality and drift checks against the champion's reference (the
+        fixed one, or the season / recent window it chooses) and their diagnosis."""
+        results: list[CheckResult] = []
+        drifted, moved = set(), False
+        if champion is not None and champion.reference:
+            reference = BatchProfile.from_dict(champion.reference)
+            profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
+            q, d = self.cfg.checks.quality, self.cfg.checks.drift
+            chosen = drift_reference(self.p, batch_id, champion, reference)
+            reference = chosen.profile  # fixed, or the same season / recent window
+            results += check_quality(reference, profile, schema, **q.model_dump())
+            drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
+            verdict = annotate(
+                dataset_drift(drift, share=d.share, batch_alpha=d.batch_alpha), chosen
+            )
+            results += [*drift, verdict]
+            drifted = {r.column for r in drift if r.alarm and r.column}
+            moved = verdict.alarm
+        else:
+            reference, profile = None, BatchProfile.from_frame(frame, schema)
+        diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
+        return _Checked(results, reference, profile, drifted, moved, diagnosis)
 
     # --------------------------------------------------------------------- predictions
     def _predict(self, batch_ids: list[int]) -> None:
@@ -367,7 +418,9 @@ class _Cycle:
                 continue
             frame = self.frame(row)
             y = frame[self.p.target].to_numpy()
-            known = frame[self.p.target].notna().to_numpy()
+            aside = np.zeros(len(frame), dtype=bool)
+            aside[self.p.set_aside(row.id)] = True  # rows set aside are not evaluated on
+            known = frame[self.p.target].notna().to_numpy() & ~aside
             for pset in mine:
                 preds = self.p.artifacts.get_frame(pset.artifact)
                 at = preds["row"].to_numpy()  # every row, or the rows a serving system sent
@@ -389,7 +442,7 @@ class _Cycle:
                 self.evaluations.append(entry)
                 if pset.role == "champion":
                     self._feed(detector, row.id, pset.version, y_true, y_pred)
-            drift = self._target_checks(frame[self.p.target])
+            drift = self._target_checks(frame[self.p.target][~aside])
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
                 for r in drift:
@@ -498,6 +551,7 @@ class _Cycle:
             with self.p.store.session() as s:
                 row = s.get(BatchRow, batch_id)
                 frame, data_time = self.frame(row), row.data_time
+            frame = self.p.without_set_aside(frame, batch_id)  # set-aside rows: not estimated on
             estimate = estimator.estimate_model(model, frame[self.p.features(frame)])
             entry = {
                 "batch": batch_id,
@@ -621,6 +675,19 @@ class _Cycle:
                 )
             )
         return int(total or 0)
+
+
+def _with_far_checks(
+    rest: list[CheckResult], whole: list[CheckResult], found: dict[str, list[int]]
+) -> list[CheckResult]:
+    """The checks of a batch's rest, with the whole batch's out-of-range check of each column
+    whose far-out rows were set aside (their positions in its detail)."""
+    far = {
+        r.column: replace(r, detail={**r.detail, "set_aside": found[r.column]})
+        for r in whole
+        if r.name == "out_of_range" and r.column in found
+    }
+    return [far.get(r.column, r) if r.name == "out_of_range" else r for r in rest]
 
 
 def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:

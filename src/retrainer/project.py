@@ -142,10 +142,13 @@ class Project(Record):
         self, batch_id: int, reason: str, *, actor: str = "user", force: bool = False
     ) -> dict:
         """Release a quarantined batch (accepted fixes applied, quality checks re-run: a batch
-        that still fails them stays quarantined unless ``force``)."""
+        that still fails them stays quarantined unless ``force``), or the rows set aside from a
+        batch that proceeded (``retrainer.quarantine.release_rows``)."""
         from retrainer.diagnosis.loop import release
+        from retrainer.quarantine import release_rows
 
-        return release(self, batch_id, reason=reason, actor=actor, force=force)
+        rows = release_rows(self, batch_id, reason=reason, actor=actor)
+        return rows or release(self, batch_id, reason=reason, actor=actor, force=force)
 
     # -------------------------------------------------------------------- models
     def promote(

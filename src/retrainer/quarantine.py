@@ -17,6 +17,14 @@ A condition is its cause, rule and column (:func:`condition`). One that returns 
 Either way :func:`held_back` says in one line how long retraining has been held back: the newest
 batches that were all quarantined, since when, and by which conditions.
 
+A batch whose only blocking findings are bursts of far-out values (``out_of_range_burst``: a few
+values ``FAR`` reference widths beyond the reference's range) is not quarantined when those rows
+are at most ``SET_ASIDE_SHARE`` (10 %) of its rows: :func:`far_rows` names them, they are set
+aside (:func:`set_aside`: kept in the stored batch, listed in the project's ``set_aside`` state,
+left out of every training window, holdout and evaluation) and the rest of the batch is checked
+again and proceeds; the alarm stays, as a warning. ``retrainer release B`` brings them back
+(:func:`release_rows`). A larger share of far-out rows quarantines the batch as a whole.
+
 Example:
     >>> from retrainer.diagnosis import Alarm
     >>> condition(Alarm("data_quality", "block", "error", "stuck", "x", "stuck at 3"))
@@ -31,12 +39,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from retrainer.store.tables import BatchRow
+from retrainer.record import SET_ASIDE
+from retrainer.store.tables import BatchRow, StateRow
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrainer.data.schema import Schema
     from retrainer.record import Record
 
 STATE = "quarantine"
+SET_ASIDE_SHARE = 0.1  # far-out rows up to this share of a batch are set aside, not the batch
+EXAMPLES = 3
 
 
 def condition(alarm: Any) -> str:
@@ -158,3 +172,133 @@ def held_back(project: Record) -> dict | None:
         "by": by,
         "line": line,
     }
+
+
+def far_rows(
+    frame: pd.DataFrame, schema: Schema, edges: dict, blocking: Sequence[Any]
+) -> dict[str, list[int]] | None:
+    """The rows to set aside instead of quarantining the batch, per column (positions in
+    ``frame``): when every ``blocking`` alarm is a burst of far-out values and their rows
+    together are at most ``SET_ASIDE_SHARE`` of the batch; else None.
+
+    A row is far out as the profile counts it (``FAR`` widths beyond the reference's ``edges``)
+    and, with a contract range, outside that range too.
+
+    Example:
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> from retrainer.data.schema import Schema
+        >>> from retrainer.diagnosis import Alarm
+        >>> frame = pd.DataFrame({"p": [1.0] * 28 + [9.0, -7.0]})
+        >>> burst = Alarm("data_quality", "", "error", "out_of_range_burst", "p", "2 far values")
+        >>> schema, edges = Schema.infer(frame.iloc[:28]), {"p": np.array([0.0, 2.0])}
+        >>> far_rows(frame, schema, edges, [burst])
+        {'p': [28, 29]}
+        >>> far_rows(frame.iloc[20:], schema, edges, [burst]) is None  # 2 of 10: the batch
+        True
+    """
+    if not blocking or any(a.check != "out_of_range_burst" or not a.column for a in blocking):
+        return None
+    import numpy as np  # here: commands that only read the store (status) start without it
+
+    from retrainer.profile.column import far_mask
+
+    found: dict[str, list[int]] = {}
+    for column in sorted({a.column for a in blocking}):
+        if column not in frame or column not in edges:
+            return None
+        values = frame[column].to_numpy(dtype="float64", na_value=np.nan)
+        mask = far_mask(values, np.asarray(edges[column], dtype="float64"))
+        spec = schema[column]
+        if spec.min is not None and spec.max is not None:
+            mask &= (values < spec.min) | (values > spec.max)
+        if not mask.any():
+            return None
+        found[column] = np.flatnonzero(mask).tolist()
+    rows = set().union(*found.values())
+    return found if len(rows) <= SET_ASIDE_SHARE * len(frame) else None
+
+
+def aside_alarm(alarm: Any, frame: pd.DataFrame, rows: list[int], batch_id: int) -> Any:
+    """``alarm`` (a burst of far-out values) once its ``rows`` were set aside: a warning that
+    names the rows, a few of their values and how to bring them back."""
+    values = frame[alarm.column].to_numpy()[rows[:EXAMPLES]]
+    shown = ", ".join(f"row {r}: {v:.6g}" for r, v in zip(rows, values, strict=False))
+    n = len(rows)
+    message = (
+        f"{alarm.message}; {n} row{'s' if n > 1 else ''} of {len(frame)} set aside "
+        f"(column {alarm.column!r}, e.g. {shown}), the rest of the batch proceeds; "
+        f"`retrainer release {batch_id} --reason ...` if they are real"
+    )
+    action = "rows set aside (not trained or evaluated on); alert the data owner"
+    return replace(alarm, severity="warning", message=message, action=action)
+
+
+def set_aside(project: Record, s: Any, batch_id: int, found: dict[str, list[int]]) -> str:
+    """Record ``found`` (rows per column) as set aside for batch ``batch_id`` (in session
+    ``s``); returns the note for the batch."""
+    rows = sorted(set().union(*found.values()))
+    state = _aside_state(s)
+    state[str(batch_id)] = {"rows": rows, "columns": found}
+    project.set_state(SET_ASIDE, state, s)
+    where = ", ".join(f"{len(r)} in {c!r}" for c, r in found.items())
+    return f"{len(rows)} row(s) set aside ({where}): far-out values; the rest proceeds"
+
+
+def release_rows(project: Record, batch_id: int, reason: str, actor: str = "user") -> dict | None:
+    """Bring a batch's set-aside rows back into training windows (None when it has none)."""
+    with project.store.session() as s:
+        state = _aside_state(s)
+        entry = state.pop(str(batch_id), None)
+        row = s.get(BatchRow, batch_id)
+        if entry is None or row is None:
+            return None
+        project.set_state(SET_ASIDE, state, s)
+        row.note = f"{row.note}; rows released by {actor}: {reason}".lstrip("; ")
+        message = (
+            f"batch {batch_id}: {len(entry['rows'])} set-aside row(s) released by {actor}: "
+            f"{reason}; later training windows include them"
+        )
+        project.event(
+            s,
+            "release",
+            message,
+            batch_id=batch_id,
+            actor=actor,
+            reason=reason,
+            rows=entry["rows"],
+        )
+        return {
+            "id": row.id,
+            "status": row.status,
+            "artifact": row.artifact,
+            "before": row.artifact,
+            "quality_alarms": [],
+            "rows": entry["rows"],
+            "message": message,
+        }
+
+
+def set_aside_summary(project: Record) -> dict | None:
+    """The rows set aside and not released (how many, in which batches, and a line saying
+    how to bring them back), or None when there are none."""
+    with project.store.session() as s:
+        state = _aside_state(s)
+    if not state:
+        return None
+    batches = sorted(int(b) for b in state)
+    rows = sum(len(state[str(b)]["rows"]) for b in batches)
+    shown = ", ".join(str(b) for b in batches[:EXAMPLES]) + (
+        ", ..." if len(batches) > EXAMPLES else ""
+    )
+    line = (
+        f"{rows} row(s) with far-out values set aside in {len(batches)} batch(es) ({shown}): "
+        f"not trained or evaluated on; `retrainer release {batches[-1]} --reason ...` if real"
+    )
+    return {"batches": batches, "rows": rows, "line": line}
+
+
+def _aside_state(s: Any) -> dict:
+    """The rows set aside per batch (read in session ``s``)."""
+    row = s.get(StateRow, SET_ASIDE)
+    return dict(row.value) if row else {}

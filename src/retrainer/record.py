@@ -36,6 +36,8 @@ from retrainer.registry import ModelVersion, Registry
 from retrainer.store import Store
 from retrainer.store.tables import BatchRow, EventRow, StateRow, utcnow
 
+SET_ASIDE = "set_aside"  # the state of rows set aside per batch (retrainer.quarantine)
+
 if TYPE_CHECKING:  # pandas (through the schema) is imported where a frame or the schema is
     import pandas as pd  # read: commands that only read the store start without it
 
@@ -194,14 +196,38 @@ class Record:
             self.event(s, "manual", f"retrain requested by {actor}: {reason}")
 
     # --------------------------------------------------------------------- batches
-    def batch_frame(self, row: BatchRow, *, labelled_only: bool = False) -> pd.DataFrame:
-        """The rows of a stored batch, with late labels joined in."""
+    def set_aside(self, batch_id: int) -> list[int]:
+        """Positions of a batch's rows set aside (a few impossible values; see
+        ``retrainer.quarantine``): kept in the batch, never trained or evaluated on."""
+        entry = (self.get_state(SET_ASIDE) or {}).get(str(batch_id)) or {}
+        return list(entry.get("rows", []))
+
+    def without_set_aside(self, frame: pd.DataFrame, batch_id: int) -> pd.DataFrame:
+        """``frame`` (a batch's stored rows, in their stored order) without the rows set aside
+        from it (dropped by position, whatever the frame's index labels)."""
+        aside = self.set_aside(batch_id)
+        if not aside:
+            return frame
+        import numpy as np
+
+        keep = np.ones(len(frame), dtype=bool)
+        keep[aside] = False
+        return frame[keep]
+
+    def batch_frame(
+        self, row: BatchRow, *, labelled_only: bool = False, kept_only: bool = False
+    ) -> pd.DataFrame:
+        """The rows of a stored batch, with late labels joined in; ``kept_only``: without its
+        rows set aside (``retrainer.quarantine``; a reference's or an estimate's rows);
+        ``labelled_only``: its labelled rows that were not set aside (a training window's)."""
         frame = self.artifacts.get_frame(row.artifact)
         if row.labels:
             id_col, target = self.config.data.id_column, self.target
             labels = self.artifacts.get_frame(row.labels).set_index(id_col)[target]
             joined = frame[id_col].map(labels)
             frame[target] = _labels_over(frame[target], joined) if target in frame else joined
+        if labelled_only or kept_only:
+            frame = self.without_set_aside(frame, row.id)
         if labelled_only:
             frame = frame[frame[self.target].notna()] if self.target in frame else frame.iloc[:0]
         return frame

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from retrainer.quarantine import held_back
+from retrainer.quarantine import held_back, set_aside_summary
 from retrainer.store.tables import (
     BatchRow,
     CheckRow,
@@ -135,7 +135,9 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
 def status(project: Record) -> dict:
     """Counts, the champion, the last decision, the latest events, ``held_back``: how long
     retraining has been held back by quarantined batches (``retrainer.quarantine.held_back``,
-    None when it is not) and ``mlflow_pending``: since when the MLflow mirror is behind."""
+    None when it is not), ``set_aside``: rows set aside from batches that proceeded
+    (``retrainer.quarantine.set_aside_summary``) and ``mlflow_pending``: since when the MLflow
+    mirror is behind."""
     with project.store.session() as s:
         by_status = dict(
             s.execute(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all()
@@ -167,6 +169,7 @@ def status(project: Record) -> dict:
         "alarms": recent_alarms(project, limit=5),
         "events": recent,
         "held_back": held_back(project),
+        "set_aside": set_aside_summary(project),
         "mlflow_pending": _mlflow_pending(project),
     }
 

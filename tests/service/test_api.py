@@ -200,6 +200,29 @@ def test_a_batchs_diagnosis_is_served_with_its_detail(loaded, elec):
     assert client.get("/api/batches/5", headers=read).json()["diagnosis"] == found.json()
 
 
+def test_release_brings_back_set_aside_rows_and_quarantined_batches(loaded, elec):
+    client, write, project = loaded["client"], loaded["write"], loaded["project"]
+    spikes = week(elec, 4).copy()
+    spikes.loc[spikes.index[[10, 200]], "nswdemand"] = [5.0, 6.0]  # 2 impossible values
+    post_rows(loaded, spikes, "w4-spikes")
+    broken = week(elec, 5).assign(nswdemand=lambda f: f["nswdemand"] * 1000)  # a unit change
+    post_rows(loaded, broken, "w5-in-kilowatts")
+    assert project.cycle().quarantined == (6,)
+    assert project.set_aside(5) == [10, 200]
+    r = client.post("/api/release", json={"batch": 5, "reason": "real spikes"}, headers=write)
+    assert r.status_code == 200 and r.json()["rows"] == [10, 200]
+    assert "2 set-aside row(s) released by token:writer: real spikes" in r.json()["message"]
+    assert project.set_aside(5) == []
+    r = client.post("/api/release", json={"batch": 6, "reason": "kW"}, headers=write)
+    assert r.status_code == 422 and "stays quarantined" in r.json()["detail"]
+    body = {"batch": 6, "reason": "kW", "force": True}
+    r = client.post("/api/release", json=body, headers=write)
+    assert r.status_code == 200 and r.json()["status"] == "processed"
+    r = client.post("/api/release", json={"batch": 9, "reason": "x"}, headers=write)
+    assert r.status_code == 404
+    assert client.post("/api/release", json={"batch": 5}, headers=write).status_code == 422
+
+
 def test_artifact_download_is_the_registered_file(loaded):
     client, read, project = loaded["client"], loaded["read"], loaded["project"]
     r = client.get("/api/models/1/artifact", headers=read)

@@ -61,6 +61,7 @@ ROUTES = {
     ("POST", "/api/retrain"): "write",
     ("POST", "/api/promote"): "write",
     ("POST", "/api/rollback"): "write",
+    ("POST", "/api/release"): "write",
     ("POST", "/api/telemetry"): "write",
     ("POST", "/api/rollouts"): "write",
 }

@@ -54,7 +54,13 @@ def drive(app, method: str, path: str, headers: dict, total: int, declare: bool)
     return next(m["status"] for m in sent if m["type"] == "http.response.start"), pulled
 
 
-WRITES = ["/api/retrain", "/api/promote", "/api/rollback", "/api/rollouts"]
+WRITES = [
+    "/api/retrain",
+    "/api/promote",
+    "/api/rollback",
+    "/api/rollouts",
+    "/api/release",
+]
 UPLOADS = ["/api/batches", "/api/labels", "/api/predictions", "/api/telemetry"]
 
 

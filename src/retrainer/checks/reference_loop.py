@@ -59,7 +59,7 @@ def drift_reference(project: Record, batch_id: int, champion: Any, fixed: BatchP
             stored = s.get(ProfileRow, other)
             if stored is not None and stored.reference_version == champion.version:
                 return BatchProfile.from_dict(stored.profile)
-            frame = project.batch_frame(s.get(BatchRow, other))
+            frame = project.batch_frame(s.get(BatchRow, other), kept_only=True)
         return BatchProfile.from_frame(frame, schema, edges=edges)
 
     return reference_for(fixed, history, _aware(at), spec, profile_of)

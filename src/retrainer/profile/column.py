@@ -586,10 +586,24 @@ def _repeats(values: np.ndarray) -> tuple[int, int]:
 
 def _far(finite: np.ndarray, edges: np.ndarray) -> int:
     """Values ``FAR`` reference widths or more beyond the edges (0 for a constant reference)."""
+    return int(far_mask(finite, edges).sum())
+
+
+def far_mask(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Which ``values`` lie ``FAR`` reference widths or more beyond the edges (none for a
+    constant reference; NaN and +-inf are not far values).
+
+    Example:
+        >>> far_mask(np.array([0.5, 3.5, -2.5, np.nan, np.inf]), np.array([0.0, 1.0])).tolist()
+        [False, True, True, False, False]
+    """
+    values = np.asarray(values, dtype="float64")
     width = float(edges[-1] - edges[0]) if edges.size else 0.0
     if not width > 0:
-        return 0
-    return int(((finite < edges[0] - FAR * width) | (finite > edges[-1] + FAR * width)).sum())
+        return np.zeros(values.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        far = (values < edges[0] - FAR * width) | (values > edges[-1] + FAR * width)
+    return far & np.isfinite(values)
 
 
 def _merge_categories(a: ColumnProfile, b: ColumnProfile) -> dict[str, int] | None:

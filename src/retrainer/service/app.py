@@ -107,6 +107,12 @@ class RollbackRequest(BaseModel):
     reason: str = Field("rolled back from the API", min_length=1, max_length=500)
 
 
+class ReleaseRequest(BaseModel):
+    batch: int = Field(ge=1, le=INT64_MAX)
+    reason: str = Field(min_length=1, max_length=500)
+    force: bool = Field(False, description="release even if the quality checks still alarm")
+
+
 class RolloutRequest(BaseModel):
     target: str = Field(min_length=1, max_length=100)
     version: int | None = Field(None, ge=1, le=INT64_MAX)
@@ -795,6 +801,17 @@ def _writes(
         return project.promote(
             body.version, reason=body.reason, actor=f"token:{token.name}", force=body.force
         ).to_dict() | {"reference": None}
+
+    @app.post("/api/release", dependencies=JSON_WRITE, tags=["write"])
+    def post_release(body: ReleaseRequest, token: Token = writer) -> dict:
+        """Release a quarantined ``batch`` (accepted fixes applied, quality checks re-run: 422 when
+        they still alarm, unless ``force``), or the rows set aside from a batch that proceeded,
+        so training windows include them; poked, the next cycle can retrain on them."""
+        released = project.release(
+            body.batch, body.reason, actor=f"token:{token.name}", force=body.force
+        )
+        poke()
+        return released
 
     @app.post("/api/rollback", dependencies=JSON_WRITE, tags=["write"])
     def post_rollback(body: RollbackRequest, token: Token = writer) -> dict:

@@ -106,6 +106,8 @@ def overview(project: Project) -> dict:
     level, words = _health(champion, summary, cycle, realised, metric)
     if status.get("held_back"):  # retraining has not seen the newest batches
         level, words = "problem", f"{words} {status['held_back']['line']}."
+    if status.get("set_aside"):  # a few far-out rows kept out of training; the batches proceeded
+        words = f"{words} {status['set_aside']['line']}."
     return {
         "project": status["project"],
         "champion": champion,
@@ -122,6 +124,7 @@ def overview(project: Project) -> dict:
         "recent_performance": realised,
         "events": status["events"],
         "held_back": status.get("held_back"),
+        "set_aside": status.get("set_aside"),
     }
 
 
