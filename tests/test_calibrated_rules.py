@@ -132,6 +132,16 @@ def test_a_small_burst_of_impossible_values_is_caught_by_count(elec):
     assert d.blocking
 
 
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_more_impossible_values_in_a_small_batch_are_still_caught(elec, n):
+    reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
+    batch = elec[["nswdemand", "nswprice"]].iloc[24000:24030].copy()
+    batch.iloc[:n, 0] = 4.0 + np.arange(n)  # 10-17 % of 30 rows: too few inside to test a share
+    results, d = diagnose(reference, batch)
+    assert d.top == "data_quality" and d.alarms[0].check == "out_of_range_burst"
+    assert d.blocking
+
+
 def _last_run(project):
     with project.store.session() as s:
         run = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(1)).one()

@@ -61,6 +61,7 @@ SCALE_TOLERANCE = math.log(2.0)  # the spread within x/2 of a power of ten (batc
 SENTINEL_WORDS = frozenset(
     {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
 )
+SHARE_RULE_ROWS = 30  # values inside the range the share-burst rule needs for its KS test
 DRIFT_P = 1e-3  # a column drifts for the diagnosis only below this p-value
 VERDICT = "__verdict__"  # key of a column's drift verdict (the first drift result of a column)
 HANDLED = {
@@ -277,13 +278,19 @@ def _point_mass(
     )
 
 
-def _far_burst(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
+def _far_burst(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict, small: bool = False
+) -> Alarm | None:
     """A few impossible values (``FAR_COUNT`` or more, under a tenth of the batch, ``FAR``
     reference widths beyond its range): caught in any batch size, before rules that read the
-    spread (which a few wild values inflate)."""
+    spread (which a few wild values inflate). ``small``: up to a fifth of a batch too small for
+    the share rule (:func:`_out_of_range`: 30 values inside the range; 3-5 of 30 rows), asked
+    after the unit rules (a unit change of a two-mode sensor leaves a few values far out too)."""
     r = checks.get("out_of_range")
     far = int((r.detail.get("far") if r is not None else 0) or cur.far)
-    if r is None or not r.alarm or far < FAR_COUNT or far >= 0.1 * cur.values:
+    inside = sum(cur.hist[1:-1]) if cur.hist and len(cur.hist) >= 3 else cur.values
+    ceiling = 0.2 if small and inside < SHARE_RULE_ROWS else 0.1
+    if r is None or not r.alarm or far < FAR_COUNT or far >= ceiling * cur.values:
         return None
     message = (
         f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
@@ -316,7 +323,7 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
         return _alarm("upstream_change", "moved_out", name, message, 0.7, evidence=[_cite(r)])
     width = high - low
     wild = cur.max > high + width or cur.min < low - width
-    if share >= 0.5 or sum(inner_cur) < 30 or not wild:
+    if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or not wild:
         return None  # values just beyond the range are the tail of a moving distribution
     from retrainer.checks.drift import ks_from_histograms  # SciPy: imported when used
 
@@ -699,6 +706,7 @@ def _values(
             lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _affine(name, ref, cur, signals, checks),
             lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
+            lambda: _far_burst(name, ref, cur, checks, small=True),
             lambda: _repeated(name, ref, checks),
             lambda: _out_of_range(name, ref, cur, checks),
         ):
