@@ -284,12 +284,14 @@ def _far_burst(
     """A few impossible values (``FAR_COUNT`` or more, under a tenth of the batch, ``FAR``
     reference widths beyond its range): caught in any batch size, before rules that read the
     spread (which a few wild values inflate). ``small``: up to a fifth of a batch too small for
-    the share rule (:func:`_out_of_range`: 30 values inside the range; 3-5 of 30 rows), asked
-    after the unit rules (a unit change of a two-mode sensor leaves a few values far out too)."""
+    the share rule (:func:`_out_of_range`: 30 values inside the range; 3-5 of 30 rows) whose
+    column did not move as a whole (no drift below ``DRIFT_P``), asked after the unit rules (a
+    unit change the rules cannot name moves the column and leaves a few values far out)."""
     r = checks.get("out_of_range")
     far = int((r.detail.get("far") if r is not None else 0) or cur.far)
     inside = sum(cur.hist[1:-1]) if cur.hist and len(cur.hist) >= 3 else cur.values
-    ceiling = 0.2 if small and inside < SHARE_RULE_ROWS else 0.1
+    calm = small and inside < SHARE_RULE_ROWS and _drift(name, checks) is None
+    ceiling = 0.2 if calm else 0.1
     if r is None or not r.alarm or far < FAR_COUNT or far >= ceiling * cur.values:
         return None
     message = (
