@@ -5,7 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -54,6 +54,7 @@ def test_blocked_histograms_equal_the_binary_search_on_adversarial_edges(seed):
     st.lists(st.floats(-1e6, 1e6), min_size=3, max_size=40, unique=True),
     st.integers(0, 2**32 - 1),
 )
+@example(edges=[0.0, 1.0, 2.225073858507e-311, -1.0], seed=0)  # subnormal cells: found in CI
 def test_any_sorted_edges_bin_like_the_binary_search(edges, seed):
     edges = np.sort(np.asarray(edges))
     rng = np.random.default_rng(seed)

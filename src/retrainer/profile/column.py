@@ -84,6 +84,9 @@ LOOKUP_MIN = 4096  # fewer values: a binary search each is as fast as the lookup
 CELLS_PER_EDGE = 64
 
 
+TINY = float(np.finfo(np.float64).tiny)  # the smallest normal float: narrower cells overflow
+
+
 @dataclass(frozen=True)
 class _Lookup:
     """Bins by a table on a uniform grid of ``CELLS_PER_EDGE`` cells per edge.
@@ -113,8 +116,8 @@ class _Lookup:
             return None
         cells = CELLS_PER_EDGE * edges.size
         start, width = float(inner[1]), float((inner[-1] - inner[1]) / cells)
-        if not np.isfinite(width) or width <= 0:
-            return None
+        if not np.isfinite(width) or width < TINY or not np.isfinite(1.0 / width):
+            return None  # a subnormal cell (edges 1e-311 apart): its scale overflows to inf
         grid = start + width * np.arange(cells + 1)
         margin = width * 1e-6
         lower = np.r_[start, grid[1:] - margin, -np.inf]
