@@ -91,7 +91,6 @@ class _Checked:
     """A batch's checks and their diagnosis (see ``_Cycle._checks``)."""
 
     results: list[CheckResult]
-    reference: BatchProfile | None
     profile: BatchProfile
     drifted: set[str]
     moved: bool
@@ -258,14 +257,18 @@ class _Cycle:
             row = s.get(BatchRow, batch_id)
             frame = self.frame(row)
         schema = self.p.schema()
-        checked = self._checks(batch_id, frame, champion, schema)
-        found = checked.reference is not None and far_rows(
-            frame, schema, checked.profile.edges(), self._blocking(checked.alarms)
+        chosen, edges = None, {}  # the reference (fixed, same season, recent) and its bins
+        if champion is not None and champion.reference:
+            fixed = BatchProfile.from_dict(champion.reference)
+            chosen, edges = drift_reference(self.p, batch_id, champion, fixed), fixed.edges()
+        checked = self._checks(batch_id, frame, schema, chosen, edges)
+        found = chosen is not None and far_rows(
+            frame, schema, edges, self._blocking(checked.alarms)
         )
         if found:
             keep = np.ones(len(frame), dtype=bool)
             keep[sorted(set().union(*found.values()))] = False
-            rest = self._checks(batch_id, frame[keep].reset_index(drop=True), champion, schema)
+            rest = self._checks(batch_id, frame[keep].reset_index(drop=True), schema, chosen, edges)
             if self._blocking(rest.alarms):
                 found = None  # the rest fails too: the batch is quarantined as a whole
             else:
@@ -335,17 +338,17 @@ class _Cycle:
     def _blocking(self, alarms: list[Alarm]) -> list[Alarm]:
         return [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]
 
-    def _checks(self, batch_id: int, frame: pd.DataFrame, champion: Any, schema: Any) -> _Checked:
-        """A batch's profile, quality and drift checks against the champion's reference (the
-        fixed one, or the season / recent window it chooses) and their diagnosis."""
+    def _checks(
+        self, batch_id: int, frame: pd.DataFrame, schema: Any, chosen: Any, edges: dict
+    ) -> _Checked:
+        """A batch's profile (on the champion's reference ``edges``), quality and drift checks
+        against the ``chosen`` reference (None: no champion's reference) and their diagnosis."""
         results: list[CheckResult] = []
         drifted, moved = set(), False
-        if champion is not None and champion.reference:
-            reference = BatchProfile.from_dict(champion.reference)
-            profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
+        if chosen is not None:
+            reference = chosen.profile
+            profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
-            chosen = drift_reference(self.p, batch_id, champion, reference)
-            reference = chosen.profile  # fixed, or the same season / recent window
             results += check_quality(reference, profile, schema, **q.model_dump())
             drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
             verdict = annotate(
@@ -357,7 +360,7 @@ class _Cycle:
         else:
             reference, profile = None, BatchProfile.from_frame(frame, schema)
         diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
-        return _Checked(results, reference, profile, drifted, moved, diagnosis)
+        return _Checked(results, profile, drifted, moved, diagnosis)
 
     # --------------------------------------------------------------------- predictions
     def _predict(self, batch_ids: list[int]) -> None:
