@@ -8,13 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrainer.checks.drift import check_drift
-from retrainer.checks.quality import check_quality
-from retrainer.data.schema import Schema
-from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.diagnosis.scenarios import DATA, HAPT_FEATURES
 from retrainer.diagnosis.units import QUANTILES, match_transform
-from retrainer.profile import BatchProfile
+from tests.diagnosis_helpers import diagnose as diagnosed
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +24,7 @@ def hapt():
 
 
 def diagnose(reference_frame, batch):
-    schema = Schema.infer(reference_frame)
-    reference = BatchProfile.from_frame(reference_frame, schema)
-    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
-    results = [*check_quality(reference, current, schema), *check_drift(reference, current)]
-    signals = batch_signals(batch.reset_index(drop=True), list(reference_frame.columns))
-    return diagnose_batch(results, reference, current, signals)
+    return diagnosed(reference_frame, batch)[1]
 
 
 def unit_alarms(diagnosis):

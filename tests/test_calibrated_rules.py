@@ -16,11 +16,9 @@ from scipy import stats
 from sqlalchemy import select
 
 from retrainer import cli, views
-from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import ALPHA, check_quality, run_limit
 from retrainer.checks.reference_loop import drift_reference
 from retrainer.data.schema import Schema
-from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.diagnosis.signals import unusual_share
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
@@ -28,20 +26,9 @@ from retrainer.quarantine import held_back
 from retrainer.record import SET_ASIDE
 from retrainer.retrain import select_window
 from retrainer.store.tables import BatchRow, CheckRow, RunRow
+from tests.diagnosis_helpers import diagnose
 
 HISTORY, WEEK = 1344, 336
-
-
-def diagnose(reference_frame, batch, **quality):
-    schema = Schema.infer(reference_frame)
-    reference = BatchProfile.from_frame(reference_frame, schema)
-    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
-    results = [
-        *check_quality(reference, current, schema, **quality),
-        *check_drift(reference, current),
-    ]
-    signals = batch_signals(batch.reset_index(drop=True), list(reference_frame.columns))
-    return results, diagnose_batch(results, reference, current, signals)
 
 
 def checks(results, name):

@@ -1,0 +1,21 @@
+"""Helper of the rule tests: a batch diagnosed against a reference frame, as a cycle checks it."""
+
+from retrainer.checks.drift import check_drift
+from retrainer.checks.quality import check_quality
+from retrainer.data.schema import Schema
+from retrainer.diagnosis import batch_signals, diagnose_batch
+from retrainer.profile import BatchProfile
+
+
+def diagnose(reference_frame, batch, **quality):
+    """The quality and drift checks of ``batch`` against ``reference_frame`` (``quality``: the
+    quality checks' options) and their diagnosis."""
+    schema = Schema.infer(reference_frame)
+    reference = BatchProfile.from_frame(reference_frame, schema)
+    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+    results = [
+        *check_quality(reference, current, schema, **quality),
+        *check_drift(reference, current),
+    ]
+    signals = batch_signals(batch.reset_index(drop=True), list(reference_frame.columns))
+    return results, diagnose_batch(results, reference, current, signals)
