@@ -84,3 +84,18 @@ def test_a_fitted_map_never_shrinks():
     assert match_transform(edges, hist, wide, 90).fitted
     quiet = np.quantile(rng.normal(15.0, 8.0, 90) * 0.2 + 40, QUANTILES)  # no known unit
     assert match_transform(edges, hist, quiet, 90) is None
+
+
+def test_x100_of_a_two_mode_sensor_is_a_pure_factor_not_a_fitted_offset(hapt):
+    """30 rows of HAPT acc-y x100: the fitted map once won with a spurious offset ("hPa to Pa
+    (x100) with an offset of -8.75") or a wrong slope, and the fix it proposed was wrong."""
+    reference = hapt[HAPT_FEATURES].iloc[:1600]
+    pool = hapt[HAPT_FEATURES].iloc[1600:]
+    pure = 0
+    for seed in range(12):
+        batch = pool.sample(30, random_state=seed)
+        batch["acc-y"] = batch["acc-y"] * 100
+        d = diagnose(reference, batch)
+        assert d.top == "upstream_change"
+        pure += d.fix == {"scale": {"acc-y": 0.01}}
+    assert pure >= 10

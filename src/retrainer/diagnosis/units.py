@@ -12,9 +12,10 @@ inside): real data rarely spreads that much wider keeping its shape, while a qui
 real data (a sensor at rest, a calm day) does shrink, so a fitted map never shrinks (a shrinking
 unit change must be a known one). The fitted slope is the median ratio of the batch's spans
 between symmetric quantiles to the reference's, kept within the slopes under which the batch
-mapped back is consistent with the reference; the known factor among those nearest to it, with
-its offset refitted, names the map when it fits too (``g to m/s^2 with an offset of -9.81``; on
-30 rows several factors fit, so the name is a proposal to confirm). A known map that passes is
+mapped back is consistent with the reference; the known factor nearest to it names the map
+when it fits too: with no offset if that fits (``x100``, one parameter fewer), else with its
+offset refitted (``g to m/s^2 with an offset of -9.81``; on 30 rows several factors fit, so the
+name is a proposal to confirm). A known map that passes is
 preferred to a fitted one.
 
 In every case the batch mapped back must be consistent with the reference (Kolmogorov-Smirnov
@@ -236,7 +237,8 @@ def match_transform(
     # the slopes consistent with the batch (each with the median gap of the central quantiles
     # as offset; least squares bends on a gap between modes): the middle of that set is the fit
     grid = [(a, float(np.median(y - a * x))) for a in slope * np.exp(np.linspace(-1, 1, 81))]
-    kept = [t[0] for t in grid if p_of(t) >= FITTED_P]
+    pure = [t for t in KNOWN if t[1] == 0 and grid[0][0] <= t[0] <= grid[-1][0]]
+    kept = [t[0] for t in [*grid, *pure] if p_of(t) >= FITTED_P]
     if not kept:
         return None
     low, high = min(kept), max(kept)
@@ -251,11 +253,11 @@ def match_transform(
         (a, gap, f"{unit} with an offset of {gap:+.6g}" if gap else unit)
         for a, b, unit in KNOWN
         if b == 0 and low <= a <= high
-        for gap in [float(f"{float(np.median(y - a * x)):.3g}")]
-    ]
+        for gap in (0.0, float(f"{float(np.median(y - a * x)):.3g}"))
+    ]  # a pure factor kept ``low`` or ``high`` where it fits better than with a median gap
     named = [t for t in named if p_of(t) >= FITTED_P]
-    if named:  # the known factor nearest the fitted slope
-        a, b, words = min(named, key=lambda t: abs(math.log(t[0] / slope)))
+    if named:  # a pure factor if one fits (one parameter fewer), then the nearest the slope
+        a, b, words = min(named, key=lambda t: (t[1] != 0, abs(math.log(t[0] / slope))))
     else:
         a, b = float(f"{slope:.3g}"), float(f"{float(np.median(y - slope * x)):.3g}")
         words = (
