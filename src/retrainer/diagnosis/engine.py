@@ -307,7 +307,9 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     """Values outside the range: the check alarms against the contract's range, the share
     that counts is the one outside the champion's reference (its histogram's open outer bins),
     so a contract inferred from an old batch does not keep firing once the model saw the new
-    range."""
+    range. A burst of glitches stands apart from the range: most of the values beyond it lie
+    ``FAR`` reference widths out. Values that continue the range's tail (a week of price
+    spikes, most just beyond a calm month's maximum, a few far) are drift, and do not block."""
     r = checks.get("out_of_range")
     if r is None or not r.alarm or not cur.hist or not ref.hist or len(cur.hist) < 3:
         return None
@@ -323,18 +325,19 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
             "simple factor maps them back: an offset or unit change upstream"
         )
         return _alarm("upstream_change", "moved_out", name, message, 0.7, evidence=[_cite(r)])
-    width = high - low
-    wild = cur.max > high + width or cur.min < low - width
-    if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or not wild:
-        return None  # values just beyond the range are the tail of a moving distribution
+    outside = cur.hist[0] + cur.hist[-1]
+    far = int(r.detail.get("far") or cur.far)
+    if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or far < 0.5 * outside:
+        return None  # values that continue the range's tail (most of them near it) are drift
     from retrainer.checks.drift import ks_from_histograms  # SciPy: imported when used
 
     d, p = ks_from_histograms(inner_ref, inner_cur)
     if p < 0.01:
         return None
     message = (
-        f"column {name!r}: a burst of {100 * share:.1f}% values far outside the reference range "
-        f"[{_g(low)}, {_g(high)}] (batch [{_g(cur.min)}, {_g(cur.max)}]) while the "
+        f"column {name!r}: a burst of {100 * share:.1f}% values outside the reference range "
+        f"[{_g(low)}, {_g(high)}] ({far} of {outside} {FAR:g} reference widths or more beyond "
+        f"it; batch [{_g(cur.min)}, {_g(cur.max)}]) while the "
         f"values inside it are unchanged (KS D={d:.3f}, p={p:.2g}): glitches or wild values"
     )
     evidence = [_cite(r), {"inner_ks": d, "inner_p": p}]
