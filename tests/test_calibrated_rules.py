@@ -129,6 +129,24 @@ def test_more_impossible_values_in_a_small_batch_are_still_caught(elec, n):
     assert d.blocking
 
 
+def test_a_week_of_price_spikes_that_continues_the_tail_is_drift_not_glitches(elec):
+    """10 % of a batch beyond a calm month's maximum, most just beyond it and none two widths
+    out (a real week of spikes: seeds 3-5 of the ELEC2 yearly stream held retraining back on
+    such weeks), is the tail of a moving distribution; the same share two to three widths out,
+    with nothing in between, stands apart from the range: glitches."""
+    reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
+    low, high = reference["nswprice"].min(), reference["nswprice"].max()
+    rows = np.arange(0, 90, 10)  # 9 of 90
+    tail = reference.sample(90, random_state=0)  # the inside unchanged
+    tail.iloc[rows, 1] = high + (high - low) * np.linspace(0.05, 1.3, rows.size)
+    d = diagnose(reference, tail)[1]
+    assert not alarms(d, "out_of_range_burst") and not d.blocking
+    glitches = tail.copy()
+    glitches.iloc[rows, 1] = high + (high - low) * np.linspace(2.2, 3.0, rows.size)
+    d = diagnose(reference, glitches)[1]
+    assert d.top == "data_quality" and d.alarms[0].check == "out_of_range_burst"
+
+
 def _last_run(project):
     with project.store.session() as s:
         run = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(1)).one()

@@ -20,7 +20,8 @@ preferred to a fitted one.
 
 In every case the batch mapped back must be consistent with the reference (Kolmogorov-Smirnov
 p >= ``CONSISTENT_P``, on the batch's quantiles against the reference's histogram; a fitted map
-p >= ``FITTED_P``, as its parameters come from the batch) while the
+p >= ``FITTED_P``, as its parameters come from the batch, and so must a pure factor within
+``LEVEL_FACTOR`` of 1: a real level change of skewed data scales it so) while the
 batch as it is is not (p < ``MOVED_P``), nor shifted back by its median shift (a plain mean
 shift is drift); a known map also needs the quantiles on a line (R^2 >= ``R2_MIN``) and no
 different known map nearly as good (p within ``AMBIGUOUS`` of the best: too few rows to tell).
@@ -64,6 +65,9 @@ AMBIGUOUS = 0.1  # another known map within this ratio of the best one's p-value
 # (1.031 / sqrt(n)) is the standard table's 20 % one (1.07 / sqrt(n))
 FITTED_P = 0.2
 GENERIC_SCALE = 3.0  # a fitted map (no known unit) must enlarge the spread this much
+# a pure factor this close to 1 (kilometres to miles, feet to metres) is also what a real change
+# of level of positive, skewed data does (a cheaper week of prices): it needs the fitted maps' p
+LEVEL_FACTOR = 4.0
 BEYOND = 0.5  # and move this share of the batch beyond anything the reference held
 
 _POWERS = [(10.0**k, 0.0, f"x{10**k:g}" if k > 0 else f"/{10**-k:g}") for k in range(-6, 7) if k]
@@ -232,7 +236,8 @@ def match_transform(
         return None  # a plain mean shift explains it as well: drift, not a unit
     rivals = [t for t in ranked[1:3] if _differs(ranked[0], t)]
     alone = not any(p_of(t) >= max(CONSISTENT_P, AMBIGUOUS * p) for t in rivals)
-    if r2 >= R2_MIN and p >= CONSISTENT_P and alone:
+    level = FITTED_P if b == 0 and abs(math.log(a)) < math.log(LEVEL_FACTOR) else CONSISTENT_P
+    if r2 >= R2_MIN and p >= level and alone:
         return Transform(a, b, words, r2, d, p, p_identity)
     # the slopes consistent with the batch (each with the median gap of the central quantiles
     # as offset; least squares bends on a gap between modes): the middle of that set is the fit
