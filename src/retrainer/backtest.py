@@ -56,7 +56,9 @@ from retrainer.triggers import Decision, Evidence, ManualTrigger, Policy  # noqa
 
 @dataclass(frozen=True)
 class PolicyResult:
-    """How one policy fared on the history."""
+    """How one policy fared on the history: ``mean`` on the batches every policy of the
+    backtest scored with the same rows (:func:`common_batches`), ``own_mean`` on every batch
+    this policy scored."""
 
     name: str
     metric: str
