@@ -290,3 +290,71 @@ def test_cli_backtest_on_a_synthetic_stream_adds_the_oracle(tmp_path):
     assert oracle["retrains"] >= 1  # the drift at row 5,250 (week 11) is in the replay
     both = CliRunner().invoke(main, [*args, "--data", str(config)])
     assert both.exit_code == 2 and "exclude each other" in both.output
+
+
+def stored_scores(folder, name, role="champion"):
+    """Batch id -> (value, rows) of the per-batch performance a replay stored for ``role``."""
+    with open_store(folder, name).store.session() as s:
+        rows = s.scalars(select(CheckRow).where(CheckRow.kind == "performance")).all()
+        return {
+            r.batch_id: (r.detail["value"], r.detail["n"]) for r in rows if r.detail["role"] == role
+        }
+
+
+def weighted(scores, batches):
+    return sum(scores[b][0] * scores[b][1] for b in batches) / sum(scores[b][1] for b in batches)
+
+
+@pytest.fixture(scope="module")
+def one_quarantines(tmp_path_factory, elec):
+    """Two replays of one history: week 6 has 40 % of nswdemand missing, which the default
+    quality check quarantines and the tolerant policy's check lets through."""
+    folder = tmp_path_factory.mktemp("common")
+    frame = first_periods(elec, "timestamp", "7D", 8).reset_index(drop=True)
+    week = first_periods(frame, "timestamp", "7D", 6).index[-336:]
+    holes = np.random.default_rng(0).choice(week, size=int(0.4 * len(week)), replace=False)
+    frame.loc[holes, "nswdemand"] = np.nan
+    quality = {"max_null_increase": 1.0, "max_out_of_range": 1.0}
+    tolerant = {
+        "policy": {"triggers": [{"type": "schedule", "every": "14d"}]},
+        "checks": dict(SETTINGS["checks"], quality=quality),
+    }
+    return backtest(frame, SETTINGS, {"tolerant": tolerant}, folder=folder), folder
+
+
+def test_policies_are_compared_on_the_batches_every_policy_scored(one_quarantines):
+    out, folder = one_quarantines
+    by_name = {p.name: p for p in out.policies}
+    strict, tolerant = stored_scores(folder, "every-14d"), stored_scores(folder, "tolerant")
+    with open_store(folder, "every-14d").store.session() as s:
+        from retrainer.store.tables import BatchRow
+
+        quarantined = s.scalars(select(BatchRow.id).where(BatchRow.status == "quarantined")).all()
+    assert len(quarantined) == 1 and quarantined[0] not in strict and quarantined[0] in tolerant
+    common = sorted(set(strict) & set(tolerant))
+    assert set(tolerant) - set(common) == set(quarantined)
+    assert out.common == len(common) == by_name["tolerant"].scored - 1
+    assert f"on the {len(common)} of {out.batches - 1} streamed batches" in out.condition
+    never = stored_scores(folder, "every-14d", role="baseline")
+    for name, scores in [("every 14d", strict), ("never", never), ("tolerant", tolerant)]:
+        assert by_name[name].mean == pytest.approx(weighted(scores, common))
+        assert by_name[name].own_mean == pytest.approx(weighted(scores, sorted(scores)))
+    assert by_name["tolerant"].mean != pytest.approx(by_name["tolerant"].own_mean)
+    table = {row["policy"]: row for row in out.table()}
+    assert table["tolerant"]["accuracy"] == round(by_name["tolerant"].mean, 4)
+    assert table["tolerant"]["own accuracy"] == round(by_name["tolerant"].own_mean, 4)
+    assert json.loads(json.dumps(out.to_dict()))["common"] == len(common)
+
+
+def test_a_batch_scored_on_other_rows_by_another_policy_is_left_out():
+    from retrainer.backtest import PolicyResult, common_batches
+
+    def policy(name, series, aside):
+        return PolicyResult(name, "accuracy", None, 0, 0, 0, 0.0, {}, 0.0, series, [], None, aside)
+
+    same = [("w1", 0.9, 10), ("w2", 0.8, 8), ("w3", 0.7, 10)]
+    a = policy("a", same, {"w2": [1, 5]})
+    assert common_batches([a, policy("b", same, {"w2": [1, 5]})]) == {"w1", "w2", "w3"}
+    assert common_batches([a, policy("b", same, {"w2": [1, 6]})]) == {"w1", "w3"}
+    assert common_batches([a, policy("b", same, {})]) == {"w1", "w3"}
+    assert common_batches([a, policy("b", same[1:], {"w2": [1, 5]})]) == {"w2", "w3"}

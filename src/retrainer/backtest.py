@@ -9,6 +9,12 @@ When the true drift points are known (a synthetic stream), a third one, ``oracle
 at the first cycle whose labels include rows after each drift point and at each following
 cycle until the training window holds rows of the new concept only, and at no other time.
 
+Policies are compared on the same rows. A replay scores only the batches it did not quarantine,
+and not a batch's rows set aside (far-out values); both follow the champion's reference, so they
+differ between policies. Each policy's figure (``PolicyResult.mean``) is therefore taken on the
+batches that every policy scored, with the same rows set aside (:func:`common_batches`); its
+figure on every batch it scored is kept as ``own_mean``.
+
 Example:
     >>> import tempfile
     >>> from retrainer.datasets import load_elec2
@@ -27,7 +33,7 @@ import re
 import shutil
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +56,13 @@ from retrainer.triggers import Decision, Evidence, ManualTrigger, Policy  # noqa
 
 @dataclass(frozen=True)
 class PolicyResult:
-    """How one policy fared on the history."""
+    """How one policy fared on the history: ``mean`` on the batches every policy of the
+    backtest scored with the same rows (:func:`common_batches`), ``own_mean`` on every batch
+    this policy scored."""
 
     name: str
     metric: str
-    mean: float | None  # row-weighted prequential metric of the champion on every scored batch
+    mean: float | None  # row-weighted prequential metric on the batches every policy scored
     retrains: int  # runs after the first model (bootstrap)
     promoted: int
     led_nowhere: int  # runs rejected by the gate, skipped or failed
@@ -63,9 +71,16 @@ class PolicyResult:
     seconds: float
     series: list[tuple[str, float, int]] = field(default_factory=list)  # data time, value, rows
     retrain_times: list[str] = field(default_factory=list)
+    own_mean: float | None = None  # the same on every batch this policy scored
+    set_aside: dict[str, list[int]] = field(default_factory=dict)  # data time -> rows not scored
+
+    @property
+    def scored(self) -> int:
+        """How many batches this policy scored."""
+        return len(self.series)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"scored": self.scored}
 
 
 @dataclass(frozen=True)
@@ -73,12 +88,22 @@ class BacktestResult:
     """Every policy's result, ranked best first by the metric."""
 
     metric: str
-    batches: int
+    batches: int  # the history's batch and the streamed ones
     policies: tuple[PolicyResult, ...]
     plot: str | None = None
+    common: int = 0  # streamed batches every policy scored, on the same rows
+
+    @property
+    def condition(self) -> str:
+        """The rows the policies' figures are computed on, in words."""
+        return (
+            f"on the {self.common} of {self.batches - 1} streamed batches every policy scored "
+            "(not quarantined, same rows set aside)"
+        )
 
     def table(self) -> list[dict]:
-        """One row per policy, best first (fewer retrains break ties)."""
+        """One row per policy, best first (fewer retrains break ties); the metric on the
+        batches every policy scored, then on every batch the policy scored (``own``)."""
         from retrainer.metrics import higher_is_better
 
         sign = -1.0 if higher_is_better(self.metric) else 1.0
@@ -96,6 +121,8 @@ class BacktestResult:
                 "led nowhere": p.led_nowhere,
                 "train s": round(p.train_seconds, 1),
                 "replay s": round(p.seconds, 1),
+                f"own {self.metric}": None if p.own_mean is None else round(p.own_mean, 4),
+                "scored": p.scored,
             }
             for i, p in enumerate(ranked)
         ]
@@ -104,6 +131,8 @@ class BacktestResult:
         return {
             "metric": self.metric,
             "batches": self.batches,
+            "common": self.common,
+            "condition": self.condition,
             "table": self.table(),
             "policies": [p.to_dict() for p in self.policies],
             "plot": self.plot,
@@ -345,10 +374,44 @@ def backtest(
         if i == 0:
             results.append(_result(project, "never", 0.0, role="baseline"))
     batches = len(split_periods(frame, settings["data"]["time_column"], period)) - history + 1
-    result = BacktestResult(metric, batches, tuple(results))
+    common = common_batches(results)
+    results = [replace(p, mean=row_weighted(p.series, common)) for p in results]
+    result = BacktestResult(metric, batches, tuple(results), common=len(common))
     if plot is not None:
-        result = BacktestResult(metric, batches, tuple(results), str(write_plot(result, plot)))
+        result = replace(result, plot=str(write_plot(result, plot)))
     return result
+
+
+def common_batches(policies: Sequence[PolicyResult]) -> set[str]:
+    """The batches (data times) that every policy scored, with the same rows set aside.
+
+    A policy's replay does not score a batch it quarantined nor a batch's rows it set aside, and
+    both depend on its champion's reference; a batch scored on other rows by another policy is
+    left out too, so that every policy's figure is taken on the same rows.
+
+    >>> a = PolicyResult("a", "accuracy", None, 0, 0, 0, 0.0, {}, 0.0,
+    ...                  series=[("w1", 0.8, 10), ("w2", 0.7, 10), ("w3", 0.9, 8)],
+    ...                  set_aside={"w3": [4, 7]})
+    >>> b = PolicyResult("b", "accuracy", None, 0, 0, 0, 0.0, {}, 0.0,
+    ...                  series=[("w1", 0.6, 10), ("w3", 0.9, 9)], set_aside={"w3": [4]})
+    >>> sorted(common_batches([a, b]))  # b quarantined w2; w3 lost other rows in a and b
+    ['w1']
+    """
+    scored = [{t for t, _, _ in p.series} for p in policies]
+    common = set.intersection(*scored) if scored else set()
+    return {t for t in common if len({tuple(p.set_aside.get(t, ())) for p in policies}) == 1}
+
+
+def row_weighted(series: Sequence[tuple[str, float, int]], keep: set[str]) -> float | None:
+    """Row-weighted mean of the per-batch values of ``series`` (data time, value, rows) on
+    the batches in ``keep``; exact for accuracy. None when none is kept.
+
+    >>> row_weighted([("w1", 0.8, 10), ("w2", 0.5, 30), ("w3", 0.9, 8)], {"w1", "w2"})
+    0.575
+    """
+    kept = [(value, n) for t, value, n in series if t in keep]
+    rows = sum(n for _, n in kept)
+    return sum(value * n for value, n in kept) / rows if rows else None
 
 
 def _asker(project: Any, requests: dict[int, str]) -> Any:
@@ -373,10 +436,11 @@ def _result(project: Any, name: str, seconds: float, role: str = "champion") -> 
     decisions = views.decisions(project)
     if mine.empty:
         raise DataError(f"backtest {name!r}: no batch was scored; is the history long enough?")
+    own = views.overall(perf, role)
     return PolicyResult(
         name=name,
         metric=project.config.gate.metric,
-        mean=views.overall(perf, role),
+        mean=own,  # until the batches every policy scored are known
         retrains=len(later),
         promoted=promoted,
         led_nowhere=len(later) - promoted,
@@ -388,6 +452,12 @@ def _result(project: Any, name: str, seconds: float, role: str = "champion") -> 
             for t, v, n in mine[["data_time", "value", "n"]].itertuples(index=False)
         ],
         retrain_times=times,
+        own_mean=own,
+        set_aside={
+            t.isoformat(): aside
+            for b, t in mine[["batch", "data_time"]].itertuples(index=False)
+            if (aside := project.set_aside(int(b)))
+        },
     )
 
 
@@ -406,7 +476,10 @@ def write_plot(result: BacktestResult, path: str | Path, smooth: int = 4) -> Pat
         when = pd.to_datetime(pd.Series(p.retrain_times), utc=True, errors="coerce").dropna()
         marks.plot(when, [i] * len(when), "|", ms=8, color=line[0].get_color())
     ax.set_ylabel(f"{result.metric} ({smooth}-batch mean)")
-    ax.set_title(f"backtest: {result.metric} over time under each policy")
+    ax.set_title(
+        f"backtest: {result.metric} over time under each policy\n(legend: {result.condition})",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     marks.set_yticks(range(len(result.policies)), [p.name for p in result.policies], fontsize=7)

@@ -1027,7 +1027,8 @@ def backtest(
     as_json: bool,
 ) -> None:
     """Replay a labelled history under each policy file (a project file or its policy section)
-    and the baselines (fixed schedule, never retrained); rank them. Without --data: ELEC2 with
+    and the baselines (fixed schedule, never retrained); rank them on the batches every policy
+    scored (each one's figure on all its batches is shown as well). Without --data: ELEC2 with
     the project file, or the shipped ELEC2 example when there is none. With --stream: a
     synthetic stream whose drift points are known, and an oracle that retrains right after
     them."""
@@ -1098,7 +1099,8 @@ def backtest(
 
     def render(d: dict) -> None:
         rows = d["table"]
-        table = Table(*rows[0].keys(), title=f"backtest over {d['batches']} batches")
+        title = f"backtest: {d['metric']} {d['condition']}; own: on every batch it scored"
+        table = Table(*rows[0].keys(), title=title)
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row.values()))
         console.print(table)
