@@ -4,6 +4,11 @@ target with a season)."""
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from click.testing import CliRunner
+
+from retrainer.cli import main
+from tests.conftest import project_settings
 
 REGRESSION = {
     "trainer": {
@@ -54,3 +59,15 @@ def test_a_retrain_with_no_new_labelled_row_is_skipped_not_registered(project):
     project.request_retrain("new rows")
     assert project.cycle().run["status"] in ("succeeded", "rejected")
     assert [v.version for v in project.models] == [1, 2]
+
+
+def test_a_backtest_without_data_says_elec2_lacks_the_projects_columns(tmp_path):
+    settings = project_settings(**REGRESSION)
+    settings["data"] = {"target": "temp_max", "id_column": "id", "time_column": "event_time"}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "retrainer.yaml"), "backtest"])
+    assert result.exit_code == 2
+    # it said "backtest: no time column 'event_time' in ['id', 'timestamp', 'period', ...]"
+    assert "without --data the backtest replays ELEC2" in result.output
+    assert "data.target 'temp_max', data.time_column 'event_time'" in result.output
+    assert "--data FILE" in result.output
