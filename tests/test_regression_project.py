@@ -71,3 +71,16 @@ def test_a_backtest_without_data_says_elec2_lacks_the_projects_columns(tmp_path)
     assert "without --data the backtest replays ELEC2" in result.output
     assert "data.target 'temp_max', data.time_column 'event_time'" in result.output
     assert "--data FILE" in result.output
+
+
+def test_backtest_optimal_refuses_a_regression_project(tmp_path):
+    settings = project_settings(**REGRESSION)
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    _days(0, 90, 0).to_csv(tmp_path / "history.csv", index=False)
+    args = ["-c", str(tmp_path / "retrainer.yaml"), "backtest", "--optimal", "--jobs", "1"]
+    args += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv")])
+    # it priced every policy in "errors" of exact equality: "60 errors ... accuracy 0.0"
+    assert result.exit_code == 2, result.output
+    assert "backtest --optimal prices schedules in wrong predictions" in result.output
+    assert not (tmp_path / "out").exists()
