@@ -55,6 +55,8 @@ def test_reading_commands_do_not_import_the_slow_libraries(folder, args):
     assert loaded_by(folder, *args) == []
 
 
-def test_a_cycle_does_import_them(folder):  # the check above can see an import
-    Project.from_yaml(folder / "retrainer.yaml").request_retrain("train once more")
+def test_a_cycle_does_import_them(folder, elec):  # the check above can see an import
+    project = Project.from_yaml(folder / "retrainer.yaml")
+    project.ingest(elec.iloc[1680:2016], key="week-6")  # a labelled week: something to train on
+    project.request_retrain("train once more")
     assert {"sklearn", "skops"} <= set(loaded_by(folder, "cycle"))

@@ -119,3 +119,23 @@ def test_a_cost_on_a_regression_project_is_refused_naming_why():
     Config.from_dict(settings)  # fine without a cost
     with pytest.raises(ConfigError, match="policy.cost prices a retrain in wrong predictions"):
         Config.from_dict({**settings, "policy": {"cost": {"retrain": 500}}})
+
+
+def test_a_regression_project_is_gated_on_a_regression_metric():
+    settings = {
+        "project": "p",
+        "data": {"target": "y"},
+        "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
+        "checks": {"concept": {"detector": "page_hinkley"}},
+    }
+    assert Config.from_dict(settings).gate.metric == "mae"  # the default follows the task
+    assert Config.from_dict({**settings, "gate": {"metric": "r2"}}).gate.metric == "r2"
+    # accuracy on a regressor failed every run later with "continuous is not supported"
+    with pytest.raises(ConfigError, match="gate.metric: accuracy does not score a regression"):
+        Config.from_dict({**settings, "gate": {"metric": "accuracy"}})
+    classifier = {
+        "data": {"target": "y"},
+        "trainer": {"estimator": "sklearn.tree.DecisionTreeClassifier"},
+    }
+    with pytest.raises(ConfigError, match="use one of accuracy, balanced_accuracy, f1, roc_auc"):
+        Config.from_dict({**classifier, "gate": {"metric": "rmse"}})

@@ -102,10 +102,18 @@ def test_an_identical_retrain_on_an_identical_window_is_never_rejected(weekly, o
         gate={"metric": "accuracy", "tolerance": 0.0, "on_inconclusive": on_inconclusive}
     )
     outcome = _run(project)  # nothing new arrived: the champion saw every row of the window
+    assert outcome.status == "skipped" and outcome.version is None and not outcome.promoted
+    assert outcome.message.startswith("no labelled row since version 1 was trained")
+    assert [v.version for v in project.models] == [1]
+
+
+def test_with_other_trainer_params_the_same_window_is_trained_and_gated(weekly):
+    project = weekly(gate={"metric": "accuracy", "tolerance": 0.0})
+    project.config.trainer.params["max_depth"] = 3  # the user changed the trainer: not a copy
+    outcome = _run(project)
     gate = outcome.gate
     assert gate["verdict"] == "inconclusive" and gate["n_holdout"] == 0
-    assert "not enough rows to tell" in gate["reason"]
-    assert outcome.promoted == (on_inconclusive == "promote")
+    assert "not enough rows to tell" in gate["reason"] and outcome.promoted
     assert gate["compared"]["champion_window"]["batches"] == [1, 4, 4]
     json.dumps(gate, allow_nan=False)  # storable in PostgreSQL's JSON: no NaN for "no rows"
 

@@ -136,3 +136,11 @@ def test_performance_floor_is_tested_too():
     assert floor.fire(ev(performance=0.7, performance_rows=30)) is None  # 3 errors more: noise
     assert "is below the floor 0.8" in floor.fire(ev(performance=0.5, performance_rows=30))
     assert "p=" in floor.fire(ev(performance=0.75, performance_rows=3000))
+
+
+def test_on_a_loss_a_drop_is_a_rise_and_the_floor_a_ceiling():
+    worse = ev(metric="rmse", performance=2.4, reference_performance=1.9)
+    assert "rmse=2.4000 rose more than 0.05" in PerformanceTrigger(max_drop=0.05).fire(worse)
+    assert "is above the ceiling 2.0" in PerformanceTrigger(min_value=2.0).fire(worse)
+    better = ev(metric="rmse", performance=1.5, reference_performance=1.9)
+    assert PerformanceTrigger(max_drop=0.05, min_value=2.0).fire(better) is None

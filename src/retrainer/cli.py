@@ -1055,6 +1055,15 @@ def backtest(
         from retrainer.datasets import load_elec2
 
         frame = load_elec2()
+        wanted = {k: (settings.get("data") or {}).get(k) for k in ("target", "time_column")}
+        missing = {k: v for k, v in wanted.items() if v and v not in frame}
+        if missing:
+            named = ", ".join(f"data.{k} {v!r}" for k, v in missing.items())
+            raise click.UsageError(
+                f"without --data the backtest replays ELEC2, which has no {named} of {config}; "
+                "give your labelled history with --data FILE (CSV or Parquet, one row per "
+                "prediction with its target)"
+            )
     else:
         frame = read_table(data)
     time_column = (settings.get("data") or {}).get("time_column")

@@ -49,6 +49,8 @@ METRICS = {  # name -> higher is better
     "rmse": False,
     "r2": True,
 }
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse", "r2")  # the first is the default of a regression project
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -694,6 +696,19 @@ class Config(_Section):
                 f"stream is its {self.checks.concept.loss} error; use one of {', '.join(loss)}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Config:
+        fits = REGRESSION_METRICS if self.trainer.task == "regression" else CLASSIFICATION_METRICS
+        if self.gate.metric in fits:
+            return self
+        if "metric" not in self.gate.model_fields_set:
+            object.__setattr__(self.gate, "metric", fits[0])
+            return self
+        raise ValueError(
+            f"gate.metric: {self.gate.metric} does not score a {self.trainer.task} model; "
+            f"use one of {', '.join(fits)}"
+        )
 
     @model_validator(mode="after")
     def _cost_fits_task(self) -> Config:

@@ -10,6 +10,7 @@ interrupted run at most once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import asdict, dataclass, replace
@@ -33,6 +34,7 @@ from retrainer.sandbox import gate_challenger
 from retrainer.store.tables import BatchRow, CycleRow, DecisionRow, ModelVersionRow, RunRow, utcnow
 
 if TYPE_CHECKING:
+    from retrainer.config import Config
     from retrainer.record import Record
 
 
@@ -149,6 +151,61 @@ def out_of_time(champion, batch_of: np.ndarray) -> tuple[np.ndarray, dict]:
     return mask, {"batches": used, "champion_window": window}
 
 
+def _fingerprint(frame: pd.DataFrame) -> str:
+    """A hash of the window's rows, values and column names: equal for the same labelled rows.
+
+    Example:
+        >>> a = pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]})
+        >>> _fingerprint(a) == _fingerprint(a.copy()), _fingerprint(a) == _fingerprint(a[::-1])
+        (True, False)
+    """
+    digest = hashlib.sha256(repr(list(frame.columns)).encode())
+    try:
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    except TypeError:  # a cell pandas cannot hash: no fingerprint, every run trains
+        return ""
+    return digest.hexdigest()[:16]
+
+
+def _nothing_new(cfg: Config, champion: Any, window: dict, features: list[str], target: str) -> str:
+    """Why a run would refit the champion as it is ("" when it would not): its window holds the
+    same labelled rows (the same values: a corrected label or a released row is new), and the
+    trainer, features and target are those the champion was fitted with. Such a run registers a
+    copy of the champion and gates a copy against it, which tells nothing.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> cfg = SimpleNamespace(trainer=SimpleNamespace(
+        ...     estimator="sklearn.linear_model.Ridge", params={}, search={}, candidates=[]))
+        >>> trained = {"estimator": "sklearn.linear_model.Ridge", "params": {}}
+        >>> window = {"batches": [1, 2], "rows": 60, "fingerprint": "9f1c"}
+        >>> champion = SimpleNamespace(version=3, lineage={
+        ...     "window": window, "trainer": trained, "features": ["x"], "target": "y"})
+        >>> print(_nothing_new(cfg, champion, window, ["x"], "y"))
+        no labelled row since version 3 was trained (the window is its 60 rows of batches 1-2)
+        >>> _nothing_new(cfg, champion, {**window, "fingerprint": "07ab"}, ["x"], "y")
+        ''
+    """
+    lineage = (champion.lineage or {}) if champion is not None else {}
+    seen = lineage.get("window") or {}
+    trainer = cfg.trainer
+    if (
+        not seen.get("fingerprint")
+        or seen["fingerprint"] != window["fingerprint"]
+        or trainer.search
+        or trainer.candidates
+        or lineage.get("trainer") != {"estimator": trainer.estimator, "params": trainer.params}
+        or lineage.get("features") != features
+        or lineage.get("target") != target
+    ):
+        return ""
+    batches = window["batches"]
+    return (
+        f"no labelled row since version {champion.version} was trained (the window is its "
+        f"{window['rows']} rows of batches {batches[0]}-{batches[-1]})"
+    )
+
+
 def retrain(
     project: Record,
     *,
@@ -210,6 +267,7 @@ def _train_gate_register(
         "rows": len(frame),
         "last_batch": max((b.id for b in batches), default=0),
         **_period(frame, cfg.data.time_column),
+        "fingerprint": _fingerprint(frame),
     }
     if len(frame) < cfg.trainer.min_rows:
         message = (
@@ -226,6 +284,16 @@ def _train_gate_register(
         )
     features = project.features(frame)
     champion = project.champion
+    same = _nothing_new(cfg, champion, window, features, project.target)
+    if same:
+        return _finish(
+            project=project,
+            run_id=run_id,
+            cycle_id=cycle_id,
+            status="skipped",
+            window=window,
+            message=same,
+        )
     n_holdout = holdout_size(len(frame), cfg.gate.holdout, out_of_time(champion, batch_of)[0])
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
     window["holdout_rows"] = n_holdout

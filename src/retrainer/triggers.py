@@ -23,7 +23,7 @@ from typing import Any
 
 from retrainer.config import PolicySettings, TriggerSettings
 from retrainer.diagnosis.alarms import Alarm
-from retrainer.metrics import is_worse
+from retrainer.metrics import higher_is_better, is_worse
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,15 @@ class PerformanceTrigger:
         True
         >>> trigger.fire(ev(0.65, 3000)) is None
         False
+
+    On a loss (mae, rmse) a drop is a rise, and ``min_value`` is a ceiling:
+
+        >>> loss = Evidence(now=datetime(2024, 1, 1, tzinfo=UTC), metric="mae",
+        ...     performance=2.4, reference_performance=1.9)
+        >>> PerformanceTrigger(max_drop=0.05).fire(loss)
+        "performance: mae=2.4000 rose more than 0.05 from the champion's 1.9000"
+        >>> PerformanceTrigger(min_value=2.0).fire(loss)
+        'performance: mae=2.4000 is above the ceiling 2.0'
     """
 
     max_drop: float | None = None
@@ -181,7 +190,8 @@ class PerformanceTrigger:
         if self.min_value is not None and is_worse(ev.metric, value, self.min_value):
             p = _below(value, n, self.min_value) if n else None
             if p is None or p < self.alpha:
-                return f"performance: {what} is below the floor {self.min_value}{self._test(p)}"
+                bound = "below the floor" if higher_is_better(ev.metric) else "above the ceiling"
+                return f"performance: {what} is {bound} {self.min_value}{self._test(p)}"
         if (
             self.max_drop is not None
             and ref is not None
@@ -191,8 +201,9 @@ class PerformanceTrigger:
             p = _below(value, n, ref - self.max_drop, ref * (1 - ref) / m) if n and m else None
             if p is None or p < self.alpha:
                 holdout = "" if p is None else f" (holdout, n={m})"
+                moved = "dropped more than" if higher_is_better(ev.metric) else "rose more than"
                 return (
-                    f"performance: {what} dropped more than {self.max_drop} from the "
+                    f"performance: {what} {moved} {self.max_drop} from the "
                     f"champion's {ref:.4f}{holdout}{self._test(p)}"
                 )
         return None

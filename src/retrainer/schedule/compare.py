@@ -174,11 +174,18 @@ def optimal_backtest(
 
     from retrainer.backtest import window_batches, with_times
     from retrainer.config import GateSettings
+    from retrainer.errors import RetrainerError
     from retrainer.replay import split_periods
     from retrainer.schedule.gated import Gate
     from retrainer.schedule.scores import cached_scores
     from retrainer.training import Trainer
 
+    if (settings.get("trainer") or {}).get("task") == "regression":
+        raise RetrainerError(
+            "backtest --optimal prices schedules in wrong predictions, which a regressor "
+            "(trainer.task: regression) does not make; compare policies on the gate metric "
+            "with `retrainer backtest` (without --optimal)"
+        )
     folder = Path(folder)
     gate_settings = GateSettings.model_validate(settings.get("gate") or {})
     d, t = settings["data"], settings.get("trainer") or {}

@@ -1,0 +1,86 @@
+"""A regression project through the loop, on small generated data (a daily temperature-like
+target with a season)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from retrainer.cli import main
+from tests.conftest import project_settings
+
+REGRESSION = {
+    "trainer": {
+        "estimator": "sklearn.linear_model.Ridge",
+        "task": "regression",
+        "window": {"all": True},
+        "min_rows": 50,
+    },
+    "checks": {"concept": {"detector": "page_hinkley"}},
+    "policy": {"triggers": [{"type": "manual"}]},
+    "gate": {"metric": "mae"},
+}
+
+
+def _days(start: int, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    day = np.arange(start, start + n)
+    low = 8 + 6 * np.sin(2 * np.pi * day / 365) + rng.normal(0, 2, n)
+    return pd.DataFrame(
+        {
+            "id": day,
+            "timestamp": pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(day, "D"),
+            "low": low,
+            "wind": rng.gamma(2, 2, n),
+            "target": low + 7 + rng.normal(0, 1.5, n),
+        }
+    )
+
+
+@pytest.fixture
+def project(make_project):
+    project = make_project(**REGRESSION)
+    for k in range(3):
+        project.ingest(_days(30 * k, 30, k), key=f"m{k}")
+    project.cycle()
+    assert project.champion.version == 1
+    return project
+
+
+def test_a_retrain_with_no_new_labelled_row_is_skipped_not_registered(project):
+    project.request_retrain("once more")
+    report = project.cycle()
+    assert report.run["status"] == "skipped"
+    assert "no labelled row since version 1 was trained" in report.run["message"]
+    assert [v.version for v in project.models] == [1]  # no copy of the champion registered
+
+    project.ingest(_days(90, 30, 3), key="m3")
+    project.request_retrain("new rows")
+    assert project.cycle().run["status"] in ("succeeded", "rejected")
+    assert [v.version for v in project.models] == [1, 2]
+
+
+def test_a_backtest_without_data_says_elec2_lacks_the_projects_columns(tmp_path):
+    settings = project_settings(**REGRESSION)
+    settings["data"] = {"target": "temp_max", "id_column": "id", "time_column": "event_time"}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "retrainer.yaml"), "backtest"])
+    assert result.exit_code == 2
+    # it said "backtest: no time column 'event_time' in ['id', 'timestamp', 'period', ...]"
+    assert "without --data the backtest replays ELEC2" in result.output
+    assert "data.target 'temp_max', data.time_column 'event_time'" in result.output
+    assert "--data FILE" in result.output
+
+
+def test_backtest_optimal_refuses_a_regression_project(tmp_path):
+    settings = project_settings(**REGRESSION)
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    _days(0, 90, 0).to_csv(tmp_path / "history.csv", index=False)
+    args = ["-c", str(tmp_path / "retrainer.yaml"), "backtest", "--optimal", "--jobs", "1"]
+    args += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv")])
+    # it priced every policy in "errors" of exact equality: "60 errors ... accuracy 0.0"
+    assert result.exit_code == 2, result.output
+    assert "backtest --optimal prices schedules in wrong predictions" in result.output
+    assert not (tmp_path / "out").exists()
