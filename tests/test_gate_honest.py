@@ -127,12 +127,29 @@ def test_the_gate_compares_on_rows_after_the_champions_window_only(weekly, elec)
     assert gate["compared"]["batches"] == [5] and gate["n_holdout"] == WEEK
     assert gate["compared"]["challenger_window"]["rows"] == 4 * WEEK
     # the gate copy was fitted on the champion's window with the same trainer: the same model,
-    # so the paired difference is exactly zero and it is never worse
-    assert gate["difference"] == 0 and gate["lower"] == 0 and gate["verdict"] == "not_worse"
+    # so the paired difference is exactly zero; that measures nothing, and the gate says so
+    assert gate["difference"] == 0 and gate["lower"] == 0 and gate["verdict"] == "inconclusive"
+    assert gate["reason"].startswith("not measured: the gate copy was fitted on the champion's")
+    assert f"with the {WEEK} newer rows added" in gate["reason"]
     assert outcome.promoted
     X = elec.iloc[4 * WEEK : 5 * WEEK]
     old = project.load_model(champion.version)
     assert gate["champion"] == pytest.approx(np.mean(old.predict(X[ELEC2_FEATURES]) == X["target"]))
+
+
+@pytest.mark.parametrize("on_inconclusive", ["promote", "keep"])
+def test_a_window_that_did_not_slide_is_not_measured_and_refreshes(weekly, elec, on_inconclusive):
+    """Keeping the champion until the rows can tell would wait for ever: while the window
+    reaches back to the champion's first row, each gate copy is the champion's own fit."""
+    project = weekly(gate={"metric": "accuracy", "on_inconclusive": on_inconclusive})
+    for week in (4, 5):
+        project.ingest(elec.iloc[week * WEEK : (week + 1) * WEEK], key=f"week-{week}")
+        outcome = _run(project)
+        assert outcome.promoted and outcome.gate["verdict"] == "inconclusive"
+    assert project.champion.lineage["window"]["batches"] == [1, 2, 3, 4, 5, 6]
+    project.config.trainer.params["max_depth"] = 3  # another fit: measured again
+    project.ingest(elec.iloc[6 * WEEK : 7 * WEEK], key="week-6")
+    assert not _run(project).gate["reason"].startswith("not measured")
 
 
 def test_the_reference_sample_and_holdout_figure_are_out_of_sample(weekly, elec):

@@ -252,6 +252,33 @@ def _inconclusive(why: str, on_inconclusive: str, **fields) -> GateResult:
     )
 
 
+def unmeasured(result: GateResult, new_rows: int) -> GateResult:
+    """``result`` marked as measuring nothing: the gate copy was fitted on exactly the
+    champion's rows (the window did not slide, so the rows after the champion's window are the
+    holdout), so it is the champion again. Promoted whatever ``on_inconclusive`` says: the refit
+    is the champion's own fit with ``new_rows`` newer rows added, and keeping it would wait for
+    a comparison that this window never allows.
+
+    Example:
+        >>> from sklearn.dummy import DummyClassifier
+        >>> X, y = pd.DataFrame({"x": range(40)}), [1] * 30 + [0] * 10
+        >>> same = DummyClassifier(strategy="most_frequent").fit(X, y)
+        >>> found = unmeasured(evaluate_gate(same, same, X, y), 40)
+        >>> found.verdict, found.passed, found.difference
+        ('inconclusive', True, 0.0)
+        >>> found.reason.startswith("not measured: the gate copy was fitted on the champion's")
+        True
+    """
+    why = (
+        "not measured: the gate copy was fitted on the champion's own rows (the window did not "
+        "slide past them), so it predicts as the champion; promoted: the refit is the "
+        f"champion's fit with the {new_rows} newer rows added (gate.on_inconclusive does not "
+        "apply: this window never allows a comparison)"
+    )
+    fields = {k: v for k, v in asdict(result).items() if k not in ("passed", "reason", "verdict")}
+    return GateResult(True, reason=why, verdict="inconclusive", **fields)
+
+
 def holdout_size(rows: int, share: float, unseen: np.ndarray) -> int:
     """How many of the window's newest rows to hold out: those after the champion's window
     (``unseen``), at most ``share`` of the window; ``share`` of it when there are none.

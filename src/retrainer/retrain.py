@@ -27,7 +27,7 @@ from retrainer.checks.sample import store_sample
 from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
-from retrainer.gate import GateResult, holdout_size, model_score
+from retrainer.gate import GateResult, holdout_size, model_score, unmeasured
 from retrainer.profile import BatchProfile
 from retrainer.promotion import promote
 from retrainer.sandbox import gate_challenger
@@ -186,23 +186,30 @@ def _nothing_new(cfg: Config, champion: Any, window: dict, features: list[str], 
         >>> _nothing_new(cfg, champion, {**window, "fingerprint": "07ab"}, ["x"], "y")
         ''
     """
-    lineage = (champion.lineage or {}) if champion is not None else {}
-    seen = lineage.get("window") or {}
-    trainer = cfg.trainer
-    if (
-        not seen.get("fingerprint")
-        or seen["fingerprint"] != window["fingerprint"]
-        or trainer.search
-        or trainer.candidates
-        or lineage.get("trainer") != {"estimator": trainer.estimator, "params": trainer.params}
-        or lineage.get("features") != features
-        or lineage.get("target") != target
-    ):
+    if not _same_fit(cfg, champion, window["fingerprint"], features, target):
         return ""
     batches = window["batches"]
     return (
         f"no labelled row since version {champion.version} was trained (the window is its "
         f"{window['rows']} rows of batches {batches[0]}-{batches[-1]})"
+    )
+
+
+def _same_fit(cfg: Config, champion: Any, fingerprint: str, features: list, target: str) -> bool:
+    """Whether fitting the configured trainer on rows of ``fingerprint`` makes the champion
+    again: the same rows as its window, trainer, features and target (no search, no
+    candidates)."""
+    lineage = (champion.lineage or {}) if champion is not None else {}
+    seen = (lineage.get("window") or {}).get("fingerprint")
+    trainer = cfg.trainer
+    return bool(
+        seen
+        and seen == fingerprint
+        and not trainer.search
+        and not trainer.candidates
+        and lineage.get("trainer") == {"estimator": trainer.estimator, "params": trainer.params}
+        and lineage.get("features") == features
+        and lineage.get("target") == target
     )
 
 
@@ -310,6 +317,8 @@ def _train_gate_register(
         "refit_window": {"rows": len(frame), **_period(frame, cfg.data.time_column)},
     }
     gate = replace(gate, compared=compared)
+    if _same_fit(cfg, champion, _fingerprint(train), features, target):
+        gate = unmeasured(gate, len(rows))
     model = challenger
     if gate.passed and cfg.gate.refit:
         model = selection.trainer.fit(frame[features], frame[target])
