@@ -84,3 +84,29 @@ def test_backtest_optimal_refuses_a_regression_project(tmp_path):
     assert result.exit_code == 2, result.output
     assert "backtest --optimal prices schedules in wrong predictions" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_performance_trigger_on_mae_tests_the_rise_against_both_sides_noise(make_project):
+    """30-row months of an unchanged stream: an MAE of 30 rows moves by about +-0.5 (two
+    standard errors), which a raw 0.05 rise took for a drop in about half the months."""
+    settings = REGRESSION | {"policy": {"triggers": [{"type": "performance", "max_drop": 0.05}]}}
+    project = make_project(**settings)
+    for k in range(6):
+        project.ingest(_days(30 * k, 30, k), key=f"m{k}")
+    project.cycle()
+    assert project.champion.metrics["holdout_spread"] > 0  # the holdout's row losses
+    fired = raw = 0
+    for k in range(6, 18):
+        project.ingest(_days(30 * k, 30, k), key=f"m{k}")
+        report = project.cycle()
+        fired += report.decision["action"] == "retrain"
+        evaluated = [e for e in report.evaluations if e["role"] == "champion"]
+        raw += evaluated[-1]["value"] > project.champion.metrics["holdout"] + 0.05
+    assert fired <= 1 and raw >= 3
+    broken = _days(540, 30, 18)
+    broken["target"] += 4.0  # the relation moved: errors of about 4 degrees
+    project.ingest(broken, key="broken")
+    report = project.cycle()
+    assert report.decision["action"] == "retrain"
+    assert "rose more than 0.05" in report.decision["reasons"][0]
+    assert "one-sided z-test" in report.decision["reasons"][0]

@@ -8,6 +8,7 @@ champion is what would serve them).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from retrainer.diagnosis import Alarm
 from retrainer.diagnosis.alarms import Diagnosis, rank
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.ingest import FUTURE_SLACK
-from retrainer.metrics import score
+from retrainer.metrics import row_losses, score
 from retrainer.profile import BatchProfile
 from retrainer.quarantine import Quarantine, aside_alarm, far_rows, set_aside
 from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
@@ -442,6 +443,12 @@ class _Cycle:
                     "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
+                losses = row_losses(metric, y_true, y_pred)
+                if losses is not None:  # a loss's mean and mean square: its spread over batches
+                    entry |= {
+                        "loss": float(losses.mean()),
+                        "loss_squares": float((losses**2).mean()),
+                    }
                 self.evaluations.append(entry)
                 if pset.role == "champion":
                     self._feed(detector, row.id, pset.version, y_true, y_pred)
@@ -624,6 +631,10 @@ class _Cycle:
             reference_performance=reference,
             performance_rows=total,
             reference_rows=reference_rows,
+            performance_spread=_spread(mine),
+            reference_spread=float(
+                (champion.metrics if champion else {}).get("holdout_spread") or 0
+            ),
             manual=manual.get("reason"),
             has_champion=has_champion,
             estimated_performance=_weighted(self.estimates),
@@ -698,6 +709,24 @@ def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:
     if task != "classification":
         return None
     return int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))
+
+
+def _spread(entries: list[dict]) -> float:
+    """The standard deviation of the rows' losses over all ``entries`` (0 when an entry has
+    none: not a loss, or scored before losses were kept).
+
+    >>> rows = [1.0, 1.0, 3.0, 3.0]  # two batches of two rows
+    >>> entries = [{"n": 2, "loss": 1.0, "loss_squares": 1.0},
+    ...            {"n": 2, "loss": 3.0, "loss_squares": 9.0}]
+    >>> round(_spread(entries), 6) == round(float(np.std(rows, ddof=1)), 6)
+    True
+    """
+    total = sum(e["n"] for e in entries)
+    if total < 2 or any("loss" not in e for e in entries):
+        return 0.0
+    mean = sum(e["n"] * e["loss"] for e in entries) / total
+    squares = sum(e["n"] * e["loss_squares"] for e in entries) / total
+    return math.sqrt(max(squares - mean**2, 0.0) * total / (total - 1))
 
 
 def _weighted(entries: list[dict]) -> float | None:

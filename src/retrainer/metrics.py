@@ -58,3 +58,16 @@ def is_worse(metric: str, challenger: float, champion: float, tolerance: float =
     if higher_is_better(metric):
         return challenger < champion - tolerance
     return challenger > champion + tolerance
+
+
+def row_losses(metric: str, y_true: Sequence, y_pred: Sequence) -> np.ndarray | None:
+    """Each row's share of a mean loss: the absolute error for ``mae``, the squared error for
+    ``rmse`` (whose square, the mean squared error, is their mean); None for other metrics.
+
+    >>> row_losses("rmse", [1.0, 2.0], [2.0, 4.0]), row_losses("accuracy", [1], [1])
+    (array([1., 4.]), None)
+    """
+    if metric not in ("mae", "rmse"):
+        return None
+    error = np.asarray(y_pred, float) - np.asarray(y_true, float)
+    return np.abs(error) if metric == "mae" else error**2

@@ -28,10 +28,12 @@ from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
 from retrainer.gate import GateResult, holdout_size, model_score, unmeasured
+from retrainer.metrics import row_losses
 from retrainer.profile import BatchProfile
 from retrainer.promotion import promote
 from retrainer.sandbox import gate_challenger
 from retrainer.store.tables import BatchRow, CycleRow, DecisionRow, ModelVersionRow, RunRow, utcnow
+from retrainer.training import predict
 
 if TYPE_CHECKING:
     from retrainer.config import Config
@@ -347,6 +349,9 @@ def _train_gate_register(
     }
     metrics = {
         "holdout": model_score(challenger, holdout[features], holdout[target], cfg.gate.metric),
+        "holdout_spread": _loss_spread(
+            cfg.gate.metric, challenger, holdout[features], holdout[target]
+        ),
         "metric": gate.metric,
         "champion": gate.champion,
         "n_holdout": n_holdout,
@@ -389,6 +394,15 @@ def _train_gate_register(
     note = f" (deploy bundles: {', '.join(bundles.values())})" if bundles else ""
     message = f"version {version.version} promoted: {reason}{note}"
     return _finish(**done, status="succeeded", promoted=True, message=message)
+
+
+def _loss_spread(metric: str, model: Any, X: Any, y: Any) -> float | None:
+    """The standard deviation of ``model``'s row losses on ``X, y`` (mae, rmse: see
+    ``metrics.row_losses``), for the performance trigger's test; None for other metrics."""
+    if metric not in ("mae", "rmse") or len(y) < 2:
+        return None
+    losses = row_losses(metric, y, predict(model, X)[0])
+    return float(np.std(losses, ddof=1))
 
 
 def _monitors(cfg, artifacts, challenger: Any, model: Any, X: Any, y: Any) -> dict:

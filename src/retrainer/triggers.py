@@ -42,6 +42,8 @@ class Evidence:
     reference_performance: float | None = None
     performance_rows: int = 0  # labelled rows behind ``performance`` (0: not known)
     reference_rows: int = 0  # holdout rows behind ``reference_performance`` (0: not known)
+    performance_spread: float = 0.0  # a loss's rows: sd of their losses (``row_losses``)
+    reference_spread: float = 0.0  # the same on the champion's holdout (0: not known)
     manual: str | None = None
     has_champion: bool = True
     estimated_performance: float | None = None
@@ -137,8 +139,10 @@ class PerformanceTrigger:
     sampling noise included, at level ``alpha``. So an unchanged stream fires it in at most
     ``alpha`` of the cycles (normal approximation, independent rows), however few rows a batch
     has: a 30-row accuracy is a coin of +-0.15 (two standard errors), which a raw 0.05 drop
-    took for a change in about a third of the batches. Other metrics, and estimates, are
-    compared raw.
+    took for a change in about a third of the batches. On a loss (mae, rmse) with the spread
+    of the rows' losses known on both sides (``performance_spread``, ``reference_spread``), the
+    rise is tested the same way on the mean loss (the mean squared error for rmse): a z-test
+    with both sides' standard errors. Other metrics, and estimates, are compared raw.
 
     Parameters:
         max_drop: the largest drop from the champion's holdout score that is tolerated.
@@ -171,6 +175,15 @@ class PerformanceTrigger:
         "performance: mae=2.4000 rose more than 0.05 from the champion's 1.9000"
         >>> PerformanceTrigger(min_value=2.0).fire(loss)
         'performance: mae=2.4000 is above the ceiling 2.0'
+        >>> noisy = replace(loss, performance_rows=30, reference_rows=200,
+        ...                 performance_spread=1.5, reference_spread=1.5)
+        >>> PerformanceTrigger(max_drop=0.05).fire(noisy) is None  # 30 rows: +-0.55 (2 se)
+        True
+        >>> fired = PerformanceTrigger(max_drop=0.05).fire(replace(noisy, performance=3.0))
+        >>> for part in fired.split(" ("):
+        ...     print(part)
+        performance: mae=3.0000 on 30 rows rose more than 0.05 from the champion's 1.9000
+        holdout, n=200): one-sided z-test p=0.00017 < 0.01
     """
 
     max_drop: float | None = None
@@ -185,10 +198,12 @@ class PerformanceTrigger:
         if value is None:
             return None
         what = f"estimated {ev.metric}" if estimated else ev.metric
-        n = ev.performance_rows if not estimated and ev.metric == "accuracy" else 0
+        loss = ev.metric in ("mae", "rmse") and ev.performance_spread > 0
+        tested = not estimated and (ev.metric == "accuracy" or loss)
+        n = ev.performance_rows if tested else 0
         what += f"={value:.4f}" + (f" on {n} rows" if n else "")
         if self.min_value is not None and is_worse(ev.metric, value, self.min_value):
-            p = _below(value, n, self.min_value) if n else None
+            p = self._p(ev, value, n, self.min_value) if n else None
             if p is None or p < self.alpha:
                 bound = "below the floor" if higher_is_better(ev.metric) else "above the ceiling"
                 return f"performance: {what} is {bound} {self.min_value}{self._test(p)}"
@@ -198,7 +213,8 @@ class PerformanceTrigger:
             and is_worse(ev.metric, value, ref, self.max_drop)
         ):
             m = ev.reference_rows
-            p = _below(value, n, ref - self.max_drop, ref * (1 - ref) / m) if n and m else None
+            known = n and m and (not loss or ev.reference_spread > 0)
+            p = self._p(ev, value, n, ref, self.max_drop, m) if known else None
             if p is None or p < self.alpha:
                 holdout = "" if p is None else f" (holdout, n={m})"
                 moved = "dropped more than" if higher_is_better(ev.metric) else "rose more than"
@@ -210,6 +226,19 @@ class PerformanceTrigger:
 
     def _test(self, p: float | None) -> str:
         return "" if p is None else f": one-sided z-test p={p:.2g} < {self.alpha}"
+
+    @staticmethod
+    def _p(ev: Evidence, value: float, n: int, ref: float, drop: float = 0.0, m: int = 0):
+        """The one-sided p-value that ``value`` on ``n`` rows is no worse than ``ref`` moved by
+        ``drop`` (``ref`` an estimate on ``m`` holdout rows, a fixed bound when ``m`` is 0)."""
+        if ev.metric == "accuracy":
+            return _below(value, n, ref - drop, ref * (1 - ref) / m if m else 0.0)
+        square = ev.metric == "rmse"  # tested on the mean squared error
+        bound = (ref + drop) ** 2 if square else ref + drop
+        bound_variance = ev.reference_spread**2 / m if m else 0.0
+        return _above(
+            value**2 if square else value, n, ev.performance_spread, bound, bound_variance
+        )
 
 
 def _below(value: float, n: int, bound: float, bound_variance: float = 0.0) -> float:
@@ -225,6 +254,21 @@ def _below(value: float, n: int, bound: float, bound_variance: float = 0.0) -> f
 
     b = min(max(bound, 1e-6), 1 - 1e-6)
     z = (bound - value) / math.sqrt(b * (1 - b) / n + bound_variance)
+    return 1 - NormalDist().cdf(z)
+
+
+def _above(loss: float, n: int, spread: float, bound: float, bound_variance: float = 0.0):
+    """One-sided p-value that a mean loss ``loss`` of ``n`` rows whose losses have standard
+    deviation ``spread`` comes from a mean of at most ``bound`` (an estimate with
+    ``bound_variance``, 0 for a fixed number): a z-test, both standard errors included.
+
+    Example:
+        >>> round(_above(2.4, 30, 1.5, 1.95), 3), round(_above(2.4, 30, 1.5, 1.95, 1.5**2 / 200), 3)
+        (0.05, 0.063)
+    """
+    from statistics import NormalDist
+
+    z = (loss - bound) / math.sqrt(spread**2 / n + bound_variance)
     return 1 - NormalDist().cdf(z)
 
 
