@@ -13,9 +13,11 @@ from retrainer.data.schema import Schema
 from retrainer.datasets import ELEC2_FEATURES
 from retrainer.diagnosis import Alarm, batch_signals, diagnose, diagnose_batch, rank, relation_alarm
 from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
-from retrainer.diagnosis.scenarios import elec2_fill_case
+from retrainer.diagnosis.scenarios import elec2_fill_case, run_scenario
+from retrainer.diagnosis.unit_cases import UNIT_CASES
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
+from tests.diagnosis_helpers import diagnose as diagnose_frames
 
 WEEK = 336
 REAL = 17_424  # ELEC2's first row with real Victorian values
@@ -182,3 +184,27 @@ def test_fixes_merge_and_refuse_scaling_text():
         merge_fixes({"units": {}})
     with pytest.raises(DataError, match="column 'c'"):
         apply_fixes(pd.DataFrame({"c": ["a", "b"]}), {"scale": {"c": 10.0}}, "b.csv")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rows_drawn_towards_older_people_are_drift_not_swapped_codes(seed):
+    """ACS batches drawn towards older people shift the marital status (and military service)
+    shares, and their codes sorted by share paired up as if swapped: "recode MAR" in 12 of 12
+    runs. With the age column drifted too, that is a selection of rows: drift."""
+    try:
+        result = run_scenario(
+            None, UNIT_CASES["employment-age-shift"], steps=9, at=6, seed=seed, batch_rows=90
+        )
+    except FileNotFoundError:
+        pytest.skip("ACS employment data not on this machine")
+    assert result.diagnosed == "covariate_drift" and "recode" not in result.checks
+
+
+def test_two_exchanged_codes_with_nothing_else_moved_are_still_a_recode():
+    rng = np.random.default_rng(0)
+    codes = rng.choice(["1", "2", "5"], 4000, p=[0.65, 0.1, 0.25])
+    reference = pd.DataFrame({"age": rng.uniform(18, 90, 4000), "mar": codes})
+    batch = reference.sample(90, random_state=1).replace({"mar": {"1": "5", "5": "1"}})
+    d = diagnose_frames(reference, batch)[1]
+    assert d.top == "upstream_change" and d.alarms[0].check == "recode"
+    assert "consistent with the reference's" in d.alarms[0].message

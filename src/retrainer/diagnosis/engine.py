@@ -403,8 +403,9 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     shown = ", ".join(f"{c!r} -> {r!r}" for c, r in sorted(mapping.items()))
     message = (
         f"column {name!r}: categories are {kind} ({shown}): under that mapping the batch's "
-        f"shares match the reference (total variation {before:.3f} -> {after:.3f}, chi-square "
-        f"p {p_before:.2g} -> {p_after:.2g})"
+        f"shares are consistent with the reference's (total variation {before:.3f} -> "
+        f"{after:.3f}, chi-square p {p_before:.2g} -> {p_after:.2g}; the mapping was read from "
+        "the shares, so the second p-value is optimistic)"
     )
     return _alarm(
         "upstream_change",
@@ -412,7 +413,14 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
         name,
         message,
         0.75 if ambiguous else 0.9,
-        evidence=[{"mapping": mapping, "tv": [before, after], "p_value": [p_before, p_after]}],
+        evidence=[
+            {
+                "mapping": mapping,
+                "kind": kind,
+                "tv": [before, after],
+                "p_value": [p_before, p_after],
+            }
+        ],
         fix=None if ambiguous else {"recode": {name: mapping}},
     )
 
@@ -694,7 +702,22 @@ def diagnose_batch(
     if signals is not None:
         alarms += _batch_alarms(signals)
     alarms = [a for a in alarms if not (a.check == "extra_column" and a.column in renamed_to)]
-    return rank(alarms, shift)
+    return rank(_selected_rows(alarms, by_column), shift)
+
+
+def _selected_rows(alarms: list[Alarm], by_column: dict) -> list[Alarm]:
+    """Swapped codes (a permutation of codes the reference holds, read from the shares) only
+    while no other column drifted: rows selected differently (older people) move a category's
+    shares too, and its codes sorted by share then pair up as if swapped. Such an alarm becomes
+    the column's drift alarm, if any."""
+    moved = {a.column for a in alarms if a.cause == "covariate_drift"}
+    out = []
+    for a in alarms:
+        swapped = a.check == "recode" and a.evidence[0].get("kind") == "swapped"
+        if swapped and moved - {a.column}:
+            a = _drift(a.column, by_column.get(a.column, {}))
+        out += [a] if a is not None else []
+    return out
 
 
 def _values(
