@@ -422,3 +422,17 @@ def test_far_values_inside_a_contract_range_are_no_burst(elec):
         cur = BatchProfile.from_frame(batch, schema, edges=ref.edges())
         found = checks(check_quality(ref, cur, schema), "out_of_range")
         assert bool(found) == expected
+
+
+def test_a_floor_price_just_below_the_references_minimum_is_a_reading_not_a_fill(elec):
+    """14 of 90 rows at one price a little under the reference month's minimum (ELEC2's
+    vicprice at its floor: fixed-reference runs quarantined such weeks as 'a new default or
+    fill value'); a whole -1 or a value far beyond the range in as many rows is a fill value."""
+    reference = elec[["nswdemand", "vicprice"]].iloc[30000:31344]
+    low, high = reference["vicprice"].min(), reference["vicprice"].max()
+    rows = np.arange(0, 90, 6)[:14]
+    for value, fill in [(low - 0.05 * (high - low), False), (-1.0, True), (high * 9, True)]:
+        batch = reference.sample(90, random_state=3)
+        batch.iloc[rows, 1] = round(value, 6)
+        found = alarms(diagnose(reference, batch)[1], "default_value")
+        assert bool(found) == fill, value

@@ -113,9 +113,13 @@ def _g(x: float | None) -> str:
 
 # --------------------------------------------------------------------------- numeric rules
 def _sentinel(value: float, ref: ColumnProfile) -> bool:
-    """A fill-like value: outside the reference range, zero or negative whole, or all nines."""
+    """A fill-like value: ``FAR`` reference widths beyond its range, zero or negative whole, or
+    all nines. A value with decimals just beyond the range is a reading (a floor price the
+    reference's month did not reach), as one inside it is."""
     if ref.min is not None and ref.max is not None and not ref.min <= value <= ref.max:
-        return True
+        width = ref.max - ref.min
+        if value < ref.min - FAR * width or value > ref.max + FAR * width:
+            return True
     if value != round(value) or _common(value, ref):
         return False  # a value the reference holds often is a reading, not a fill value
     return value <= 0 or set(str(int(abs(value)))) == {"9"}
