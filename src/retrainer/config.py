@@ -433,7 +433,7 @@ class TriggerSettings(_Section):
     cron: str | None = None
     min_rows: int | None = Field(None, ge=1)
     columns: list[str] | None = None
-    metric: str | None = None
+    metric: str | None = None  # performance: gate.metric, the only score a version keeps
     max_drop: float | None = Field(None, ge=0)
     min_value: float | None = None
     source: Literal["realised", "estimated"] = "realised"  # performance: labels or estimate
@@ -711,6 +711,29 @@ class Config(_Section):
         )
 
     @model_validator(mode="after")
+    def _trigger_metric_is_the_gates(self) -> Config:
+        # the performance trigger compares a batch's score with the champion's holdout score,
+        # and a version keeps that score (and each batch is scored) in gate.metric only
+        def walk(triggers: list[TriggerSettings], at: str) -> list[str]:
+            problems = []
+            for i, t in enumerate(triggers):
+                where = f"{at}[{i}]"
+                if t.metric is not None and t.metric != self.gate.metric:
+                    problems.append(
+                        f"{where}.metric: {t.metric} is not gate.metric ({self.gate.metric}); "
+                        f"the performance trigger reads the batches' and the champion's "
+                        f"holdout score in gate.metric only, so drop 'metric' or set "
+                        f"gate.metric: {t.metric}"
+                    )
+                problems += walk(t.triggers or [], f"{where}.triggers")
+            return problems
+
+        problems = walk(self.policy.triggers, "policy.triggers")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _cost_fits_task(self) -> Config:
         if self.trainer.task == "regression" and self.policy.cost is not None:
             raise ValueError(
@@ -773,4 +796,6 @@ def _describe(err: dict) -> str:
         msg = "unknown key (check the spelling)"
     elif msg.startswith("Value error, "):
         msg = msg.removeprefix("Value error, ")
+    if not loc and re.match(r"[a-z_]+(\.[a-z_]+|\[\d+\])+: ", msg):
+        return msg  # a check across sections names its key path itself
     return f"{loc or '(top)'}: {msg}"
