@@ -7,7 +7,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from retrainer.cli import main
+from retrainer import views
+from retrainer.cli import _cycle_line, main
 from tests.conftest import project_settings
 
 REGRESSION = {
@@ -59,6 +60,17 @@ def test_a_retrain_with_no_new_labelled_row_is_skipped_not_registered(project):
     project.request_retrain("new rows")
     assert project.cycle().run["status"] in ("succeeded", "rejected")
     assert [v.version for v in project.models] == [1, 2]
+
+
+def test_a_skipped_run_says_why_in_the_run_line_and_the_explanation(project):
+    project.request_retrain("once more")
+    report = project.cycle().to_dict()
+    # it said "retrain (run skipped)" and "Run 2: skipped, not promoted."
+    line = _cycle_line(report, 0)
+    assert "retrain (run skipped: no labelled row since version 1 was trained" in line
+    words = views.decision_explanation(project)["words"]
+    assert f"Run {report['run']['run_id']}: skipped: no labelled row since version 1" in words
+    assert "not promoted" not in words
 
 
 def test_a_backtest_without_data_says_elec2_lacks_the_projects_columns(tmp_path):

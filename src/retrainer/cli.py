@@ -355,10 +355,13 @@ def _cycle_line(r: dict, waiting: int) -> str:
     ...                    "champion": 2}, 5))
     cycle 3: batches 7-8, 1 alarm(s), retrain (run succeeded), champion v2; 5 files waiting
     """
+    from retrainer.views import run_outcome
+
     b = r["batches"]
     what = f"batches {b[0]}-{b[-1]}" if len(b) > 1 else (f"batch {b[0]}" if b else "labels")
     quarantined = f" ({len(r['quarantined'])} quarantined)" if r["quarantined"] else ""
-    run = f" (run {r['run']['status']})" if r["run"] else ""
+    ran = r["run"]
+    run = f" (run {run_outcome(ran['status'], ran.get('message', ''), 100)})" if ran else ""
     champion = f"v{r['champion']}" if r["champion"] else "none"
     return (
         f"cycle {r['cycle']}: {what}{quarantined}, {len(r['alarms'])} alarm(s), "

@@ -112,7 +112,7 @@ def summarise(
     for triggers in decisions.loc[decisions["action"] == "retrain", "triggers"]:
         reasons.update(triggers)
     examples = [
-        _shorten(f"{a}: {r}")
+        views.shorten(f"{a}: {r}")
         for a, r in decisions.loc[decisions["action"] != "hold", ["action", "reasons"]]
         .head(6)
         .values
@@ -134,7 +134,3 @@ def summarise(
         report=str(report) if report else None,
         examples=examples,
     )
-
-
-def _shorten(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -22,6 +22,7 @@ from retrainer.store.tables import (
 
 if TYPE_CHECKING:  # pandas is imported by the views that build frames: `status` starts without it
     import pandas as pd
+    from sqlalchemy.orm import Session
 
     from retrainer.record import Record
 
@@ -238,7 +239,7 @@ def decision_explanation(project: Record, decision_id: int | None = None) -> dic
                 "status": run.status,
                 "version": run.version,
                 "promoted": bool((run.metrics or {}).get("promoted")),
-                "message": run.error or "",
+                "message": run.error or _run_message(s, run.id, cycle_id),
             }
             if run
             else None
@@ -264,6 +265,17 @@ def decision_explanation(project: Record, decision_id: int | None = None) -> dic
     }
     explanation["words"] = _in_words(explanation)
     return explanation
+
+
+def _run_message(s: Session, run_id: int, cycle_id: int) -> str:
+    """The message a run finished with (its train or gate event; ``error`` holds only a
+    failure's)."""
+    events = s.scalars(
+        select(EventRow)
+        .where(EventRow.cycle_id == cycle_id, EventRow.kind.in_(("train", "gate")))
+        .order_by(EventRow.id.desc())
+    )
+    return next((e.message for e in events if (e.data or {}).get("run") == run_id), "")
 
 
 def _cycle_evidence(checks: list[CheckRow]) -> dict:
@@ -342,10 +354,35 @@ def _in_words(e: dict) -> str:
         text += f" {len(dedup)} repeated trigger(s) were deduplicated."
     if e["run"]:
         r = e["run"]
-        outcome = "promoted" if r["promoted"] else "not promoted"
-        version = f"v{r['version']} " if r["version"] else ""
-        text += f" Run {r['run']}: {r['status']}, {version}{outcome}."
+        promoted = f", v{r['version']} promoted" if r["promoted"] else ""
+        text += f" Run {r['run']}: {run_outcome(r['status'], r['message'])}{promoted}."
     return text
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when cut.
+
+    Example:
+        >>> shorten("only 40 labelled rows in the window", 20)
+        'only 40 labelled...'
+    """
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def run_outcome(status: str, message: str = "", limit: int = 160) -> str:
+    """A retraining run's status and, unless it succeeded, why (its message, shortened).
+
+    Example:
+        >>> run_outcome("skipped", "only 40 labelled rows in the window (trainer.min_rows is 50)")
+        'skipped: only 40 labelled rows in the window (trainer.min_rows is 50)'
+        >>> run_outcome("failed", "run failed: ValueError: Input contains NaN")
+        'failed: ValueError: Input contains NaN'
+        >>> run_outcome("succeeded", "version 2 promoted: mae 1.9 against 2.3")
+        'succeeded'
+    """
+    if status in ("succeeded", "running") or not message:
+        return status
+    return f"{status}: {shorten(message.removeprefix(f'run {status}: '), limit)}"
 
 
 MOVED = {"promote": "promoted", "rollback": "rolled back", "alias": "moved"}
