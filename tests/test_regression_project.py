@@ -1,6 +1,8 @@
 """A regression project through the loop, on small generated data (a daily temperature-like
 target with a season)."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from click.testing import CliRunner
 
 from retrainer import views
 from retrainer.cli import _cycle_line, main
+from retrainer.report import write_report
 from tests.conftest import project_settings
 
 REGRESSION = {
@@ -96,3 +99,28 @@ def test_backtest_optimal_refuses_a_regression_project(tmp_path):
     assert result.exit_code == 2, result.output
     assert "backtest --optimal prices schedules in wrong predictions" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_reports_alarms_name_their_batch(project, tmp_path):
+    for k in (3, 4):  # two batches of one cycle, each with its own unit change in 'wind'
+        days = _days(30 * k, 30, k)
+        days["wind"] *= 10 * k
+        project.ingest(days, key=f"m{k}")
+    report = project.cycle()
+    assert report.batches == (4, 5)
+    rows = views.recent_alarms(project)
+    assert {(r["batch"], r["batch_time"]) for r in rows} == {
+        (4, "2020-04-29T00:00"),
+        (5, "2020-05-29T00:00"),
+    }
+    # the table read "cycle 2, 2020-05-29" on every row: one row per batch, none saying which
+    page = write_report(project, tmp_path / "report.html").read_text()
+    table = page.split("<h2>Latest alarms: batch, cause and action</h2>")[1].split("</table>")[0]
+    head = re.findall(r"<th>(.*?)</th>", table)
+    assert head[:4] == ["cycle", "cycle clock", "batch", "batch time"]
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in table.split("<tr>")[1:]]
+    units = [row for row in cells if row[head.index("cause")] == "upstream_change"]
+    assert sorted(row[2:4] for row in units) == [
+        ["4", "2020-04-29T00:00"],
+        ["5", "2020-05-29T00:00"],
+    ]

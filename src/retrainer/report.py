@@ -167,7 +167,9 @@ def write_report(project: Record, path: Path) -> Path:
         ]
     alarms = views.recent_alarms(project, limit=30)
     if alarms:
-        parts += ["<h2>Latest alarms: cause and action</h2>", _table(pd.DataFrame(alarms))]
+        table = pd.DataFrame(alarms).astype({"batch": "Int64"})  # labels' alarms have none
+        table = table.rename(columns={"clock": "cycle clock", "batch_time": "batch time"})
+        parts += ["<h2>Latest alarms: batch, cause and action</h2>", _table(table)]
     acted = decisions[decisions["action"] != "hold"]
     parts += [f"<h2>Decisions ({len(decisions)}; {len(acted)} not 'hold')</h2>", _table(acted)]
     versions = pd.DataFrame(

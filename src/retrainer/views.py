@@ -105,8 +105,9 @@ def alarm_causes(project: Record) -> dict[str, int]:
 
 
 def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
-    """The alarms of the latest cycles that raised any, newest first, in plain words:
-    cause, severity, what was seen and the action it implies."""
+    """The alarms of the latest cycles that raised any, newest first, in plain words: the
+    batch that raised it and its data time (none for an alarm on labels, or one recorded before
+    alarms named their batch), cause, severity, what was seen and the action it implies."""
     rows: list[dict] = []
     with project.store.session() as s:
         cycles = s.scalars(select(CycleRow).order_by(CycleRow.id.desc()).limit(200)).all()
@@ -114,7 +115,7 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
             summary = cycle.summary or {}
             seen = set()
             for alarm in summary.get("alarms", []):
-                key = (alarm["cause"], alarm["message"])
+                key = (alarm.get("batch"), alarm["cause"], alarm["message"])
                 if key in seen:
                     continue
                 seen.add(key)
@@ -122,6 +123,8 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
                     {
                         "cycle": cycle.id,
                         "clock": summary.get("clock", "")[:16],
+                        "batch": alarm.get("batch"),
+                        "batch_time": "",
                         "cause": alarm["cause"],
                         "severity": alarm["severity"],
                         "message": alarm["message"],
@@ -130,7 +133,15 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
                 )
             if len(rows) >= limit:
                 break
-    return rows[:limit]
+        rows = rows[:limit]
+        ids = {r["batch"] for r in rows} - {None}
+        found = s.execute(select(BatchRow.id, BatchRow.data_time).where(BatchRow.id.in_(ids)))
+        times = {batch: when for batch, when in found}
+    for r in rows:
+        when = times.get(r["batch"])
+        if when is not None:
+            r["batch_time"] = (when.astimezone(UTC) if when.tzinfo else when).isoformat()[:16]
+    return rows
 
 
 def status(project: Record) -> dict:
