@@ -72,6 +72,31 @@ def parse_duration(text: str | int | float) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
 
 
+def format_duration(span: timedelta) -> str:
+    """A duration in words for messages: days from 2 days up, else hours, minutes or seconds,
+    rounded to what a reader needs (a tenth below 10, else whole units).
+
+    >>> from datetime import timedelta
+    >>> format_duration(timedelta(days=245, hours=1)), format_duration(timedelta(days=7))
+    ('245 days', '7 days')
+    >>> format_duration(timedelta(hours=36)), format_duration(timedelta(minutes=90))
+    ('36 hours', '1.5 hours')
+    >>> format_duration(timedelta(seconds=1)), format_duration(-timedelta(days=3))
+    ('1 second', '-3 days')
+    """
+    seconds = span.total_seconds()
+    if seconds < 0:
+        return f"-{format_duration(-span)}"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= (2 if unit == "day" else 1) * size:
+            break
+    else:
+        unit, size = "second", 1
+    amount = seconds / size
+    amount = round(amount, 1 if amount < 10 else None)
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
