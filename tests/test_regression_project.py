@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from retrainer import views
 from retrainer.cli import _cycle_line, main
 from retrainer.report import write_report
+from retrainer.store.tables import CheckRow
 from tests.conftest import project_settings
 
 REGRESSION = {
@@ -124,3 +126,33 @@ def test_the_reports_alarms_name_their_batch(project, tmp_path):
         ["4", "2020-04-29T00:00"],
         ["5", "2020-05-29T00:00"],
     ]
+
+
+def test_the_reports_headline_says_on_which_batches_both_lines_are(project, tmp_path):
+    for k in (3, 4, 5):
+        days = _days(30 * k, 30, k)
+        if k == 4:
+            days["wind"] *= 40  # a unit change upstream: quarantined, not scored
+        project.ingest(days, key=f"m{k}")
+    project.cycle()
+    with project.store.session() as s:  # a batch scored for the champion only
+        gone = s.scalars(
+            select(CheckRow).where(
+                CheckRow.kind == "performance",
+                CheckRow.batch_id == 6,
+                CheckRow.detail["role"].as_string() == "baseline",
+            )
+        ).one()
+        s.delete(gone)
+    perf = views.performance(project)
+    assert views.scored_by_both(perf) == {4}
+    champion = views.overall(perf, "champion", {4})
+    baseline = views.overall(perf, "baseline", {4})
+    assert champion != views.overall(perf, "champion")
+    page = write_report(project, tmp_path / "report.html").read_text()
+    # it said "mae, continuously trained 2.340 / never retrained 2.327", each on its own batches
+    assert (
+        f"mae on 1 of 6 batches, the same for both lines (not scored: 1 quarantined, and those "
+        f"without labels or before the first model): continuously trained {champion:.3f} / "
+        f"never retrained {baseline:.3f}"
+    ) in page

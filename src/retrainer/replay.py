@@ -106,6 +106,7 @@ def summarise(
 ) -> ReplaySummary:
     """Collect the replay's numbers from the store."""
     perf = views.performance(project)
+    both = views.scored_by_both(perf)  # the two models compared on the same batches
     promos = views.promotions(project)
     decisions = views.decisions(project)
     reasons: Counter[str] = Counter()
@@ -121,8 +122,8 @@ def summarise(
         batches=batches,
         rows_scored=rows,
         metric=project.config.gate.metric,
-        continuously_trained=views.overall(perf, "champion"),
-        never_retrained=views.overall(perf, "baseline"),
+        continuously_trained=views.overall(perf, "champion", both),
+        never_retrained=views.overall(perf, "baseline", both),
         previous_label=naive,
         retrains=len(promos),
         promotions=int(promos["promoted"].sum()),

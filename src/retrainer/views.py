@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # pandas is imported by the views that build frames: `status`
     from retrainer.record import Record
 
 
+ROLES = ("champion", "baseline")  # the continuously trained model, the never-retrained one
+
+
 def performance(project: Record) -> pd.DataFrame:
     """Realised performance per batch and role (champion, baseline), in batch order."""
     import pandas as pd
@@ -42,12 +45,30 @@ def performance(project: Record) -> pd.DataFrame:
     return frame
 
 
-def overall(perf: pd.DataFrame, role: str) -> float | None:
-    """Row-weighted mean of a role's per-batch metric (exact for accuracy)."""
+def overall(perf: pd.DataFrame, role: str, batches: set[int] | None = None) -> float | None:
+    """Row-weighted mean of a role's per-batch metric (exact for accuracy), on ``batches``
+    (None: every batch the role was scored on)."""
     part = perf[perf["role"] == role]
+    if batches is not None:
+        part = part[part["batch"].isin(batches)]
     if part.empty:
         return None
     return float((part["value"] * part["n"]).sum() / part["n"].sum())
+
+
+def scored_by_both(perf: pd.DataFrame) -> set[int]:
+    """The batches both the champion and the never-retrained baseline were scored on (the
+    champion's alone when no baseline is kept), so that the two lines compare like with like.
+
+    Example:
+        >>> import pandas as pd
+        >>> perf = pd.DataFrame({"batch": [2, 2, 3, 4, 4], "role": ["champion", "baseline",
+        ...     "champion", "champion", "baseline"]})
+        >>> sorted(scored_by_both(perf))
+        [2, 4]
+    """
+    champion, baseline = (set(perf.loc[perf["role"] == r, "batch"]) for r in ROLES)
+    return {int(b) for b in (champion & baseline if baseline else champion)}
 
 
 def promotions(project: Record) -> pd.DataFrame:
