@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import create_engine, func, select
 
 from retrainer import views
+from retrainer.backtest import backtest
 from retrainer.cli import _cycle_line, main
+from retrainer.errors import DataError
 from retrainer.report import write_report
-from retrainer.store.tables import CheckRow
+from retrainer.store.tables import BatchRow, CheckRow
 from tests.conftest import project_settings
 
 REGRESSION = {
@@ -156,3 +158,30 @@ def test_the_reports_headline_says_on_which_batches_both_lines_are(project, tmp_
         f"without labels or before the first model): continuously trained {champion:.3f} / "
         f"never retrained {baseline:.3f}"
     ) in page
+
+
+def test_the_backtest_reads_naive_times_as_ingest_does(make_project, tmp_path):
+    history = pd.concat([_days(30 * k, 30, k) for k in range(6)], ignore_index=True)
+    history["timestamp"] = history["timestamp"].dt.strftime("%Y-%m-%d %H:%M")  # local, naive
+    settings = project_settings(**REGRESSION)
+    with pytest.raises(DataError, match="set data.timezone"):  # as ingest: ambiguous
+        backtest(history, settings, {}, folder=tmp_path / "bt", period="30D", history=3)
+    zone = {**settings["data"], "timezone": "America/Los_Angeles"}
+    backtest(
+        history, {**settings, "data": zone}, {}, folder=tmp_path / "bt", period="30D", history=3
+    )
+    live = make_project(**{**REGRESSION, "data": zone})
+    live.ingest(history, key="all")
+    with live.store.session() as s:
+        expected = s.scalars(select(BatchRow.data_time)).one()
+    engine = create_engine(f"sqlite:///{tmp_path / 'bt' / 'every-14d' / 'store.db'}")
+    with engine.connect() as connection:
+        latest = connection.scalar(select(func.max(BatchRow.data_time)))
+    engine.dispose()
+    # it read "2020-06-28 00:00" as UTC: 7 hours before the live batch's time
+    assert _utc(latest) == _utc(expected) and _utc(latest).hour == 7
+
+
+def _utc(when) -> pd.Timestamp:
+    when = pd.Timestamp(when)  # SQLite hands times back without their offset (UTC)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")

@@ -678,7 +678,8 @@ def demo(out: Path, fresh: bool, weeks: int | None, as_json: bool) -> None:
         task = bar.add_task("replay", total=None)
         frame = load_elec2()
         if weeks is not None:
-            frame = first_periods(frame, project.config.data.time_column, "7D", weeks)
+            d = project.config.data
+            frame = first_periods(frame, d.time_column, "7D", weeks, d.timezone)
         summary = replay(
             project,
             frame,
@@ -1073,7 +1074,8 @@ def backtest(
     if not time_column:
         raise RetrainerError(f"{config}: a backtest needs data.time_column and data.id_column")
     if weeks is not None:
-        frame = first_periods(frame, time_column, period, weeks)
+        zone = settings["data"].get("timezone")
+        frame = first_periods(frame, time_column, period, weeks, zone)
     if optimal:
         from retrainer.schedule.compare import optimal_backtest, render_optimal
 
