@@ -139,3 +139,22 @@ def test_a_regression_project_is_gated_on_a_regression_metric():
     }
     with pytest.raises(ConfigError, match="use one of accuracy, balanced_accuracy, f1, roc_auc"):
         Config.from_dict({**classifier, "gate": {"metric": "rmse"}})
+
+
+def test_a_performance_trigger_on_another_metric_than_the_gates_is_refused():
+    settings = {
+        "project": "p",
+        "data": {"target": "y"},
+        "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
+        "checks": {"concept": {"detector": "page_hinkley"}},
+        "gate": {"metric": "mae"},
+    }
+    rmse = {"type": "performance", "metric": "rmse", "max_drop": 0.5}
+    # it was accepted and ignored: the trigger compared mae with the champion's holdout mae
+    with pytest.raises(ConfigError, match=r"policy.triggers\[0\].metric: rmse is not gate.metric"):
+        Config.from_dict({**settings, "policy": {"triggers": [rmse]}})
+    group = {"type": "group", "triggers": [{"type": "drift"}, rmse]}
+    with pytest.raises(ConfigError, match=r"policy.triggers\[1\].triggers\[1\].metric: rmse"):
+        Config.from_dict({**settings, "policy": {"triggers": [{"type": "manual"}, group]}})
+    same = {**rmse, "metric": "mae"}
+    assert Config.from_dict({**settings, "policy": {"triggers": [same]}}).policy.triggers[0].metric

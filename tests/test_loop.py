@@ -219,4 +219,4 @@ def test_status_and_report_say_the_cause_and_action_in_words(make_project, elec,
     assert alarms and alarms[0]["cause"] == "data_quality"
     assert "nswdemand" in alarms[0]["message"] and "do not retrain" in alarms[0]["action"]
     html = project.report(tmp_path / "r.html").read_text()
-    assert "Latest alarms: cause and action" in html and "nswdemand" in html
+    assert "Latest alarms: batch, cause and action" in html and "nswdemand" in html

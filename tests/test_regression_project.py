@@ -1,13 +1,21 @@
 """A regression project through the loop, on small generated data (a daily temperature-like
 target with a season)."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy import create_engine, func, select
 
-from retrainer.cli import main
+from retrainer import views
+from retrainer.backtest import backtest
+from retrainer.cli import _cycle_line, main
+from retrainer.errors import DataError
+from retrainer.report import write_report
+from retrainer.store.tables import BatchRow, CheckRow
 from tests.conftest import project_settings
 
 REGRESSION = {
@@ -61,6 +69,17 @@ def test_a_retrain_with_no_new_labelled_row_is_skipped_not_registered(project):
     assert [v.version for v in project.models] == [1, 2]
 
 
+def test_a_skipped_run_says_why_in_the_run_line_and_the_explanation(project):
+    project.request_retrain("once more")
+    report = project.cycle().to_dict()
+    # it said "retrain (run skipped)" and "Run 2: skipped, not promoted."
+    line = _cycle_line(report, 0)
+    assert "retrain (run skipped: no labelled row since version 1 was trained" in line
+    words = views.decision_explanation(project)["words"]
+    assert f"Run {report['run']['run_id']}: skipped: no labelled row since version 1" in words
+    assert "not promoted" not in words
+
+
 def test_a_backtest_without_data_says_elec2_lacks_the_projects_columns(tmp_path):
     settings = project_settings(**REGRESSION)
     settings["data"] = {"target": "temp_max", "id_column": "id", "time_column": "event_time"}
@@ -110,3 +129,85 @@ def test_the_performance_trigger_on_mae_tests_the_rise_against_both_sides_noise(
     assert report.decision["action"] == "retrain"
     assert "rose more than 0.05" in report.decision["reasons"][0]
     assert "one-sided z-test" in report.decision["reasons"][0]
+
+
+def test_the_reports_alarms_name_their_batch(project, tmp_path):
+    for k in (3, 4):  # two batches of one cycle, each with its own unit change in 'wind'
+        days = _days(30 * k, 30, k)
+        days["wind"] *= 10 * k
+        project.ingest(days, key=f"m{k}")
+    report = project.cycle()
+    assert report.batches == (4, 5)
+    rows = views.recent_alarms(project)
+    assert {(r["batch"], r["batch_time"]) for r in rows} == {
+        (4, "2020-04-29T00:00"),
+        (5, "2020-05-29T00:00"),
+    }
+    # the table read "cycle 2, 2020-05-29" on every row: one row per batch, none saying which
+    page = write_report(project, tmp_path / "report.html").read_text()
+    table = page.split("<h2>Latest alarms: batch, cause and action</h2>")[1].split("</table>")[0]
+    head = re.findall(r"<th>(.*?)</th>", table)
+    assert head[:4] == ["cycle", "cycle clock", "batch", "batch time"]
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in table.split("<tr>")[1:]]
+    units = [row for row in cells if row[head.index("cause")] == "upstream_change"]
+    assert sorted(row[2:4] for row in units) == [
+        ["4", "2020-04-29T00:00"],
+        ["5", "2020-05-29T00:00"],
+    ]
+
+
+def test_the_reports_headline_says_on_which_batches_both_lines_are(project, tmp_path):
+    for k in (3, 4, 5):
+        days = _days(30 * k, 30, k)
+        if k == 4:
+            days["wind"] *= 40  # a unit change upstream: quarantined, not scored
+        project.ingest(days, key=f"m{k}")
+    project.cycle()
+    with project.store.session() as s:  # a batch scored for the champion only
+        gone = s.scalars(
+            select(CheckRow).where(
+                CheckRow.kind == "performance",
+                CheckRow.batch_id == 6,
+                CheckRow.detail["role"].as_string() == "baseline",
+            )
+        ).one()
+        s.delete(gone)
+    perf = views.performance(project)
+    assert views.scored_by_both(perf) == {4}
+    champion = views.overall(perf, "champion", {4})
+    baseline = views.overall(perf, "baseline", {4})
+    assert champion != views.overall(perf, "champion")
+    page = write_report(project, tmp_path / "report.html").read_text()
+    # it said "mae, continuously trained 2.340 / never retrained 2.327", each on its own batches
+    assert (
+        f"mae on 1 of 6 batches, the same for both lines (not scored: 1 quarantined, and those "
+        f"without labels or before the first model): continuously trained {champion:.3f} / "
+        f"never retrained {baseline:.3f}"
+    ) in page
+
+
+def test_the_backtest_reads_naive_times_as_ingest_does(make_project, tmp_path):
+    history = pd.concat([_days(30 * k, 30, k) for k in range(6)], ignore_index=True)
+    history["timestamp"] = history["timestamp"].dt.strftime("%Y-%m-%d %H:%M")  # local, naive
+    settings = project_settings(**REGRESSION)
+    with pytest.raises(DataError, match="set data.timezone"):  # as ingest: ambiguous
+        backtest(history, settings, {}, folder=tmp_path / "bt", period="30D", history=3)
+    zone = {**settings["data"], "timezone": "America/Los_Angeles"}
+    backtest(
+        history, {**settings, "data": zone}, {}, folder=tmp_path / "bt", period="30D", history=3
+    )
+    live = make_project(**{**REGRESSION, "data": zone})
+    live.ingest(history, key="all")
+    with live.store.session() as s:
+        expected = s.scalars(select(BatchRow.data_time)).one()
+    engine = create_engine(f"sqlite:///{tmp_path / 'bt' / 'every-14d' / 'store.db'}")
+    with engine.connect() as connection:
+        latest = connection.scalar(select(func.max(BatchRow.data_time)))
+    engine.dispose()
+    # it read "2020-06-28 00:00" as UTC: 7 hours before the live batch's time
+    assert _utc(latest) == _utc(expected) and _utc(latest).hour == 7
+
+
+def _utc(when) -> pd.Timestamp:
+    when = pd.Timestamp(when)  # SQLite hands times back without their offset (UTC)
+    return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")

@@ -144,3 +144,18 @@ def test_on_a_loss_a_drop_is_a_rise_and_the_floor_a_ceiling():
     assert "is above the ceiling 2.0" in PerformanceTrigger(min_value=2.0).fire(worse)
     better = ev(metric="rmse", performance=1.5, reference_performance=1.9)
     assert PerformanceTrigger(max_drop=0.05, min_value=2.0).fire(better) is None
+
+
+def test_durations_in_reasons_are_in_words():
+    # it said "245 days, 1:00:00 since the last retrain (every 7 days, 0:00:00)"
+    last = NOW - timedelta(days=245, hours=1)
+    fired = ScheduleTrigger(every=timedelta(days=7)).fire(Evidence(now=NOW, last_retrain=last))
+    assert fired == "schedule: 245 days since the last retrain (every 7 days)"
+    policy = Policy([ManualTrigger(), VolumeTrigger(1)], cooldown=timedelta(days=7))
+    ev = Evidence(now=NOW, last_retrain=NOW - timedelta(hours=30), new_labelled_rows=5)
+    assert policy.decide(ev).reasons == ("cooldown: 30 hours since the last retrain (< 7 days)",)
+    quiet = Policy([VolumeTrigger(1)], quiet_after_deploy=timedelta(hours=12))
+    ev = Evidence(now=NOW, last_deploy=NOW - timedelta(minutes=90), new_labelled_rows=5)
+    assert quiet.decide(ev).reasons == (
+        "quiet_after_deploy: 1.5 hours since the last promotion (< 12 hours)",
+    )

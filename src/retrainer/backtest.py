@@ -49,6 +49,7 @@ from sqlalchemy import select  # noqa: E402
 from retrainer import views  # noqa: E402
 from retrainer.config import PolicySettings, _describe  # noqa: E402
 from retrainer.errors import ConfigError, DataError  # noqa: E402
+from retrainer.ingest import utc_times  # noqa: E402
 from retrainer.replay import replay, split_periods  # noqa: E402
 from retrainer.store.tables import RunRow  # noqa: E402
 from retrainer.triggers import Decision, Evidence, ManualTrigger, Policy  # noqa: E402
@@ -263,32 +264,34 @@ def _rows_per_period(frame: pd.DataFrame, settings: Mapping[str, Any], period: s
     return float(statistics.median(len(p) for p in split_periods(frame, time, period)))
 
 
-def first_periods(frame: pd.DataFrame, time_column: str, period: str, n: int) -> pd.DataFrame:
-    """The rows of the first ``n`` periods.
+def first_periods(
+    frame: pd.DataFrame, time_column: str, period: str, n: int, zone: str | None = None
+) -> pd.DataFrame:
+    """The rows of the first ``n`` periods (times read as :func:`with_times` reads them).
 
     >>> from retrainer.datasets import load_elec2
     >>> len(first_periods(load_elec2(), "timestamp", "7D", 2))
     672
     """
-    periods = split_periods(with_times(frame, time_column), time_column, period)
+    periods = split_periods(with_times(frame, time_column, zone), time_column, period)
     return pd.concat(periods[:n])
 
 
-def with_times(frame: pd.DataFrame, time_column: str) -> pd.DataFrame:
-    """``frame`` with its time column parsed as UTC timestamps (CSV files hold text).
+def with_times(frame: pd.DataFrame, time_column: str, zone: str | None = None) -> pd.DataFrame:
+    """``frame`` with its time column as UTC timestamps, read as ingest reads them
+    (:func:`retrainer.ingest.utc_times`): times without an offset are local times of ``zone``
+    (``data.timezone``) and refused without one, so that the backtest's periods are the ones
+    the live loop would cut.
 
     >>> with_times(pd.DataFrame({"t": ["2024-01-01T00:00:00+00:00"]}), "t")["t"].dt.year.tolist()
     [2024]
+    >>> with_times(pd.DataFrame({"t": ["2024-05-01 00:00"]}), "t", "Europe/Zurich")["t"].tolist()
+    [Timestamp('2024-04-30 22:00:00+0000', tz='UTC')]
     """
     if time_column not in frame:
         raise DataError(f"backtest: no time column {time_column!r} in {list(frame.columns)}")
-    if pd.api.types.is_datetime64_any_dtype(frame[time_column]):
-        return frame
-    try:
-        times = pd.to_datetime(frame[time_column], utc=True)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"backtest: column {time_column!r} is not a timestamp: {exc}") from None
-    return frame.assign(**{time_column: times})
+    where = f"backtest: column {time_column!r}"
+    return frame.assign(**{time_column: utc_times(frame[time_column], where, zone)})
 
 
 def backtest(
@@ -323,7 +326,7 @@ def backtest(
     from retrainer.project import Project
 
     folder = Path(folder)
-    frame = with_times(frame, settings["data"]["time_column"])
+    frame = with_times(frame, settings["data"]["time_column"], settings["data"].get("timezone"))
     oracle: dict[str, dict | None] = {"oracle": None} if len(drift_points) else {}
     every_policy = {f"every {every}": schedule_policy(every), **oracle, **policies}
     requests = (

@@ -355,10 +355,13 @@ def _cycle_line(r: dict, waiting: int) -> str:
     ...                    "champion": 2}, 5))
     cycle 3: batches 7-8, 1 alarm(s), retrain (run succeeded), champion v2; 5 files waiting
     """
+    from retrainer.views import run_outcome
+
     b = r["batches"]
     what = f"batches {b[0]}-{b[-1]}" if len(b) > 1 else (f"batch {b[0]}" if b else "labels")
     quarantined = f" ({len(r['quarantined'])} quarantined)" if r["quarantined"] else ""
-    run = f" (run {r['run']['status']})" if r["run"] else ""
+    ran = r["run"]
+    run = f" (run {run_outcome(ran['status'], ran.get('message', ''), 100)})" if ran else ""
     champion = f"v{r['champion']}" if r["champion"] else "none"
     return (
         f"cycle {r['cycle']}: {what}{quarantined}, {len(r['alarms'])} alarm(s), "
@@ -675,7 +678,8 @@ def demo(out: Path, fresh: bool, weeks: int | None, as_json: bool) -> None:
         task = bar.add_task("replay", total=None)
         frame = load_elec2()
         if weeks is not None:
-            frame = first_periods(frame, project.config.data.time_column, "7D", weeks)
+            d = project.config.data
+            frame = first_periods(frame, d.time_column, "7D", weeks, d.timezone)
         summary = replay(
             project,
             frame,
@@ -1070,7 +1074,8 @@ def backtest(
     if not time_column:
         raise RetrainerError(f"{config}: a backtest needs data.time_column and data.id_column")
     if weeks is not None:
-        frame = first_periods(frame, time_column, period, weeks)
+        zone = settings["data"].get("timezone")
+        frame = first_periods(frame, time_column, period, weeks, zone)
     if optimal:
         from retrainer.schedule.compare import optimal_backtest, render_optimal
 

@@ -72,6 +72,31 @@ def parse_duration(text: str | int | float) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
 
 
+def format_duration(span: timedelta) -> str:
+    """A duration in words for messages: days from 2 days up, else hours, minutes or seconds,
+    rounded to what a reader needs (a tenth below 10, else whole units).
+
+    >>> from datetime import timedelta
+    >>> format_duration(timedelta(days=245, hours=1)), format_duration(timedelta(days=7))
+    ('245 days', '7 days')
+    >>> format_duration(timedelta(hours=36)), format_duration(timedelta(minutes=90))
+    ('36 hours', '1.5 hours')
+    >>> format_duration(timedelta(seconds=1)), format_duration(-timedelta(days=3))
+    ('1 second', '-3 days')
+    """
+    seconds = span.total_seconds()
+    if seconds < 0:
+        return f"-{format_duration(-span)}"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= (2 if unit == "day" else 1) * size:
+            break
+    else:
+        unit, size = "second", 1
+    amount = seconds / size
+    amount = round(amount, 1 if amount < 10 else None)
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -433,7 +458,7 @@ class TriggerSettings(_Section):
     cron: str | None = None
     min_rows: int | None = Field(None, ge=1)
     columns: list[str] | None = None
-    metric: str | None = None
+    metric: str | None = None  # performance: gate.metric, the only score a version keeps
     max_drop: float | None = Field(None, ge=0)
     min_value: float | None = None
     source: Literal["realised", "estimated"] = "realised"  # performance: labels or estimate
@@ -711,6 +736,29 @@ class Config(_Section):
         )
 
     @model_validator(mode="after")
+    def _trigger_metric_is_the_gates(self) -> Config:
+        # the performance trigger compares a batch's score with the champion's holdout score,
+        # and a version keeps that score (and each batch is scored) in gate.metric only
+        def walk(triggers: list[TriggerSettings], at: str) -> list[str]:
+            problems = []
+            for i, t in enumerate(triggers):
+                where = f"{at}[{i}]"
+                if t.metric is not None and t.metric != self.gate.metric:
+                    problems.append(
+                        f"{where}.metric: {t.metric} is not gate.metric ({self.gate.metric}); "
+                        f"the performance trigger reads the batches' and the champion's "
+                        f"holdout score in gate.metric only, so drop 'metric' or set "
+                        f"gate.metric: {t.metric}"
+                    )
+                problems += walk(t.triggers or [], f"{where}.triggers")
+            return problems
+
+        problems = walk(self.policy.triggers, "policy.triggers")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _cost_fits_task(self) -> Config:
         if self.trainer.task == "regression" and self.policy.cost is not None:
             raise ValueError(
@@ -773,4 +821,6 @@ def _describe(err: dict) -> str:
         msg = "unknown key (check the spelling)"
     elif msg.startswith("Value error, "):
         msg = msg.removeprefix("Value error, ")
+    if not loc and re.match(r"[a-z_]+(\.[a-z_]+|\[\d+\])+: ", msg):
+        return msg  # a check across sections names its key path itself
     return f"{loc or '(top)'}: {msg}"

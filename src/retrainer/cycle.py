@@ -136,7 +136,7 @@ class _Cycle:
         self.p = project
         self.id = cycle_id
         self.cfg = project.config
-        self.alarms: list[Alarm] = []  # every batch's, for the report
+        self.alarms: list[dict] = []  # every batch's with its batch (None: labels'), for the report
         self.evidence: list[Alarm] = []  # of the batches not quarantined, for the decision
         self.quarantine = Quarantine(project)
         self.drifted: set[str] = set()
@@ -227,7 +227,7 @@ class _Cycle:
             cycle_id=self.id,
             batches=tuple(new_ids),
             quarantined=tuple(quarantined),
-            alarms=tuple(a.to_dict() for a in self.alarms),
+            alarms=tuple(self.alarms),
             evaluations=tuple(self.evaluations),
             decision=decision.to_dict(),
             run=outcome.to_dict() if outcome else None,
@@ -291,7 +291,7 @@ class _Cycle:
             self.evidence += self.quarantine.tolerated(alarms)
             self.drifted |= checked.drifted
             self.dataset_drift |= checked.moved
-        self.alarms += alarms
+        self.alarms += [{**a.to_dict(), "batch": batch_id} for a in alarms]
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
             s.merge(
@@ -477,7 +477,7 @@ class _Cycle:
                     batch_id=row.id,
                 )
         relation = relation_alarms(self.p, self.evaluations, self.concept_drift)
-        self.alarms += relation
+        self.alarms += [{**a.to_dict(), "batch": None} for a in relation]
         self.evidence += relation  # labels' alarms decide too (no batch to quarantine)
         self.p.set_state("detector", detector.state_dict())
 

@@ -140,7 +140,7 @@ def conform(project: Record, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         frame = schema.conform(frame, source=where, required=not lenient, keep_unreadable=lenient)
     if d.time_column:
         column = f"{where}: column {d.time_column!r}"
-        frame[d.time_column] = _utc(frame[d.time_column], column, d.timezone)
+        frame[d.time_column] = utc_times(frame[d.time_column], column, d.timezone)
     if d.target in frame:
         check_label_kind(project, frame[d.target], f"{where}: column {d.target!r} (the target)")
     if d.id_column and frame[d.id_column].isna().any():
@@ -181,12 +181,13 @@ def _file_sha(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _utc(values: pd.Series, where: str, zone: str | None = None) -> pd.Series:
-    """Timestamps as UTC. Times without an offset are read in ``zone`` (``data.timezone``);
-    without one they are refused (they are ambiguous).
+def utc_times(values: pd.Series, where: str, zone: str | None = None) -> pd.Series:
+    """Timestamps as UTC, as ingest reads the time column (and the backtest, so that its
+    periods are the live ones). Times without an offset are read in ``zone``
+    (``data.timezone``); without one they are refused (they are ambiguous).
 
     >>> naive = pd.Series(["2024-05-01 10:00"])
-    >>> _utc(naive, "t", "Europe/Zurich").dt.hour.tolist()
+    >>> utc_times(naive, "t", "Europe/Zurich").dt.hour.tolist()
     [8]
     """
     try:

@@ -106,13 +106,14 @@ def summarise(
 ) -> ReplaySummary:
     """Collect the replay's numbers from the store."""
     perf = views.performance(project)
+    both = views.scored_by_both(perf)  # the two models compared on the same batches
     promos = views.promotions(project)
     decisions = views.decisions(project)
     reasons: Counter[str] = Counter()
     for triggers in decisions.loc[decisions["action"] == "retrain", "triggers"]:
         reasons.update(triggers)
     examples = [
-        _shorten(f"{a}: {r}")
+        views.shorten(f"{a}: {r}")
         for a, r in decisions.loc[decisions["action"] != "hold", ["action", "reasons"]]
         .head(6)
         .values
@@ -121,8 +122,8 @@ def summarise(
         batches=batches,
         rows_scored=rows,
         metric=project.config.gate.metric,
-        continuously_trained=views.overall(perf, "champion"),
-        never_retrained=views.overall(perf, "baseline"),
+        continuously_trained=views.overall(perf, "champion", both),
+        never_retrained=views.overall(perf, "baseline", both),
         previous_label=naive,
         retrains=len(promos),
         promotions=int(promos["promoted"].sum()),
@@ -134,7 +135,3 @@ def summarise(
         report=str(report) if report else None,
         examples=examples,
     )
-
-
-def _shorten(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

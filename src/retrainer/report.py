@@ -130,8 +130,9 @@ def write_report(project: Record, path: Path) -> Path:
     promos = views.promotions(project)
     status = views.status(project)
     decisions = views.decisions(project)
-    champion_score = views.overall(perf, "champion")
-    baseline_score = views.overall(perf, "baseline")
+    both = views.scored_by_both(perf)  # the two lines on the same batches
+    champion_score = views.overall(perf, "champion", both)
+    baseline_score = views.overall(perf, "baseline", both)
     cards = [
         ("batches", status["batches"]["total"]),
         ("rows", status["rows"]),
@@ -148,13 +149,15 @@ def write_report(project: Record, path: Path) -> Path:
         + "".join(f'<div class="card">{html.escape(k)}<b>{v}</b></div>' for k, v in cards)
         + "</div>",
     ]
+    if len(perf):
+        parts.append(f"<p class=headline>{html.escape(_headline(metric, both, perf, status))}</p>")
     if status.get("held_back"):
         parts.append(f"<p class=held-back><b>{html.escape(status['held_back']['line'])}</b></p>")
     if status.get("set_aside"):
         parts.append(f"<p class=set-aside>{html.escape(status['set_aside']['line'])}</p>")
     if len(perf):
         gaps = [p["time"] for p in views.performance_series(project)["points"] if p.get("gap")]
-        figure = performance_figure(perf, promos, metric, gaps)
+        figure = performance_figure(perf[perf["batch"].isin(both)], promos, metric, gaps)
         parts += ["<h2>Performance over time</h2>", _png(figure)]
     drift = _drift_share(project)
     if len(drift):
@@ -167,7 +170,9 @@ def write_report(project: Record, path: Path) -> Path:
         ]
     alarms = views.recent_alarms(project, limit=30)
     if alarms:
-        parts += ["<h2>Latest alarms: cause and action</h2>", _table(pd.DataFrame(alarms))]
+        table = pd.DataFrame(alarms).astype({"batch": "Int64"})  # labels' alarms have none
+        table = table.rename(columns={"clock": "cycle clock", "batch_time": "batch time"})
+        parts += ["<h2>Latest alarms: batch, cause and action</h2>", _table(table)]
     acted = decisions[decisions["action"] != "hold"]
     parts += [f"<h2>Decisions ({len(decisions)}; {len(acted)} not 'hold')</h2>", _table(acted)]
     versions = pd.DataFrame(
@@ -212,6 +217,30 @@ def write_report(project: Record, path: Path) -> Path:
         handle.write(page)
     os.replace(tmp, path)
     return path
+
+
+def _headline(metric: str, both: set[int], perf: pd.DataFrame, status: dict) -> str:
+    """The two lines' figures and the batches both are computed on.
+
+    Example:
+        >>> perf = pd.DataFrame({"batch": [2, 2, 3, 3], "role": ["champion", "baseline"] * 2,
+        ...     "value": [2.0, 2.5, 3.0, 2.5], "n": [30] * 4})
+        >>> status = {"batches": {"total": 5, "processed": 4, "quarantined": 1}}
+        >>> for part in _headline("mae", {2, 3}, perf, status).split(" ("):
+        ...     print(part)
+        mae on 2 of 5 batches, the same for both lines
+        not scored: 1 quarantined, and those without labels or before the first model): \
+continuously trained 2.500 / never retrained 2.500
+    """
+    champion = views.overall(perf, "champion", both)
+    baseline = views.overall(perf, "baseline", both)
+    same = ", the same for both lines" if baseline is not None else ""
+    return (
+        f"{metric} on {len(both)} of {status['batches']['total']} batches{same} (not scored: "
+        f"{status['batches'].get('quarantined', 0)} quarantined, and those without labels or "
+        f"before the first model): continuously trained {_fmt(champion)}"
+        + ("" if baseline is None else f" / never retrained {_fmt(baseline)}")
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from retrainer.config import PolicySettings, TriggerSettings
+from retrainer.config import PolicySettings, TriggerSettings, format_duration
 from retrainer.diagnosis.alarms import Alarm
 from retrainer.metrics import higher_is_better, is_worse
 
@@ -80,9 +80,8 @@ class ScheduleTrigger:
         if ev.last_retrain is None:
             return None
         if self.every is not None and ev.now - ev.last_retrain >= self.every:
-            return (
-                f"schedule: {ev.now - ev.last_retrain} since the last retrain (every {self.every})"
-            )
+            since, every = format_duration(ev.now - ev.last_retrain), format_duration(self.every)
+            return f"schedule: {since} since the last retrain (every {every})"
         if self.cron is not None:
             from croniter import croniter
 
@@ -421,7 +420,7 @@ class Policy:
         >>> policy = Policy([ConceptTrigger()], budget=(2, timedelta(days=30)))
         >>> recent = (now - timedelta(days=3), now - timedelta(days=9))
         >>> policy.decide(Evidence(now=now, concept_drift=True, recent_retrains=recent)).reasons
-        ('budget: 2 retrains in the last 30 days, 0:00:00 (at most 2)',)
+        ('budget: 2 retrains in the last 30 days (at most 2)',)
     """
 
     triggers: Sequence[Trigger] = field(default_factory=tuple)
@@ -496,7 +495,8 @@ class Policy:
             return Decision("retrain", tuple(fired))
         fired, repeated = self._dedup(fired, ev)
         if not fired:
-            note = f"dedup: every trigger that fired already led to a retrain within {self.dedup}"
+            within = format_duration(self.dedup)
+            note = f"dedup: every trigger that fired already led to a retrain within {within}"
             return Decision("hold", (note,), tuple(repeated))
         notes = self._holds(ev)
         if notes:
@@ -533,22 +533,25 @@ class Policy:
         if self.quiet_after_deploy and since_deploy is not None:
             if since_deploy < self.quiet_after_deploy:
                 notes.append(
-                    f"quiet_after_deploy: {since_deploy} since the last promotion "
-                    f"(< {self.quiet_after_deploy})"
+                    f"quiet_after_deploy: {format_duration(since_deploy)} since the last "
+                    f"promotion (< {format_duration(self.quiet_after_deploy)})"
                 )
         if (
             self.cooldown is not None
             and ev.last_retrain is not None
             and ev.now - ev.last_retrain < self.cooldown
         ):
-            notes.append(
-                f"cooldown: {ev.now - ev.last_retrain} since the last retrain (< {self.cooldown})"
+            since, cooldown = (
+                format_duration(ev.now - ev.last_retrain),
+                format_duration(self.cooldown),
             )
+            notes.append(f"cooldown: {since} since the last retrain (< {cooldown})")
         if self.budget is not None:
             limit, period = self.budget
             used = sum(1 for when in ev.recent_retrains if ev.now - when < period)
             if used >= limit:
-                notes.append(f"budget: {used} retrains in the last {period} (at most {limit})")
+                within = format_duration(period)
+                notes.append(f"budget: {used} retrains in the last {within} (at most {limit})")
         return notes
 
 

@@ -22,8 +22,12 @@ from retrainer.store.tables import (
 
 if TYPE_CHECKING:  # pandas is imported by the views that build frames: `status` starts without it
     import pandas as pd
+    from sqlalchemy.orm import Session
 
     from retrainer.record import Record
+
+
+ROLES = ("champion", "baseline")  # the continuously trained model, the never-retrained one
 
 
 def performance(project: Record) -> pd.DataFrame:
@@ -41,12 +45,30 @@ def performance(project: Record) -> pd.DataFrame:
     return frame
 
 
-def overall(perf: pd.DataFrame, role: str) -> float | None:
-    """Row-weighted mean of a role's per-batch metric (exact for accuracy)."""
+def overall(perf: pd.DataFrame, role: str, batches: set[int] | None = None) -> float | None:
+    """Row-weighted mean of a role's per-batch metric (exact for accuracy), on ``batches``
+    (None: every batch the role was scored on)."""
     part = perf[perf["role"] == role]
+    if batches is not None:
+        part = part[part["batch"].isin(batches)]
     if part.empty:
         return None
     return float((part["value"] * part["n"]).sum() / part["n"].sum())
+
+
+def scored_by_both(perf: pd.DataFrame) -> set[int]:
+    """The batches both the champion and the never-retrained baseline were scored on (the
+    champion's alone when no baseline is kept), so that the two lines compare like with like.
+
+    Example:
+        >>> import pandas as pd
+        >>> perf = pd.DataFrame({"batch": [2, 2, 3, 4, 4], "role": ["champion", "baseline",
+        ...     "champion", "champion", "baseline"]})
+        >>> sorted(scored_by_both(perf))
+        [2, 4]
+    """
+    champion, baseline = (set(perf.loc[perf["role"] == r, "batch"]) for r in ROLES)
+    return {int(b) for b in (champion & baseline if baseline else champion)}
 
 
 def promotions(project: Record) -> pd.DataFrame:
@@ -104,8 +126,9 @@ def alarm_causes(project: Record) -> dict[str, int]:
 
 
 def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
-    """The alarms of the latest cycles that raised any, newest first, in plain words:
-    cause, severity, what was seen and the action it implies."""
+    """The alarms of the latest cycles that raised any, newest first, in plain words: the
+    batch that raised it and its data time (none for an alarm on labels, or one recorded before
+    alarms named their batch), cause, severity, what was seen and the action it implies."""
     rows: list[dict] = []
     with project.store.session() as s:
         cycles = s.scalars(select(CycleRow).order_by(CycleRow.id.desc()).limit(200)).all()
@@ -113,7 +136,7 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
             summary = cycle.summary or {}
             seen = set()
             for alarm in summary.get("alarms", []):
-                key = (alarm["cause"], alarm["message"])
+                key = (alarm.get("batch"), alarm["cause"], alarm["message"])
                 if key in seen:
                     continue
                 seen.add(key)
@@ -121,6 +144,8 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
                     {
                         "cycle": cycle.id,
                         "clock": summary.get("clock", "")[:16],
+                        "batch": alarm.get("batch"),
+                        "batch_time": "",
                         "cause": alarm["cause"],
                         "severity": alarm["severity"],
                         "message": alarm["message"],
@@ -129,7 +154,15 @@ def recent_alarms(project: Record, limit: int = 20) -> list[dict]:
                 )
             if len(rows) >= limit:
                 break
-    return rows[:limit]
+        rows = rows[:limit]
+        ids = {r["batch"] for r in rows} - {None}
+        found = s.execute(select(BatchRow.id, BatchRow.data_time).where(BatchRow.id.in_(ids)))
+        times = {batch: when for batch, when in found}
+    for r in rows:
+        when = times.get(r["batch"])
+        if when is not None:
+            r["batch_time"] = (when.astimezone(UTC) if when.tzinfo else when).isoformat()[:16]
+    return rows
 
 
 def status(project: Record) -> dict:
@@ -238,7 +271,7 @@ def decision_explanation(project: Record, decision_id: int | None = None) -> dic
                 "status": run.status,
                 "version": run.version,
                 "promoted": bool((run.metrics or {}).get("promoted")),
-                "message": run.error or "",
+                "message": run.error or _run_message(s, run.id, cycle_id),
             }
             if run
             else None
@@ -264,6 +297,17 @@ def decision_explanation(project: Record, decision_id: int | None = None) -> dic
     }
     explanation["words"] = _in_words(explanation)
     return explanation
+
+
+def _run_message(s: Session, run_id: int, cycle_id: int) -> str:
+    """The message a run finished with (its train or gate event; ``error`` holds only a
+    failure's)."""
+    events = s.scalars(
+        select(EventRow)
+        .where(EventRow.cycle_id == cycle_id, EventRow.kind.in_(("train", "gate")))
+        .order_by(EventRow.id.desc())
+    )
+    return next((e.message for e in events if (e.data or {}).get("run") == run_id), "")
 
 
 def _cycle_evidence(checks: list[CheckRow]) -> dict:
@@ -342,10 +386,35 @@ def _in_words(e: dict) -> str:
         text += f" {len(dedup)} repeated trigger(s) were deduplicated."
     if e["run"]:
         r = e["run"]
-        outcome = "promoted" if r["promoted"] else "not promoted"
-        version = f"v{r['version']} " if r["version"] else ""
-        text += f" Run {r['run']}: {r['status']}, {version}{outcome}."
+        promoted = f", v{r['version']} promoted" if r["promoted"] else ""
+        text += f" Run {r['run']}: {run_outcome(r['status'], r['message'])}{promoted}."
     return text
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when cut.
+
+    Example:
+        >>> shorten("only 40 labelled rows in the window", 20)
+        'only 40 labelled...'
+    """
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def run_outcome(status: str, message: str = "", limit: int = 160) -> str:
+    """A retraining run's status and, unless it succeeded, why (its message, shortened).
+
+    Example:
+        >>> run_outcome("skipped", "only 40 labelled rows in the window (trainer.min_rows is 50)")
+        'skipped: only 40 labelled rows in the window (trainer.min_rows is 50)'
+        >>> run_outcome("failed", "run failed: ValueError: Input contains NaN")
+        'failed: ValueError: Input contains NaN'
+        >>> run_outcome("succeeded", "version 2 promoted: mae 1.9 against 2.3")
+        'succeeded'
+    """
+    if status in ("succeeded", "running") or not message:
+        return status
+    return f"{status}: {shorten(message.removeprefix(f'run {status}: '), limit)}"
 
 
 MOVED = {"promote": "promoted", "rollback": "rolled back", "alias": "moved"}

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from retrainer.config import format_duration
 from retrainer.profile import BatchProfile
 
 KINDS = ("fixed", "rolling", "seasonal")
@@ -135,9 +136,9 @@ def reference_for(
     picked = choose(history, at, spec)
     rows = sum(c.rows for c in picked)
     where = (
-        f"within {_days(spec.window)} around {_days(spec.period)} before"
+        f"within {format_duration(spec.window)} around {format_duration(spec.period)} before"
         if spec.kind == "seasonal"
-        else f"in the last {_days(spec.window)}"
+        else f"in the last {format_duration(spec.window)}"
     )
     if rows < spec.min_rows:
         short = f"{spec.kind} reference: {rows} rows {where}, fewer than {spec.min_rows}"
@@ -220,11 +221,6 @@ def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
         df = (table.shape[0] - 1) * (table.shape[1] - 1)
         out[name] = max(1.0, stat / df)
     return out
-
-
-def _days(span: timedelta) -> str:
-    days = span.total_seconds() / 86400
-    return f"{days:g} days" if days >= 1 else f"{span.total_seconds() / 3600:g} hours"
 
 
 # ------------------------------------------------------------------------------ the hint

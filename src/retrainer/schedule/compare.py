@@ -189,7 +189,7 @@ def optimal_backtest(
     folder = Path(folder)
     gate_settings = GateSettings.model_validate(settings.get("gate") or {})
     d, t = settings["data"], settings.get("trainer") or {}
-    frame = with_times(frame, d["time_column"])
+    frame = with_times(frame, d["time_column"], d.get("timezone"))
     skip = {d["target"], d.get("id_column"), d["time_column"]}
     features = d.get("features") or [c for c in frame.columns if c not in skip]
     batches = [
