@@ -104,30 +104,28 @@ def test_durations(text, expected):
     assert parse_duration(text) == expected
 
 
+REGRESSION = {
+    "project": "p",
+    "data": {"target": "y"},
+    "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
+    "checks": {"concept": {"detector": "page_hinkley"}},
+}
+
+
 def test_a_bad_duration_says_what_is_expected():
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("7 days")
 
 
 def test_a_cost_on_a_regression_project_is_refused_naming_why():
-    settings = {
-        "project": "p",
-        "data": {"target": "y"},
-        "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
-        "checks": {"concept": {"detector": "page_hinkley"}},
-    }
+    settings = dict(REGRESSION)
     Config.from_dict(settings)  # fine without a cost
     with pytest.raises(ConfigError, match="policy.cost prices a retrain in wrong predictions"):
         Config.from_dict({**settings, "policy": {"cost": {"retrain": 500}}})
 
 
 def test_a_regression_project_is_gated_on_a_regression_metric():
-    settings = {
-        "project": "p",
-        "data": {"target": "y"},
-        "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
-        "checks": {"concept": {"detector": "page_hinkley"}},
-    }
+    settings = dict(REGRESSION)
     assert Config.from_dict(settings).gate.metric == "mae"  # the default follows the task
     assert Config.from_dict({**settings, "gate": {"metric": "r2"}}).gate.metric == "r2"
     # accuracy on a regressor failed every run later with "continuous is not supported"
@@ -143,10 +141,7 @@ def test_a_regression_project_is_gated_on_a_regression_metric():
 
 def test_a_performance_trigger_on_another_metric_than_the_gates_is_refused():
     settings = {
-        "project": "p",
-        "data": {"target": "y"},
-        "trainer": {"estimator": "sklearn.linear_model.Ridge", "task": "regression"},
-        "checks": {"concept": {"detector": "page_hinkley"}},
+        **REGRESSION,
         "gate": {"metric": "mae"},
     }
     rmse = {"type": "performance", "metric": "rmse", "max_drop": 0.5}

@@ -278,11 +278,16 @@ def _train_gate_register(
         **_period(frame, cfg.data.time_column),
         "fingerprint": _fingerprint(frame),
     }
+    message = ""
     if len(frame) < cfg.trainer.min_rows:
         message = (
             f"only {len(frame)} labelled rows in the window "
             f"(trainer.min_rows is {cfg.trainer.min_rows})"
         )
+    features = [] if message else project.features(frame)
+    champion = project.champion
+    message = message or _nothing_new(cfg, champion, window, features, project.target)
+    if message:
         return _finish(
             project=project,
             run_id=run_id,
@@ -290,18 +295,6 @@ def _train_gate_register(
             status="skipped",
             window=window,
             message=message,
-        )
-    features = project.features(frame)
-    champion = project.champion
-    same = _nothing_new(cfg, champion, window, features, project.target)
-    if same:
-        return _finish(
-            project=project,
-            run_id=run_id,
-            cycle_id=cycle_id,
-            status="skipped",
-            window=window,
-            message=same,
         )
     n_holdout = holdout_size(len(frame), cfg.gate.holdout, out_of_time(champion, batch_of)[0])
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
