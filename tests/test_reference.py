@@ -128,6 +128,8 @@ def test_periodic_drift_is_recognised_and_a_trend_or_noise_is_not():
     week = [math.cos(2 * math.pi * i / 7) for i in range(40)]
     assert periodic_drift(hourly, {"x": week}, [True] * 40).period == "7d"
     assert periodic_drift(hourly, {"x": week}, [True] * 30 + [False] * 10) is None
+    half = [True] * 30 + [True, False] * 5  # a retrained champion drifts every other batch
+    assert periodic_drift(hourly, {"x": week}, half).period == "7d"
 
 
 def weekly_days(n, rows=150, seed=0):
