@@ -1160,7 +1160,7 @@ def _render_decision(d: dict) -> None:
     for x in d["evidence"]["drifted_columns"]:
         p_value = "" if x["p_value"] is None else f", p={x['p_value']:.3g}"
         console.print(
-            f"  evidence   batch {x['batch']} {x['column']}: {x['test']} "
+            f"  evidence   batch {x['batch']} {x['column'] or 'rows (multivariate)'}: {x['test']} "
             f"{_fmt(x['statistic'], '.4g')}{p_value} (threshold {x['threshold']})",
             highlight=False,
             markup=False,

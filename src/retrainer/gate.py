@@ -98,7 +98,16 @@ class GateResult:
 def model_score(model: Any, X: pd.DataFrame, y: Sequence, metric: str) -> float:
     """Score a fitted model on labelled rows."""
     pred, proba = predict(model, X)
-    return score(metric, y, pred, proba)
+    return score(metric, y, pred, proba, classes=model_classes(model))
+
+
+def model_classes(*models: Any) -> list | None:
+    """The classes the models know (sorted union of ``classes_``); None for a regressor or a
+    model without ``classes_``. F1 is binary or macro by these, not by one batch's labels."""
+    known = [getattr(m, "classes_", None) for m in models if m is not None]
+    if not known or any(k is None for k in known):
+        return None
+    return sorted(set().union(*(np.asarray(k).tolist() for k in known)))
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,7 @@ def paired_difference(
     confidence: float = 0.95,
     draws: int = DRAWS,
     seed: int = SEED,
+    classes: Sequence | None = None,
 ) -> PairedDifference:
     """The paired comparison of two models' predictions ``(labels, scores)`` on rows ``y``.
 
@@ -136,8 +146,8 @@ def paired_difference(
     """
     y = np.asarray(y)
     sign = 1.0 if higher_is_better(metric) else -1.0
-    a = score(metric, y, challenger[0], challenger[1])
-    b = score(metric, y, champion[0], champion[1])
+    a = score(metric, y, challenger[0], challenger[1], classes)
+    b = score(metric, y, champion[0], champion[1], classes)
     rng = np.random.default_rng(seed)
     p_value = None
     if metric == "accuracy":
@@ -158,11 +168,15 @@ def paired_difference(
         for i in range(draws):
             rows = rng.integers(0, y.size, y.size)
             gains[i] = sign * (
-                score(metric, y[rows], pa[0][rows], None if pa[1] is None else pa[1][rows])
-                - score(metric, y[rows], pb[0][rows], None if pb[1] is None else pb[1][rows])
+                score(metric, y[rows], pa[0][rows], _at(pa[1], rows), classes)
+                - score(metric, y[rows], pb[0][rows], _at(pb[1], rows), classes)
             )
     lower, upper = np.nanquantile(gains, [1 - confidence, confidence])
     return PairedDifference(a, b, sign * (a - b), float(lower), float(upper), p_value)
+
+
+def _at(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[rows]
 
 
 def evaluate_gate(
@@ -180,7 +194,8 @@ def evaluate_gate(
     """Compare ``challenger`` with ``champion`` on rows ``X, y`` that neither was trained on."""
     n = len(X)
     ours = predict(challenger, X) if n else None
-    challenger_score = score(metric, y, *ours) if n else None
+    classes = model_classes(challenger, champion)
+    challenger_score = score(metric, y, *ours, classes) if n else None
     base = {
         "metric": metric,
         "challenger": challenger_score,
@@ -198,7 +213,9 @@ def evaluate_gate(
             f"(gate.min_rows is {min_rows})"
         )
         return _inconclusive(why, on_inconclusive, champion=champion_score, **base)
-    d = paired_difference(metric, y, ours, predict(champion, X), confidence=confidence)
+    d = paired_difference(
+        metric, y, ours, predict(champion, X), confidence=confidence, classes=classes
+    )
     stated = (
         f"challenger {metric}={d.challenger:.4f} vs champion {d.champion:.4f} on {n} rows "
         f"neither was trained on: difference {d.difference:+.4f} "

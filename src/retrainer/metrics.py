@@ -23,17 +23,33 @@ def higher_is_better(metric: str) -> bool:
 
 
 def score(
-    metric: str, y_true: Sequence, y_pred: Sequence, y_score: Sequence | None = None
+    metric: str,
+    y_true: Sequence,
+    y_pred: Sequence,
+    y_score: Sequence | None = None,
+    classes: Sequence | None = None,
 ) -> float:
-    """The value of ``metric`` for true labels, predictions and (for roc_auc) positive scores."""
+    """The value of ``metric`` for true labels, predictions and (for roc_auc) positive scores.
+
+    ``f1`` is the positive class's F1 for a binary task and macro F1 otherwise. The task is
+    binary when ``classes`` (the model's classes, sorted) has two entries, the positive class
+    being the second; without ``classes``, when every label is 0 or 1. A multi-class task is
+    macro-averaged whatever classes one batch happens to hold.
+
+    >>> score("f1", ["sun", "fog", "sun"], ["sun", "fog", "fog"])     # macro over fog and sun
+    0.6666666666666666
+    >>> score("f1", ["no", "yes", "yes"], ["no", "yes", "no"], classes=["no", "yes"])
+    0.6666666666666666
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if metric == "accuracy":
         value = skm.accuracy_score(y_true, y_pred)
     elif metric == "balanced_accuracy":
         value = skm.balanced_accuracy_score(y_true, y_pred)
     elif metric == "f1":
-        average = "binary" if len(np.unique(y_true)) <= 2 else "macro"
-        value = skm.f1_score(y_true, y_pred, average=average, zero_division=0)
+        value = skm.f1_score(
+            y_true, y_pred, zero_division=0, **_f1_average(y_true, y_pred, classes)
+        )
     elif metric == "roc_auc":
         if y_score is None or len(np.unique(y_true)) < 2:
             return float("nan")
@@ -47,6 +63,19 @@ def score(
     else:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return float(value)
+
+
+def _f1_average(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None) -> dict:
+    """``f1_score``'s averaging: binary with the positive class, or macro."""
+    if classes is not None:
+        known = list(classes)
+        if len(known) == 2:
+            return {"average": "binary", "pos_label": known[1]}
+        return {"average": "macro"}
+    labels = np.concatenate([y_true.reshape(-1), y_pred.reshape(-1)])
+    if labels.dtype.kind in "biuf" and np.isin(labels, (0, 1)).all():
+        return {"average": "binary", "pos_label": 1}
+    return {"average": "macro"}
 
 
 def is_worse(metric: str, challenger: float, champion: float, tolerance: float = 0.0) -> bool:
