@@ -1,5 +1,6 @@
 """Triggers and the policy: each trigger fires on its own evidence; cooldown and blocking hold."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from retrainer.diagnosis import Alarm
@@ -159,3 +160,16 @@ def test_durations_in_reasons_are_in_words():
     assert quiet.decide(ev).reasons == (
         "quiet_after_deploy: 1.5 hours since the last promotion (< 12 hours)",
     )
+
+
+def test_an_estimated_drop_inside_the_estimates_own_band_does_not_fire():
+    """A multi-class CBPE estimate on 28 rows: f1 0.2811, band [0.0000, 0.7216], fired a
+    retrain as "dropped more than 0.05 from the champion's 0.3495" (and the realised f1 of the
+    batch before was 0.5472). With its standard error it is tested as the realised figures are."""
+    trigger = PerformanceTrigger(max_drop=0.05, source="estimated")
+    base = Evidence(now=datetime(2024, 1, 1, tzinfo=UTC), metric="f1")
+    raw = replace(base, estimated_performance=0.2811, reference_performance=0.3495)
+    assert trigger.fire(raw) is not None  # no band known: compared raw, as before
+    assert trigger.fire(replace(raw, estimated_spread=0.2203)) is None
+    collapsed = replace(raw, estimated_performance=0.05, estimated_spread=0.04)
+    assert "one-sided z-test" in trigger.fire(collapsed)

@@ -638,6 +638,7 @@ class _Cycle:
             manual=manual.get("reason"),
             has_champion=has_champion,
             estimated_performance=_weighted(self.estimates),
+            estimated_spread=_weighted_error(self.estimates),
             serving=self._serving(champion),
             **self._history(),
         )
@@ -727,6 +728,19 @@ def _spread(entries: list[dict]) -> float:
     mean = sum(e["n"] * e["loss"] for e in entries) / total
     squares = sum(e["n"] * e["loss_squares"] for e in entries) / total
     return math.sqrt(max(squares - mean**2, 0.0) * total / (total - 1))
+
+
+def _weighted_error(entries: list[dict]) -> float:
+    """The standard error of the row-weighted mean of the entries' estimates (independent
+    batches, each with its ``sd``); 0 when one has none.
+
+    >>> round(_weighted_error([{"n": 30, "sd": 0.1}, {"n": 30, "sd": 0.1}]), 4)  # two batches
+    0.0707
+    """
+    total = sum(e["n"] for e in entries)
+    if not total or any(not e.get("sd") for e in entries):
+        return 0.0
+    return math.sqrt(sum((e["n"] * e["sd"]) ** 2 for e in entries)) / total
 
 
 def _weighted(entries: list[dict]) -> float | None:

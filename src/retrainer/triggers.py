@@ -44,6 +44,7 @@ class Evidence:
     reference_rows: int = 0  # holdout rows behind ``reference_performance`` (0: not known)
     performance_spread: float = 0.0  # a loss's rows: sd of their losses (``row_losses``)
     reference_spread: float = 0.0  # the same on the champion's holdout (0: not known)
+    estimated_spread: float = 0.0  # standard error of ``estimated_performance`` (0: not known)
     manual: str | None = None
     has_champion: bool = True
     estimated_performance: float | None = None
@@ -141,7 +142,9 @@ class PerformanceTrigger:
     took for a change in about a third of the batches. On a loss (mae, rmse) with the spread
     of the rows' losses known on both sides (``performance_spread``, ``reference_spread``), the
     rise is tested the same way on the mean loss (the mean squared error for rmse): a z-test
-    with both sides' standard errors. Other metrics, and estimates, are compared raw.
+    with both sides' standard errors. An estimate with its standard error known
+    (``estimated_spread``, from the estimator's own sampling band) is tested the same way: a
+    drop its band cannot tell from noise does not fire. Other metrics are compared raw.
 
     Parameters:
         max_drop: the largest drop from the champion's holdout score that is tolerated.
@@ -201,8 +204,11 @@ class PerformanceTrigger:
         tested = not estimated and (ev.metric == "accuracy" or loss)
         n = ev.performance_rows if tested else 0
         what += f"={value:.4f}" + (f" on {n} rows" if n else "")
+        banded = estimated and ev.estimated_spread > 0
+        what += f" (standard error {ev.estimated_spread:.4f})" if banded else ""
         if self.min_value is not None and is_worse(ev.metric, value, self.min_value):
             p = self._p(ev, value, n, self.min_value) if n else None
+            p = _estimated_p(ev, value, self.min_value) if banded else p
             if p is None or p < self.alpha:
                 bound = "below the floor" if higher_is_better(ev.metric) else "above the ceiling"
                 return f"performance: {what} is {bound} {self.min_value}{self._test(p)}"
@@ -214,6 +220,10 @@ class PerformanceTrigger:
             m = ev.reference_rows
             known = n and m and (not loss or ev.reference_spread > 0)
             p = self._p(ev, value, n, ref, self.max_drop, m) if known else None
+            if banded:
+                noise = ref * (1 - ref) / m if ev.metric == "accuracy" and m else 0.0
+                worse = ref - self.max_drop if higher_is_better(ev.metric) else ref + self.max_drop
+                p = _estimated_p(ev, value, worse, noise)
             if p is None or p < self.alpha:
                 holdout = "" if p is None else f" (holdout, n={m})"
                 moved = "dropped more than" if higher_is_better(ev.metric) else "rose more than"
@@ -254,6 +264,23 @@ def _below(value: float, n: int, bound: float, bound_variance: float = 0.0) -> f
     b = min(max(bound, 1e-6), 1 - 1e-6)
     z = (bound - value) / math.sqrt(b * (1 - b) / n + bound_variance)
     return 1 - NormalDist().cdf(z)
+
+
+def _estimated_p(ev: Evidence, value: float, bound: float, bound_variance: float = 0.0):
+    """One-sided p-value that an estimate ``value`` with standard error
+    ``ev.estimated_spread`` comes from a metric no worse than ``bound`` (an estimate itself
+    with ``bound_variance``, 0 for a fixed number): a z-test.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> ev = Evidence(now=datetime(2024, 1, 1, tzinfo=UTC), estimated_spread=0.15)
+        >>> round(_estimated_p(ev, 0.28, 0.30), 3), round(_estimated_p(ev, 0.0, 0.5), 4)
+        (0.447, 0.0004)
+    """
+    from statistics import NormalDist
+
+    gap = bound - value if higher_is_better(ev.metric) else value - bound
+    return 1 - NormalDist().cdf(gap / math.sqrt(ev.estimated_spread**2 + bound_variance))
 
 
 def _above(loss: float, n: int, spread: float, bound: float, bound_variance: float = 0.0):
