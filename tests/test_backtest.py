@@ -358,3 +358,15 @@ def test_a_batch_scored_on_other_rows_by_another_policy_is_left_out():
     assert common_batches([a, policy("b", same, {"w2": [1, 6]})]) == {"w1", "w3"}
     assert common_batches([a, policy("b", same, {})]) == {"w1", "w3"}
     assert common_batches([a, policy("b", same[1:], {"w2": [1, 5]})]) == {"w2", "w3"}
+
+
+def test_each_replayed_batch_is_reported_for_a_progress_bar(tmp_path, elec):
+    """`retrainer backtest` showed a spinner and nothing else for minutes: each policy's
+    replay now reports every batch (name, batch, of how many) to the CLI's progress bar."""
+    seen = []
+    frame = first_periods(elec, "timestamp", "7D", 6)
+    backtest(frame, SETTINGS, {}, folder=tmp_path, on_batch=lambda *step: seen.append(step))
+    steps = [step for name, step, total in seen if name == "every 14d"]
+    totals = {total for name, _, total in seen}
+    (total,) = totals
+    assert len(steps) > 1 and steps == sorted(set(steps)) and steps[-1] == total

@@ -307,6 +307,7 @@ def backtest(
     plot: str | Path | None = None,
     on_policy: Any = None,
     drift_points: Sequence[Any] = (),
+    on_batch: Any = None,
 ) -> BacktestResult:
     """Replay ``frame`` under the baselines and each of ``policies``.
 
@@ -320,6 +321,8 @@ def backtest(
         every: the fixed schedule of the baseline.
         plot: write the comparison plot (PNG) here.
         on_policy: called with each policy's name before its replay.
+        on_batch: called with a policy's name, the batch about to be replayed (1-based) and
+            the batches of its replay, for a progress bar.
         drift_points: the true drift points (times), when known: adds the ``oracle`` policy
             (:func:`oracle_requests`, refreshed for the trainer's window).
     """
@@ -361,10 +364,17 @@ def backtest(
         }
         project = Project.from_dict(config, root=sub)
         metric = project.config.gate.metric
-        on_step = None
+        ask = None
         if policy is None:
             project.policy = OraclePolicy(block_on=project.policy.block_on)
-            on_step = _asker(project, requests)
+            ask = _asker(project, requests)
+
+        def on_step(step: int, total: int, name: str = name, ask: Any = ask) -> None:
+            if ask:
+                ask(step, total)
+            if on_batch:
+                on_batch(name, min(step + 1, total), total)
+
         summary = replay(
             project,
             frame,

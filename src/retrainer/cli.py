@@ -1097,7 +1097,14 @@ def backtest(
     named = dict(load_policy(p) for p in policies)
     if "policy" in settings:
         named = {"configured": settings["policy"], **named}
-    with err_console.status("replaying") as status:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err_console, disable=as_json) as bar:
+        task = bar.add_task("replaying", total=None)
+
+        def on_batch(name: str, step: int, total: int) -> None:
+            description = f"replaying under policy {name!r}"
+            bar.update(task, description=description, completed=step, total=total)
+
         result = run_backtest(
             frame,
             settings,
@@ -1107,8 +1114,8 @@ def backtest(
             label_delay=label_delay,
             every=every,
             plot=out / "backtest.png",
-            on_policy=lambda name: status.update(f"replaying under policy {name!r}"),
             drift_points=drift_points,
+            on_batch=on_batch,
         )
 
     def render(d: dict) -> None:
