@@ -27,8 +27,8 @@ from retrainer.checks.sample import store_sample
 from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError
-from retrainer.gate import GateResult, holdout_size, model_score, unmeasured
-from retrainer.metrics import row_losses
+from retrainer.gate import GateResult, holdout_size, model_classes, unmeasured
+from retrainer.metrics import row_losses, score
 from retrainer.profile import BatchProfile
 from retrainer.promotion import promote
 from retrainer.sandbox import gate_challenger
@@ -340,11 +340,13 @@ def _train_gate_register(
         "deploy": deploy.to_dict(),
         "parent": champion.version if champion else None,
     }
+    metric = cfg.gate.metric
+    on_holdout = predict(challenger, holdout[features])  # the gate copy, out of sample
+    losses = row_losses(metric, holdout[target], on_holdout[0])  # a loss's (mae, rmse) rows
+    spread = float(np.std(losses, ddof=1)) if losses is not None and losses.size > 1 else None
     metrics = {
-        "holdout": model_score(challenger, holdout[features], holdout[target], cfg.gate.metric),
-        "holdout_spread": _loss_spread(
-            cfg.gate.metric, challenger, holdout[features], holdout[target]
-        ),
+        "holdout": score(metric, holdout[target], *on_holdout, model_classes(challenger)),
+        "holdout_spread": spread,  # for the performance trigger's test on a loss
         "metric": gate.metric,
         "champion": gate.champion,
         "n_holdout": n_holdout,
@@ -387,15 +389,6 @@ def _train_gate_register(
     note = f" (deploy bundles: {', '.join(bundles.values())})" if bundles else ""
     message = f"version {version.version} promoted: {reason}{note}"
     return _finish(**done, status="succeeded", promoted=True, message=message)
-
-
-def _loss_spread(metric: str, model: Any, X: Any, y: Any) -> float | None:
-    """The standard deviation of ``model``'s row losses on ``X, y`` (mae, rmse: see
-    ``metrics.row_losses``), for the performance trigger's test; None for other metrics."""
-    if metric not in ("mae", "rmse") or len(y) < 2:
-        return None
-    losses = row_losses(metric, y, predict(model, X)[0])
-    return float(np.std(losses, ddof=1))
 
 
 def _monitors(cfg, artifacts, challenger: Any, model: Any, X: Any, y: Any) -> dict:
