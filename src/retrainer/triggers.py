@@ -200,7 +200,7 @@ class PerformanceTrigger:
         if value is None:
             return None
         what = f"estimated {ev.metric}" if estimated else ev.metric
-        loss = ev.metric in ("mae", "rmse") and ev.performance_spread > 0
+        loss = not higher_is_better(ev.metric) and ev.performance_spread > 0  # mae, rmse
         tested = not estimated and (ev.metric == "accuracy" or loss)
         n = ev.performance_rows if tested else 0
         what += f"={value:.4f}" + (f" on {n} rows" if n else "")
@@ -245,9 +245,22 @@ class PerformanceTrigger:
         square = ev.metric == "rmse"  # tested on the mean squared error
         bound = (ref + drop) ** 2 if square else ref + drop
         bound_variance = ev.reference_spread**2 / m if m else 0.0
-        return _above(
-            value**2 if square else value, n, ev.performance_spread, bound, bound_variance
-        )
+        loss = value**2 if square else value
+        return _worse_p(loss - bound, ev.performance_spread**2 / n + bound_variance)
+
+
+def _worse_p(gap: float, variance: float) -> float:
+    """One-sided p-value of a z-test: the chance that a figure lies ``gap`` or more on the worse
+    side of a bound it does not cross, the difference having ``variance``.
+
+    Example:
+        >>> rows, holdout = 1.5**2 / 30, 1.5**2 / 200  # an MAE of 30 rows, errors' sd 1.5
+        >>> round(_worse_p(2.4 - 1.95, rows), 3), round(_worse_p(2.4 - 1.95, rows + holdout), 3)
+        (0.05, 0.063)
+    """
+    from statistics import NormalDist
+
+    return 1 - NormalDist().cdf(gap / math.sqrt(variance))
 
 
 def _below(value: float, n: int, bound: float, bound_variance: float = 0.0) -> float:
@@ -259,11 +272,8 @@ def _below(value: float, n: int, bound: float, bound_variance: float = 0.0) -> f
         >>> round(_below(0.6, 30, 0.75), 3), round(_below(0.6, 30, 0.75, 0.8 * 0.2 / 270), 3)
         (0.029, 0.035)
     """
-    from statistics import NormalDist
-
     b = min(max(bound, 1e-6), 1 - 1e-6)
-    z = (bound - value) / math.sqrt(b * (1 - b) / n + bound_variance)
-    return 1 - NormalDist().cdf(z)
+    return _worse_p(bound - value, b * (1 - b) / n + bound_variance)
 
 
 def _estimated_p(ev: Evidence, value: float, bound: float, bound_variance: float = 0.0):
@@ -277,25 +287,8 @@ def _estimated_p(ev: Evidence, value: float, bound: float, bound_variance: float
         >>> round(_estimated_p(ev, 0.28, 0.30), 3), round(_estimated_p(ev, 0.0, 0.5), 4)
         (0.447, 0.0004)
     """
-    from statistics import NormalDist
-
     gap = bound - value if higher_is_better(ev.metric) else value - bound
-    return 1 - NormalDist().cdf(gap / math.sqrt(ev.estimated_spread**2 + bound_variance))
-
-
-def _above(loss: float, n: int, spread: float, bound: float, bound_variance: float = 0.0):
-    """One-sided p-value that a mean loss ``loss`` of ``n`` rows whose losses have standard
-    deviation ``spread`` comes from a mean of at most ``bound`` (an estimate with
-    ``bound_variance``, 0 for a fixed number): a z-test, both standard errors included.
-
-    Example:
-        >>> round(_above(2.4, 30, 1.5, 1.95), 3), round(_above(2.4, 30, 1.5, 1.95, 1.5**2 / 200), 3)
-        (0.05, 0.063)
-    """
-    from statistics import NormalDist
-
-    z = (loss - bound) / math.sqrt(spread**2 / n + bound_variance)
-    return 1 - NormalDist().cdf(z)
+    return _worse_p(gap, ev.estimated_spread**2 + bound_variance)
 
 
 @dataclass(frozen=True)
