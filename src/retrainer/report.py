@@ -150,7 +150,8 @@ def write_report(project: Record, path: Path) -> Path:
         + "</div>",
     ]
     if len(perf):
-        parts.append(f"<p class=headline>{html.escape(_headline(metric, both, perf, status))}</p>")
+        line = _headline(metric, len(both), champion_score, baseline_score, status)
+        parts.append(f"<p class=headline>{html.escape(line)}</p>")
     if status.get("held_back"):
         parts.append(f"<p class=held-back><b>{html.escape(status['held_back']['line'])}</b></p>")
     if status.get("set_aside"):
@@ -219,24 +220,22 @@ def write_report(project: Record, path: Path) -> Path:
     return path
 
 
-def _headline(metric: str, both: set[int], perf: pd.DataFrame, status: dict) -> str:
-    """The two lines' figures and the batches both are computed on.
+def _headline(
+    metric: str, scored: int, champion: float | None, baseline: float | None, status: dict
+) -> str:
+    """The two lines' figures and how many batches both are computed on.
 
     Example:
-        >>> perf = pd.DataFrame({"batch": [2, 2, 3, 3], "role": ["champion", "baseline"] * 2,
-        ...     "value": [2.0, 2.5, 3.0, 2.5], "n": [30] * 4})
         >>> status = {"batches": {"total": 5, "processed": 4, "quarantined": 1}}
-        >>> for part in _headline("mae", {2, 3}, perf, status).split(" ("):
+        >>> for part in _headline("mae", 2, 2.5, 2.5, status).split(" ("):
         ...     print(part)
         mae on 2 of 5 batches, the same for both lines
         not scored: 1 quarantined, and those without labels or before the first model): \
 continuously trained 2.500 / never retrained 2.500
     """
-    champion = views.overall(perf, "champion", both)
-    baseline = views.overall(perf, "baseline", both)
     same = ", the same for both lines" if baseline is not None else ""
     return (
-        f"{metric} on {len(both)} of {status['batches']['total']} batches{same} (not scored: "
+        f"{metric} on {scored} of {status['batches']['total']} batches{same} (not scored: "
         f"{status['batches'].get('quarantined', 0)} quarantined, and those without labels or "
         f"before the first model): continuously trained {_fmt(champion)}"
         + ("" if baseline is None else f" / never retrained {_fmt(baseline)}")

@@ -292,7 +292,7 @@ def _far_burst(
     column did not move as a whole (no drift below ``DRIFT_P``), asked after the unit rules (a
     unit change the rules cannot name moves the column and leaves a few values far out)."""
     r = checks.get("out_of_range")
-    far = int((r.detail.get("far") if r is not None else 0) or cur.far)
+    far = _far_count(r, cur)
     inside = sum(cur.hist[1:-1]) if cur.hist and len(cur.hist) >= 3 else cur.values
     calm = small and inside < SHARE_RULE_ROWS and _drift(name, checks) is None
     ceiling = 0.2 if calm else 0.1
@@ -305,6 +305,12 @@ def _far_burst(
     )
     evidence = [_cite(r), {"far": far, "rows": cur.values}]
     return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
+
+
+def _far_count(r: CheckResult | None, cur: ColumnProfile) -> int:
+    """Values ``FAR`` reference widths beyond the range: the out-of-range check's count (against
+    the champion's reference), else the batch profile's."""
+    return int((r.detail.get("far") if r is not None else 0) or cur.far)
 
 
 def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
@@ -330,7 +336,7 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
         )
         return _alarm("upstream_change", "moved_out", name, message, 0.7, evidence=[_cite(r)])
     outside = cur.hist[0] + cur.hist[-1]
-    far = int(r.detail.get("far") or cur.far)
+    far = _far_count(r, cur)
     if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or far < 0.5 * outside:
         return None  # values that continue the range's tail (most of them near it) are drift
     from retrainer.checks.drift import ks_from_histograms  # SciPy: imported when used
