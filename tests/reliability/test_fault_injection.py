@@ -118,21 +118,32 @@ def test_every_failing_call_of_a_registration_leaves_old_or_new(tmp_path, monkey
     with monkeypatch.context() as m:
         clean = Faults(m)
         probe.register(tree(3), lineage={}, metrics={})
-    for k in range(1, len(clean.calls) + 1):
+    # skops dates its archive and names arrays by object id, so a model's hash (and whether
+    # its shard folder already exists) varies between runs: the count of calls can differ by
+    # one or two. Whenever the fault is reached, the registration must fail cleanly.
+    reached = 0
+    for k in range(1, len(clean.calls) + 3):
         store = Store(f"sqlite:///{tmp_path / f'k{k}.db'}")
         registry = Registry(store, ArtifactStore(tmp_path / f"a{k}"))
         registry.register(tree(2), lineage={}, metrics={"gate_passed": True})
         registry.promote(1, reason="first")
         with monkeypatch.context() as m:
-            Faults(m, fail_at=k, code=code)
-            with pytest.raises(StoreError):
+            faults = Faults(m, fail_at=k, code=code)
+            try:
                 registry.register(tree(3), lineage={}, metrics={})
+            except StoreError:
+                reached += 1
+            else:
+                assert len(faults.calls) < k, f"call {k} failed and the registration went on"
+                store.dispose()
+                continue
         assert [v.version for v in registry.versions()] == [1]  # the old state
         assert registry.alias().version == 1 and registry.verify() == []
         with store.session() as s:
             assert integrity_ok(s)
         assert registry.register(tree(3), lineage={}, metrics={}).version == 2  # then the new
         store.dispose()
+    assert reached >= len(clean.calls) - 2
 
 
 FULL_DISK = textwrap.dedent(
