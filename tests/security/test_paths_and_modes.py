@@ -11,6 +11,7 @@ every file 0600 whatever the umask; the SQLite file should be 0600 too (it is no
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -37,12 +38,14 @@ CORPUS = [
 
 
 def snapshot(folder, skip):
-    """Path -> (size, mtime, bytes) of every file under ``folder`` outside ``skip``."""
-    found = {}
-    for path in folder.rglob("*"):
-        if path.is_file() and skip not in path.parents:
-            found[path] = (path.stat().st_size, path.stat().st_mtime_ns, path.read_bytes())
-    return found
+    """Path -> (size, mtime, bytes) of the files beside ``skip`` (the canaries), of every file
+    under ``folder`` named like a corpus target, and of ``/tmp/escape``. Other tests' folders
+    beside ``skip`` are otherwise left out: a process an earlier test started may still write
+    there."""
+    named = [p for name in ("escape", "passwd", "win.ini") for p in folder.rglob(name)]
+    paths = {p for p in [*folder.iterdir(), *named, Path("/tmp/escape")] if p.is_file()}
+    paths = {p for p in paths if skip not in p.parents}
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()) for p in paths}
 
 
 @pytest.fixture
