@@ -186,11 +186,12 @@ def test_fixes_merge_and_refuse_scaling_text():
         apply_fixes(pd.DataFrame({"c": ["a", "b"]}), {"scale": {"c": 10.0}}, "b.csv")
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 5])
 def test_rows_drawn_towards_older_people_are_drift_not_swapped_codes(seed):
     """ACS batches drawn towards older people shift the marital status (and military service)
     shares, and their codes sorted by share paired up as if swapped: "recode MAR" in 12 of 12
-    runs. With the age column drifted too, that is a selection of rows: drift."""
+    runs; with no children in a batch, military service's code '0' vanished as if renamed '2'
+    (seed 5). With the age column drifted too, that is a selection of rows: drift."""
     try:
         result = run_scenario(
             None, UNIT_CASES["employment-age-shift"], steps=9, at=6, seed=seed, batch_rows=90
@@ -208,3 +209,24 @@ def test_two_exchanged_codes_with_nothing_else_moved_are_still_a_recode():
     d = diagnose_frames(reference, batch)[1]
     assert d.top == "upstream_change" and d.alarms[0].check == "recode"
     assert "consistent with the reference's" in d.alarms[0].message
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_real_plateau_in_rows_of_another_regime_is_drift_not_a_fill_value(elec, seed):
+    """ELEC2's transfer sat at 0.500526 for weeks after the Victorian data starts. A batch
+    drawn half from those weeks (a seasonal stream's week) held it in 51 % of its rows and was
+    quarantined as "a new default or fill value upstream", though prices moved with it. A value
+    that is no fill-like number (decimals, inside the range) stands as a fill value only while
+    no other column drifted; written into half of a clean batch, it still does."""
+    later = elec.iloc[30_000:32_000][ELEC2_FEATURES].sample(frac=1.0, random_state=0)
+    reference, rest = later.iloc[:1344], later.iloc[1344:]
+    early = elec.iloc[REAL : REAL + WEEK][ELEC2_FEATURES]
+    plateau = early[np.isclose(early["transfer"], 0.500526)]
+    half = [plateau.sample(46, random_state=seed), rest.sample(44, random_state=seed)]
+    selected = pd.concat(half)
+    d = diagnose_frames(reference, selected.sample(frac=1.0, random_state=seed))[1]
+    assert d.top == "covariate_drift" and "default_value" not in [a.check for a in d.alarms]
+    filled = rest.sample(90, random_state=seed).reset_index(drop=True)
+    filled.loc[np.random.default_rng(seed).choice(90, 50, replace=False), "transfer"] = 0.500526
+    d = diagnose_frames(reference, filled)[1]
+    assert d.top == "upstream_change" and d.alarms[0].check == "default_value"

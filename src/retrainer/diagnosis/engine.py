@@ -266,6 +266,7 @@ def _point_mass(
         return None  # a common reading (a capped maximum, a sensor at rest): drift, not a fill
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
+    evidence[0]["fill_like"] = sentinel
     message = (
         f"column {name!r}: {col.mode_count} of {cur.values} rows ({100 * share:.0f}%) hold "
         f"{_g(col.mode)}, spread over the batch (at most {100 * known:.1f}% of the reference "
@@ -427,6 +428,7 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
             {
                 "mapping": mapping,
                 "kind": kind,
+                "known_codes": all(p.get(k, 0.0) > 0 for k in mapping),
                 "tv": [before, after],
                 "p_value": [p_before, p_after],
             }
@@ -716,15 +718,19 @@ def diagnose_batch(
 
 
 def _selected_rows(alarms: list[Alarm], by_column: dict) -> list[Alarm]:
-    """Swapped codes (a permutation of codes the reference holds, read from the shares) only
-    while no other column drifted: rows selected differently (older people) move a category's
-    shares too, and its codes sorted by share then pair up as if swapped. Such an alarm becomes
-    the column's drift alarm, if any."""
+    """Two readings of a column's shares stand only while no other column drifted, because
+    rows selected differently move shares too: codes re-coded among codes the reference holds
+    (older people move a category's shares, and its codes sorted by share pair up as if
+    swapped; with no children in a batch, military service's "not asked" vanishes as if
+    renamed), and a plateau that is no fill-like value (half a batch at a real reading,
+    0.500526, in weeks when the grid held its transfer there: the other columns moved with it).
+    Such an alarm becomes the column's drift alarm, if any."""
     moved = {a.column for a in alarms if a.cause == "covariate_drift"}
     out = []
     for a in alarms:
-        swapped = a.check == "recode" and a.evidence[0].get("kind") == "swapped"
-        if swapped and moved - {a.column}:
+        shares = a.check == "recode" and a.evidence[0].get("known_codes")
+        plateau = a.check == "default_value" and a.evidence[0].get("fill_like") is False
+        if (shares or plateau) and moved - {a.column}:
             a = _drift(a.column, by_column.get(a.column, {}))
         out += [a] if a is not None else []
     return out
