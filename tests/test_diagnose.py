@@ -230,3 +230,19 @@ def test_a_real_plateau_in_rows_of_another_regime_is_drift_not_a_fill_value(elec
     filled.loc[np.random.default_rng(seed).choice(90, 50, replace=False), "transfer"] = 0.500526
     d = diagnose_frames(reference, filled)[1]
     assert d.top == "upstream_change" and d.alarms[0].check == "default_value"
+
+
+def test_a_week_of_low_demand_with_every_price_moved_is_drift_not_kilometres_to_miles():
+    """A seasonal ELEC2 week (seed 11 of the yearly stream) against the 4 weeks before: its
+    vicdemand lies on x0.621 of theirs (KS p 0.31) and was quarantined as kilometres to miles,
+    while prices, NSW demand and transfer drifted with it. A factor that a change of level
+    could mimic stands only while no other column drifted (sent alone, such a map is still
+    named: ``test_affine_units``)."""
+    from retrainer.data.periods import split_periods
+    from retrainer.diagnosis.scenarios import seasonal_elec2
+
+    weeks = split_periods(seasonal_elec2("yearly", 108, 90, seed=11), "timestamp", "7D")
+    reference = pd.concat(weeks[45:49])[ELEC2_FEATURES]
+    d = diagnose_frames(reference, weeks[52][ELEC2_FEATURES])[1]
+    assert d.top == "covariate_drift" and "scale" not in [a.check for a in d.alarms]
+    assert {"nswprice", "vicprice", "vicdemand"} <= {a.column for a in d.alarms}

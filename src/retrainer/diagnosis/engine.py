@@ -718,19 +718,21 @@ def diagnose_batch(
 
 
 def _selected_rows(alarms: list[Alarm], by_column: dict) -> list[Alarm]:
-    """Two readings of a column's shares stand only while no other column drifted, because
-    rows selected differently move shares too: codes re-coded among codes the reference holds
+    """Three readings of one column stand only while no other column drifted, because rows
+    selected differently move a column too: codes re-coded among codes the reference holds
     (older people move a category's shares, and its codes sorted by share pair up as if
     swapped; with no children in a batch, military service's "not asked" vanishes as if
-    renamed), and a plateau that is no fill-like value (half a batch at a real reading,
-    0.500526, in weeks when the grid held its transfer there: the other columns moved with it).
+    renamed), a plateau that is no fill-like value (half a batch at a real reading, 0.500526,
+    in weeks when the grid held its transfer there), and a unit change a change of level could
+    mimic (a fitted map, or kilometres to miles: a week of low demand while every price moved).
     Such an alarm becomes the column's drift alarm, if any."""
     moved = {a.column for a in alarms if a.cause == "covariate_drift"}
     out = []
     for a in alarms:
         shares = a.check == "recode" and a.evidence[0].get("known_codes")
         plateau = a.check == "default_value" and a.evidence[0].get("fill_like") is False
-        if (shares or plateau) and moved - {a.column}:
+        level = a.check in ("scale", "affine") and any(e.get("level_like") for e in a.evidence)
+        if (shares or plateau or level) and moved - {a.column}:
             a = _drift(a.column, by_column.get(a.column, {}))
         out += [a] if a is not None else []
     return out

@@ -69,6 +69,7 @@ def affine(
                 "ks": t.ks,
                 "p": t.p_value,
                 "fitted": t.fitted,
+                "level_like": t.level_like,
             }  # fmt: skip
         ],
         "fix": fix,

@@ -159,6 +159,12 @@ class Transform:
     def shown(self) -> str:
         return f"x*{self.a:.6g}{self.b:+.6g}" if self.b else f"x*{self.a:.6g}"
 
+    @property
+    def level_like(self) -> bool:
+        """Whether a change of level of real data could look the same: a map fitted to the
+        batch, or a pure factor within ``LEVEL_FACTOR`` of 1."""
+        return self.fitted or (self.b == 0 and abs(math.log(self.a)) < math.log(LEVEL_FACTOR))
+
 
 def _round(x: float) -> float:
     return float(f"{x:.10g}")
@@ -236,9 +242,9 @@ def match_transform(
         return None  # a plain mean shift explains it as well: drift, not a unit
     rivals = [t for t in ranked[1:3] if _differs(ranked[0], t)]
     alone = not any(p_of(t) >= max(CONSISTENT_P, AMBIGUOUS * p) for t in rivals)
-    level = FITTED_P if b == 0 and abs(math.log(a)) < math.log(LEVEL_FACTOR) else CONSISTENT_P
-    if r2 >= R2_MIN and p >= level and alone:
-        return Transform(a, b, words, r2, d, p, p_identity)
+    found = Transform(a, b, words, r2, d, p, p_identity)
+    if r2 >= R2_MIN and p >= (FITTED_P if found.level_like else CONSISTENT_P) and alone:
+        return found
     # the slopes consistent with the batch (each with the median gap of the central quantiles
     # as offset; least squares bends on a gap between modes): the middle of that set is the fit
     grid = [(a, float(np.median(y - a * x))) for a in slope * np.exp(np.linspace(-1, 1, 81))]
