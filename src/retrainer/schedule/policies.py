@@ -490,11 +490,22 @@ class LiveInformation:
     (2,)
     >>> np.isfinite(live.known).sum(axis=0).tolist()  # entries seen per batch at the last call
     [1, 2, 1, 0]
+
+    With ``shadow`` the loop also fits a shadow candidate for every labelled batch (on the window
+    that ends before it, as the candidate of that batch's boundary) and scores it on that batch:
+    the whole diagonal of the labelled batches is known, not only the retrains'.
+
+    >>> shadow = LiveInformation(Every(5), shadow=True)  # never retrains here
+    >>> simulate(E, np.full(4, 100), shadow, cost=10, label_delay=1).schedule.retrain_at
+    ()
+    >>> np.isfinite(shadow.known).sum(axis=0).tolist()  # the first model, and a fresh one
+    [1, 2, 2, 0]
     """
 
-    def __init__(self, policy: Any) -> None:
-        self.policy = policy
-        self.name = f"{policy.name} (live information)"
+    def __init__(self, policy: Any, shadow: bool = False) -> None:
+        self.policy, self.shadow = policy, shadow
+        what = "live information, shadow" if shadow else "live information"
+        self.name = f"{policy.name} ({what})"
 
     def reset(self) -> None:
         self.policy.reset()
@@ -507,8 +518,8 @@ class LiveInformation:
         E = np.full(v.errors.shape, np.nan)
         for j in range(v.observed + 1):
             E[self.served[j], j] = v.errors[self.served[j], j]
-        for s in self.asked:
-            b = s - v.label_delay
+        fresh = range(v.observed + 1) if self.shadow else (s - v.label_delay for s in self.asked)
+        for b in fresh:
             if 0 <= b <= v.observed:
                 E[b, b] = v.errors[b, b]
         self.known = E
