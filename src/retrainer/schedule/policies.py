@@ -43,6 +43,7 @@ class View:
     cost: float
     label_delay: int
     bits: Any = None  # callable: model -> its per-row errors from its own first batch on
+    shadows: int = 0  # live: labelled batches where a shadow candidate was scored (the diagonal)
 
     @property
     def observed(self) -> int:
