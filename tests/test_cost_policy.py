@@ -197,3 +197,23 @@ def test_the_template_holds_a_cost_line_a_new_user_can_turn_on():
     policy = Policy.from_settings(PolicySettings.model_validate(cost))
     assert policy.triggers[0] == CostTrigger(retrain_cost=500)
     assert "errors" in text[text.index(line) : text.index(line) + 600]
+
+
+def test_a_failed_shadow_fit_is_logged_and_the_cycle_goes_on(tmp_path, monkeypatch):
+    from retrainer import cycle
+    from retrainer.errors import TrainingError
+    from retrainer.store.tables import EventRow
+
+    def broken(project, batch_id):
+        raise TrainingError("the trainer broke")
+
+    monkeypatch.setattr(cycle, "fit_shadow", broken)
+    project, rows = replay_stagger(tmp_path, 50)
+    with project.store.session() as s:
+        logged = [e.message for e in s.scalars(select(EventRow).where(EventRow.kind == "shadow"))]
+        roles = {c.detail.get("role") for c in s.scalars(select(CheckRow))}
+    assert logged and all(
+        "no shadow candidate (TrainingError: the trainer broke)" in m for m in logged
+    )
+    assert "shadow" not in roles and "champion" in roles
+    assert len(rows) == 13 and all("shadow candidates" not in r for _, _, x in rows for r in x)

@@ -299,9 +299,9 @@ class CostTrigger:
     :class:`~retrainer.schedule.policies.GainForecast`, on the run's record
     (``Evidence.serving``, read from the store by :func:`retrainer.schedule.live.store_view`):
     the typical extra errors of an older model over a fresh one by age, the champion's own
-    errors against the error rate fresh models had (the gates of past retrains and each
-    version's first batch), and a plan over the next batches that weighs keeping
-    the champion against paying ``retrain_cost`` (errors) for a fresh model.
+    errors against a fresh model's (the shadow candidates of ``policy.shadow``, else the gates
+    of past retrains and each version's first batch), and a plan over the next batches that
+    weighs keeping the champion against paying ``retrain_cost`` (errors) for a fresh model.
 
     Example:
         >>> from datetime import datetime, UTC

@@ -330,9 +330,10 @@ class GainForecast:
     which ages in turn; retrain now when the plan starts with a retrain. A gap measured beyond
     its noise (``z`` standard errors) is assumed to last over the horizon.
 
-    Live there are no shadow candidates: the record holds the models that served, the first
-    model and, at each retrain, the gate copy's errors (:mod:`retrainer.schedule.live`); the same
-    code reads what is there (:class:`LiveInformation` prices that in the backtest).
+    Live the record holds the models that served, the first model, a shadow candidate's errors
+    on each labelled batch (``policy.shadow``) and, at each retrain, the gate copy's errors
+    (:mod:`retrainer.schedule.live`); the same code reads what is there
+    (:class:`LiveInformation` prices that in the backtest).
     """
 
     name = "ours (gain forecast)"
