@@ -13,7 +13,7 @@ from sqlalchemy import select
 from retrainer import views
 from retrainer.config import PolicySettings
 from retrainer.replay import replay
-from retrainer.store.tables import DecisionRow
+from retrainer.store.tables import CheckRow, DecisionRow
 from retrainer.triggers import CostTrigger, Policy
 from tests.conftest import project_settings, store_url
 
@@ -33,14 +33,14 @@ def test_a_cost_makes_the_cost_trigger_the_default_and_money_converts_to_errors(
         PolicySettings.model_validate({"cost": {"retrain": 0}})
 
 
-def replay_stagger(tmp_path, cost):
+def replay_stagger(tmp_path, cost, shadow=None):
     """STAGGER, 200 rows a week, concepts changing abruptly at rows 1100 and 2200 (weeks 5
-    and 11; replay steps 1 and 7), under the cost policy."""
+    and 11; replay steps 1 and 7), under the cost policy (``shadow``: policy.shadow)."""
     from retrainer.datasets.synthetic import drift_stream
     from retrainer.project import Project
 
     stream = drift_stream("stagger", rows_per_concept=1100, batch_rows=200)
-    settings = project_settings(policy={"cost": {"retrain": cost}})
+    settings = project_settings(policy={"cost": {"retrain": cost}, "shadow": shadow})
     settings["store"] = {"url": store_url(tmp_path), "artifacts": str(tmp_path / "artifacts")}
     (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
     project = Project.from_yaml(tmp_path / "retrainer.yaml")
@@ -51,7 +51,7 @@ def replay_stagger(tmp_path, cost):
 
 @pytest.mark.parametrize("cost", [50, 10**9])
 def test_the_live_cost_policy_retrains_after_a_drift_only_when_it_pays(tmp_path, cost):
-    project, rows = replay_stagger(tmp_path, cost)
+    project, rows = replay_stagger(tmp_path, cost, shadow=False)
     priced = [r for r in rows[1:] if r[1] != "alert"]  # after the bootstrap
     assert priced
     for _, _, reasons in priced:
@@ -77,6 +77,89 @@ def test_the_live_cost_policy_retrains_after_a_drift_only_when_it_pays(tmp_path,
     assert view.champion == view.t - (len(rows) - 1 - retrains[-1])
     words = json.dumps(views.decision_explanation(project, rows[3][0]))
     assert "errors against a retrain cost" in words
+
+
+@pytest.fixture(scope="module")
+def shadowed(tmp_path_factory):
+    """The STAGGER replay at cost 50 with shadow candidates (on by default with a cost)."""
+    return replay_stagger(tmp_path_factory.mktemp("shadow"), 50)
+
+
+def _total(project, rows, cost):
+    """Errors of the models that served, plus the retrains after the first model, priced."""
+    perf = views.performance(project)
+    served = perf[perf["role"] == "champion"]
+    retrains = sum(a == "retrain" for _, a, _ in rows[1:])
+    return float(((1 - served["value"]) * served["n"]).sum()) + cost * retrains
+
+
+def test_shadow_candidates_keep_the_cost_policy_from_retrains_that_would_not_help(
+    shadowed, tmp_path
+):
+    project, rows = shadowed
+    with project.store.session() as s:
+        perf = [
+            dict(c.detail)
+            for c in s.scalars(select(CheckRow).where(CheckRow.kind == "performance"))
+        ]
+    champion = {p["batch"] for p in perf if p["role"] == "champion"}
+    shadows = {p["batch"]: p for p in perf if p["role"] == "shadow"}
+    assert set(shadows) == champion  # a shadow candidate on every labelled batch
+    assert all(
+        p["version"] is None and p["window"]["batches"][0] < p["batch"] for p in shadows.values()
+    )
+    assert "shadow" not in set(views.performance(project)["role"])  # no version to plot
+    # without shadows the record knows a fresh model's errors only at retrains: after the first
+    # changed week it retrains at once (step 3) on a window that straddles the change, and the
+    # new version does no better than the first model on the next weeks; it retrains again two
+    # weeks later, and the same at the second change: 4 retrains
+    plain_project, plain = replay_stagger(tmp_path, 50, shadow=False)
+    plain_at = [i for i, (_, a, _) in enumerate(plain) if a == "retrain" and i > 0]
+    at = [i for i, (_, a, _) in enumerate(rows) if a == "retrain" and i > 0]
+    assert plain_at[:1] == [3] and len(plain_at) == 4, plain_at
+    # with them it sees that a model fitted now is as wrong as the champion on the changed
+    # weeks, holds, and retrains once the fresh model is better: once per change, cheaper
+    assert 3 not in at and len(at) == 2, at
+    assert _total(project, rows, 50) < _total(plain_project, plain, 50)
+    held = [r for r in rows[3][2] if r.startswith("cost: ")][0]
+    assert "wait" in held and "shadow candidates on" in held
+    assert all("shadow" not in r for _, _, reasons in plain for r in reasons)
+
+
+def test_the_live_view_with_shadows_is_the_backtests_live_shadow_view(shadowed):
+    """The store read as a matrix equals what the backtest's ``LiveInformation(shadow=True)``
+    sees on the score matrix of the same batches (the history as one batch, the same trainer,
+    window and label delay): the shadow candidates are the matrix's diagonal."""
+    import pandas as pd
+
+    from retrainer.data.periods import split_periods
+    from retrainer.datasets.synthetic import drift_stream
+    from retrainer.schedule.gated import Gate
+    from retrainer.schedule.live import store_view
+    from retrainer.schedule.policies import GainForecast, LiveInformation, simulate
+    from retrainer.schedule.scores import build_scores
+    from retrainer.training import Trainer
+
+    project, rows = shadowed
+    frame = drift_stream("stagger", rows_per_concept=1100, batch_rows=200).frame.iloc[:3000]
+    periods = split_periods(frame, "timestamp", "7D")
+    history = pd.concat(periods[:4])
+    features = project.features(history)
+    batches = [(p[features].reset_index(drop=True), p["target"].to_numpy()) for p in periods[4:]]
+    batches.insert(0, (history[features].reset_index(drop=True), history["target"].to_numpy()))
+    t = project.config.trainer
+    m = build_scores(batches, Trainer(t.estimator, t.params), history=1, window=4)
+    live = LiveInformation(GainForecast(), shadow=True)
+    run = simulate(m.errors, m.rows, live, cost=50, label_delay=1, gate=Gate(m))
+    view = store_view(project.store, champion=project.champion.version, horizon=0)
+    n = live.known.shape[0]
+    seen = live.known[:, : n - 1]  # the backtest's last boundary: labels up to batch n - 2
+    record = view.errors[1 : n + 1, 1:n]  # the store's first column is the history batch
+    assert (np.isfinite(seen) == np.isfinite(record)).all()
+    assert np.allclose(seen[np.isfinite(seen)], record[np.isfinite(record)])
+    # the same decisions, but at the last boundary (the backtest knows the stream ends there)
+    at = [i - 1 for i, (_, a, _) in enumerate(rows) if a == "retrain" and i > 0]  # boundaries
+    assert [b for b in at if b < n - 1] == list(run.schedule.retrain_at)
 
 
 def test_cli_backtest_optimal_prices_every_policy_and_reuses_the_matrix(tmp_path):
@@ -114,3 +197,23 @@ def test_the_template_holds_a_cost_line_a_new_user_can_turn_on():
     policy = Policy.from_settings(PolicySettings.model_validate(cost))
     assert policy.triggers[0] == CostTrigger(retrain_cost=500)
     assert "errors" in text[text.index(line) : text.index(line) + 600]
+
+
+def test_a_failed_shadow_fit_is_logged_and_the_cycle_goes_on(tmp_path, monkeypatch):
+    from retrainer import cycle
+    from retrainer.errors import TrainingError
+    from retrainer.store.tables import EventRow
+
+    def broken(project, batch_id):
+        raise TrainingError("the trainer broke")
+
+    monkeypatch.setattr(cycle, "fit_shadow", broken)
+    project, rows = replay_stagger(tmp_path, 50)
+    with project.store.session() as s:
+        logged = [e.message for e in s.scalars(select(EventRow).where(EventRow.kind == "shadow"))]
+        roles = {c.detail.get("role") for c in s.scalars(select(CheckRow))}
+    assert logged and all(
+        "no shadow candidate (TrainingError: the trainer broke)" in m for m in logged
+    )
+    assert "shadow" not in roles and "champion" in roles
+    assert len(rows) == 13 and all("shadow candidates" not in r for _, _, x in rows for r in x)

@@ -1159,8 +1159,9 @@ def _render_decision(d: dict) -> None:
         console.print(f"  evidence   batch {c['batch']}: {c['message']}", highlight=False)
     for p in d["evidence"]["performance"]:
         band = f" [{_fmt(p['lower'])}, {_fmt(p['upper'])}]" if "lower" in p else ""
+        model = p["role"] if p.get("version") is None else f"{p['role']} v{p['version']}"
         console.print(
-            f"  evidence   batch {p['batch']} {p['role']} v{p['version']}: "
+            f"  evidence   batch {p['batch']} {model}: "
             f"{p['metric']}={_fmt(p['value'])}{band} on {p['n']} rows",
             highlight=False,
         )

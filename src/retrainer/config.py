@@ -505,6 +505,10 @@ class PolicySettings(_Section):
     # what a retrain costs, in wrong predictions (or money per retrain and per error); with a
     # cost and no triggers listed, the cost trigger decides (retrainer.triggers.CostTrigger)
     cost: CostSettings | None = None
+    # a shadow candidate fitted on the window before every newly labelled batch and scored on it
+    # (not registered, gated or deployed): the fresh model's errors the cost trigger compares
+    # the champion with; None: on when a cost is given (retrainer.cycle)
+    shadow: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -517,7 +521,16 @@ class PolicySettings(_Section):
     def _cost_needed(self) -> PolicySettings:
         if self.cost is None and any(t.type == "cost" for t in self.triggers):
             raise ValueError("a cost trigger needs policy.cost (e.g. cost: {retrain: 500})")
+        if self.shadow and self.cost is None:
+            raise ValueError(
+                "policy.shadow needs policy.cost: only the cost trigger reads shadow candidates"
+            )
         return self
+
+    @property
+    def shadows(self) -> bool:
+        """Whether the loop fits a shadow candidate for each newly labelled batch."""
+        return self.cost is not None if self.shadow is None else self.shadow
 
 
 class CostSettings(_Section):

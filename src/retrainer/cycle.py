@@ -38,7 +38,7 @@ from retrainer.ingest import FUTURE_SLACK
 from retrainer.metrics import row_losses, score
 from retrainer.profile import BatchProfile
 from retrainer.quarantine import Quarantine, aside_alarm, far_rows, set_aside
-from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
+from retrainer.retrain import RunOutcome, fit_shadow, owner, recover_interrupted, retrain
 from retrainer.store.tables import (
     BatchRow,
     CheckRow,
@@ -453,11 +453,12 @@ class _Cycle:
                 if pset.role == "champion":
                     self._feed(detector, row.id, pset.version, y_true, y_pred)
             drift = self._target_checks(frame[self.p.target][~aside])
+            shadow = self._shadow(row, frame, known)
             with self.p.store.session() as s:
                 s.get(BatchRow, row.id).evaluated = True
                 for r in drift:
                     s.add(_check_row(self.id, row.id, r))
-                for e in (e for e in self.evaluations if e["batch"] == row.id):
+                for e in [e for e in self.evaluations if e["batch"] == row.id] + shadow:
                     s.add(
                         CheckRow(
                             cycle_id=self.id,
@@ -480,6 +481,45 @@ class _Cycle:
         self.alarms += [{**a.to_dict(), "batch": None} for a in relation]
         self.evidence += relation  # labels' alarms decide too (no batch to quarantine)
         self.p.set_state("detector", detector.state_dict())
+
+    def _shadow(self, row: BatchRow, frame: pd.DataFrame, known: np.ndarray) -> list[dict]:
+        """A shadow candidate's score on a newly labelled batch (``policy.shadow``): fitted on
+        the window before it, as a retrain's model is (:func:`retrainer.retrain.fit_shadow`),
+        scored on its labelled rows not set aside, stored as the ``shadow`` role (no version):
+        the fresh model's errors the cost trigger compares the champion with. Classifiers only
+        (the cost counts wrong predictions). A failed fit is logged and leaves no entry."""
+        wanted = self.cfg.policy.shadows and self.cfg.trainer.task == "classification"
+        if not (wanted and known.any()):
+            return []
+        metric = self.cfg.gate.metric
+        try:
+            model, features, window = fit_shadow(self.p, row.id)
+            y_true = frame[self.p.target].to_numpy()[known]
+            y_pred, y_score = predict(model, frame[features][known])
+            value = score(metric, y_true, y_pred, y_score)
+        except Exception as exc:  # a shadow is advice: the cycle goes on without it
+            with self.p.store.session() as s:
+                self.p.event(
+                    s,
+                    "shadow",
+                    f"batch {row.id}: no shadow candidate ({type(exc).__name__}: {exc})",
+                    cycle_id=self.id,
+                    batch_id=row.id,
+                )
+            return []
+        return [
+            {
+                "batch": row.id,
+                "version": None,
+                "role": "shadow",
+                "metric": metric,
+                "value": value,
+                "n": int(known.sum()),
+                "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
+                "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
+                "window": {"batches": _span(window["batches"]), "rows": window["rows"]},
+            }
+        ]
 
     def _target_checks(self, labels: pd.Series) -> list[CheckResult]:
         """Target drift of a batch's labels against the champion's reference sample."""
@@ -703,6 +743,11 @@ def _with_far_checks(
         if r.name == "out_of_range" and r.column in found
     }
     return [far.get(r.column, r) if r.name == "out_of_range" else r for r in rest]
+
+
+def _span(batches: list[int]) -> list[int]:
+    """First, last and how many batch ids (as a gate records the champion's window)."""
+    return [min(batches), max(batches), len(batches)]
 
 
 def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:

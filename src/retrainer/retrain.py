@@ -26,7 +26,7 @@ from retrainer.checks.monitors import version_monitors
 from retrainer.checks.sample import store_sample
 from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
-from retrainer.errors import RetrainerError
+from retrainer.errors import RetrainerError, TrainingError
 from retrainer.gate import GateResult, holdout_size, model_classes, unmeasured
 from retrainer.metrics import row_losses, score
 from retrainer.profile import BatchProfile
@@ -56,16 +56,16 @@ class RunOutcome:
         return asdict(self)
 
 
-def select_window(project: Record) -> list[BatchRow]:
+def select_window(project: Record, before: int | None = None) -> list[BatchRow]:
     """The labelled, unquarantined batches the trainer's window covers, oldest first (reaching
-    back over older batches until they hold ``window.min_rows`` labelled rows, when set)."""
+    back over older batches until they hold ``window.min_rows`` labelled rows, when set); with
+    ``before``, of the batches older than that batch id (a shadow candidate's window)."""
     window = project.config.trainer.window
+    query = select(BatchRow).where(BatchRow.n_labelled > 0, BatchRow.status != "quarantined")
+    if before is not None:
+        query = query.where(BatchRow.id < before)
     with project.store.session() as s:
-        rows = s.scalars(
-            select(BatchRow)
-            .where(BatchRow.n_labelled > 0, BatchRow.status != "quarantined")
-            .order_by(BatchRow.id)
-        ).all()
+        rows = s.scalars(query.order_by(BatchRow.id)).all()
     if window.all or not rows:
         return list(rows)
     if window.days is not None:
@@ -74,6 +74,28 @@ def select_window(project: Record) -> list[BatchRow]:
     else:
         chosen = list(rows[-window.batches :])
     return reach_back(list(rows), chosen, window.min_rows)
+
+
+def fit_shadow(project: Record, batch_id: int) -> tuple[Any, list[str], dict]:
+    """A shadow candidate for batch ``batch_id``: the project's trainer fitted, as a retrain's
+    model is, on the window of labelled batches before that batch (never registered, gated or
+    deployed). Returns the model, its features and its window (``batches``, ``rows``).
+
+    Raises:
+        TrainingError: the window holds fewer than ``trainer.min_rows`` labelled rows.
+    """
+    cfg = project.config
+    batches = select_window(project, before=batch_id)
+    frame, _ = _window_rows(project, batches)
+    window = {"batches": [b.id for b in batches], "rows": len(frame)}
+    if len(frame) < cfg.trainer.min_rows:
+        raise TrainingError(
+            f"only {len(frame)} labelled rows before batch {batch_id} "
+            f"(trainer.min_rows is {cfg.trainer.min_rows})"
+        )
+    features = project.features(frame)
+    model = train_challenger(cfg, frame[features], frame[project.target]).model
+    return model, features, window
 
 
 def reach_back(rows: list, chosen: list, min_rows: int | None) -> list:

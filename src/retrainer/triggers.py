@@ -299,9 +299,9 @@ class CostTrigger:
     :class:`~retrainer.schedule.policies.GainForecast`, on the run's record
     (``Evidence.serving``, read from the store by :func:`retrainer.schedule.live.store_view`):
     the typical extra errors of an older model over a fresh one by age, the champion's own
-    errors against the error rate fresh models had (the gates of past retrains and each
-    version's first batch), and a plan over the next batches that weighs keeping
-    the champion against paying ``retrain_cost`` (errors) for a fresh model.
+    errors against a fresh model's (the shadow candidates of ``policy.shadow``, else the gates
+    of past retrains and each version's first batch), and a plan over the next batches that
+    weighs keeping the champion against paying ``retrain_cost`` (errors) for a fresh model.
 
     Example:
         >>> from datetime import datetime, UTC
@@ -340,11 +340,25 @@ class CostTrigger:
                 f"cost: no record of served batches yet, so nothing to weigh: ~0 errors "
                 f"against a retrain cost of {self.retrain_cost:,.0f}; hold"
             )
-        return f"cost: {choice.reason}"
+        return self._words(ev, choice)
 
     def fire(self, ev: Evidence) -> str | None:
         choice = self.choice(ev)
-        return f"cost: {choice.reason}" if choice is not None and choice.retrain else None
+        return self._words(ev, choice) if choice is not None and choice.retrain else None
+
+    @staticmethod
+    def _words(ev: Evidence, choice: Any) -> str:
+        """The choice's reason, and whether shadow candidates gave fresh models' errors."""
+        import numpy as np
+
+        view = ev.serving
+        if not view.shadows:
+            return f"cost: {choice.reason}"
+        labelled = int(np.isfinite(view.errors[:, : view.observed + 1]).any(axis=0).sum())
+        return (
+            f"cost: {choice.reason}; a fresh model's errors from shadow candidates on "
+            f"{view.shadows} of the {labelled} labelled batches read"
+        )
 
 
 @dataclass(frozen=True)

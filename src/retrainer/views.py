@@ -31,14 +31,15 @@ ROLES = ("champion", "baseline")  # the continuously trained model, the never-re
 
 
 def performance(project: Record) -> pd.DataFrame:
-    """Realised performance per batch and role (champion, baseline), in batch order."""
+    """Realised performance per batch and role (champion, baseline), in batch order (not the
+    shadow candidates': no version, read by the cost trigger only)."""
     import pandas as pd
 
     with project.store.session() as s:
         rows = s.scalars(
             select(CheckRow).where(CheckRow.kind == "performance").order_by(CheckRow.batch_id)
         ).all()
-        details = [dict(r.detail) for r in rows]
+        details = [dict(r.detail) for r in rows if r.detail.get("role") != "shadow"]
     columns = ["batch", "version", "role", "metric", "value", "n", "data_time"]
     frame = pd.DataFrame(details, columns=columns)
     frame["data_time"] = pd.to_datetime(frame["data_time"], utc=True)

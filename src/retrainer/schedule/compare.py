@@ -45,6 +45,7 @@ def default_policies(**tuned: Any) -> dict[str, Any]:
         "UPF": UPF(**tuned.get("upf", {})),
         "ours (gain forecast)": GainForecast(**tuned.get("ours", {})),
         "ours (live information)": LiveInformation(GainForecast(**tuned.get("ours", {}))),
+        "ours (live, shadow)": LiveInformation(GainForecast(**tuned.get("ours", {})), shadow=True),
     }
 
 

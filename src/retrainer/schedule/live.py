@@ -3,13 +3,14 @@
 
 Batches (not quarantined) in arrival order are the columns; a version sits in the row of the
 first batch it served as champion (its boundary). Known entries are the errors the loop scored
-of every batch's champion, and, for every retrain whose gate compared on accuracy, the gate
-copy's error rate on the held-out rows of the window's newest batch, as a fresh model's errors
-on that batch (the diagonal: a model that has not seen that batch's labels). The first model's
-errors on every batch (the ``baseline`` role) are left out: its gap to the champion mixes a
-changed concept with ageing. Everything else is unknown (NaN): the backtest's matrix has a
-candidate at every boundary, live has only the models that served, so the policy falls back to
-the error rate fresh models had where a fresh model was not scored
+of every batch's champion and a fresh model's errors on a batch (the diagonal: a model that has
+not seen that batch's labels): the shadow candidate's (``policy.shadow``, fitted on the window
+before each newly labelled batch and scored on it, the ``shadow`` role), else, for a retrain
+whose gate compared on accuracy, the gate copy's error rate on the held-out rows of the window's
+newest batch. The first model's errors on every batch (the ``baseline`` role) are left out: its
+gap to the champion mixes a changed concept with ageing. Everything else is unknown (NaN): the
+backtest's matrix has a candidate at every boundary, live has only the models that served, so
+the policy falls back to the error rate fresh models had where a fresh model was not scored
 (:meth:`~retrainer.schedule.policies.View.fresh`).
 
 Example:
@@ -23,6 +24,13 @@ Example:
     (12.0, 10.0, 11.0)
     >>> bool(np.isnan(view.errors[0, 2]))  # the first model did not serve batch 3
     True
+    >>> shadowed = serving_view(
+    ...     batches=[(1, 100), (2, 100), (3, 100), (4, 100)],
+    ...     scored=[(1, 1, 10), (2, 1, 12), (3, 1, 30)],
+    ...     served={1: 1, 2: 1, 3: 1}, gates=[], shadows=[(2, 0.08), (3, 0.1)], champion=1,
+    ...     horizon=2)
+    >>> np.diag(shadowed.errors)[:3].tolist(), shadowed.shadows  # batch 1: the first model's
+    ([10.0, 8.0, 10.0], 2)
 """
 
 from __future__ import annotations
@@ -44,12 +52,14 @@ def serving_view(
     champion: int,
     horizon: int,
     cost: float = 0.0,
+    shadows: Iterable[tuple[int, float]] = (),
 ) -> View | None:
     """A :class:`View` of the record: ``batches`` as ``(batch id, rows)`` in arrival order,
     ``scored`` as ``(batch id, version, errors)``, ``served`` the champion version of each batch
     id, ``gates`` as ``(newest batch id of the window, the gate copy's error rate)``, the current
-    ``champion`` version, and ``horizon`` future batches of the recent size; None before any
-    batch."""
+    ``champion`` version, ``horizon`` future batches of the recent size, and ``shadows`` as
+    ``(batch id, the shadow candidate's error rate)`` (where the batch's champion was not itself
+    fresh; before a gate copy's); None before any batch."""
     order = {batch: j for j, (batch, _) in enumerate(batches)}
     if not order:
         return None
@@ -66,22 +76,26 @@ def serving_view(
         if k is not None and j is not None and k <= j:
             errors[k, j] = float(wrong)
     labelled = [j for j in range(t) if np.isfinite(errors[:, j]).any()]
-    for batch, rate in gates:
-        j = order.get(batch)
-        if j is not None and np.isnan(errors[j, j]):
-            errors[j, j] = rate * size[j]
+    shadowed = 0
+    for fresh, is_shadow in ((shadows, True), (gates, False)):
+        for batch, rate in fresh:
+            j = order.get(batch)
+            if j is not None and np.isnan(errors[j, j]):
+                errors[j, j] = rate * size[j]
+                shadowed += is_shadow
     if not labelled:
         return View(errors, np.r_[size, np.full(horizon, size.mean())], t, boundary[champion],
                     cost, t + 1)  # fmt: skip
     observed = labelled[-1]
     recent = size[labelled[-4:]].mean()
     rows = np.r_[size, np.full(horizon, recent)]
-    return View(errors, rows, t, boundary[champion], float(cost), t - observed)
+    return View(errors, rows, t, boundary[champion], float(cost), t - observed, shadows=shadowed)
 
 
 def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 260) -> View | None:
     """:func:`serving_view` of a project's store over its last ``keep`` batches (errors as the
-    loop recorded them; runs whose gate compared on accuracy add the gate copy's error rate).
+    loop recorded them, shadow candidates' too; runs whose gate compared on accuracy add the
+    gate copy's error rate).
     A champion older than that counts as ``keep`` batches old."""
     from sqlalchemy import select
 
@@ -113,6 +127,11 @@ def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 26
         if c.get("errors") is not None and c.get("role") == "champion"
     ]
     served = {c["batch"]: c["version"] for c in checks if c.get("role") == "champion"}
+    shadows = [
+        (c["batch"], c["errors"] / c["n"])
+        for c in checks
+        if c.get("role") == "shadow" and c.get("errors") is not None and c.get("n")
+    ]
     gates = []
     for window, metrics in runs:
         gate = (metrics or {}).get("gate") or {}
@@ -125,4 +144,5 @@ def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 26
         gates=gates,
         champion=champion,
         horizon=horizon,
+        shadows=shadows,
     )

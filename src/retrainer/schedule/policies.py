@@ -43,6 +43,7 @@ class View:
     cost: float
     label_delay: int
     bits: Any = None  # callable: model -> its per-row errors from its own first batch on
+    shadows: int = 0  # live: labelled batches where a shadow candidate was scored (the diagonal)
 
     @property
     def observed(self) -> int:
@@ -329,9 +330,10 @@ class GainForecast:
     which ages in turn; retrain now when the plan starts with a retrain. A gap measured beyond
     its noise (``z`` standard errors) is assumed to last over the horizon.
 
-    Live there are no shadow candidates: the record holds the models that served, the first
-    model and, at each retrain, the gate copy's errors (:mod:`retrainer.schedule.live`); the same
-    code reads what is there (:class:`LiveInformation` prices that in the backtest).
+    Live the record holds the models that served, the first model, a shadow candidate's errors
+    on each labelled batch (``policy.shadow``) and, at each retrain, the gate copy's errors
+    (:mod:`retrainer.schedule.live`); the same code reads what is there
+    (:class:`LiveInformation` prices that in the backtest).
     """
 
     name = "ours (gain forecast)"
@@ -490,11 +492,22 @@ class LiveInformation:
     (2,)
     >>> np.isfinite(live.known).sum(axis=0).tolist()  # entries seen per batch at the last call
     [1, 2, 1, 0]
+
+    With ``shadow`` the loop also fits a shadow candidate for every labelled batch (on the window
+    that ends before it, as the candidate of that batch's boundary) and scores it on that batch:
+    the whole diagonal of the labelled batches is known, not only the retrains'.
+
+    >>> shadow = LiveInformation(Every(5), shadow=True)  # never retrains here
+    >>> simulate(E, np.full(4, 100), shadow, cost=10, label_delay=1).schedule.retrain_at
+    ()
+    >>> np.isfinite(shadow.known).sum(axis=0).tolist()  # the first model, and a fresh one
+    [1, 2, 2, 0]
     """
 
-    def __init__(self, policy: Any) -> None:
-        self.policy = policy
-        self.name = f"{policy.name} (live information)"
+    def __init__(self, policy: Any, shadow: bool = False) -> None:
+        self.policy, self.shadow = policy, shadow
+        what = "live information, shadow" if shadow else "live information"
+        self.name = f"{policy.name} ({what})"
 
     def reset(self) -> None:
         self.policy.reset()
@@ -507,8 +520,8 @@ class LiveInformation:
         E = np.full(v.errors.shape, np.nan)
         for j in range(v.observed + 1):
             E[self.served[j], j] = v.errors[self.served[j], j]
-        for s in self.asked:
-            b = s - v.label_delay
+        fresh = range(v.observed + 1) if self.shadow else (s - v.label_delay for s in self.asked)
+        for b in fresh:
             if 0 <= b <= v.observed:
                 E[b, b] = v.errors[b, b]
         self.known = E
