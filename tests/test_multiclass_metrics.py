@@ -1,12 +1,17 @@
-"""F1 on a multi-class task: macro-averaged whatever classes one batch or holdout holds."""
+"""Metrics of a multi-class task: F1 macro-averaged whatever classes one batch or holdout
+holds, ROC AUC one-vs-rest over the model's classes, as scikit-learn computes them."""
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn import metrics as skm
+from sklearn.datasets import load_wine
+from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.gate import evaluate_gate
 from retrainer.metrics import score
+from retrainer.training import predict
 
 
 def test_f1_of_a_batch_with_two_of_several_string_classes_is_macro():
@@ -40,3 +45,45 @@ def test_gate_on_f1_with_a_holdout_of_two_of_three_classes():
     assert result.challenger == skm.f1_score(
         y[holdout], challenger.predict(X[holdout]), average="macro"
     )
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """Wine (3 classes), shuffled: 100 rows to train on, 78 held out."""
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    order = np.random.default_rng(0).permutation(len(X))
+    X, y = X.iloc[order].reset_index(drop=True), y.iloc[order].reset_index(drop=True)
+    good = LogisticRegression(max_iter=5000).fit(X[:100], y[:100])
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(X[:100], y[:100])
+    return X[100:], y[100:], good, stump
+
+
+def test_roc_auc_of_a_multiclass_model_is_one_vs_rest_macro(wine):
+    X, y, good, _ = wine
+    pred, proba = predict(good, X)
+    expected = skm.roc_auc_score(y, good.predict_proba(X), multi_class="ovr", labels=[0, 1, 2])
+    assert score("roc_auc", y, pred, proba, classes=[0, 1, 2]) == pytest.approx(expected)
+    assert 0.9 < expected < 1.0
+
+
+def test_gate_on_roc_auc_rejects_a_worse_multiclass_challenger(wine):
+    """Both scores were NaN (one score column for three classes) and the gate promoted."""
+    X, y, good, stump = wine
+    result = evaluate_gate(stump, good, X, y, metric="roc_auc")
+    auc = [skm.roc_auc_score(y, m.predict_proba(X), multi_class="ovr") for m in (stump, good)]
+    assert (result.challenger, result.champion) == pytest.approx(auc)
+    assert result.verdict == "worse" and not result.passed
+    assert evaluate_gate(good, stump, X, y, metric="roc_auc").verdict == "not_worse"
+
+
+def test_a_metric_undefined_on_the_holdout_never_promotes(wine):
+    """A holdout without one of the three classes has no one-vs-rest AUC (NaN in scikit-learn
+    too); an undefined comparison was inconclusive and promoted by default."""
+    X, y, good, stump = wine
+    two = (y != 2).to_numpy()
+    assert np.isnan(skm.roc_auc_score(y[two], good.predict_proba(X[two]), multi_class="ovr",
+                                      labels=[0, 1, 2]))  # fmt: skip
+    result = evaluate_gate(stump, good, X[two], y[two], metric="roc_auc")
+    assert not result.passed and result.verdict == "inconclusive"
+    assert result.reason.startswith("not measured: challenger roc_auc=nan")
+    assert "3 classes; no row of class 2" in result.reason and "champion kept" in result.reason

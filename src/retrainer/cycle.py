@@ -392,7 +392,9 @@ class _Cycle:
                 table = pd.DataFrame({"row": np.arange(len(frame)), "prediction": pred.to_numpy()})
                 if id_col:
                     table["id"] = frame[id_col].to_numpy()
-                if proba is not None:
+                if isinstance(proba, pd.DataFrame):  # a multi-class model: a column per class
+                    table = table.assign(**{f"score:{c}": proba[c].to_numpy() for c in proba})
+                elif proba is not None:
                     table["score"] = proba.to_numpy()
                 sha = self.p.artifacts.put_frame(table)
                 with self.p.store.session() as s:

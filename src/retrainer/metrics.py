@@ -29,17 +29,23 @@ def score(
     y_score: Sequence | None = None,
     classes: Sequence | None = None,
 ) -> float:
-    """The value of ``metric`` for true labels, predictions and (for roc_auc) positive scores.
+    """The value of ``metric`` for true labels, predictions and (for roc_auc) scores: the
+    positive class's, or one column per class of a multi-class model.
 
     ``f1`` is the positive class's F1 for a binary task and macro F1 otherwise. The task is
     binary when ``classes`` (the model's classes, sorted) has two entries, the positive class
     being the second; without ``classes``, when every label is 0 or 1. A multi-class task is
-    macro-averaged whatever classes one batch happens to hold.
+    macro-averaged whatever classes one batch happens to hold. A multi-class ``roc_auc`` is the
+    one-vs-rest macro AUC over ``classes`` (scikit-learn's ``multi_class="ovr"``); NaN when a
+    class is missing from the rows or the scores are not known.
 
     >>> score("f1", ["sun", "fog", "sun"], ["sun", "fog", "fog"])     # macro over fog and sun
     0.6666666666666666
     >>> score("f1", ["no", "yes", "yes"], ["no", "yes", "no"], classes=["no", "yes"])
     0.6666666666666666
+    >>> proba = [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.3, 0.5, 0.2], [0.5, 0.1, 0.4]]
+    >>> score("roc_auc", [0, 1, 2, 2], [0, 1, 2, 0], proba, classes=[0, 1, 2])
+    0.8611111111111112
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if metric == "accuracy":
@@ -51,9 +57,7 @@ def score(
             y_true, y_pred, zero_division=0, **_f1_average(y_true, y_pred, classes)
         )
     elif metric == "roc_auc":
-        if y_score is None or len(np.unique(y_true)) < 2:
-            return float("nan")
-        value = skm.roc_auc_score(y_true, np.asarray(y_score))
+        value = _roc_auc(y_true, y_score, classes)
     elif metric == "mae":
         value = skm.mean_absolute_error(y_true, y_pred)
     elif metric == "rmse":
@@ -63,6 +67,24 @@ def score(
     else:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return float(value)
+
+
+def _roc_auc(y_true: np.ndarray, y_score, classes: Sequence | None) -> float:
+    """Binary AUC of the positive-class scores, or one-vs-rest macro AUC of class scores (a
+    frame's columns are put in the order of ``classes``, a class it lacks scoring 0)."""
+    if y_score is None or len(np.unique(y_true)) < 2:
+        return float("nan")
+    if hasattr(y_score, "columns") and classes is not None:
+        y_score = y_score.reindex(columns=list(classes), fill_value=0.0)
+    scores = np.asarray(y_score, dtype=float)
+    if scores.ndim == 1:
+        return skm.roc_auc_score(y_true, scores)
+    labels = list(classes) if classes is not None else list(range(scores.shape[1]))
+    if len(labels) != scores.shape[1] or not np.isin(labels, y_true).all():
+        return float("nan")  # a class without rows: its one-vs-rest AUC is undefined
+    if not np.isin(y_true, labels).all():
+        return float("nan")  # a label no model knows
+    return skm.roc_auc_score(y_true, scores, multi_class="ovr", labels=labels)
 
 
 def _f1_average(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None) -> dict:
