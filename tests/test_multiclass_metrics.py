@@ -87,3 +87,50 @@ def test_a_metric_undefined_on_the_holdout_never_promotes(wine):
     assert not result.passed and result.verdict == "inconclusive"
     assert result.reason.startswith("not measured: challenger roc_auc=nan")
     assert "3 classes; no row of class 2" in result.reason and "champion kept" in result.reason
+
+
+def _three_classes(start: int, n: int, seed: int) -> pd.DataFrame:
+    """Classes 0, 1, 2 by bands of ``a``, with 10 % of the labels drawn at random."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(-1.5, 1.5, n), rng.normal(size=n)
+    y = np.digitize(a, [-0.5, 0.5])
+    noisy = rng.random(n) < 0.1
+    y[noisy] = rng.integers(0, 3, noisy.sum())
+    stamps = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        np.arange(start, start + n), "h"
+    )
+    return pd.DataFrame({"id": np.arange(start, start + n), "timestamp": stamps, "a": a, "b": b,
+                         "target": y})  # fmt: skip
+
+
+@pytest.mark.parametrize("metric", ["f1", "roc_auc"])
+def test_realised_metric_of_a_batch_with_two_of_three_classes_is_the_gates(make_project, metric):
+    """The cycle scored a batch without the model's classes: labels 0 and 1 only gave the F1 of
+    class 1 (binary), and roc_auc was NaN (one score column for three classes)."""
+    project = make_project(
+        policy={"triggers": [{"type": "manual"}]}, gate={"metric": metric, "tolerance": 0.01}
+    )
+    for k in range(4):
+        project.ingest(_three_classes(300 * k, 300, k), key=f"p{k}")
+    project.cycle()
+    model = project.load_model(project.champion.version)
+    assert model.classes_.tolist() == [0, 1, 2]
+    batch = _three_classes(1200, 600, 9)
+    two = (batch["target"] < 2) & (model.predict(batch[["a", "b"]]) < 2)
+    batch = batch[two].iloc[:250]  # two of the three classes, in labels and predictions
+    project.ingest(batch, key="two")
+    report = project.cycle()
+    (found,) = [e for e in report.evaluations if e["role"] == "champion"]
+    X, y = batch[["a", "b"]], batch["target"]
+    if metric == "f1":
+        expected = skm.f1_score(y, model.predict(X), average="macro")
+        assert expected != pytest.approx(skm.f1_score(y, model.predict(X)))  # not binary
+    else:  # a class without rows: undefined, as in scikit-learn
+        expected = skm.roc_auc_score(y, model.predict_proba(X), multi_class="ovr", labels=[0, 1, 2])
+        assert np.isnan(expected)
+        batch = _three_classes(1800, 250, 10)
+        project.ingest(batch, key="three")
+        (found,) = [e for e in project.cycle().evaluations if e["role"] == "champion"]
+        X, y = batch[["a", "b"]], batch["target"]
+        expected = skm.roc_auc_score(y, model.predict_proba(X), multi_class="ovr")
+    assert found["value"] == pytest.approx(expected, nan_ok=True) and found["n"] == len(batch)

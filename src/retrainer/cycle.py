@@ -34,6 +34,7 @@ from retrainer.checks.sample import (
 from retrainer.diagnosis import Alarm
 from retrainer.diagnosis.alarms import Diagnosis, rank
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
+from retrainer.gate import model_classes
 from retrainer.ingest import FUTURE_SLACK
 from retrainer.metrics import row_losses, score
 from retrainer.profile import BatchProfile
@@ -434,13 +435,15 @@ class _Cycle:
                 if not scored.any():
                     continue
                 y_true, y_pred = y[at][scored], preds["prediction"].to_numpy()[scored]
-                y_score = preds["score"].to_numpy()[scored] if "score" in preds else None
+                classes = model_classes(self.p.load_model(pset.version))
+                y_score = _scores(preds, classes)
+                y_score = None if y_score is None else y_score[scored]
                 entry = {
                     "batch": row.id,
                     "version": pset.version,
                     "role": pset.role,
                     "metric": metric,
-                    "value": score(metric, y_true, y_pred, y_score),
+                    "value": score(metric, y_true, y_pred, y_score, classes),
                     "n": int(scored.sum()),
                     "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
@@ -712,6 +715,21 @@ def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:
     if task != "classification":
         return None
     return int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))
+
+
+def _scores(preds: pd.DataFrame, classes: list | None) -> np.ndarray | None:
+    """A prediction set's scores: the positive class's, or one column per class of a
+    multi-class model (in the order of ``classes``); None when not stored.
+
+    >>> preds = pd.DataFrame({"prediction": ["b"], "score:a": [0.2], "score:b": [0.7],
+    ...                       "score:c": [0.1]})
+    >>> _scores(preds, ["a", "b", "c"]).tolist(), _scores(preds[["prediction"]], None)
+    ([[0.2, 0.7, 0.1]], None)
+    """
+    columns = [f"score:{c}" for c in classes or []]
+    if len(columns) > 2 and all(c in preds for c in columns):
+        return preds[columns].to_numpy(dtype=float)
+    return preds["score"].to_numpy() if "score" in preds else None
 
 
 def _spread(entries: list[dict]) -> float:
