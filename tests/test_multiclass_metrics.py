@@ -1,6 +1,9 @@
 """Metrics of a multi-class task: F1 macro-averaged whatever classes one batch or holdout
 holds, ROC AUC one-vs-rest over the model's classes, as scikit-learn computes them."""
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.gate import evaluate_gate
-from retrainer.metrics import score
+from retrainer.metrics import bootstrap_se, score
 from retrainer.training import predict
+from retrainer.triggers import Evidence, PerformanceTrigger
 
 
 def test_f1_of_a_batch_with_two_of_several_string_classes_is_macro():
@@ -134,3 +138,56 @@ def test_realised_metric_of_a_batch_with_two_of_three_classes_is_the_gates(make_
         X, y = batch[["a", "b"]], batch["target"]
         expected = skm.roc_auc_score(y, model.predict_proba(X), multi_class="ovr")
     assert found["value"] == pytest.approx(expected, nan_ok=True) and found["n"] == len(batch)
+
+
+@pytest.mark.parametrize(
+    "metric, classes", [("f1", [0, 1, 2]), ("f1", [0, 1]), ("balanced_accuracy", [0, 1, 2])]
+)
+def test_bootstrap_se_is_scikit_learns_metric_over_resampled_rows(metric, classes):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, len(classes), 300)
+    pred = np.where(rng.random(300) < 0.7, y, rng.integers(0, len(classes), 300))
+    resampled = [rng.integers(0, 300, 300) for _ in range(1000)]
+    if metric == "f1":
+        average = "binary" if len(classes) == 2 else "macro"
+        each = [skm.f1_score(y[r], pred[r], average=average) for r in resampled]
+    else:
+        each = [skm.balanced_accuracy_score(y[r], pred[r]) for r in resampled]
+    found = bootstrap_se(metric, y, pred, classes)
+    assert found == pytest.approx(np.std(each, ddof=1), rel=0.1)
+
+
+@pytest.mark.parametrize("metric", ["f1", "balanced_accuracy"])
+def test_performance_trigger_on_f1_fires_on_a_significant_drop_not_on_noise(metric):
+    """40-row batches of an unchanged stream against a 300-row holdout: a raw 0.05 drop of
+    macro F1 fired in about a fifth of them; with both sides' bootstrap standard errors it
+    fires in at most alpha, and still on labels that changed."""
+    model = LogisticRegression(max_iter=1000).fit(*_xy(_three_classes(0, 1000, 0)))
+    holdout = _xy(_three_classes(1000, 300, 1))
+    pred = model.predict(holdout[0])
+    base = Evidence(
+        now=datetime(2024, 1, 1, tzinfo=UTC),
+        metric=metric,
+        reference_performance=score(metric, holdout[1], pred, classes=[0, 1, 2]),
+        reference_rows=300,
+        reference_se=bootstrap_se(metric, holdout[1], pred, [0, 1, 2]),
+    )
+    trigger = PerformanceTrigger(max_drop=0.05)
+
+    def fired(X, y):
+        pred = model.predict(X)
+        ev = replace(base, performance=score(metric, y, pred, classes=[0, 1, 2]),
+                     performance_rows=len(y))  # fmt: skip
+        tested = replace(ev, performance_se=bootstrap_se(metric, y, pred, [0, 1, 2]))
+        return trigger.fire(ev) is not None, trigger.fire(tested)
+
+    runs = [fired(*_xy(_three_classes(2000 + 40 * k, 40, 10 + k))) for k in range(200)]
+    assert sum(raw for raw, _ in runs) >= 20
+    assert sum(test is not None for _, test in runs) <= 4  # alpha 0.01 of 200, and some slack
+    X, y = _xy(_three_classes(20_000, 40, 999))
+    _, test = fired(X, (y + 1) % 3)  # every label moved on
+    assert "one-sided z-test" in test
+
+
+def _xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    return frame[["a", "b"]], frame["target"].to_numpy()

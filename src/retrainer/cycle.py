@@ -36,7 +36,7 @@ from retrainer.diagnosis.alarms import Diagnosis, rank
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.gate import model_classes
 from retrainer.ingest import FUTURE_SLACK
-from retrainer.metrics import row_losses, score
+from retrainer.metrics import bootstrap_se, row_losses, score
 from retrainer.profile import BatchProfile
 from retrainer.quarantine import Quarantine, aside_alarm, far_rows, set_aside
 from retrainer.retrain import RunOutcome, owner, recover_interrupted, retrain
@@ -448,6 +448,9 @@ class _Cycle:
                     "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
+                se = bootstrap_se(metric, y_true, y_pred, classes)
+                if se is not None:  # f1, balanced accuracy: for the performance trigger's test
+                    entry["se"] = se
                 losses = row_losses(metric, y_true, y_pred)
                 if losses is not None:  # a loss's mean and mean square: its spread over batches
                     entry |= {
@@ -640,6 +643,8 @@ class _Cycle:
             reference_spread=float(
                 (champion.metrics if champion else {}).get("holdout_spread") or 0
             ),
+            performance_se=_weighted_error(mine, "se"),
+            reference_se=float((champion.metrics if champion else {}).get("holdout_se") or 0),
             manual=manual.get("reason"),
             has_champion=has_champion,
             estimated_performance=_weighted(self.estimates),
@@ -750,17 +755,17 @@ def _spread(entries: list[dict]) -> float:
     return math.sqrt(max(squares - mean**2, 0.0) * total / (total - 1))
 
 
-def _weighted_error(entries: list[dict]) -> float:
-    """The standard error of the row-weighted mean of the entries' estimates (independent
-    batches, each with its ``sd``); 0 when one has none.
+def _weighted_error(entries: list[dict], key: str = "sd") -> float:
+    """The standard error of the row-weighted mean of the entries' values (independent
+    batches, each with its standard error under ``key``); 0 when one has none.
 
     >>> round(_weighted_error([{"n": 30, "sd": 0.1}, {"n": 30, "sd": 0.1}]), 4)  # two batches
     0.0707
     """
     total = sum(e["n"] for e in entries)
-    if not total or any(not e.get("sd") for e in entries):
+    if not total or any(not e.get(key) for e in entries):
         return 0.0
-    return math.sqrt(sum((e["n"] * e["sd"]) ** 2 for e in entries)) / total
+    return math.sqrt(sum((e["n"] * e[key]) ** 2 for e in entries)) / total
 
 
 def _weighted(entries: list[dict]) -> float | None:

@@ -100,6 +100,67 @@ def _f1_average(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None
     return {"average": "macro"}
 
 
+def bootstrap_se(
+    metric: str,
+    y_true: Sequence,
+    y_pred: Sequence,
+    classes: Sequence | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+) -> float | None:
+    """The bootstrap standard error of ``f1`` or ``balanced_accuracy`` on these rows (rows
+    drawn with replacement, as cells of the confusion matrix); None for other metrics or
+    fewer than two rows. F1 is binary or macro as in :func:`score`.
+
+    >>> y = [0, 1, 2, 2] * 50
+    >>> round(bootstrap_se("f1", y, [0, 1, 2, 0] * 50, classes=[0, 1, 2]), 3)
+    0.026
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if metric not in ("f1", "balanced_accuracy") or y_true.size < 2:
+        return None
+    labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    k, n = labels.size, y_true.size
+    cells = np.bincount(codes[:n] * k + codes[n:], minlength=k * k) / n
+    drawn = np.random.default_rng(seed).multinomial(n, cells, size=draws).reshape(-1, k, k)
+    tp = np.diagonal(drawn, axis1=1, axis2=2)
+    actual, predicted = drawn.sum(axis=2), drawn.sum(axis=1)
+    positive = None
+    if metric == "f1":
+        average = _f1_average(y_true, y_pred, classes)
+        if average["average"] == "binary":
+            found = np.flatnonzero(labels == average["pos_label"])
+            positive = int(found[0]) if found.size else -1
+    values = from_counts(metric, tp, actual, predicted, positive)
+    return float(np.std(values[np.isfinite(values)], ddof=1))
+
+
+def from_counts(metric: str, tp, actual, predicted, positive: int | None = None):
+    """Accuracy, balanced accuracy or F1 from per-class counts (last axis: classes) of true
+    positives, rows of the class and rows predicted as it. F1 is the class ``positive``'s
+    (-1: a positive class without rows, 0) or macro over the classes present, balanced accuracy
+    the mean recall of the classes with rows, as in scikit-learn.
+
+    >>> float(from_counts("f1", [3, 1], [4, 1], [3, 2]))  # macro: (6/7 + 2/3) / 2
+    0.7619047619047619
+    """
+    tp, actual, predicted = (np.asarray(v, dtype=float) for v in (tp, actual, predicted))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "accuracy":
+            return tp.sum(axis=-1) / actual.sum(axis=-1)
+        if metric == "balanced_accuracy":
+            present = actual > 0
+            recall = np.where(present, tp / actual, 0.0)
+            return recall.sum(axis=-1) / present.sum(axis=-1)
+        if metric == "f1":
+            seen = (actual + predicted) > 0
+            f1 = np.where(seen, 2 * tp / (actual + predicted), 0.0)
+            if positive is not None:
+                return f1[..., positive] if positive >= 0 else np.zeros(f1.shape[:-1])
+            return f1.sum(axis=-1) / seen.sum(axis=-1)
+    raise ValueError(f"no {metric!r} from class counts: accuracy, balanced_accuracy or f1")
+
+
 def is_worse(metric: str, challenger: float, champion: float, tolerance: float = 0.0) -> bool:
     """Whether ``challenger`` regresses from ``champion`` by more than ``tolerance``.
 

@@ -57,6 +57,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from retrainer.errors import DataError
+from retrainer.metrics import from_counts
 from retrainer.training import predict
 
 if TYPE_CHECKING:
@@ -243,24 +244,6 @@ class CBPE:
         }
 
 
-def _multiclass_metric(metric: str, tp: np.ndarray, actual: np.ndarray, predicted: np.ndarray):
-    """Accuracy, balanced accuracy or macro F1 from per-class counts (last axis: classes) of
-    true positives, rows of the class and rows predicted as it; classes absent from both count
-    for nothing, as in scikit-learn."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "accuracy":
-            return tp.sum(axis=-1) / actual.sum(axis=-1)
-        if metric == "balanced_accuracy":
-            present = actual > 0
-            recall = np.where(present, tp / actual, 0.0)
-            return recall.sum(axis=-1) / present.sum(axis=-1)
-        if metric == "f1":
-            seen = (actual + predicted) > 0
-            f1 = np.where(seen, 2 * tp / (actual + predicted), 0.0)
-            return f1.sum(axis=-1) / seen.sum(axis=-1)
-    raise ValueError(f"multi-class CBPE estimates {', '.join(MULTICLASS_METRICS)}; not {metric!r}")
-
-
 class MulticlassCBPE:
     """Confidence-based performance estimation of a multi-class classifier (one-vs-rest).
 
@@ -352,7 +335,7 @@ class MulticlassCBPE:
             value = float(np.mean(each))
         else:
             value = float(
-                _multiclass_metric(
+                from_counts(
                     self.metric, (chosen * p).sum(axis=0), p.sum(axis=0), chosen.sum(axis=0)
                 )
             )
@@ -384,7 +367,7 @@ class MulticlassCBPE:
                 continue
             actual = (y == classes).sum(axis=2).T.astype(float)
             tp = ((y == classes) & (pred == classes)).sum(axis=2).T.astype(float)
-            out.append(_multiclass_metric(self.metric, tp, actual, predicted))
+            out.append(from_counts(self.metric, tp, actual, predicted))
         values = np.concatenate(out)
         return values[np.isfinite(values)]
 
