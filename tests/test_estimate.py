@@ -17,6 +17,7 @@ from sklearn.metrics import (
 )
 from sklearn.naive_bayes import GaussianNB
 
+from retrainer import views
 from retrainer.artifacts import ArtifactStore
 from retrainer.checks.estimate import (
     CBPE,
@@ -282,4 +283,12 @@ def test_a_class_only_in_the_newest_rows_leaves_no_estimate_and_no_crash(make_pr
     fresh = frame.iloc[:300].drop(columns="target").assign(id=range(n, n + 300))
     project.ingest(fresh, key="unlabelled")
     report = project.cycle()
+    # the check says why there is no estimate (it was silent)
+    (said,) = views.decision_explanation(project)["evidence"]["performance"]
+    assert said["role"] == "estimated" and said["value"] is None and said["n"] == 300
+    assert said["note"].startswith("class 'snow' not in the reference")
+    assert (
+        "No label-free estimate: class 'snow' not in the reference"
+        in (views.decision_explanation(project)["words"])
+    )
     assert report.cycle_id is not None

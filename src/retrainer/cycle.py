@@ -561,6 +561,8 @@ class _Cycle:
         """Estimate the champion's metric on new unlabelled batches (CBPE or DLE)."""
         champion = self.p.champion
         spec = champion.metrics.get("estimator") if champion else None
+        if champion and not spec and champion.metrics.get("no_estimate"):
+            self._no_estimate(batch_ids, champion)
         if not spec or not batch_ids:
             return
         estimator = load_estimator(spec, self.p.artifacts)
@@ -589,6 +591,32 @@ class _Cycle:
                         statistic=_num(estimate.value),
                         alarm=False,
                         detail=entry,
+                    )
+                )
+
+    def _no_estimate(self, batch_ids: list[int], champion: Any) -> None:
+        """A check per batch saying why the champion gives no label-free estimate."""
+        note = champion.metrics["no_estimate"]
+        with self.p.store.session() as s:
+            for batch_id in batch_ids:
+                detail = {
+                    "batch": batch_id,
+                    "version": champion.version,
+                    "role": "estimated",
+                    "metric": self.cfg.gate.metric,
+                    "value": None,
+                    "n": int(s.get(BatchRow, batch_id).n_rows),
+                    "note": note,
+                }
+                s.add(
+                    CheckRow(
+                        cycle_id=self.id,
+                        batch_id=batch_id,
+                        kind="performance",
+                        name=f"{self.cfg.gate.metric}_estimated",
+                        statistic=None,
+                        alarm=False,
+                        detail=detail,
                     )
                 )
 

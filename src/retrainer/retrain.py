@@ -400,12 +400,14 @@ def _monitors(cfg, artifacts, challenger: Any, model: Any, X: Any, y: Any) -> di
     classes than the copy (a class only in the newest rows), whose calibration cannot read it."""
     found = version_monitors(cfg, artifacts, challenger, X, y)
     seen, known = (list(getattr(m, "classes_", [])) for m in (challenger, model))
-    if found["estimator"] is not None and seen != known:
+    if seen != known:
+        new = ", ".join(repr(c) for c in known if c not in seen)
         found["estimator"] = None
-        found["notes"].append(
-            f"estimator: the refit model knows classes {known}, its gate copy {seen}; "
-            "no label-free estimate until a retrain whose copy sees every class"
+        found["no_estimate"] = (
+            f"class {new} not in the reference (the refit model knows classes {known}, its "
+            f"gate copy {seen}): no estimate until a retrain whose copy sees every class"
         )
+        found["notes"].append(f"estimator: {found['no_estimate']}")
     return found
 
 
