@@ -17,6 +17,7 @@ from sklearn.metrics import (
 )
 from sklearn.naive_bayes import GaussianNB
 
+from retrainer import views
 from retrainer.artifacts import ArtifactStore
 from retrainer.checks.estimate import (
     CBPE,
@@ -137,8 +138,8 @@ def test_bad_input_is_named():
         CBPE("rmse")
     with pytest.raises(DataError, match="3 scores and 2 predictions"):
         CBPE().fit([0, 1], [0.2, 0.8]).estimate([0.1, 0.2, 0.3], [0, 1])
-    three = GaussianNB().fit([[0.0], [1.0], [2.0]], [0, 1, 2])
-    assert fit_estimator("classification", "roc_auc", three, [[0.5]], [0]) is None
+    regressor = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    assert fit_estimator("classification", "roc_auc", regressor, [[0.5]], [0]) is None
     with pytest.raises(DataError, match="label 7 is not one of the classes"):
         MulticlassCBPE().fit([0, 7], [[0.5, 0.5], [0.5, 0.5]], classes=[0, 1])
     with pytest.raises(DataError, match="label 'snow' is not one of the classes"):
@@ -203,6 +204,32 @@ def test_multiclass_expected_metrics_equal_scikit_learn_over_drawn_labels():
         assert estimate.sd / np.sqrt(2) == pytest.approx(np.std(realised), rel=0.25)
 
 
+def test_multiclass_expected_roc_auc_equals_scikit_learn_over_drawn_labels():
+    """One-vs-rest macro AUC, as scikit-learn's ``roc_auc_score(multi_class="ovr")`` (it was
+    refused: no estimator for a multi-class model on roc_auc)."""
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet([0.5, 1.0, 2.0], 2000)
+    score = np.clip(p + rng.normal(0, 0.05, p.shape), 1e-3, None)
+    score /= score.sum(axis=1, keepdims=True)  # the model's scores: p with noise
+    draws = [(rng.random(2000)[:, None] > p.cumsum(axis=1)).sum(axis=1) for _ in range(200)]
+    cbpe = MulticlassCBPE("roc_auc").fit(draws[0], score, classes=[0, 1, 2])
+    cbpe.calibrators_ = [_Calibrated(score, p, c) for c in range(3)]  # p is calibrated as drawn
+    estimate = cbpe.estimate(score, score.argmax(axis=1))
+    realised = [roc_auc_score(y, score, multi_class="ovr") for y in draws]
+    assert estimate.value == pytest.approx(np.mean(realised), abs=0.003)
+    assert estimate.sd / np.sqrt(2) == pytest.approx(np.std(realised), rel=0.25)
+
+
+class _Calibrated:
+    """The true probability of class ``c`` for each of the model's scores of that class."""
+
+    def __init__(self, score, p, c):
+        self.truth = dict(zip(score[:, c], p[:, c], strict=True))
+
+    def predict(self, x):
+        return np.array([self.truth[v] for v in x])
+
+
 class _Identity:
     def predict(self, x):
         return x
@@ -256,4 +283,12 @@ def test_a_class_only_in_the_newest_rows_leaves_no_estimate_and_no_crash(make_pr
     fresh = frame.iloc[:300].drop(columns="target").assign(id=range(n, n + 300))
     project.ingest(fresh, key="unlabelled")
     report = project.cycle()
+    # the check says why there is no estimate (it was silent)
+    (said,) = views.decision_explanation(project)["evidence"]["performance"]
+    assert said["role"] == "estimated" and said["value"] is None and said["n"] == 300
+    assert said["note"].startswith("class 'snow' not in the reference")
+    assert (
+        "No label-free estimate: class 'snow' not in the reference"
+        in (views.decision_explanation(project)["words"])
+    )
     assert report.cycle_id is not None

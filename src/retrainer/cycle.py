@@ -34,8 +34,9 @@ from retrainer.checks.sample import (
 from retrainer.diagnosis import Alarm
 from retrainer.diagnosis.alarms import Diagnosis, rank
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
+from retrainer.gate import model_classes
 from retrainer.ingest import FUTURE_SLACK
-from retrainer.metrics import row_losses, score
+from retrainer.metrics import bootstrap_se, row_losses, score
 from retrainer.profile import BatchProfile
 from retrainer.quarantine import Quarantine, aside_alarm, far_rows, set_aside
 from retrainer.retrain import RunOutcome, fit_shadow, owner, recover_interrupted, retrain
@@ -392,7 +393,9 @@ class _Cycle:
                 table = pd.DataFrame({"row": np.arange(len(frame)), "prediction": pred.to_numpy()})
                 if id_col:
                     table["id"] = frame[id_col].to_numpy()
-                if proba is not None:
+                if isinstance(proba, pd.DataFrame):  # a multi-class model: a column per class
+                    table = table.assign(**{f"score:{c}": proba[c].to_numpy() for c in proba})
+                elif proba is not None:
                     table["score"] = proba.to_numpy()
                 sha = self.p.artifacts.put_frame(table)
                 with self.p.store.session() as s:
@@ -432,17 +435,22 @@ class _Cycle:
                 if not scored.any():
                     continue
                 y_true, y_pred = y[at][scored], preds["prediction"].to_numpy()[scored]
-                y_score = preds["score"].to_numpy()[scored] if "score" in preds else None
+                classes = model_classes(self.p.load_model(pset.version))
+                y_score = _scores(preds, classes)
+                y_score = None if y_score is None else y_score[scored]
                 entry = {
                     "batch": row.id,
                     "version": pset.version,
                     "role": pset.role,
                     "metric": metric,
-                    "value": score(metric, y_true, y_pred, y_score),
+                    "value": score(metric, y_true, y_pred, y_score, classes),
                     "n": int(scored.sum()),
                     "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
+                se = bootstrap_se(metric, y_true, y_pred, classes)
+                if se is not None:  # f1, balanced accuracy: for the performance trigger's test
+                    entry["se"] = se
                 losses = row_losses(metric, y_true, y_pred)
                 if losses is not None:  # a loss's mean and mean square: its spread over batches
                     entry |= {
@@ -593,6 +601,8 @@ class _Cycle:
         """Estimate the champion's metric on new unlabelled batches (CBPE or DLE)."""
         champion = self.p.champion
         spec = champion.metrics.get("estimator") if champion else None
+        if champion and not spec and champion.metrics.get("no_estimate"):
+            self._no_estimate(batch_ids, champion)
         if not spec or not batch_ids:
             return
         estimator = load_estimator(spec, self.p.artifacts)
@@ -621,6 +631,32 @@ class _Cycle:
                         statistic=_num(estimate.value),
                         alarm=False,
                         detail=entry,
+                    )
+                )
+
+    def _no_estimate(self, batch_ids: list[int], champion: Any) -> None:
+        """A check per batch saying why the champion gives no label-free estimate."""
+        note = champion.metrics["no_estimate"]
+        with self.p.store.session() as s:
+            for batch_id in batch_ids:
+                detail = {
+                    "batch": batch_id,
+                    "version": champion.version,
+                    "role": "estimated",
+                    "metric": self.cfg.gate.metric,
+                    "value": None,
+                    "n": int(s.get(BatchRow, batch_id).n_rows),
+                    "note": note,
+                }
+                s.add(
+                    CheckRow(
+                        cycle_id=self.id,
+                        batch_id=batch_id,
+                        kind="performance",
+                        name=f"{self.cfg.gate.metric}_estimated",
+                        statistic=None,
+                        alarm=False,
+                        detail=detail,
                     )
                 )
 
@@ -675,6 +711,8 @@ class _Cycle:
             reference_spread=float(
                 (champion.metrics if champion else {}).get("holdout_spread") or 0
             ),
+            performance_se=_weighted_error(mine, "se"),
+            reference_se=float((champion.metrics if champion else {}).get("holdout_se") or 0),
             manual=manual.get("reason"),
             has_champion=has_champion,
             estimated_performance=_weighted(self.estimates),
@@ -757,6 +795,21 @@ def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:
     return int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))
 
 
+def _scores(preds: pd.DataFrame, classes: list | None) -> np.ndarray | None:
+    """A prediction set's scores: the positive class's, or one column per class of a
+    multi-class model (in the order of ``classes``); None when not stored.
+
+    >>> preds = pd.DataFrame({"prediction": ["b"], "score:a": [0.2], "score:b": [0.7],
+    ...                       "score:c": [0.1]})
+    >>> _scores(preds, ["a", "b", "c"]).tolist(), _scores(preds[["prediction"]], None)
+    ([[0.2, 0.7, 0.1]], None)
+    """
+    columns = [f"score:{c}" for c in classes or []]
+    if len(columns) > 2 and all(c in preds for c in columns):
+        return preds[columns].to_numpy(dtype=float)
+    return preds["score"].to_numpy() if "score" in preds else None
+
+
 def _spread(entries: list[dict]) -> float:
     """The standard deviation of the rows' losses over all ``entries`` (0 when an entry has
     none: not a loss, or scored before losses were kept).
@@ -775,17 +828,17 @@ def _spread(entries: list[dict]) -> float:
     return math.sqrt(max(squares - mean**2, 0.0) * total / (total - 1))
 
 
-def _weighted_error(entries: list[dict]) -> float:
-    """The standard error of the row-weighted mean of the entries' estimates (independent
-    batches, each with its ``sd``); 0 when one has none.
+def _weighted_error(entries: list[dict], key: str = "sd") -> float:
+    """The standard error of the row-weighted mean of the entries' values (independent
+    batches, each with its standard error under ``key``); 0 when one has none.
 
     >>> round(_weighted_error([{"n": 30, "sd": 0.1}, {"n": 30, "sd": 0.1}]), 4)  # two batches
     0.0707
     """
     total = sum(e["n"] for e in entries)
-    if not total or any(not e.get("sd") for e in entries):
+    if not total or any(not e.get(key) for e in entries):
         return 0.0
-    return math.sqrt(sum((e["n"] * e["sd"]) ** 2 for e in entries)) / total
+    return math.sqrt(sum((e["n"] * e[key]) ** 2 for e in entries)) / total
 
 
 def _weighted(entries: list[dict]) -> float | None:

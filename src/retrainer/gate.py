@@ -171,7 +171,8 @@ def paired_difference(
                 score(metric, y[rows], pa[0][rows], _at(pa[1], rows), classes)
                 - score(metric, y[rows], pb[0][rows], _at(pb[1], rows), classes)
             )
-    lower, upper = np.nanquantile(gains, [1 - confidence, confidence])
+    gains = gains[np.isfinite(gains)]  # a resample without some class: undefined, left out
+    lower, upper = np.quantile(gains, [1 - confidence, confidence]) if gains.size else (np.nan,) * 2
     return PairedDifference(a, b, sign * (a - b), float(lower), float(upper), p_value)
 
 
@@ -193,8 +194,8 @@ def evaluate_gate(
 ) -> GateResult:
     """Compare ``challenger`` with ``champion`` on rows ``X, y`` that neither was trained on."""
     n = len(X)
-    ours = predict(challenger, X) if n else None
     classes = model_classes(challenger, champion)
+    ours = _predicted(challenger, X, classes) if n else None
     challenger_score = score(metric, y, *ours, classes) if n else None
     base = {
         "metric": metric,
@@ -213,9 +214,8 @@ def evaluate_gate(
             f"(gate.min_rows is {min_rows})"
         )
         return _inconclusive(why, on_inconclusive, champion=champion_score, **base)
-    d = paired_difference(
-        metric, y, ours, predict(champion, X), confidence=confidence, classes=classes
-    )
+    theirs = _predicted(champion, X, classes)
+    d = paired_difference(metric, y, ours, theirs, confidence=confidence, classes=classes)
     stated = (
         f"challenger {metric}={d.challenger:.4f} vs champion {d.champion:.4f} on {n} rows "
         f"neither was trained on: difference {d.difference:+.4f} "
@@ -231,8 +231,12 @@ def evaluate_gate(
         "p_value": d.p_value,
     }
     if not np.isfinite(d.difference) or not np.isfinite(d.lower + d.upper):
-        why = f"{stated}: the metric is undefined on these rows, cannot tell"
-        return _inconclusive(why, on_inconclusive, **paired, **base)
+        why = (
+            f"not measured: {stated}: {metric} is undefined on these rows"
+            f"{_undefined(metric, y, classes, ours[1], theirs[1])}; champion kept (an undefined "
+            "metric is no evidence, gate.on_inconclusive does not apply)"
+        )
+        return GateResult(False, reason=why, verdict="inconclusive", **paired, **base)
     if d.upper < -tolerance:
         why = f"{stated}: worse beyond the tolerance {tolerance}"
         return GateResult(False, reason=why, verdict="worse", **paired, **base)
@@ -245,6 +249,28 @@ def evaluate_gate(
         why = f"{why}; {doubt}: champion kept"
         return GateResult(False, reason=why, verdict="inconclusive", **paired, **base)
     return _inconclusive(why, on_inconclusive, **paired, **base)
+
+
+def _predicted(model: Any, X: pd.DataFrame, classes: list | None) -> tuple:
+    """A model's predictions and scores, a multi-class model's score columns in the order of
+    ``classes`` (both models' classes; a class the model lacks scores 0)."""
+    pred, proba = predict(model, X)
+    if isinstance(proba, pd.DataFrame) and classes is not None:
+        proba = proba.reindex(columns=classes, fill_value=0.0)
+    return pred, proba
+
+
+def _undefined(metric: str, y: Sequence, classes: list | None, *scores) -> str:
+    """Why ``metric`` has no value on rows ``y``: the models give no scores, or a class has no
+    row ("" when neither explains it)."""
+    if metric != "roc_auc":
+        return ""
+    if any(s is None for s in scores):
+        return " (a model gives no class scores: no predict_proba)"
+    missing = [c for c in classes or [] if c not in set(np.asarray(y).tolist())]
+    if missing:
+        return f" ({len(classes)} classes; no row of class {', '.join(map(str, missing))})"
+    return ""
 
 
 def _doubt(d: PairedDifference, tolerance: float) -> str:

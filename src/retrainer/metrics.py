@@ -29,17 +29,23 @@ def score(
     y_score: Sequence | None = None,
     classes: Sequence | None = None,
 ) -> float:
-    """The value of ``metric`` for true labels, predictions and (for roc_auc) positive scores.
+    """The value of ``metric`` for true labels, predictions and (for roc_auc) scores: the
+    positive class's, or one column per class of a multi-class model.
 
     ``f1`` is the positive class's F1 for a binary task and macro F1 otherwise. The task is
     binary when ``classes`` (the model's classes, sorted) has two entries, the positive class
     being the second; without ``classes``, when every label is 0 or 1. A multi-class task is
-    macro-averaged whatever classes one batch happens to hold.
+    macro-averaged whatever classes one batch happens to hold. A multi-class ``roc_auc`` is the
+    one-vs-rest macro AUC over ``classes`` (scikit-learn's ``multi_class="ovr"``); NaN when a
+    class is missing from the rows or the scores are not known.
 
     >>> score("f1", ["sun", "fog", "sun"], ["sun", "fog", "fog"])     # macro over fog and sun
     0.6666666666666666
     >>> score("f1", ["no", "yes", "yes"], ["no", "yes", "no"], classes=["no", "yes"])
     0.6666666666666666
+    >>> proba = [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.3, 0.5, 0.2], [0.5, 0.1, 0.4]]
+    >>> score("roc_auc", [0, 1, 2, 2], [0, 1, 2, 0], proba, classes=[0, 1, 2])
+    0.8611111111111112
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if metric == "accuracy":
@@ -51,9 +57,7 @@ def score(
             y_true, y_pred, zero_division=0, **_f1_average(y_true, y_pred, classes)
         )
     elif metric == "roc_auc":
-        if y_score is None or len(np.unique(y_true)) < 2:
-            return float("nan")
-        value = skm.roc_auc_score(y_true, np.asarray(y_score))
+        value = _roc_auc(y_true, y_score, classes)
     elif metric == "mae":
         value = skm.mean_absolute_error(y_true, y_pred)
     elif metric == "rmse":
@@ -63,6 +67,24 @@ def score(
     else:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return float(value)
+
+
+def _roc_auc(y_true: np.ndarray, y_score, classes: Sequence | None) -> float:
+    """Binary AUC of the positive-class scores, or one-vs-rest macro AUC of class scores (a
+    frame's columns are put in the order of ``classes``, a class it lacks scoring 0)."""
+    if y_score is None or len(np.unique(y_true)) < 2:
+        return float("nan")
+    if hasattr(y_score, "columns") and classes is not None:
+        y_score = y_score.reindex(columns=list(classes), fill_value=0.0)
+    scores = np.asarray(y_score, dtype=float)
+    if scores.ndim == 1:
+        return skm.roc_auc_score(y_true, scores)
+    labels = list(classes) if classes is not None else list(range(scores.shape[1]))
+    if len(labels) != scores.shape[1] or not np.isin(labels, y_true).all():
+        return float("nan")  # a class without rows: its one-vs-rest AUC is undefined
+    if not np.isin(y_true, labels).all():
+        return float("nan")  # a label no model knows
+    return skm.roc_auc_score(y_true, scores, multi_class="ovr", labels=labels)
 
 
 def _f1_average(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None) -> dict:
@@ -76,6 +98,67 @@ def _f1_average(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None
     if labels.dtype.kind in "biuf" and np.isin(labels, (0, 1)).all():
         return {"average": "binary", "pos_label": 1}
     return {"average": "macro"}
+
+
+def bootstrap_se(
+    metric: str,
+    y_true: Sequence,
+    y_pred: Sequence,
+    classes: Sequence | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+) -> float | None:
+    """The bootstrap standard error of ``f1`` or ``balanced_accuracy`` on these rows (rows
+    drawn with replacement, as cells of the confusion matrix); None for other metrics or
+    fewer than two rows. F1 is binary or macro as in :func:`score`.
+
+    >>> y = [0, 1, 2, 2] * 50
+    >>> round(bootstrap_se("f1", y, [0, 1, 2, 0] * 50, classes=[0, 1, 2]), 3)
+    0.026
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if metric not in ("f1", "balanced_accuracy") or y_true.size < 2:
+        return None
+    labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    k, n = labels.size, y_true.size
+    cells = np.bincount(codes[:n] * k + codes[n:], minlength=k * k) / n
+    drawn = np.random.default_rng(seed).multinomial(n, cells, size=draws).reshape(-1, k, k)
+    tp = np.diagonal(drawn, axis1=1, axis2=2)
+    actual, predicted = drawn.sum(axis=2), drawn.sum(axis=1)
+    positive = None
+    if metric == "f1":
+        average = _f1_average(y_true, y_pred, classes)
+        if average["average"] == "binary":
+            found = np.flatnonzero(labels == average["pos_label"])
+            positive = int(found[0]) if found.size else -1
+    values = from_counts(metric, tp, actual, predicted, positive)
+    return float(np.std(values[np.isfinite(values)], ddof=1))
+
+
+def from_counts(metric: str, tp, actual, predicted, positive: int | None = None):
+    """Accuracy, balanced accuracy or F1 from per-class counts (last axis: classes) of true
+    positives, rows of the class and rows predicted as it. F1 is the class ``positive``'s
+    (-1: a positive class without rows, 0) or macro over the classes present, balanced accuracy
+    the mean recall of the classes with rows, as in scikit-learn.
+
+    >>> float(from_counts("f1", [3, 1], [4, 1], [3, 2]))  # macro: (6/7 + 2/3) / 2
+    0.7619047619047619
+    """
+    tp, actual, predicted = (np.asarray(v, dtype=float) for v in (tp, actual, predicted))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "accuracy":
+            return tp.sum(axis=-1) / actual.sum(axis=-1)
+        if metric == "balanced_accuracy":
+            present = actual > 0
+            recall = np.where(present, tp / actual, 0.0)
+            return recall.sum(axis=-1) / present.sum(axis=-1)
+        if metric == "f1":
+            seen = (actual + predicted) > 0
+            f1 = np.where(seen, 2 * tp / (actual + predicted), 0.0)
+            if positive is not None:
+                return f1[..., positive] if positive >= 0 else np.zeros(f1.shape[:-1])
+            return f1.sum(axis=-1) / seen.sum(axis=-1)
+    raise ValueError(f"no {metric!r} from class counts: accuracy, balanced_accuracy or f1")
 
 
 def is_worse(metric: str, challenger: float, champion: float, tolerance: float = 0.0) -> bool:

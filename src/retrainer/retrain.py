@@ -28,7 +28,7 @@ from retrainer.compute.challengers import train_challenger
 from retrainer.deploy.gate import TargetsOutcome, check_targets, write_bundles
 from retrainer.errors import RetrainerError, TrainingError
 from retrainer.gate import GateResult, holdout_size, model_classes, unmeasured
-from retrainer.metrics import row_losses, score
+from retrainer.metrics import bootstrap_se, row_losses, score
 from retrainer.profile import BatchProfile
 from retrainer.promotion import promote
 from retrainer.sandbox import gate_challenger
@@ -366,9 +366,12 @@ def _train_gate_register(
     on_holdout = predict(challenger, holdout[features])  # the gate copy, out of sample
     losses = row_losses(metric, holdout[target], on_holdout[0])  # a loss's (mae, rmse) rows
     spread = float(np.std(losses, ddof=1)) if losses is not None and losses.size > 1 else None
+    classes = model_classes(challenger)
     metrics = {
-        "holdout": score(metric, holdout[target], *on_holdout, model_classes(challenger)),
+        "holdout": score(metric, holdout[target], *on_holdout, classes),
         "holdout_spread": spread,  # for the performance trigger's test on a loss
+        # f1, balanced accuracy: the standard error of ``holdout``, for the same test
+        "holdout_se": bootstrap_se(metric, holdout[target], on_holdout[0], classes),
         "metric": gate.metric,
         "champion": gate.champion,
         "n_holdout": n_holdout,
@@ -419,12 +422,14 @@ def _monitors(cfg, artifacts, challenger: Any, model: Any, X: Any, y: Any) -> di
     classes than the copy (a class only in the newest rows), whose calibration cannot read it."""
     found = version_monitors(cfg, artifacts, challenger, X, y)
     seen, known = (list(getattr(m, "classes_", [])) for m in (challenger, model))
-    if found["estimator"] is not None and seen != known:
+    if seen != known:
+        new = ", ".join(repr(c) for c in known if c not in seen)
         found["estimator"] = None
-        found["notes"].append(
-            f"estimator: the refit model knows classes {known}, its gate copy {seen}; "
-            "no label-free estimate until a retrain whose copy sees every class"
+        found["no_estimate"] = (
+            f"class {new} not in the reference (the refit model knows classes {known}, its "
+            f"gate copy {seen}): no estimate until a retrain whose copy sees every class"
         )
+        found["notes"].append(f"estimator: {found['no_estimate']}")
     return found
 
 

@@ -72,12 +72,22 @@ class Trainer:
             raise TrainingError(f"{self.estimator} failed to fit {len(X)} rows: {exc}") from None
 
 
-def predict(model: Any, X: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
-    """Predictions and, for binary classifiers, the positive-class score."""
+def predict(model: Any, X: pd.DataFrame) -> tuple[pd.Series, pd.Series | pd.DataFrame | None]:
+    """Predictions and the scores: a binary classifier's positive-class score, a multi-class
+    one's probabilities (one column per class of ``classes_``), None without ``predict_proba``.
+
+    Example:
+        >>> from sklearn.naive_bayes import GaussianNB
+        >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+        >>> predict(GaussianNB().fit(X, ["a", "b", "c"]), X)[1].columns.tolist()
+        ['a', 'b', 'c']
+    """
     pred = pd.Series(model.predict(X), index=X.index)
     proba = None
     if hasattr(model, "predict_proba"):
-        classes = getattr(model, "classes_", [])
+        classes = list(getattr(model, "classes_", []))
         if len(classes) == 2:
             proba = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
+        elif len(classes) > 2:
+            proba = pd.DataFrame(model.predict_proba(X), index=X.index, columns=classes)
     return pred, proba

@@ -331,7 +331,7 @@ def _cycle_evidence(checks: list[CheckRow]) -> dict:
                 }
             )
         elif c.kind == "performance":
-            keep = ("batch", "version", "role", "metric", "value", "n", "lower", "upper")
+            keep = ("batch", "version", "role", "metric", "value", "n", "lower", "upper", "note")
             performance.append({k: detail[k] for k in keep if k in detail})
         elif c.kind == "drift" and c.name == "dataset_drift":
             dataset_drift = bool(c.alarm) if dataset_drift is None else dataset_drift or c.alarm
@@ -382,6 +382,9 @@ def _in_words(e: dict) -> str:
     if columns:
         verdict = {True: "yes", False: "no", None: "not tested"}[e["evidence"]["dataset_drift"]]
         text += f" Drifted columns: {', '.join(columns)} (dataset drift: {verdict})."
+    unestimated = [p["note"] for p in e["evidence"]["performance"] if p.get("note")]
+    if unestimated:
+        text += f" No label-free estimate: {unestimated[0]}."
     dedup = [s for s in e["suppressed"] if s["why"].startswith("dedup")]
     if dedup:
         text += f" {len(dedup)} repeated trigger(s) were deduplicated."

@@ -10,7 +10,8 @@ the finite reference the calibration was fitted on, and the band is ``value +- z
 
 Multi-class classifiers: the same per class (one-vs-rest, as NannyML): each class's score is
 calibrated against "is this class", the calibrated probabilities of a row are normalised to sum
-to one, and the expected confusion matrix gives accuracy, balanced accuracy or macro F1.
+to one, and the expected confusion matrix gives accuracy, balanced accuracy or macro F1; the
+expected curves of each class give the one-vs-rest macro ROC AUC.
 
 Regressors: direct loss estimation (DLE). A model of the champion's loss (absolute error for MAE,
 squared error for RMSE and R²) on its inputs and prediction is fitted on reference rows; its mean
@@ -56,13 +57,14 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from retrainer.errors import DataError
+from retrainer.metrics import from_counts
 from retrainer.training import predict
 
 if TYPE_CHECKING:
     from retrainer.artifacts import ArtifactStore
 
 CBPE_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
-MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "f1")
+MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
 DLE_METRICS = ("mae", "rmse", "r2")
 
 
@@ -226,7 +228,7 @@ class CBPE:
     def estimate_model(self, model: Any, X: pd.DataFrame) -> Estimate:
         """The estimated metric of a fitted binary classifier on the feature rows ``X``."""
         pred, proba = predict(model, X)
-        if proba is None:
+        if not isinstance(proba, pd.Series):
             raise DataError("CBPE needs a binary classifier with predict_proba")
         return self.estimate(proba.to_numpy(), (pred.to_numpy() == model.classes_[1]))
 
@@ -242,29 +244,12 @@ class CBPE:
         }
 
 
-def _multiclass_metric(metric: str, tp: np.ndarray, actual: np.ndarray, predicted: np.ndarray):
-    """Accuracy, balanced accuracy or macro F1 from per-class counts (last axis: classes) of
-    true positives, rows of the class and rows predicted as it; classes absent from both count
-    for nothing, as in scikit-learn."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "accuracy":
-            return tp.sum(axis=-1) / actual.sum(axis=-1)
-        if metric == "balanced_accuracy":
-            present = actual > 0
-            recall = np.where(present, tp / actual, 0.0)
-            return recall.sum(axis=-1) / present.sum(axis=-1)
-        if metric == "f1":
-            seen = (actual + predicted) > 0
-            f1 = np.where(seen, 2 * tp / (actual + predicted), 0.0)
-            return f1.sum(axis=-1) / seen.sum(axis=-1)
-    raise ValueError(f"multi-class CBPE estimates {', '.join(MULTICLASS_METRICS)}; not {metric!r}")
-
-
 class MulticlassCBPE:
     """Confidence-based performance estimation of a multi-class classifier (one-vs-rest).
 
     Parameters:
-        metric: ``accuracy``, ``balanced_accuracy`` or ``f1`` (macro).
+        metric: ``accuracy``, ``balanced_accuracy``, ``f1`` (macro) or ``roc_auc``
+            (one-vs-rest macro).
         draws: Monte Carlo label draws for the sampling-error band.
         z: half-width of the band in standard deviations.
         seed: seed of the draws.
@@ -345,32 +330,44 @@ class MulticlassCBPE:
             )
         p = self.calibrated(score)
         chosen = np.eye(k)[pred]
-        value = float(
-            _multiclass_metric(
-                self.metric, (chosen * p).sum(axis=0), p.sum(axis=0), chosen.sum(axis=0)
+        if self.metric == "roc_auc":
+            each = [_expected_metric("roc_auc", p[:, c], pred, score[:, c]) for c in range(k)]
+            value = float(np.mean(each))
+        else:
+            value = float(
+                from_counts(
+                    self.metric, (chosen * p).sum(axis=0), p.sum(axis=0), chosen.sum(axis=0)
+                )
             )
-        )
-        drawn = self._drawn(p, pred)
+        drawn = self._drawn(p, pred, score)
         sd = float(np.std(drawn)) if drawn.size > 1 else float("nan")
         sd *= np.sqrt(1.0 + pred.size / self.n_reference_)
         lower, upper = max(0.0, value - self.z * sd), min(1.0, value + self.z * sd)
         return Estimate(self.metric, value, lower, upper, sd, int(pred.size), "cbpe_multiclass")
 
-    def _drawn(self, p: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    def _drawn(self, p: np.ndarray, pred: np.ndarray, score: np.ndarray) -> np.ndarray:
         """The realised metric on label sets drawn from the calibrated probabilities."""
         rng = np.random.default_rng(self.seed)
         cumulative = p.cumsum(axis=1)
         k = p.shape[1]
         predicted = np.bincount(pred, minlength=k).astype(float)
+        ranks = np.column_stack([rankdata(score[:, c]) for c in range(k)])
         out = []
         step = max(1, min(self.draws, 2_000_000 // max(pred.size, 1)))
         for start in range(0, self.draws, step):
             u = rng.random((min(step, self.draws - start), pred.size, 1))
             y = np.minimum((u > cumulative).sum(axis=2), k - 1)
             classes = np.arange(k)[:, None, None]
+            if self.metric == "roc_auc":  # Mann-Whitney U of each class against the rest
+                hit = (y == classes).astype(float)
+                n1 = hit.sum(axis=2)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    u = np.einsum("cdn,nc->cd", hit, ranks) - n1 * (n1 + 1) / 2
+                    out.append((u / (n1 * (pred.size - n1))).mean(axis=0))
+                continue
             actual = (y == classes).sum(axis=2).T.astype(float)
             tp = ((y == classes) & (pred == classes)).sum(axis=2).T.astype(float)
-            out.append(_multiclass_metric(self.metric, tp, actual, predicted))
+            out.append(from_counts(self.metric, tp, actual, predicted))
         values = np.concatenate(out)
         return values[np.isfinite(values)]
 
@@ -493,8 +490,7 @@ def fit_estimator(
     task: str, metric: str, model: Any, X: pd.DataFrame, y: ArrayLike
 ) -> PerformanceEstimator | None:
     """The estimator for a fitted model, fitted on reference rows it did not train on; None when
-    the metric or model cannot be estimated (ROC AUC of a multi-class model, no
-    ``predict_proba``).
+    the metric or model cannot be estimated (no ``predict_proba``).
 
     Example:
         >>> from sklearn.linear_model import LogisticRegression
