@@ -504,7 +504,7 @@ class _Cycle:
             model, features, window = fit_shadow(self.p, row.id)
             y_true = frame[self.p.target].to_numpy()[known]
             y_pred, y_score = predict(model, frame[features][known])
-            value = score(metric, y_true, y_pred, y_score)
+            value = score(metric, y_true, y_pred, y_score, model_classes(model))
         except Exception as exc:  # a shadow is advice: the cycle goes on without it
             with self.p.store.session() as s:
                 self.p.event(
