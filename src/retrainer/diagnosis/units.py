@@ -161,9 +161,9 @@ class Transform:
 
     @property
     def level_like(self) -> bool:
-        """Whether a change of level of real data could look the same: a map fitted to the
-        batch, or a pure factor within ``LEVEL_FACTOR`` of 1."""
-        return self.fitted or (self.b == 0 and abs(math.log(self.a)) < math.log(LEVEL_FACTOR))
+        """Whether a change of level of real data could look the same: a pure factor within
+        ``LEVEL_FACTOR`` of 1 (kilometres to miles; a cheaper week of prices)."""
+        return self.b == 0 and abs(math.log(self.a)) < math.log(LEVEL_FACTOR)
 
 
 def _round(x: float) -> float:
