@@ -82,3 +82,26 @@ def test_a_flipped_region_retrains_within_two_labelled_batches_of_30_rows(tmp_pa
     assert (decisions["action"].iloc[:11] == "hold").all()
     reasons = decisions["reasons"].iloc[11:13].tolist()
     assert any("changed relation:" in r and "sequential test" in r for r in reasons), reasons
+
+
+def test_a_new_champions_detector_starts_from_its_held_out_errors(tmp_path, elec):
+    """A detector reset at every promotion read only its first live rows, where a few lucky
+    rows set a low minimum and false alarms gathered (the relation loop's unchanged 30-row
+    streams: 3.6 false retrains per 100 batches, all with DDM). It reads the champion's
+    held-out error stream first: its reference sample."""
+    from sqlalchemy import select
+
+    from retrainer.checks.sample import ReferenceSample
+    from retrainer.store.tables import CheckRow
+
+    settings = project_settings(policy={"triggers": [{"type": "manual"}]})
+    settings["store"]["url"] = store_url(tmp_path)
+    project = Project.from_dict(settings, root=tmp_path)
+    project.ingest(elec.iloc[:HISTORY], key="history")
+    project.cycle()
+    sample = ReferenceSample.load(project.artifacts, project.champion.metrics["reference_sample"])
+    project.ingest(elec.iloc[HISTORY : HISTORY + 30], key="day")
+    project.cycle()
+    with project.store.session() as s:
+        check = s.scalars(select(CheckRow).where(CheckRow.kind == "concept")).one()
+    assert len(sample.labels) > 30 and check.detail["n_seen"] == len(sample.labels) + 30

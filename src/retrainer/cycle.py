@@ -548,8 +548,28 @@ class _Cycle:
         champion = self.p.champion
         calibrated = (champion.metrics.get("concept") or {}) if champion else {}
         if calibrated.get("detector") == concept.detector:
-            return DETECTORS[concept.detector](**calibrated["params"])
-        return DETECTORS[concept.detector](**concept.params)
+            detector = DETECTORS[concept.detector](**calibrated["params"])
+        else:
+            detector = DETECTORS[concept.detector](**concept.params)
+        return self._primed(detector, champion)
+
+    def _primed(self, detector: DriftDetector, champion: Any) -> DriftDetector:
+        """A fresh detector that has read the champion's held-out error stream (its reference
+        sample: the gate copy's predictions on rows neither model trained on), so that it
+        starts from the champion's measured error rate rather than from its first live rows:
+        a detector reset at every promotion otherwise spends its life in its warm-up, where a
+        few lucky rows set a low minimum and false alarms gather. Drift signalled while priming
+        is not reported (the detector resets itself and reads the rest)."""
+        found = self.sample(champion)
+        if found is None:
+            return detector
+        sample = found[0]
+        concept = self.cfg.checks.concept
+        stream = error_stream(
+            self.cfg.trainer.task, concept.loss, sample.labels, sample.predictions
+        )
+        detector.update_many(stream)  # a drift inside it resets the detector, which reads on
+        return detector
 
     def _feed(
         self, detector: DriftDetector, batch_id: int, version: int, y_true: Any, y_pred: Any
