@@ -642,17 +642,7 @@ class _Cycle:
             }
             self.estimates.append(entry)
             with self.p.store.session() as s:
-                s.add(
-                    CheckRow(
-                        cycle_id=self.id,
-                        batch_id=batch_id,
-                        kind="performance",
-                        name=f"{estimate.metric}_estimated",
-                        statistic=_num(estimate.value),
-                        alarm=False,
-                        detail=entry,
-                    )
-                )
+                s.add(_estimated(self.id, batch_id, estimate.metric, _num(estimate.value), entry))
 
     def _no_estimate(self, batch_ids: list[int], champion: Any) -> None:
         """A check per batch saying why the champion gives no label-free estimate."""
@@ -668,17 +658,7 @@ class _Cycle:
                     "n": int(s.get(BatchRow, batch_id).n_rows),
                     "note": note,
                 }
-                s.add(
-                    CheckRow(
-                        cycle_id=self.id,
-                        batch_id=batch_id,
-                        kind="performance",
-                        name=f"{self.cfg.gate.metric}_estimated",
-                        statistic=None,
-                        alarm=False,
-                        detail=detail,
-                    )
-                )
+                s.add(_estimated(self.id, batch_id, self.cfg.gate.metric, None, detail))
 
     def _history(self) -> dict:
         """Recent retraining runs, the reasons of recent retrain decisions and the last
@@ -801,6 +781,21 @@ def _with_far_checks(
         if r.name == "out_of_range" and r.column in found
     }
     return [far.get(r.column, r) if r.name == "out_of_range" else r for r in rest]
+
+
+def _estimated(
+    cycle_id: int, batch_id: int, metric: str, value: float | None, detail: dict
+) -> CheckRow:
+    """A batch's label-free estimate as a check (``value`` None: none, ``detail`` says why)."""
+    return CheckRow(
+        cycle_id=cycle_id,
+        batch_id=batch_id,
+        kind="performance",
+        name=f"{metric}_estimated",
+        statistic=value,
+        alarm=False,
+        detail=detail,
+    )
 
 
 def _span(batches: list[int]) -> list[int]:
