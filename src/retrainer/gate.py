@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from retrainer.metrics import higher_is_better, score
+from retrainer.metrics import higher_is_better, on_resamples, score
 from retrainer.training import predict
 
 DRAWS = 2000  # bootstrap resamples
@@ -161,6 +161,15 @@ def paired_difference(
             p_value = float(binomtest(only_b, only_a + only_b, 0.5, alternative="greater").pvalue)
         else:
             p_value = 1.0
+    elif metric in ("f1", "balanced_accuracy"):  # the same resamples, scored from counts
+        gains = np.empty(draws)
+        for start in range(0, draws, 100):
+            chunk = [rng.integers(0, y.size, y.size) for _ in range(min(100, draws - start))]
+            weights = np.stack([np.bincount(rows, minlength=y.size) for rows in chunk])
+            gains[start : start + len(chunk)] = sign * (
+                on_resamples(metric, y, challenger[0], weights, classes)
+                - on_resamples(metric, y, champion[0], weights, classes)
+            )
     else:
         gains = np.empty(draws)
         pa = [None if v is None else np.asarray(v) for v in challenger]

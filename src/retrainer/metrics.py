@@ -135,6 +135,29 @@ def bootstrap_se(
     return float(np.std(values[np.isfinite(values)], ddof=1))
 
 
+def on_resamples(
+    metric: str, y_true: Sequence, y_pred: Sequence, weights: np.ndarray, classes=None
+) -> np.ndarray:
+    """``f1`` or ``balanced_accuracy`` on each resample of the rows, given as how often each
+    row was drawn (``weights``: resamples x rows), from weighted counts per class: the values
+    :func:`score` gives on each resample (binary or macro F1 decided on all the rows).
+
+    >>> weights = np.array([[1, 1, 1, 1], [2, 0, 2, 0]])
+    >>> on_resamples("f1", ["a", "b", "c", "c"], ["a", "b", "c", "a"], weights).round(4).tolist()
+    [0.7778, 1.0]
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    truth, said = y_true[:, None] == labels, y_pred[:, None] == labels
+    w = np.asarray(weights, dtype=float)
+    tp, actual, predicted = w @ (truth & said), w @ truth, w @ said
+    positive = None
+    if metric == "f1" and _f1_average(y_true, y_pred, classes)["average"] == "binary":
+        found = np.flatnonzero(labels == _f1_average(y_true, y_pred, classes)["pos_label"])
+        positive = int(found[0]) if found.size else -1
+    return from_counts(metric, tp, actual, predicted, positive)
+
+
 def from_counts(metric: str, tp, actual, predicted, positive: int | None = None):
     """Accuracy, balanced accuracy or F1 from per-class counts (last axis: classes) of true
     positives, rows of the class and rows predicted as it. F1 is the class ``positive``'s
