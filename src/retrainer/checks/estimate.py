@@ -296,6 +296,13 @@ class MulticlassCBPE:
                 f"MulticlassCBPE.fit: label {labels[unknown].tolist()[0]!r} is not one of the "
                 f"classes {classes.tolist()} (the model never saw it)"
             )
+        absent = [c for c in classes.tolist() if c not in set(labels.tolist())]
+        if absent:
+            raise DataError(
+                f"class {absent[0]!r} not among the {labels.size} reference rows (the model "
+                f"knows classes {classes.tolist()}): its scores cannot be calibrated, and "
+                "without it the estimate would be biased"
+            )
         self.calibrators_ = [
             IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
                 score[:, c], (labels == label).astype(float)

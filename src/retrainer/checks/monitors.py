@@ -53,6 +53,7 @@ def version_monitors(
             found["notes"].append(f"no label-free estimate of {metric} for this model")
     except (RetrainerError, ValueError) as exc:
         found["notes"].append(f"estimator: {exc}")
+        found["no_estimate"] = str(exc)  # each unlabelled batch's check says so
     concept = config.checks.concept
     if concept.arl is not None:
         stream = error_stream(task, concept.loss, y, model.predict(X))
