@@ -191,3 +191,51 @@ def test_performance_trigger_on_f1_fires_on_a_significant_drop_not_on_noise(metr
 
 def _xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return frame[["a", "b"]], frame["target"].to_numpy()
+
+
+def test_bootstrap_se_of_r2_and_auc_is_scikit_learns_over_resampled_rows():
+    rng = np.random.default_rng(2)
+    truth = rng.normal(size=300)
+    guess = truth + rng.normal(0, 0.6, 300)
+    resampled = [rng.integers(0, 300, 300) for _ in range(1000)]
+    each = [skm.r2_score(truth[r], guess[r]) for r in resampled]
+    assert bootstrap_se("r2", truth, guess) == pytest.approx(np.std(each, ddof=1), rel=0.1)
+    y = rng.integers(0, 2, 300)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 300), 0, 1)
+    each = [skm.roc_auc_score(y[r], p[r]) for r in resampled]
+    found = bootstrap_se("roc_auc", y, (p > 0.5).astype(int), [0, 1], y_score=p)
+    assert found == pytest.approx(np.std(each, ddof=1), rel=0.15)
+    assert bootstrap_se("roc_auc", y, (p > 0.5).astype(int), [0, 1]) is None  # no scores
+
+
+def test_performance_trigger_on_r2_fires_on_a_significant_drop_not_on_noise():
+    """R² of 40-row batches of an unchanged regression against a 300-row holdout: a raw 0.05
+    drop fired in a large share of them; with both sides' bootstrap standard errors it fires in
+    at most about alpha, and still when the relation moved."""
+    rng = np.random.default_rng(3)
+
+    def rows(n):
+        x = rng.normal(size=n)
+        return x, 2 * x + rng.normal(0, 1.0, n)
+
+    x, y = rows(300)
+    base = Evidence(
+        now=datetime(2024, 1, 1, tzinfo=UTC),
+        metric="r2",
+        reference_performance=score("r2", y, 2 * x),
+        reference_rows=300,
+        reference_se=bootstrap_se("r2", y, 2 * x),
+    )
+    trigger = PerformanceTrigger(max_drop=0.05)
+
+    def fired(x, y):
+        ev = replace(base, performance=score("r2", y, 2 * x), performance_rows=len(y))
+        tested = replace(ev, performance_se=bootstrap_se("r2", y, 2 * x))
+        return trigger.fire(ev) is not None, trigger.fire(tested)
+
+    runs = [fired(*rows(40)) for _ in range(200)]
+    assert sum(raw for raw, _ in runs) >= 40
+    assert sum(test is not None for _, test in runs) <= 5
+    x, y = rows(40)
+    _, test = fired(x, -y)  # the relation turned around
+    assert "one-sided z-test" in test

@@ -448,8 +448,8 @@ class _Cycle:
                     "errors": _errors(self.cfg.trainer.task, y_true, y_pred),
                     "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 }
-                se = bootstrap_se(metric, y_true, y_pred, classes)
-                if se is not None:  # f1, balanced accuracy: for the performance trigger's test
+                se = bootstrap_se(metric, y_true, y_pred, classes, y_score=y_score)
+                if se is not None:  # f1, balanced accuracy, auc, r2: the trigger's test
                     entry["se"] = se
                 losses = row_losses(metric, y_true, y_pred)
                 if losses is not None:  # a loss's mean and mean square: its spread over batches

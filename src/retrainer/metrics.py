@@ -107,32 +107,59 @@ def bootstrap_se(
     classes: Sequence | None = None,
     draws: int = 1000,
     seed: int = 0,
+    y_score: Sequence | None = None,
 ) -> float | None:
-    """The bootstrap standard error of ``f1`` or ``balanced_accuracy`` on these rows (rows
-    drawn with replacement, as cells of the confusion matrix); None for other metrics or
-    fewer than two rows. F1 is binary or macro as in :func:`score`.
+    """The bootstrap standard error of ``f1``, ``balanced_accuracy``, ``r2`` or ``roc_auc`` on
+    these rows (rows drawn with replacement: as cells of the confusion matrix, as weights of the
+    sums of squares, or, for AUC, 200 resamples scored one by one from ``y_score``); None for
+    other metrics, fewer than two rows or an AUC without scores. F1 is binary or macro and AUC
+    binary or one-vs-rest as in :func:`score`.
 
     >>> y = [0, 1, 2, 2] * 50
     >>> round(bootstrap_se("f1", y, [0, 1, 2, 0] * 50, classes=[0, 1, 2]), 3)
     0.026
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.normal(size=400)
+    >>> round(bootstrap_se("r2", truth, truth + rng.normal(0, 0.5, 400)), 3)
+    0.028
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if metric not in ("f1", "balanced_accuracy") or y_true.size < 2:
+    rng = np.random.default_rng(seed)
+    n = y_true.size
+    if n < 2 or metric not in ("f1", "balanced_accuracy", "r2", "roc_auc"):
         return None
-    labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
-    k, n = labels.size, y_true.size
-    cells = np.bincount(codes[:n] * k + codes[n:], minlength=k * k) / n
-    drawn = np.random.default_rng(seed).multinomial(n, cells, size=draws).reshape(-1, k, k)
-    tp = np.diagonal(drawn, axis1=1, axis2=2)
-    actual, predicted = drawn.sum(axis=2), drawn.sum(axis=1)
-    positive = None
-    if metric == "f1":
-        average = _f1_average(y_true, y_pred, classes)
-        if average["average"] == "binary":
-            found = np.flatnonzero(labels == average["pos_label"])
-            positive = int(found[0]) if found.size else -1
-    values = from_counts(metric, tp, actual, predicted, positive)
-    return float(np.std(values[np.isfinite(values)], ddof=1))
+    if metric == "roc_auc":
+        if y_score is None:
+            return None
+        scores = np.asarray(y_score)
+        values = np.array([
+            score(metric, y_true[rows], y_pred[rows], scores[rows], classes)
+            for rows in (rng.integers(0, n, n) for _ in range(200))
+        ])  # fmt: skip
+    elif metric == "r2":
+        y, residual = y_true.astype(float), (y_true - y_pred).astype(float) ** 2
+        values = np.empty(0)
+        for size in [100] * (draws // 100) + [draws % 100]:  # 100 x rows weights at a time
+            w = rng.multinomial(n, np.full(n, 1 / n), size=size).astype(float)
+            total = w @ y**2 - (w @ y) ** 2 / n
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.r_[values, 1 - (w @ residual) / total]
+    else:
+        labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+        k = labels.size
+        cells = np.bincount(codes[:n] * k + codes[n:], minlength=k * k) / n
+        drawn = rng.multinomial(n, cells, size=draws).reshape(-1, k, k)
+        tp = np.diagonal(drawn, axis1=1, axis2=2)
+        actual, predicted = drawn.sum(axis=2), drawn.sum(axis=1)
+        positive = None
+        if metric == "f1":
+            average = _f1_average(y_true, y_pred, classes)
+            if average["average"] == "binary":
+                found = np.flatnonzero(labels == average["pos_label"])
+                positive = int(found[0]) if found.size else -1
+        values = from_counts(metric, tp, actual, predicted, positive)
+    values = values[np.isfinite(values)]
+    return float(np.std(values, ddof=1)) if values.size > 1 else None
 
 
 def on_resamples(

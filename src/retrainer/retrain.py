@@ -370,8 +370,10 @@ def _train_gate_register(
     metrics = {
         "holdout": score(metric, holdout[target], *on_holdout, classes),
         "holdout_spread": spread,  # for the performance trigger's test on a loss
-        # f1, balanced accuracy: the standard error of ``holdout``, for the same test
-        "holdout_se": bootstrap_se(metric, holdout[target], on_holdout[0], classes),
+        # f1, balanced accuracy, auc, r2: the standard error of ``holdout``, for the same test
+        "holdout_se": bootstrap_se(
+            metric, holdout[target], on_holdout[0], classes, y_score=on_holdout[1]
+        ),
         "metric": gate.metric,
         "champion": gate.champion,
         "n_holdout": n_holdout,

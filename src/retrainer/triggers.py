@@ -25,6 +25,8 @@ from retrainer.config import PolicySettings, TriggerSettings, format_duration
 from retrainer.diagnosis.alarms import Alarm
 from retrainer.metrics import higher_is_better, is_worse
 
+BOOTSTRAPPED = ("f1", "balanced_accuracy", "roc_auc", "r2")  # tested with bootstrap errors
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -45,7 +47,7 @@ class Evidence:
     performance_spread: float = 0.0  # a loss's rows: sd of their losses (``row_losses``)
     reference_spread: float = 0.0  # the same on the champion's holdout (0: not known)
     estimated_spread: float = 0.0  # standard error of ``estimated_performance`` (0: not known)
-    performance_se: float = 0.0  # f1, balanced accuracy: bootstrap standard error (0: not known)
+    performance_se: float = 0.0  # BOOTSTRAPPED metrics: bootstrap standard error (0: not known)
     reference_se: float = 0.0  # the same of the champion's holdout score (0: not known)
     manual: str | None = None
     has_champion: bool = True
@@ -144,11 +146,13 @@ class PerformanceTrigger:
     took for a change in about a third of the batches. On a loss (mae, rmse) with the spread
     of the rows' losses known on both sides (``performance_spread``, ``reference_spread``), the
     rise is tested the same way on the mean loss (the mean squared error for rmse): a z-test
-    with both sides' standard errors. On f1 and balanced accuracy with the bootstrap standard
-    error of the rows' score known (``performance_se``; the holdout's ``reference_se``), the
-    drop is tested the same way with both. An estimate with its standard error known
-    (``estimated_spread``, from the estimator's own sampling band) is tested the same way: a
-    drop its band cannot tell from noise does not fire. Other metrics are compared raw.
+    with both sides' standard errors. On f1, balanced accuracy, roc_auc and r2 with the
+    bootstrap standard error of the rows' score known (``performance_se``; the holdout's
+    ``reference_se``), the drop is tested the same way with both. An estimate with its
+    standard error known (``estimated_spread``, from the estimator's own sampling band) is
+    tested the same way: a drop its band cannot tell from noise does not fire. Without a
+    standard error (a version registered before it was stored, an AUC without scores) the
+    drop is compared raw.
 
     Parameters:
         max_drop: the largest drop from the champion's holdout score that is tolerated.
@@ -205,7 +209,7 @@ class PerformanceTrigger:
             return None
         what = f"estimated {ev.metric}" if estimated else ev.metric
         loss = not higher_is_better(ev.metric) and ev.performance_spread > 0  # mae, rmse
-        booted = ev.metric in ("f1", "balanced_accuracy") and ev.performance_se > 0
+        booted = ev.metric in BOOTSTRAPPED and ev.performance_se > 0
         tested = not estimated and (ev.metric == "accuracy" or loss or booted)
         n = ev.performance_rows if tested else 0
         what += f"={value:.4f}" + (f" on {n} rows" if n else "")
@@ -247,7 +251,7 @@ class PerformanceTrigger:
         ``drop`` (``ref`` an estimate on ``m`` holdout rows, a fixed bound when ``m`` is 0)."""
         if ev.metric == "accuracy":
             return _below(value, n, ref - drop, ref * (1 - ref) / m if m else 0.0)
-        if higher_is_better(ev.metric):  # f1, balanced accuracy: bootstrap standard errors
+        if higher_is_better(ev.metric):  # BOOTSTRAPPED metrics: bootstrap standard errors
             return _worse_p(
                 ref - drop - value, ev.performance_se**2 + (ev.reference_se**2 if m else 0.0)
             )
