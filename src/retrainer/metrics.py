@@ -111,7 +111,7 @@ def bootstrap_se(
 ) -> float | None:
     """The bootstrap standard error of ``f1``, ``balanced_accuracy``, ``r2`` or ``roc_auc`` on
     these rows (rows drawn with replacement: as cells of the confusion matrix, as weights of the
-    sums of squares, or, for AUC, 200 resamples scored one by one from ``y_score``); None for
+    sums of squares or of the ranked pairs of ``y_score``, for AUC); None for
     other metrics, fewer than two rows or an AUC without scores. F1 is binary or macro and AUC
     binary or one-vs-rest as in :func:`score`.
 
@@ -128,22 +128,13 @@ def bootstrap_se(
     n = y_true.size
     if n < 2 or metric not in ("f1", "balanced_accuracy", "r2", "roc_auc"):
         return None
-    if metric == "roc_auc":
-        if y_score is None:
-            return None
-        scores = np.asarray(y_score)
-        values = np.array([
-            score(metric, y_true[rows], y_pred[rows], scores[rows], classes)
-            for rows in (rng.integers(0, n, n) for _ in range(200))
-        ])  # fmt: skip
-    elif metric == "r2":
-        y, residual = y_true.astype(float), (y_true - y_pred).astype(float) ** 2
-        values = np.empty(0)
-        for size in [100] * (draws // 100) + [draws % 100]:  # 100 x rows weights at a time
-            w = rng.multinomial(n, np.full(n, 1 / n), size=size).astype(float)
-            total = w @ y**2 - (w @ y) ** 2 / n
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values = np.r_[values, 1 - (w @ residual) / total]
+    if metric == "roc_auc" and y_score is None:
+        return None
+    if metric in ("r2", "roc_auc"):
+        chunks = [100] * (draws // 100) + [draws % 100]  # 100 x rows weights at a time
+        weights = (rng.multinomial(n, np.full(n, 1 / n), size=k).astype(float) for k in chunks)
+        values = np.concatenate([_resampled_score(metric, y_true, y_pred, y_score, w, classes)
+                                 for w in weights])  # fmt: skip
     else:
         labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
         k = labels.size
@@ -160,6 +151,16 @@ def bootstrap_se(
         values = from_counts(metric, tp, actual, predicted, positive)
     values = values[np.isfinite(values)]
     return float(np.std(values, ddof=1)) if values.size > 1 else None
+
+
+def _resampled_score(metric, y_true, y_pred, y_score, w: np.ndarray, classes) -> np.ndarray:
+    """R² or AUC on each resample of the rows, ``w`` how often each row was drawn."""
+    if metric == "roc_auc":
+        return auc_on_resamples(y_true, y_score, w, classes)
+    y, n = y_true.astype(float), y_true.size
+    total = w @ y**2 - (w @ y) ** 2 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1 - (w @ (y - y_pred.astype(float)) ** 2) / total
 
 
 def on_resamples(
@@ -183,6 +184,54 @@ def on_resamples(
         found = np.flatnonzero(labels == _f1_average(y_true, y_pred, classes)["pos_label"])
         positive = int(found[0]) if found.size else -1
     return from_counts(metric, tp, actual, predicted, positive)
+
+
+def auc_on_resamples(
+    y_true: Sequence, y_score, weights: np.ndarray, classes: Sequence | None = None
+) -> np.ndarray:
+    """``roc_auc`` on each resample of the rows (``weights``: resamples x rows, how often each
+    row was drawn), from the weighted positives and negatives at each distinct score, ties
+    counting half: the values :func:`score` gives on each resample (NaN where a class, or
+    every other class, has no row; all NaN without scores or with a label no model knows).
+
+    >>> y, p = [0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9]
+    >>> auc_on_resamples(y, p, np.array([[1, 1, 1, 1], [2, 0, 1, 1], [0, 2, 2, 0]])).tolist()
+    [0.75, 1.0, 0.0]
+    """
+    y, w = np.asarray(y_true), np.asarray(weights, dtype=float)
+    if y_score is None:
+        return np.full(len(w), np.nan)
+    if hasattr(y_score, "columns") and classes is not None:
+        y_score = y_score.reindex(columns=list(classes), fill_value=0.0)
+    scores = np.asarray(y_score, dtype=float)
+    if scores.ndim == 1:
+        labels = np.unique(y)
+        if labels.size != 2:
+            return np.full(len(w), np.nan)
+        columns = [(y == labels[1], scores)]
+    else:
+        labels = list(classes) if classes is not None else list(range(scores.shape[1]))
+        if len(labels) != scores.shape[1] or not np.isin(y, labels).all():
+            return np.full(len(w), np.nan)
+        columns = [(y == c, scores[:, j]) for j, c in enumerate(labels)]
+    return np.mean([_weighted_auc(positive, s, w) for positive, s in columns], axis=0)
+
+
+def _weighted_auc(positive: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """One binary AUC per row of weights ``w``: the weighted share of (positive, negative)
+    pairs ranked right, ties half (the Mann-Whitney statistic)."""
+    levels, at = np.unique(scores, return_inverse=True)
+    draws, size = w.shape[0], levels.size
+    flat = (np.arange(draws)[:, None] * size + at[None, :]).ravel()
+
+    def per_level(weights: np.ndarray) -> np.ndarray:
+        total = np.bincount(flat, weights=weights.ravel(), minlength=draws * size)
+        return total.reshape(draws, size)
+
+    pos, neg = per_level(w * positive), per_level(w * ~positive)
+    below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def from_counts(metric: str, tp, actual, predicted, positive: int | None = None):
