@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from retrainer.metrics import auc_on_resamples, higher_is_better, on_resamples, score
+from retrainer.metrics import higher_is_better, on_resamples, score
 from retrainer.training import predict
 
 DRAWS = 2000  # bootstrap resamples
@@ -167,8 +167,8 @@ def paired_difference(
             chunk = [rng.integers(0, y.size, y.size) for _ in range(min(100, draws - start))]
             weights = np.stack([np.bincount(rows, minlength=y.size) for rows in chunk])
             gains[start : start + len(chunk)] = sign * (
-                _resampled(metric, y, challenger, weights, classes)
-                - _resampled(metric, y, champion, weights, classes)
+                on_resamples(metric, y, challenger[0], weights, classes, challenger[1])
+                - on_resamples(metric, y, champion[0], weights, classes, champion[1])
             )
     else:
         gains = np.empty(draws)
@@ -183,13 +183,6 @@ def paired_difference(
     gains = gains[np.isfinite(gains)]  # a resample without some class: undefined, left out
     lower, upper = np.quantile(gains, [1 - confidence, confidence]) if gains.size else (np.nan,) * 2
     return PairedDifference(a, b, sign * (a - b), float(lower), float(upper), p_value)
-
-
-def _resampled(metric: str, y: np.ndarray, predicted: tuple, weights: np.ndarray, classes):
-    """A model's ``metric`` on each resample (``weights``: how often each row was drawn)."""
-    if metric == "roc_auc":
-        return auc_on_resamples(y, predicted[1], weights, classes)
-    return on_resamples(metric, y, predicted[0], weights, classes)
 
 
 def _at(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:

@@ -132,9 +132,10 @@ def bootstrap_se(
         return None
     if metric in ("r2", "roc_auc"):
         chunks = [100] * (draws // 100) + [draws % 100]  # 100 x rows weights at a time
-        weights = (rng.multinomial(n, np.full(n, 1 / n), size=k).astype(float) for k in chunks)
-        values = np.concatenate([_resampled_score(metric, y_true, y_pred, y_score, w, classes)
-                                 for w in weights])  # fmt: skip
+        weights = (rng.multinomial(n, np.full(n, 1 / n), size=k) for k in chunks)
+        values = np.concatenate(
+            [on_resamples(metric, y_true, y_pred, w, classes, y_score) for w in weights]
+        )
     else:
         labels, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
         k = labels.size
@@ -142,48 +143,56 @@ def bootstrap_se(
         drawn = rng.multinomial(n, cells, size=draws).reshape(-1, k, k)
         tp = np.diagonal(drawn, axis1=1, axis2=2)
         actual, predicted = drawn.sum(axis=2), drawn.sum(axis=1)
-        positive = None
-        if metric == "f1":
-            average = _f1_average(y_true, y_pred, classes)
-            if average["average"] == "binary":
-                found = np.flatnonzero(labels == average["pos_label"])
-                positive = int(found[0]) if found.size else -1
+        positive = _positive(metric, labels, y_true, y_pred, classes)
         values = from_counts(metric, tp, actual, predicted, positive)
     values = values[np.isfinite(values)]
     return float(np.std(values, ddof=1)) if values.size > 1 else None
 
 
-def _resampled_score(metric, y_true, y_pred, y_score, w: np.ndarray, classes) -> np.ndarray:
-    """R² or AUC on each resample of the rows, ``w`` how often each row was drawn."""
-    if metric == "roc_auc":
-        return auc_on_resamples(y_true, y_score, w, classes)
-    y, n = y_true.astype(float), y_true.size
-    total = w @ y**2 - (w @ y) ** 2 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 1 - (w @ (y - y_pred.astype(float)) ** 2) / total
-
-
 def on_resamples(
-    metric: str, y_true: Sequence, y_pred: Sequence, weights: np.ndarray, classes=None
+    metric: str,
+    y_true: Sequence,
+    y_pred: Sequence,
+    weights: np.ndarray,
+    classes: Sequence | None = None,
+    y_score: Sequence | None = None,
 ) -> np.ndarray:
-    """``f1`` or ``balanced_accuracy`` on each resample of the rows, given as how often each
-    row was drawn (``weights``: resamples x rows), from weighted counts per class: the values
-    :func:`score` gives on each resample (binary or macro F1 decided on all the rows).
+    """``f1``, ``balanced_accuracy``, ``r2`` or ``roc_auc`` on each resample of the rows,
+    given as how often each row was drawn (``weights``: resamples x rows): from weighted counts
+    per class, weighted sums of squares, or weighted ranked pairs of ``y_score``
+    (:func:`auc_on_resamples`). The values :func:`score` gives on each resample (binary or
+    macro F1 decided on all the rows).
 
     >>> weights = np.array([[1, 1, 1, 1], [2, 0, 2, 0]])
     >>> on_resamples("f1", ["a", "b", "c", "c"], ["a", "b", "c", "a"], weights).round(4).tolist()
     [0.7778, 1.0]
+    >>> on_resamples("r2", [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 5.0], weights).tolist()
+    [0.8, 1.0]
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    w = np.asarray(weights, dtype=float)
+    if metric == "roc_auc":
+        return auc_on_resamples(y_true, y_score, w, classes)
+    if metric == "r2":
+        y, n = y_true.astype(float), y_true.size
+        total = w @ y**2 - (w @ y) ** 2 / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1 - (w @ (y - y_pred.astype(float)) ** 2) / total
     labels = np.unique(np.concatenate([y_true, y_pred]))
     truth, said = y_true[:, None] == labels, y_pred[:, None] == labels
-    w = np.asarray(weights, dtype=float)
     tp, actual, predicted = w @ (truth & said), w @ truth, w @ said
-    positive = None
-    if metric == "f1" and _f1_average(y_true, y_pred, classes)["average"] == "binary":
-        found = np.flatnonzero(labels == _f1_average(y_true, y_pred, classes)["pos_label"])
-        positive = int(found[0]) if found.size else -1
+    positive = _positive(metric, labels, y_true, y_pred, classes)
     return from_counts(metric, tp, actual, predicted, positive)
+
+
+def _positive(metric: str, labels: np.ndarray, y_true, y_pred, classes) -> int | None:
+    """The index in ``labels`` of binary F1's positive class (-1: not among them); None for
+    macro F1 and other metrics."""
+    average = _f1_average(y_true, y_pred, classes) if metric == "f1" else {}
+    if average.get("average") != "binary":
+        return None
+    found = np.flatnonzero(labels == average["pos_label"])
+    return int(found[0]) if found.size else -1
 
 
 def auc_on_resamples(

@@ -358,14 +358,15 @@ class MulticlassCBPE:
         cumulative = p.cumsum(axis=1)
         k = p.shape[1]
         predicted = np.bincount(pred, minlength=k).astype(float)
-        ranks = np.column_stack([rankdata(score[:, c]) for c in range(k)])
+        auc = self.metric == "roc_auc"
+        ranks = np.column_stack([rankdata(score[:, c]) for c in range(k)]) if auc else None
         out = []
         step = max(1, min(self.draws, 2_000_000 // max(pred.size, 1)))
         for start in range(0, self.draws, step):
             u = rng.random((min(step, self.draws - start), pred.size, 1))
             y = np.minimum((u > cumulative).sum(axis=2), k - 1)
             classes = np.arange(k)[:, None, None]
-            if self.metric == "roc_auc":  # Mann-Whitney U of each class against the rest
+            if auc:  # Mann-Whitney U of each class against the rest
                 hit = (y == classes).astype(float)
                 n1 = hit.sum(axis=2)
                 with np.errstate(divide="ignore", invalid="ignore"):
