@@ -725,8 +725,7 @@ def _selected_rows(alarms: list[Alarm], by_column: dict) -> list[Alarm]:
     renamed), a plateau that is no fill-like value (half a batch at a real reading, 0.500526,
     in weeks when the grid held its transfer there), and a unit change a change of level could
     mimic (a pure factor near 1, kilometres to miles: a week of low demand while every price
-    moved).
-    Such an alarm becomes the column's drift alarm, if any."""
+    moved). Such an alarm becomes the column's drift alarm, if any."""
     moved = {a.column for a in alarms if a.cause == "covariate_drift"}
     out = []
     for a in alarms:
