@@ -31,8 +31,9 @@ ROLES = ("champion", "baseline")  # the continuously trained model, the never-re
 
 
 def performance(project: Record) -> pd.DataFrame:
-    """Realised performance per batch and role (champion, baseline), in batch order (not the
-    shadow candidates': no version, read by the cost trigger only)."""
+    """Performance per batch and role, in batch order: realised (champion, baseline) and the
+    champion's label-free estimate (estimated); not the shadow candidates' (no version, read by
+    the cost trigger only)."""
     import pandas as pd
 
     with project.store.session() as s:
