@@ -12,6 +12,7 @@ from sklearn.datasets import load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
+from retrainer.errors import DataError
 from retrainer.gate import evaluate_gate
 from retrainer.metrics import bootstrap_se, score
 from retrainer.training import predict
@@ -239,3 +240,30 @@ def test_performance_trigger_on_r2_fires_on_a_significant_drop_not_on_noise():
     x, y = rows(40)
     _, test = fired(x, -y)  # the relation turned around
     assert "one-sided z-test" in test
+
+
+def test_served_class_scores_give_the_realised_auc_of_what_was_served(make_project):
+    """A serving system's per-class scores (``score:<class>``) are kept and scored as
+    scikit-learn's one-vs-rest AUC; they were dropped, so the served AUC was NaN."""
+    project = make_project(
+        policy={"triggers": [{"type": "manual"}]}, gate={"metric": "roc_auc", "tolerance": 0.01}
+    )
+    for k in range(4):
+        project.ingest(_three_classes(300 * k, 300, k), key=f"p{k}")
+    project.cycle()
+    batch = _three_classes(1200, 300, 9)
+    project.ingest(batch.drop(columns="target"), key="week")
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet(np.ones(3), size=len(batch))  # a poor serving model
+    served = pd.DataFrame({"id": batch["id"], "prediction": proba.argmax(axis=1)})
+    served = served.assign(**{f"score:{c}": proba[:, c] for c in range(3)})
+    with pytest.raises(DataError, match=r"must sum to 1 in each row; row 0 sums to 1\.94"):
+        project.ingest_predictions(served.assign(**{"score:0": 1.0}), key="bad")
+    with pytest.raises(DataError, match=r"\['score:0', 'score:1', 'score:two'\] do not match the "
+                       r"classes of v1; send one column per class: .*'score:2'"):  # fmt: skip
+        project.ingest_predictions(served.rename(columns={"score:2": "score:two"}), key="renamed")
+    project.ingest_predictions(served, key="log")
+    project.ingest_labels(batch[["id", "target"]], key="week-labels")
+    (found,) = [e for e in project.cycle().evaluations if e["role"] == "serving"]
+    expected = skm.roc_auc_score(batch["target"], proba, multi_class="ovr")
+    assert found["value"] == pytest.approx(expected) and found["n"] == len(batch)

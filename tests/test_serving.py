@@ -99,6 +99,10 @@ def test_a_batch_can_carry_its_served_prediction(make_project, elec):
         (lambda t: t.assign(id=1), "id 1 appears more than once"),
         (lambda t: t.assign(score=1.5), r"'score' must be a probability in \[0, 1\] \(row 0\)"),
         (lambda t: t.assign(prediction=np.nan), "column 'prediction' is empty in row 0"),
+        (
+            lambda t: t.assign(**{"score:0": 0.4, "score:1": 0.6}),
+            r"v1 is no multi-class model; its served score is one column, 'score'",
+        ),
     ],
 )
 def test_bad_predictions_are_refused_by_name(project, elec, change, message):

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 ROLE = "serving"
 SCORE = "score"  # optional column: the served probability of the positive class
+CLASS_SCORE = "score:"  # or one column per class of a multi-class model: "score:<class>"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ def ingest_predictions(
     batches that were not scored yet. Idempotent by ``key`` (default: the content hash)."""
     where = source or "predictions"
     table = _validated(project, to_pandas(data, source=where), where)
+    if any(str(c).startswith(CLASS_SCORE) for c in table.columns):
+        with project.store.session() as s:
+            served = served_version(project, s, version, where)
+        _covers_classes(project, table, served, where)
     try:
         sha = project.artifacts.put_frame(table.reset_index(drop=True))
     except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
@@ -161,8 +166,8 @@ def _validated(project: Record, frame: pd.DataFrame, where: str) -> pd.DataFrame
     missing = [c for c in (id_col, column) if c not in frame.columns]
     if missing:
         raise DataError(f"{where}: missing column(s) {missing}; columns are {list(frame.columns)}")
-    keep = [id_col, column] + ([SCORE] if SCORE in frame.columns else [])
-    table = frame[keep].rename(columns={column: "prediction"})
+    scores = [c for c in frame.columns if c == SCORE or str(c).startswith(CLASS_SCORE)]
+    table = frame[[id_col, column, *scores]].rename(columns={column: "prediction"})
     if table.empty:
         raise DataError(f"{where}: no rows")
     for name in (id_col, "prediction"):
@@ -172,14 +177,49 @@ def _validated(project: Record, frame: pd.DataFrame, where: str) -> pd.DataFrame
     if table[id_col].duplicated().any():
         dup = table[id_col][table[id_col].duplicated()].tolist()[0]
         raise DataError(f"{where}: id {dup!r} appears more than once")
-    if SCORE in table:
-        scores = pd.to_numeric(table[SCORE], errors="coerce")
-        bad = ~scores.between(0, 1)
+    return _checked_scores(table, scores, where)
+
+
+def _checked_scores(table: pd.DataFrame, scores: list, where: str) -> pd.DataFrame:
+    """Scores are probabilities; one column per class sums to 1 in each row."""
+    for name in scores:
+        values = pd.to_numeric(table[name], errors="coerce")
+        bad = ~values.between(0, 1)
         if bad.any():
             at = int(bad.to_numpy().argmax())
-            raise DataError(f"{where}: column {SCORE!r} must be a probability in [0, 1] (row {at})")
-        table[SCORE] = scores
+            raise DataError(f"{where}: column {name!r} must be a probability in [0, 1] (row {at})")
+        table[name] = values
+    per_class = [c for c in scores if c != SCORE]
+    if per_class:
+        total = table[per_class].sum(axis=1).to_numpy()
+        off = ~np.isclose(total, 1.0, rtol=1e-5, atol=1e-8)  # as scikit-learn's AUC asks
+        if off.any():
+            at = int(off.argmax())
+            raise DataError(
+                f"{where}: the class scores {per_class} must sum to 1 in each row; row {at} "
+                f"sums to {total[at]:.6g}"
+            )
     return table
+
+
+def _covers_classes(project: Record, table: pd.DataFrame, version: int, where: str) -> None:
+    """Class scores must name every class of the model that served (as its own prediction sets
+    do, ``score:<class>``), so that the realised AUC reads them."""
+    from retrainer.gate import model_classes
+
+    classes = model_classes(project.load_model(version)) or []
+    given = {str(c) for c in table.columns if str(c).startswith(CLASS_SCORE)}
+    if len(classes) <= 2:
+        raise DataError(
+            f"{where}: v{version} is no multi-class model; its served score is one column, "
+            f"{SCORE!r} (the positive class's probability), not {sorted(given)}"
+        )
+    wanted = {f"{CLASS_SCORE}{c}" for c in classes}
+    if given != wanted:
+        raise DataError(
+            f"{where}: class scores {sorted(given)} do not match the classes of v{version}; "
+            f"send one column per class: {sorted(wanted)}"
+        )
 
 
 def record(
