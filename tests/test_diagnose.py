@@ -246,3 +246,25 @@ def test_a_week_of_low_demand_with_every_price_moved_is_drift_not_kilometres_to_
     d = diagnose_frames(reference, weeks[52][ELEC2_FEATURES])[1]
     assert d.top == "covariate_drift" and "scale" not in [a.check for a in d.alarms]
     assert {"nswprice", "vicprice", "vicdemand"} <= {a.column for a in d.alarms}
+
+
+@pytest.mark.parametrize(
+    "column, factor, offset", [("transfer", 2500.0, -300.0), ("nswdemand", 8000.0, 2000.0)]
+)
+def test_a_unit_change_in_a_week_whose_other_columns_drifted_stays_a_unit_change(
+    column, factor, offset
+):
+    """The same seasonal week as above (prices, demand and transfer drifted against the 4 weeks
+    before it) with one column sent in MW: a map far from 1 is no selection of rows, and stays
+    an upstream change beside the other columns' drift (only a factor near 1 gives way)."""
+    from retrainer.data.periods import split_periods
+    from retrainer.diagnosis.scenarios import seasonal_elec2
+
+    weeks = split_periods(seasonal_elec2("yearly", 108, 90, seed=11), "timestamp", "7D")
+    reference = pd.concat(weeks[45:49])[ELEC2_FEATURES]
+    week = weeks[52][ELEC2_FEATURES]
+    d = diagnose_frames(reference, week.assign(**{column: week[column] * factor + offset}))[1]
+    assert d.top == "upstream_change" and d.alarms[0].column == column
+    assert d.alarms[0].check in ("scale", "affine") and column in next(iter(d.fix.values()))
+    drifted = {a.column for a in d.alarms if a.cause == "covariate_drift"}
+    assert len(drifted - {column}) >= 3  # the week's own drift, reported beside it
