@@ -71,3 +71,33 @@ def test_a_file_url_source_and_artifact_folder(make_project, tmp_path, elec):
     assert not any((tmp_path / "bucket" / "art" / ".tmp").iterdir())
     assert not (tmp_path / "artifacts").exists()  # nothing went to a local folder
     assert project.bundle_folder() == tmp_path / ".retrainer" / "bundles"  # built locally
+
+
+def test_objects_that_left_the_bucket_leave_the_watch_state(make_project, tmp_path, elec):
+    """The state of objects taken grew with every object ever taken (and was written whole at
+    each ingest); now it holds what the bucket holds. One that comes back is not stored twice."""
+    pytest.importorskip("fsspec")
+    from retrainer.watch import OBJECTS_STATE
+
+    (tmp_path / "in").mkdir()
+    for week in range(4):
+        elec.iloc[week * WEEK : (week + 1) * WEEK].to_csv(tmp_path / "in" / f"{week}.csv")
+    project = make_project(
+        store={"url": store_url(tmp_path), "artifacts": "artifacts"},
+        data={"target": "target", "id_column": "id", "source": (tmp_path / "in").as_uri()},
+    )
+    watch = FolderWatch(project)
+    watch.scan()
+    watch.ingest_next(10)
+    assert len(project.get_state(OBJECTS_STATE)) == 4
+    kept = (tmp_path / "in" / "0.csv").read_bytes()
+    for week in (0, 1):
+        (tmp_path / "in" / f"{week}.csv").unlink()
+    assert FolderWatch(project).scan() == 0
+    state = project.get_state(OBJECTS_STATE)
+    assert sorted(url.rsplit("/", 1)[1] for url in state) == ["2.csv", "3.csv"]
+    (tmp_path / "in" / "0.csv").write_bytes(kept)  # sent again, same bytes
+    again = FolderWatch(project)
+    assert again.scan() == 1
+    assert again.ingest_next(10) == ([], [])  # known by its content: nothing stored twice
+    assert len(project.get_state(OBJECTS_STATE)) == 3 and project.status()["batches"]["total"] == 4

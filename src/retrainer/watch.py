@@ -87,9 +87,11 @@ class FolderWatch:
         """Queue the files that are new or changed since the last scan and not stored yet;
         returns how many were queued."""
         queued = 0
-        for kind, root in self._roots.items():
+        listings = {kind: self._listing(root) for kind, root in self._roots.items()}
+        self._forget_gone(listings)
+        for kind, found in listings.items():
             queue = getattr(self, kind)
-            for item, signature in self._listing(root):
+            for item, signature in found:
                 if self._seen.get(item) == signature:
                     continue
                 self._seen[item] = signature
@@ -101,6 +103,20 @@ class FolderWatch:
                     queued += 1
             queue.sort(key=lambda p: p.name)
         return queued
+
+    def _forget_gone(self, listings: dict[str, list]) -> None:
+        """Objects taken before that no listing holds any more leave the state (one write, when
+        any did), so that it stays as large as the buckets, not as their history; not after a
+        listing failed. One that comes back is downloaded once and known by its content hash."""
+        if not self._taken or any(root in self.failed for root in self._roots.values()):
+            return
+        listed = {str(item) for found in listings.values() for item, _ in found}
+        gone = [url for url in self._taken if url not in listed]
+        for url in gone:
+            del self._taken[url]
+            self._seen.pop(ObjectRef(url, _name(url)), None)
+        if gone:
+            self.project.set_state(OBJECTS_STATE, self._taken)
 
     def _listing(self, root: Path | str | None) -> list[tuple[Path | ObjectRef, tuple]]:
         if not isinstance(root, str):
