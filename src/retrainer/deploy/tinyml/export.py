@@ -1127,10 +1127,10 @@ def _mlp_c(name: str, mlp: Any, classification: bool, real: _Arithmetic) -> tupl
     if mlp.activation not in _MLP_ACTIVATIONS:
         raise RetrainerError(f"cannot export MLP activation {mlp.activation!r} to C")
     widths = [w.shape[0] for w in mlp.coefs_] + [mlp.coefs_[-1].shape[1]]
-    width = max(widths)
     r = real.ctype
-    decls, lines = [], [f"    {r} a[{width}];", f"    {r} b[{width}];"]
-    lines.append(f"    for (int32_t i = 0; i < {widths[0]}; i++) {{\n        a[i] = x[i];\n    }}")
+    # Layers alternate between the two buffers (the first reads the input): nothing is copied.
+    decls, lines = [], [f"    {r} a[{max(widths[1:])}];", f"    {r} b[{max(widths[1:])}];"]
+    source = "x"
     for layer, (w, bias) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
         n_in, n_out = w.shape
         decls.append(_array("float", f"{name}_w{layer}", w))
@@ -1138,21 +1138,19 @@ def _mlp_c(name: str, mlp: Any, classification: bool, real: _Arithmetic) -> tupl
         last = layer == len(mlp.coefs_) - 1
         # The output activation (logistic/softmax) is monotone: the class follows from raw scores.
         activated = "s" if last else _MLP_ACTIVATIONS[mlp.activation].format(v="s", m=real.math)
+        target = "ab"[layer % 2]
         lines.append(
             f"    for (int32_t j = 0; j < {n_out}; j++) {{\n"
             f"        {r} s = {name}_b{layer}[j];\n"
             f"        for (int32_t i = 0; i < {n_in}; i++) {{\n"
-            f"            s += a[i] * {name}_w{layer}[i * {n_out} + j];\n        }}\n"
+            f"            s += {source}[i] * {name}_w{layer}[i * {n_out} + j];\n        }}\n"
             f"{real.check('s', '        ')}"
-            f"        b[j] = {activated};\n    }}"
+            f"        {target}[j] = {activated};\n    }}"
         )
-        if not last:
-            lines.append(
-                f"    for (int32_t j = 0; j < {n_out}; j++) {{\n        a[j] = b[j];\n    }}"
-            )
+        source = target
     if mlp.out_activation_ == "exp":
-        lines.append(f"    b[0] = exp{real.math}(b[0]);")
-    body = "\n".join(lines) + "\n" + _output_c(real.argmax, widths[-1], classification, "b")
+        lines.append(f"    {source}[0] = exp{real.math}({source}[0]);")
+    body = "\n".join(lines) + "\n" + _output_c(real.argmax, widths[-1], classification, source)
     return "\n".join(decls), body
 
 
