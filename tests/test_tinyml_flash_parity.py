@@ -30,10 +30,10 @@ needs_both = pytest.mark.skipif(
     reason="needs the mcu extra (pip install 'retrainer[mcu]') and arm-none-eabi-gcc",
 )
 # name -> (model, tolerance of the model's own flash, zig against GNU). A tree's flash is its
-# tables and one walk; a scaled logistic regression's is mostly the software double arithmetic
-# of its overflow path (about 2.2 KB: libgcc's hand-written routines, 120 B fewer than
-# compiler_rt's) beside 0.4 KB of code (clang's 124 B more): 9 % more flash on ELEC2 (README).
-# Before zig's runtime was built for size and clang ran at -Oz: 1.37 and 1.15.
+# tables and one walk; a scaled model's is mostly the software double arithmetic of its overflow
+# path (libgcc's hand-written routines against compiler_rt's) beside its own code (README).
+# Before zig's runtime was built for size and clang ran at -Oz: 1.37 and 1.15. Before the
+# overflow path stopped dividing in double, the logistic regression's was 1.09 (held at 10 %).
 MODELS = {
     "DecisionTree": (lambda: DecisionTreeClassifier(max_depth=10, random_state=0), 0.05),
     "Scaler+MLP": (
@@ -42,7 +42,7 @@ MODELS = {
     ),
     "Scaler+LogisticRegression": (
         lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        0.10,
+        0.05,
     ),
 }
 

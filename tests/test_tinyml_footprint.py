@@ -8,6 +8,10 @@ import subprocess
 import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.deploy.tinyml import DeployTarget, export_c, measure_footprint
@@ -54,6 +58,29 @@ def test_small_tree_fits_cortex_m4(elec2, tmp_path):
     decision_nodes = tree.tree_.node_count - tree.get_n_leaves()
     assert sizes["model_threshold"] == 4 * decision_nodes
     assert fp.model_flash_bytes >= 4 * decision_nodes
+
+
+@needs_cross
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_overflow_path_links_only_the_double_routines_it_needs(elec2, tmp_path):
+    """The double path scales by multiplying with float32 reciprocals (no software double
+    division) and an MLP's layers alternate between two buffers (no copies: GCC makes them
+    newlib's ``memcpy``)."""
+    for name, model in (
+        ("logistic", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))),
+        ("mlp", make_pipeline(StandardScaler(), MLPClassifier((16, 8), max_iter=50))),
+    ):
+        export = export_c(model.fit(*elec2))
+        assert measure_footprint(export, M4, workdir=tmp_path / name).measured
+        symbols = subprocess.run(
+            ["arm-none-eabi-nm", "firmware.elf"],
+            cwd=tmp_path / name,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert {"__aeabi_dmul", "__aeabi_dadd"} <= set(symbols), name  # the double path
+        assert not {"__aeabi_ddiv", "memcpy"} & set(symbols), name
 
 
 @needs_cross
