@@ -322,6 +322,7 @@ def main() -> None:
                     cost=cost,
                     label_delay=m.label_delay,
                     bits=m.bits,
+                    reference=m.reference,
                     policies=default_policies(**tuned),
                     gate=gate_for(m),
                 )
