@@ -517,8 +517,12 @@ class LiveInformation:
     [1, 2, 1, 0]
 
     With ``shadow`` the loop also fits a shadow candidate for every labelled batch (on the window
-    that ends before it, as the candidate of that batch's boundary) and scores it on that batch:
-    the whole diagonal of the labelled batches is known, not only the retrains'.
+    that ends before it) and scores it on that batch: the whole diagonal of the labelled batches
+    is known, not only the retrains'. The candidate of that batch's boundary stands in for it:
+    with labels one batch late the same fit; with ``label_delay`` d > 1 the live shadow, fitted
+    once the batch's labels are in, also has the d - 1 batches labelled since that boundary, so
+    this diagonal is the errors of a model d - 1 batches staler than live's (the matrix scores no
+    model of that window on the batch).
 
     >>> shadow = LiveInformation(Every(5), shadow=True)  # never retrains here
     >>> simulate(E, np.full(4, 100), shadow, cost=10, label_delay=1).schedule.retrain_at
