@@ -79,6 +79,7 @@ def price(m: ScoreMatrix, cost: float) -> None:
         cost=cost,
         label_delay=m.label_delay,
         bits=m.bits,
+        reference=m.reference,
         policies=default_policies(),
         gate=Gate(m),
     )

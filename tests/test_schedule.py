@@ -215,6 +215,77 @@ def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows():
     np.testing.assert_array_equal(m.gate_bits(k), expected)
     assert m.gate_start[k] == 4 * 120 - n  # the newest rows of stream batch 3
     assert m.gate_start[0] == -1  # boundary 0 trains on the history only
+    # the first model's gate copy held out the newest 20 % of the history window, as live
+    X0 = pd.concat([batches[i][0] for i in (0, 1)], ignore_index=True)
+    y0 = np.concatenate([batches[i][1] for i in (0, 1)])
+    first = trainer.fit(X0.iloc[:-48], y0[:-48])
+    np.testing.assert_array_equal(
+        m.gate_bits(0), (first.predict(X0.iloc[-48:]) != y0[-48:]).astype(np.uint8)
+    )
+
+
+def one_model_matrix(reference: np.ndarray, stream: np.ndarray, batches: int) -> ScoreMatrix:
+    """A matrix of ``batches`` equal batches where model 0 makes the errors ``stream`` and its
+    gate copy made ``reference`` on its held-out rows (every later model the same stream)."""
+    size = len(stream) // batches
+    bits = [stream[size * k :] for k in range(batches)]
+    E = np.array([[b[size * (j - k) : size * (j - k + 1)].sum() for j in range(batches)]
+                  for k, b in enumerate(bits)], dtype=float)  # fmt: skip
+    E[np.tril_indices(batches, -1)] = np.nan
+    return ScoreMatrix(
+        errors=E,
+        rows=np.full(batches, size),
+        label_delay=1,
+        packed=np.packbits(np.concatenate(bits)),
+        offsets=np.r_[0, np.cumsum([len(b) for b in bits])],
+        gate_packed=np.packbits(np.tile(reference, batches)),
+        gate_offsets=np.arange(batches + 1) * len(reference),
+        gate_start=np.full(batches, -1),
+    )
+
+
+def test_a_detector_trigger_is_primed_on_the_champions_held_out_errors_as_live():
+    from retrainer.checks.concept import DDM
+    from retrainer.schedule.policies import DetectorTrigger
+
+    # wrong on 1 of 25 held-out rows, then on 1 of 8 live rows: a fresh DDM takes the live rate
+    # for the model's own; primed as live (Cycle._primed) it signals on the first batch
+    reference = (np.arange(200) % 25 == 0).astype(np.uint8)
+    stream = (np.arange(600) % 8 == 0).astype(np.uint8)
+    m = one_model_matrix(reference, stream, 4)
+    np.testing.assert_array_equal(m.reference(0), reference)
+    live = DDM()
+    live.update_many(reference)
+    first = len(live.update_many(stream[:150])) > 0  # the live path, recomputed
+    policy = DetectorTrigger("DDM", DDM)
+    run = simulate(
+        m.errors, m.rows, policy, cost=1, label_delay=1, bits=m.bits, reference=m.reference
+    )
+    assert run.choices[0].retrain == first is True  # boundary 1 reads batch 0
+    fresh = simulate(m.errors, m.rows, policy, cost=1, label_delay=1, bits=m.bits)
+    assert not fresh.choices[0].retrain and fresh.schedule.retrain_at == ()
+
+
+def test_the_reference_sample_is_drawn_as_live_keeps_it():
+    from retrainer.checks.sample import PREDICTION, store_sample
+
+    class Store:
+        def put_frame(self, frame):
+            self.frame = frame
+            return "sha"
+
+    class Zero:
+        def predict(self, X):
+            return np.zeros(len(X), dtype=int)
+
+    reference = (np.random.default_rng(0).random(300) < 0.3).astype(np.uint8)
+    m = one_model_matrix(reference, np.zeros(400, np.uint8), 2)
+    store = Store()
+    rows = pd.DataFrame({"x": np.arange(300.0), "y": reference}, index=np.arange(1000, 1300))
+    store_sample(store, Zero(), rows, ["x"], "y", task="classification", max_rows=50)
+    kept = (store.frame["y"] != store.frame[PREDICTION]).to_numpy().astype(np.uint8)
+    np.testing.assert_array_equal(m.reference(1, rows=50), kept)
+    assert len(m.reference(1, rows=0)) == 0 and len(m.reference(1)) == 300
 
 
 def test_a_retrain_that_fails_the_gate_is_paid_for_but_not_promoted():

@@ -44,7 +44,7 @@ def straightforward(batches, trainer, history, label_delay, window, holdout) -> 
     """The matrix as the issue states it: for every boundary k, the window of labelled batches
     (labels of stream batch i arrive before batch i + label_delay is predicted; history batches
     are labelled), one fit, a prediction per later batch; the gate copy fitted without the
-    newest rows (at most the newest batch)."""
+    newest rows (at most the newest batch; the first model's, the newest share of the history)."""
     stream_ = batches[history:]
     T = len(stream_)
     errors = np.full((T, T), np.nan)
@@ -63,17 +63,15 @@ def straightforward(batches, trainer, history, label_delay, window, holdout) -> 
             mine.append(wrong)
         bits.append(np.concatenate(mine))
         newest = span[-1] - history
-        if newest < 0:
-            gate_bits.append(np.zeros(0, np.uint8))
-            gate_start.append(-1)
-            continue
-        unseen = np.r_[
-            np.zeros(len(X) - len(stream_[newest][0]), bool), np.ones(len(stream_[newest][0]), bool)
-        ]
-        n = holdout_size(len(X), holdout, unseen)
+        if newest < 0:  # the first model: no champion, every row unseen
+            n = holdout_size(len(X), holdout, np.ones(len(X), bool))
+        else:
+            newest_rows = len(stream_[newest][0])
+            unseen = np.r_[np.zeros(len(X) - newest_rows, bool), np.ones(newest_rows, bool)]
+            n = holdout_size(len(X), holdout, unseen)
         copy = trainer.fit(X.iloc[:-n], y[:-n])
         gate_bits.append((copy.predict(X.iloc[-n:]) != y[-n:]).astype(np.uint8))
-        gate_start.append(sum(len(b[0]) for b in stream_[: newest + 1]) - n)
+        gate_start.append(sum(len(b[0]) for b in stream_[: newest + 1]) - n if newest >= 0 else -1)
     return {"errors": errors, "bits": bits, "gate_bits": gate_bits, "gate_start": gate_start}
 
 

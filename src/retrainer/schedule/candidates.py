@@ -4,7 +4,9 @@ or in worker processes (one task per training window, each worker holding the ba
 The candidate of boundary ``k`` is fitted with the real trainer on its window
 (:func:`training_window`) and predicts every row from batch ``k`` on in one call; its **gate
 copy** is fitted on the same window without the newest ``holdout`` share of rows (at most the
-newest labelled batch) and predicts those rows. Boundaries whose window is the same (before the
+newest labelled batch; of a window in the history, the first model's, the share, as live with no
+champion) and predicts those rows: its errors there are the gate's and the version's reference
+sample's. Boundaries whose window is the same (before the
 first stream label arrives) share one model and one task.
 
 Example:
@@ -45,8 +47,8 @@ class Scored(NamedTuple):
 
     k: int
     wrong: np.ndarray  # (rows of batches k..T-1,) uint8: the candidate's per-row errors
-    gate: np.ndarray  # the gate copy's per-row errors on its held-out rows (empty: no copy)
-    gate_start: int  # stream row of the first held-out row (-1: the window is the history)
+    gate: np.ndarray  # the gate copy's per-row errors on its held-out rows
+    gate_start: int  # stream row of the first held-out row (-1: held out of the history)
 
 
 def training_window(k: int, history: int, label_delay: int, window: int) -> range:
@@ -123,15 +125,14 @@ class Candidates:
         wrong = (np.asarray(model.predict(self.X_all.iloc[first:])) != self.y_all[first:]).astype(
             np.uint8
         )
-        gate, gate_start = np.zeros(0, np.uint8), -1
         newest = span[-1] - self.history  # the newest labelled stream batch (< 0: history)
+        unseen = np.ones(len(X), dtype=bool)  # the first model: no champion, all rows unseen
         if newest >= 0:
-            unseen = np.zeros(len(X), dtype=bool)
-            unseen[len(X) - self.rows[newest] :] = True
-            n = holdout_size(len(X), self.holdout, unseen)
-            copy = self.trainer.fit(X.iloc[:-n], y[:-n])
-            gate = (np.asarray(copy.predict(X.iloc[-n:])) != y[-n:]).astype(np.uint8)
-            gate_start = int(self.starts[newest + 1]) - n
+            unseen[: len(X) - self.rows[newest]] = False
+        n = holdout_size(len(X), self.holdout, unseen)
+        copy = self.trainer.fit(X.iloc[:-n], y[:-n])
+        gate = (np.asarray(copy.predict(X.iloc[-n:])) != y[-n:]).astype(np.uint8)
+        gate_start = int(self.starts[newest + 1]) - n if newest >= 0 else -1
         return [Scored(k, wrong[int(self.starts[k]) - first :], gate, gate_start) for k in group]
 
 

@@ -68,12 +68,14 @@ def compare(
     cost: float,
     label_delay: int,
     bits: Callable[[int], np.ndarray] | None = None,
+    reference: Callable[[int], np.ndarray] | None = None,
     policies: dict[str, Any] | None = None,
     fixed: Iterable[int] = (),
     gate: Any = None,
 ) -> list[dict]:
     """One row per policy: the optimum, the best fixed schedule in hindsight, ``fixed`` ones,
-    never retrained, then ``policies`` (detector triggers need ``bits``). With a ``gate``
+    never retrained, then ``policies`` (detector triggers need ``bits``, and are primed on a
+    new champion's ``reference`` errors where given, as live). With a ``gate``
     (:class:`retrainer.schedule.gated.Gate`) every policy's retrains go through it, as live; the
     optimum does not (it is the bound in hindsight)."""
     T = len(rows)
@@ -99,6 +101,7 @@ def compare(
             cost=cost,
             label_delay=label_delay,
             bits=bits,
+            reference=reference,
             name=name,
             gate=gate,
         )
@@ -174,7 +177,7 @@ def optimal_backtest(
     import html
 
     from retrainer.backtest import window_batches, with_times
-    from retrainer.config import GateSettings
+    from retrainer.config import GateSettings, SampleSettings
     from retrainer.errors import RetrainerError
     from retrainer.replay import split_periods
     from retrainer.schedule.gated import Gate
@@ -189,6 +192,9 @@ def optimal_backtest(
         )
     folder = Path(folder)
     gate_settings = GateSettings.model_validate(settings.get("gate") or {})
+    sample_rows = SampleSettings.model_validate(
+        (settings.get("checks") or {}).get("sample") or {}
+    ).rows
     d, t = settings["data"], settings.get("trainer") or {}
     frame = with_times(frame, d["time_column"], d.get("timezone"))
     skip = {d["target"], d.get("id_column"), d["time_column"]}
@@ -221,6 +227,7 @@ def optimal_backtest(
             cost=cost,
             label_delay=label_delay,
             bits=matrix.bits,
+            reference=lambda k: matrix.reference(k, sample_rows),
             policies=default_policies(),
             fixed=FIXED,
             gate=gate,

@@ -43,6 +43,7 @@ class View:
     cost: float
     label_delay: int
     bits: Any = None  # callable: model -> its per-row errors from its own first batch on
+    reference: Any = None  # callable: model -> its errors on its reference sample (held out)
     shadows: int = 0  # live: labelled batches where a shadow candidate was scored (the diagonal)
 
     @property
@@ -106,17 +107,20 @@ def simulate(
     cost: float,
     label_delay: int,
     bits: Any = None,
+    reference: Any = None,
     name: str | None = None,
     gate: Any = None,
 ) -> Run:
     """Run ``policy`` through every boundary of the matrix and price its schedule; with a
     ``gate`` (:class:`retrainer.schedule.gated.Gate`) a retrain goes into service only if it
     passes the gate against the champion, as live (a rejected retrain is paid for all the same).
+    ``bits`` and ``reference`` give a model's per-row errors on the stream and on its reference
+    sample (:meth:`~retrainer.schedule.scores.ScoreMatrix.reference`), for detector triggers.
     """
     policy.reset()
     champion, at, rejected, choices, gates = 0, [], [], [], []
     for t in range(1, len(rows)):
-        view = View(errors, rows, t, champion, float(cost), label_delay, bits)
+        view = View(errors, rows, t, champion, float(cost), label_delay, bits, reference)
         choice = policy.decide(view)
         choices.append(choice)
         if not choice.retrain:
@@ -152,7 +156,10 @@ class Every:
 
 class DetectorTrigger:
     """Retrain when a streaming detector (the project's DDM, ADWIN, ...) signals a change in the
-    champion's error stream; a fresh detector per champion.
+    champion's error stream; a fresh detector per champion, primed as live
+    (``Cycle._primed`` in :mod:`retrainer.cycle`) on the champion's errors on its reference
+    sample (the gate copy's on the held-out rows) where the view has them (``reference``).
+    Drift signalled while priming is not reported.
 
     >>> import numpy as np
     >>> from retrainer.checks.concept import DDM
@@ -162,6 +169,20 @@ class DetectorTrigger:
     >>> run = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get)
     >>> run.schedule.retrain_at
     (3,)
+
+    Models wrong on a quarter of the rows of every batch: a fresh detector takes that for their
+    error rate; primed on reference samples where they were wrong on a tenth, it signals on each
+    champion's first labelled batch.
+
+    >>> stream = (np.arange(600) % 4 == 0).astype(np.uint8)
+    >>> bits = {k: stream[150 * k :] for k in range(4)}
+    >>> E = np.full((4, 4), 38.0)
+    >>> fresh = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get)
+    >>> held_out = (np.arange(200) % 10 == 0).astype(np.uint8)
+    >>> primed = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get,
+    ...                   reference=lambda k: held_out)
+    >>> fresh.schedule.retrain_at, primed.schedule.retrain_at
+    ((), (1, 2, 3))
     """
 
     def __init__(self, name: str, factory: Any) -> None:
@@ -173,6 +194,8 @@ class DetectorTrigger:
     def decide(self, v: View) -> Choice:
         if self.model != v.champion:
             self.detector, self.model, self.fed = self.factory(), v.champion, v.champion - 1
+            if v.reference is not None:
+                self.detector.update_many(v.reference(v.champion))
         fired = False
         starts = np.r_[0, np.cumsum(v.rows[v.champion :])]
         run = None
@@ -494,8 +517,12 @@ class LiveInformation:
     [1, 2, 1, 0]
 
     With ``shadow`` the loop also fits a shadow candidate for every labelled batch (on the window
-    that ends before it, as the candidate of that batch's boundary) and scores it on that batch:
-    the whole diagonal of the labelled batches is known, not only the retrains'.
+    that ends before it) and scores it on that batch: the whole diagonal of the labelled batches
+    is known, not only the retrains'. The candidate of that batch's boundary stands in for it:
+    with labels one batch late the same fit; with ``label_delay`` d > 1 the live shadow, fitted
+    once the batch's labels are in, also has the d - 1 batches labelled since that boundary, so
+    this diagonal is the errors of a model d - 1 batches staler than live's (the matrix scores no
+    model of that window on the batch).
 
     >>> shadow = LiveInformation(Every(5), shadow=True)  # never retrains here
     >>> simulate(E, np.full(4, 100), shadow, cost=10, label_delay=1).schedule.retrain_at
@@ -525,7 +552,8 @@ class LiveInformation:
             if 0 <= b <= v.observed:
                 E[b, b] = v.errors[b, b]
         self.known = E
-        choice = self.policy.decide(View(E, v.rows, v.t, v.champion, v.cost, v.label_delay, v.bits))
+        seen = View(E, v.rows, v.t, v.champion, v.cost, v.label_delay, v.bits, v.reference)
+        choice = self.policy.decide(seen)
         if choice.retrain:
             self.asked.append(v.t)
         return choice

@@ -13,7 +13,10 @@ boundary ``k`` is fitted on its window without the newest ``holdout`` share of r
 newest labelled batch, as live when that batch is the first the champion has not seen), and
 ``gate_bits(k)`` holds its per-row errors on those held-out rows, which start at stream row
 ``gate_start[k]`` (-1 when the window ends in the history: the candidate is then the first
-model again).
+model again, and its held-out rows, the newest ``holdout`` share of the history window as live
+with no champion, are in the history). The held-out rows with the gate copy's predictions are
+also what live keeps as the version's reference sample, which primes its concept detector
+(:class:`~retrainer.schedule.policies.DetectorTrigger`).
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retrainer.checks.sample import SAMPLE_ROWS
 from retrainer.errors import DataError
 from retrainer.schedule.candidates import Candidates, score_boundaries
 from retrainer.training import Trainer
@@ -62,7 +66,7 @@ class ScoreMatrix:
     offsets: np.ndarray  # (T + 1,) start of model k's bits in ``packed`` (in bits)
     gate_packed: np.ndarray  # per-row error bits of every gate copy on its holdout, packed
     gate_offsets: np.ndarray  # (T + 1,) start of gate copy k's bits in ``gate_packed``
-    gate_start: np.ndarray  # (T,) stream row of gate copy k's first held-out row (-1: none)
+    gate_start: np.ndarray  # (T,) stream row of gate copy k's first held-out row (-1: history)
 
     @property
     def batches(self) -> int:
@@ -74,9 +78,21 @@ class ScoreMatrix:
         return np.unpackbits(self.packed, count=stop)[start:stop]
 
     def gate_bits(self, k: int) -> np.ndarray:
-        """Gate copy ``k``'s per-row errors on its held-out rows (from ``gate_start[k]`` on)."""
+        """Gate copy ``k``'s per-row errors on its held-out rows (from ``gate_start[k]`` on, or
+        in the history)."""
         start, stop = int(self.gate_offsets[k]), int(self.gate_offsets[k + 1])
         return np.unpackbits(self.gate_packed, count=stop)[start:stop]
+
+    def reference(self, k: int, rows: int = SAMPLE_ROWS) -> np.ndarray:
+        """Model ``k``'s errors on its reference sample, as live keeps it
+        (:func:`~retrainer.checks.sample.store_sample`): the gate copy's per-row errors on the
+        held-out rows, at most ``rows`` of them (``checks.sample.rows``; 0: no sample) drawn
+        with the same seed and kept in row order. Live this primes the champion's concept
+        detector."""
+        bits = self.gate_bits(k)
+        if len(bits) > rows:
+            bits = pd.Series(bits).sample(rows, random_state=0).sort_index().to_numpy()
+        return bits
 
     def part(self, start: int, stop: int | None = None) -> ScoreMatrix:
         """Batches ``start..stop-1`` as a matrix of their own (the candidate of boundary
@@ -222,7 +238,7 @@ def cached_scores(
         "label_delay": label_delay,
         "window": window,
         "holdout": holdout,
-        "version": 2,
+        "version": 3,  # 3: the first model's gate copy scored too (its reference sample)
     }
     path = Path(folder) / f"scores-{scores_key(batches, config)}.npz"
     if path.exists():
