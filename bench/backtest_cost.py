@@ -287,20 +287,26 @@ def summary(group: str, totals: list[dict]) -> None:
         print(f"- {SHORT[ours]}: " + "; ".join(parts))
 
 
-def detail(name: str, m, cost: float, tuned: dict) -> None:
-    """Every policy on one data set at one cost in full, with fixed schedules and the retrains
-    the gate kept out of service."""
-    table = compare(
+def priced(m, cost: float, policies: dict, *, fixed=(), gate=None) -> list[dict]:
+    """:func:`compare` on a score matrix: its errors, rows and label delay, and its per-row and
+    reference-sample errors for the detector triggers (primed as live)."""
+    return compare(
         m.errors,
         m.rows,
         cost=cost,
         label_delay=m.label_delay,
         bits=m.bits,
         reference=m.reference,
-        policies=default_policies(**tuned),
-        fixed=FIXED,
-        gate=gate_for(m),
+        policies=policies,
+        fixed=fixed,
+        gate=gate,
     )
+
+
+def detail(name: str, m, cost: float, tuned: dict) -> None:
+    """Every policy on one data set at one cost in full, with fixed schedules and the retrains
+    the gate kept out of service."""
+    table = priced(m, cost, default_policies(**tuned), fixed=FIXED, gate=gate_for(m))
     print(f"\n{name} at {cost:g} in full ({int(m.rows.sum()):,} rows)\n")
     print(
         "| policy | total cost | vs optimum | errors | retrains | rejected by the gate | accuracy |"
@@ -348,16 +354,7 @@ def main() -> None:
             m = found[name]
             for cost in costs:
                 started = time.perf_counter()
-                table = compare(
-                    m.errors,
-                    m.rows,
-                    cost=cost,
-                    label_delay=m.label_delay,
-                    bits=m.bits,
-                    reference=m.reference,
-                    policies=default_policies(**tuned),
-                    gate=gate_for(m),
-                )
+                table = priced(m, cost, default_policies(**tuned), gate=gate_for(m))
                 took = time.perf_counter() - started
                 cells = {r["policy"]: r for r in table}
                 opt = table[0]

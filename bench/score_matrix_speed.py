@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from backtest_cost import load
+from backtest_cost import load, priced
 
-from retrainer.schedule.compare import compare, default_policies
+from retrainer.schedule.compare import default_policies
 from retrainer.schedule.gated import Gate
 from retrainer.schedule.scores import ScoreMatrix, cached_scores
 from retrainer.training import Trainer
@@ -73,16 +73,7 @@ def progress(name: str, what: str):
 
 
 def price(m: ScoreMatrix, cost: float) -> None:
-    compare(
-        m.errors,
-        m.rows,
-        cost=cost,
-        label_delay=m.label_delay,
-        bits=m.bits,
-        reference=m.reference,
-        policies=default_policies(),
-        gate=Gate(m),
-    )
+    priced(m, cost, default_policies(), gate=Gate(m))
 
 
 def own_cpu() -> float:
