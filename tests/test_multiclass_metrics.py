@@ -14,7 +14,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from retrainer.errors import DataError
 from retrainer.gate import evaluate_gate
-from retrainer.metrics import bootstrap_se, score
+from retrainer.metrics import SE_ROWS, bootstrap_se, score
 from retrainer.training import predict
 from retrainer.triggers import Evidence, PerformanceTrigger
 
@@ -207,6 +207,23 @@ def test_bootstrap_se_of_r2_and_auc_is_scikit_learns_over_resampled_rows():
     found = bootstrap_se("roc_auc", y, (p > 0.5).astype(int), [0, 1], y_score=p)
     assert found == pytest.approx(np.std(each, ddof=1), rel=0.15)
     assert bootstrap_se("roc_auc", y, (p > 0.5).astype(int), [0, 1]) is None  # no scores
+
+
+def test_bootstrap_se_of_a_large_batch_is_a_subsample_s_scaled_to_its_rows():
+    """Beyond SE_ROWS rows R² and AUC are bootstrapped on SE_ROWS of them and scaled by
+    sqrt(SE_ROWS / n): still scikit-learn's spread over resamples of all 40,000 rows."""
+    rng = np.random.default_rng(3)
+    n = 4 * SE_ROWS
+    y = rng.integers(0, 2, n)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, n), 0, 1)
+    resampled = [rng.integers(0, n, n) for _ in range(300)]
+    each = [skm.roc_auc_score(y[r], p[r]) for r in resampled]
+    found = bootstrap_se("roc_auc", y, (p > 0.5).astype(int), [0, 1], y_score=p)
+    assert found == pytest.approx(np.std(each, ddof=1), rel=0.15)
+    truth = rng.normal(size=n)
+    guess = truth + rng.normal(0, 0.6, n)
+    each = [skm.r2_score(truth[r], guess[r]) for r in resampled]
+    assert bootstrap_se("r2", truth, guess) == pytest.approx(np.std(each, ddof=1), rel=0.15)
 
 
 def test_performance_trigger_on_r2_fires_on_a_significant_drop_not_on_noise():

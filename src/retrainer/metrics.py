@@ -9,12 +9,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics as skm
 
 from retrainer.config import METRICS
+
+SE_ROWS = 10_000  # bootstrap_se: R² and AUC resample at most this many rows (scaled beyond)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -113,7 +116,10 @@ def bootstrap_se(
     these rows (rows drawn with replacement: as cells of the confusion matrix, as weights of the
     sums of squares or of the ranked pairs of ``y_score``, for AUC); None for
     other metrics, fewer than two rows or an AUC without scores. F1 is binary or macro and AUC
-    binary or one-vs-rest as in :func:`score`.
+    binary or one-vs-rest as in :func:`score`. R² and AUC resample whole rows, so beyond
+    ``SE_ROWS`` rows they are bootstrapped on that many drawn without replacement and the
+    error scaled by ``sqrt(SE_ROWS / n)`` (it falls as one over the root of the rows): a
+    100,000-row binary AUC took 9 s, this 0.6 s.
 
     >>> y = [0, 1, 2, 2] * 50
     >>> round(bootstrap_se("f1", y, [0, 1, 2, 0] * 50, classes=[0, 1, 2]), 3)
@@ -130,7 +136,15 @@ def bootstrap_se(
         return None
     if metric == "roc_auc" and y_score is None:
         return None
+    scale = 1.0
     if metric in ("r2", "roc_auc"):
+        if n > SE_ROWS:
+            keep = rng.choice(n, SE_ROWS, replace=False)
+            y_true, y_pred, scale, n = y_true[keep], y_pred[keep], math.sqrt(SE_ROWS / n), SE_ROWS
+            if y_score is not None:
+                y_score = (
+                    y_score.iloc[keep] if hasattr(y_score, "iloc") else np.asarray(y_score)[keep]
+                )
         chunks = [100] * (draws // 100) + [draws % 100]  # 100 x rows weights at a time
         weights = (rng.multinomial(n, np.full(n, 1 / n), size=k) for k in chunks)
         values = np.concatenate(
@@ -146,7 +160,7 @@ def bootstrap_se(
         positive = _positive(metric, labels, y_true, y_pred, classes)
         values = from_counts(metric, tp, actual, predicted, positive)
     values = values[np.isfinite(values)]
-    return float(np.std(values, ddof=1)) if values.size > 1 else None
+    return scale * float(np.std(values, ddof=1)) if values.size > 1 else None
 
 
 def on_resamples(
