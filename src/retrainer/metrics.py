@@ -73,21 +73,33 @@ def score(
 
 
 def _roc_auc(y_true: np.ndarray, y_score, classes: Sequence | None) -> float:
-    """Binary AUC of the positive-class scores, or one-vs-rest macro AUC of class scores (a
-    frame's columns are put in the order of ``classes``, a class it lacks scoring 0)."""
-    if y_score is None or len(np.unique(y_true)) < 2:
+    """Binary AUC of the positive-class scores, or one-vs-rest macro AUC of class scores."""
+    found = _class_scores(y_true, y_score, classes)
+    if found is None or len(np.unique(y_true)) < 2:
         return float("nan")
+    scores, labels = found
+    if labels is None:
+        return skm.roc_auc_score(y_true, scores)
+    if not np.isin(labels, y_true).all():
+        return float("nan")  # a class without rows: its one-vs-rest AUC is undefined
+    return skm.roc_auc_score(y_true, scores, multi_class="ovr", labels=labels)
+
+
+def _class_scores(y_true: np.ndarray, y_score, classes: Sequence | None) -> tuple | None:
+    """The scores as an array and, for one column per class, their labels (None: the positive
+    class's scores); a frame's columns are put in the order of ``classes``, a class it lacks
+    scoring 0. None without scores, or with a label no model knows."""
+    if y_score is None:
+        return None
     if hasattr(y_score, "columns") and classes is not None:
         y_score = y_score.reindex(columns=list(classes), fill_value=0.0)
     scores = np.asarray(y_score, dtype=float)
     if scores.ndim == 1:
-        return skm.roc_auc_score(y_true, scores)
+        return scores, None
     labels = list(classes) if classes is not None else list(range(scores.shape[1]))
-    if len(labels) != scores.shape[1] or not np.isin(labels, y_true).all():
-        return float("nan")  # a class without rows: its one-vs-rest AUC is undefined
-    if not np.isin(y_true, labels).all():
-        return float("nan")  # a label no model knows
-    return skm.roc_auc_score(y_true, scores, multi_class="ovr", labels=labels)
+    if len(labels) != scores.shape[1] or not np.isin(y_true, labels).all():
+        return None
+    return scores, labels
 
 
 def _f1_average(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence | None) -> dict:
@@ -222,20 +234,16 @@ def auc_on_resamples(
     [0.75, 1.0, 0.0]
     """
     y, w = np.asarray(y_true), np.asarray(weights, dtype=float)
-    if y_score is None:
+    found = _class_scores(y, y_score, classes)
+    if found is None:
         return np.full(len(w), np.nan)
-    if hasattr(y_score, "columns") and classes is not None:
-        y_score = y_score.reindex(columns=list(classes), fill_value=0.0)
-    scores = np.asarray(y_score, dtype=float)
-    if scores.ndim == 1:
-        labels = np.unique(y)
-        if labels.size != 2:
+    scores, labels = found
+    if labels is None:
+        present = np.unique(y)
+        if present.size != 2:
             return np.full(len(w), np.nan)
-        columns = [(y == labels[1], scores)]
+        columns = [(y == present[1], scores)]
     else:
-        labels = list(classes) if classes is not None else list(range(scores.shape[1]))
-        if len(labels) != scores.shape[1] or not np.isin(y, labels).all():
-            return np.full(len(w), np.nan)
         columns = [(y == c, scores[:, j]) for j, c in enumerate(labels)]
     return np.mean([_weighted_auc(positive, s, w) for positive, s in columns], axis=0)
 
