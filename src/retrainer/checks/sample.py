@@ -58,6 +58,16 @@ MULTIVARIATE = {
 }
 
 
+def at_most(rows: pd.DataFrame | pd.Series, max_rows: int, seed: int = 0):
+    """At most ``max_rows`` of ``rows``, drawn with ``seed`` and kept in row order: how a
+    version's reference sample is drawn (and how the backtest redraws it).
+
+    >>> at_most(pd.Series(range(10)), 3).tolist()
+    [2, 4, 8]
+    """
+    return rows.sample(max_rows, random_state=seed).sort_index() if len(rows) > max_rows else rows
+
+
 def store_sample(
     artifacts: Any,
     model: Any,
@@ -80,9 +90,7 @@ def store_sample(
         task: ``"classification"`` or ``"regression"`` (how predictions and labels are tested).
         max_rows: the largest sample (drawn with ``seed``, kept in row order).
     """
-    if len(rows) > max_rows:
-        rows = rows.sample(max_rows, random_state=seed).sort_index()
-    frame = rows[[*features, target]].reset_index(drop=True)
+    frame = at_most(rows, max_rows, seed)[[*features, target]].reset_index(drop=True)
     frame[PREDICTION] = model.predict(frame[list(features)])
     return {
         "artifact": artifacts.put_frame(frame),
@@ -194,9 +202,5 @@ def multivariate_drift(
         raise ValueError(f"multivariate check {method!r} is not one of {sorted(MULTIVARIATE)}")
     columns = list(sample.features.columns)
     current = frame.reindex(columns=columns)
-    reference = sample.features
-    if len(reference) > max_rows:
-        reference = reference.sample(max_rows, random_state=seed).sort_index()
-    if len(current) > max_rows:
-        current = current.sample(max_rows, random_state=seed).sort_index()
+    reference, current = (at_most(f, max_rows, seed) for f in (sample.features, current))
     return MULTIVARIATE[method](reference, current, max_rows=max_rows, seed=seed)

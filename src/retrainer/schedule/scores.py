@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrainer.checks.sample import SAMPLE_ROWS
+from retrainer.checks.sample import SAMPLE_ROWS, at_most
 from retrainer.errors import DataError
 from retrainer.schedule.candidates import Candidates, score_boundaries
 from retrainer.training import Trainer
@@ -89,10 +89,7 @@ class ScoreMatrix:
         held-out rows, at most ``rows`` of them (``checks.sample.rows``; 0: no sample) drawn
         with the same seed and kept in row order. Live this primes the champion's concept
         detector."""
-        bits = self.gate_bits(k)
-        if len(bits) > rows:
-            bits = pd.Series(bits).sample(rows, random_state=0).sort_index().to_numpy()
-        return bits
+        return np.asarray(at_most(pd.Series(self.gate_bits(k)), rows))
 
     def part(self, start: int, stop: int | None = None) -> ScoreMatrix:
         """Batches ``start..stop-1`` as a matrix of their own (the candidate of boundary
