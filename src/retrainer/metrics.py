@@ -17,6 +17,7 @@ from sklearn import metrics as skm
 
 from retrainer.config import METRICS
 
+BOOTSTRAPPED = ("f1", "balanced_accuracy", "roc_auc", "r2")  # with a bootstrap_se, on_resamples
 SE_ROWS = 10_000  # bootstrap_se: R² and AUC resample at most this many rows (scaled beyond)
 
 
@@ -144,7 +145,7 @@ def bootstrap_se(
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     rng = np.random.default_rng(seed)
     n = y_true.size
-    if n < 2 or metric not in ("f1", "balanced_accuracy", "r2", "roc_auc"):
+    if n < 2 or metric not in BOOTSTRAPPED:
         return None
     if metric == "roc_auc" and y_score is None:
         return None

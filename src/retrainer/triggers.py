@@ -23,9 +23,7 @@ from typing import Any
 
 from retrainer.config import PolicySettings, TriggerSettings, format_duration
 from retrainer.diagnosis.alarms import Alarm
-from retrainer.metrics import higher_is_better, is_worse
-
-BOOTSTRAPPED = ("f1", "balanced_accuracy", "roc_auc", "r2")  # tested with bootstrap errors
+from retrainer.metrics import BOOTSTRAPPED, higher_is_better, is_worse
 
 
 @dataclass(frozen=True)
