@@ -101,10 +101,10 @@ def ingest_predictions(
     batches that were not scored yet. Idempotent by ``key`` (default: the content hash)."""
     where = source or "predictions"
     table = _validated(project, to_pandas(data, source=where), where)
+    with project.store.session() as s:
+        version = served_version(project, s, version, where)  # before anything is stored
     if any(str(c).startswith(CLASS_SCORE) for c in table.columns):
-        with project.store.session() as s:
-            served = served_version(project, s, version, where)
-        _covers_classes(project, table, served, where)
+        _covers_classes(project, table, version, where)
     try:
         sha = project.artifacts.put_frame(table.reset_index(drop=True))
     except StoreError as exc:  # e.g. ids of mixed types Parquet cannot hold
@@ -112,7 +112,6 @@ def ingest_predictions(
     key = checked_key(key, where) or f"sha256:{sha}"
     id_col = project.config.data.id_column
     with project.store.session() as s:
-        version = served_version(project, s, version, where)
         if s.scalar(select(PredictionLogRow).where(PredictionLogRow.key == key)) is not None:
             return PredictionReport(key, len(table), 0, 0, (), version, new=False)
         by_id = table.set_index(id_col)
