@@ -20,7 +20,8 @@ Two parts, both on real data (ELEC2, HAPT, ACS employment of Massachusetts; see
    trigger's input) per 100 batches, over all batches and after the first period (a seasonal
    reference needs one period of history), batches with any diagnosed alarm, quarantined
    batches and the longest stretch of consecutive quarantined batches (retraining held back),
-   and whether the tool suggested the seasonal reference.
+   the rows set aside as far-out values (and their batches), and whether the tool suggested
+   the seasonal reference.
 
 Held out: thresholds (the sequential test's baseline level 0.2 and ARL 200; the reference
 window: 14 days of 7, 14 and 28 tried) were chosen on seeds 0 and 1 of part 1 and on seed 0
@@ -143,6 +144,7 @@ def loop_run(name: str, frame: pd.DataFrame, period: str, reference: dict | None
     from sqlalchemy import select
 
     from retrainer.project import Project
+    from retrainer.quarantine import set_aside_summary
     from retrainer.replay import replay
     from retrainer.store.tables import BatchRow, CheckRow, CycleRow, EventRow
 
@@ -169,6 +171,7 @@ def loop_run(name: str, frame: pd.DataFrame, period: str, reference: dict | None
             hints = [
                 n for c in s.scalars(select(CycleRow)) for n in (c.summary or {}).get("notes", [])
             ]
+        aside = set_aside_summary(project) or {"rows": 0, "batches": []}
     after = ids[first:]
     longest = run = 0
     for q in quarantined:
@@ -186,6 +189,7 @@ def loop_run(name: str, frame: pd.DataFrame, period: str, reference: dict | None
         "any alarm /100": round(100 * sum(bool(causes.get(i)) for i in ids) / n, 1),
         "quarantined": int(sum(quarantined)),
         "longest held back": longest,
+        "rows set aside (batches)": f"{aside['rows']} ({len(aside['batches'])})",
         "seasonal hint": "yes" if hints else "no",
         "s": round(seconds),
     }

@@ -253,6 +253,77 @@ def test_far_out_values_in_more_than_10_percent_of_rows_quarantine_the_batch(mak
     assert bad not in [b.id for b in select_window(project)]
 
 
+REAL = 20_000  # ELEC2 rows after the Victorian fill: every column is a real reading
+
+
+def _spike_project(make_project, elec, columns, far=(4, 19, 33)):
+    """A project with a champion on real ELEC2 rows and one 90-row batch whose ``far`` rows
+    hold values 3-4 reference widths above the range in each of ``columns``, checked."""
+    project = make_project()
+    project.ingest(elec.iloc[REAL : REAL + HISTORY], key="history")
+    assert project.cycle().champion == 1
+    reference = elec.iloc[REAL : REAL + HISTORY]
+    batch = elec.iloc[REAL + HISTORY : REAL + HISTORY + 90].copy()
+    for column in columns:
+        low, high = reference[column].min(), reference[column].max()
+        spike = high + (high - low) * np.linspace(3, 4, len(far))
+        batch.loc[batch.index[list(far)], column] = spike
+    bad = project.ingest(batch, key="spike").id
+    return project, bad, project.cycle()
+
+
+def test_a_spike_that_correlated_columns_share_is_a_joint_excursion_kept_as_drift(
+    make_project, elec
+):
+    project, bad, report = _spike_project(make_project, elec, ["nswprice", "vicprice"])
+    assert report.quarantined == () and project.set_aside(bad) == []  # the rows are kept
+    diagnosis = project.diagnosis(bad)
+    joint = [a for a in diagnosis["alarms"] if a["check"] == "joint_excursion"]
+    assert {a["column"] for a in joint} == {"nswprice", "vicprice"}
+    assert not any(a["blocking"] for a in diagnosis["alarms"])
+    assert joint[0]["cause"] == "covariate_drift"
+    assert "'vicprice' beyond its range in 3 of them" in next(
+        a["message"] for a in joint if a["column"] == "nswprice"
+    )
+    assert held_back(project) is None
+
+
+def test_a_spike_in_one_column_stays_a_fault_set_aside(make_project, elec):
+    project, bad, report = _spike_project(make_project, elec, ["nswprice"])
+    assert report.quarantined == () and project.set_aside(bad) == [4, 19, 33]
+    alarm = project.diagnosis(bad)["alarms"][0]
+    assert alarm["check"] == "out_of_range_burst" and alarm["cause"] == "data_quality"
+
+
+def _burst(column):
+    from retrainer.diagnosis import ACTIONS, Alarm
+
+    return Alarm("data_quality", ACTIONS["data_quality"], "error", "out_of_range_burst", column, "")
+
+
+def test_a_partner_out_of_range_all_week_or_on_the_wrong_side_explains_no_burst(elec):
+    from retrainer.diagnosis.joint import joint_excursion
+
+    numeric = ["nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+    reference = elec.iloc[REAL : REAL + HISTORY][numeric]
+    edges = {c: np.quantile(reference[c], np.linspace(0, 1, 11)) for c in numeric}
+    batch = elec.iloc[REAL + HISTORY : REAL + HISTORY + 90][numeric].reset_index(drop=True)
+    span = reference.max() - reference.min()
+    batch.loc[[4, 19, 33], "nswprice"] = reference["nswprice"].max() + 3 * span["nswprice"]
+    shared = batch.copy()
+    shared.loc[[4, 19, 33], "vicprice"] = reference["vicprice"].max() + 0.1 * span["vicprice"]
+    assert joint_excursion(_burst("nswprice"), shared, edges, reference) is not None
+    hot = shared.copy()  # demand beyond its range in most rows: no evidence for 3 of them
+    hot["vicprice"] = reference["vicprice"].max() + 0.1 * span["vicprice"]
+    assert joint_excursion(_burst("nswprice"), hot, edges, reference) is None
+    wrong = batch.copy()  # transfer falls with prices: above its range it contradicts them
+    wrong.loc[[4, 19, 33], "transfer"] = reference["transfer"].max() + 0.1 * span["transfer"]
+    assert joint_excursion(_burst("nswprice"), wrong, edges, reference) is None
+    falling = batch.copy()
+    falling.loc[[4, 19, 33], "transfer"] = reference["transfer"].min() - 0.1 * span["transfer"]
+    assert joint_excursion(_burst("nswprice"), falling, edges, reference) is not None
+
+
 def test_rows_set_aside_are_dropped_by_position_whatever_the_index(make_project):
     project = make_project()
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}, index=[7, 7, 3, 3])

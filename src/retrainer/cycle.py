@@ -33,6 +33,7 @@ from retrainer.checks.sample import (
 )
 from retrainer.diagnosis import Alarm
 from retrainer.diagnosis.alarms import Diagnosis, rank
+from retrainer.diagnosis.joint import joint_excursion
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.gate import model_classes
 from retrainer.ingest import FUTURE_SLACK
@@ -264,13 +265,16 @@ class _Cycle:
             fixed = BatchProfile.from_dict(champion.reference)
             chosen, edges = drift_reference(self.p, batch_id, champion, fixed), fixed.edges()
         checked = self._checks(batch_id, frame, schema, chosen, edges)
+        checked = self._joint(checked, frame, edges, champion)
         found = chosen is not None and far_rows(
             frame, schema, edges, self._blocking(checked.alarms)
         )
         if found:
             keep = np.ones(len(frame), dtype=bool)
             keep[sorted(set().union(*found.values()))] = False
-            rest = self._checks(batch_id, frame[keep].reset_index(drop=True), schema, chosen, edges)
+            kept = frame[keep].reset_index(drop=True)
+            rest = self._checks(batch_id, kept, schema, chosen, edges)
+            rest = self._joint(rest, kept, edges, champion)
             if self._blocking(rest.alarms):
                 found = None  # the rest fails too: the batch is quarantined as a whole
             else:
@@ -336,6 +340,26 @@ class _Cycle:
                     batch_id=batch_id,
                 )
         return not blocking
+
+    def _joint(
+        self, checked: _Checked, frame: pd.DataFrame, edges: dict, champion: Any
+    ) -> _Checked:
+        """``checked`` with its blocking bursts of far-out values that a correlated column shares
+        on the same rows read as covariate drift (``retrainer.diagnosis.joint``; they need the
+        champion's reference sample)."""
+        bursts = [a for a in self._blocking(checked.alarms) if a.check == "out_of_range_burst"]
+        found = self.sample(champion) if bursts else None
+        if found is None:
+            return checked
+        reference = found[0].features
+        alarms = [
+            (joint_excursion(a, frame, edges, reference) or a) if a in bursts else a
+            for a in checked.alarms
+        ]
+        if alarms == checked.alarms:
+            return checked
+        ranked = rank(alarms, checked.diagnosis.shift)
+        return replace(checked, diagnosis=replace(ranked, fix=checked.diagnosis.fix))
 
     def _blocking(self, alarms: list[Alarm]) -> list[Alarm]:
         return [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]

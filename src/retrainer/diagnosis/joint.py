@@ -1,0 +1,141 @@
+"""Far-out values that related columns share on the same rows: a real event, not a fault.
+
+A burst of far-out values in one column (``out_of_range_burst``) reads as an instrument or
+transfer fault: the rows are set aside, or the batch quarantined. A real event moves related
+readings together (a market-wide price spike: both states' prices and demand leave their ranges
+in the same half hours); a faulty sensor moves one. A burst is a **joint excursion** when another
+numeric column, its partner,
+
+- is correlated with the burst's column in the champion's reference sample (Spearman's
+  ``|rho| >= MIN_RHO``),
+- lies beyond its own reference range in at least half of the far rows (``FAR_COUNT`` at least),
+  on the side that correlation predicts, and
+- has its excursions concentrated on those rows: a one-sided Fisher exact test of the far rows
+  against the rest of the batch, ``p < ALPHA`` (a hot week whose demand leaves a winter range in
+  most rows explains nothing about a few far prices).
+
+Such a burst is covariate drift, a warning that names its partners: the rows are kept and
+trained on. The price: a fault that writes wild values into two correlated columns of the same
+rows, in the direction of their correlation, is read as an event.
+
+Example:
+    >>> import numpy as np, pandas as pd
+    >>> from retrainer.diagnosis import ACTIONS, Alarm
+    >>> rng = np.random.default_rng(0)
+    >>> load = rng.uniform(0.0, 1.0, 400)
+    >>> reference = pd.DataFrame({"load": load, "price": load + rng.normal(0.0, 0.1, 400)})
+    >>> edges = {c: np.quantile(reference[c], np.linspace(0, 1, 11)) for c in reference}
+    >>> batch = reference.iloc[:30].reset_index(drop=True)
+    >>> batch.loc[[3, 7], ["load", "price"]] = [[1.4, 5.0], [1.3, 6.0]]  # a spike, seen twice
+    >>> burst = Alarm("data_quality", ACTIONS["data_quality"], "error", "out_of_range_burst",
+    ...               "price", "2 far values")
+    >>> joint_excursion(burst, batch, edges, reference).check
+    'joint_excursion'
+    >>> batch.loc[[3, 7], "load"] = [0.5, 0.4]  # the price alone: a fault
+    >>> joint_excursion(burst, batch, edges, reference) is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from retrainer.checks.quality import FAR_COUNT
+from retrainer.diagnosis.alarms import ACTIONS, Alarm
+from retrainer.profile.column import far_mask
+
+MIN_RHO = 0.3  # a partner's rank correlation with the burst's column in the reference sample
+ALPHA = 0.01  # the partner's excursions concentrate on the far rows (one-sided Fisher)
+
+
+def joint_excursion(
+    alarm: Alarm, frame: pd.DataFrame, edges: Mapping[str, np.ndarray], reference: pd.DataFrame
+) -> Alarm | None:
+    """``alarm`` (a burst of far-out values) read again as covariate drift when a correlated
+    column leaves its range on the same rows; None when no column does (or the alarm is no
+    burst, or its column is not in ``frame``, ``edges`` and ``reference``)."""
+    name = alarm.column
+    if alarm.check != "out_of_range_burst" or not _numeric(name, frame, edges, reference):
+        return None
+    values = _values(frame, name)
+    far = far_mask(values, np.asarray(edges[name], dtype="float64"))
+    if far.sum() < FAR_COUNT:
+        return None
+    high = values[far] > float(edges[name][-1])
+    partners = [
+        found
+        for other in edges
+        if other != name and _numeric(other, frame, edges, reference)
+        for found in [_partner(name, other, frame, edges, reference, far, high)]
+        if found is not None
+    ]
+    if not partners:
+        return None
+    said = "; ".join(
+        f"{p['column']!r} beyond its range in {p['rows']} of them (rank correlation "
+        f"{p['rho']:+.2f} in the reference; Fisher p={p['p']:.2g})"
+        for p in partners
+    )
+    message = (
+        f"column {name!r}: {int(far.sum())} of {len(frame)} values lie far beyond the reference "
+        f"range, on rows where related columns leave theirs too: {said}. A joint excursion is "
+        "a real event (a faulty sensor moves one column), so the rows are kept"
+    )
+    return Alarm(
+        "covariate_drift",
+        ACTIONS["covariate_drift"],
+        "warning",
+        "joint_excursion",
+        name,
+        message,
+        0.8,
+        evidence=(*alarm.evidence, *partners),
+    )
+
+
+def _numeric(
+    name: str | None, frame: pd.DataFrame, edges: Mapping, reference: pd.DataFrame
+) -> bool:
+    return bool(name) and name in frame and name in edges and name in reference
+
+
+def _values(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _partner(
+    name: str,
+    other: str,
+    frame: pd.DataFrame,
+    edges: Mapping[str, np.ndarray],
+    reference: pd.DataFrame,
+    far: np.ndarray,
+    high: np.ndarray,
+) -> dict | None:
+    """The evidence that ``other`` leaves its range with ``name``'s far rows (None if not)."""
+    pair = reference[[name, other]].apply(pd.to_numeric, errors="coerce").dropna()
+    rho = float(pair[name].rank().corr(pair[other].rank())) if len(pair) > 2 else math.nan
+    if not abs(rho) >= MIN_RHO:  # NaN (a constant column) is no partner
+        return None
+    values, bounds = _values(frame, other), np.asarray(edges[other], dtype="float64")
+    with np.errstate(invalid="ignore"):
+        above, below = values > bounds[-1], values < bounds[0]
+    expected_high = high if rho > 0 else ~high
+    joined = int(np.where(expected_high, above[far], below[far]).sum())
+    if joined < max(FAR_COUNT, math.ceil(0.5 * far.sum())):
+        return None
+    from scipy.stats import fisher_exact  # here: the cycle imports this module for every batch
+
+    out = above | below
+    rest = int(out[~far].sum())
+    _, p = fisher_exact(
+        [[joined, int(far.sum()) - joined], [rest, int((~far).sum()) - rest]],
+        alternative="greater",
+    )
+    if not p < ALPHA:
+        return None
+    return {"column": other, "rows": joined, "of": int(far.sum()), "rho": rho, "p": float(p)}
