@@ -253,8 +253,9 @@ class _Cycle:
 
     # ------------------------------------------------------------------- profile, checks
     def _check_batch(self, batch_id: int, champion: Any) -> bool:
-        """Profile a new batch and check it against the champion's reference; a few far-out
-        rows are set aside and the rest checked again (``retrainer.quarantine.far_rows``).
+        """Profile a new batch and check it against the champion's reference; far-out values
+        that correlated columns share are drift (``retrainer.diagnosis.joint``), a few other
+        far-out rows are set aside and the rest checked again (``retrainer.quarantine.far_rows``).
         Returns False when the batch was quarantined."""
         with self.p.store.session() as s:
             row = s.get(BatchRow, batch_id)
