@@ -23,8 +23,11 @@ p >= ``CONSISTENT_P``, on the batch's quantiles against the reference's histogra
 p >= ``FITTED_P``, as its parameters come from the batch, and so must a pure factor within
 ``LEVEL_FACTOR`` of 1: a real level change of skewed data scales it so) while the
 batch as it is is not (p < ``MOVED_P``), nor shifted back by its median shift (a plain mean
-shift is drift); a known map also needs the quantiles on a line (R^2 >= ``R2_MIN``) and no
-different known map nearly as good (p within ``AMBIGUOUS`` of the best: too few rows to tell).
+shift is drift); a known map also needs no different known map nearly as good (p within
+``AMBIGUOUS`` of the best: too few rows to tell), and where the quantiles lie off a line
+(R^2 < ``R2_MIN``) it needs p >= ``FITTED_P`` too: the quantiles of 30 rows of a two-mode sensor
+scatter off any line (R^2 0.55-0.92 under an exact Celsius to Fahrenheit map), and the KS test,
+which counts the rows, is what says whether they fit.
 A transformed batch whose own distribution also moved (a summer month in other units against a
 whole year in the old ones) is not recognised: compare it with a reference of the same season.
 
@@ -55,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 QUANTILES = tuple(np.round(np.linspace(0.025, 0.975, 39), 3))
-R2_MIN = 0.95  # the batch's quantiles against the reference's lie on a line at least this well
+R2_MIN = 0.95  # quantiles off a line (a small batch of multimodal data): a known map needs FITTED_P
 CONSISTENT_P = 0.01  # mapped back, the batch must be consistent with the reference
 MOVED_P = 1e-3  # as it is, the batch must not be
 MOVED_MASS = 0.5  # and most of its mass moved (KS distance), as a unit change of factor 1.6+ does
@@ -243,7 +246,8 @@ def match_transform(
     rivals = [t for t in ranked[1:3] if _differs(ranked[0], t)]
     alone = not any(p_of(t) >= max(CONSISTENT_P, AMBIGUOUS * p) for t in rivals)
     found = Transform(a, b, words, r2, d, p, p_identity)
-    if r2 >= R2_MIN and p >= (FITTED_P if found.level_like else CONSISTENT_P) and alone:
+    strict = found.level_like or r2 < R2_MIN
+    if p >= (FITTED_P if strict else CONSISTENT_P) and alone:
         return found
     # the slopes consistent with the batch (each with the median gap of the central quantiles
     # as offset; least squares bends on a gap between modes): the middle of that set is the fit
