@@ -13,7 +13,9 @@ after the first held-out run, before the one change it led to) on seeds 5-7; the
 tuned on (``hapt-affine``, ``elec2-affine`` and the shift cases) on seeds 0-1, each with
 whether the transform was named.
 
-Run: .venv/bin/python bench/diagnosis.py [--units]
+``--units --seeds 11 12 13``: every unit case (held out and fresh) on the seeds given only.
+
+Run: .venv/bin/python bench/diagnosis.py [--units [--seeds N ...]]
 """
 
 import argparse
@@ -47,13 +49,16 @@ def _named(r) -> bool:
     return r.diagnosed == "upstream_change" and bool({"scale", "affine"} & set(r.checks))
 
 
-def units(rows_per_batch=(30, 90)) -> None:
-    """The affine unit rule on its held-out and its tuning cases."""
+def units(rows_per_batch=(30, 90), seeds: tuple[int, ...] = ()) -> None:
+    """The affine unit rule on its held-out and its tuning cases (``seeds``: every unit case,
+    held out and fresh, on those seeds only)."""
     parts = [
         ("held out", UNIT_CASES, (2, 3, 4)),
         ("fresh held out (after one change)", {**UNIT_CASES, **FRESH_CASES}, (5, 6, 7)),
         ("tuned on", {n: SCENARIOS[n] for n in TUNED}, (0, 1)),
     ]
+    if seeds:
+        parts = [("every unit case", {**UNIT_CASES, **FRESH_CASES}, seeds)]
     for rows in rows_per_batch:
         for title, cases, seeds in parts:
             started = time.perf_counter()
@@ -125,7 +130,9 @@ def main() -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", action="store_true", help="the affine unit rule's cases")
-    if parser.parse_args().units:
-        units()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[], help="with --units")
+    args = parser.parse_args()
+    if args.units:
+        units(seeds=tuple(args.seeds))
     else:
         main()
