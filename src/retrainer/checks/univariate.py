@@ -66,6 +66,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ EXACT_N = 10_000  # above this effective n, the limiting Kolmogorov distribution
 SMALL = 1000  # the automatic choice takes p-value tests up to this many values, distances above
 FISHER_MAX = 5  # Fisher's exact test when an expected cell count of a 2 x 2 table is below this
 COCHRAN_MIN, COCHRAN_SHARE = 5, 0.2  # chi-square valid: at most 20 % of expected counts below 5
+SIMULATED_TABLES = 10_000  # a sparse table's p-value from this many tables (floor 1e-4)
+FIRST_TABLES, CLEARLY = 1_000, 0.05  # a first 1,000 that give p >= 0.05 settle it (no alarm)
 DISTANCE_THRESHOLDS = {
     "wasserstein": 0.1,
     "energy": 0.1,
@@ -500,12 +503,68 @@ def pool_sparse(table: np.ndarray) -> np.ndarray:
     return cells
 
 
+def simulated_p_value(
+    table: np.ndarray, *, g_test: bool = False, tables: int = SIMULATED_TABLES
+) -> float | None:
+    """The chi-square (or G) p-value of a 2 x k table of whole counts with an expected count
+    below ``COCHRAN_MIN``, from ``tables`` random tables with the same margins (the exact
+    conditional null, as R's ``chisq.test(simulate.p.value = TRUE)``); None for a table that
+    needs none (every expected count 5 or more) or has fractional counts (a deflated table).
+
+    Cochran's rule keeps the approximation fair at alpha 0.05, not in the tail the drift
+    verdicts read: on 90 rows of ACS employment columns against 4,000 (12-25 categories pooled by
+    the rule) p < 0.001 came 2-4 times as often as 0.1 %. The tables are drawn from a generator
+    seeded by the counts, so a batch always gets the same p-value; when the first
+    ``FIRST_TABLES`` already give p >= ``CLEARLY`` (most batches), that is the p-value, and
+    every smaller one comes from all ``tables``.
+
+    Example:
+        >>> table = np.array([[400, 300, 200, 60, 30], [10, 8, 4, 0, 6]])
+        >>> round(chi_square_table(table)[1], 6), round(simulated_p_value(table), 4)
+        (1e-05, 0.0004)
+    """
+    table = np.asarray(table, dtype="float64")
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any() or (table != np.round(table)).any():
+        return None
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    if expected.min() >= COCHRAN_MIN:
+        return None
+    counts = table.astype(np.int64)
+    columns = counts.sum(axis=0)
+    rng = np.random.default_rng(zlib.crc32(counts.tobytes()))
+
+    def statistic(t: np.ndarray) -> np.ndarray:
+        if g_test:
+            return 2 * special.xlogy(t, t / expected).sum(axis=(-2, -1))
+        return ((t - expected) ** 2 / expected).sum(axis=(-2, -1))
+
+    observed = statistic(table) * (1 - 1e-9)
+
+    def exceeding(n: int) -> int:
+        batch = rng.multivariate_hypergeometric(columns, int(counts[1].sum()), size=n)
+        return int((statistic(np.stack([columns - batch, batch], axis=1)) >= observed).sum())
+
+    first = min(FIRST_TABLES, tables)
+    at_least = exceeding(first)
+    if (1 + at_least) / (first + 1) >= CLEARLY or first == tables:
+        return (1 + at_least) / (first + 1)
+    at_least += exceeding(tables - first)
+    return (1 + at_least) / (tables + 1)
+
+
 def _chi2(pair: Pair) -> Outcome:
-    return chi_square_table(pool_sparse(_table(pair)))
+    return _sparse_aware(pool_sparse(_table(pair)), g_test=False)
 
 
 def _g(pair: Pair) -> Outcome:
-    return chi_square_table(pool_sparse(_table(pair)), g_test=True)
+    return _sparse_aware(pool_sparse(_table(pair)), g_test=True)
+
+
+def _sparse_aware(table: np.ndarray, g_test: bool) -> Outcome:
+    statistic, p = chi_square_table(table, g_test=g_test)
+    simulated = simulated_p_value(table, g_test=g_test)
+    return statistic, p if simulated is None else simulated
 
 
 def z_test_proportions(ref_hits: float, n: float, cur_hits: float, m: float) -> tuple[float, float]:
