@@ -182,12 +182,14 @@ def _fingerprint(frame: pd.DataFrame) -> str:
         >>> a = pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]})
         >>> _fingerprint(a) == _fingerprint(a.copy()), _fingerprint(a) == _fingerprint(a[::-1])
         (True, False)
+        >>> _fingerprint(pd.DataFrame({"t": pd.Series([b"\\xff bytes", 1], dtype=object)}))
+        ''
     """
     digest = hashlib.sha256(repr(list(frame.columns)).encode())
     try:
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    except TypeError:  # a cell pandas cannot hash: no fingerprint, every run trains
-        return ""
+    except (TypeError, ValueError):  # a cell pandas cannot hash (bytes beside numbers: pandas
+        return ""  # decodes them as ASCII): no fingerprint, every run trains
     return digest.hexdigest()[:16]
 
 
