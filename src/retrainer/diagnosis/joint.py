@@ -66,11 +66,13 @@ def joint_excursion(
     if far.sum() < FAR_COUNT:
         return None
     high = values[far] > float(edges[name][-1])
+    others = [c for c in edges if c != name and _numeric(c, frame, edges, reference)]
+    numbers = reference[[name, *others]].apply(pd.to_numeric, errors="coerce")
+    rhos = numbers.corr(method="spearman")[name]  # pairwise complete rows; NaN: constant
     partners = [
         found
-        for other in edges
-        if other != name and _numeric(other, frame, edges, reference)
-        for found in [_partner(name, other, frame, edges, reference, far, high)]
+        for other in others
+        for found in [_partner(other, float(rhos[other]), frame, edges, far, high)]
         if found is not None
     ]
     if not partners:
@@ -108,17 +110,15 @@ def _values(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _partner(
-    name: str,
     other: str,
+    rho: float,
     frame: pd.DataFrame,
     edges: Mapping[str, np.ndarray],
-    reference: pd.DataFrame,
     far: np.ndarray,
     high: np.ndarray,
 ) -> dict | None:
-    """The evidence that ``other`` leaves its range with ``name``'s far rows (None if not)."""
-    pair = reference[[name, other]].apply(pd.to_numeric, errors="coerce").dropna()
-    rho = float(pair[name].rank().corr(pair[other].rank())) if len(pair) > 2 else math.nan
+    """The evidence that ``other`` (rank correlation ``rho`` with the burst's column in the
+    reference) leaves its range with the burst's far rows (None if not)."""
     if not abs(rho) >= MIN_RHO:  # NaN (a constant column) is no partner
         return None
     values, bounds = _values(frame, other), np.asarray(edges[other], dtype="float64")
