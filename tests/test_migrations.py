@@ -154,6 +154,8 @@ def test_processes_starting_together_migrate_once(tmp_path):
     outcomes = [results.get(timeout=TIMEOUT_S) for _ in range(n)]
     for process in processes:
         process.join(timeout=TIMEOUT_S)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    assert not errors, "\n".join(errors)  # in full: the assertion diff would cut the message
     assert sorted(outcomes, key=len) == [[], [], [], list(ALL)]
     store = Store(url)
     assert store.migration.applied == ()
