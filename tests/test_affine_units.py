@@ -130,3 +130,48 @@ def test_celsius_to_fahrenheit_of_a_two_mode_sensor_is_named_on_30_rows(hapt):
         assert d.top == "upstream_change"
         named += d.fix == {"affine": {"acc-y": [0.5555555556, -17.77777778]}}
     assert named >= 8
+
+
+@pytest.mark.parametrize("case", ["elec2-price-shift", "elec2-vicprice-shift"])
+def test_rows_drawn_towards_high_prices_are_drift_not_a_unit_change(case):
+    """30 real ELEC2 rows drawn towards high prices scale a price's spread and level by about
+    ten, and were called a unit change in 6 of these 6 runs; the other prices and the demand
+    drift with them, which no unit change of one column does."""
+    from retrainer.diagnosis.scenarios import run_scenario
+    from retrainer.diagnosis.unit_cases import FRESH_CASES, UNIT_CASES
+
+    scenario = {**UNIT_CASES, **FRESH_CASES}[case]
+    for seed in (11, 12, 13):
+        r = run_scenario(None, scenario, steps=7, at=6, seed=seed, batch_rows=30)
+        assert r.diagnosed == "covariate_drift", (seed, r.checks)
+        assert "selected_rows" in r.checks
+
+
+def test_a_unit_change_stands_while_only_unrelated_columns_drift():
+    from retrainer.diagnosis import ACTIONS, Alarm
+    from retrainer.diagnosis.joint import selected_rows
+
+    rng = np.random.default_rng(0)
+    load = rng.uniform(0.0, 1.0, 500)
+    reference = pd.DataFrame(
+        {
+            "load": load,
+            "price": load + rng.normal(0.0, 0.2, 500),
+            "wind": rng.normal(0.0, 1.0, 500),  # unrelated to the price
+            "region": rng.choice(["a", "b"], 500),  # categorical: never a partner
+        }
+    )
+    unit = Alarm(
+        "upstream_change", ACTIONS["upstream_change"], "error", "scale", "price", "x10",
+        evidence=({"factor": 10.0},),
+    )  # fmt: skip
+    high = reference.nlargest(30, "load").assign(wind=lambda d: d.wind + 3.0)
+    assert selected_rows(unit, high, {"wind", "region"}, reference) is None
+    drift = selected_rows(unit, high, {"wind", "load"}, reference)
+    assert drift.cause == "covariate_drift" and not drift.blocking
+    assert "'load' (rank correlation +0.8" in drift.message and "'wind'" not in drift.message
+    assert drift.evidence[0] == {"factor": 10.0} and drift.fix is None
+    low = reference.nsmallest(30, "load")  # the price up as sent, the load down: no selection
+    assert selected_rows(unit, low.assign(price=low.price + 5.0), {"load"}, reference) is None
+    other = Alarm("data_quality", ACTIONS["data_quality"], "error", "nulls", "price", "nulls")
+    assert selected_rows(other, high, {"load"}, reference) is None  # only unit changes

@@ -324,6 +324,27 @@ def test_a_partner_out_of_range_all_week_or_on_the_wrong_side_explains_no_burst(
     assert joint_excursion(_burst("nswprice"), falling, edges, reference) is not None
 
 
+def test_rows_drawn_towards_high_prices_are_kept_as_drift_not_quarantined_as_units(
+    make_project, elec
+):
+    """30 real rows of the weeks after the reference, drawn towards high Victorian prices: both
+    prices looked like a unit change of the reference and the batch was quarantined; demand
+    and transfer drifted with them, so the cycle reads it as rows selected differently."""
+    project = make_project()
+    project.ingest(elec.iloc[REAL : REAL + HISTORY], key="history")
+    assert project.cycle().champion == 1
+    pool = elec.iloc[REAL + HISTORY :]
+    z = (pool["vicprice"] - pool["vicprice"].mean()) / pool["vicprice"].std()
+    weights = np.exp(2 * z.to_numpy())
+    picked = np.random.default_rng(0).choice(len(pool), 30, replace=False, p=weights / sum(weights))
+    bad = project.ingest(pool.iloc[np.sort(picked)], key="high prices").id
+    assert project.cycle().quarantined == ()
+    diagnosis = project.diagnosis(bad)
+    assert diagnosis["top"] == "covariate_drift" and not diagnosis["fix"]
+    selected = {a["column"] for a in diagnosis["alarms"] if a["check"] == "selected_rows"}
+    assert selected == {"nswprice", "vicprice"}
+
+
 def test_rows_set_aside_are_dropped_by_position_whatever_the_index(make_project):
     project = make_project()
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}, index=[7, 7, 3, 3])

@@ -33,7 +33,7 @@ from retrainer.checks.sample import (
 )
 from retrainer.diagnosis import Alarm
 from retrainer.diagnosis.alarms import Diagnosis, rank
-from retrainer.diagnosis.joint import joint_excursion
+from retrainer.diagnosis.joint import UNIT_CHECKS, reread
 from retrainer.diagnosis.loop import diagnose_in_cycle, relation_alarms
 from retrainer.gate import model_classes
 from retrainer.ingest import FUTURE_SLACK
@@ -346,21 +346,18 @@ class _Cycle:
         self, checked: _Checked, frame: pd.DataFrame, edges: dict, champion: Any
     ) -> _Checked:
         """``checked`` with its blocking bursts of far-out values that a correlated column shares
-        on the same rows read as covariate drift (``retrainer.diagnosis.joint``; they need the
-        champion's reference sample)."""
+        on the same rows, and its unit changes of a column whose correlated columns drifted too,
+        read as covariate drift (``retrainer.diagnosis.joint``; they need the champion's
+        reference sample)."""
         bursts = [a for a in self._blocking(checked.alarms) if a.check == "out_of_range_burst"]
-        found = self.sample(champion) if bursts else None
+        units = [a for a in checked.alarms if a.check in UNIT_CHECKS]
+        found = self.sample(champion) if bursts or units else None
         if found is None:
             return checked
-        reference = found[0].features
-        alarms = [
-            (joint_excursion(a, frame, edges, reference) or a) if a in bursts else a
-            for a in checked.alarms
-        ]
+        alarms = reread(checked.alarms, frame, edges, found[0].features, bursts)
         if alarms == checked.alarms:
             return checked
-        ranked = rank(alarms, checked.diagnosis.shift)
-        return replace(checked, diagnosis=replace(ranked, fix=checked.diagnosis.fix))
+        return replace(checked, diagnosis=rank(alarms, checked.diagnosis.shift))
 
     def _blocking(self, alarms: list[Alarm]) -> list[Alarm]:
         return [a for a in alarms if a.blocking and a.cause in self.p.policy.block_on]

@@ -18,6 +18,14 @@ Such a burst is covariate drift, a warning that names its partners: the rows are
 trained on. The price: a fault that writes wild values into two correlated columns of the same
 rows, in the direction of their correlation, is read as an event.
 
+The same reading holds for a **unit change** (``scale``, ``affine``): a new unit upstream maps
+one column, while rows selected differently (a week of price spikes) move the columns related to
+it as well, and may scale one column's spread and level by ten. A unit change whose column is
+correlated (``|rho| >= MIN_RHO`` in the reference sample) with a column that drifted in the same
+batch, the way that correlation predicts (a price up, demand up), is read as covariate drift
+(:func:`selected_rows`). The price: a unit change that arrives in the very batch in which a
+related column drifts that way is called drift.
+
 Example:
     >>> import numpy as np, pandas as pd
     >>> from retrainer.diagnosis import ACTIONS, Alarm
@@ -34,12 +42,19 @@ Example:
     >>> batch.loc[[3, 7], "load"] = [0.5, 0.4]  # the price alone: a fault
     >>> joint_excursion(burst, batch, edges, reference) is None
     True
+    >>> unit = Alarm("upstream_change", ACTIONS["upstream_change"], "error", "scale", "price",
+    ...              "x10 of the reference")
+    >>> high = reference.nlargest(30, "load")  # rows of high load: the price rises with it
+    >>> selected_rows(unit, high, {"load"}, reference).check
+    'selected_rows'
+    >>> selected_rows(unit, high, set(), reference) is None  # no related column drifted
+    True
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +65,69 @@ from retrainer.profile.column import far_mask
 
 MIN_RHO = 0.3  # a partner's rank correlation with the burst's column in the reference sample
 ALPHA = 0.01  # the partner's excursions concentrate on the far rows (one-sided Fisher)
+UNIT_CHECKS = ("scale", "affine")
+
+
+def reread(
+    alarms: Sequence[Alarm],
+    frame: pd.DataFrame,
+    edges: Mapping[str, np.ndarray],
+    reference: pd.DataFrame,
+    bursts: Collection[Alarm],
+) -> list[Alarm]:
+    """``alarms`` with each of the ``bursts`` that related columns share read as a joint
+    excursion, and each unit change whose related columns drifted too read as drift."""
+    drifted = {a.column for a in alarms if a.cause == "covariate_drift" and a.column}
+    return [
+        (
+            joint_excursion(a, frame, edges, reference)
+            if a in bursts
+            else selected_rows(a, frame, drifted, reference)
+        )
+        or a
+        for a in alarms
+    ]
+
+
+def selected_rows(
+    alarm: Alarm, frame: pd.DataFrame, drifted: Collection[str], reference: pd.DataFrame
+) -> Alarm | None:
+    """``alarm`` (a unit change of one column) read again as covariate drift when a column of
+    ``drifted`` is correlated with it in the reference sample and moved (in ``frame``, the
+    batch) the way that correlation predicts; None when none did (or the alarm is no unit
+    change)."""
+    name = alarm.column
+    if alarm.check not in UNIT_CHECKS or not name or name not in reference or name not in frame:
+        return None
+    others = [c for c in drifted if c != name and c in reference and c in frame]
+    if not others:
+        return None
+    numbers = reference[[name, *others]].apply(pd.to_numeric, errors="coerce")
+    rhos = numbers.corr(method="spearman")[name]  # categorical columns: NaN, no partner
+    way = _moved(frame, numbers, name)
+    partners = [
+        {"column": c, "rho": float(rhos[c])}
+        for c in others
+        if abs(rhos[c]) >= MIN_RHO and way * np.sign(rhos[c]) * _moved(frame, numbers, c) > 0
+    ]
+    if not partners:
+        return None
+    said = ", ".join(f"{p['column']!r} (rank correlation {p['rho']:+.2f})" for p in partners)
+    message = (
+        f"{alarm.message.rstrip('.')}; but columns related to {name!r} in the reference drifted "
+        f"in the same batch: {said}. A unit change maps one column; rows selected differently "
+        "move related columns together, so this is read as drift"
+    )
+    return Alarm(
+        "covariate_drift",
+        ACTIONS["covariate_drift"],
+        "warning",
+        "selected_rows",
+        name,
+        message,
+        0.7,
+        evidence=(*alarm.evidence, *partners),
+    )
 
 
 def joint_excursion(
@@ -97,6 +175,24 @@ def joint_excursion(
         0.8,
         evidence=(*alarm.evidence, *partners),
     )
+
+
+def _moved(frame: pd.DataFrame, reference: pd.DataFrame, name: str) -> float:
+    """Which way a column moved: the sign of the mean rank of the batch's values among the
+    reference's, less one half (0: not at all, or no values).
+
+    Example:
+        >>> ref = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+        >>> _moved(pd.DataFrame({"x": [5.0, 3.0]}), ref, "x"), _moved(ref, ref, "x")
+        (1.0, 0.0)
+    """
+    before = np.sort(reference[name].dropna().to_numpy(dtype="float64"))
+    values = _values(frame, name)
+    values = values[np.isfinite(values)]
+    if not before.size or not values.size:
+        return 0.0
+    below = np.searchsorted(before, values, "left") + np.searchsorted(before, values, "right")
+    return float(np.sign(round(below.mean() / (2 * before.size) - 0.5, 12)))
 
 
 def _numeric(

@@ -32,8 +32,9 @@ from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import Schema, as_text
 from retrainer.datasets import ELEC2_FEATURES, load_elec2
-from retrainer.diagnosis.alarms import CAUSES, Diagnosis
+from retrainer.diagnosis.alarms import CAUSES, Diagnosis, rank
 from retrainer.diagnosis.engine import diagnose_batch, relation_alarm, with_relation
+from retrainer.diagnosis.joint import UNIT_CHECKS, reread
 from retrainer.diagnosis.signals import batch_signals
 from retrainer.profile import BatchProfile
 
@@ -675,7 +676,8 @@ def diagnose_step(
     reference: BatchProfile,
 ) -> Diagnosis:
     """Profile, check and diagnose one batch against the reference, as a cycle with the
-    default project file does (its drift options: Benjamini-Hochberg over the columns)."""
+    default project file does (its drift options: Benjamini-Hochberg over the columns; far-out
+    values and unit changes read again against related columns, ``diagnosis.joint``)."""
     from retrainer.config import ChecksSettings
 
     checks = ChecksSettings()
@@ -687,7 +689,13 @@ def diagnose_step(
     results = [*quality, *drift, verdict]
     numeric = [s.name for s in schema.columns if s.kind == "numeric"]
     signals = batch_signals(batch, numeric, keys=["id"], expected_rows=stream.batch_rows)
-    return diagnose_batch(results, reference, current, signals)
+    found = diagnose_batch(results, reference, current, signals)
+    bursts = [a for a in found.alarms if a.blocking and a.check == "out_of_range_burst"]
+    if not bursts and not any(a.check in UNIT_CHECKS for a in found.alarms):
+        return found
+    sample = stream.reference_frame[features]
+    alarms = reread(found.alarms, batch, reference.edges(), sample, bursts)
+    return found if alarms == list(found.alarms) else rank(alarms, found.shift)
 
 
 def run_scenario(
