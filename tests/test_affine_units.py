@@ -175,3 +175,23 @@ def test_a_unit_change_stands_while_only_unrelated_columns_drift():
     assert selected_rows(unit, low.assign(price=low.price + 5.0), {"load"}, reference) is None
     other = Alarm("data_quality", ACTIONS["data_quality"], "error", "nulls", "price", "nulls")
     assert selected_rows(other, high, {"load"}, reference) is None  # only unit changes
+
+
+def test_a_sensor_lying_still_is_drift_not_a_tenth_of_the_reference():
+    """HAPT user 16 (held out by bench/calibrated_rules.py) lying still, 90 consecutive rows:
+    acc-x has a tenth of the mean and spread it had in motion, which the moment rule called
+    "x1/10 the reference: a unit or scale change upstream", and the batch was quarantined.
+    Divided back by ten it is another shape (KS p < 0.001): drift. A true x10 is still named."""
+    columns = ["user", "acc-x", "acc-y", "gyro-z"]
+    try:
+        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=columns)
+    except FileNotFoundError:
+        pytest.skip("HAPT data not on this machine")
+    rows = frame[frame["user"] == 16].drop(columns="user").reset_index(drop=True)
+    reference = rows.iloc[:10000]
+    for start in (19990, 20260):
+        d = diagnose(reference, rows.iloc[start : start + 90])
+        assert d.top == "covariate_drift", [a.message for a in d.alarms]
+    tenfold = reference.sample(90, random_state=1)
+    tenfold["acc-x"] = tenfold["acc-x"] * 10
+    assert diagnose(reference, tenfold).fix == {"scale": {"acc-x": 0.1}}

@@ -51,6 +51,7 @@ from retrainer.diagnosis.alarms import (
 )
 from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, unusual_share
 from retrainer.diagnosis.unit_rules import affine, retyped
+from retrainer.diagnosis.units import mapped_back_p
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
 from retrainer.profile.column import FAR, OTHER
 
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from retrainer.checks.concept.sequential import Finding
 
 SCALE_TOLERANCE = math.log(2.0)  # the spread within x/2 of a power of ten (batches vary)
+SCALE_P = 1e-3  # mapped back, a batch this unlikely under the reference is another shape
 SENTINEL_WORDS = frozenset(
     {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
 )
@@ -166,10 +168,15 @@ def _came_alive(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | No
     )
 
 
-def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
+def _scale(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None
+) -> Alarm | None:
     """A power of ten between the batch's and the reference's spread (within a factor 2), with
     the mean moved by the same factor (within 1.5); called only when most of the mass left its
-    reference bins (TV >= 0.5), so a heavy tail present in one side only is no unit change."""
+    reference bins (TV >= 0.5), so a heavy tail present in one side only is no unit change. A
+    shrinking factor needs the batch multiplied back not to contradict the reference (KS p >=
+    ``SCALE_P``): real data shrinks far more often than it grows tenfold (a sensor lying still
+    has a tenth of the mean and spread it has in motion, and another shape)."""
     if not (ref.std and cur.std and ref.values and cur.values):
         return None
     ratio = cur.std / ref.std
@@ -184,10 +191,17 @@ def _scale(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
             return None  # spread and level must move by the same factor
     elif factor < 1:
         return None  # a quiet stretch of a signal around zero looks the same (HAPT at rest)
+    col = sig.columns.get(name) if sig else None
+    p = None
+    if factor < 1 and col is not None and col.quantiles and ref.edges and ref.hist:
+        p = mapped_back_p(ref.edges, ref.hist, col.quantiles, cur.values, factor)
+        if p < SCALE_P:
+            return None
     shown = f"{factor:g}" if factor >= 1 else f"1/{1 / factor:g}"
+    back = f"; mapped back, KS p={p:.2g}" if p is not None else ""
     message = (
         f"column {name!r} is x{shown} the reference (mean {_g(ref.mean)} -> {_g(cur.mean)}, "
-        f"std {_g(ref.std)} -> {_g(cur.std)}): a unit or scale change upstream"
+        f"std {_g(ref.std)} -> {_g(cur.std)}{back}): a unit or scale change upstream"
     )
     return _alarm(
         "upstream_change",
@@ -751,7 +765,7 @@ def _values(
             lambda: _far_burst(name, ref, cur, checks),
             lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _affine(name, ref, cur, signals, checks),
-            lambda: _scale(name, ref, cur) if _column_shift(ref, cur) >= 0.5 else None,
+            lambda: _scale(name, ref, cur, signals) if _column_shift(ref, cur) >= 0.5 else None,
             lambda: _far_burst(name, ref, cur, checks, small=True),
             lambda: _repeated(name, ref, checks),
             lambda: _out_of_range(name, ref, cur, checks),

@@ -190,6 +190,38 @@ def _cdf_bounds(edges: np.ndarray, hist: np.ndarray):
     return bounds, at_edges
 
 
+def _ks(bounds, cur_q: np.ndarray, probs: np.ndarray, a: float, b: float) -> float:
+    """A lower bound of the KS distance between the batch mapped back by ``(x - b) / a`` (its
+    quantiles ``cur_q`` at ``probs``) and the binned reference (its CDF ``bounds``)."""
+    low, high = bounds((cur_q - b) / a)
+    return float(np.maximum(0.0, np.maximum(low - probs, probs - high)).max())
+
+
+def mapped_back_p(edges, hist, batch_quantiles, rows: int, a: float, quantiles=QUANTILES) -> float:
+    """The Kolmogorov-Smirnov p-value of the batch divided by ``a`` against the reference (its
+    histogram on its quantile ``edges``), as :func:`match_transform` tests a map.
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> ref = rng.normal(0.8, 0.3, 5000)
+        >>> edges = np.quantile(ref, np.linspace(0, 1, 33))
+        >>> hist = [0, *np.histogram(ref, edges)[0], 0]
+        >>> tenfold = np.quantile(rng.normal(0.8, 0.3, 90) * 10, QUANTILES)
+        >>> lying = np.quantile(rng.normal(0.06, 0.02, 90), QUANTILES)  # another posture
+        >>> mapped_back_p(edges, hist, tenfold, 90, 10.0) > 0.05
+        True
+        >>> mapped_back_p(edges, hist, lying, 90, 0.1) < 1e-6
+        True
+    """
+    from scipy import stats
+
+    edges, hist = np.asarray(edges, float), np.asarray(hist, float)
+    bounds, _ = _cdf_bounds(edges, hist)
+    n = rows * hist.sum() / (rows + hist.sum())
+    d = _ks(bounds, np.asarray(batch_quantiles, float), np.asarray(quantiles, float), a, 0.0)
+    return float(stats.kstwo.sf(d, max(1, round(n))))
+
+
 def _differs(t: tuple, u: tuple) -> bool:
     """Whether two maps differ by more than 10 % in slope or in level."""
     return abs(math.log(t[0] / u[0])) > 0.1 or abs(t[1] - u[1]) > 0.1 * max(abs(t[1]), 1.0)
@@ -222,9 +254,8 @@ def match_transform(
     n = rows * hist.sum() / (rows + hist.sum())
     from scipy import stats  # here: `retrainer explain` imports the diagnosis without SciPy
 
-    def ks(a: float, b: float) -> float:  # a lower bound of the KS distance (binned reference)
-        low, high = bounds((cur_q - b) / a)
-        return float(np.maximum(0.0, np.maximum(low - probs, probs - high)).max())
+    def ks(a: float, b: float) -> float:
+        return _ks(bounds, cur_q, probs, a, b)
 
     p_identity = float(stats.kstwo.sf(ks(1.0, 0.0), max(1, round(n))))
     if p_identity >= MOVED_P or ks(1.0, 0.0) < MOVED_MASS:
