@@ -268,3 +268,28 @@ def test_a_unit_change_in_a_week_whose_other_columns_drifted_stays_a_unit_change
     assert d.alarms[0].check in ("scale", "affine") and column in next(iter(d.fix.values()))
     drifted = {a.column for a in d.alarms if a.cause == "covariate_drift"}
     assert len(drifted - {column}) >= 3  # the week's own drift, reported beside it
+
+
+def test_a_column_drifts_for_the_diagnosis_below_1_percent_over_the_columns_tested():
+    """At most 1 in 100 unchanged batches gets a drift reading, however many columns: a p-value
+    below 0.001, and below 0.01 over the columns tested (Bonferroni). 16 ACS columns at 0.001
+    each gave one in 25-50 unchanged batches an alarm."""
+
+    def top(p: float, tests: int) -> str | None:
+        detail = {"tests": tests, "p_adjusted": min(1.0, p * tests)}
+        r = CheckResult("drift", "chi2", "MIL", True, "warning", p_value=p, detail=detail)
+        return diagnose_batch([r]).top
+
+    assert top(0.0008, 6) == "covariate_drift"
+    assert top(0.0008, 16) is None
+    assert top(0.0005, 16) == "covariate_drift"
+    assert top(0.0012, 1) is None  # 0.001 per column still holds for few columns
+
+
+def test_the_drift_check_names_the_family_it_adjusted_over(stream):
+    rows, schema, reference = stream
+    batch = rows.iloc[4 * WEEK : 4 * WEEK + 90][ELEC2_FEATURES]
+    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+    results = check_drift(reference, current)
+    tested = [r for r in results if r.p_value is not None]
+    assert tested and {r.detail["tests"] for r in tested} == {len(tested)}

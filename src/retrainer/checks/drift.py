@@ -373,8 +373,9 @@ def check_drift(
     )
     for col in tested:
         results[col.name] = _verdict(
-            col, adjusted.get(col.name), alpha, psi_threshold, min_psi, correction, limits
-        )
+            col, adjusted.get(col.name), alpha, psi_threshold, min_psi, correction, limits,
+            tests=len(p_tests),
+        )  # fmt: skip
     return [results[name] for name in reference.columns if name in results]
 
 
@@ -386,6 +387,7 @@ def _verdict(
     min_psi: float,
     correction: str,
     limits: Mapping[str, float],
+    tests: int = 1,
 ) -> CheckResult:
     pair, name = col.pair, col.name
     effect_psi = psi(pair.ref, pair.cur)
@@ -409,7 +411,7 @@ def _verdict(
             verdict = "did not drift"
         adj = f", {correction}-adjusted {p_adj:.3g}" if correction != "none" else ""
         evidence = f"{col.test} {col.statistic:.4g} (p={col.p_value:.3g}{adj}, alpha {alpha:g})"
-        detail.update(p_adjusted=p_adj, correction=correction)
+        detail.update(p_adjusted=p_adj, correction=correction, tests=tests)  # the family
     unit = "sd" if pair.kind == "numeric" else "V"
     message = (
         f"column {name!r} {verdict}: {evidence}; effect {col.effect:.3g} {unit} (detectable "

@@ -65,6 +65,7 @@ SENTINEL_WORDS = frozenset(
 )
 SHARE_RULE_ROWS = 30  # values inside the range the share-burst rule needs for its KS test
 DRIFT_P = 1e-3  # a column drifts for the diagnosis only below this p-value
+BATCH_P = 0.01  # and below this over the columns tested (Bonferroni): at most 1 in 100 batches
 VERDICT = "__verdict__"  # key of a column's drift verdict (the first drift result of a column)
 HANDLED = {
     "missing_column", "extra_column", "type_change", "null_rate", "non_finite", "out_of_range",
@@ -570,7 +571,8 @@ def _drift(name: str, checks: dict) -> Alarm | None:
     diagnosis asks for more than the check's alpha: per-batch false alarms add up), or a
     distance test (large batches) above its threshold."""
     r = checks.get(VERDICT)
-    if r is None or not r.alarm or (r.p_value is not None and r.p_value >= DRIFT_P):
+    level = min(DRIFT_P, BATCH_P / max(1, int(r.detail.get("tests", 1)))) if r else DRIFT_P
+    if r is None or not r.alarm or (r.p_value is not None and r.p_value >= level):
         return None
     size, visible = r.detail.get("effect_size"), r.detail.get("min_detectable_effect")
     if size is not None and visible is not None and size < visible:
