@@ -77,6 +77,33 @@ def test_rounded_readings_are_not_stuck(elec):
     assert checks(results, "stuck") and d.alarms[0].check == "stuck"
 
 
+def test_a_whole_batch_at_a_capped_reading_the_reference_holds_for_longer_is_not_stuck():
+    """HAPT user 21 (held out by bench/calibrated_rules.py), acc-y capped at its 62nd
+    percentile: 90 consecutive rows all at the cap were "holds one value in all 90 rows", a
+    stuck sensor, in 5 of 40 batches, although the reference holds the cap for far longer
+    runs. A whole batch of one value now needs more rows than twice the reference's longest
+    run, as a run inside a batch does; one value where the reference never repeats still
+    alarms."""
+    from retrainer.diagnosis.scenarios import DATA
+
+    try:
+        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=["user", "acc-y"])
+    except FileNotFoundError:
+        pytest.skip("HAPT data not on this machine")
+    rows = frame[frame["user"] == 21][["acc-y"]].reset_index(drop=True)
+    cap = float(rows.iloc[:10000]["acc-y"].quantile(0.62))
+    capped = rows.clip(upper=cap)
+    reference = capped.iloc[:10000]
+    for start in (10000, 10270, 10540, 10810, 20530):
+        batch = capped.iloc[start : start + 90]
+        assert batch["acc-y"].nunique() == 1  # the cap, every row
+        results, d = diagnose(reference, batch)
+        assert not checks(results, "constant") and not alarms(d, "stuck", "default_value")
+    flat = pd.DataFrame({"acc-y": [float(rows["acc-y"].iloc[5])] * 90})
+    results, d = diagnose(rows.iloc[:10000], flat)  # not capped: the reference never sits still
+    assert checks(results, "constant") and alarms(d, "stuck")
+
+
 def test_a_configured_stuck_run_is_honoured(elec):
     reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
     batch = elec[["nswdemand", "nswprice"]].iloc[24000:24030].copy()

@@ -19,7 +19,7 @@ Checks, one result per (check, column) that ran:
 - ``vanished_category`` (warning): reference categories of at least 1 % share that the batch
   lacks although it should hold at least 5 of each.
 - ``constant`` (warning): a numeric column that varied in the reference holds one value in more
-  rows than its repeat share explains (see ``stuck``).
+  rows than its repeat share explains and than twice its longest run (see ``stuck``).
 - ``stuck`` (warning): one value repeated in at least ``stuck_run`` consecutive rows (honoured as
   given: never fewer) and in more rows than the reference's own repeats allow: twice its
   longest run, and the run a batch of this size reaches with probability ``ALPHA`` when each row
@@ -449,10 +449,14 @@ def _constant_or_stuck(
     if cur.values < 2:
         return []
     natural = run_limit(ref.repeat_share, cur.values, continue_share=math.sqrt(ref.continue_share))
+    longest = 2 * ref.max_run + 1  # a run the reference's own runs explain (a capped reading)
     constant = (
-        cur.min == cur.max and ref.values >= 2 and ref.min != ref.max and cur.values >= natural
+        cur.min == cur.max
+        and ref.values >= 2
+        and ref.min != ref.max
+        and cur.values >= max(natural, longest)
     )
-    limit = max(rules.stuck_run, 2 * ref.max_run + 1, natural)
+    limit = max(rules.stuck_run, longest, natural)
     stuck = cur.max_run >= limit
     return [
         _result(
