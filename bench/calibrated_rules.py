@@ -17,7 +17,10 @@ checked against a reference of earlier rows, through the same path as a cycle
 Tuned on ELEC2 (rows from 17,424 on) and HAPT users 1-15; held out: HAPT users 16-30 and the ACS
 employment analysis years (AGEP, predicted_probability). Of the users, every fifth is read (1, 6,
 11; 16, 21, 26); ``--splits fresh`` reads HAPT users 18, 23 and 28 instead, which no split read
-before the moment rule's divided-back test was chosen on the held-out users' false alarms.
+before the moment rule's divided-back test was chosen on the held-out users' false alarms;
+``fresh-2`` users 19, 24 and 29, read first to check a change chosen on ``fresh`` (not kept);
+``fresh-3`` users 17, 22 and 27, read first once the crowded-value test had been chosen on the
+other splits.
 Run: ``python bench/calibrated_rules.py [--splits tune,held-out]`` (a few minutes; ``--quick``
 for fewer batches).
 """
@@ -69,7 +72,13 @@ def streams(split: str) -> list[tuple[str, pd.DataFrame, int]]:
         for start in (0, 12000):
             out.append((f"ELEC2@{start}", elec[cols].iloc[start : start + 14000], 4000))
     hapt = pd.read_csv(f"{DATA}/hapt_accgyro_50hz.csv.gz")
-    users = {"tune": range(1, 16, 5), "held-out": range(16, 31, 5), "fresh": (18, 23, 28)}[split]
+    users = {
+        "tune": range(1, 16, 5),
+        "held-out": range(16, 31, 5),
+        "fresh": (18, 23, 28),
+        "fresh-2": (19, 24, 29),
+        "fresh-3": (17, 22, 27),
+    }[split]
     for user in users:
         rows = hapt[hapt["user"] == user][["acc-x", "acc-y", "gyro-z"]].reset_index(drop=True)
         out.append((f"HAPT user {user}", rows.iloc[:30000], 10000))
@@ -165,7 +174,9 @@ def run(split: str, sizes: tuple[int, ...], batches: int) -> list[dict]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--splits", default="tune,held-out", help="of tune, held-out, fresh")
+    parser.add_argument(
+        "--splits", default="tune,held-out", help="of tune, held-out, fresh, fresh-2, fresh-3"
+    )
     args = parser.parse_args(argv)
     batches = 15 if args.quick else 40
     started = time.perf_counter()

@@ -104,6 +104,34 @@ def test_a_whole_batch_at_a_capped_reading_the_reference_holds_for_longer_is_not
     assert checks(results, "constant") and alarms(d, "stuck")
 
 
+def test_rounded_readings_gathered_round_zero_are_no_fill_value():
+    """HAPT user 23 (read first by bench/calibrated_rules.py --splits fresh), readings rounded to
+    a tenth of the smallest column's spread: a posture with acc-x near zero put 12-13 of 90 rows
+    at exactly 0, "a new default or fill value upstream", although the batch's other rows crowd
+    round zero too. A fill value stands alone among readings distributed as before: 0 written
+    into a third of another batch's rows is still one."""
+    from retrainer.diagnosis.scenarios import DATA
+
+    columns = ["user", "acc-x", "acc-y", "gyro-z"]
+    try:
+        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=columns)
+    except FileNotFoundError:
+        pytest.skip("HAPT data not on this machine")
+    rows = frame[frame["user"] == 23].drop(columns="user").reset_index(drop=True)
+    step = float(rows.iloc[:10000].std().min()) / 10
+    rounded = (rows / step).round() * step
+    reference = rounded.iloc[:10000]
+    for start in (19720, 19990):
+        batch = rounded.iloc[start : start + 90]
+        assert (batch["acc-x"] == 0).sum() >= 12
+        _, d = diagnose(reference, batch)
+        assert not alarms(d, "default_value", "stuck"), [a.message for a in d.alarms]
+    filled = rounded.iloc[12000:12090].copy()
+    filled.iloc[::3, 0] = 0.0
+    _, d = diagnose(reference, filled)
+    assert alarms(d, "default_value")
+
+
 def test_a_configured_stuck_run_is_honoured(elec):
     reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
     batch = elec[["nswdemand", "nswprice"]].iloc[24000:24030].copy()

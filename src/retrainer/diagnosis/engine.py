@@ -147,6 +147,20 @@ def _bin_share(ref: ColumnProfile, value: float) -> float:
     return ref.hist[index] / ref.values
 
 
+def _crowded(value: float, count: int, ref: ColumnProfile, cur: ColumnProfile) -> bool:
+    """Whether the batch's rows other than the ``count`` at ``value`` crowd the reference bin
+    that holds it too (3 times the reference's share and 5 points more, as a new value must): a
+    fill value stands alone among readings distributed as before."""
+    if not ref.hist or not cur.hist or not ref.values or len(cur.hist) != len(ref.hist):
+        return False
+    index = int(np.argmax(histogram(np.array([value]), np.asarray(ref.edges))))
+    others = cur.values - count
+    if others <= 0 or index in (0, len(ref.hist) - 1):  # beyond the range a value stands alone
+        return False
+    before = ref.hist[index] / ref.values
+    return (cur.hist[index] - count) / others >= 3 * before + 0.05
+
+
 def _came_alive(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     if not (ref.values and cur.values) or ref.min != ref.max or cur.min == cur.max:
         return None
@@ -281,6 +295,8 @@ def _point_mass(
         return None  # a common reading (a capped maximum, a sensor at rest): drift, not a fill
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
+    if _crowded(col.mode, col.mode_count, ref, cur):
+        return None  # the other rows gathered round it too: a real reading (a posture near 0)
     evidence[0]["fill_like"] = sentinel
     message = (
         f"column {name!r}: {col.mode_count} of {cur.values} rows ({100 * share:.0f}%) hold "
