@@ -1,5 +1,8 @@
 """Helper of the rule tests: a batch diagnosed against a reference frame, as a cycle checks it."""
 
+import pandas as pd
+import pytest
+
 from retrainer.checks.drift import check_drift
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import Schema
@@ -19,3 +22,14 @@ def diagnose(reference_frame, batch, **quality):
     ]
     signals = batch_signals(batch.reset_index(drop=True), list(reference_frame.columns))
     return results, diagnose_batch(results, reference, current, signals)
+
+
+def hapt_user(user: int, columns=("acc-x", "acc-y", "gyro-z")) -> pd.DataFrame:
+    """One HAPT user's ``columns`` in recording order (the test is skipped without the data)."""
+    from retrainer.diagnosis.scenarios import DATA
+
+    try:
+        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=["user", *columns])
+    except FileNotFoundError:
+        pytest.skip("HAPT data not on this machine")
+    return frame[frame["user"] == user][list(columns)].reset_index(drop=True)

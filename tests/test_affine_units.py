@@ -11,6 +11,7 @@ import pytest
 from retrainer.diagnosis.scenarios import DATA, HAPT_FEATURES
 from retrainer.diagnosis.units import QUANTILES, match_transform
 from tests.diagnosis_helpers import diagnose as diagnosed
+from tests.diagnosis_helpers import hapt_user
 
 
 @pytest.fixture(scope="module")
@@ -182,12 +183,7 @@ def test_a_sensor_lying_still_is_drift_not_a_tenth_of_the_reference():
     acc-x has a tenth of the mean and spread it had in motion, which the moment rule called
     "x1/10 the reference: a unit or scale change upstream", and the batch was quarantined.
     Divided back by ten it is another shape (KS p < 0.001): drift. A true x10 is still named."""
-    columns = ["user", "acc-x", "acc-y", "gyro-z"]
-    try:
-        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=columns)
-    except FileNotFoundError:
-        pytest.skip("HAPT data not on this machine")
-    rows = frame[frame["user"] == 16].drop(columns="user").reset_index(drop=True)
+    rows = hapt_user(16)
     reference = rows.iloc[:10000]
     for start in (19990, 20260):
         d = diagnose(reference, rows.iloc[start : start + 90])

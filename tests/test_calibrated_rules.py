@@ -26,7 +26,7 @@ from retrainer.quarantine import held_back
 from retrainer.record import SET_ASIDE
 from retrainer.retrain import select_window
 from retrainer.store.tables import BatchRow, CheckRow, RunRow
-from tests.diagnosis_helpers import diagnose
+from tests.diagnosis_helpers import diagnose, hapt_user
 
 HISTORY, WEEK = 1344, 336
 
@@ -84,13 +84,7 @@ def test_a_whole_batch_at_a_capped_reading_the_reference_holds_for_longer_is_not
     runs. A whole batch of one value now needs more rows than twice the reference's longest
     run, as a run inside a batch does; one value where the reference never repeats still
     alarms."""
-    from retrainer.diagnosis.scenarios import DATA
-
-    try:
-        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=["user", "acc-y"])
-    except FileNotFoundError:
-        pytest.skip("HAPT data not on this machine")
-    rows = frame[frame["user"] == 21][["acc-y"]].reset_index(drop=True)
+    rows = hapt_user(21, ("acc-y",))
     cap = float(rows.iloc[:10000]["acc-y"].quantile(0.62))
     capped = rows.clip(upper=cap)
     reference = capped.iloc[:10000]
@@ -110,14 +104,7 @@ def test_rounded_readings_gathered_round_zero_are_no_fill_value():
     at exactly 0, "a new default or fill value upstream", although the batch's other rows crowd
     round zero too. A fill value stands alone among readings distributed as before: 0 written
     into a third of another batch's rows is still one."""
-    from retrainer.diagnosis.scenarios import DATA
-
-    columns = ["user", "acc-x", "acc-y", "gyro-z"]
-    try:
-        frame = pd.read_csv(DATA / "hapt_accgyro_50hz.csv.gz", usecols=columns)
-    except FileNotFoundError:
-        pytest.skip("HAPT data not on this machine")
-    rows = frame[frame["user"] == 23].drop(columns="user").reset_index(drop=True)
+    rows = hapt_user(23)
     step = float(rows.iloc[:10000].std().min()) / 10
     rounded = (rows / step).round() * step
     reference = rounded.iloc[:10000]
