@@ -138,13 +138,18 @@ def _common(value: float, ref: ColumnProfile) -> bool:
     return share is not None and share >= NATURAL_SHARE
 
 
+def _bin(ref: ColumnProfile, value: float) -> int:
+    """The index of the reference's histogram bin holding ``value`` (0 and the last: beyond
+    its range)."""
+    return int(np.argmax(histogram(np.array([value]), np.asarray(ref.edges))))
+
+
 def _bin_share(ref: ColumnProfile, value: float) -> float:
     """The reference's share of the histogram bin holding ``value`` (an upper bound of the
     reference's share of that single value)."""
     if not ref.hist or not ref.values:
         return 0.0
-    index = int(np.argmax(histogram(np.array([value]), np.asarray(ref.edges))))
-    return ref.hist[index] / ref.values
+    return ref.hist[_bin(ref, value)] / ref.values
 
 
 def _crowded(value: float, count: int, ref: ColumnProfile, cur: ColumnProfile) -> bool:
@@ -153,12 +158,10 @@ def _crowded(value: float, count: int, ref: ColumnProfile, cur: ColumnProfile) -
     fill value stands alone among readings distributed as before."""
     if not ref.hist or not cur.hist or not ref.values or len(cur.hist) != len(ref.hist):
         return False
-    index = int(np.argmax(histogram(np.array([value]), np.asarray(ref.edges))))
-    others = cur.values - count
+    index, others = _bin(ref, value), cur.values - count
     if others <= 0 or index in (0, len(ref.hist) - 1):  # beyond the range a value stands alone
         return False
-    before = ref.hist[index] / ref.values
-    return (cur.hist[index] - count) / others >= 3 * before + 0.05
+    return (cur.hist[index] - count) / others >= 3 * ref.hist[index] / ref.values + 0.05
 
 
 def _came_alive(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
@@ -583,12 +586,15 @@ def _additive(name: str, checks: dict) -> list[Alarm]:
 
 
 def _drift(name: str, checks: dict) -> Alarm | None:
-    """Covariate drift from the column's drift verdict: a p-value test below ``DRIFT_P`` (the
-    diagnosis asks for more than the check's alpha: per-batch false alarms add up), or a
-    distance test (large batches) above its threshold."""
+    """Covariate drift from the column's drift verdict: a p-value test below ``DRIFT_P`` and
+    below ``BATCH_P`` over the columns tested (the diagnosis asks for more than the check's
+    alpha: per-batch false alarms add up), or a distance test (large batches) above its
+    threshold."""
     r = checks.get(VERDICT)
-    level = min(DRIFT_P, BATCH_P / max(1, int(r.detail.get("tests", 1)))) if r else DRIFT_P
-    if r is None or not r.alarm or (r.p_value is not None and r.p_value >= level):
+    if r is None or not r.alarm:
+        return None
+    level = min(DRIFT_P, BATCH_P / max(1, int(r.detail.get("tests", 1))))
+    if r.p_value is not None and r.p_value >= level:
         return None
     size, visible = r.detail.get("effect_size"), r.detail.get("min_detectable_effect")
     if size is not None and visible is not None and size < visible:

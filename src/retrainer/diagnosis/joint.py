@@ -102,8 +102,7 @@ def selected_rows(
     others = [c for c in drifted if c != name and c in reference and c in frame]
     if not others:
         return None
-    numbers = reference[[name, *others]].apply(pd.to_numeric, errors="coerce")
-    rhos = numbers.corr(method="spearman")[name]  # categorical columns: NaN, no partner
+    numbers, rhos = _rank_correlations(reference, name, others)
     way = _moved(frame, numbers, name)
     partners = [
         {"column": c, "rho": float(rhos[c])}
@@ -145,8 +144,7 @@ def joint_excursion(
         return None
     high = values[far] > float(edges[name][-1])
     others = [c for c in edges if c != name and _numeric(c, frame, edges, reference)]
-    numbers = reference[[name, *others]].apply(pd.to_numeric, errors="coerce")
-    rhos = numbers.corr(method="spearman")[name]  # pairwise complete rows; NaN: constant
+    _, rhos = _rank_correlations(reference, name, others)
     partners = [
         found
         for other in others
@@ -175,6 +173,15 @@ def joint_excursion(
         0.8,
         evidence=(*alarm.evidence, *partners),
     )
+
+
+def _rank_correlations(
+    reference: pd.DataFrame, name: str, others: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The reference's ``name`` and ``others`` as numbers, and each one's Spearman correlation
+    with ``name`` (pairwise complete rows; NaN for a constant or categorical column)."""
+    numbers = reference[[name, *others]].apply(pd.to_numeric, errors="coerce")
+    return numbers, numbers.corr(method="spearman")[name]
 
 
 def _moved(frame: pd.DataFrame, reference: pd.DataFrame, name: str) -> float:
