@@ -3,6 +3,7 @@ data.timezone, no id or time column, unmatched labels, re-sent rows, encodings, 
 
 import json
 
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -76,6 +77,23 @@ def test_naive_times_need_data_timezone(folder, elec):
     stored = project.batch_frame(batches[0])["timestamp"]
     shift = naive["timestamp"].iloc[0] - stored.iloc[0].tz_localize(None)
     assert shift.total_seconds() == 10 * 3600  # Sydney in (southern) winter: UTC+10
+
+
+def test_calendar_dates_need_no_time_zone(folder, elec):
+    days = elec.iloc[:40].assign(timestamp=pd.date_range("2017-03-01", periods=40).strftime("%F"))
+    days.to_csv(folder / "in" / "days.csv", index=False)
+    configure(folder)
+    result = invoke("ingest", "in/days.csv")
+    assert result.exit_code == 0, result.output
+    project, batches = stored_batches(folder)
+    stored = project.batch_frame(batches[0])["timestamp"]
+    assert stored.iloc[0] == pd.Timestamp("2017-03-01", tz="UTC")  # read as UTC days
+    assert stored.iloc[-1] == pd.Timestamp("2017-04-09", tz="UTC")
+    days["timestamp"] = pd.to_datetime(days["timestamp"]).dt.strftime("%F %H:%M")
+    days.loc[39, "timestamp"] = "2017-04-09 12:00"  # one time of day: the file holds instants
+    days.to_csv(folder / "in" / "mixed.csv", index=False)
+    result = invoke("ingest", "in/mixed.csv")
+    assert result.exit_code == 2 and "set data.timezone" in said(result)
 
 
 def test_without_id_and_time_columns_a_note_says_what_is_assumed(folder, elec):

@@ -188,7 +188,8 @@ def test_the_reports_headline_says_on_which_batches_both_lines_are(project, tmp_
 
 def test_the_backtest_reads_naive_times_as_ingest_does(make_project, tmp_path):
     history = pd.concat([_days(30 * k, 30, k) for k in range(6)], ignore_index=True)
-    history["timestamp"] = history["timestamp"].dt.strftime("%Y-%m-%d %H:%M")  # local, naive
+    morning = history["timestamp"] + pd.Timedelta(hours=6)  # a time of day: midnights are dates
+    history["timestamp"] = morning.dt.strftime("%Y-%m-%d %H:%M")  # local, naive
     settings = project_settings(**REGRESSION)
     with pytest.raises(DataError, match="set data.timezone"):  # as ingest: ambiguous
         backtest(history, settings, {}, folder=tmp_path / "bt", period="30D", history=3)
@@ -204,8 +205,8 @@ def test_the_backtest_reads_naive_times_as_ingest_does(make_project, tmp_path):
     with engine.connect() as connection:
         latest = connection.scalar(select(func.max(BatchRow.data_time)))
     engine.dispose()
-    # it read "2020-06-28 00:00" as UTC: 7 hours before the live batch's time
-    assert _utc(latest) == _utc(expected) and _utc(latest).hour == 7
+    # both read "2020-06-28 06:00" in Los Angeles (UTC-7 in summer), not as UTC
+    assert _utc(latest) == _utc(expected) and _utc(latest).hour == 13
 
 
 def _utc(when) -> pd.Timestamp:

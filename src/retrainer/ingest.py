@@ -184,17 +184,23 @@ def _file_sha(path: Path) -> str:
 def utc_times(values: pd.Series, where: str, zone: str | None = None) -> pd.Series:
     """Timestamps as UTC, as ingest reads the time column (and the backtest, so that its
     periods are the live ones). Times without an offset are read in ``zone``
-    (``data.timezone``); without one they are refused (they are ambiguous).
+    (``data.timezone``); without one they are refused (they are ambiguous), except calendar
+    dates: a column whose every value is a midnight without an offset (``2024-05-01``) names
+    days, not instants, and is read as UTC days.
 
     >>> naive = pd.Series(["2024-05-01 10:00"])
     >>> utc_times(naive, "t", "Europe/Zurich").dt.hour.tolist()
     [8]
+    >>> utc_times(pd.Series(["2024-05-01", "2024-05-02"]), "t").dt.day.tolist()
+    [1, 2]
     """
     try:
         parsed = pd.to_datetime(values, utc=False)
     except (ValueError, TypeError) as exc:
         raise DataError(f"{where}: not a timestamp: {exc}") from None
     if getattr(parsed.dt, "tz", None) is None:
+        if zone is None and _calendar_dates(parsed):
+            zone = "UTC"
         if zone is None:
             raise DataError(
                 f"{where}: timestamps without a time zone are ambiguous; set data.timezone "
@@ -205,3 +211,9 @@ def utc_times(values: pd.Series, where: str, zone: str | None = None) -> pd.Seri
         except (ValueError, TypeError) as exc:  # a clock change: the hour is skipped or repeated
             raise DataError(f"{where}: {exc} in data.timezone {zone}") from None
     return parsed.dt.tz_convert(UTC)
+
+
+def _calendar_dates(parsed: pd.Series) -> bool:
+    """Whether naive timestamps are all midnights: dates, whose order and days need no zone."""
+    known = parsed.dropna()
+    return bool(len(known)) and bool((known == known.dt.normalize()).all())
