@@ -19,7 +19,7 @@ from retrainer import cli, views
 from retrainer.checks.quality import ALPHA, check_quality, run_limit
 from retrainer.checks.reference_loop import drift_reference
 from retrainer.data.schema import Schema
-from retrainer.diagnosis.signals import unusual_share
+from retrainer.diagnosis.signals import in_blocks, unusual_share
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
 from retrainer.quarantine import held_back
@@ -117,6 +117,40 @@ def test_rounded_readings_gathered_round_zero_are_no_fill_value():
     filled.iloc[::3, 0] = 0.0
     _, d = diagnose(reference, filled)
     assert alarms(d, "default_value")
+
+
+def test_in_blocks_is_the_exact_runs_test():
+    """Against every placement of 5 of 12 rows: the share that forms r blocks or fewer."""
+    from itertools import combinations
+
+    rows, count = 12, 5
+    placements = list(combinations(range(rows), count))
+    blocks = [1 + sum(b - a > 1 for a, b in zip(p, p[1:], strict=False)) for p in placements]
+    for r in (1, 2, 3):
+        p = sum(b <= r for b in blocks) / len(placements)
+        assert in_blocks(count, r, rows, alpha=p * 1.001) and not in_blocks(count, r, rows, alpha=p)
+
+
+def test_a_poll_carried_forward_is_no_fill_value():
+    """River's TrumpApproval (FiveThirtyEight's daily approval data, 2017-2019; never read by
+    the rules' tuning): a pollster's figure is carried forward daily until its next poll. Run
+    through `retrainer run` in monthly files, November 2019 was quarantined: Ipsos' 40.57 held
+    19 of 26 days, in two blocks of 12 and 7 days, a value the champion's window (everything
+    before March 2019) never held, read as "a new default or fill value upstream". The same 19
+    values scattered over the month are still one."""
+    river = pytest.importorskip("river.datasets")
+    polls = pd.read_csv(river.TrumpApproval().path).drop(columns=["five_thirty_eight"])
+    day = polls.pop("ordinal_date")
+    november = polls[day >= 737364].reset_index(drop=True)  # from 2019-11-01
+    reference = polls[day < 737119]  # before 2019-03-01
+    ipsos = november["ipsos"] == 40.570679
+    assert ipsos.sum() == 19 and (reference["ipsos"] == 40.570679).sum() == 0
+    results, d = diagnose(reference, november)
+    assert not checks(results, "stuck") and not alarms(d, "default_value", "stuck")
+    scattered = november.assign(ipsos=november["ipsos"] + 0.5)  # other readings, then the 19
+    scattered.loc[ipsos.sample(frac=1.0, random_state=1).to_numpy(), "ipsos"] = 40.570679
+    found = alarms(diagnose(reference, scattered)[1], "default_value")
+    assert found and "40.5707" in found[0].message
 
 
 def test_a_configured_stuck_run_is_honoured(elec):

@@ -49,7 +49,7 @@ from retrainer.diagnosis.alarms import (
     Diagnosis,
     rank,
 )
-from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, unusual_share
+from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, in_blocks, unusual_share
 from retrainer.diagnosis.unit_rules import affine, retyped
 from retrainer.diagnosis.units import mapped_back_p
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
@@ -261,7 +261,9 @@ def _point_mass(
     ``stuck`` check) or a new fill value (a share the reference's own share of that value
     explains with probability below ``ALPHA``, see ``unusual_share``). A value the reference
     holds in ``NATURAL_SHARE`` of its rows or more is a real reading (an instrument's maximum,
-    a sensor at rest): more of it is drift, never a fill value."""
+    a sensor at rest): more of it is drift, never a fill value. So is a value held in blocks of
+    consecutive rows (``in_blocks``) none of which the ``stuck`` check finds too long: a
+    reading carried forward until the next one came in."""
     col = sig.columns.get(name) if sig else None
     if col is None or col.mode is None or not cur.values or not ref.std:
         return None
@@ -283,9 +285,11 @@ def _point_mass(
     ]
     contiguous = col.run_value == col.mode and col.run >= 0.8 * col.mode_count
     sentinel = _sentinel(col.mode, ref)
+    held = contiguous or (not sentinel and in_blocks(col.mode_count, col.mode_runs, col.values))
     stuck = checks.get("stuck")
-    if contiguous and stuck is not None and not stuck.alarm:
-        return None  # a run the reference's own repeats explain (rounded readings, a heat wave)
+    if held and stuck is not None and not stuck.alarm:
+        return None  # runs the reference's own repeats explain (rounded readings, a heat wave,
+        # a poll carried forward between releases)
     if contiguous and not sentinel:
         message = (
             f"column {name!r} is stuck at {_g(col.mode)} for {col.run} consecutive rows "

@@ -45,10 +45,35 @@ def unusual_share(count: int, rows: int, reference_share: float, alpha: float = 
     return float(stats.binom.sf(count - 1, rows, min(max(reference_share, 0.0), 1.0))) < alpha
 
 
+def in_blocks(count: int, runs: int, rows: int, alpha: float = ALPHA) -> bool:
+    """Whether ``count`` of ``rows`` holding one value gather in ``runs`` blocks of consecutive
+    rows, fewer than rows placed at random form with probability ``alpha`` (the exact
+    distribution of the number of runs of one symbol: ``C(count-1, r-1) C(rows-count+1, r) /
+    C(rows, count)``; Wald and Wolfowitz's runs test, one-sided). A fill value stands in for
+    readings lost here and there, so it is scattered; a reading held while nothing new came in
+    (a poll carried forward, a sensor between updates) comes in blocks.
+
+    Example:
+        >>> in_blocks(19, 2, 26), in_blocks(19, 7, 26), in_blocks(30, 20, 90)
+        (True, False, False)
+    """
+    if not 0 < runs <= count < rows:
+        return False
+    from scipy.special import gammaln, logsumexp  # here: `retrainer explain` imports this module
+
+    def log_comb(n, k):
+        return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+    r = np.arange(1, runs + 1)
+    log_p = log_comb(count - 1, r - 1) + log_comb(rows - count + 1, r) - log_comb(rows, count)
+    return float(np.exp(logsumexp(log_p))) < alpha
+
+
 @dataclass(frozen=True)
 class ColumnSignal:
     """The most frequent finite value of a numeric column, its count, the longest run of
-    one value in consecutive rows (``run_value``), its ``QUANTILES`` (for unit changes) and,
+    one value in consecutive rows (``run_value``), its ``QUANTILES`` (for unit changes), the
+    number of blocks of consecutive rows the most frequent value forms (``mode_runs``) and,
     for values that are no numbers, how many (``bad``), the first rows (``bad_rows``, 0-based
     positions in the batch), the unit suffixes among them (``"1014.7 hPa"``) and the rows no
     unit reads either (``unparsed``: row -> value)."""
@@ -64,12 +89,14 @@ class ColumnSignal:
     units: dict[str, int] = field(default_factory=dict)
     unit_numbers: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     unparsed: dict[int, str] = field(default_factory=dict)  # row -> value, with no unit either
+    mode_runs: int = 0
 
     def to_dict(self) -> dict:
         return plain(
             {
                 "mode": self.mode,
                 "mode_count": self.mode_count,
+                "mode_runs": self.mode_runs,
                 "run": self.run,
                 "run_value": self.run_value,
                 "quantiles": list(self.quantiles),
@@ -151,6 +178,7 @@ def _column_signal(series: pd.Series) -> ColumnSignal:
         tuple(float(q) for q in np.quantile(finite, QUANTILES)),
         int(finite.size),
         **unreadable,
+        mode_runs=int((values[starts] == uniques[top]).sum()),
     )
 
 
