@@ -10,6 +10,8 @@ a fill value. Printed: the batches quarantined or with rows set aside (with thei
 longest stretch retraining was held back, the retrains, and the mean absolute error of the
 continuously trained model against the one never retrained.
 
+Three ways in: month by month (a replay), the monthly files as a backlog through ``retrainer
+run``, and the same files without their id and date columns (a table with no key).
 Run: ``.venv/bin/python bench/unseen_polls.py`` (about a minute).
 """
 
@@ -79,9 +81,12 @@ def monthly(project: Project, frame: pd.DataFrame, history: int) -> ReplaySummar
     return summarise(project, len(stream), sum(map(len, stream)), None, seconds, None)
 
 
-def backlog(folder: Path, frame: pd.DataFrame, cycles: int) -> tuple[Project, ReplaySummary]:
+def backlog(
+    folder: Path, frame: pd.DataFrame, cycles: int, keyless: bool = False
+) -> tuple[Project, ReplaySummary]:
     """A folder of monthly files, labels inside, worked through by ``retrainer run`` (8 files a
-    cycle), as a user starting on a history does."""
+    cycle), as a user starting on a history does; ``keyless``: the files without their id and
+    date columns (rows known by their place in their file, batches by their order)."""
     from click.testing import CliRunner
 
     from retrainer.cli import main as cli
@@ -89,9 +94,12 @@ def backlog(folder: Path, frame: pd.DataFrame, cycles: int) -> tuple[Project, Re
     started = time.perf_counter()
     (folder / "data" / "batches").mkdir(parents=True)
     for month, rows in frame.groupby(frame["date"].str[:7]):
+        rows = rows.drop(columns=["id", "date"]) if keyless else rows
         rows.to_csv(folder / "data" / "batches" / f"{month}.csv", index=False)
     config = settings(folder)
     config["data"]["source"] = "data/batches"
+    if keyless:
+        config["data"].update(id_column=None, time_column=None)
     (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
     args = ["--config", str(folder / "retrainer.yaml"), "run", "--max-cycles", str(cycles)]
     result = CliRunner().invoke(cli, [*args, "--interval", "0"])
@@ -136,6 +144,9 @@ def main() -> None:
         outcome("month by month", project, monthly(project, dated, history=4))
     with tempfile.TemporaryDirectory() as tmp:
         outcome("a backlog through `retrainer run`", *backlog(Path(tmp), frame, cycles=5))
+    with tempfile.TemporaryDirectory() as tmp:
+        title = "the same without the id and date columns"
+        outcome(title, *backlog(Path(tmp), frame, cycles=5, keyless=True))
 
 
 if __name__ == "__main__":

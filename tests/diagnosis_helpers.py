@@ -14,7 +14,7 @@ def diagnose(reference_frame, batch, **quality):
     """The quality and drift checks of ``batch`` against ``reference_frame`` (``quality``: the
     quality checks' options) and their diagnosis."""
     schema = Schema.infer(reference_frame)
-    reference = BatchProfile.from_frame(reference_frame, schema)
+    reference = BatchProfile.from_frame(reference_frame, schema, rows=True)
     current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
     results = [
         *check_quality(reference, current, schema, **quality),

@@ -153,6 +153,77 @@ def test_a_poll_carried_forward_is_no_fill_value():
     assert found and "40.5707" in found[0].message
 
 
+def test_keyless_rows_held_from_day_to_day_are_no_redelivered_batch():
+    """The same polls without their date (a table with no id or time column): on days without a
+    new poll a row repeats the day before, 5-8 of a month's 30 rows. As "a re-delivered or
+    double-written batch" that quarantined 22 of 33 monthly files and held retraining back for
+    13. The reference repeats its rows as often, so they are held readings; a month sent twice,
+    or every row written twice in a row, is still a double write."""
+    river = pytest.importorskip("river.datasets")
+    polls = pd.read_csv(river.TrumpApproval().path).drop(columns=["five_thirty_eight"])
+    day = polls.pop("ordinal_date")
+    reference = polls[day < 737119].reset_index(drop=True)  # before 2019-03-01
+    assert (
+        0.1
+        < BatchProfile.from_frame(reference, Schema.infer(reference), rows=True).repeat_rate
+        < 0.4
+    )
+    for start in range(737119, 737364, 30):
+        month = polls[(day >= start) & (day < start + 30)].reset_index(drop=True)
+        assert not alarms(diagnose(reference, month)[1], "duplicates"), start
+    twice = pd.concat([month, month], ignore_index=True)
+    assert alarms(diagnose(reference, twice)[1], "duplicates")
+    stutter = month.loc[month.index.repeat(2)].reset_index(drop=True)
+    assert alarms(diagnose(reference, stutter)[1], "duplicates")
+
+
+def test_rows_of_a_table_of_few_distinct_rows_repeat_by_chance():
+    """ACS people without an id (age, schooling, marital status, sex): 90 people hold 4-15 rows
+    equal to an earlier one by chance, as the reference's people do; 9 of them sent again in
+    their order are a re-delivery."""
+    from retrainer.diagnosis.scenarios import DATA
+
+    try:
+        people = pd.read_parquet(DATA / "employment_MA_analysis.pq")
+    except FileNotFoundError:
+        pytest.skip("ACS data not on this machine")
+    people = people[["AGEP", "SCHL", "MAR", "SEX"]].apply(pd.to_numeric).iloc[:24000]
+    reference = people.iloc[:20000]
+    found = []
+    for start in range(20000, 24000 - 90, 400):
+        batch = people.iloc[start : start + 90].reset_index(drop=True)
+        found += alarms(diagnose(reference, batch)[1], "duplicates")
+        resent = pd.concat([batch.iloc[:81], batch.iloc[30:39]], ignore_index=True)
+        assert alarms(diagnose(reference, resent)[1], "duplicates"), start
+    assert found == []
+
+
+def test_repeated_rows_of_a_reading_that_never_repeats_are_duplicates(elec):
+    reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000].reset_index(drop=True)
+    batch = elec[["nswdemand", "nswprice"]].iloc[24000:24090].reset_index(drop=True)
+    assert BatchProfile.from_frame(reference, Schema.infer(reference), rows=True).repeat_rate < 0.01
+    assert not alarms(diagnose(reference, batch)[1], "duplicates")
+    batch.iloc[40:45] = batch.iloc[39].to_numpy()  # 5 rows written again right after
+    assert alarms(diagnose(reference, batch)[1], "duplicates")
+
+
+def test_a_profile_keeps_its_repeats_through_merge_and_storage():
+    frame = pd.DataFrame({"x": [1.0, 1.0, 2.0, 2.0, 2.0, 3.0], "c": list("aabbbc")})
+    schema = Schema.infer(frame)
+    whole = BatchProfile.from_frame(frame, schema, rows=True)
+    halves = BatchProfile.from_frame(frame.iloc[:3], schema, edges=whole.edges(), rows=True).merge(
+        BatchProfile.from_frame(frame.iloc[3:], schema, edges=whole.edges(), rows=True)
+    )
+    assert BatchProfile.from_frame(frame, schema).merge(halves).repeats is None  # one unknown
+    assert (whole.repeats, halves.repeats) == (3, 2)  # the pair across the seam is not seen
+    assert (whole.pairs, halves.pairs) == (4, 2)  # one pair of (1, a), three of (2, b)
+    assert whole.pair_rate == 4 / 15
+    stored = whole.to_dict()
+    assert (BatchProfile.from_dict(stored).repeats, BatchProfile.from_dict(stored).pairs) == (3, 4)
+    del stored["repeats"], stored["pairs"]  # a profile stored before rows were compared
+    assert BatchProfile.from_dict(stored).repeat_rate is None
+
+
 def test_a_configured_stuck_run_is_honoured(elec):
     reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
     batch = elec[["nswdemand", "nswprice"]].iloc[24000:24030].copy()

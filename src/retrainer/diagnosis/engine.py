@@ -49,7 +49,13 @@ from retrainer.diagnosis.alarms import (
     Diagnosis,
     rank,
 )
-from retrainer.diagnosis.signals import NATURAL_SHARE, BatchSignals, in_blocks, unusual_share
+from retrainer.diagnosis.signals import (
+    ALPHA,
+    NATURAL_SHARE,
+    BatchSignals,
+    in_blocks,
+    unusual_share,
+)
 from retrainer.diagnosis.unit_rules import affine, retyped
 from retrainer.diagnosis.units import mapped_back_p
 from retrainer.profile import BatchProfile, ColumnProfile, histogram
@@ -629,10 +635,10 @@ def _column_shift(ref: ColumnProfile | None, cur: ColumnProfile | None) -> float
     return float(0.5 * np.abs(a - b).sum()) if sum(cur.hist) else 0.0
 
 
-def _batch_alarms(sig: BatchSignals) -> list[Alarm]:
+def _batch_alarms(sig: BatchSignals, reference: BatchProfile | None) -> list[Alarm]:
     out = []
     share = sig.duplicates / sig.n_rows if sig.n_rows else 0.0
-    if share >= 0.05:
+    if share >= 0.05 and _redelivered(sig, reference):
         on = "the same key" if sig.keyed else "identical values in every column"
         message = (
             f"{sig.duplicates} of {sig.n_rows} rows ({100 * share:.0f}%) repeat an earlier row "
@@ -651,6 +657,33 @@ def _batch_alarms(sig: BatchSignals) -> list[Alarm]:
             _alarm("data_quality", "truncated", None, message, confidence, evidence=evidence)
         )
     return out
+
+
+def _redelivered(sig: BatchSignals, reference: BatchProfile | None) -> bool:
+    """Whether a batch's repeated rows (5 % of it or more) say that rows were sent again.
+
+    With a key, they do. Without one, rows also repeat by chance (a table of few distinct rows)
+    and readings are held (a row like the one before, as the reference's own rows are): only a
+    stretch of rows sent again in the same order (``resent``: 5 % of the batch, 3 rows at
+    least: a reading may flip back once), rows like the one before more often than the
+    reference's (binomial, ``ALPHA``) or other repeats beyond the reference's chance of two
+    equal rows (Poisson, ``ALPHA``) say so.
+    Against a reference profile stored before rows were compared, every repeat does."""
+    known = reference is not None and None not in (reference.repeat_rate, reference.pair_rate)
+    if sig.keyed or not known or sig.n_rows < 2:
+        return True
+    n = sig.n_rows
+    if sig.resent >= max(3, 0.05 * n):
+        return True
+    if sig.repeats >= 0.05 * n and unusual_share(sig.repeats, n - 1, reference.repeat_rate):
+        return True
+    other = sig.duplicates - sig.repeats
+    if other < 0.05 * n:
+        return False
+    from scipy import stats  # here: `retrainer explain` reads diagnoses without SciPy
+
+    chance = reference.pair_rate * n * (n - 1) / 2
+    return float(stats.poisson.sf(other - 1, chance)) < ALPHA
 
 
 def _without_profiles(name: str | None, checks: dict[str, CheckResult]) -> list[Alarm]:
@@ -754,7 +787,7 @@ def diagnose_batch(
                 )
         alarms += _others(None, by_column.get(None, {}))
     if signals is not None:
-        alarms += _batch_alarms(signals)
+        alarms += _batch_alarms(signals, reference)
     alarms = [a for a in alarms if not (a.check == "extra_column" and a.column in renamed_to)]
     return rank(_selected_rows(alarms, by_column), shift)
 

@@ -24,6 +24,7 @@ import pandas as pd
 from retrainer.checks.result import plain
 from retrainer.data.schema import NULL_WORDS, UNIT, as_text, unit_suffixes
 from retrainer.diagnosis.units import QUANTILES
+from retrainer.profile.batch import repeated_rows, row_hashes
 
 ALPHA = 1e-3  # false-alarm rate per column per batch of the fill-value rule
 NATURAL_SHARE = 0.01  # a value the reference holds this often is an ordinary reading
@@ -114,7 +115,9 @@ class BatchSignals:
     """Row-level signals of one batch.
 
     ``duplicates`` counts rows that repeat an earlier row: rows with the same key (``keyed``:
-    the id or time column) or, without a key, the same values in every column.
+    the id or time column) or, without a key, the same values in every column. Without a key,
+    ``repeats`` counts the rows that repeat the row just before (readings held) and ``resent``
+    the rows of blocks of two or more consecutive rows sent before in the same order.
     ``expected_rows`` is the usual batch size (the median of recent batches) when known.
     """
 
@@ -123,11 +126,15 @@ class BatchSignals:
     keyed: bool = False
     expected_rows: float | None = None
     columns: dict[str, ColumnSignal] = field(default_factory=dict)
+    repeats: int = 0
+    resent: int = 0
 
     def to_dict(self) -> dict:
         return {
             "n_rows": self.n_rows,
             "duplicates": self.duplicates,
+            "repeats": self.repeats,
+            "resent": self.resent,
             "keyed": self.keyed,
             "expected_rows": plain(self.expected_rows),
             "columns": {k: v.to_dict() for k, v in self.columns.items()},
@@ -198,13 +205,39 @@ def batch_signals(
         expected_rows: the usual batch size, to tell a truncated batch.
     """
     present = [k for k in keys if k in frame.columns]
+    repeats = resent = 0
     if present:
         duplicates = int(frame.duplicated(subset=present).sum())
     else:
         duplicates = int(frame.astype("string").duplicated().sum()) if len(frame.columns) else 0
+        if duplicates:
+            hashes = row_hashes(frame)
+            repeats, resent = repeated_rows(hashes), resent_rows(hashes)
     columns = {
         name: _column_signal(frame[name])
         for name in numeric
         if name in frame.columns and isinstance(frame[name], pd.Series)
     }
-    return BatchSignals(len(frame), duplicates, bool(present), expected_rows, columns)
+    return BatchSignals(
+        len(frame), duplicates, bool(present), expected_rows, columns, repeats, resent
+    )
+
+
+def resent_rows(hashes: np.ndarray) -> int:
+    """Rows in blocks of two or more consecutive rows that came before in the same order (a
+    re-sent stretch of a file): pairs of successive row hashes seen earlier, pairs of one held
+    reading left out.
+
+    Example:
+        >>> resent_rows(np.array([1, 2, 3, 4, 2, 3, 5])), resent_rows(np.array([1, 1, 1, 2]))
+        (2, 0)
+    """
+    if len(hashes) < 2:
+        return 0
+    before, after = hashes[:-1], hashes[1:]
+    seen = pd.MultiIndex.from_arrays([before, after]).duplicated()
+    again = seen & (before != after)
+    rows = np.zeros(len(hashes), dtype=bool)
+    rows[:-1] |= again
+    rows[1:] |= again
+    return int(rows.sum())
