@@ -178,7 +178,7 @@ def test_keyless_rows_held_from_day_to_day_are_no_redelivered_batch():
 
 
 def test_rows_of_a_table_of_few_distinct_rows_repeat_by_chance():
-    """ACS people without an id (age, schooling, marital status, sex): 90 people hold 4-15 rows
+    """ACS people without an id (age, schooling, marital status, sex): 90 people hold 3-7 rows
     equal to an earlier one by chance, as the reference's people do; 9 of them sent again in
     their order are a re-delivery."""
     from retrainer.diagnosis.scenarios import DATA
