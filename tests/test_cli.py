@@ -44,6 +44,24 @@ def configure(path):
     path.write_text(yaml.safe_dump(settings))
 
 
+def test_init_for_a_regression_writes_a_project_that_loads(workdir):
+    from retrainer.errors import ConfigError
+    from retrainer.project import Project
+
+    assert invoke("init", "--task", "regression").exit_code == 0
+    text = (workdir / "retrainer.yaml").read_text()
+    assert "# drift detector on the champion's error stream" in text  # comments kept
+    config = Project.from_yaml(workdir / "retrainer.yaml").config
+    assert config.trainer.task == "regression" and config.gate.metric == "mae"
+    assert config.trainer.estimator.endswith("HistGradientBoostingRegressor")
+    assert config.checks.concept.detector == "PageHinkley"
+    settings = yaml.safe_load(text)
+    settings["checks"]["concept"]["detector"] = "ddm"  # what init wrote before --task
+    (workdir / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.raises(ConfigError, match="DDM reads a 0/1 error stream"):
+        Project.from_yaml(workdir / "retrainer.yaml")
+
+
 def test_the_whole_loop_from_the_command_line(workdir):
     assert invoke("init").exit_code == 0
     assert "target: label" in (workdir / "retrainer.yaml").read_text()

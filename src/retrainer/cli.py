@@ -94,16 +94,49 @@ def main(ctx: click.Context, config: str, debug: bool) -> None:
     ctx.obj = {"config": config}
 
 
+# what a regression changes in the template: its estimator, task, gate metric and a concept
+# detector that reads a loss (DDM reads 0/1 errors)
+_REGRESSION = (
+    ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
+    ("  task: classification       #", "  task: regression           #"),
+    ("  metric: accuracy           #", "  metric: mae                #"),
+    ("concept: {detector: ddm}  ", "concept: {detector: page_hinkley}"),
+)
+
+
+def project_template(task: str = "classification") -> str:
+    """The commented project file ``retrainer init`` writes, for a classifier or a regressor.
+
+    >>> import yaml
+    >>> settings = yaml.safe_load(project_template("regression"))
+    >>> settings["trainer"]["task"], settings["gate"]["metric"], settings["checks"]["concept"]
+    ('regression', 'mae', {'detector': 'page_hinkley'})
+    """
+    text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
+    if task == "regression":
+        for old, new in _REGRESSION:
+            if text.count(old) != 1:
+                raise RetrainerError(f"the project template lost its line {old.strip()!r}")
+            text = text.replace(old, new)
+    return text
+
+
 @main.command()
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    default="classification",
+    show_default=True,
+    help="A regression gets a regressor, the gate metric mae and a loss-reading detector.",
+)
 @click.pass_context
-def init(ctx: click.Context, force: bool) -> None:
+def init(ctx: click.Context, force: bool, task: str) -> None:
     """Write a commented project file to start from."""
     path = Path(ctx.obj["config"])
     if path.exists() and not force:
         raise RetrainerError(f"{path} exists; use --force to overwrite it")
-    template = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
-    path.write_text(template, encoding="utf-8")
+    path.write_text(project_template(task), encoding="utf-8")
     console.print(f"wrote {path}: edit data.target and data.source, then `retrainer ingest`.")
 
 
