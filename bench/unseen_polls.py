@@ -1,7 +1,7 @@
 """A new user's first replay on real data no rule was tuned on: FiveThirtyEight's daily Trump
 approval series (River's ``TrumpApproval``, 1,001 days, 2017-2019; the five pollsters' figures
 predict FiveThirtyEight's average, a regression), replayed in calendar months, labels a month
-late, through the project file ``retrainer init`` writes with the changes a regression needs
+late, through the project file ``retrainer init --task regression`` writes
 (``HistGradientBoostingRegressor``, gate metric ``mae``, the ``page_hinkley`` concept detector).
 
 A pollster's figure is carried forward day after day until its next poll, so a column holds one
@@ -20,13 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import yaml
 from sqlalchemy import select
 
+from retrainer.cli import project_template
 from retrainer.project import Project
 from retrainer.quarantine import set_aside_summary
 from retrainer.record import stored_diagnosis
@@ -47,15 +47,9 @@ def polls() -> pd.DataFrame:
 
 
 def settings(folder: Path) -> dict:
-    """The ``retrainer init`` template with what a regression on this file needs."""
-    text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
-    config = yaml.safe_load(text)
+    """What ``retrainer init --task regression`` writes, pointed at this file."""
+    config = yaml.safe_load(project_template("regression"))
     config["data"].update(target=TARGET, id_column="id", time_column="date")
-    config["trainer"].update(
-        estimator="sklearn.ensemble.HistGradientBoostingRegressor", task="regression"
-    )
-    config["checks"]["concept"] = {"detector": "page_hinkley"}
-    config["gate"]["metric"] = "mae"
     config["data"]["timezone"] = "UTC"  # dates alone need none now; the release before asked
     config["store"] = {"url": f"sqlite:///{folder / 'store.db'}", "artifacts": str(folder / "a")}
     return config
