@@ -176,6 +176,15 @@ def test_signals_match_pandas():
     assert (s.columns["x"].run, s.columns["x"].run_value) == (longest["size"], longest["first"])
     counts = frame["x"].value_counts()
     assert (s.columns["x"].mode, s.columns["x"].mode_count) == (counts.index[0], counts.iloc[0])
+    keyless = pd.DataFrame(  # rows are known by their values: nulls and text included
+        {"x": rng.integers(0, 3, 300).astype(float), "c": rng.choice(["a", "b", None], 300)}
+    )
+    keyless.loc[::7, "x"] = np.nan
+    s = batch_signals(keyless, ["x"])
+    assert s.duplicates == int(keyless.duplicated().sum()) > 250
+    filled = keyless.astype(object).fillna("-")
+    same = (filled == filled.shift()).all(axis=1)
+    assert s.repeats == int(same.sum())
 
 
 def test_fixes_merge_and_refuse_scaling_text():

@@ -209,9 +209,9 @@ def batch_signals(
     if present:
         duplicates = int(frame.duplicated(subset=present).sum())
     else:
-        duplicates = int(frame.astype("string").duplicated().sum()) if len(frame.columns) else 0
+        hashes = row_hashes(frame)
+        duplicates = int(pd.Index(hashes).duplicated().sum())
         if duplicates:
-            hashes = row_hashes(frame)
             repeats, resent = repeated_rows(hashes), resent_rows(hashes)
     columns = {
         name: _column_signal(frame[name])

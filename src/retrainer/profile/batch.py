@@ -211,10 +211,10 @@ def row_hashes(df: pd.DataFrame, columns: Sequence[str] | None = None) -> np.nda
         >>> bool(h[0] == h[1]), bool(h[1] == h[2])
         (True, False)
     """
-    names = [c for c in (df.columns if columns is None else columns) if c in df.columns]
-    if not names or df.columns.duplicated().any():
+    frame = df if columns is None else df[[c for c in dict.fromkeys(columns) if c in df.columns]]
+    if not len(frame.columns):
         return np.arange(len(df), dtype="uint64")  # nothing to compare: every row its own
-    return pd.util.hash_pandas_object(df[names], index=False).to_numpy()
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
 def repeated_rows(hashes: np.ndarray) -> int:
