@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from retrainer.checks.drift import check_drift, dataset_drift
 from retrainer.checks.reference import (
@@ -196,6 +197,34 @@ def test_in_the_loop_a_seasonal_reference_quiets_a_weekly_cycle_and_the_fixed_on
     assert sum(quiet) <= 1 and sum(loud) >= 5, (quiet, loud)
     assert any("~7d cycle" in n for r in reports for n in r.notes), [r.notes for r in reports]
     assert not any(r.notes for r in seasonal_reports)
+    assert "~7d cycle" in fixed.status()["hint"] and seasonal.status()["hint"] is None
+    assert "Hint: drift in" in fixed.report(tmp_path / "fixed.html").read_text()
+
+
+def test_retrainer_run_prints_the_seasonality_hint_once(tmp_path, monkeypatch):
+    """A backlog of days with a weekly cycle through `retrainer run`: the hint is printed once,
+    however many cycles repeat it, and `retrainer status` keeps it."""
+    from click.testing import CliRunner
+
+    from retrainer.cli import main
+    from tests.conftest import project_settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    days = weekly_days(7 + 16)
+    pd.concat(days[:7]).to_csv(tmp_path / "in" / "00-history.csv", index=False)
+    for i, day in enumerate(days[7:], start=1):
+        day.to_csv(tmp_path / "in" / f"{i:02d}.csv", index=False)
+    settings = project_settings(run={"max_batches_per_cycle": 2})
+    settings["store"] = {"url": f"sqlite:///{tmp_path / 'store.db'}", "artifacts": "a"}
+    settings["data"]["source"] = "in"
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--max-cycles", "9"])
+    assert result.exit_code == 0, result.output
+    hints = [x for x in result.stdout.splitlines() if x.strip().startswith("hint:")]
+    assert len(hints) == 1 and "~7d cycle" in hints[0], result.stdout
+    status = CliRunner().invoke(main, ["status"])
+    assert "hint: drift in" in status.stdout and "period: 7d" in status.stdout, status.stdout
 
 
 def test_a_seasonal_reference_can_span_several_periods():

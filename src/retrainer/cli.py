@@ -339,7 +339,7 @@ def run(
     previous = signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     watch = watch or FolderWatch(project)
-    cycles, reported = 0, set()
+    cycles, reported, hinted = 0, set(), set()
     columns = [TextColumn("backlog"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     try:
         with Progress(*columns, console=err_console, disable=as_json, transient=True) as bar:
@@ -368,6 +368,8 @@ def run(
                         else:
                             line = _cycle_line(result, len(watch.batches))
                             console.print(line, highlight=False, markup=False, soft_wrap=True)
+                            for note in _new_hints(result, hinted):
+                                console.print(f"  hint: {note}", markup=False, soft_wrap=True)
                         continue
                 if watch.batches or watch.labels:
                     continue  # more of the backlog, or files that held nothing new
@@ -378,6 +380,25 @@ def run(
     finally:
         signal.signal(signal.SIGINT, previous)
     err_console.print(f"stopped after {cycles} cycle(s)")
+
+
+def _new_hints(r: dict, shown: set[str]) -> list[str]:
+    """The cycle's hints whose advice (the part after the last "; ") ``shown`` lacks; adds it,
+    so a backlog prints each piece of advice once, not once a cycle.
+
+    >>> shown = set()
+    >>> _new_hints({"notes": ["drift in 9 of 10 batches; set x"]}, shown)
+    ['drift in 9 of 10 batches; set x']
+    >>> _new_hints({"notes": ["drift in 10 of 10 batches; set x"]}, shown)
+    []
+    """
+    fresh = []
+    for note in r.get("notes", []):
+        advice = note.rsplit("; ", 1)[-1]
+        if advice not in shown:
+            shown.add(advice)
+            fresh.append(note)
+    return fresh
 
 
 def _cycle_line(r: dict, waiting: int) -> str:
@@ -429,6 +450,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
             console.print(s["set_aside"]["line"], highlight=False, markup=False)
         if s.get("mlflow_pending"):
             console.print(f"[yellow]{s['mlflow_pending']['line']}[/]", highlight=False)
+        if s.get("hint"):
+            console.print(f"hint: {s['hint']}", highlight=False, markup=False, soft_wrap=True)
         if s["last_decision"]:
             ld = s["last_decision"]
             console.print(f"last decision: {ld['action']} - {'; '.join(ld['reasons']) or 'none'}")

@@ -156,6 +156,8 @@ def write_report(project: Record, path: Path) -> Path:
         parts.append(f"<p class=held-back><b>{html.escape(status['held_back']['line'])}</b></p>")
     if status.get("set_aside"):
         parts.append(f"<p class=set-aside>{html.escape(status['set_aside']['line'])}</p>")
+    if status.get("hint"):
+        parts.append(f"<p class=hint>Hint: {html.escape(status['hint'])}</p>")
     if len(perf):
         gaps = [p["time"] for p in views.performance_series(project)["points"] if p.get("gap")]
         figure = performance_figure(perf[perf["batch"].isin(both)], promos, metric, gaps)

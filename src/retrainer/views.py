@@ -171,8 +171,9 @@ def status(project: Record) -> dict:
     """Counts, the champion, the last decision, the latest events, ``held_back``: how long
     retraining has been held back by quarantined batches (``retrainer.quarantine.held_back``,
     None when it is not), ``set_aside``: rows set aside from batches that proceeded
-    (``retrainer.quarantine.set_aside_summary``) and ``mlflow_pending``: since when the MLflow
-    mirror is behind."""
+    (``retrainer.quarantine.set_aside_summary``), ``mlflow_pending``: since when the MLflow
+    mirror is behind, and ``hint``: the last seasonality hint while the project has not taken it
+    (``retrainer.checks.reference_loop``)."""
     with project.store.session() as s:
         by_status = dict(
             s.execute(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all()
@@ -206,7 +207,16 @@ def status(project: Record) -> dict:
         "held_back": held_back(project),
         "set_aside": set_aside_summary(project),
         "mlflow_pending": _mlflow_pending(project),
+        "hint": pending_hint(project),
     }
+
+
+def pending_hint(project: Record) -> str | None:
+    """The last seasonality hint logged, None once the drift reference is seasonal."""
+    from retrainer.checks.reference_loop import spec_of
+
+    text = (project.get_state("hint") or {}).get("text")
+    return text if text and spec_of(project).kind != "seasonal" else None
 
 
 def _mlflow_pending(project: Record) -> dict | None:

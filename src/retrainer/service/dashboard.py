@@ -108,6 +108,8 @@ def overview(project: Project) -> dict:
         level, words = "problem", f"{words} {status['held_back']['line']}."
     if status.get("set_aside"):  # a few far-out rows kept out of training; the batches proceeded
         words = f"{words} {status['set_aside']['line']}."
+    if status.get("hint"):  # advice the project has not taken, e.g. a seasonal reference
+        words = f"{words} Hint: {status['hint']}."
     return {
         "project": status["project"],
         "champion": champion,
@@ -125,6 +127,7 @@ def overview(project: Project) -> dict:
         "events": status["events"],
         "held_back": status.get("held_back"),
         "set_aside": status.get("set_aside"),
+        "hint": status.get("hint"),
     }
 
 
