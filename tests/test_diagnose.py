@@ -302,3 +302,40 @@ def test_the_drift_check_names_the_family_it_adjusted_over(stream):
     results = check_drift(reference, current)
     tested = [r for r in results if r.p_value is not None]
     assert tested and {r.detail["tests"] for r in tested} == {len(tested)}
+
+
+def seattle_weather() -> pd.DataFrame:
+    """Seattle's daily weather 2012-2015 (NOAA, shipped in the ``vega_datasets`` wheel)."""
+    from importlib.resources import files
+
+    frame = pd.read_csv(files("vega_datasets") / "_data" / "seattle-weather.csv")
+    return frame.assign(date=pd.to_datetime(frame["date"]))
+
+
+def test_rain_after_a_dry_summer_is_no_unit_change_but_a_scaled_wet_month_is():
+    """Seattle's real October 2012 (rain on 18 of 31 days) against its dry August and
+    September (rain on 3 of 61, at most 0.3 mm), merged from batch profiles as a rolling
+    reference is: the spread grew 128-fold and the mean near zero cannot confirm the factor,
+    so it was quarantined as "x100 the reference". A scale keeps zeros zeros; October's are
+    gone. A wet month x100 keeps its zeros and is still named."""
+    weather = seattle_weather()
+    columns = ["precipitation", "temp_max", "temp_min", "wind"]
+    month = weather["date"].dt.strftime("%Y-%m")
+    champion = weather[month <= "2012-09"][columns]
+    schema = Schema.infer(champion)
+    edges = BatchProfile.from_frame(champion, schema).edges()
+    dry = [BatchProfile.from_frame(weather[month == m][columns], schema, edges=edges)
+           for m in ("2012-08", "2012-09")]  # fmt: skip
+    reference = dry[0].merge(dry[1])
+    october = weather[month == "2012-10"][columns].reset_index(drop=True)
+
+    def diagnosed(batch: pd.DataFrame):
+        current = BatchProfile.from_frame(batch, schema, edges=edges)
+        results = [*check_quality(reference, current, schema), *check_drift(reference, current)]
+        return diagnose_batch(results, reference, current, batch_signals(batch, columns))
+
+    d = diagnosed(october)
+    assert "scale" not in [a.check for a in d.alarms] and d.top != "upstream_change", d.alarms
+    wet = weather[month == "2012-11"][columns].reset_index(drop=True)
+    _, scaled = diagnose_frames(wet, wet.assign(precipitation=wet["precipitation"] * 100))
+    assert scaled.top == "upstream_change" and scaled.fix == {"scale": {"precipitation": 0.01}}

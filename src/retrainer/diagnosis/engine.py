@@ -53,6 +53,7 @@ from retrainer.diagnosis.signals import (
     ALPHA,
     NATURAL_SHARE,
     BatchSignals,
+    ColumnSignal,
     in_blocks,
     unusual_share,
 )
@@ -200,7 +201,10 @@ def _scale(
     reference bins (TV >= 0.5), so a heavy tail present in one side only is no unit change. A
     shrinking factor needs the batch multiplied back not to contradict the reference (KS p >=
     ``SCALE_P``): real data shrinks far more often than it grows tenfold (a sensor lying still
-    has a tenth of the mean and spread it has in motion, and another shape)."""
+    has a tenth of the mean and spread it has in motion, and another shape). A scale keeps
+    zeros zeros, so where the reference's share of exact zeros is known its batch share must
+    not contradict it (``zeros_kept``): a dry month's rain against a wet one's grows a
+    hundredfold, but most of its zeros are gone."""
     if not (ref.std and cur.std and ref.values and cur.values):
         return None
     ratio = cur.std / ref.std
@@ -216,6 +220,8 @@ def _scale(
     elif factor < 1:
         return None  # a quiet stretch of a signal around zero looks the same (HAPT at rest)
     col = sig.columns.get(name) if sig else None
+    if col is not None and not zeros_kept(ref, col):
+        return None
     p = None
     if factor < 1 and col is not None and col.quantiles and ref.edges and ref.hist:
         p = mapped_back_p(ref.edges, ref.hist, col.quantiles, cur.values, factor)
@@ -236,6 +242,57 @@ def _scale(
         evidence=[{"std_ratio": ratio, "factor": factor, "mean": [ref.mean, cur.mean]}],
         fix={"scale": {name: _round_factor(1 / factor)}},
     )
+
+
+def zero_share(ref: ColumnProfile) -> float | None:
+    """The reference's share of exact zeros where the profile tells it: a kept mode, no zero
+    in its range, or a histogram bin from 0 whose values sum to 0 (non-negative values); None
+    when unknown.
+
+    Example:
+        >>> zero_share(ColumnProfile("x", "numeric", count=4, min=0.0, max=5.0,
+        ...            edges=[0.0, 1.0, 5.0], hist=[0, 3, 1, 0], sums=[0.0, 0.0, 4.0, 0.0]))
+        0.75
+        >>> zero_share(ColumnProfile("x", "numeric", count=4, min=1.0, max=5.0))
+        0.0
+    """
+    if not ref.values or ref.min is None or ref.max is None:
+        return None
+    if ref.min > 0 or ref.max < 0:
+        return 0.0
+    if ref.modes is not None and 0.0 in dict(ref.modes):
+        return dict(ref.modes)[0.0] / ref.values
+    if ref.min < 0 or not ref.edges or not ref.hist or not ref.sums:
+        return None
+    for j in range(1, len(ref.edges)):
+        if ref.edges[j - 1] == 0.0 < ref.edges[j] and ref.sums[j] == 0.0:
+            return ref.hist[j] / ref.values
+    return None
+
+
+def zeros_kept(ref: ColumnProfile, col: ColumnSignal) -> bool:
+    """Whether the batch's exact zeros can be the reference's under a scale change (which maps
+    0 to 0): its zero count is not beyond ``SCALE_P`` (two-sided binomial at the reference's
+    share, smoothed by half a row) either way. The batch's zeros are its mode's count when the
+    mode is 0, else at most that count. True when the reference's share is unknown.
+
+    Example:
+        >>> ref = ColumnProfile("rain", "numeric", count=61, min=0.0, max=0.3,
+        ...                     modes=((0.0, 58), (0.3, 3)))
+        >>> zeros_kept(ref, ColumnSignal(mode=0.0, mode_count=13, run=3, run_value=0.0, values=31))
+        False
+        >>> zeros_kept(ref, ColumnSignal(mode=0.0, mode_count=29, run=9, run_value=0.0, values=31))
+        True
+    """
+    share = zero_share(ref)
+    if share is None or not col.values:
+        return True
+    from scipy.stats import binom  # imported when a zero share is known
+
+    rate = (share * ref.values + 0.5) / (ref.values + 1)
+    low, high = (col.mode_count, col.mode_count) if col.mode == 0.0 else (0, col.mode_count)
+    tail = min(float(binom.cdf(high, col.values, rate)), float(binom.sf(low - 1, col.values, rate)))
+    return 2 * tail >= SCALE_P
 
 
 def _affine(
