@@ -37,6 +37,12 @@ def config(reference):
     )
 
 
+def spec_of(setting):
+    """The ReferenceSpec a project file's checks.drift.reference setting makes."""
+    r = config(setting).checks.drift.reference
+    return ReferenceSpec(r.kind, r.window, r.period, r.min_rows, r.periods)
+
+
 @pytest.mark.parametrize(
     ("reference", "error"),
     [
@@ -113,6 +119,36 @@ def test_a_seasonal_reference_falls_back_to_rolling_then_fixed():
     assert rolled.kind == "rolling" and "0 rows within 2 days around 365 days before" in rolled.note
     fixed_back = reference_for(fixed, history, T0 + 30 * DAY, spec, lambda i: profile)
     assert fixed_back.kind == "fixed" and fixed_back.profile is fixed
+
+
+def test_the_hint_fits_its_window_to_small_batches_so_the_seasonal_reference_takes_hold():
+    """Monthly batches of ~30 rows (a daily weather series): the default 28-day window holds one
+    batch, fewer than min_rows 200, and would fall back to the fixed reference; the hint's
+    setting holds last year's month and its neighbours, and the reference takes hold."""
+    months = [T0 + timedelta(days=30 * i) for i in range(24)]
+    cycle = [10 + 8 * math.sin(2 * math.pi * 30 * i / 365) for i in range(24)]
+    hint = periodic_drift(months, {"temp": cycle}, [True] * 24, [30] * 24).hint()
+    assert "fewer than 200" in hint and hint.endswith(
+        "set checks.drift.reference: {kind: seasonal, period: 365d, window: 90d, min_rows: 54}"
+    ), hint
+    setting = yaml.safe_load(hint.rsplit("set checks.drift.reference: ", 1)[1])
+    parts = frames(2, 1)
+    schema = Schema.infer(parts[0])
+    fixed = BatchProfile.from_frame(parts[0], schema)
+    profile = BatchProfile.from_frame(parts[1].head(30), schema, edges=fixed.edges())
+    history = [Candidate(i, t, 30) for i, t in enumerate(months)]
+    at = months[-1] + timedelta(days=30)
+    chosen = reference_for(fixed, history, at, spec_of(setting), lambda i: profile)
+    assert chosen.kind == "seasonal" and chosen.batches == (11, 12, 13), chosen.note
+    default = spec_of({"kind": "seasonal", "period": "365d"})
+    default = reference_for(fixed, history, at, default, lambda i: profile)
+    assert default.kind == "fixed", default.note
+    days = [T0 + timedelta(days=i) for i in range(30)]
+    week = [math.cos(2 * math.pi * i / 7) for i in range(30)]
+    big = periodic_drift(days, {"x": week}, [True] * 30, [1000] * 30).hint()
+    assert big.endswith("{kind: seasonal, period: 7d, window: 1d}") and "quarter" in big, big
+    monthly_big = periodic_drift(months, {"temp": cycle}, [True] * 24, [3000] * 24).hint()
+    assert monthly_big.endswith("set checks.drift.reference.kind: seasonal, period: 365d")
 
 
 def test_periodic_drift_is_recognised_and_a_trend_or_noise_is_not():

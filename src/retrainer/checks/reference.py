@@ -44,6 +44,7 @@ HINT_BATCHES = 10  # the last batches whose drift alarms a hint reads
 HINT_SHARE = 0.5
 HINT_HISTORY = 60  # batches whose column means are fitted with a cycle
 HINT_R2 = 0.6  # share of the means' variance a cycle must explain
+MIN_REFERENCE_ROWS = 30  # the fewest rows a hint's setting asks of a seasonal window
 
 
 @dataclass(frozen=True)
@@ -236,14 +237,57 @@ class Periodicity:
     r2: float
     drifted: int
     batches: int
+    spacing: timedelta | None = None  # the recent batches' median step in data time
+    rows: float | None = None  # and their median rows
 
-    def hint(self) -> str:
-        return (
+    def hint(self, spec: ReferenceSpec | None = None) -> str:
+        """The sentence, with a setting that takes hold on this data: a window that holds
+        ``min_rows`` (else the widest that keeps the season, a quarter period, and a
+        ``min_rows`` it holds) where ``spec``'s window would hold fewer and fall back."""
+        seen = (
             f"drift in {self.drifted} of the last {self.batches} batches follows a "
             f"~{self.period} cycle (column {self.column!r}, the cycle explains "
-            f"{100 * self.r2:.0f}% of its batch means' variance); set "
-            f"checks.drift.reference.kind: seasonal, period: {self.period}"
+            f"{100 * self.r2:.0f}% of its batch means' variance)"
         )
+        spec = spec or ReferenceSpec()
+        fitted = self._fitted(spec)
+        if fitted is None:
+            return f"{seen}; set checks.drift.reference.kind: seasonal, period: {self.period}"
+        window, min_rows, held, fits = fitted
+        days = format_duration(spec.window)
+        why = (
+            f"a window of {days} holds about {held:.0f} rows of these batches, fewer than "
+            f"{spec.min_rows}, so the check would fall back to the fixed reference"
+            if spec.window <= PERIODS[self.period] / 4
+            else f"a window of {days} spans more than a quarter of the cycle"
+        )
+        if min_rows != spec.min_rows:
+            why += f"; one of {format_duration(window)} holds about {fits:.0f}"
+        extra = f", min_rows: {min_rows}" if min_rows != spec.min_rows else ""
+        return (
+            f"{seen} ({why}); set checks.drift.reference: {{kind: seasonal, period: "
+            f"{self.period}, window: {_duration_setting(window)}{extra}}}"
+        )
+
+    def _fitted(self, spec: ReferenceSpec) -> tuple[timedelta, int, float, float] | None:
+        """(window, min_rows, rows spec's window holds, rows the window holds) when spec's
+        window does not fit: too wide for the season or too few rows. The window spans an odd
+        number of batch steps, so it holds the same batch a period ago and as many neighbours
+        on each side, whatever the day it is centred on."""
+        period = PERIODS[self.period]
+        if not self.spacing or not self.rows or self.spacing <= timedelta(0):
+            return None
+        held = self.rows * (min(spec.window, period) / self.spacing)
+        if spec.window <= period / 4 and held >= spec.min_rows:
+            return None
+        most = max(1, math.floor((period / 4) / self.spacing))
+        most -= 1 - most % 2  # the widest odd number of steps within a quarter period
+        need = math.ceil(spec.min_rows / self.rows)
+        need += 1 - need % 2
+        if need <= most:
+            return self.spacing * need, spec.min_rows, held, need * self.rows
+        fits = most * self.rows
+        return self.spacing * most, max(MIN_REFERENCE_ROWS, int(0.6 * fits)), held, fits
 
 
 def cycle_fit(times: Sequence[float], values: Sequence[float], period: float) -> float:
@@ -272,6 +316,7 @@ def periodic_drift(
     times: Sequence[datetime],
     means: dict[str, Sequence[float]],
     drifted: Sequence[bool],
+    rows: Sequence[int] | None = None,
 ) -> Periodicity | None:
     """A hint when drift is periodic: at least half of the last 10 batches drifted and one
     column's batch means follow a 1-day, 7-day or 365-day cycle (the cycle explains at least
@@ -282,6 +327,7 @@ def periodic_drift(
         times: data time of each batch, oldest first.
         means: per column, the batch means in the same order (NaN when absent).
         drifted: per batch, whether the drift check alarmed.
+        rows: per batch, its rows (the hint then fits its window to them).
 
     Example:
         >>> t0 = datetime(2020, 1, 1)
@@ -313,7 +359,16 @@ def periodic_drift(
             trend = _trend_fit(seconds[ok], y[ok])
             if r2 >= HINT_R2 and r2 - trend >= 0.1 and (best is None or r2 > best.r2):
                 best = Periodicity(label, column, r2, int(sum(recent)), len(recent))
-    return best
+    if best is None or rows is None:
+        return best
+    step = float(np.median(np.diff(seconds))) if len(seconds) > 1 else 0.0
+    return replace(best, spacing=timedelta(seconds=step), rows=float(np.median(rows)))
+
+
+def _duration_setting(span: timedelta) -> str:
+    """A duration as the project file writes it: whole days, else whole hours (at least 1)."""
+    hours = span.total_seconds() / 3600
+    return f"{round(hours / 24)}d" if hours >= 24 else f"{max(1, round(hours))}h"
 
 
 def _trend_fit(t: np.ndarray, y: np.ndarray) -> float:

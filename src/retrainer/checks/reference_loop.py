@@ -105,8 +105,10 @@ def seasonality_hint(project: Record) -> str | None:
                 means.setdefault(name, []).append(np.nan if value is None else float(value))
     if any(len(v) != len(batches) for v in means.values()):
         return None
-    found = periodic_drift([_aware(t) for _, t, _ in batches], means, [i in alarmed for i in ids])
-    return found.hint() if found else None
+    times = [_aware(t) for _, t, _ in batches]
+    rows = [int(profile.get("n_rows") or 0) for _, _, profile in batches][-HINT_HISTORY:]
+    found = periodic_drift(times, means, [i in alarmed for i in ids], rows)
+    return found.hint(spec_of(project)) if found else None
 
 
 def _aware(moment):
