@@ -147,6 +147,9 @@ def test_the_hint_fits_its_window_to_small_batches_so_the_seasonal_reference_tak
     week = [math.cos(2 * math.pi * i / 7) for i in range(30)]
     big = periodic_drift(days, {"x": week}, [True] * 30, [1000] * 30).hint()
     assert big.endswith("{kind: seasonal, period: 7d, window: 1d}") and "quarter" in big, big
+    month_ends = list(pd.date_range("2012-01-31", periods=24, freq="ME").to_pydatetime())
+    steps_of_31_days = periodic_drift(month_ends, {"temp": cycle}, [True] * 24, [31] * 24)
+    assert steps_of_31_days.hint().endswith("window: 93d, min_rows: 55}")
     monthly_big = periodic_drift(months, {"temp": cycle}, [True] * 24, [3000] * 24).hint()
     assert monthly_big.endswith("set checks.drift.reference.kind: seasonal, period: 365d")
 

@@ -280,8 +280,8 @@ class Periodicity:
         held = self.rows * (min(spec.window, period) / self.spacing)
         if spec.window <= period / 4 and held >= spec.min_rows:
             return None
-        most = max(1, math.floor((period / 4) / self.spacing))
-        most -= 1 - most % 2  # the widest odd number of steps within a quarter period
+        most = max(1, round((period / 4) / self.spacing))  # months: 91 days / 31 -> 3
+        most -= 1 - most % 2  # the widest odd number of steps in about a quarter period
         need = math.ceil(spec.min_rows / self.rows)
         need += 1 - need % 2
         if need <= most:
