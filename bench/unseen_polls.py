@@ -55,10 +55,12 @@ def settings(folder: Path) -> dict:
     return config
 
 
-def monthly(project: Project, frame: pd.DataFrame, history: int) -> ReplaySummary:
+def monthly(
+    project: Project, frame: pd.DataFrame, history: int, target: str = TARGET
+) -> ReplaySummary:
     """``retrainer.replay.replay`` in calendar months (as a user's monthly files arrive): the
-    first ``history`` months labelled at once, then each month's features, its labels a month
-    later, a cycle after each."""
+    first ``history`` months labelled at once, then each month's features, its labels (column
+    ``target``, joined by ``id``) a month later, a cycle after each."""
     started = time.perf_counter()
     months = [g for _, g in frame.groupby(frame["date"].dt.strftime("%Y-%m"))]
     project.ingest(pd.concat(months[:history]), key="history", source="history")
@@ -66,10 +68,10 @@ def monthly(project: Project, frame: pd.DataFrame, history: int) -> ReplaySummar
     stream = months[history:]
     for step, month in enumerate(stream):
         if step:
-            project.ingest_labels(stream[step - 1][["id", TARGET]], key=f"labels-{step - 1}")
-        project.ingest(month.drop(columns=TARGET), key=f"month-{step}", source="monthly file")
+            project.ingest_labels(stream[step - 1][["id", target]], key=f"labels-{step - 1}")
+        project.ingest(month.drop(columns=target), key=f"month-{step}", source="monthly file")
         project.cycle()
-    project.ingest_labels(stream[-1][["id", TARGET]], key="labels-last")
+    project.ingest_labels(stream[-1][["id", target]], key="labels-last")
     project.cycle()
     seconds = time.perf_counter() - started
     return summarise(project, len(stream), sum(map(len, stream)), None, seconds, None)
