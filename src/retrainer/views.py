@@ -213,10 +213,9 @@ def status(project: Record) -> dict:
 
 def pending_hint(project: Record) -> str | None:
     """The last seasonality hint logged, None once the drift reference is seasonal."""
-    from retrainer.checks.reference_loop import spec_of
-
     text = (project.get_state("hint") or {}).get("text")
-    return text if text and spec_of(project).kind != "seasonal" else None
+    seasonal = project.config.checks.drift.reference.kind == "seasonal"
+    return text if text and not seasonal else None
 
 
 def _mlflow_pending(project: Record) -> dict | None:
