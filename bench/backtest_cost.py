@@ -80,6 +80,7 @@ SECOND = (  # built after the first fresh results were seen, to check ours again
     *(f"{name}-3" for name in ("sea", "agrawal", "stagger", "hyperplane")),
     *(f"{name}-2" for name in ("sine", "mixed", "sea-gradual", "rbf-moving")),
 )
+UNSEEN = ("seattle",)  # real data no policy was tuned on: run once, not by default
 THIRD = (  # built and run once with the policy unchanged, after the variants tried on the tuning
     # group were dropped (README: "A third draw")
     *(f"{name}-4" for name in ("sea", "agrawal", "stagger", "hyperplane")),
@@ -144,6 +145,18 @@ def acs(size: int = 5000) -> list:
     return by_rows(X, frame["employed"].astype(int).to_numpy(), size)
 
 
+def seattle() -> list:
+    """Seattle's daily weather 2012-2015 (NOAA, in the ``vega_datasets`` wheel) in calendar
+    months: precipitation, temperatures and wind predict the day's weather (5 classes)."""
+    from importlib.resources import files
+
+    frame = pd.read_csv(files("vega_datasets") / "_data" / "seattle-weather.csv")
+    month = frame["date"].str[:7].to_numpy()
+    X = frame[["precipitation", "temp_max", "temp_min", "wind"]].astype(float)
+    y = frame["weather"].astype("category").cat.codes.to_numpy()
+    return [(X[month == m].reset_index(drop=True), y[month == m]) for m in sorted(set(month))]
+
+
 def fresh(name: str, seed: int = 1, rows: int = 21_000, size: int = 500) -> list:
     """A stream of River's generators not used before, ``rows`` rows cut into batches of
     ``size``: Sine and Mixed (functions 0-3, abrupt), LED (a new swap of 7 segments per concept,
@@ -191,6 +204,8 @@ def load(name: str) -> list:
         return hapt()
     if name == "acs":
         return acs()
+    if name == "seattle":
+        return seattle()
     from retrainer.datasets.synthetic import STREAMS, drift_stream
 
     stream, _, seed = name.rpartition("-")
@@ -349,6 +364,7 @@ def main() -> None:
         ("fresh held out", FRESH),
         ("fresh, second draw", SECOND),
         ("fresh, third draw", THIRD),
+        ("real, unseen", UNSEEN),
         ("whole (tuned on)", WHOLE),
     )
     for group, members in groups:
