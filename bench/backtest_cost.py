@@ -34,7 +34,9 @@ Sine, Mixed, gradual SEA and the drifting RBF; not run by default, pass them to 
 built after the first fresh results had been seen; a third (``THIRD``: seed 4 of the four, seed
 3 of those four, seed 2 of LED and the rotating hyperplane; not run by default either) was built
 and run once with the policy as it was, after variants of ours tried on the tuning group had been
-dropped. The whole of ELEC2 comes last.
+dropped. ``UNSEEN`` is real data no policy was tuned on (Seattle's daily weather in calendar
+months, from the ``vega_datasets`` wheel; run once, not by default). The whole of ELEC2 comes
+last.
 
 "ours, live" is ours seeing only what the live loop records without shadow candidates (the
 serving model's errors, a fresh model's at each retrain: the gate copy's); "ours, live, shadow"
