@@ -2,6 +2,9 @@
 nothing."""
 
 import json
+import os
+import signal
+import threading
 
 import pytest
 import yaml
@@ -52,6 +55,22 @@ def test_each_cycle_prints_one_line(backlog):
         "cycle 3: batches 9-10",
     ]
     assert lines[0].endswith("6 files waiting") and lines[2].endswith("0 files waiting")
+
+
+def test_until_idle_stops_once_the_backlog_is_worked_through(backlog):
+    """Without the flag it would poll on: a Ctrl-C after 60 s would stop it (and say so)."""
+    ctrl_c = threading.Timer(60, lambda: os.kill(os.getpid(), signal.SIGINT))
+    ctrl_c.start()
+    try:
+        result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--until-idle"])
+    finally:
+        ctrl_c.cancel()
+    assert result.exit_code == 0 and "stopping" not in result.stderr, result.output
+    lines = [x for x in result.stdout.splitlines() if x.startswith("cycle ")]
+    assert len(lines) == 3 and lines[-1].endswith("0 files waiting"), result.output
+    assert "stopped after 3 cycle(s)" in result.stderr
+    again = CliRunner().invoke(main, ["run", "--interval", "0.01", "--until-idle"])
+    assert again.exit_code == 0 and "stopped after 0 cycle(s)" in again.stderr, again.output
 
 
 def test_an_idle_poll_reads_no_file(backlog, monkeypatch):

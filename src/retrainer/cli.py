@@ -299,6 +299,9 @@ def cycle(ctx: click.Context, scheduler: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--interval", default=60.0, show_default=True, help="Seconds between polls.")
 @click.option("--max-cycles", type=int, default=None, help="Stop after this many cycles.")
+@click.option(
+    "--until-idle", is_flag=True, help="Stop once the backlog is worked through (a replay)."
+)
 @click.option("--scheduler", help=_SCHEDULER)
 @click.option("--json", "as_json", is_flag=True, help="Print each cycle as JSON.")
 @click.pass_context
@@ -306,13 +309,14 @@ def run(
     ctx: click.Context,
     interval: float,
     max_cycles: int | None,
+    until_idle: bool,
     scheduler: str | None,
     as_json: bool,
 ) -> None:
     """Watch data.source (and data.labels) and run a cycle whenever something arrives. A
     backlog is worked through run.max_batches_per_cycle files a cycle (default 8), with a
     progress bar and one line per cycle; idle, a poll only lists the folders. Ctrl-C stops
-    cleanly between steps."""
+    cleanly between steps; --until-idle stops at the first poll that finds nothing new."""
     from retrainer.integrations.sql_source import sql_watch
     from retrainer.integrations.storage import is_url
     from retrainer.watch import FolderWatch
@@ -373,6 +377,8 @@ def run(
                         continue
                 if watch.batches or watch.labels:
                     continue  # more of the backlog, or files that held nothing new
+                if until_idle:
+                    break
                 bar.update(task, visible=False)
                 deadline = time.monotonic() + interval
                 while not stop["now"] and time.monotonic() < deadline:
