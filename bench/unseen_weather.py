@@ -7,9 +7,10 @@ its schedule, drift, concept and performance triggers).
 Run twice, as a user would: first as ``init`` wrote it (a fixed reference), then with the
 setting the first run's seasonality hint proposed (read from the store, not written here).
 Printed per run: the hint, the batches whose drift check alarmed (per 100 batches after the
-first year, when a seasonal reference can take hold), the batches quarantined or with rows set
-aside (with their causes), the longest stretch retraining was held back, the retrains and why,
-and the accuracy of the continuously trained model against the one never retrained.
+first year, when a seasonal reference can take hold) or raised an out-of-range warning, the
+batches quarantined or with rows set aside (with their causes), the longest stretch retraining
+was held back, the retrains and why, and the accuracy of the continuously trained model
+against the one never retrained.
 Run: ``.venv/bin/python bench/unseen_weather.py`` (a few minutes).
 """
 
@@ -58,6 +59,13 @@ def drift_and_reasons(project: Project) -> None:
             )
         )
         batches = s.scalars(select(BatchRow.id).order_by(BatchRow.id)).all()
+        ranged = set(
+            s.scalars(
+                select(CheckRow.batch_id).where(
+                    CheckRow.name == "out_of_range", CheckRow.alarm.is_(True)
+                )
+            )
+        )
         reasons = s.scalars(select(DecisionRow.reasons).where(DecisionRow.action == "retrain"))
         fired: dict[str, int] = {}
         for listed in reasons:
@@ -69,6 +77,7 @@ def drift_and_reasons(project: Project) -> None:
         f"drift alarms: {len(drifted & set(batches))} of {len(batches)} batches; after the first "
         f"year {alarmed} of {len(later)} ({100 * alarmed / max(1, len(later)):.1f} per 100)"
     )
+    print(f"batches with an out-of-range warning: {len(ranged)} of {len(batches)}")
     named = ", ".join(f"{k} {v}" for k, v in sorted(fired.items(), key=lambda kv: -kv[1]))
     print(f"retrain decisions naming each trigger: {named}")
 

@@ -92,3 +92,37 @@ def test_profile_moments_sums_and_runs_merge_exactly():
     assert whole.max_run == merged.max_run == 30
     back = type(merged).from_dict(merged.to_dict())
     assert back == merged
+
+
+def test_an_inferred_contract_measures_ranges_against_the_champion_not_the_first_batch(
+    make_project,
+):
+    """Seattle's real weather: the first batch (January 2012) gives the inferred contract its
+    types; a summer month inside the range the champion learnt from (January to August) is no
+    out-of-range warning (against January's range it was 31 of 31 values)."""
+    from sqlalchemy import select
+
+    from retrainer.store.tables import CheckRow
+    from tests.test_diagnose import seattle_weather
+
+    weather = seattle_weather().assign(id=lambda d: range(len(d)))
+    weather["date"] = weather["date"].dt.tz_localize("UTC")
+    month = weather["date"].dt.strftime("%Y-%m")
+    project = make_project(
+        data={"target": "weather", "id_column": "id", "time_column": "date"},
+        trainer={"estimator": "sklearn.tree.DecisionTreeClassifier", "window": {"all": True},
+                 "min_rows": 100},
+        policy={"triggers": [{"type": "manual"}]},
+    )  # fmt: skip
+    project.ingest(weather[month == "2012-01"], key="january")
+    project.ingest(weather[(month > "2012-01") & (month <= "2012-08")], key="spring-summer")
+    project.cycle()
+    assert {c.name: c.max for c in project.schema().columns}["temp_max"] is None
+    project.ingest(weather[month == "2013-07"].drop(columns="weather"), key="july-2013")
+    project.cycle()
+    with project.store.session() as s:
+        ranged = s.scalars(
+            select(CheckRow).where(CheckRow.name == "out_of_range", CheckRow.column == "temp_max")
+        ).all()
+    assert ranged and not any(r.alarm for r in ranged), [r.detail["message"] for r in ranged]
+    assert "outside [-1.1, 34.4]" in ranged[-1].detail["message"], ranged[-1].detail["message"]

@@ -151,7 +151,7 @@ class Record:
             if not value:
                 return None
             bounds = {"min_rows": rows.get("min"), "max_rows": rows.get("max")}
-            self._schema = Schema.from_dict({**value, **bounds})
+            self._schema = Schema.from_dict({**value, **bounds}).without_ranges()
         return self._schema
 
     # ----------------------------------------------------------------------- state
