@@ -51,6 +51,19 @@ def test_constant_and_stuck_values():
     assert not _check(ref, ref.tail(200))[("stuck", "x")].alarm
 
 
+def test_without_a_contract_s_categories_the_reference_s_are_known():
+    first = pd.DataFrame({"c": ["a", "b"] * 20})
+    later = pd.DataFrame({"c": ["a", "b", "c"] * 20})  # what the champion learnt from
+    schema = Schema.infer(first)
+    reference = BatchProfile.from_frame(later, schema.types_only())
+    batch = BatchProfile.from_frame(pd.DataFrame({"c": ["c", "a"] * 10}), schema.types_only())
+    [seen] = [r for r in check_quality(reference, batch, schema.types_only())
+              if r.name == "unseen_category"]  # fmt: skip
+    assert not seen.alarm, seen.message
+    [contract] = [r for r in check_quality(reference, batch, schema) if r.name == "unseen_category"]
+    assert contract.alarm and "'c'" in contract.message  # a declared list still decides
+
+
 def test_vanished_categories():
     rng = np.random.default_rng(1)
     ref = pd.DataFrame({"c": rng.choice(list("abcd"), 2000, p=[0.4, 0.3, 0.2, 0.1])})

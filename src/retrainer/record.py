@@ -133,7 +133,8 @@ class Record:
         return [c for c in (frame.columns if frame is not None else []) if c not in special]
 
     def schema(self) -> Schema | None:
-        """The data contract: from the project file, or inferred from the first batch."""
+        """The data contract: from the project file, or inferred from the first batch (its
+        types and nullability: ranges and categories are the champion's reference's)."""
         from retrainer.data.schema import ColumnSpec, Schema
 
         declared = self.config.data.schema_
@@ -151,7 +152,7 @@ class Record:
             if not value:
                 return None
             bounds = {"min_rows": rows.get("min"), "max_rows": rows.get("max")}
-            self._schema = Schema.from_dict({**value, **bounds}).without_ranges()
+            self._schema = Schema.from_dict({**value, **bounds}).types_only()
         return self._schema
 
     # ----------------------------------------------------------------------- state

@@ -158,11 +158,18 @@ class Schema:
     min_rows: int | None = None
     max_rows: int | None = None
 
-    def without_ranges(self) -> Schema:
-        """The same contract without numeric ranges: a range seen in one batch is no contract
-        (a January's temperatures are not the year's); the checks then measure ranges against
-        the champion's reference, the data the model learnt from."""
-        columns = tuple(replace(c, min=None, max=None) for c in self.columns)
+    def types_only(self) -> Schema:
+        """The same columns with their kinds and nullability only: a range or a set of
+        categories seen in one batch is no contract (a January's temperatures are not the
+        year's); the checks then measure both against the champion's reference, the data the
+        model learnt from.
+
+        Example:
+            >>> schema = Schema.infer(pd.DataFrame({"t": [1.0, 3.0], "c": ["a", "b"]}))
+            >>> [(c.min, c.categories) for c in schema.types_only().columns]
+            [(None, None), (None, None)]
+        """
+        columns = tuple(replace(c, min=None, max=None, categories=None) for c in self.columns)
         return replace(self, columns=columns)
 
     def __post_init__(self) -> None:
