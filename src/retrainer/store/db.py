@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from retrainer.errors import StoreError
@@ -28,6 +29,7 @@ from retrainer.store.base import Base
 __all__ = ["Base", "Store", "text"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 def _finite(value: Any) -> Any:
@@ -72,6 +74,32 @@ def without_nul(_connection, _cursor, statement, parameters, _context, _executem
         ('q', {'note': 'a\\0b', 'n': 1})
     """
     return statement, _without_nul(parameters)
+
+
+def _when_unlocked(step: Callable[[], T], seconds: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> T:
+    """``step()``, tried again while SQLite answers "database is locked" for up to ``seconds``:
+    a new file that several processes open at once can refuse one of them before its busy
+    timeout applies (switching it to WAL), and the migration that failed rolled back whole.
+
+    Example:
+        >>> calls = []
+        >>> def step():
+        ...     calls.append(1)
+        ...     if len(calls) < 3:
+        ...         raise OperationalError("PRAGMA", {}, Exception("database is locked"))
+        ...     return "migrated"
+        >>> _when_unlocked(step), len(calls)
+        ('migrated', 3)
+    """
+    deadline, pause = time.monotonic() + seconds, 0.05
+    while True:
+        try:
+            return step()
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(1.0, 2 * pause)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -120,7 +148,7 @@ class Store:
         shown = make_url(url).render_as_string(hide_password=True)
         try:
             if migrate:
-                self.migration = migrations.upgrade(self.engine)
+                self.migration = _when_unlocked(lambda: migrations.upgrade(self.engine))
             else:
                 at, head = migrations.current_revision(self.engine), migrations.head_revision()
                 if at != head:
