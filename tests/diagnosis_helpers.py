@@ -24,6 +24,14 @@ def diagnose(reference_frame, batch, **quality):
     return results, diagnose_batch(results, reference, current, signals)
 
 
+def seattle_weather() -> pd.DataFrame:
+    """Seattle's daily weather 2012-2015 (NOAA, shipped in the ``vega_datasets`` wheel)."""
+    from importlib.resources import files
+
+    frame = pd.read_csv(files("vega_datasets") / "_data" / "seattle-weather.csv")
+    return frame.assign(date=pd.to_datetime(frame["date"]))
+
+
 def hapt_user(user: int, columns=("acc-x", "acc-y", "gyro-z")) -> pd.DataFrame:
     """One HAPT user's ``columns`` in recording order (the test is skipped without the data)."""
     from retrainer.diagnosis.scenarios import DATA

@@ -18,6 +18,7 @@ from retrainer.diagnosis.unit_cases import UNIT_CASES
 from retrainer.errors import DataError
 from retrainer.profile import BatchProfile
 from tests.diagnosis_helpers import diagnose as diagnose_frames
+from tests.diagnosis_helpers import seattle_weather
 
 WEEK = 336
 REAL = 17_424  # ELEC2's first row with real Victorian values
@@ -302,14 +303,6 @@ def test_the_drift_check_names_the_family_it_adjusted_over(stream):
     results = check_drift(reference, current)
     tested = [r for r in results if r.p_value is not None]
     assert tested and {r.detail["tests"] for r in tested} == {len(tested)}
-
-
-def seattle_weather() -> pd.DataFrame:
-    """Seattle's daily weather 2012-2015 (NOAA, shipped in the ``vega_datasets`` wheel)."""
-    from importlib.resources import files
-
-    frame = pd.read_csv(files("vega_datasets") / "_data" / "seattle-weather.csv")
-    return frame.assign(date=pd.to_datetime(frame["date"]))
 
 
 def test_rain_after_a_dry_summer_is_no_unit_change_but_a_scaled_wet_month_is():

@@ -12,6 +12,7 @@ from scipy import stats
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, profile_column
+from tests.diagnosis_helpers import seattle_weather
 
 
 def _check(ref: pd.DataFrame, cur: pd.DataFrame, schema: Schema | None = None, **kw):
@@ -116,7 +117,6 @@ def test_an_inferred_contract_measures_ranges_against_the_champion_not_the_first
     from sqlalchemy import select
 
     from retrainer.store.tables import CheckRow
-    from tests.test_diagnose import seattle_weather
 
     weather = seattle_weather().assign(id=lambda d: range(len(d)))
     weather["date"] = weather["date"].dt.tz_localize("UTC")

@@ -106,7 +106,7 @@ def seasonality_hint(project: Record) -> str | None:
     if any(len(v) != len(batches) for v in means.values()):
         return None
     times = [_aware(t) for _, t, _ in batches]
-    rows = [int(profile.get("n_rows") or 0) for _, _, profile in batches][-HINT_HISTORY:]
+    rows = [int(profile.get("n_rows") or 0) for _, _, profile in batches]
     found = periodic_drift(times, means, [i in alarmed for i in ids], rows)
     return found.hint(spec_of(project)) if found else None
 

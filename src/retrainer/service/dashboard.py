@@ -127,7 +127,6 @@ def overview(project: Project) -> dict:
         "events": status["events"],
         "held_back": status.get("held_back"),
         "set_aside": status.get("set_aside"),
-        "hint": status.get("hint"),
     }
 
 
