@@ -212,3 +212,36 @@ def test_the_backtest_reads_naive_times_as_ingest_does(make_project, tmp_path):
 def _utc(when) -> pd.Timestamp:
     when = pd.Timestamp(when)  # SQLite hands times back without their offset (UTC)
     return when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+
+
+def test_a_column_not_recorded_yet_is_left_out_of_the_model_until_it_is(make_project):
+    """A real history often starts before a column was recorded (baseball's sacrifice flies
+    from 1954): scikit-learn's HistGradientBoosting cannot bin a column with no value and
+    failed the first retrain ("window shape cannot be larger than input array shape"). The
+    model leaves the column out, predicts like a model fitted without it, and a later window
+    that has the column trains on it."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    hgb = "sklearn.ensemble.HistGradientBoostingRegressor"
+    project = make_project(**{**REGRESSION, "trainer": {**REGRESSION["trainer"], "estimator": hgb,
+                                                        "window": {"batches": 2}}})  # fmt: skip
+    early = [_days(30 * k, 30, k).assign(gauge=np.nan) for k in range(3)]
+    for k, batch in enumerate(early):
+        project.ingest(batch, key=f"m{k}")
+    project.cycle()
+    assert project.champion.version == 1, project.status()["last_decision"]
+
+    window = pd.concat(early[1:])
+    alone = HistGradientBoostingRegressor().fit(window[["low", "wind"]], window["target"])
+    later = _days(90, 30, 3).assign(gauge=lambda d: d["low"] * 2)
+    champion = project.registry.load(project.champion.version)  # read back from the store
+    np.testing.assert_array_equal(
+        champion.predict(later[["low", "wind", "gauge"]]), alone.predict(later[["low", "wind"]])
+    )
+
+    for k in range(3, 6):
+        project.ingest(_days(30 * k, 30, k).assign(gauge=lambda d: d["low"] * 2), key=f"m{k}")
+    project.request_retrain("the gauge is recorded now")
+    project.cycle()
+    newest = project.registry.load(max(v.version for v in project.registry.versions()))
+    assert newest.n_features_in_ == 3 and not hasattr(newest, "named_steps")

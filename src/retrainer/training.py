@@ -34,7 +34,8 @@ class Trainer:
         params: keyword arguments for its constructor.
 
     Categorical (string) features are one-hot encoded in a Pipeline in front of the estimator,
-    so the registered model takes the raw feature frame.
+    so the registered model takes the raw feature frame; a feature with no value in the window
+    (a column not recorded yet) is left out by that Pipeline.
     """
 
     estimator: str
@@ -59,12 +60,19 @@ class Trainer:
         if len(X) == 0:
             raise TrainingError("cannot train on an empty window: no labelled rows")
         estimator = self.build()
-        categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        # A column with no value in the window teaches nothing, and some estimators (such as
+        # HistGradientBoosting) cannot bin it: the model leaves it out until it is recorded.
+        unrecorded = [c for c in X.columns if X[c].isna().all()]
+        categorical = [
+            c for c in X.columns if c not in unrecorded and not pd.api.types.is_numeric_dtype(X[c])
+        ]
+        steps = []
         if categorical:
-            encode = ColumnTransformer(
-                [("categories", OneHotEncoder(handle_unknown="ignore"), categorical)],
-                remainder="passthrough",
-            )
+            steps.append(("categories", OneHotEncoder(handle_unknown="ignore"), categorical))
+        if unrecorded:
+            steps.append(("unrecorded", "drop", unrecorded))
+        if steps:
+            encode = ColumnTransformer(steps, remainder="passthrough")
             estimator = Pipeline([("encode", encode), ("model", estimator)])
         try:
             return clone(estimator).fit(X, y)
