@@ -332,3 +332,22 @@ def test_rain_after_a_dry_summer_is_no_unit_change_but_a_scaled_wet_month_is():
     wet = weather[month == "2012-11"][columns].reset_index(drop=True)
     _, scaled = diagnose_frames(wet, wet.assign(precipitation=wet["precipitation"] * 100))
     assert scaled.top == "upstream_change" and scaled.fix == {"scale": {"precipitation": 0.01}}
+
+
+def test_two_near_even_codes_whose_shares_moved_partway_are_not_swapped():
+    """As in baseball's 2003 season (real player statistics, p 0.001 -> 0.012): the American
+    League's share of players rose from 38 % of the reference to 53 % of the batch. Exchanged,
+    the codes came closer (53 % read as 47 %) and the batch was quarantined as "categories are
+    swapped ('AL' -> 'NL')"; a swap explains a change, it does not just shrink it. Exchanged
+    codes still are one."""
+    rng = np.random.default_rng(3)
+    league = np.repeat(["AL", "NL"], [500, 800])
+    reference = pd.DataFrame({"games": rng.gamma(4, 25, 1300), "lg": rng.permutation(league)})
+    moved = pd.DataFrame(
+        {"games": rng.gamma(4, 25, 141), "lg": rng.permutation(np.repeat(["AL", "NL"], [75, 66]))}
+    )
+    d = diagnose_frames(reference, moved)[1]
+    assert "recode" not in [a.check for a in d.alarms] and d.top != "upstream_change"
+    swapped = moved.assign(lg=rng.permutation(np.repeat(["AL", "NL"], [87, 54])))
+    d = diagnose_frames(reference, swapped)[1]
+    assert d.top == "upstream_change" and d.alarms[0].check == "recode"

@@ -473,7 +473,11 @@ def _norm(code: str) -> str:
 
 
 def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
-    """Swapped or re-coded category codes: the shares are the reference's under other codes."""
+    """Swapped or re-coded category codes: the shares are the reference's under other codes.
+
+    The codes are read from the shares, so they must explain most of the change (the distance
+    to the reference at least halved) as well as fit: two near-even categories whose shares
+    moved partway (a league's 39 % of players becoming 51 %) are closer swapped, not swapped."""
     p, q = _shares(ref), _shares(cur)
     if not p or not q or ref.id_like:
         return None
@@ -504,6 +508,8 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     for k, v in q.items():
         mapped[mapping.get(k, k)] = mapped.get(mapping.get(k, k), 0.0) + v
     after = _tv(p, mapped)
+    if after > before / 2:
+        return None  # codes read from the shares must explain most of the change, not some
     reference_counts = {k: v for k, v in (ref.categories or {}).items() if k != OTHER}
     p_before = _homogeneity(reference_counts, {k: v * n for k, v in q.items()})
     p_after = _homogeneity(reference_counts, {k: v * n for k, v in mapped.items()})
