@@ -139,3 +139,81 @@ def test_an_inferred_contract_measures_ranges_against_the_champion_not_the_first
         ).all()
     assert ranged and not any(r.alarm for r in ranged), [r.detail["message"] for r in ranged]
     assert "outside [-1.1, 34.4]" in ranged[-1].detail["message"], ranged[-1].detail["message"]
+
+
+def _league_batches(seed: int, shares: list[float], rows: int = 130) -> list[pd.DataFrame]:
+    """Batches whose column ``cs`` is null in the given share of rows (one league stopped
+    recording it, as baseball's National League did from 1926 to 1950)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for share in shares:
+        cs = rng.poisson(5, rows).astype(float)
+        cs[rng.permutation(rows)[: round(share * rows)]] = np.nan
+        out.append(pd.DataFrame({"games": rng.gamma(4, 25, rows), "cs": cs}))
+    return out
+
+
+def test_the_null_limit_counts_from_the_most_nulls_one_of_the_reference_s_batches_had():
+    """A reference of 8 batches, 2 of them with half their ``cs`` missing (12.5 % pooled): the
+    model was trained on such batches, so another one is no rise; beyond it by more than
+    ``max_null_increase`` still is. Pooled without batches (as before), half was an error."""
+    ref_batches = _league_batches(0, [0, 0, 0, 0, 0, 0, 0.5, 0.5])
+    frame = pd.concat(ref_batches, ignore_index=True)
+    schema = Schema.infer(frame.fillna(0.0))
+    batch_of = np.repeat(np.arange(8), 130)
+    reference = BatchProfile.from_frame(frame, schema, batches=batch_of)
+    pooled = BatchProfile.from_frame(frame, schema)
+    assert (
+        reference.columns["cs"].batch_null_max == 0.5 and pooled.columns["cs"].null_share == 0.125
+    )
+
+    def null_rate(ref: BatchProfile, share: float):
+        cur = BatchProfile.from_frame(_league_batches(1, [share])[0], schema, edges=ref.edges())
+        return next(r for r in check_quality(ref, cur, schema) if r.name == "null_rate"
+                    and r.column == "cs")  # fmt: skip
+
+    half = null_rate(reference, 0.5)
+    assert not half.alarm and "50.0% in one of its batches" in half.message
+    assert null_rate(reference, 0.65).alarm and null_rate(pooled, 0.5).alarm
+    # merged from batch profiles (a rolling reference) it is the same; chunks of one batch are
+    # not batches
+    merged = BatchProfile.from_frame(ref_batches[0], schema)
+    for part in ref_batches[1:]:
+        merged = merged.merge(BatchProfile.from_frame(part, schema, edges=merged.edges()))
+    assert merged.columns["cs"].batch_null_max == 0.5
+    chunks = (frame.iloc[i : i + 130] for i in range(0, len(frame), 130))
+    one = BatchProfile.from_chunks(chunks, schema, edges=reference.edges())
+    assert one.columns["cs"].batch_null_max is None
+    assert BatchProfile.from_dict(reference.to_dict()) == reference
+
+
+def test_a_champion_trained_on_half_missing_batches_accepts_the_next_one(make_project):
+    """Through the loop: the champion's reference records the most nulls of its window's
+    batches, so a batch like them proceeds and a column gone entirely is still quarantined."""
+    project = make_project(
+        trainer={
+            "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+            "task": "regression",
+            "window": {"all": True},
+            "min_rows": 100,
+        },
+        checks={"concept": {"detector": "page_hinkley"}},
+        policy={"triggers": [{"type": "manual"}]},
+        gate={"metric": "mae"},
+    )
+    start = pd.Timestamp("1930-01-01", tz="UTC")
+
+    def batch(k: int, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(
+            id=range(1000 * k, 1000 * k + len(frame)),
+            timestamp=start + pd.Timedelta(days=7 * k),
+            target=frame["games"] / 10 + frame["cs"].fillna(0.0),
+        )
+
+    for k, frame in enumerate(_league_batches(2, [0, 0, 0.5, 0.5])):
+        project.ingest(batch(k, frame), key=f"w{k}")
+    project.cycle()
+    assert project.champion is not None
+    ids = [project.ingest(batch(k, _league_batches(k, [s])[0]), key=f"w{k}").id
+           for k, s in [(4, 0.5), (5, 1.0)]]  # fmt: skip
+    assert project.cycle().quarantined == (ids[1],)

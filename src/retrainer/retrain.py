@@ -349,7 +349,9 @@ def _train_gate_register(
         )
     passed = gate.passed and deploy.passed
     reason = "; ".join([gate.reason, *deploy.reasons])
-    reference = BatchProfile.from_frame(frame[features], project.schema(), rows=True).to_dict()
+    reference = BatchProfile.from_frame(
+        frame[features], project.schema(), rows=True, batches=batch_of
+    ).to_dict()
     lineage = {
         "run": run_id,
         "cycle": cycle_id,

@@ -6,7 +6,8 @@ Checks, one result per (check, column) that ran:
   the same kind with the same statistics) is named in the message.
 - ``extra_column`` (warning): a column outside the schema.
 - ``type_change`` (error): values that cannot be read as the column's kind.
-- ``null_rate`` (error): the null share rose by more than ``max_null_increase`` (absolute).
+- ``null_rate`` (error): the null share rose by more than ``max_null_increase`` (absolute)
+  above the reference's, or above the most nulls one of the reference's batches had.
 - ``non_finite`` (error): a numeric column holds +-inf.
 - ``out_of_range`` (warning): the share of finite values outside the schema's min..max (the
   reference's range when the schema has none) exceeds ``max_out_of_range``, or at least
@@ -246,12 +247,16 @@ def _null_rate(
             status="insufficient",
             message=f"column {spec.name!r}: the batch has no rows",
         )
-    limit = ref.null_share + rules.max_null_increase
+    # the rise is counted from the most nulls one of the reference's batches had: the model
+    # was trained on that batch, so its share was accepted before
+    seen = max(ref.null_share, ref.batch_null_max or 0.0)
+    limit = seen + rules.max_null_increase
     alarm = cur.null_share > limit
     verb = "rose" if alarm else "is"
+    most = f", {_pct(seen)} in one of its batches" if seen > ref.null_share else ""
     message = (
-        f"column {spec.name!r}: null share {verb} {_pct(cur.null_share)} "
-        f"(reference {_pct(ref.null_share)}, limit {_pct(limit)}; {cur.nulls} of {cur.count} rows)"
+        f"column {spec.name!r}: null share {verb} {_pct(cur.null_share)} (reference "
+        f"{_pct(ref.null_share)}{most}, limit {_pct(limit)}; {cur.nulls} of {cur.count} rows)"
     )
     return _result(
         "null_rate",

@@ -231,7 +231,7 @@ def profile_partitioned(
     while len(level) > 1:
         pairs = [level[i : i + 2] for i in range(0, len(level), 2)]
         level = [delayed(_merge)(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
-    return _compute(level[0], client)
+    return _compute(level[0], client).as_one_batch()
 
 
 @dataclass(frozen=True)

@@ -133,4 +133,4 @@ def profile_streamed(
         chunks += 1
     if profile is None:
         raise DataError("the input has no rows")
-    return profile, chunks
+    return profile.as_one_batch(), chunks

@@ -21,14 +21,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from retrainer.data.schema import ColumnSpec, Schema, kind_of
 from retrainer.errors import DataError
-from retrainer.profile.column import TOP_K, ColumnProfile, profile_column
+from retrainer.profile.column import NULL_BATCH_ROWS, TOP_K, ColumnProfile, profile_column
 
 FORMAT = 1
 THREADS = min(4, os.cpu_count() or 1)
@@ -63,6 +63,7 @@ class BatchProfile:
         top_k: int = TOP_K,
         workers: int | None = None,
         rows: bool = False,
+        batches: Sequence | None = None,
     ) -> BatchProfile:
         """Profile ``df`` column by column; never raises on bad values (they are counted).
 
@@ -77,6 +78,15 @@ class BatchProfile:
                 None takes one per core, at most 4; frames under 50,000 rows use one.
             rows: also compare whole rows (``repeats``, ``pairs``), as a reference does: a hash
                 per row, about half the time of the rest.
+            batches: the batch of each row, for a reference of several batches: each column
+                records the highest null share of one of them (``batch_null_max``).
+
+        Example:
+            >>> frame = pd.DataFrame({"x": [None] * 30 + [1.0] * 30})
+            >>> schema = Schema.infer(frame.fillna(0.0))
+            >>> col = BatchProfile.from_frame(frame, schema, batches=[1] * 30 + [2] * 30)
+            >>> col.columns["x"].null_share, col.columns["x"].batch_null_max
+            (0.5, 1.0)
         """
         edges = edges or {}
 
@@ -97,6 +107,8 @@ class BatchProfile:
         else:
             profiles = [one(spec) for spec in specs]
         columns = {spec.name: col for spec, col in zip(specs, profiles, strict=True)}
+        if batches is not None:
+            columns = _with_batch_nulls(columns, df, np.asarray(batches))
         extra = {}
         for name in df.columns:
             if name in schema or name in schema.ignored or not isinstance(df[name], pd.Series):
@@ -142,7 +154,13 @@ class BatchProfile:
             profile = part if profile is None else profile.merge(part)
         if profile is None:
             raise DataError("the batch has no chunks to profile")
-        return profile
+        return profile.as_one_batch()
+
+    def as_one_batch(self) -> BatchProfile:
+        """This profile, merged from chunks or partitions of one batch, as one batch's: chunks
+        are not batches, so no column keeps a highest null share of one of them."""
+        columns = {k: replace(c, batch_null_max=None) for k, c in self.columns.items()}
+        return replace(self, columns=columns)
 
     def edges(self) -> dict[str, np.ndarray]:
         """Histogram edges per numeric column, to profile later batches on the same bins."""
@@ -200,6 +218,21 @@ class BatchProfile:
             d.get("repeats"),
             d.get("pairs"),
         )
+
+
+def _with_batch_nulls(
+    columns: dict[str, ColumnProfile], df: pd.DataFrame, batches: np.ndarray
+) -> dict[str, ColumnProfile]:
+    """``columns`` with the highest null share of one batch of ``NULL_BATCH_ROWS`` or more."""
+    sizes = pd.Series(batches).value_counts()
+    counted = np.isin(batches, sizes.index[sizes >= NULL_BATCH_ROWS])
+    out = dict(columns)
+    for name, col in columns.items():
+        if name in df.columns and counted.any():
+            shares = df[name].isna().to_numpy()[counted]
+            most = pd.Series(shares).groupby(batches[counted]).mean().max()
+            out[name] = replace(col, batch_null_max=float(most))
+    return out
 
 
 def row_hashes(df: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:

@@ -55,6 +55,7 @@ TOP_K = 1000
 EXAMPLE_CHARS = 100
 MODES = 16  # most frequent exact values kept per numeric column
 FAR = 2.0  # a value this many reference widths beyond the reference's range is far out
+NULL_BATCH_ROWS = 30  # a batch's null share counts as one the reference has shown from this size
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -259,7 +260,8 @@ class ColumnProfile:
 
     ``count`` is the number of rows of the batches that had the column, ``missing`` tells if
     some batch lacked it. ``values`` (finite, or non-null for categorical columns) is what the
-    moments, histogram and categories describe.
+    moments, histogram and categories describe. ``batch_null_max`` is the highest null share of
+    one batch of ``NULL_BATCH_ROWS`` or more among those merged (None: a single batch).
     """
 
     name: str
@@ -290,6 +292,7 @@ class ColumnProfile:
     repeats2: int = 0
     modes: tuple[tuple[float, int], ...] | None = None
     far: int = 0
+    batch_null_max: float | None = None
 
     @property
     def values(self) -> int:
@@ -385,7 +388,16 @@ class ColumnProfile:
             repeats2=self.repeats2 + other.repeats2,
             modes=_merge_modes(self.modes, other.modes),
             far=self.far + other.far,
+            batch_null_max=max(self.most_nulls_of_a_batch, other.most_nulls_of_a_batch),
         )
+
+    @property
+    def most_nulls_of_a_batch(self) -> float:
+        """The highest null share of one batch in this profile (0.0 when none had enough rows
+        to count: ``NULL_BATCH_ROWS``)."""
+        if self.batch_null_max is not None:
+            return self.batch_null_max
+        return self.null_share if self.count >= NULL_BATCH_ROWS else 0.0
 
     def mode_share(self, value: float) -> float | None:
         """The share of the finite values equal to ``value`` (an upper bound when ``value`` is
@@ -456,6 +468,7 @@ class ColumnProfile:
             "repeats2": int(self.repeats2),
             "modes": None if self.modes is None else [[float(v), int(n)] for v, n in self.modes],
             "far": int(self.far),
+            "batch_null_max": _clean_float(self.batch_null_max),
         }
 
     @classmethod
@@ -492,6 +505,7 @@ class ColumnProfile:
             if d.get("modes") is None
             else tuple((float(v), int(n)) for v, n in d["modes"]),
             far=int(d.get("far", 0)),
+            batch_null_max=d.get("batch_null_max"),
         )
 
 
