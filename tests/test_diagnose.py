@@ -335,11 +335,11 @@ def test_rain_after_a_dry_summer_is_no_unit_change_but_a_scaled_wet_month_is():
 
 
 def test_two_near_even_codes_whose_shares_moved_partway_are_not_swapped():
-    """As in baseball's 2003 season (real player statistics, p 0.001 -> 0.012): the American
-    League's share of players rose from 38 % of the reference to 53 % of the batch. Exchanged,
-    the codes came closer (53 % read as 47 %) and the batch was quarantined as "categories are
-    swapped ('AL' -> 'NL')"; a swap explains a change, it does not just shrink it. Exchanged
-    codes still are one."""
+    """Baseball's 2003 season (real player statistics): the American League's share of players
+    fell from about 51 % of the reference to 39 %. Exchanged, the codes came a little closer
+    (chi-square p 0.001 -> 0.012) and the batch was quarantined as "categories are swapped
+    ('AL' -> 'NL')"; a swap explains a change, it does not just shrink it. Here the same in
+    mirror (38 % to 53 %, p 0.0007 -> 0.054); exchanged codes still are a swap."""
     rng = np.random.default_rng(3)
     league = np.repeat(["AL", "NL"], [500, 800])
     reference = pd.DataFrame({"games": rng.gamma(4, 25, 1300), "lg": rng.permutation(league)})
