@@ -93,6 +93,9 @@ def test_the_whole_loop_from_the_command_line(workdir):
 
     human = invoke("models")
     assert "version" in human.output and human.exit_code == 0
+    lines = human.output.splitlines()  # one line a version, in an 80-column terminal
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2"]
+    assert max(map(len, lines)) <= 80 and "bootstrap" in lines[2]
     assert "champion" in invoke("status").output
 
     if status["champion"]["version"] == 2:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -481,17 +482,23 @@ def models(ctx: click.Context, as_json: bool) -> None:
     data = [m.to_dict() | {"reference": None} for m in _project(ctx).models]
 
     def render(rows: list[dict]) -> None:
-        table = Table("version", "aliases", "created", "holdout", "gate", "window", "reasons")
+        # one line a version in 80 columns: the triggers by name (when it was made and the
+        # reasons' words are in --json and `retrainer explain decision`)
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+        widths = {"version": 7, "aliases": 8, "holdout": 7, "gate": 6, "window": 22}
+        for name, width in widths.items():
+            table.add_column(name, no_wrap=True, min_width=width)
+        table.add_column("triggers", no_wrap=True, overflow="ellipsis")
         for m in rows:
             w = m["lineage"].get("window", {})
+            reasons = m["lineage"].get("reasons", [])
             table.add_row(
                 str(m["version"]),
                 ",".join(m["aliases"]),
-                m["created_at"][:19],
                 _fmt(m["metrics"].get("holdout")),
                 "passed" if m["metrics"].get("gate_passed") else "failed",
                 f"{w.get('from', '')[:10]}..{w.get('to', '')[:10]}",
-                "; ".join(m["lineage"].get("reasons", []))[:60],
+                ", ".join(dict.fromkeys(r.split(":", 1)[0] for r in reasons)),
             )
         console.print(table)
 
