@@ -21,6 +21,7 @@ from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
+from sklearn.utils import get_tags
 
 from retrainer.errors import TrainingError
 
@@ -72,12 +73,28 @@ class Trainer:
         if unrecorded:
             steps.append(("unrecorded", "drop", unrecorded))
         if steps:
-            encode = ColumnTransformer(steps, remainder="passthrough")
+            # one-hot columns are sparse when there are many categories; an estimator that
+            # takes dense input only (HistGradientBoosting, GaussianNB) gets them dense
+            sparse = 0.3 if _takes_sparse(estimator) else 0.0
+            encode = ColumnTransformer(steps, remainder="passthrough", sparse_threshold=sparse)
             estimator = Pipeline([("encode", encode), ("model", estimator)])
         try:
             return clone(estimator).fit(X, y)
         except (ValueError, TypeError) as exc:
             raise TrainingError(f"{self.estimator} failed to fit {len(X)} rows: {exc}") from None
+
+
+def _takes_sparse(estimator: Any) -> bool:
+    """Whether ``estimator`` accepts sparse input, by its scikit-learn tags (unknown: no).
+
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    >>> _takes_sparse(HistGradientBoostingClassifier()), _takes_sparse(RandomForestClassifier())
+    (False, True)
+    """
+    try:
+        return bool(get_tags(estimator).input_tags.sparse)
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def predict(model: Any, X: pd.DataFrame) -> tuple[pd.Series, pd.Series | pd.DataFrame | None]:
