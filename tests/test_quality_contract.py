@@ -217,3 +217,49 @@ def test_a_champion_trained_on_half_missing_batches_accepts_the_next_one(make_pr
     ids = [project.ingest(batch(k, _league_batches(k, [s])[0]), key=f"w{k}").id
            for k, s in [(4, 0.5), (5, 1.0)]]  # fmt: skip
     assert project.cycle().quarantined == (ids[1],)
+
+
+def _seasons(seed: int, seasons: int, clubs: int = 40, league: int = 18) -> list[pd.DataFrame]:
+    """Football seasons: ``league`` of ``clubs`` clubs play, 3 relegated and 3 promoted each
+    season (as in the Bundesliga), so every season brings clubs the one before lacked."""
+    rng = np.random.default_rng(seed)
+    playing = list(rng.choice(clubs, league, replace=False))
+    out = []
+    for _ in range(seasons):
+        rows = [(h, a) for h in playing for a in playing if h != a]
+        out.append(pd.DataFrame(rows, columns=["home", "away"]).map(lambda c: f"club {c}"))
+        out[-1]["goals"] = rng.poisson(1.5, len(rows)).astype(float)
+        rest = [c for c in range(clubs) if c not in playing]
+        playing = [*rng.permutation(playing)[3:], *rng.choice(rest, 3, replace=False)]
+    return out
+
+
+def test_new_members_are_usual_where_the_reference_s_batches_brought_them_too():
+    """A league season brings 3 promoted clubs of 18 (1/6 of the matches are theirs); the
+    reference's own seasons did so, so the next season's are new members, a warning of drift,
+    not new codes upstream that quarantine it (the Bundesliga 1971-2008 was quarantined season
+    after season, and its champion of 1970 never retrained). Clubs never seen in the numbers a
+    recode brings still are an upstream change."""
+    from retrainer.diagnosis import diagnose_batch
+
+    seasons = _seasons(0, 5)
+    frame = pd.concat(seasons[:4], ignore_index=True)
+    schema = Schema.infer(frame)
+    batch_of = np.repeat(np.arange(4), [len(s) for s in seasons[:4]])
+    reference = BatchProfile.from_frame(frame, schema, batches=batch_of)
+    assert reference.columns["home"].batch_new_max == pytest.approx(1 / 6, abs=0.01)
+
+    def diagnosed(batch: pd.DataFrame):
+        current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+        return diagnose_batch(check_quality(reference, current, schema), reference, current)
+
+    d = diagnosed(seasons[4])
+    assert not d.blocking and {a.check for a in d.alarms} == {"new_members"}
+    assert "as the reference's own batches brought new ones (up to 16.7% of one batch)" in (
+        d.alarms[0].message
+    )
+    recoded = seasons[4].assign(home=lambda f: "FC " + f["home"])
+    assert diagnosed(recoded).blocking
+    pooled = BatchProfile.from_frame(frame, schema)  # no batches: as before, new codes
+    current = BatchProfile.from_frame(seasons[4], schema, edges=pooled.edges())
+    assert diagnose_batch(check_quality(pooled, current, schema), pooled, current).blocking

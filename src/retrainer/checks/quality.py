@@ -425,7 +425,12 @@ def _unseen(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckRe
         statistic=share,
         threshold=0.0,
         message=message,
-        detail={"unseen": shown, "count": count},
+        detail={
+            "unseen": shown,
+            "count": count,
+            "values": cur.values,
+            "reference_new": ref.batch_new_max,  # what one reference batch brought at most
+        },
     )
 
 

@@ -592,6 +592,17 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
             evidence=[_cite(r)],
             fix={"missing_values": {name: fills}},
         )
+    usual = r.detail.get("reference_new")
+    if usual is not None and not _beyond_usual(int(r.detail["count"]), r.detail["values"], usual):
+        message = (
+            f"column {name!r}: {100 * share:.1f}% of the values are categories the model never "
+            f"saw, e.g. {shown[:5]}, as the reference's own batches brought new ones (up to "
+            f"{100 * usual:.1f}% of one batch): new members, not new codes"
+        )
+        return _alarm(
+            "covariate_drift", "new_members", name, message, 0.6, severity="warning",
+            evidence=[_cite(r)],
+        )  # fmt: skip
     message = (
         f"column {name!r}: {100 * share:.1f}% of the values are categories the model never saw, "
         f"e.g. {shown[:5]}: new codes upstream"
@@ -606,6 +617,15 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
         severity=severity,
         evidence=[_cite(r)],
     )
+
+
+def _beyond_usual(count: int, values: int, usual: float) -> bool:
+    """Whether ``count`` of ``values`` in unseen categories is more than a batch bringing
+    ``usual`` of its values new makes plausible (binomial, ``SCALE_P``): a column whose
+    members come and go (teams, stores, products) brings new ones every batch."""
+    from scipy import stats  # here: `retrainer explain` should not wait for SciPy
+
+    return bool(stats.binom.sf(count - 1, values, min(max(usual, 1e-9), 1.0)) < SCALE_P)
 
 
 # ---------------------------------------------------------------------------- the engine

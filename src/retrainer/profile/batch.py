@@ -108,7 +108,7 @@ class BatchProfile:
             profiles = [one(spec) for spec in specs]
         columns = {spec.name: col for spec, col in zip(specs, profiles, strict=True)}
         if batches is not None:
-            columns = _with_batch_nulls(columns, df, np.asarray(batches))
+            columns = _with_batch_behaviour(columns, df, np.asarray(batches))
         extra = {}
         for name in df.columns:
             if name in schema or name in schema.ignored or not isinstance(df[name], pd.Series):
@@ -158,8 +158,10 @@ class BatchProfile:
 
     def as_one_batch(self) -> BatchProfile:
         """This profile, merged from chunks or partitions of one batch, as one batch's: chunks
-        are not batches, so no column keeps a highest null share of one of them."""
-        columns = {k: replace(c, batch_null_max=None) for k, c in self.columns.items()}
+        are not batches, so no column keeps what one of them showed at most."""
+        columns = {
+            k: replace(c, batch_null_max=None, batch_new_max=None) for k, c in self.columns.items()
+        }
         return replace(self, columns=columns)
 
     def edges(self) -> dict[str, np.ndarray]:
@@ -220,19 +222,37 @@ class BatchProfile:
         )
 
 
-def _with_batch_nulls(
+def _with_batch_behaviour(
     columns: dict[str, ColumnProfile], df: pd.DataFrame, batches: np.ndarray
 ) -> dict[str, ColumnProfile]:
-    """``columns`` with the highest null share of one batch of ``NULL_BATCH_ROWS`` or more."""
+    """``columns`` with what one batch of ``NULL_BATCH_ROWS`` rows or more showed at most: its
+    share of nulls, and of values in categories the batches before it (in row order) lacked."""
     sizes = pd.Series(batches).value_counts()
     counted = np.isin(batches, sizes.index[sizes >= NULL_BATCH_ROWS])
+    if not counted.any():
+        return columns
     out = dict(columns)
     for name, col in columns.items():
-        if name in df.columns and counted.any():
-            shares = df[name].isna().to_numpy()[counted]
-            most = pd.Series(shares).groupby(batches[counted]).mean().max()
-            out[name] = replace(col, batch_null_max=float(most))
+        if name not in df.columns:
+            continue
+        nulls = pd.Series(df[name].isna().to_numpy()[counted]).groupby(batches[counted]).mean()
+        out[name] = replace(col, batch_null_max=float(nulls.max()))
+        if col.kind == "categorical" and not col.id_like:
+            out[name] = replace(out[name], batch_new_max=_new_in_frame(df[name], batches))
     return out
+
+
+def _new_in_frame(values: pd.Series, batches: np.ndarray) -> float | None:
+    """The highest share of one batch's values (``NULL_BATCH_ROWS`` or more) in categories
+    that the batches before it (in row order) did not hold."""
+    seen: set = set()
+    most = None
+    for _, part in values.dropna().groupby(batches[values.notna().to_numpy()], sort=False):
+        if seen and len(part) >= NULL_BATCH_ROWS:
+            share = float((~part.isin(seen)).mean())
+            most = share if most is None else max(most, share)
+        seen.update(part.unique())
+    return most
 
 
 def row_hashes(df: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:

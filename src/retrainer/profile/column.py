@@ -261,7 +261,9 @@ class ColumnProfile:
     ``count`` is the number of rows of the batches that had the column, ``missing`` tells if
     some batch lacked it. ``values`` (finite, or non-null for categorical columns) is what the
     moments, histogram and categories describe. ``batch_null_max`` is the highest null share of
-    one batch of ``NULL_BATCH_ROWS`` or more among those merged (None: a single batch).
+    one batch of ``NULL_BATCH_ROWS`` or more among those merged (None: a single batch);
+    ``batch_new_max`` the highest share of one such batch's values in categories that the
+    batches merged before it did not hold (None: a single batch, or not categorical).
     """
 
     name: str
@@ -293,6 +295,7 @@ class ColumnProfile:
     modes: tuple[tuple[float, int], ...] | None = None
     far: int = 0
     batch_null_max: float | None = None
+    batch_new_max: float | None = None
 
     @property
     def values(self) -> int:
@@ -389,6 +392,7 @@ class ColumnProfile:
             modes=_merge_modes(self.modes, other.modes),
             far=self.far + other.far,
             batch_null_max=max(self.most_nulls_of_a_batch, other.most_nulls_of_a_batch),
+            batch_new_max=_most_new(self, other),
         )
 
     @property
@@ -469,6 +473,7 @@ class ColumnProfile:
             "modes": None if self.modes is None else [[float(v), int(n)] for v, n in self.modes],
             "far": int(self.far),
             "batch_null_max": _clean_float(self.batch_null_max),
+            "batch_new_max": _clean_float(self.batch_new_max),
         }
 
     @classmethod
@@ -506,7 +511,33 @@ class ColumnProfile:
             else tuple((float(v), int(n)) for v, n in d["modes"]),
             far=int(d.get("far", 0)),
             batch_null_max=d.get("batch_null_max"),
+            batch_new_max=d.get("batch_new_max"),
         )
+
+
+def new_share(before: ColumnProfile, batch: ColumnProfile) -> float | None:
+    """The share of ``batch``'s values in categories ``before`` did not hold (None when that
+    is not known: too few values, or categories pooled beyond ``top_k`` in ``before``).
+
+    Example:
+        >>> spec = ColumnSpec("team", "categorical", True)
+        >>> season = profile_column(pd.Series(["a", "b", "c"] * 10), spec)
+        >>> promoted = profile_column(pd.Series(["a", "b", "d"] * 10), spec)
+        >>> round(new_share(season, promoted), 3)
+        0.333
+    """
+    known, counts = before.categories or {}, batch.categories or {}
+    if not known or not counts or known.get(OTHER) or batch.values < NULL_BATCH_ROWS:
+        return None
+    return sum(n for k, n in counts.items() if k not in known) / batch.values
+
+
+def _most_new(a: ColumnProfile, b: ColumnProfile) -> float | None:
+    """``batch_new_max`` of ``a`` and ``b`` merged, ``b`` the later."""
+    if a.kind != "categorical":
+        return None
+    found = [v for v in (a.batch_new_max, b.batch_new_max, new_share(a, b)) if v is not None]
+    return max(found) if found else None
 
 
 def _read_float(d: dict, key: str) -> float:
