@@ -125,10 +125,14 @@ def outcome(title: str, project: Project, summary: ReplaySummary) -> None:
         f"rows set aside {aside['rows']} ({len(aside['batches'])} batches), "
         f"longest held back {longest} batches"
     )
+    trained, never = (
+        "n/a" if v is None else f"{v:.3f}"
+        for v in (summary.continuously_trained, summary.never_retrained)
+    )
     print(
         f"retrains {summary.retrains} ({summary.promotions} promoted, {summary.rejected} "
-        f"rejected); {summary.metric}: continuously trained {summary.continuously_trained:.3f}, "
-        f"never retrained {summary.never_retrained:.3f} ({summary.seconds:.0f} s)"
+        f"rejected); {summary.metric}: continuously trained {trained}, "
+        f"never retrained {never} ({summary.seconds:.0f} s)"
     )
 
 

