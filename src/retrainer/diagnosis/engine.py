@@ -592,12 +592,19 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
             evidence=[_cite(r)],
             fix={"missing_values": {name: fills}},
         )
-    usual = r.detail.get("reference_new")
-    if usual is not None and not _beyond_usual(int(r.detail["count"]), r.detail["values"], usual):
+    churn, rare = r.detail.get("reference_new") or 0.0, r.detail.get("reference_unseen") or 0.0
+    usual = max(churn, rare)
+    if usual and not _beyond_usual(int(r.detail["count"]), r.detail["values"], usual):
+        why = (
+            f"as the reference's own batches brought new ones (up to {100 * churn:.1f}% of one "
+            "batch): new members"
+            if churn >= rare
+            else f"as rare ones do (up to {100 * rare:.1f}% new by the reference's categories "
+            "seen once and twice, Good-Turing): rare members"
+        )
         message = (
             f"column {name!r}: {100 * share:.1f}% of the values are categories the model never "
-            f"saw, e.g. {shown[:5]}, as the reference's own batches brought new ones (up to "
-            f"{100 * usual:.1f}% of one batch): new members, not new codes"
+            f"saw, e.g. {shown[:5]}, {why}, not new codes"
         )
         return _alarm(
             "covariate_drift", "new_members", name, message, 0.6, severity="warning",
