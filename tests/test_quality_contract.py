@@ -236,8 +236,8 @@ def _seasons(seed: int, seasons: int, clubs: int = 40, league: int = 18) -> list
 
 def test_new_members_are_usual_where_the_reference_s_batches_brought_them_too():
     """A league season brings 3 promoted clubs of 18 (1/6 of the matches are theirs); the
-    reference's own seasons did so, so the next season's are new members, a warning of drift,
-    not new codes upstream that quarantine it (the Bundesliga 1971-2008 was quarantined season
+    reference's own seasons did so, so the next season's are new members, no alarm, not new
+    codes upstream that quarantine it (the Bundesliga 1971-2008 was quarantined season
     after season, and its champion of 1970 never retrained). Clubs never seen in the numbers a
     recode brings still are an upstream change."""
     from retrainer.diagnosis import diagnose_batch
@@ -254,10 +254,7 @@ def test_new_members_are_usual_where_the_reference_s_batches_brought_them_too():
         return diagnose_batch(check_quality(reference, current, schema), reference, current)
 
     d = diagnosed(seasons[4])
-    assert not d.blocking and {a.check for a in d.alarms} == {"new_members"}
-    assert "as the reference's own batches brought new ones (up to 16.7% of one batch)" in (
-        d.alarms[0].message
-    )
+    assert not d.alarms  # new members, as every season brought: no alarm, trained on
     recoded = seasons[4].assign(home=lambda f: "FC " + f["home"])
     assert diagnosed(recoded).blocking
     pooled = BatchProfile.from_frame(frame, schema)  # no batches: as before, new codes

@@ -592,24 +592,9 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
             evidence=[_cite(r)],
             fix={"missing_values": {name: fills}},
         )
-    churn, rare = r.detail.get("reference_new") or 0.0, r.detail.get("reference_unseen") or 0.0
-    usual = max(churn, rare)
+    usual = max(r.detail.get("reference_new") or 0.0, r.detail.get("reference_unseen") or 0.0)
     if usual and not _beyond_usual(int(r.detail["count"]), r.detail["values"], usual):
-        why = (
-            f"as the reference's own batches brought new ones (up to {100 * churn:.1f}% of one "
-            "batch): new members"
-            if churn >= rare
-            else f"as rare ones do (up to {100 * rare:.1f}% new by the reference's categories "
-            "seen once and twice, Good-Turing): rare members"
-        )
-        message = (
-            f"column {name!r}: {100 * share:.1f}% of the values are categories the model never "
-            f"saw, e.g. {shown[:5]}, {why}, not new codes"
-        )
-        return _alarm(
-            "covariate_drift", "new_members", name, message, 0.6, severity="warning",
-            evidence=[_cite(r)],
-        )  # fmt: skip
+        return None  # members come and go, rare ones go unseen: as the reference's batches did
     message = (
         f"column {name!r}: {100 * share:.1f}% of the values are categories the model never saw, "
         f"e.g. {shown[:5]}: new codes upstream"
@@ -628,8 +613,10 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
 
 def _beyond_usual(count: int, values: int, usual: float) -> bool:
     """Whether ``count`` of ``values`` in unseen categories is more than a batch bringing
-    ``usual`` of its values new makes plausible (binomial, ``SCALE_P``): a column whose
-    members come and go (teams, stores, products) brings new ones every batch."""
+    ``usual`` of its values new makes plausible (binomial, ``SCALE_P``). ``usual``: the most
+    one of the reference's batches brought (a column whose members come and go, such as clubs,
+    stores or products, brings new ones every batch) or Good-Turing's share of new values
+    (rare categories go unseen in a small reference)."""
     from scipy import stats  # here: `retrainer explain` should not wait for SciPy
 
     return bool(stats.binom.sf(count - 1, values, min(max(usual, 1e-9), 1.0)) < SCALE_P)
