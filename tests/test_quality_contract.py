@@ -257,6 +257,17 @@ def test_new_members_are_usual_where_the_reference_s_batches_brought_them_too():
     assert not d.alarms  # new members, as every season brought: no alarm, trained on
     recoded = seasons[4].assign(home=lambda f: "FC " + f["home"])
     assert diagnosed(recoded).blocking
+    # a backlog checks 8 files against one champion: a season 4 after the reference's newest
+    # brings 4 seasons' promotions, as many as 4 seasons bring
+    later = _seasons(0, 8)[7]
+    current = BatchProfile.from_frame(later, schema, edges=reference.edges())
+    assert float((~later["home"].isin(frame["home"])).mean()) > 0.25  # 5 of 18 clubs
+
+    def blocking(since: int | None) -> bool:
+        checks = check_quality(reference, current, schema, batches_since=since)
+        return diagnose_batch(checks, reference, current).blocking
+
+    assert not blocking(4) and blocking(None)
     pooled = BatchProfile.from_frame(frame, schema)  # no batches: as before, new codes
     current = BatchProfile.from_frame(seasons[4], schema, edges=pooled.edges())
     assert diagnose_batch(check_quality(pooled, current, schema), pooled, current).blocking

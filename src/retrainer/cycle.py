@@ -373,7 +373,10 @@ class _Cycle:
             reference = chosen.profile
             profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
-            results += check_quality(reference, profile, schema, **q.model_dump())
+            since = batch_id - chosen.newest if chosen.newest else None
+            results += check_quality(
+                reference, profile, schema, **q.model_dump(), batches_since=since
+            )
             drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
             verdict = annotate(
                 dataset_drift(drift, share=d.share, batch_alpha=d.batch_alpha), chosen

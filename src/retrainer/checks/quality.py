@@ -130,6 +130,7 @@ def check_quality(
     stuck_run: int = 20,
     now: datetime | None = None,
     future_slack: timedelta = timedelta(hours=1),
+    batches_since: int | None = None,
 ) -> list[CheckResult]:
     """Quality checks of ``current`` against ``reference`` and ``schema`` (see the module doc).
 
@@ -142,6 +143,8 @@ def check_quality(
         stuck_run: shortest run of one repeated value reported as stuck.
         now: the time after which timestamps are in the future (default: the wall clock).
         future_slack: clock skew tolerated before a timestamp counts as in the future.
+        batches_since: how many batches after the reference's newest this one is (new
+            members add up over them).
     """
     rules = _Rules(
         max_null_increase, max_out_of_range, stuck_run, now or datetime.now(UTC), future_slack
@@ -169,7 +172,7 @@ def check_quality(
             results.append(_out_of_range(spec, ref, cur, rules))
             results += _constant_or_stuck(spec, ref, cur, rules)
         if spec.kind == "categorical":
-            results.append(_unseen(spec, ref, cur))
+            results.append(_unseen(spec, ref, cur, batches_since))
             results.append(_vanished(spec, ref, cur))
         if spec.kind == "datetime":
             results += _timestamps(spec, cur, rules)
@@ -415,7 +418,9 @@ def _missing_mass(ref: ColumnProfile) -> float | None:
     return (once + 3 * math.sqrt(once * (1 - once / n) + 2 * twice)) / n
 
 
-def _unseen(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckResult:
+def _unseen(
+    spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile, batches_since: int | None = None
+) -> CheckResult:
     known = _known_categories(spec, ref)
     if known is None:
         return _result(
@@ -450,6 +455,7 @@ def _unseen(spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile) -> CheckRe
             "values": cur.values,
             "reference_new": ref.batch_new_max,  # what one reference batch brought at most
             "reference_unseen": _missing_mass(ref),
+            "batches_since": batches_since,
         },
     )
 

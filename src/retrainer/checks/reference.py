@@ -100,6 +100,7 @@ class Chosen:
     batches: tuple[int, ...]
     note: str
     dispersion: dict[str, float] = field(default_factory=dict)  # column -> (>= 1)
+    newest: int | None = None  # the newest batch it holds (None: not known)
 
 
 def fixed_reference(fixed: BatchProfile) -> Chosen:
@@ -156,7 +157,7 @@ def reference_for(
         merged = merged.merge(other)
     ids = tuple(c.batch_id for c in picked)
     note = f"{spec.kind} reference: {len(ids)} batches ({merged.n_rows} rows) {where}"
-    return Chosen(merged, spec.kind, ids, note, dispersion(profiles))
+    return Chosen(merged, spec.kind, ids, note, dispersion(profiles), max(ids))
 
 
 def _counts_of(profiles: Sequence[BatchProfile], name: str) -> np.ndarray | None:

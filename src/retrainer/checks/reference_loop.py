@@ -39,6 +39,14 @@ def spec_of(project: Record) -> ReferenceSpec:
 def drift_reference(project: Record, batch_id: int, champion: Any, fixed: BatchProfile) -> Chosen:
     """The reference batch ``batch_id`` is drift-checked against (see ``checks.reference``):
     earlier stored batches that were not quarantined, chosen by data time."""
+    chosen = _chosen(project, batch_id, champion, fixed)
+    if chosen.kind != "fixed":
+        return chosen
+    window = ((champion.lineage or {}).get("window") or {}).get("batches") or [None]
+    return replace(chosen, newest=max(window) if window[0] is not None else None)
+
+
+def _chosen(project: Record, batch_id: int, champion: Any, fixed: BatchProfile) -> Chosen:
     spec = spec_of(project)
     if spec.kind == "fixed":
         return fixed_reference(fixed)

@@ -592,7 +592,9 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
             evidence=[_cite(r)],
             fix={"missing_values": {name: fills}},
         )
-    usual = max(r.detail.get("reference_new") or 0.0, r.detail.get("reference_unseen") or 0.0)
+    churn, gap = r.detail.get("reference_new") or 0.0, max(1, r.detail.get("batches_since") or 1)
+    churn = 1 - (1 - churn) ** gap  # a batch k after the reference: k batches' new members
+    usual = max(churn, r.detail.get("reference_unseen") or 0.0)
     if usual and not _beyond_usual(int(r.detail["count"]), r.detail["values"], usual):
         return None  # members come and go, rare ones go unseen: as the reference's batches did
     message = (
@@ -615,8 +617,9 @@ def _beyond_usual(count: int, values: int, usual: float) -> bool:
     """Whether ``count`` of ``values`` in unseen categories is more than a batch bringing
     ``usual`` of its values new makes plausible (binomial, ``SCALE_P``). ``usual``: the most
     one of the reference's batches brought (a column whose members come and go, such as clubs,
-    stores or products, brings new ones every batch) or Good-Turing's share of new values
-    (rare categories go unseen in a small reference)."""
+    stores or products, brings new ones every batch), compounded over the batches since the
+    reference's newest, or Good-Turing's share of new values (rare categories go unseen in a
+    small reference)."""
     from scipy import stats  # here: `retrainer explain` should not wait for SciPy
 
     return bool(stats.binom.sf(count - 1, values, min(max(usual, 1e-9), 1.0)) < SCALE_P)
