@@ -307,3 +307,37 @@ def test_rare_categories_a_small_reference_never_held_are_rare_members_not_new_c
     assert sum(map(blocking, days)) == 0
     recoded = days[0].assign(SCHL=lambda f: f["SCHL"].where(f.index % 3 > 0, "SCHL-21"))
     assert blocking(recoded)
+
+
+def test_the_loop_counts_the_batches_since_the_champion_s_window(make_project):
+    """A backlog: the champion trained on 4 seasons, then 3 seasons arrive in one cycle; each
+    is checked knowing how many batches after the champion's newest it is."""
+    from sqlalchemy import select
+
+    from retrainer.store.tables import CheckRow
+
+    project = make_project(
+        trainer={
+            "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+            "task": "regression",
+            "window": {"all": True},
+            "min_rows": 100,
+        },
+        checks={"concept": {"detector": "page_hinkley"}},
+        policy={"triggers": [{"type": "manual"}]},
+        gate={"metric": "mae"},
+    )
+    start = pd.Timestamp("1990-08-01", tz="UTC")
+    for k, season in enumerate(_seasons(1, 7)):
+        if k == 4:
+            project.cycle()  # the champion: seasons 1-4 (batches 1-4)
+        stamped = season.assign(id=range(1000 * k, 1000 * k + len(season)),
+                                timestamp=start + pd.Timedelta(days=365 * k))  # fmt: skip
+        project.ingest(stamped.rename(columns={"goals": "target"}), key=f"s{k}")
+    project.cycle()
+    with project.store.session() as s:
+        checks = s.scalars(
+            select(CheckRow).where(CheckRow.name == "unseen_category", CheckRow.column == "home")
+        ).all()
+        since = {c.batch_id: c.detail["batches_since"] for c in checks}
+    assert since == {5: 1, 6: 2, 7: 3}

@@ -42,8 +42,8 @@ def drift_reference(project: Record, batch_id: int, champion: Any, fixed: BatchP
     chosen = _chosen(project, batch_id, champion, fixed)
     if chosen.kind != "fixed":
         return chosen
-    window = ((champion.lineage or {}).get("window") or {}).get("batches") or [None]
-    return replace(chosen, newest=max(window) if window[0] is not None else None)
+    trained_on = ((champion.lineage or {}).get("window") or {}).get("batches")
+    return replace(chosen, newest=max(trained_on) if trained_on else None)
 
 
 def _chosen(project: Record, batch_id: int, champion: Any, fixed: BatchProfile) -> Chosen:

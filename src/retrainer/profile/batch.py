@@ -78,8 +78,10 @@ class BatchProfile:
                 None takes one per core, at most 4; frames under 50,000 rows use one.
             rows: also compare whole rows (``repeats``, ``pairs``), as a reference does: a hash
                 per row, about half the time of the rest.
-            batches: the batch of each row, for a reference of several batches: each column
-                records the highest null share of one of them (``batch_null_max``).
+            batches: the batch of each row (in time order), for a reference of several
+                batches: each column records the highest null share of one of them
+                (``batch_null_max``) and, if categorical, the highest share of one batch's
+                values in categories the batches before it lacked (``batch_new_max``).
 
         Example:
             >>> frame = pd.DataFrame({"x": [None] * 30 + [1.0] * 30})
