@@ -78,6 +78,19 @@ def elec():
     return load_elec2()
 
 
+REGRESSION = {  # a regression project's overrides: every window, retrained by hand
+    "trainer": {
+        "estimator": "sklearn.linear_model.Ridge",
+        "task": "regression",
+        "window": {"all": True},
+        "min_rows": 50,
+    },
+    "checks": {"concept": {"detector": "page_hinkley"}},
+    "policy": {"triggers": [{"type": "manual"}]},
+    "gate": {"metric": "mae"},
+}
+
+
 def project_settings(**overrides):
     settings = {
         "project": "test",

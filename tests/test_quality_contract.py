@@ -12,6 +12,7 @@ from scipy import stats
 from retrainer.checks.quality import check_quality
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, profile_column
+from tests.conftest import REGRESSION
 from tests.diagnosis_helpers import seattle_weather
 
 
@@ -141,6 +142,16 @@ def test_an_inferred_contract_measures_ranges_against_the_champion_not_the_first
     assert "outside [-1.1, 34.4]" in ranged[-1].detail["message"], ranged[-1].detail["message"]
 
 
+REGRESSOR = {  # the loop tests below: HistGradientBoosting, which takes nulls
+    **REGRESSION,
+    "trainer": {
+        **REGRESSION["trainer"],
+        "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+        "min_rows": 100,
+    },
+}
+
+
 def _league_batches(seed: int, shares: list[float], rows: int = 130) -> list[pd.DataFrame]:
     """Batches whose column ``cs`` is null in the given share of rows (one league stopped
     recording it, as baseball's National League did from 1926 to 1950)."""
@@ -190,17 +201,7 @@ def test_the_null_limit_counts_from_the_most_nulls_one_of_the_reference_s_batche
 def test_a_champion_trained_on_half_missing_batches_accepts_the_next_one(make_project):
     """Through the loop: the champion's reference records the most nulls of its window's
     batches, so a batch like them proceeds and a column gone entirely is still quarantined."""
-    project = make_project(
-        trainer={
-            "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
-            "task": "regression",
-            "window": {"all": True},
-            "min_rows": 100,
-        },
-        checks={"concept": {"detector": "page_hinkley"}},
-        policy={"triggers": [{"type": "manual"}]},
-        gate={"metric": "mae"},
-    )
+    project = make_project(**REGRESSOR)
     start = pd.Timestamp("1930-01-01", tz="UTC")
 
     def batch(k: int, frame: pd.DataFrame) -> pd.DataFrame:
@@ -316,17 +317,7 @@ def test_the_loop_counts_the_batches_since_the_champion_s_window(make_project):
 
     from retrainer.store.tables import CheckRow
 
-    project = make_project(
-        trainer={
-            "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
-            "task": "regression",
-            "window": {"all": True},
-            "min_rows": 100,
-        },
-        checks={"concept": {"detector": "page_hinkley"}},
-        policy={"triggers": [{"type": "manual"}]},
-        gate={"metric": "mae"},
-    )
+    project = make_project(**REGRESSOR)
     start = pd.Timestamp("1990-08-01", tz="UTC")
     for k, season in enumerate(_seasons(1, 7)):
         if k == 4:

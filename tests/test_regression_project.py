@@ -16,19 +16,7 @@ from retrainer.cli import _cycle_line, main
 from retrainer.errors import DataError
 from retrainer.report import write_report
 from retrainer.store.tables import BatchRow, CheckRow
-from tests.conftest import project_settings
-
-REGRESSION = {
-    "trainer": {
-        "estimator": "sklearn.linear_model.Ridge",
-        "task": "regression",
-        "window": {"all": True},
-        "min_rows": 50,
-    },
-    "checks": {"concept": {"detector": "page_hinkley"}},
-    "policy": {"triggers": [{"type": "manual"}]},
-    "gate": {"metric": "mae"},
-}
+from tests.conftest import REGRESSION, project_settings
 
 
 def _days(start: int, n: int, seed: int) -> pd.DataFrame:
