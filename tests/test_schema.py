@@ -162,3 +162,15 @@ def test_ambiguous_date_needs_a_format():
     ]
     day = schema.conform(frame, tz="UTC", date_format="%d-%m-%Y")["day"]
     assert day.iloc[0] == pd.Timestamp("2018-09-01", tz="UTC") and pd.isna(day.iloc[1])
+
+
+def test_a_column_with_no_value_is_untyped_until_values_come_and_stays_so_stored():
+    first = pd.DataFrame({"x": [1.0, 2.0], "code": [np.nan, np.nan]})  # as CSV reads it
+    schema = Schema.infer(first)
+    assert schema.untyped == ["code"]
+    stored = Schema.from_dict(schema.to_dict())
+    assert stored.untyped == ["code"] and stored == schema
+    assert stored.typed_by(pd.DataFrame({"x": [3.0], "code": [np.nan]})) is stored
+    typed = stored.typed_by(pd.DataFrame({"x": [3.0, 4.0], "code": ["PG", None]}))
+    assert (typed["code"].kind, typed.untyped, typed["x"]) == ("categorical", [], schema["x"])
+    assert Schema.from_dict({"columns": [{"name": "x", "kind": "numeric"}]})["x"].typed

@@ -29,9 +29,11 @@ from retrainer.errors import DataError, StoreError
 from retrainer.labels import check_label_kind, join_early_labels
 from retrainer.record import BatchInfo, checked_key
 from retrainer.serving import record_from_batch
-from retrainer.store.tables import BatchRow, utcnow
+from retrainer.store.tables import BatchRow, StateRow, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from retrainer.record import Record
 
 FUTURE_SLACK = timedelta(hours=1)  # clock skew tolerated before a batch's time is the future
@@ -66,6 +68,8 @@ def ingest(project: Record, data: Any, *, key: str | None = None, source: str = 
                 if project.schema() is None:
                     inferred = Schema.infer(frame, exclude=project.special_columns())
                     project.set_state("schema", inferred.to_dict(), s)
+                else:
+                    type_first_values(project, s, frame, source or key)
                 row = BatchRow(
                     key=key,
                     source=source,
@@ -98,6 +102,23 @@ def ingest(project: Record, data: Any, *, key: str | None = None, source: str = 
             # again and find its row (R4: 16 writers on one store).
             if attempt == INGEST_ATTEMPTS:
                 raise StoreError(f"{where}: cannot store batch {key!r}: {exc}") from exc
+
+
+def type_first_values(project: Record, s: Session, frame: pd.DataFrame, where: str) -> None:
+    """Give the inferred schema's columns that had no value until ``frame`` the kind of their
+    first values (a column not recorded in the first batch has no kind to read), with an event
+    each; nothing for a declared schema."""
+    row = s.get(StateRow, "schema")
+    if row is None:
+        return
+    before = Schema.from_dict(row.value)
+    after = before.typed_by(frame)
+    if after is before:
+        return
+    project.set_state("schema", after.to_dict(), s)
+    for name in sorted(set(before.untyped) - set(after.untyped)):
+        message = f"column {name!r} is {after[name].kind}: its first values came in {where}"
+        project.event(s, "schema", message, column=name, typed=after[name].kind)
 
 
 def each_file(project: Record, path: str | Path, ingest: Callable[..., Any], table: type) -> list:
@@ -135,7 +156,9 @@ def conform(project: Record, frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
     frame = apply_fixes(frame, accepted_fixes(project), where)
     schema = project.schema()
-    if schema is not None:  # with a champion, a missing or re-typed column is stored and
+    if schema is not None:
+        schema = schema.typed_by(frame)  # stored at ingest (type_first_values)
+        # with a champion, a missing or re-typed column is stored and
         lenient = project.champion is not None  # diagnosed (quarantined), not refused
         frame = schema.conform(frame, source=where, required=not lenient, keep_unreadable=lenient)
     if d.time_column:

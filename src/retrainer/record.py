@@ -147,7 +147,8 @@ class Record:
                 min_rows=rows.get("min"),
                 max_rows=rows.get("max"),
             )
-        if self._schema is None:  # inferred once from the first batch, never changed after
+        # inferred from the first batch; a column it had no value of is typed by its first values
+        if self._schema is None or self._schema.untyped:
             value = self.get_state("schema")
             if not value:
                 return None

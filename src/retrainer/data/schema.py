@@ -7,7 +7,8 @@ problem) each later batch.
 Kinds are inferred from the dtype: numbers are ``numeric`` (even with few distinct integer values:
 a 0/1 column stays numeric), ``bool`` and strings or other objects are ``categorical``, datetime
 dtypes are ``datetime``. An object column holding only numbers is numeric; one holding only
-timestamps is datetime.
+timestamps is datetime. A column with no value at all (not recorded yet) has no kind to read:
+its spec is ``typed=False``, and ``typed_by`` takes the kind from the first batch that has values.
 
 Example:
     >>> import pandas as pd
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """The expected type, nullability, range and categories of one column."""
+    """The expected type, nullability, range and categories of one column; ``typed`` is False
+    while the kind is a placeholder (inferred from a column with no value)."""
 
     name: str
     kind: str
@@ -65,6 +67,7 @@ class ColumnSpec:
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] | None = None
+    typed: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -78,6 +81,7 @@ class ColumnSpec:
             "min": self.min,
             "max": self.max,
             "categories": None if self.categories is None else list(self.categories),
+            "typed": self.typed,
         }
 
     @classmethod
@@ -90,6 +94,7 @@ class ColumnSpec:
             min=None if d.get("min") is None else float(d["min"]),
             max=None if d.get("max") is None else float(d["max"]),
             categories=None if cats is None else tuple(str(c) for c in cats),
+            typed=bool(d.get("typed", True)),
         )
 
 
@@ -119,6 +124,8 @@ def kind_of(series: pd.Series) -> str:
 def _infer_column(name: str, series: pd.Series, max_categories: int) -> ColumnSpec:
     kind = kind_of(series)
     nullable = bool(series.isna().any())
+    if not series.notna().any():  # nothing recorded: the dtype is pandas' default, not a kind
+        return ColumnSpec(name, kind, nullable, typed=False)
     if kind == "numeric":
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
         finite = values[np.isfinite(values)]
@@ -208,6 +215,30 @@ class Schema:
             if name not in skip
         )
         return cls(columns, tuple(str(name) for name in exclude))
+
+    def typed_by(self, df: pd.DataFrame) -> Schema:
+        """This schema with each untyped column that has values in ``df`` typed by them (its
+        kind, nullable); itself when there is none.
+
+        Example:
+            >>> first = pd.DataFrame({"x": [1.0], "rating": [None]})
+            >>> later = pd.DataFrame({"x": [2.0], "rating": ["PG"]})
+            >>> spec = Schema.infer(first).typed_by(later)["rating"]
+            >>> spec.kind, spec.typed
+            ('categorical', True)
+        """
+        columns = tuple(
+            replace(spec, kind=kind_of(df[spec.name]), nullable=True, typed=True)
+            if not spec.typed and spec.name in df and df[spec.name].notna().any()
+            else spec
+            for spec in self.columns
+        )
+        return self if columns == self.columns else replace(self, columns=columns)
+
+    @property
+    def untyped(self) -> list[str]:
+        """The columns whose kind no value has shown yet."""
+        return [spec.name for spec in self.columns if not spec.typed]
 
     def to_dict(self) -> dict:
         return {
