@@ -351,3 +351,45 @@ def test_two_near_even_codes_whose_shares_moved_partway_are_not_swapped():
     swapped = moved.assign(lg=rng.permutation(np.repeat(["AL", "NL"], [87, 54])))
     d = diagnose_frames(reference, swapped)[1]
     assert d.top == "upstream_change" and d.alarms[0].check == "recode"
+
+
+@pytest.mark.parametrize("known", [3, 200])
+def test_values_beyond_a_range_of_a_few_values_are_no_unit_change(known):
+    """Early films: 3 budgets known in the champion's window ([0, 2250]) and then a film with a
+    budget of 30,000 was "100% outside the reference range ... an offset or unit change
+    upstream", and the next one "x100 the reference". Beyond the range of 3 values, 1 value lies
+    half the time; beyond the range of 200, 30 values never do, and that stays upstream."""
+    rng = np.random.default_rng(0)
+    length = rng.gamma(4, 20, 400)
+    budget = np.full(400, np.nan)
+    budget[:known] = rng.gamma(2, 500, known)
+    reference = pd.DataFrame({"length": length, "budget": budget})
+    costly = np.full(30, np.nan)
+    costly[: 1 if known == 3 else 30] = 30_000 + rng.gamma(2, 1000, 1 if known == 3 else 30)
+    batch = pd.DataFrame({"length": rng.gamma(4, 20, 30), "budget": costly})
+    alarms = diagnose_frames(reference, batch)[1].alarms
+    upstream = [a for a in alarms if a.column == "budget" and a.cause == "upstream_change"]
+    assert bool(upstream) is (known == 200), [a.message for a in alarms]
+
+
+@pytest.mark.parametrize("known", [9, 300])
+def test_codes_of_a_column_mostly_null_in_the_reference_are_neither_recoded_nor_new(known):
+    """A film's rating code, recorded for 9 films of the champion's window (7 'PG', 2 'PG-13'),
+    then 15 'PG-13' and 7 'R': "categories are re-coded ('PG-13' -> 'PG', 'R' -> 'PG-13')"; a
+    later year's 1 'NC-17' of 3 codes was "new codes upstream". 9 codes make no shares to read;
+    300 do, and the same batch is then re-coded."""
+    rng = np.random.default_rng(0)
+    codes = np.full(2000, None, dtype=object)
+    codes[:known] = rng.choice(["PG", "PG-13"], known, p=[7 / 9, 2 / 9])
+    reference = pd.DataFrame({"length": rng.gamma(4, 20, 2000), "mpaa": codes})
+    rated = np.full(600, None, dtype=object)
+    rated[:22] = ["PG-13"] * 15 + ["R"] * 7
+    batch = pd.DataFrame({"length": rng.gamma(4, 20, 600), "mpaa": rated})
+    alarms = diagnose_frames(reference, batch)[1].alarms
+    checks = {a.check for a in alarms if a.column == "mpaa"}
+    assert ("recode" in checks) is (known == 300) and "new_categories" not in checks
+    rated[:22] = None
+    rated[:3] = ["NC-17", "PG", "PG"]
+    alarms = diagnose_frames(reference, batch.assign(mpaa=rated))[1].alarms
+    new = [a for a in alarms if a.check == "new_categories"]
+    assert bool(new) is (known == 300), alarms

@@ -173,7 +173,7 @@ def _untestable(
         )
     small = min(ref.values, cur.values)
     if small < min_rows:
-        where = "batch" if cur.values < min_rows else "reference"
+        where = "batch" if cur.values == small else "reference"
         mde = (
             _shift_from_d(min_detectable_d(ref.values, cur.values, alpha))
             if small > 0 and ref.kind == "numeric"

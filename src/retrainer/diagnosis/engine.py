@@ -71,6 +71,7 @@ SENTINEL_WORDS = frozenset(
     {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
 )
 SHARE_RULE_ROWS = 30  # values inside the range the share-burst rule needs for its KS test
+CATEGORY_VALUES = 30  # a reference's shares of codes need as many values as a drift test
 DRIFT_P = 1e-3  # a column drifts for the diagnosis only below this p-value
 BATCH_P = 0.01  # and below this over the columns tested (Bonferroni): at most 1 in 100 batches
 VERDICT = "__verdict__"  # key of a column's drift verdict (the first drift result of a column)
@@ -222,6 +223,9 @@ def _scale(
     col = sig.columns.get(name) if sig else None
     if col is not None and not zeros_kept(ref, col):
         return None
+    grown = cur.hist[0] + cur.hist[-1] if cur.hist and len(cur.hist) >= 3 else cur.values
+    if factor > 1 and outside_by_chance(ref.values, cur.values, grown) >= SCALE_P:
+        return None  # a spread of a few values says little
     p = None
     if factor < 1 and col is not None and col.quantiles and ref.edges and ref.hist:
         p = mapped_back_p(ref.edges, ref.hist, col.quantiles, cur.values, factor)
@@ -409,6 +413,29 @@ def _far_burst(
     return _alarm("data_quality", "out_of_range_burst", name, message, 0.9, evidence=evidence)
 
 
+def outside_by_chance(n: int, m: int, outside: int) -> float:
+    """The chance that ``outside`` or more of ``m`` batch values lie outside the range of ``n``
+    reference values drawn from the same distribution (any continuous one: each interleaving of
+    the two samples is equally likely; ``outside`` of them in the two outer gaps). A moved
+    column is claimed only when this is small: 1 budget beyond the range of 3 happens half the
+    time, 400 film lengths beyond the range of 200 never.
+
+    Example:
+        >>> round(outside_by_chance(3, 1, 1), 3), outside_by_chance(200, 400, 400) < 1e-100
+        (0.5, True)
+    """
+    if n < 2 or outside <= 0:
+        return 1.0
+    from scipy.special import gammaln, logsumexp  # imported when a column moved out
+
+    def log_comb(a, b):
+        return gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1)
+
+    j = np.arange(outside, m + 1)
+    terms = np.log(j + 1) + log_comb(m - j + n - 2, n - 2) - log_comb(n + m, m)
+    return float(min(1.0, np.exp(logsumexp(terms))))
+
+
 def _far_count(r: CheckResult | None, cur: ColumnProfile) -> int:
     """Values ``FAR`` reference widths beyond the range: the out-of-range check's count (against
     the champion's reference), else the batch profile's."""
@@ -430,6 +457,9 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
         return None
     inner_cur, inner_ref = cur.hist[1:-1], ref.hist[1:-1]
     low, high = ref.min, ref.max
+    outside = cur.hist[0] + cur.hist[-1]
+    if share >= 0.9 and outside_by_chance(ref.values, cur.values, outside) >= SCALE_P:
+        return None  # a range of a few values says little (3 budgets of early films)
     if share >= 0.9:
         message = (
             f"column {name!r}: {100 * share:.0f}% of the values lie outside the reference range "
@@ -437,7 +467,6 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
             "simple factor maps them back: an offset or unit change upstream"
         )
         return _alarm("upstream_change", "moved_out", name, message, 0.7, evidence=[_cite(r)])
-    outside = cur.hist[0] + cur.hist[-1]
     far = _far_count(r, cur)
     if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or far < 0.5 * outside:
         return None  # values that continue the range's tail (most of them near it) are drift
@@ -479,8 +508,8 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     to the reference at least halved) as well as fit: two near-even categories whose shares
     moved partway (a league's 39 % of players becoming 51 %) are closer swapped, not swapped."""
     p, q = _shares(ref), _shares(cur)
-    if not p or not q or ref.id_like:
-        return None
+    if not p or not q or ref.id_like or ref.values < CATEGORY_VALUES:
+        return None  # 9 rating codes of early films are no shares to re-code
     before = _tv(p, q)
     n = max(cur.values, 1)
 
@@ -571,7 +600,7 @@ def _repeated(name: str, ref: ColumnProfile, checks: dict) -> Alarm | None:
     return _alarm("data_quality", "stuck", name, r.message, 0.85, evidence=[_cite(r)])
 
 
-def _unseen(name: str, checks: dict) -> Alarm | None:
+def _unseen(name: str, ref: ColumnProfile, checks: dict) -> Alarm | None:
     r = checks.get("unseen_category")
     if r is None or not r.alarm or (r.statistic or 0.0) < 0.02:
         return None
@@ -592,6 +621,8 @@ def _unseen(name: str, checks: dict) -> Alarm | None:
             evidence=[_cite(r)],
             fix={"missing_values": {name: fills}},
         )
+    if ref.values < CATEGORY_VALUES:
+        return None  # 16 codes do not tell which codes exist (1 film of 3 rated NC-17)
     churn, gap = r.detail.get("reference_new") or 0.0, max(1, r.detail.get("batches_since") or 1)
     churn = 1 - (1 - churn) ** gap  # a batch k after the reference: k batches' new members
     usual = max(churn, r.detail.get("reference_unseen") or 0.0)
@@ -915,7 +946,7 @@ def _values(
             if found is not None:
                 return found
     elif ref.kind == "categorical":
-        found = _recode(name, ref, cur) or _unseen(name, checks)
+        found = _recode(name, ref, cur) or _unseen(name, ref, checks)
         if found is not None:
             return found
     return _drift(name, checks)
