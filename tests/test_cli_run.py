@@ -9,10 +9,12 @@ import threading
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy import select
 
 import retrainer.watch
 from retrainer.cli import main
 from retrainer.project import Project
+from retrainer.store.tables import BatchRow
 from retrainer.watch import FolderWatch
 from tests.conftest import project_settings, store_url
 
@@ -104,3 +106,20 @@ def test_a_missing_source_folder_is_an_error(backlog):
     assert result.exit_code == 2 and "nowhere: no such file or folder" in " ".join(
         result.output.split()
     )
+
+
+def test_files_numbered_without_leading_zeros_are_taken_in_their_numbers_order(backlog, elec):
+    """Weekly files named 1.csv ... 52.csv came in as 1, 10, 11, ..., 19, 2, 20, ...: windows
+    of weeks out of order. Numbers in names now count by value, in `run` and in `ingest`."""
+    for f in (backlog / "in").glob("00?.csv"):
+        f.rename(f.with_name(f"week-{int(f.stem)}.csv"))
+    elec.iloc[1344 + 9 * 336 : 1344 + 10 * 336].to_csv(backlog / "in" / "week-10.csv", index=False)
+    watch = FolderWatch(Project.from_yaml(backlog / "retrainer.yaml"))
+    watch.scan()
+    names = [p.name for p in watch.batches]
+    assert names == ["000-history.csv", *(f"week-{k}.csv" for k in range(1, 11))]
+    result = CliRunner().invoke(main, ["ingest", "in"])
+    assert result.exit_code == 0, result.output
+    with Project.from_yaml(backlog / "retrainer.yaml").store.session() as s:
+        sources = s.scalars(select(BatchRow.source).order_by(BatchRow.id)).all()
+    assert [os.path.basename(x) for x in sources] == names

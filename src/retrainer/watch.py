@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from retrainer.data.io import SUFFIXES, file_lines, read_table
+from retrainer.data.io import SUFFIXES, file_lines, name_order, read_table
 from retrainer.errors import DataError, StoreError
 from retrainer.integrations.storage import ObjectRef, is_url
 from retrainer.store.tables import BatchRow, LabelSetRow
@@ -56,7 +56,7 @@ class FolderWatch:
     order, found by cheap scans; :meth:`ingest_next` ingests a bounded number of them.
 
     Attributes:
-        batches, labels: files (or objects) waiting to be ingested (oldest name first).
+        batches, labels: files (or objects) waiting to be ingested (first in ``name_order``).
         failed: file -> the error that kept it out (tried again once the file changes, or at
             the next scan when the store or the object storage failed); a prefix that cannot be
             listed -> why (tried again at every scan).
@@ -101,7 +101,7 @@ class FolderWatch:
                 if item not in queue and fresh:
                     queue.append(item)
                     queued += 1
-            queue.sort(key=lambda p: p.name)
+            queue.sort(key=lambda p: name_order(p.name))
         return queued
 
     def _forget_gone(self, listings: dict[str, list]) -> None:

@@ -146,11 +146,24 @@ def iter_parquet(
             yield batch.to_pandas()
 
 
+def name_order(name: str) -> tuple:
+    """Sort key of a file name: numbers in it by value, so ``week-2`` comes before ``week-10``
+    (as ``ls -v`` lists them); names alike but for leading zeros by their text.
+
+    Example:
+        >>> sorted(["10.csv", "2.csv", "1.csv", "b.csv", "a10.csv", "a9.csv"], key=name_order)
+        ['1.csv', '2.csv', '10.csv', 'a9.csv', 'a10.csv', 'b.csv']
+    """
+    parts = re.split(r"(\d+)", name)  # text, number, text, ...: like parts line up
+    return (tuple(int(p) if k % 2 else p for k, p in enumerate(parts)), name)
+
+
 def list_files(path: str | Path) -> list[Path]:
-    """The data files of a folder (sorted by name), or the file itself."""
+    """The data files of a folder (in ``name_order``), or the file itself."""
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: no such file or folder")
-    return sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES))
+    found = [p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES)]
+    return sorted(found, key=lambda p: name_order(p.name))

@@ -121,9 +121,9 @@ class ObjectRef:
 
 def listing(url: str, options: dict[str, Any] | None = None) -> list[tuple[ObjectRef, tuple]]:
     """(object, (size, ETag or modification time)) of the data files under ``url`` (a prefix or
-    one object), by name: one listing call, read fresh (not from fsspec's listing cache). A
+    one object), in ``name_order``: one listing call, read fresh (not from fsspec's listing cache). A
     missing prefix lists nothing; any other failure is a :class:`StoreError` naming ``url``."""
-    from retrainer.data.io import SUFFIXES
+    from retrainer.data.io import SUFFIXES, name_order
 
     fs, path = filesystem(url, options)
     fs.invalidate_cache(path)
@@ -141,7 +141,7 @@ def listing(url: str, options: dict[str, Any] | None = None) -> list[tuple[Objec
         if name.lower().endswith(SUFFIXES):
             ref = ObjectRef(fs.unstrip_protocol(entry["name"]), name)
             found.append((ref, (int(entry.get("size") or 0), _version_tag(entry))))
-    return sorted(found)
+    return sorted(found, key=lambda item: name_order(item[0].name))
 
 
 def _version_tag(entry: dict) -> str:
