@@ -22,8 +22,8 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   votes, MPAA rating and genre flags: ``init --task regression``. The history holds, as
   recorded: short films giving way to features in the 1910s, budgets known for 9 % of films
   (3 of the first 16 years' films), MPAA ratings for 8 % of films, most of them after 1990
-  (none in the first year's file), a film of 5,220 minutes, and a last year cut short by the data set
-  (2005).
+  (none in the first year's file), a film of 5,220 minutes, and a last year cut short by the
+  data set (2005).
 - ``nox``: hourly NOx concentration beside a Los Angeles freeway over most of a year (R's
   ``robustbase``: 8,088 hours), one file a week named ``1.csv`` to ``52.csv``. The
   concentration (log) is predicted from the traffic's emissions (log) and the wind speed
