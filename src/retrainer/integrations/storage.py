@@ -121,8 +121,9 @@ class ObjectRef:
 
 def listing(url: str, options: dict[str, Any] | None = None) -> list[tuple[ObjectRef, tuple]]:
     """(object, (size, ETag or modification time)) of the data files under ``url`` (a prefix or
-    one object), in ``name_order``: one listing call, read fresh (not from fsspec's listing cache). A
-    missing prefix lists nothing; any other failure is a :class:`StoreError` naming ``url``."""
+    one object), in ``name_order``: one listing call, read fresh (not from fsspec's listing
+    cache). A missing prefix lists nothing; any other failure is a :class:`StoreError` naming
+    ``url``."""
     from retrainer.data.io import SUFFIXES, name_order
 
     fs, path = filesystem(url, options)
