@@ -71,7 +71,7 @@ SENTINEL_WORDS = frozenset(
     {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
 )
 SHARE_RULE_ROWS = 30  # values inside the range the share-burst rule needs for its KS test
-CATEGORY_VALUES = 30  # a reference's shares of codes need as many values as a drift test
+TEST_VALUES = 30  # a reference's spread or shares of codes need as many values as a drift test
 DRIFT_P = 1e-3  # a column drifts for the diagnosis only below this p-value
 BATCH_P = 0.01  # and below this over the columns tested (Bonferroni): at most 1 in 100 batches
 VERDICT = "__verdict__"  # key of a column's drift verdict (the first drift result of a column)
@@ -223,9 +223,11 @@ def _scale(
     col = sig.columns.get(name) if sig else None
     if col is not None and not zeros_kept(ref, col):
         return None
+    if ref.values < TEST_VALUES:
+        return None  # the spread of 3 budgets says little
     grown = cur.hist[0] + cur.hist[-1] if cur.hist and len(cur.hist) >= 3 else cur.values
     if factor > 1 and outside_by_chance(ref.values, cur.values, grown) >= SCALE_P:
-        return None  # a spread of a few values says little
+        return None  # a tenfold unit change leaves the range; a few famous films' votes do not
     p = None
     if factor < 1 and col is not None and col.quantiles and ref.edges and ref.hist:
         p = mapped_back_p(ref.edges, ref.hist, col.quantiles, cur.values, factor)
@@ -508,7 +510,7 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     to the reference at least halved) as well as fit: two near-even categories whose shares
     moved partway (a league's 39 % of players becoming 51 %) are closer swapped, not swapped."""
     p, q = _shares(ref), _shares(cur)
-    if not p or not q or ref.id_like or ref.values < CATEGORY_VALUES:
+    if not p or not q or ref.id_like or ref.values < TEST_VALUES:
         return None  # 9 rating codes of early films are no shares to re-code
     before = _tv(p, q)
     n = max(cur.values, 1)
@@ -621,7 +623,7 @@ def _unseen(name: str, ref: ColumnProfile, checks: dict) -> Alarm | None:
             evidence=[_cite(r)],
             fix={"missing_values": {name: fills}},
         )
-    if ref.values < CATEGORY_VALUES:
+    if ref.values < TEST_VALUES:
         return None  # 16 codes do not tell which codes exist (1 film of 3 rated NC-17)
     churn, gap = r.detail.get("reference_new") or 0.0, max(1, r.detail.get("batches_since") or 1)
     churn = 1 - (1 - churn) ** gap  # a batch k after the reference: k batches' new members
