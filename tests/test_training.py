@@ -57,3 +57,26 @@ def test_a_column_with_no_value_in_the_window_is_dropped_by_the_pipeline():
     dropped = dict((name, cols) for name, _, cols in model.named_steps["encode"].transformers)
     assert dropped["unrecorded"] == ["unrecorded"]
     assert len(model.predict(X.assign(unrecorded=1.0).head(5))) == 5
+
+
+def test_a_column_of_names_is_left_out_and_many_codes_share_one_column():
+    """A film's title, kept as a feature, one-hot encoded into a column per film: one fit of a
+    4-year window took 131 s and 2 GB (8,345 titles) against 0.7 s without it. Nearly all
+    distinct, it is left out; a column of 150 codes keeps its 99 most frequent and one for the
+    rest."""
+    X, y = _matches()
+    rng = np.random.default_rng(2)
+    codes = [f"zip {k}" for k in range(150)]
+    X = X.assign(title=[f"match {k}" for k in range(len(X))], zip=rng.choice(codes, len(X)))
+    hgb = "sklearn.ensemble.HistGradientBoostingClassifier"
+    params = {"random_state": 0, "max_iter": 20}
+    model = Trainer(hgb, params).fit(X, y)
+    encode = model.named_steps["encode"]
+    assert dict((name, cols) for name, _, cols in encode.transformers)["distinct"] == ["title"]
+    one_hot = encode.named_transformers_["categories"]
+    assert [len(c) for c in one_hot.categories_] == [40, 40, 150]
+    assert one_hot.transform(X[["home", "away", "zip"]]).shape[1] == 40 + 40 + 100
+    alone = Trainer(hgb, params).fit(X.drop(columns="title"), y)
+    later, _ = _matches(seed=1, rows=300)
+    later = later.assign(title="a new film", zip=rng.choice([*codes, "zip 999"], 300))
+    np.testing.assert_array_equal(model.predict(later), alone.predict(later.drop(columns="title")))

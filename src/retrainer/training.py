@@ -23,7 +23,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils import get_tags
 
+from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE
 from retrainer.errors import TrainingError
+
+MAX_ONE_HOT = 100  # one-hot columns of one text column at most (8,345 film titles: 131 s, 2 GB)
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,10 @@ class Trainer:
 
     Categorical (string) features are one-hot encoded in a Pipeline in front of the estimator,
     so the registered model takes the raw feature frame; a feature with no value in the window
-    (a column not recorded yet) is left out by that Pipeline.
+    (a column not recorded yet) is left out by that Pipeline, and so is a text column whose
+    values are nearly all distinct (a name, a title, free text: the schema's id-like rule),
+    which one-hot encoding would make one column per row. A column keeps its
+    ``MAX_ONE_HOT - 1`` most frequent codes; the rest share one column.
     """
 
     estimator: str
@@ -64,14 +70,22 @@ class Trainer:
         # A column with no value in the window teaches nothing, and some estimators (such as
         # HistGradientBoosting) cannot bin it: the model leaves it out until it is recorded.
         unrecorded = [c for c in X.columns if X[c].isna().all()]
-        categorical = [
+        text = [
             c for c in X.columns if c not in unrecorded and not pd.api.types.is_numeric_dtype(X[c])
         ]
+        distinct = [c for c in text if _id_like(X[c])]
+        categorical = [c for c in text if c not in distinct]
         steps = []
         if categorical:
-            steps.append(("categories", OneHotEncoder(handle_unknown="ignore"), categorical))
+            # unknown codes: the infrequent codes' column when there is one, else none
+            one_hot = OneHotEncoder(
+                handle_unknown="infrequent_if_exist", max_categories=MAX_ONE_HOT
+            )
+            steps.append(("categories", one_hot, categorical))
         if unrecorded:
             steps.append(("unrecorded", "drop", unrecorded))
+        if distinct:
+            steps.append(("distinct", "drop", distinct))
         if steps:
             # one-hot columns are sparse when there are many categories; an estimator that
             # takes dense input only (HistGradientBoosting, GaussianNB) gets them dense
@@ -82,6 +96,17 @@ class Trainer:
             return clone(estimator).fit(X, y)
         except (ValueError, TypeError) as exc:
             raise TrainingError(f"{self.estimator} failed to fit {len(X)} rows: {exc}") from None
+
+
+def _id_like(values: pd.Series) -> bool:
+    """Whether a text column's values in the window are nearly all distinct (the schema's rule:
+    90 % distinct in 50 values or more).
+
+    >>> _id_like(pd.Series([f"film {k}" for k in range(60)])), _id_like(pd.Series(["a"] * 60))
+    (True, False)
+    """
+    known = values.dropna()
+    return len(known) >= ID_LIKE_MIN_ROWS and known.nunique() >= ID_LIKE_SHARE * len(known)
 
 
 def _takes_sparse(estimator: Any) -> bool:
