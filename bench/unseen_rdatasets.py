@@ -113,22 +113,8 @@ BUNDESLIGA = Dataset(
 MOVIES = Dataset(
     "resources/rdata/csv/ggplot2/movies.csv",
     "regression",
-    [
-        "film",
-        "released",
-        "length",
-        "budget",
-        "votes",
-        "mpaa",
-        "Action",
-        "Animation",
-        "Comedy",
-        "Drama",
-        "Documentary",
-        "Romance",
-        "Short",
-        "rating",
-    ],  # fmt: skip
+    "film released length budget votes mpaa Action Animation Comedy Drama Documentary Romance "
+    "Short rating".split(),
     {"target": "rating", "id_column": "film", "time_column": "released"},
     1950,
 )
