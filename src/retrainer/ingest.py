@@ -65,10 +65,11 @@ def ingest(project: Record, data: Any, *, key: str | None = None, source: str = 
                 existing = s.scalar(select(BatchRow).where(BatchRow.key == key))
                 if existing is not None:
                     return BatchInfo.of(existing, new=False)
-                if project.schema() is None:
+                schema = project.schema()
+                if schema is None:
                     inferred = Schema.infer(frame, exclude=project.special_columns())
                     project.set_state("schema", inferred.to_dict(), s)
-                else:
+                elif schema.untyped:
                     type_first_values(project, s, frame, source or key)
                 row = BatchRow(
                     key=key,
