@@ -391,5 +391,21 @@ def test_codes_of_a_column_mostly_null_in_the_reference_are_neither_recoded_nor_
     rated[:22] = None
     rated[:3] = ["NC-17", "PG", "PG"]
     alarms = diagnose_frames(reference, batch.assign(mpaa=rated))[1].alarms
-    new = [a for a in alarms if a.check == "new_categories"]
-    assert bool(new) is (known == 300), alarms
+    assert not [a for a in alarms if a.check == "new_categories"], alarms
+    rated[:12] = ["NC-17"] * 6 + ["PG"] * 6  # half the codes new: against 300 codes, upstream
+    alarms = diagnose_frames(reference, batch.assign(mpaa=rated))[1].alarms
+    assert bool([a for a in alarms if a.check == "new_categories"]) is (known == 300), alarms
+
+
+def test_no_new_code_in_a_reference_still_allows_three_in_its_size():
+    """Good-Turing's share of new codes is 0 for a reference without codes seen once (300
+    ratings in 2 codes), and 1 'NC-17' among a year's 3 codes blocked the batch. Seeing no new
+    code in 300 values is consistent with a rate up to 3 in 300 (the rule of three): 1 in 3
+    values is not beyond it, 20 in 100 are."""
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"mpaa": rng.choice(["PG", "R"], 300), "x": rng.normal(size=300)})
+    for new, of in ((1, 3), (20, 100)):
+        codes = ["NC-17"] * new + list(rng.choice(["PG", "R"], of - new))
+        batch = pd.DataFrame({"mpaa": codes, "x": rng.normal(size=of)})
+        alarms = diagnose_frames(reference, batch)[1].alarms
+        assert bool([a for a in alarms if a.check == "new_categories"]) is (new == 20), alarms

@@ -403,19 +403,22 @@ def _missing_mass(ref: ColumnProfile) -> float | None:
     """The share of a batch's values that may fall in categories ``ref`` never held, by its
     categories seen once and twice: Good-Turing's estimate ``n1 / n`` plus 3 standard errors
     (Esty's: ``sqrt(n1 (1 - n1 / n) + 2 n2) / n``), so that a small reference, whose estimate is
-    rough, does not make rare categories look new. None when categories are pooled beyond top-k.
+    rough, does not make rare categories look new; at least ``3 / n``, as no new category in
+    ``n`` values still allows (the rule of three). None when categories are pooled beyond top-k.
 
     >>> from retrainer.profile.column import ColumnProfile
     >>> counts = {"a": 94, "b": 2, "c": 2, "d": 1, "e": 1}
     >>> round(_missing_mass(ColumnProfile("c", "categorical", 100, categories=counts)), 3)
     0.093
+    >>> _missing_mass(ColumnProfile("c", "categorical", 300, categories={"PG": 200, "R": 100}))
+    0.01
     """
     counts = ref.categories or {}
     if not counts or counts.get(OTHER) or not ref.values:
         return None
     n, once = ref.values, sum(c == 1 for c in counts.values())
     twice = sum(c == 2 for c in counts.values())
-    return (once + 3 * math.sqrt(once * (1 - once / n) + 2 * twice)) / n
+    return max(3, once + 3 * math.sqrt(once * (1 - once / n) + 2 * twice)) / n
 
 
 def _unseen(
