@@ -101,3 +101,14 @@ def test_objects_that_left_the_bucket_leave_the_watch_state(make_project, tmp_pa
     assert again.scan() == 1
     assert again.ingest_next(10) == ([], [])  # known by its content: nothing stored twice
     assert len(project.get_state(OBJECTS_STATE)) == 3 and project.status()["batches"]["total"] == 4
+
+
+def test_a_buckets_files_are_listed_with_the_numbers_in_their_names_by_value(tmp_path):
+    pytest.importorskip("fsspec")
+    from retrainer.integrations.storage import listing
+
+    (tmp_path / "in").mkdir()
+    for week in (1, 2, 10, 11, 20):
+        (tmp_path / "in" / f"week-{week}.csv").write_text("x\n1\n")
+    found = [ref.name for ref, _ in listing((tmp_path / "in").as_uri())]
+    assert found == ["week-1.csv", "week-2.csv", "week-10.csv", "week-11.csv", "week-20.csv"]
