@@ -159,8 +159,9 @@ def conform(project: Record, frame: pd.DataFrame, where: str) -> pd.DataFrame:
     schema = project.schema()
     if schema is not None:
         schema = schema.typed_by(frame)  # stored at ingest (type_first_values)
-        # with a champion, a missing or re-typed column is stored and
-        lenient = project.champion is not None  # diagnosed (quarantined), not refused
+        # with a champion, a missing or re-typed column is stored and diagnosed (quarantined),
+        # not refused
+        lenient = project.champion is not None
         frame = schema.conform(frame, source=where, required=not lenient, keep_unreadable=lenient)
     if d.time_column:
         column = f"{where}: column {d.time_column!r}"
