@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils import get_tags
 
-from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE
+from retrainer.data.schema import mostly_distinct
 from retrainer.errors import TrainingError
 
 MAX_ONE_HOT = 100  # one-hot columns of one text column at most (8,345 film titles: 131 s, 2 GB)
@@ -73,7 +73,7 @@ class Trainer:
         text = [
             c for c in X.columns if c not in unrecorded and not pd.api.types.is_numeric_dtype(X[c])
         ]
-        distinct = [c for c in text if _id_like(X[c])]
+        distinct = [c for c in text if mostly_distinct(X[c].count(), X[c].nunique())]
         categorical = [c for c in text if c not in distinct]
         steps = []
         if categorical:
@@ -96,17 +96,6 @@ class Trainer:
             return clone(estimator).fit(X, y)
         except (ValueError, TypeError) as exc:
             raise TrainingError(f"{self.estimator} failed to fit {len(X)} rows: {exc}") from None
-
-
-def _id_like(values: pd.Series) -> bool:
-    """Whether a text column's values in the window are nearly all distinct (the schema's rule:
-    90 % distinct in 50 values or more).
-
-    >>> _id_like(pd.Series([f"film {k}" for k in range(60)])), _id_like(pd.Series(["a"] * 60))
-    (True, False)
-    """
-    known = values.dropna()
-    return len(known) >= ID_LIKE_MIN_ROWS and known.nunique() >= ID_LIKE_SHARE * len(known)
 
 
 def _takes_sparse(estimator: Any) -> bool:

@@ -121,6 +121,17 @@ def kind_of(series: pd.Series) -> str:
     return "categorical"
 
 
+def mostly_distinct(values: int, distinct: int) -> bool:
+    """Whether ``values`` known values of a text column, ``distinct`` of them distinct, look like
+    an id, a name or free text: at least 90 % distinct in 50 values or more.
+
+    Example:
+        >>> mostly_distinct(60, 60), mostly_distinct(60, 3), mostly_distinct(10, 10)
+        (True, False, False)
+    """
+    return values >= ID_LIKE_MIN_ROWS and distinct >= ID_LIKE_SHARE * values
+
+
 def _infer_column(name: str, series: pd.Series, max_categories: int) -> ColumnSpec:
     kind = kind_of(series)
     nullable = bool(series.isna().any())
@@ -136,8 +147,7 @@ def _infer_column(name: str, series: pd.Series, max_categories: int) -> ColumnSp
         return ColumnSpec(name, kind, nullable)
     values = as_text(series.dropna())
     distinct = values.unique()
-    id_like = len(values) >= ID_LIKE_MIN_ROWS and len(distinct) >= ID_LIKE_SHARE * len(values)
-    if id_like or len(distinct) > max_categories:
+    if mostly_distinct(len(values), len(distinct)) or len(distinct) > max_categories:
         return ColumnSpec(name, kind, nullable)
     return ColumnSpec(name, kind, nullable, categories=tuple(sorted(distinct)))
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrainer.data.schema import ID_LIKE_MIN_ROWS, ID_LIKE_SHARE, ColumnSpec, as_text
+from retrainer.data.schema import ColumnSpec, as_text, mostly_distinct
 
 try:
     _strings = import_module("retrainer.profile._strings")
@@ -310,7 +310,7 @@ class ColumnProfile:
         rows are not id-like: they are tested on the top-k categories plus the pool."""
         if self.kind != "categorical" or not self.values:
             return False
-        many = self.values >= ID_LIKE_MIN_ROWS and self.distinct >= ID_LIKE_SHARE * self.values
+        many = mostly_distinct(self.values, self.distinct)
         pooled = (self.categories or {}).get(OTHER, 0) > self.values / 2
         return many or (pooled and self.distinct >= self.values / 4)
 
