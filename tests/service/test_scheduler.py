@@ -93,8 +93,12 @@ def test_each_slot_runs_once_across_two_instances_with_restarts(service_project)
 
 
 def test_two_threads_never_run_cycles_at_once(service_project):
-    """Two real scheduler threads on one SQLite store: cycles never overlap in time."""
-    project = service_project(service=schedule(every="0.3s", lease="1s", tick="0.05s"))
+    """Two real scheduler threads on one SQLite store: cycles never overlap in time.
+
+    The lease (renewed every third of it) is long enough that a loaded machine's stall does
+    not expire it: a 1 s lease once let the other thread in mid-cycle under two benches.
+    """
+    project = service_project(service=schedule(every="0.3s", lease="3s", tick="0.05s"))
     nodes = [Scheduler(project), Scheduler(project)]
     for n in nodes:
         n.start()
