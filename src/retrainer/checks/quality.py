@@ -7,7 +7,10 @@ Checks, one result per (check, column) that ran:
 - ``extra_column`` (warning): a column outside the schema.
 - ``type_change`` (error): values that cannot be read as the column's kind.
 - ``null_rate`` (error): the null share rose by more than ``max_null_increase`` (absolute)
-  above the reference's, or above the most nulls one of the reference's batches had.
+  above the reference's, or above the most nulls one of the reference's batches had; where
+  those batches' shares differ beyond chance, above what one of them exceeds with chance
+  ``ALPHA`` too (``batch_level.null_limit``), unless the column is gone: null in every row
+  where every reference batch held it in half its rows or more.
 - ``non_finite`` (error): a numeric column holds +-inf.
 - ``out_of_range`` (warning): the share of finite values outside the schema's min..max (the
   reference's range when the schema has none) exceeds ``max_out_of_range``, or at least
@@ -58,6 +61,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from retrainer.checks.batch_level import null_limit
 from retrainer.checks.result import CheckResult
 from retrainer.data.schema import ColumnSpec, Schema
 from retrainer.profile import BatchProfile, ColumnProfile
@@ -254,12 +258,21 @@ def _null_rate(
     # was trained on that batch, so its share was accepted before
     seen = max(ref.null_share, ref.batch_null_max or 0.0)
     limit = seen + rules.max_null_increase
+    # where the reference's batches' null shares differ beyond chance (a day without gusts),
+    # the limit is what a batch of theirs exceeds with chance ALPHA, if that is higher; a
+    # column that held values in most rows of every reference batch and now holds none is gone
+    gone = cur.nulls == cur.count and ref.most_nulls_of_a_batch <= 0.5
+    bound = None if gone else null_limit(ref, ALPHA)
+    spread = bound is not None and bound > limit
+    limit = bound if spread else limit
     alarm = cur.null_share > limit
     verb = "rose" if alarm else "is"
     most = f", {_pct(seen)} in one of its batches" if seen > ref.null_share else ""
+    most += " that differ beyond chance" if spread else ""
     message = (
         f"column {spec.name!r}: null share {verb} {_pct(cur.null_share)} (reference "
-        f"{_pct(ref.null_share)}{most}, limit {_pct(limit)}; {cur.nulls} of {cur.count} rows)"
+        f"{_pct(ref.null_share)}{most}, limit {_pct(min(limit, 1.0))}; {cur.nulls} of "
+        f"{cur.count} rows)"
     )
     return _result(
         "null_rate",

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retrainer.checks.batch_level import mean_p
 from retrainer.checks.quality import FAR_COUNT
 from retrainer.checks.result import CheckResult
 from retrainer.diagnosis.alarms import (
@@ -462,6 +463,8 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     outside = cur.hist[0] + cur.hist[-1]
     if share >= 0.9 and outside_by_chance(ref.values, cur.values, outside) >= SCALE_P:
         return None  # a range of a few values says little (3 budgets of early films)
+    if share >= 0.9 and (mean_p(ref, cur.mean) or 0.0) >= SCALE_P:
+        return None  # the reference's own batches move as far (a cold day after mild ones)
     if share >= 0.9:
         message = (
             f"column {name!r}: {100 * share:.0f}% of the values lie outside the reference range "

@@ -28,7 +28,13 @@ import pandas as pd
 
 from retrainer.data.schema import ColumnSpec, Schema, kind_of
 from retrainer.errors import DataError
-from retrainer.profile.column import NULL_BATCH_ROWS, TOP_K, ColumnProfile, profile_column
+from retrainer.profile.column import (
+    NULL_BATCH_ROWS,
+    TOP_K,
+    BatchMoments,
+    ColumnProfile,
+    profile_column,
+)
 
 FORMAT = 1
 THREADS = min(4, os.cpu_count() or 1)
@@ -162,7 +168,8 @@ class BatchProfile:
         """This profile, merged from chunks or partitions of one batch, as one batch's: chunks
         are not batches, so no column keeps what one of them showed at most."""
         columns = {
-            k: replace(c, batch_null_max=None, batch_new_max=None) for k, c in self.columns.items()
+            k: replace(c, batch_null_max=None, batch_new_max=None, batch_moments=None)
+            for k, c in self.columns.items()
         }
         return replace(self, columns=columns)
 
@@ -228,7 +235,8 @@ def _with_batch_behaviour(
     columns: dict[str, ColumnProfile], df: pd.DataFrame, batches: np.ndarray
 ) -> dict[str, ColumnProfile]:
     """``columns`` with what one batch of ``NULL_BATCH_ROWS`` rows or more showed at most: its
-    share of nulls, and of values in categories the batches before it (in row order) lacked."""
+    share of nulls, and of values in categories the batches before it (in row order) lacked;
+    and each such batch's rows, nulls, mean and std (``batch_moments``)."""
     sizes = pd.Series(batches).value_counts()
     counted = np.isin(batches, sizes.index[sizes >= NULL_BATCH_ROWS])
     if not counted.any():
@@ -237,11 +245,23 @@ def _with_batch_behaviour(
     for name, col in columns.items():
         if name not in df.columns:
             continue
-        nulls = pd.Series(df[name].isna().to_numpy()[counted]).groupby(batches[counted]).mean()
-        out[name] = replace(col, batch_null_max=float(nulls.max()))
+        parts = pd.Series(df[name].to_numpy()[counted]).groupby(batches[counted], sort=False)
+        moments = tuple(_batch_moments(part, col.kind) for _, part in parts)
+        most_nulls = max(nulls / rows for rows, nulls, _, _ in moments)
+        out[name] = replace(col, batch_null_max=most_nulls, batch_moments=moments)
         if col.kind == "categorical" and not col.id_like:
             out[name] = replace(out[name], batch_new_max=_new_in_frame(df[name], batches))
     return out
+
+
+def _batch_moments(part: pd.Series, kind: str) -> BatchMoments:
+    """One batch's rows, nulls, and mean and std of its finite values (numeric columns)."""
+    nulls = int(part.isna().sum())
+    values = pd.to_numeric(part, errors="coerce").to_numpy("float64") if kind == "numeric" else []
+    values = values[np.isfinite(values)] if len(values) else values
+    if not len(values):
+        return (len(part), nulls, None, None)
+    return (len(part), nulls, float(values.mean()), float(values.std()))
 
 
 def _new_in_frame(values: pd.Series, batches: np.ndarray) -> float | None:

@@ -56,6 +56,7 @@ EXAMPLE_CHARS = 100
 MODES = 16  # most frequent exact values kept per numeric column
 FAR = 2.0  # a value this many reference widths beyond the reference's range is far out
 NULL_BATCH_ROWS = 30  # a batch's null share counts as one the reference has shown from this size
+BatchMoments = tuple[int, int, float | None, float | None]  # rows, nulls, mean, std of a batch
 _EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -264,6 +265,9 @@ class ColumnProfile:
     one batch of ``NULL_BATCH_ROWS`` or more among those merged (None: a single batch);
     ``batch_new_max`` the highest share of one such batch's values in categories that the
     batches merged before it did not hold (None: a single batch, or not categorical).
+    ``batch_moments`` holds, for each such batch, its rows, nulls and the mean and standard
+    deviation of its finite values (None for a categorical column): what the reference's own
+    batches show of a column that moves batch by batch (a day's weather).
     """
 
     name: str
@@ -296,6 +300,7 @@ class ColumnProfile:
     far: int = 0
     batch_null_max: float | None = None
     batch_new_max: float | None = None
+    batch_moments: tuple[BatchMoments, ...] | None = None
 
     @property
     def values(self) -> int:
@@ -393,6 +398,7 @@ class ColumnProfile:
             far=self.far + other.far,
             batch_null_max=max(self.most_nulls_of_a_batch, other.most_nulls_of_a_batch),
             batch_new_max=_most_new(self, other),
+            batch_moments=self.moments_by_batch + other.moments_by_batch,
         )
 
     @property
@@ -402,6 +408,27 @@ class ColumnProfile:
         if self.batch_null_max is not None:
             return self.batch_null_max
         return self.null_share if self.count >= NULL_BATCH_ROWS else 0.0
+
+    @property
+    def moments_by_batch(self) -> tuple[BatchMoments, ...]:
+        """Rows, nulls, mean and std of each batch of ``NULL_BATCH_ROWS`` rows or more merged
+        here (this profile's own when it is one batch's).
+
+        Example:
+            >>> spec = ColumnSpec("x", "numeric", True)
+            >>> edges = np.array([0.0, 6.0])
+            >>> a = profile_column(pd.Series([1.0, 3.0] * 15), spec, edges=edges)
+            >>> b = profile_column(pd.Series([5.0, None] * 15), spec, edges=edges)
+            >>> a.merge(b).moments_by_batch
+            ((30, 0, 2.0, 1.0), (30, 15, 5.0, 0.0))
+        """
+        if self.batch_moments is not None:
+            return self.batch_moments
+        if self.count < NULL_BATCH_ROWS:
+            return ()
+        if self.kind != "numeric":
+            return ((self.count, self.nulls, None, None),)
+        return ((self.count, self.nulls, self.mean, self.std),)
 
     def mode_share(self, value: float) -> float | None:
         """The share of the finite values equal to ``value`` (an upper bound when ``value`` is
@@ -474,6 +501,12 @@ class ColumnProfile:
             "far": int(self.far),
             "batch_null_max": _clean_float(self.batch_null_max),
             "batch_new_max": _clean_float(self.batch_new_max),
+            "batch_moments": None
+            if self.batch_moments is None
+            else [
+                [int(r), int(n), _clean_float(m), _clean_float(s)]
+                for r, n, m, s in self.batch_moments
+            ],
         }
 
     @classmethod
@@ -512,6 +545,9 @@ class ColumnProfile:
             far=int(d.get("far", 0)),
             batch_null_max=d.get("batch_null_max"),
             batch_new_max=d.get("batch_new_max"),
+            batch_moments=None
+            if d.get("batch_moments") is None
+            else tuple((int(r), int(n), m, s) for r, n, m, s in d["batch_moments"]),
         )
 
 

@@ -1,0 +1,89 @@
+"""What the reference's own batches say about a new batch, for a column that moves batch by
+batch.
+
+A day's flights share that day's weather: their temperatures are a few hourly readings, and a
+cold day after four mild ones lies wholly outside their range. Rules that count rows as
+independent draws (a range that 900 values leave, a null share far beyond the reference's)
+then read every change of the weather as a fault. Where the reference's batches differ from
+each other beyond what their rows' spread explains (a one-way analysis of variance of the batch
+means, a homogeneity test of their null shares, both at ``HETEROGENEITY_P``), the unit of
+evidence is the batch: a new batch is judged against the spread of the reference's batches,
+with a Student-t prediction interval on ``k - 1`` degrees of freedom for ``k`` batches (of
+their means, of their null shares). Four
+reference days tell little, and the interval says so: it is wide.
+
+Where the batches agree (rows drawn alike in every batch), the functions return None and the
+row-level rules stand as they are.
+
+Example:
+    >>> from retrainer.profile import ColumnProfile
+    >>> days = ((900, 0, 41.0, 3.0), (900, 0, 30.0, 2.0), (900, 0, 45.0, 4.0), (900, 0, 38.0, 3.0))
+    >>> ref = ColumnProfile("temp", "numeric", count=3600, batch_moments=days)
+    >>> round(mean_p(ref, 20.0), 3)  # a cold day: far from the rows, not from the days
+    0.08
+    >>> same = tuple((900, 0, 40.0 + d, 3.0) for d in (0.0, 0.1, -0.1, 0.05))
+    >>> mean_p(ColumnProfile("temp", "numeric", count=3600, batch_moments=same), 20.0) is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from retrainer.profile import ColumnProfile
+
+HETEROGENEITY_P = 0.01  # the reference's batches differ beyond their rows' spread below this
+
+
+def mean_p(ref: ColumnProfile, mean: float | None) -> float | None:
+    """The two-sided chance that a batch of the reference's kind has a mean this far from the
+    mean of its batches' means (t on ``k - 1`` degrees of freedom); None when the batches'
+    means agree as far as their rows' spread tells (then rows, not batches, are the unit)."""
+    batches = [(r - n, m, s) for r, n, m, s in ref.moments_by_batch if m is not None and r > n]
+    if len(batches) < 2 or mean is None or not math.isfinite(mean):
+        return None
+    from scipy.stats import f, t  # imported when a column moved
+
+    n = np.array([b[0] for b in batches], dtype="float64")
+    means = np.array([b[1] for b in batches])
+    within = float(np.sum(n * np.array([b[2] for b in batches]) ** 2))
+    k, total = len(batches), float(n.sum())
+    grand = float(np.sum(n * means) / total)
+    between = float(np.sum(n * (means - grand) ** 2))
+    if total <= k or between <= 0:
+        return None
+    spread = within / (total - k)
+    if spread > 0 and f.sf((between / (k - 1)) / spread, k - 1, total - k) >= HETEROGENEITY_P:
+        return None
+    scale = float(np.std(means, ddof=1)) * math.sqrt(1 + 1 / k)
+    return float(2 * t.sf(abs(mean - float(means.mean())) / scale, k - 1))
+
+
+def null_limit(ref: ColumnProfile, alpha: float) -> float | None:
+    """The null share a batch exceeds with chance ``alpha`` when the reference's batches' null
+    shares differ beyond chance (a t prediction bound on ``k - 1`` degrees of freedom of their
+    shares: above 1 when even an all-null batch is within it); None when they agree (a
+    chi-squared homogeneity test) or are fewer than two.
+
+    Example:
+        >>> gusts = ((900, 240, None, None), (900, 470, None, None), (900, 750, None, None))
+        >>> null_limit(ColumnProfile("gust", "numeric", count=2700, batch_moments=gusts),
+        ...            1e-3) > 1  # a calm day without a gust is within
+        True
+        >>> even = ((900, 90, None, None), (900, 95, None, None), (900, 85, None, None))
+        >>> null_limit(ColumnProfile("p", "numeric", count=2700, batch_moments=even), 1e-3)
+    """
+    batches = [(r, n) for r, n, _, _ in ref.moments_by_batch if r > 0]
+    nulls = np.array([n for _, n in batches], dtype="float64")
+    rows = np.array([r for r, _ in batches], dtype="float64")
+    if len(batches) < 2 or nulls.sum() in (0, rows.sum()):
+        return None
+    from scipy.stats import chi2_contingency, t  # imported when a column has nulls
+
+    if chi2_contingency(np.stack([nulls, rows - nulls], axis=1))[1] >= HETEROGENEITY_P:
+        return None
+    shares, k = nulls / rows, len(batches)
+    scale = float(np.std(shares, ddof=1)) * math.sqrt(1 + 1 / k)
+    return float(shares.mean()) + float(t.isf(alpha, k - 1)) * scale
