@@ -139,3 +139,21 @@ def test_a_window_of_small_batches_reaches_back_to_its_min_rows(make_project, el
     with project.store.session() as s:
         run = s.scalars(select(RunRow).order_by(RunRow.id.desc())).first()
         assert run.window["batches"] == small[-4:] and run.window["rows"] == 120
+
+
+def test_a_window_of_batches_and_days_takes_the_longer(make_project, elec):
+    """The template's ``{batches: 4, days: 28}``: daily batches train on 28 days, not 4; with
+    only ``days`` the days count alone; without a time column (a backlog arrives at one moment)
+    the days are not read beside the batches."""
+
+    def ids_with(window, **data):
+        trainer = {"estimator": "sklearn.tree.DecisionTreeClassifier", "window": window}
+        settings = {"target": "target", "id_column": "id", "time_column": "timestamp", **data}
+        return window_ids(make_project(trainer=trainer, data=settings))
+
+    project = make_project()
+    days = [project.ingest(elec.iloc[48 * i : 48 * (i + 1)], key=f"day{i}").id for i in range(10)]
+    assert ids_with({"batches": 4, "days": 7}) == days[-7:]
+    assert ids_with({"batches": 4, "days": 2}) == days[-4:]
+    assert ids_with({"days": 2}) == days[-2:]
+    assert ids_with({"batches": 4, "days": 7}, time_column=None) == days[-4:]

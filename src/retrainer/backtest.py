@@ -236,8 +236,9 @@ def oracle_requests(
 
 
 def window_batches(settings: Mapping[str, Any], period: str, rows_per_batch: float = 0) -> int:
-    """How many batches of ``period`` the trainer's window spans (0 for the whole history);
-    with ``window.min_rows``, at least as many batches of ``rows_per_batch`` as hold them.
+    """How many batches of ``period`` the trainer's window spans (0 for the whole history; with
+    ``batches`` and ``days``, the longer); with ``window.min_rows``, at least as many batches of
+    ``rows_per_batch`` as hold them.
 
     >>> window_batches({"trainer": {"window": {"days": 10}}}, "7D")
     2
@@ -245,14 +246,16 @@ def window_batches(settings: Mapping[str, Any], period: str, rows_per_batch: flo
     4
     >>> window_batches({"trainer": {"window": {"batches": 4, "min_rows": 1000}}}, "1D", 30)
     34
+    >>> both = {"trainer": {"window": {"batches": 4, "days": 28}}}
+    >>> window_batches(both, "1D"), window_batches(both, "30D")
+    (28, 4)
     """
     window = (settings.get("trainer") or {}).get("window") or {}
     if window.get("all"):
         return 0
-    if window.get("days"):
-        spans = math.ceil(pd.Timedelta(days=window["days"]) / pd.Timedelta(period))
-    else:
-        spans = int(window.get("batches") or 4)
+    spans = int(window.get("batches") or (0 if window.get("days") else 4))
+    if window.get("days"):  # with batches too, the longer of the two
+        spans = max(spans, math.ceil(pd.Timedelta(days=window["days"]) / pd.Timedelta(period)))
     if window.get("min_rows") and rows_per_batch > 0:
         spans = max(spans, math.ceil(window["min_rows"] / rows_per_batch))
     return spans

@@ -222,12 +222,24 @@ class RunSettings(_Section):
 
 
 class WindowSettings(_Section):
-    batches: int | None = Field(4, ge=1)
+    """The batches a retrain trains on: the last ``batches`` (4 when neither is given), the
+    last ``days`` of data time, or with both the longer of the two (``days`` then read only
+    with a time column: a backlog arrives at one moment); ``all``; and reaching back until
+    ``min_rows`` labelled rows."""
+
+    batches: int | None = Field(None, ge=1)
     days: float | None = Field(None, gt=0)
     all: bool = False
     # reach back over older batches until the window holds this many labelled rows (small
     # batches: 4 batches of 30 rows train a model on 120 rows and gate it on 24)
     min_rows: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _four_batches_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("batches") is None and data.get("days") is None:
+            return {**data, "batches": 4}
+        return data
 
 
 class TrainerSettings(_Section):

@@ -68,11 +68,12 @@ def select_window(project: Record, before: int | None = None) -> list[BatchRow]:
         rows = s.scalars(query.order_by(BatchRow.id)).all()
     if window.all or not rows:
         return list(rows)
-    if window.days is not None:
+    chosen = list(rows[-window.batches :]) if window.batches else []
+    timed = window.batches is None or project.config.data.time_column
+    if window.days is not None and timed:
         end = max(r.data_time for r in rows if r.data_time)
-        chosen = [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
-    else:
-        chosen = list(rows[-window.batches :])
+        recent = [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
+        chosen = max(chosen, recent, key=len)
     return reach_back(list(rows), chosen, window.min_rows)
 
 
