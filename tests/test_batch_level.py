@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2_contingency, f_oneway
+from scipy.stats import chi2_contingency, f_oneway, linregress
 from scipy.stats import t as student
 
 from retrainer.checks import check_drift, check_quality
@@ -67,6 +67,22 @@ def test_mean_p_reads_the_days_as_scipy_reads_their_rows(days):
     assert mean_p(reference_of(alike)[0].columns["temp"], 20.0) is None
 
 
+def test_mean_p_reads_a_trend_as_scipy_s_regression_does(days):
+    """Told how far after the reference a batch is, the prediction is the days' straight line
+    in time (SciPy's ``linregress`` of their means) with its prediction interval."""
+    reference_days = [1, 2, 3, 4, 5, 6, 7, 8]  # January 2013 warmed by about 1.7 degrees a day
+    reference, _ = reference_of([days[d] for d in reference_days])
+    means = np.array([days[d]["temp"].mean() for d in reference_days])
+    x = np.arange(8.0)
+    fit = linregress(x, means)
+    residual = np.sqrt(np.sum((means - fit.intercept - fit.slope * x) ** 2) / 6)
+    for since, mean in [(1, 45.0), (6, 45.0), (6, 60.0), (30, 20.0)]:
+        at = 7 + since
+        scale = residual * np.sqrt(1 + 1 / 8 + (at - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2))
+        expected = 2 * student.sf(abs(mean - fit.intercept - fit.slope * at) / scale, 6)
+        assert mean_p(reference.columns["temp"], mean, since) == pytest.approx(expected, rel=1e-6)
+
+
 def test_null_limit_is_gated_by_scipy_s_homogeneity_test(days):
     gusts = [days[d]["wind_gust"] for d in (1, 2, 4, 5)]  # 64, 61, 43 and 70 % null
     table = [[g.isna().sum(), g.notna().sum()] for g in gusts]
@@ -96,12 +112,17 @@ def test_a_calm_day_without_gusts_is_no_null_alarm_and_a_dead_feed_is(days):
 def test_a_warm_day_is_no_upstream_change_and_an_offset_is(days):
     """14 January was warmer than every hour of 1-4 January: all its departures lie outside the
     reference's range of temperatures. The days' means vary as much (t on 3 degrees of freedom:
-    p 0.04), so it is weather, not "an offset or unit change upstream". A reading moved 400
-    degrees is far beyond what the days do."""
+    p 0.04), so it is weather, not "an offset or unit change upstream". Readings moved 100
+    degrees lie beyond the days (p 2e-4): a warning, as a rare cold snap would be; moved 400
+    they lie far beyond them (p below ``BATCH_BLOCK_P``), and the batch is blocked."""
     reference_days = [1, 2, 3, 4]
     high = max(days[d]["temp"].max() for d in reference_days)
     assert (days[14]["temp"] > high).mean() >= 0.9
     _, found = alarms(days, reference_days, 14)
     assert not [a for a in found if a.column == "temp" and a.cause == "upstream_change"]
+    _, found = alarms(days, reference_days, 14, temp=days[14]["temp"] + 100.0)
+    moved = [a for a in found if a.column == "temp" and a.cause == "upstream_change"]
+    assert moved and not any(a.blocking for a in moved)
+    assert "as weather would be" in moved[0].message
     _, found = alarms(days, reference_days, 14, temp=days[14]["temp"] + 400.0)
-    assert [a for a in found if a.column == "temp" and a.cause == "upstream_change"]
+    assert [a for a in found if a.column == "temp" and a.blocking]

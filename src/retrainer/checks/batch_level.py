@@ -37,10 +37,25 @@ from retrainer.profile import ColumnProfile
 HETEROGENEITY_P = 0.01  # the reference's batches differ beyond their rows' spread below this
 
 
-def mean_p(ref: ColumnProfile, mean: float | None) -> float | None:
-    """The two-sided chance that a batch of the reference's kind has a mean this far from the
-    mean of its batches' means (t on ``k - 1`` degrees of freedom); None when the batches'
-    means agree as far as their rows' spread tells (then rows, not batches, are the unit)."""
+def mean_p(ref: ColumnProfile, mean: float | None, since: int | None = None) -> float | None:
+    """The two-sided chance that a batch of the reference's kind has a mean this far from what
+    its batches' means predict; None when those means agree as far as their rows' spread tells
+    (then rows, not batches, are the unit).
+
+    Without ``since``, the prediction is the mean of the batches' means (t on ``k - 1`` degrees
+    of freedom). With ``since`` (how many batches after the reference's newest this one is) and
+    three batches or more, it is their straight line in time, read at this batch (t on ``k - 2``):
+    a season's trend (October cooling) carries on, and the interval widens with the distance
+    from the reference, as a regression's prediction interval does.
+
+    Example:
+        >>> from retrainer.profile import ColumnProfile
+        >>> noise = [1.5, -2.0, 0.5, 2.0, -1.5, 1.0, -2.5, 1.0]  # 8 days cooling 2 degrees a day
+        >>> days = tuple((900, 0, 70.0 - 2 * d + noise[d], 3.0) for d in range(8))
+        >>> ref = ColumnProfile("temp", "numeric", count=7200, batch_moments=days)
+        >>> round(mean_p(ref, 30.0), 4), round(mean_p(ref, 30.0, since=8), 2)  # 8 days later
+        (0.0007, 0.06)
+    """
     batches = [(r - n, m, s) for r, n, m, s in ref.moments_by_batch if m is not None and r > n]
     if len(batches) < 2 or mean is None or not math.isfinite(mean):
         return None
@@ -57,8 +72,18 @@ def mean_p(ref: ColumnProfile, mean: float | None) -> float | None:
     spread = within / (total - k)
     if spread > 0 and f.sf((between / (k - 1)) / spread, k - 1, total - k) >= HETEROGENEITY_P:
         return None
-    scale = float(np.std(means, ddof=1)) * math.sqrt(1 + 1 / k)
-    return float(2 * t.sf(abs(mean - float(means.mean())) / scale, k - 1))
+    if since is None or k < 3:
+        scale = float(np.std(means, ddof=1)) * math.sqrt(1 + 1 / k)
+        return float(2 * t.sf(abs(mean - float(means.mean())) / scale, k - 1))
+    x = np.arange(k, dtype="float64")
+    slope, intercept = np.polyfit(x, means, 1)
+    at = k - 1 + since
+    residual = math.sqrt(float(np.sum((means - intercept - slope * x) ** 2)) / (k - 2))
+    spread_x = float(np.sum((x - x.mean()) ** 2))
+    scale = residual * math.sqrt(1 + 1 / k + (at - x.mean()) ** 2 / spread_x)
+    if scale <= 0:
+        return 0.0
+    return float(2 * t.sf(abs(mean - (intercept + slope * at)) / scale, k - 2))
 
 
 def null_limit(ref: ColumnProfile, alpha: float) -> float | None:

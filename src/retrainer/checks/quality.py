@@ -173,7 +173,7 @@ def check_quality(
         results.append(_null_rate(spec, ref, cur, rules))
         if spec.kind == "numeric":
             results.append(_non_finite(spec, cur))
-            results.append(_out_of_range(spec, ref, cur, rules))
+            results.append(_out_of_range(spec, ref, cur, rules, batches_since))
             results += _constant_or_stuck(spec, ref, cur, rules)
         if spec.kind == "categorical":
             results.append(_unseen(spec, ref, cur, batches_since))
@@ -302,7 +302,11 @@ def _non_finite(spec: ColumnSpec, cur: ColumnProfile) -> CheckResult:
 
 
 def _out_of_range(
-    spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile, rules: _Rules
+    spec: ColumnSpec,
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    rules: _Rules,
+    batches_since: int | None = None,
 ) -> CheckResult:
     if spec.min is not None and spec.max is not None:
         low, high, outside = spec.min, spec.max, cur.below_min + cur.above_max
@@ -348,7 +352,13 @@ def _out_of_range(
         statistic=share,
         threshold=rules.max_out_of_range,
         message=message,
-        detail={"outside": outside, "min": low, "max": high, "far": far_count},
+        detail={
+            "outside": outside,
+            "min": low,
+            "max": high,
+            "far": far_count,
+            "batches_since": batches_since,
+        },
     )
 
 

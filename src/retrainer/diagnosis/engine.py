@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 SCALE_TOLERANCE = math.log(2.0)  # the spread within x/2 of a power of ten (batches vary)
 SCALE_P = 1e-3  # mapped back, a batch this unlikely under the reference is another shape
+BATCH_BLOCK_P = 1e-5  # a batch beyond the reference's batches blocks only below this
 SENTINEL_WORDS = frozenset(
     {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
 )
@@ -463,15 +464,29 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     outside = cur.hist[0] + cur.hist[-1]
     if share >= 0.9 and outside_by_chance(ref.values, cur.values, outside) >= SCALE_P:
         return None  # a range of a few values says little (3 budgets of early films)
-    if share >= 0.9 and (mean_p(ref, cur.mean) or 0.0) >= SCALE_P:
-        return None  # the reference's own batches move as far (a cold day after mild ones)
     if share >= 0.9:
+        # a column whose batches move as a whole (a day's weather) is judged by its batches:
+        # within them it is no finding; beyond them a warning, and an error only far beyond
+        # (weather's tails are heavy: a cold snap lies 4 of the days' spreads out)
+        moves = mean_p(ref, cur.mean, r.detail.get("batches_since"))
+        if moves is not None and moves >= SCALE_P:
+            return None
         message = (
             f"column {name!r}: {100 * share:.0f}% of the values lie outside the reference range "
             f"[{_g(low)}, {_g(high)}] (batch [{_g(cur.min)}, {_g(cur.max)}]) and no "
             "simple factor maps them back: an offset or unit change upstream"
         )
-        return _alarm("upstream_change", "moved_out", name, message, 0.7, evidence=[_cite(r)])
+        weather = moves is not None and moves >= BATCH_BLOCK_P
+        if weather:
+            message += (
+                f"? The reference's batches move as a whole and this one lies beyond them "
+                f"(p={moves:.2g}, not below {BATCH_BLOCK_P:g}): a warning, as weather would be"
+            )
+        severity = "warning" if weather else "error"
+        evidence = [_cite(r)] + ([{"batches_p": moves}] if moves is not None else [])
+        return _alarm(
+            "upstream_change", "moved_out", name, message, 0.7, severity=severity, evidence=evidence
+        )
     far = _far_count(r, cur)
     if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or far < 0.5 * outside:
         return None  # values that continue the range's tail (most of them near it) are drift
