@@ -152,6 +152,23 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     return {int(year): rows[dataset.names] for year, rows in frame.groupby("year")}
 
 
+def work_through(folder: Path, name: str) -> Project:
+    """``retrainer run --until-idle`` on the project file in ``folder``; prints the runs that
+    failed under a ``## name`` heading."""
+    args = ["--config", str(folder / "retrainer.yaml"), "run", "--until-idle", "--interval", "0"]
+    result = CliRunner().invoke(cli, args)
+    if result.exit_code:
+        raise SystemExit(result.output)
+    project = Project.from_yaml(folder / "retrainer.yaml")
+    with project.store.session() as s:
+        failed = s.scalars(select(RunRow).where(RunRow.status == "failed")).all()
+    print(f"\n## {name}")
+    for r in failed:
+        print(f"- run {r.id} failed: {r.error}")
+    print(f"runs failed: {len(failed)}")
+    return project
+
+
 def run(name: str, dataset: Dataset) -> None:
     by_season = seasons(dataset)
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,17 +179,7 @@ def run(name: str, dataset: Dataset) -> None:
         config = yaml.safe_load(project_template(dataset.task))
         config["data"].update(source="data/batches", **dataset.data)
         (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
-        args = ["--config", str(folder / "retrainer.yaml"), "run", "--until-idle"]
-        result = CliRunner().invoke(cli, [*args, "--interval", "0"])
-        if result.exit_code:
-            raise SystemExit(result.output)
-        project = Project.from_yaml(folder / "retrainer.yaml")
-        with project.store.session() as s:
-            failed = s.scalars(select(RunRow).where(RunRow.status == "failed")).all()
-        print(f"\n## {name}")
-        for r in failed:
-            print(f"- run {r.id} failed: {r.error}")
-        print(f"runs failed: {len(failed)}")
+        project = work_through(folder, name)
         rows = sum(map(len, by_season.values()))
         years = list(by_season)
         title = f"seasons {years[0]}-{years[-1]} through `retrainer run --until-idle`"
