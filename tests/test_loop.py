@@ -1,5 +1,6 @@
 """The loop end to end on real ELEC2 weeks: ingest, cycle, late labels, retrain, gate, register."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
@@ -220,3 +221,21 @@ def test_status_and_report_say_the_cause_and_action_in_words(make_project, elec,
     assert "nswdemand" in alarms[0]["message"] and "do not retrain" in alarms[0]["action"]
     html = project.report(tmp_path / "r.html").read_text()
     assert "Latest alarms: batch, cause and action" in html and "nswdemand" in html
+
+
+def test_a_batch_with_infinities_that_blocks_nothing_completes_its_cycle(make_project, elec):
+    """With ``policy.block_on: [upstream_change]`` a batch with -inf is not quarantined: its
+    rows with -inf get no prediction (no model takes them) and the others do. The cycle used to
+    end in scikit-learn's "Input X contains infinity"."""
+    policy = {**project_settings()["policy"], "block_on": ["upstream_change"]}
+    project = make_project(policy=policy)
+    project.ingest(elec.iloc[:672], key="history")
+    project.cycle()
+    batch = elec.iloc[672:702].copy()
+    batch.loc[batch.index[:10], "vicprice"] = -np.inf
+    batch_id = project.ingest(batch, key="some-inf").id
+    assert project.cycle().quarantined == ()
+    with project.store.session() as s:
+        sets = s.scalars(select(PredictionSetRow).where(PredictionSetRow.batch_id == batch_id))
+        table = project.artifacts.get_frame(next(iter(sets)).artifact)
+    assert table["row"].tolist() == list(range(10, 30))

@@ -180,6 +180,9 @@ class _Cycle:
             return []
         sample, model = found
         cfg, d = self.cfg.checks.sample, self.cfg.checks.drift
+        frame = frame[finite_rows(frame)]  # +-inf, which non_finite names, no model takes
+        if frame.empty:
+            return []
         out = []
         if cfg.prediction:
             out += prediction_drift(
@@ -410,14 +413,15 @@ class _Cycle:
                         )
                     )
                 }
-            X = frame[self.p.features(frame)]
+            finite = finite_rows(frame)  # a row with +-inf (non_finite) gets no prediction
+            X = frame.loc[finite, self.p.features(frame)]
             for role, version in roles:
-                if (role, version) in done:
+                if (role, version) in done or X.empty:
                     continue  # predicted by a cycle that was interrupted
                 pred, proba = predict(models[version], X)
-                table = pd.DataFrame({"row": np.arange(len(frame)), "prediction": pred.to_numpy()})
+                table = pd.DataFrame({"row": np.flatnonzero(finite), "prediction": pred.to_numpy()})
                 if id_col:
-                    table["id"] = frame[id_col].to_numpy()
+                    table["id"] = frame[id_col].to_numpy()[finite]
                 if isinstance(proba, pd.DataFrame):  # a multi-class model: a column per class
                     table = table.assign(**{f"score:{c}": proba[c].to_numpy() for c in proba})
                 elif proba is not None:
@@ -927,3 +931,15 @@ def _aware(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def finite_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``frame`` hold no +-inf in a numeric column.
+
+    >>> finite_rows(pd.DataFrame({"x": [1.0, -np.inf, np.nan], "c": ["a", "b", "c"]})).tolist()
+    [True, False, True]
+    """
+    numeric = frame.select_dtypes("number")
+    if numeric.empty:
+        return np.ones(len(frame), dtype=bool)
+    return ~np.isinf(numeric.to_numpy(dtype="float64")).any(axis=1)
