@@ -417,7 +417,7 @@ class _Cycle:
             X = frame.loc[finite, self.p.features(frame)]
             for role, version in roles:
                 if (role, version) in done or X.empty:
-                    continue  # predicted by a cycle that was interrupted
+                    continue  # predicted by an interrupted cycle, or no row a model takes
                 pred, proba = predict(models[version], X)
                 table = pd.DataFrame({"row": np.flatnonzero(finite), "prediction": pred.to_numpy()})
                 if id_col:
