@@ -121,10 +121,13 @@ def reach_back(rows: list, chosen: list, min_rows: int | None) -> list:
     return rows[start:first] + chosen
 
 
-def _window_rows(project: Record, batches: list[BatchRow]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The window's labelled rows (in time order when the project has a time column) and the
-    batch id of each row."""
-    frames = [project.batch_frame(b, labelled_only=True) for b in batches]
+def _window_rows(
+    project: Record, batches: list[BatchRow], *, labelled_only: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The window's labelled rows (``labelled_only`` False: all its rows not set aside, as
+    they arrived), in time order when the project has a time column, and the batch id of each
+    row."""
+    frames = [project.batch_frame(b, labelled_only=labelled_only, kept_only=True) for b in batches]
     if not frames:
         return pd.DataFrame(), np.array([], dtype=int)
     frame = pd.concat(frames, ignore_index=True)
@@ -134,6 +137,13 @@ def _window_rows(project: Record, batches: list[BatchRow]) -> tuple[pd.DataFrame
         order = frame.sort_values(time, kind="stable").index.to_numpy()
         frame, batch_of = frame.iloc[order].reset_index(drop=True), batch_of[order]
     return frame, batch_of
+
+
+def _labelled(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """Which rows of ``frame`` carry a label (none without a target column)."""
+    if target not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[target].notna().to_numpy()
 
 
 def _period(frame: pd.DataFrame, time: str | None) -> dict:
@@ -293,7 +303,9 @@ def _train_gate_register(
 ) -> RunOutcome:
     cfg = project.config
     batches = select_window(project)
-    frame, batch_of = _window_rows(project, batches)
+    served, served_batch = _window_rows(project, batches, labelled_only=False)
+    labelled = _labelled(served, project.target)
+    frame, batch_of = served[labelled].reset_index(drop=True), served_batch[labelled]
     window = {
         "clock": clock.isoformat(),
         "batches": [b.id for b in batches],
@@ -350,8 +362,11 @@ def _train_gate_register(
         )
     passed = gate.passed and deploy.passed
     reason = "; ".join([gate.reason, *deploy.reasons])
+    # The reference describes the inputs as they arrive, labelled or not: the batches it is
+    # checked against hold rows whose labels never come (a city without sales, a sale not
+    # reviewed), and those rows can differ in their nulls and categories from the labelled.
     reference = BatchProfile.from_frame(
-        frame[features], project.schema(), rows=True, batches=batch_of
+        served[features], project.schema(), rows=True, batches=served_batch
     ).to_dict()
     lineage = {
         "run": run_id,
