@@ -76,11 +76,30 @@ def test_mean_p_reads_a_trend_as_scipy_s_regression_does(days):
     x = np.arange(8.0)
     fit = linregress(x, means)
     residual = np.sqrt(np.sum((means - fit.intercept - fit.slope * x) ** 2) / 6)
-    for since, mean in [(1, 45.0), (6, 45.0), (6, 60.0), (30, 20.0)]:
+    level = means.std(ddof=1) * np.sqrt(1 + 1 / 8)
+    trend_won = 0
+    for since, mean in [(1, 45.0), (6, 45.0), (6, 60.0), (30, 20.0), (30, 30.0)]:
         at = 7 + since
         scale = residual * np.sqrt(1 + 1 / 8 + (at - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2))
-        expected = 2 * student.sf(abs(mean - fit.intercept - fit.slope * at) / scale, 6)
+        trend = 2 * student.sf(abs(mean - fit.intercept - fit.slope * at) / scale, 6)
+        flat = 2 * student.sf(abs(mean - means.mean()) / level, 7)
+        trend_won += trend > flat
+        expected = max(trend, flat)  # beyond the days only where neither reading explains it
         assert mean_p(reference.columns["temp"], mean, since) == pytest.approx(expected, rel=1e-6)
+    assert 0 < trend_won < 5  # both readings decide some of the cases
+
+
+def test_a_month_number_that_climbed_without_residual_is_not_beyond_its_batches():
+    """A batch's month (constant in each monthly file) climbs from 1 to 8 on an exact line;
+    the line read 13 months on predicts 21 with no spread, and a September is then no fault.
+    Read as batches alike, 9 lies 1.7 of their spreads from their mean."""
+    months = [pd.DataFrame({"month": np.full(46, float(m))}) for m in range(1, 9)]
+    reference, _ = reference_of(months)
+    values = np.arange(1.0, 9.0)
+    flat = 2 * student.sf(abs(9.0 - values.mean()) / (values.std(ddof=1) * np.sqrt(9 / 8)), 7)
+    assert mean_p(reference.columns["month"], 9.0, since=13) == pytest.approx(flat, rel=1e-9)
+    assert mean_p(reference.columns["month"], 9.0, since=13) > 0.1
+    assert mean_p(reference.columns["month"], 40.0, since=13) < 1e-5  # far beyond both
 
 
 def test_null_limit_is_gated_by_scipy_s_homogeneity_test(days):

@@ -44,9 +44,12 @@ def mean_p(ref: ColumnProfile, mean: float | None, since: int | None = None) -> 
 
     Without ``since``, the prediction is the mean of the batches' means (t on ``k - 1`` degrees
     of freedom). With ``since`` (how many batches after the reference's newest this one is) and
-    three batches or more, it is their straight line in time, read at this batch (t on ``k - 2``):
-    a season's trend (October cooling) carries on, and the interval widens with the distance
-    from the reference, as a regression's prediction interval does.
+    three batches or more, it is also their straight line in time, read at this batch (t on
+    ``k - 2``): a season's trend (October cooling) carries on, and the interval widens with the
+    distance from the reference, as a regression's prediction interval does. The batch is
+    beyond the batches only where neither reading explains it (an intersection-union test: the
+    larger of the two chances). A line does not continue for ever: a month's number climbs from
+    1 to 8 without a residual, and a later September is no fault.
 
     Example:
         >>> from retrainer.profile import ColumnProfile
@@ -55,6 +58,10 @@ def mean_p(ref: ColumnProfile, mean: float | None, since: int | None = None) -> 
         >>> ref = ColumnProfile("temp", "numeric", count=7200, batch_moments=days)
         >>> round(mean_p(ref, 30.0), 4), round(mean_p(ref, 30.0, since=8), 2)  # 8 days later
         (0.0007, 0.06)
+        >>> months = ColumnProfile("month", "numeric", count=400,
+        ...                        batch_moments=tuple((50, 0, m, 0.0) for m in range(1, 9)))
+        >>> round(mean_p(months, 9.0, since=13), 2)  # the next year's September: not beyond
+        0.13
     """
     batches = [(r - n, m, s) for r, n, m, s in ref.moments_by_batch if m is not None and r > n]
     if len(batches) < 2 or mean is None or not math.isfinite(mean):
@@ -72,9 +79,10 @@ def mean_p(ref: ColumnProfile, mean: float | None, since: int | None = None) -> 
     spread = within / (total - k)
     if spread > 0 and f.sf((between / (k - 1)) / spread, k - 1, total - k) >= HETEROGENEITY_P:
         return None
+    scale = float(np.std(means, ddof=1)) * math.sqrt(1 + 1 / k)
+    level = float(2 * t.sf(abs(mean - float(means.mean())) / scale, k - 1))
     if since is None or k < 3:
-        scale = float(np.std(means, ddof=1)) * math.sqrt(1 + 1 / k)
-        return float(2 * t.sf(abs(mean - float(means.mean())) / scale, k - 1))
+        return level
     x = np.arange(k, dtype="float64")
     slope, intercept = np.polyfit(x, means, 1)
     at = k - 1 + since
@@ -82,8 +90,8 @@ def mean_p(ref: ColumnProfile, mean: float | None, since: int | None = None) -> 
     spread_x = float(np.sum((x - x.mean()) ** 2))
     scale = residual * math.sqrt(1 + 1 / k + (at - x.mean()) ** 2 / spread_x)
     if scale <= 0:
-        return 0.0
-    return float(2 * t.sf(abs(mean - (intercept + slope * at)) / scale, k - 2))
+        return level
+    return max(level, float(2 * t.sf(abs(mean - (intercept + slope * at)) / scale, k - 2)))
 
 
 def null_limit(ref: ColumnProfile, alpha: float) -> float | None:
