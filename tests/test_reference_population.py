@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from retrainer.checks.batch_level import null_limit
 from retrainer.profile import BatchProfile
+from retrainer.store.tables import CheckRow
 
 FIXTURE = Path(__file__).parent / "fixtures" / "txhousing_2000_2001.csv"
 
@@ -58,3 +60,34 @@ def test_rows_whose_label_never_comes_are_in_the_reference(make_project, months)
     assert report.quarantined == ()
     assert not [a for a in report.alarms if a["check"] in ("null_rate", "unseen_category")]
     assert null_limit(sales, 1e-3) is None  # the months' shares agree: rows are the unit
+
+
+def test_a_year_column_follows_the_calendar_and_a_year_since_1900_does_not(make_project, months):
+    """With ``year`` among the features, every month of 2001 lay wholly outside the reference's
+    [2000, 2000] and was quarantined as an offset upstream: retraining stopped for good. Equal
+    in every row to its time's year, it is the calendar moving on; sent as 101 (C's years since
+    1900), it is no longer its time's year and is still an upstream change."""
+    project, columns = housing_project(make_project, ["city", "year", "month", "sales"])
+    for rows in months[:12]:
+        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    assert project.cycle().champion == 1
+    for rows in months[12:14]:
+        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    report = project.cycle()
+    assert report.quarantined == ()
+    # the year did move: drift (the model meets a year it never saw), never a fault
+    assert {a["cause"] for a in report.alarms if a["column"] == "year"} == {"covariate_drift"}
+    with project.store.session() as s:
+        year = s.scalars(
+            select(CheckRow).where(
+                CheckRow.batch_id == report.batches[0],
+                CheckRow.name == "out_of_range",
+                CheckRow.column == "year",
+            )
+        ).one()
+        assert year.detail["calendar"] == "year" and "calendar moved on" in year.detail["message"]
+    since_1900 = months[14][columns].assign(year=101)
+    bad = project.ingest(since_1900, key="2001-03").id
+    report = project.cycle()
+    assert report.quarantined == (bad,)
+    assert [a["cause"] for a in report.alarms if a["column"] == "year"] == ["upstream_change"]

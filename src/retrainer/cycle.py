@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from retrainer.checks.calendar import calendar_columns
 from retrainer.checks.concept import DETECTORS, DriftDetector, detector_from_state
 from retrainer.checks.concept.calibrate import error_stream
 from retrainer.checks.drift import check_drift, dataset_drift
@@ -377,8 +378,10 @@ class _Cycle:
             profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
             since = batch_id - chosen.newest if chosen.newest else None
+            data = self.cfg.data
+            calendar = calendar_columns(frame, data.time_column, data.timezone)
             results += check_quality(
-                reference, profile, schema, **q.model_dump(), batches_since=since
+                reference, profile, schema, **q.model_dump(), batches_since=since, calendar=calendar
             )
             drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
             verdict = annotate(

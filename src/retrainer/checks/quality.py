@@ -58,6 +58,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -135,6 +136,7 @@ def check_quality(
     now: datetime | None = None,
     future_slack: timedelta = timedelta(hours=1),
     batches_since: int | None = None,
+    calendar: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Quality checks of ``current`` against ``reference`` and ``schema`` (see the module doc).
 
@@ -149,6 +151,9 @@ def check_quality(
         future_slack: clock skew tolerated before a timestamp counts as in the future.
         batches_since: how many batches after the reference's newest this one is (new
             members add up over them).
+        calendar: the batch's columns that are a date part of its time column (see
+            ``checks.calendar``), with the part: beyond the reference's range they are time
+            moving on, not a fault.
     """
     rules = _Rules(
         max_null_increase, max_out_of_range, stuck_run, now or datetime.now(UTC), future_slack
@@ -173,7 +178,8 @@ def check_quality(
         results.append(_null_rate(spec, ref, cur, rules))
         if spec.kind == "numeric":
             results.append(_non_finite(spec, cur))
-            results.append(_out_of_range(spec, ref, cur, rules, batches_since))
+            part = (calendar or {}).get(spec.name)
+            results.append(_out_of_range(spec, ref, cur, rules, batches_since, part))
             results += _constant_or_stuck(spec, ref, cur, rules)
         if spec.kind == "categorical":
             results.append(_unseen(spec, ref, cur, batches_since))
@@ -307,14 +313,24 @@ def _out_of_range(
     cur: ColumnProfile,
     rules: _Rules,
     batches_since: int | None = None,
+    calendar_part: str | None = None,
 ) -> CheckResult:
-    if spec.min is not None and spec.max is not None:
+    contract = spec.min is not None and spec.max is not None
+    if contract:
         low, high, outside = spec.min, spec.max, cur.below_min + cur.above_max
     elif ref.edges and cur.edges == ref.edges and cur.hist:
         low, high, outside = ref.edges[0], ref.edges[-1], cur.hist[0] + cur.hist[-1]
     else:
         low = high = None
         outside = 0
+    if calendar_part and not contract and low is not None and outside:
+        message = (
+            f"column {spec.name!r}: {outside} of {cur.values} values are outside the reference's "
+            f"[{low:.6g}, {high:.6g}], and every value is the {calendar_part} of its row's time: "
+            "the calendar moved on"
+        )
+        detail = {"outside": outside, "min": low, "max": high, "calendar": calendar_part}
+        return _result("out_of_range", spec.name, False, "warning", message=message, detail=detail)
     if low is None or not cur.values:
         return _result(
             "out_of_range",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlalchemy import select
 
+from retrainer.checks.calendar import calendar_columns
 from retrainer.checks.concept.sequential import MAX_BATCHES, Finding, baseline, error_rise
 from retrainer.checks.quality import check_quality
 from retrainer.checks.result import CheckResult
@@ -228,5 +229,7 @@ def recheck_quality(project: Record, frame: pd.DataFrame) -> list[str]:
     reference = BatchProfile.from_dict(champion.reference)
     profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
     options = project.config.checks.quality.model_dump()
-    results = check_quality(reference, profile, schema, **options)
+    data = project.config.data
+    calendar = calendar_columns(frame, data.time_column, data.timezone)
+    results = check_quality(reference, profile, schema, **options, calendar=calendar)
     return [f"{r.name} ({r.column}): {r.message}" for r in results if r.alarm]

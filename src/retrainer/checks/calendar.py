@@ -1,0 +1,69 @@
+"""Columns that are a date part of the project's time column: a batch's year, month or day.
+
+A monthly file's ``year`` is 2001 in every row of 2001. After a reference of 2000 it lies
+wholly outside the range, and the range rule read an offset upstream: every month after was
+quarantined, and retraining stopped for good. A column equal, in every row of the batch, to a
+part of the row's time follows the calendar, and values beyond the reference are time moving
+on. The test is made on the batch's own rows: a year sent as ``13`` is no longer its time's
+year and stays a finding.
+
+Example:
+    >>> import pandas as pd
+    >>> batch = pd.DataFrame({
+    ...     "at": pd.to_datetime(["2001-01-01", "2001-01-01"], utc=True),
+    ...     "year": [2001, 2001], "month": [1.0, 1.0], "sales": [72.0, 98.0],
+    ... })
+    >>> calendar_columns(batch, "at")
+    {'year': 'year', 'month': 'month'}
+    >>> calendar_columns(batch.assign(year=[13, 13]), "at")  # the year sent as 13
+    {'month': 'month'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+# the parts a calendar column can be, in the order a column matching several is named by
+PARTS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "year": lambda t: t.dt.year,
+    "month": lambda t: t.dt.month,
+    "day": lambda t: t.dt.day,
+    "hour": lambda t: t.dt.hour,
+    "weekday (Monday 0)": lambda t: t.dt.dayofweek,
+    "weekday (Monday 1)": lambda t: t.dt.dayofweek + 1,
+    "quarter": lambda t: t.dt.quarter,
+    "week": lambda t: t.dt.isocalendar().week,
+    "day of the year": lambda t: t.dt.dayofyear,
+}
+
+
+def calendar_columns(
+    frame: pd.DataFrame, time_column: str | None, timezone: str | None = None
+) -> dict[str, str]:
+    """Each numeric column of ``frame`` equal in every row (where both are known) to a part of
+    ``time_column``'s time in ``timezone`` (the data's zone; UTC without one), with that part."""
+    if not time_column or time_column not in frame or not len(frame):
+        return {}
+    times = frame[time_column]
+    if not isinstance(times.dtype, pd.DatetimeTZDtype):
+        return {}
+    local = times.dt.tz_convert(timezone or "UTC")
+    parts = {name: _floats(part(local)) for name, part in PARTS.items()}
+    found = {}
+    for column in frame.columns:
+        if column == time_column or not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = _floats(frame[column])
+        for name, part in parts.items():
+            known = ~(np.isnan(values) | np.isnan(part))
+            if known.any() and np.array_equal(values[known], part[known]):
+                found[column] = name
+                break
+    return found
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype="float64", na_value=np.nan)
