@@ -2,6 +2,7 @@
 housing sales by city (``tests/fixtures/txhousing_2000_2001.csv``), where a city that reports
 no sales has no median price either, so its rows never get a label."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from retrainer.checks.batch_level import null_limit
+from retrainer.checks.quality import check_quality
+from retrainer.data.schema import Schema
 from retrainer.profile import BatchProfile
 from retrainer.store.tables import CheckRow
 
@@ -91,3 +94,25 @@ def test_a_year_column_follows_the_calendar_and_a_year_since_1900_does_not(make_
     report = project.cycle()
     assert report.quarantined == (bad,)
     assert [a["cause"] for a in report.alarms if a["column"] == "year"] == ["upstream_change"]
+
+
+def test_a_declared_range_is_honoured_for_a_calendar_column(months):
+    """The calendar lifts the reference's range only; a contract that says 2000 at most still
+    alarms on 2001."""
+    reference_rows = pd.concat(months[:12])[["year", "sales"]]
+    inferred = Schema.infer(reference_rows).columns  # types only, as ``schema: inferred``
+    schema = Schema([replace(c, min=None, max=None) for c in inferred])
+    calendar = {"year": "year"}
+
+    def year_alarm(schema):
+        reference = BatchProfile.from_frame(reference_rows, schema)
+        rows = months[12][["year", "sales"]]
+        batch = BatchProfile.from_frame(rows, schema, edges=reference.edges())
+        results = check_quality(reference, batch, schema, calendar=calendar)
+        return next(r for r in results if r.name == "out_of_range" and r.column == "year").alarm
+
+    assert not year_alarm(schema)
+    contract = Schema(
+        [replace(c, min=1990.0, max=2000.0) if c.name == "year" else c for c in schema.columns]
+    )
+    assert year_alarm(contract)
