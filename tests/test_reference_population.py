@@ -116,3 +116,21 @@ def test_a_declared_range_is_honoured_for_a_calendar_column(months):
         [replace(c, min=1990.0, max=2000.0) if c.name == "year" else c for c in schema.columns]
     )
     assert year_alarm(contract)
+
+
+def test_the_multivariate_check_leaves_the_date_parts_out(make_project, months):
+    """A monthly file's month and year are one value per batch: read as rows beside a
+    reference of 12 months, MMD told every month from it (p at its floor, 1 in 201)."""
+    project, columns = housing_project(make_project, ["city", "year", "month", "sales"])
+    for rows in months[:12]:
+        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    assert project.cycle().champion == 1
+    for rows in months[12:15]:
+        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    report = project.cycle()
+    with project.store.session() as s:
+        checks = s.scalars(
+            select(CheckRow).where(CheckRow.batch_id.in_(report.batches), CheckRow.name == "mmd")
+        ).all()
+    assert len(checks) == 3
+    assert [c.alarm for c in checks] == [False] * 3, [c.p_value for c in checks]

@@ -190,12 +190,22 @@ class _Cycle:
                 sample, model, frame, alpha=d.alpha, min_rows=d.min_rows, min_psi=d.min_psi
             )
         if cfg.multivariate != "none":
+            # a date part (a monthly file's month and year) is one value per batch: read as
+            # rows, it tells every batch from a reference of many (``checks.calendar``)
             out.append(
                 multivariate_drift(
-                    sample, frame, method=cfg.multivariate, max_rows=cfg.multivariate_rows
+                    sample,
+                    frame,
+                    method=cfg.multivariate,
+                    max_rows=cfg.multivariate_rows,
+                    exclude=self._calendar(frame),
                 )
             )
         return out
+
+    def _calendar(self, frame: pd.DataFrame) -> dict[str, str]:
+        """The batch's columns that are a date part of its time (``checks.calendar``)."""
+        return calendar_columns(frame, self.cfg.data.time_column, self.cfg.data.timezone)
 
     # ----------------------------------------------------------------------------- run
     def run(self) -> CycleReport:
@@ -378,10 +388,13 @@ class _Cycle:
             profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
             since = batch_id - chosen.newest if chosen.newest else None
-            data = self.cfg.data
-            calendar = calendar_columns(frame, data.time_column, data.timezone)
             results += check_quality(
-                reference, profile, schema, **q.model_dump(), batches_since=since, calendar=calendar
+                reference,
+                profile,
+                schema,
+                **q.model_dump(),
+                batches_since=since,
+                calendar=self._calendar(frame),
             )
             drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
             verdict = annotate(

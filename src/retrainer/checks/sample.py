@@ -39,7 +39,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -187,6 +187,7 @@ def multivariate_drift(
     method: str = "mmd",
     max_rows: int = 500,
     seed: int = 0,
+    exclude: Collection[str] = (),
 ) -> CheckResult:
     """One multivariate check of ``frame``'s features against the sample's.
 
@@ -197,10 +198,11 @@ def multivariate_drift(
         max_rows: rows of each side the check reads at most (drawn with ``seed``); columns
             the batch lacks read as missing.
         seed: sampling seed.
+        exclude: features left out on both sides (a batch's date parts).
     """
     if method not in MULTIVARIATE:
         raise ValueError(f"multivariate check {method!r} is not one of {sorted(MULTIVARIATE)}")
-    columns = list(sample.features.columns)
+    columns = [c for c in sample.features.columns if c not in exclude]
     current = frame.reindex(columns=columns)
-    reference, current = (at_most(f, max_rows, seed) for f in (sample.features, current))
+    reference, current = (at_most(f, max_rows, seed) for f in (sample.features[columns], current))
     return MULTIVARIATE[method](reference, current, max_rows=max_rows, seed=seed)
