@@ -2,6 +2,7 @@
 performance, false-alarm calibration, and the concept-detector settings."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,30 @@ def test_calibration_moves_the_threshold_the_right_way():
     assert isinstance(calm, Calibration) and calm.to_dict()["false_alarm_rate"] == 1 / calm.arl
     with pytest.raises(DataError, match="need >= 10"):
         calibrate_detector("DDM", {}, [0.0, 1.0], arl=100)
+
+
+def test_page_hinkley_is_calibrated_in_the_units_of_the_loss():
+    """Page-Hinkley's threshold is a sum of errors in the loss's own units. A regressor of house
+    prices (the Texas housing fixture: MAE some 7,000 dollars) needs a threshold of hundreds of
+    thousands; the search stopped at 10^5, so no threshold reached the run length asked for.
+    The search range now follows the errors' spread: in thousands of dollars the threshold is a
+    thousandth, and both reach the run length."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    frame = pd.read_csv(Path(__file__).parent / "fixtures" / "txhousing_2000_2001.csv")
+    frame = frame.dropna(subset=["median"])
+    features = ["month", "sales", "volume", "listings", "inventory"]
+    train, held = frame[frame.year == 2000], frame[frame.year == 2001]
+    model = HistGradientBoostingRegressor(max_iter=50, random_state=0)
+    model.fit(train[features], train["median"])
+    dollars = error_stream("regression", "absolute", held["median"], model.predict(held[features]))
+    assert 5_000 < dollars.mean() < 20_000
+    in_dollars = calibrate_detector("PageHinkley", {}, dollars, arl=2000)
+    in_thousands = calibrate_detector("PageHinkley", {}, dollars / 1000, arl=2000)
+    assert in_dollars.arl >= 2000 and in_thousands.arl >= 2000
+    ratio = in_dollars.params["threshold"] / in_thousands.params["threshold"]
+    assert ratio == pytest.approx(1000, rel=0.1)  # delta (0.005) is not scaled
 
 
 def test_concept_settings_take_any_detector_and_refuse_what_does_not_fit():

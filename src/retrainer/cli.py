@@ -101,7 +101,8 @@ _REGRESSION = (
     ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
     ("  task: classification       #", "  task: regression           #"),
     ("  metric: accuracy           #", "  metric: mae                #"),
-    ("concept: {detector: ddm}  ", "concept: {detector: page_hinkley}"),
+    # Page-Hinkley's threshold is in the loss's units (dollars, logs): calibrated, never fixed
+    ("concept: {detector: ddm}  ", "concept: {detector: page_hinkley, arl: 2000}"),
 )
 
 
@@ -111,7 +112,7 @@ def project_template(task: str = "classification") -> str:
     >>> import yaml
     >>> settings = yaml.safe_load(project_template("regression"))
     >>> settings["trainer"]["task"], settings["gate"]["metric"], settings["checks"]["concept"]
-    ('regression', 'mae', {'detector': 'page_hinkley'})
+    ('regression', 'mae', {'detector': 'page_hinkley', 'arl': 2000})
     """
     text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
     if task == "regression":

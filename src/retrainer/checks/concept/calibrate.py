@@ -35,6 +35,9 @@ THRESHOLDS: dict[str, tuple[str, bool, float, float]] = {
     "KSWIN": ("alpha", False, 1e-15, 0.5),
     "CUSUM": ("threshold", True, 1e-2, 1e4),
 }
+# detectors whose threshold is in the stream's own units (a regressor's error in dollars or in
+# logs): their search range is scaled by the reference errors' spread
+_IN_STREAM_UNITS = {"PageHinkley"}
 # warning levels that must stay on their side of the drift threshold
 _WARNING = {"DDM": ("warning_threshold", min), "EDDM": ("alpha", max)}
 _WARNING |= {name: ("warning_confidence", max) for name in ("HDDMA", "HDDMW")}
@@ -115,6 +118,9 @@ def calibrate_detector(
     if values.size < 10:
         raise DataError(f"calibrating {name}: {values.size} finite reference errors (need >= 10)")
     key, larger_is_calmer, low, high = THRESHOLDS[name]
+    spread = float(values.std())
+    if name in _IN_STREAM_UNITS and spread > 0:
+        low, high = low * spread, high * spread
     n = length or max(20 * arl, 20_000)
     stream = np.random.default_rng(seed).choice(values, size=n, replace=True)
 
