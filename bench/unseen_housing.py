@@ -11,9 +11,10 @@ missing for a third of the cities in 2002-2007, the 2008 crash, and a last month
 cities had not yet reported.
 
 Printed: runs that failed, the batches quarantined and why, the longest stretch retraining was
-held back, retrains, and the mean absolute error of the continuously trained model against the
-one never retrained (on the months both were scored on), and of the continuously trained one
-from 2005 on (scored whatever the earlier decisions: comparable between versions).
+held back, retrains, the mean absolute error of the continuously trained model against the one
+never retrained (on the months both were scored on), and of the continuously trained one from
+2005 on (scored whatever the earlier decisions: comparable between versions); and how many
+months each check alarmed on.
 
 Run: the data ships in the ``plotnine`` package's wheel. ``pip download --no-deps plotnine -d
 /tmp/wheels`` once, then ``.venv/bin/python bench/unseen_housing.py /tmp/wheels/plotnine-*.whl
@@ -30,12 +31,14 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from sqlalchemy import func, select
 from unseen_polls import outcome
 from unseen_rdatasets import work_through
 
 from retrainer import views
 from retrainer.cli import project_template
 from retrainer.replay import summarise
+from retrainer.store.tables import CheckRow
 
 MEMBER = "plotnine/data/txhousing.csv"
 LATER = 2005  # the first year of the "from 2005" figure
@@ -86,6 +89,18 @@ def main() -> None:
         value = views.overall(perf, "champion", later)
         shown = "n/a (no model scored)" if value is None else f"{value:,.0f}"
         print(f"continuously trained, {LATER} on: mae {shown}")
+        print(f"months with an alarm, by check: {alarmed_months(project)}")
+
+
+def alarmed_months(project) -> str:
+    """How many batches each check alarmed on (a concept detector, MMD, a column's KS...)."""
+    with project.store.session() as s:
+        rows = s.execute(
+            select(CheckRow.name, func.count(func.distinct(CheckRow.batch_id)))
+            .where(CheckRow.alarm.is_(True))
+            .group_by(CheckRow.name)
+        ).all()
+    return ", ".join(f"{name} {count}" for name, count in sorted(rows)) or "none"
 
 
 if __name__ == "__main__":

@@ -388,15 +388,18 @@ class _Cycle:
             profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
             since = batch_id - chosen.newest if chosen.newest else None
+            calendar = self._calendar(frame)
             results += check_quality(
                 reference,
                 profile,
                 schema,
                 **q.model_dump(),
                 batches_since=since,
-                calendar=self._calendar(frame),
+                calendar=calendar,
             )
-            drift = check_drift(reference, profile, **d.options(), dispersion=chosen.dispersion)
+            drift = check_drift(
+                reference, profile, **d.options(), dispersion=chosen.dispersion, calendar=calendar
+            )
             verdict = annotate(
                 dataset_drift(drift, share=d.share, batch_alpha=d.batch_alpha), chosen
             )

@@ -22,7 +22,8 @@ tested with p-values (``correction``: ``bh``, ``bonferroni`` or ``none``), is be
 **and** PSI is at least ``min_psi`` (an effect floor); a distance alarms at its threshold. The
 result list holds exactly one verdict per column; the extra measures are fields of it, in
 ``detail["measures"]``: ``psi``, ``jensen_shannon`` and ``psi_large`` (the column drifted and
-PSI exceeds ``psi_threshold``). Datetime columns are not tested (time moves by design).
+PSI exceeds ``psi_threshold``). Datetime columns are not tested (time moves by design), nor the
+date parts of the time column a caller names (``calendar``: a monthly file's month).
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -311,6 +312,7 @@ def check_drift(
     exact_max: int = SMALL,
     sensitivity: str = "effect",
     dispersion: Mapping[str, float] | None = None,
+    calendar: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Drift results per column of the reference (see the module doc for the alarm rule).
 
@@ -335,6 +337,8 @@ def check_drift(
         dispersion: per column, the reference's between-batch dispersion (at least 1; see
             ``retrainer.checks.reference.dispersion``): p-value tests count each row as
             ``1 / dispersion`` of an independent one (``detail["dispersion"]``).
+        calendar: the batch's date parts of its time column (``retrainer.checks.calendar``),
+            with the part: not tested, as datetime columns are not (time moves by design).
 
     Returns one verdict per column (named after the test that ran, or with a non-ok status);
     a tested column's verdict carries ``detail["measures"]`` (``psi``, ``jensen_shannon``,
@@ -353,6 +357,11 @@ def check_drift(
         if ref.kind == "datetime":
             continue
         default = "chi2" if ref.kind == "categorical" else "ks"
+        if name in (calendar or {}):
+            part = calendar[name]
+            message = f"column {name!r} is the {part} of each row's time: it moves by design"
+            results[name] = _single(name, default, "excluded_calendar", message, calendar=part)
+            continue
         cur = current.columns.get(name)
         skipped = _untestable(name, default, ref, cur, min_rows, alpha)
         if skipped is not None:

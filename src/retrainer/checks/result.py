@@ -14,7 +14,14 @@ from typing import Any
 
 KINDS = ("quality", "drift", "concept", "performance")
 SEVERITIES = ("info", "warning", "error")
-STATUSES = ("ok", "insufficient", "schema_error", "non_finite", "excluded_id_like")
+STATUSES = (
+    "ok",
+    "insufficient",
+    "schema_error",
+    "non_finite",
+    "excluded_id_like",
+    "excluded_calendar",
+)
 
 
 def plain(value: Any) -> Any:
@@ -42,7 +49,8 @@ class CheckResult:
 
     ``status`` says whether the check could run: ``ok``, ``insufficient`` (too few rows),
     ``schema_error`` (the column is missing or of another kind), ``non_finite`` (no finite
-    values) or ``excluded_id_like`` (an id-like column is not tested).
+    values), ``excluded_id_like`` (an id-like column is not tested) or ``excluded_calendar`` (a
+    date part of the time column is not tested for drift).
     """
 
     kind: str
