@@ -4,19 +4,26 @@ A monthly file's ``year`` is 2001 in every row of 2001. After a reference of 200
 wholly outside the range, and the range rule read an offset upstream: every month after was
 quarantined, and retraining stopped for good. A column equal, in every row of the batch, to a
 part of the row's time follows the calendar, and values beyond the reference are time moving
-on. The test is made on the batch's own rows: a year sent as ``13`` is no longer its time's
-year and stays a finding.
+on. The test is made on the batch's own rows: a year sent as ``101`` (C's years since 1900) is
+no longer its time's year and stays a finding.
 
 Example:
     >>> import pandas as pd
     >>> batch = pd.DataFrame({
-    ...     "at": pd.to_datetime(["2001-01-01", "2001-01-01"], utc=True),
-    ...     "year": [2001, 2001], "month": [1.0, 1.0], "sales": [72.0, 98.0],
+    ...     "at": pd.to_datetime(["2001-02-01", "2001-02-01"], utc=True),
+    ...     "year": [2001, 2001], "month": [2.0, 2.0], "sales": [72.0, 98.0],
     ... })
     >>> calendar_columns(batch, "at")
     {'year': 'year', 'month': 'month'}
-    >>> calendar_columns(batch.assign(year=[13, 13]), "at")  # the year sent as 13
+    >>> calendar_columns(batch.assign(year=[101, 101]), "at")  # C's years since 1900
     {'month': 'month'}
+
+Zeros and ones match too many parts by chance (a flag at midnight is not the hour), so a part
+that is 0 or 1 in every row is no match; in January the month is tested as any column:
+
+    >>> january = batch.assign(month=[1.0, 1.0], at=batch.at - pd.DateOffset(months=1))
+    >>> calendar_columns(january.assign(flag=[1, 1]), "at")
+    {'year': 'year'}
 """
 
 from __future__ import annotations
@@ -59,7 +66,12 @@ def calendar_columns(
         values = _floats(frame[column])
         for name, part in parts.items():
             known = ~(np.isnan(values) | np.isnan(part))
-            if known.any() and np.array_equal(values[known], part[known]):
+            # zeros and ones match too much by chance: a flag at midnight is not the hour
+            if (
+                known.any()
+                and part[known].max() >= 2
+                and np.array_equal(values[known], part[known])
+            ):
                 found[column] = name
                 break
     return found
