@@ -42,14 +42,24 @@ def housing_project(make_project, columns):
     ), ["row", "month_start", *columns, "median"]
 
 
+def ingest(project, columns, months):
+    for rows in months:
+        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+
+
+def started(make_project, months, columns):
+    """A project whose champion learnt 2000 (its 12 monthly files)."""
+    project, columns = housing_project(make_project, columns)
+    ingest(project, columns, months[:12])
+    assert project.cycle().champion == 1
+    return project, columns
+
+
 def test_rows_whose_label_never_comes_are_in_the_reference(make_project, months):
     """In 2000, 7 of the 46 cities a month report no sales and no median: those rows are
     unlabelled. Profiled on the labelled rows alone, the reference held no null sales, and
     every later month (the same cities silent) was quarantined as a null share that rose."""
-    project, columns = housing_project(make_project, ["city", "month", "sales", "listings"])
-    for rows in months[:12]:
-        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
-    assert project.cycle().champion == 1
+    project, columns = started(make_project, months, ["city", "month", "sales", "listings"])
     window = pd.concat(months[:12])
     assert window["median"].isna().sum() > 50  # the rows a label never reaches
     reference = BatchProfile.from_dict(project.champion.reference)
@@ -57,8 +67,7 @@ def test_rows_whose_label_never_comes_are_in_the_reference(make_project, months)
     assert sales.count == len(window) and sales.nulls == window["sales"].isna().sum()
     assert len(sales.moments_by_batch) == 12
     assert set(reference.columns["city"].categories) >= set(window["city"])  # silent ones too
-    for rows in months[12:15]:
-        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    ingest(project, columns, months[12:15])
     report = project.cycle()
     assert report.quarantined == ()
     assert not [a for a in report.alarms if a["check"] in ("null_rate", "unseen_category")]
@@ -70,12 +79,8 @@ def test_a_year_column_follows_the_calendar_and_a_year_since_1900_does_not(make_
     [2000, 2000] and was quarantined as an offset upstream: retraining stopped for good. Equal
     in every row to its time's year, it is the calendar moving on; sent as 101 (C's years since
     1900), it is no longer its time's year and is still an upstream change."""
-    project, columns = housing_project(make_project, ["city", "year", "month", "sales"])
-    for rows in months[:12]:
-        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
-    assert project.cycle().champion == 1
-    for rows in months[13:15]:  # February and March (in January the month is 1: a flag?)
-        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    project, columns = started(make_project, months, ["city", "year", "month", "sales"])
+    ingest(project, columns, months[13:15])  # February, March (in January the month is 1: a flag?)
     report = project.cycle()
     assert report.quarantined == ()
     # a date part moves by design: no finding of any kind (the drift test skips it too)
@@ -121,12 +126,8 @@ def test_a_declared_range_is_honoured_for_a_calendar_column(months):
 def test_the_multivariate_check_leaves_the_date_parts_out(make_project, months):
     """A monthly file's month and year are one value per batch: read as rows beside a
     reference of 12 months, MMD told every month from it (p at its floor, 1 in 201)."""
-    project, columns = housing_project(make_project, ["city", "year", "month", "sales"])
-    for rows in months[:12]:
-        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
-    assert project.cycle().champion == 1
-    for rows in months[13:16]:  # February to April (in January the month is 1: a flag?)
-        project.ingest(rows[columns], key=f"{rows.month_start[0]:%Y-%m}")
+    project, columns = started(make_project, months, ["city", "year", "month", "sales"])
+    ingest(project, columns, months[13:16])  # February to April
     report = project.cycle()
     with project.store.session() as s:
         checks = s.scalars(
