@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from unseen_polls import outcome
-from unseen_rdatasets import work_through
+from unseen_rdatasets import work_through, write_backlog
 
 from retrainer import views
 from retrainer.cli import project_template
@@ -74,20 +74,13 @@ def main() -> None:
     days = list(frame.groupby(frame["scheduled"].dt.date))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "data" / "batches").mkdir(parents=True)
-        for day, rows in days:
-            rows[COLUMNS].to_csv(folder / "data" / "batches" / f"{day}.csv", index=False)
         config = yaml.safe_load(project_template("classification"))
         config["data"].update(
-            source="data/batches",
-            target="late",
-            id_column="flight",
-            time_column="scheduled",
-            timezone="America/New_York",
+            target="late", id_column="flight", time_column="scheduled", timezone="America/New_York"
         )
         if args.window_batches:
             config["trainer"]["window"] = {"batches": args.window_batches, "min_rows": 1000}
-        (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
+        write_backlog(folder, {str(day): rows[COLUMNS] for day, rows in days}, config)
         started = time.perf_counter()
         project = work_through(folder, f"flights (window {config['trainer']['window']})")
         print(f"{time.perf_counter() - started:.0f} s")

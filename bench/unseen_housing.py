@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 from sqlalchemy import func, select
 from unseen_polls import outcome
-from unseen_rdatasets import work_through
+from unseen_rdatasets import work_through, write_backlog
 
 from retrainer import views
 from retrainer.cli import project_template
@@ -71,14 +71,9 @@ def main() -> None:
     months = list(frame.groupby("month_start"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "data" / "batches").mkdir(parents=True)
-        for month, rows in months:
-            rows[columns].to_csv(folder / "data" / "batches" / f"{month:%Y-%m}.csv", index=False)
         config = yaml.safe_load(project_template("regression"))
-        config["data"].update(
-            source="data/batches", target="median", id_column="row", time_column="month_start"
-        )
-        (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
+        config["data"].update(target="median", id_column="row", time_column="month_start")
+        write_backlog(folder, {f"{m:%Y-%m}": rows[columns] for m, rows in months}, config)
         project = work_through(folder, f"Texas housing{' with the year' if year else ''}")
         title = "2000-2015, a file a month"
         outcome(title, project, summarise(project, 0, len(frame), None, 0.0, None))

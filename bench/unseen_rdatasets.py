@@ -152,6 +152,16 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     return {int(year): rows[dataset.names] for year, rows in frame.groupby("year")}
 
 
+def write_backlog(folder: Path, files: dict[str, pd.DataFrame], config: dict) -> None:
+    """``files`` (name -> rows) as CSV batch files in ``folder/data/batches`` and ``config``
+    (with ``data.source`` pointing there) as the project file."""
+    (folder / "data" / "batches").mkdir(parents=True)
+    for name, rows in files.items():
+        rows.to_csv(folder / "data" / "batches" / f"{name}.csv", index=False)
+    config["data"]["source"] = "data/batches"
+    (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
+
+
 def work_through(folder: Path, name: str) -> Project:
     """``retrainer run --until-idle`` on the project file in ``folder``; prints the runs that
     failed under a ``## name`` heading."""
@@ -173,12 +183,9 @@ def run(name: str, dataset: Dataset) -> None:
     by_season = seasons(dataset)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "data" / "batches").mkdir(parents=True)
-        for year, rows in by_season.items():
-            rows.to_csv(folder / "data" / "batches" / f"{year}.csv", index=False)
         config = yaml.safe_load(project_template(dataset.task))
-        config["data"].update(source="data/batches", **dataset.data)
-        (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))
+        config["data"].update(**dataset.data)
+        write_backlog(folder, {str(year): rows for year, rows in by_season.items()}, config)
         project = work_through(folder, name)
         rows = sum(map(len, by_season.values()))
         years = list(by_season)

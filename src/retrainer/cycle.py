@@ -99,6 +99,7 @@ class _Checked:
     drifted: set[str]
     moved: bool
     diagnosis: Diagnosis
+    calendar: dict[str, str] = field(default_factory=dict)  # date parts (``checks.calendar``)
 
     @property
     def alarms(self) -> list[Alarm]:
@@ -173,7 +174,9 @@ class _Cycle:
             )
         return self._samples[champion.version]
 
-    def _sample_checks(self, frame: pd.DataFrame, champion: Any) -> list[CheckResult]:
+    def _sample_checks(
+        self, frame: pd.DataFrame, champion: Any, calendar: dict[str, str]
+    ) -> list[CheckResult]:
         """Prediction drift and the multivariate check of a batch against the champion's
         reference sample (none when it has no sample)."""
         found = self.sample(champion)
@@ -198,14 +201,16 @@ class _Cycle:
                     frame,
                     method=cfg.multivariate,
                     max_rows=cfg.multivariate_rows,
-                    exclude=self._calendar(frame),
+                    exclude=calendar,
                 )
             )
         return out
 
-    def _calendar(self, frame: pd.DataFrame) -> dict[str, str]:
+    def _calendar(self, frame: pd.DataFrame, reference: BatchProfile | None) -> dict[str, str]:
         """The batch's columns that are a date part of its time (``checks.calendar``)."""
-        return calendar_columns(frame, self.cfg.data.time_column, self.cfg.data.timezone)
+        known = {n: c.max for n, c in (reference.columns if reference else {}).items() if c.max}
+        data = self.cfg.data
+        return calendar_columns(frame, data.time_column, data.timezone, reference_max=known)
 
     # ----------------------------------------------------------------------------- run
     def run(self) -> CycleReport:
@@ -307,7 +312,7 @@ class _Cycle:
         with self.p.store.session() as s:  # per batch: the rest of the cycle proceeds
             blocking = self.quarantine.screen(s, batch_id, self._blocking(alarms), self.id)
         if not blocking:  # recorded, not read by the diagnosis; quarantined batches not predicted
-            results += self._sample_checks(frame, champion)
+            results += self._sample_checks(frame, champion, checked.calendar)
             self.evidence += self.quarantine.tolerated(alarms)
             self.drifted |= checked.drifted
             self.dataset_drift |= checked.moved
@@ -382,13 +387,13 @@ class _Cycle:
         """A batch's profile (on the champion's reference ``edges``), quality and drift checks
         against the ``chosen`` reference (None: no champion's reference) and their diagnosis."""
         results: list[CheckResult] = []
-        drifted, moved = set(), False
+        drifted, moved, calendar = set(), False, {}
         if chosen is not None:
             reference = chosen.profile
             profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
             since = batch_id - chosen.newest if chosen.newest else None
-            calendar = self._calendar(frame)
+            calendar = self._calendar(frame, reference)
             results += check_quality(
                 reference,
                 profile,
@@ -409,7 +414,7 @@ class _Cycle:
         else:
             reference, profile = None, BatchProfile.from_frame(frame, schema)
         diagnosis = diagnose_in_cycle(self.p, batch_id, frame, results, reference, profile)
-        return _Checked(results, profile, drifted, moved, diagnosis)
+        return _Checked(results, profile, drifted, moved, diagnosis, calendar)
 
     # --------------------------------------------------------------------- predictions
     def _predict(self, batch_ids: list[int]) -> None:

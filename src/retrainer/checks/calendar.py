@@ -10,25 +10,29 @@ no longer its time's year and stays a finding.
 Example:
     >>> import pandas as pd
     >>> batch = pd.DataFrame({
-    ...     "at": pd.to_datetime(["2001-02-01", "2001-02-01"], utc=True),
+    ...     "time": pd.to_datetime(["2001-02-01", "2001-02-01"], utc=True),
     ...     "year": [2001, 2001], "month": [2.0, 2.0], "sales": [72.0, 98.0],
     ... })
-    >>> calendar_columns(batch, "at")
+    >>> calendar_columns(batch, "time")
     {'year': 'year', 'month': 'month'}
-    >>> calendar_columns(batch.assign(year=[101, 101]), "at")  # C's years since 1900
+    >>> calendar_columns(batch.assign(year=[101, 101]), "time")  # C's years since 1900
     {'month': 'month'}
 
 Zeros and ones match too many parts by chance (a flag at midnight is not the hour), so a part
-that is 0 or 1 in every row is no match; in January the month is tested as any column:
+that is 0 or 1 in every row matches only a column the reference saw at 2 or more
+(``reference_max``): January's month after a reference of other months, never a flag:
 
-    >>> january = batch.assign(month=[1.0, 1.0], at=batch.at - pd.DateOffset(months=1))
-    >>> calendar_columns(january.assign(flag=[1, 1]), "at")
+    >>> january = batch.assign(month=[1.0, 1.0], time=batch["time"] - pd.DateOffset(months=1))
+    >>> calendar_columns(january.assign(flag=[1, 1]), "time")
     {'year': 'year'}
+    >>> seen = {"month": 12.0, "flag": 1.0}
+    >>> calendar_columns(january.assign(flag=[1, 1]), "time", reference_max=seen)
+    {'year': 'year', 'month': 'month'}
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -48,10 +52,14 @@ PARTS: dict[str, Callable[[pd.Series], pd.Series]] = {
 
 
 def calendar_columns(
-    frame: pd.DataFrame, time_column: str | None, timezone: str | None = None
+    frame: pd.DataFrame,
+    time_column: str | None,
+    timezone: str | None = None,
+    reference_max: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
     """Each numeric column of ``frame`` equal in every row (where both are known) to a part of
-    ``time_column``'s time in ``timezone`` (the data's zone; UTC without one), with that part."""
+    ``time_column``'s time in ``timezone`` (the data's zone; UTC without one), with that part;
+    ``reference_max``: the reference's largest value per column (see above)."""
     if not time_column or time_column not in frame or not len(frame):
         return {}
     times = frame[time_column]
@@ -66,12 +74,12 @@ def calendar_columns(
         values = _floats(frame[column])
         for name, part in parts.items():
             known = ~(np.isnan(values) | np.isnan(part))
+            if not known.any():
+                continue
             # zeros and ones match too much by chance: a flag at midnight is not the hour
-            if (
-                known.any()
-                and part[known].max() >= 2
-                and np.array_equal(values[known], part[known])
-            ):
+            if part[known].max() < 2 and (reference_max or {}).get(column, 0.0) < 2:
+                continue
+            if np.array_equal(values[known], part[known]):
                 found[column] = name
                 break
     return found
