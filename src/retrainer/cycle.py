@@ -184,7 +184,7 @@ class _Cycle:
             return []
         sample, model = found
         cfg, d = self.cfg.checks.sample, self.cfg.checks.drift
-        frame = frame[finite_rows(frame)]  # +-inf, which non_finite names, no model takes
+        frame = frame[finite_rows(frame)]  # +-inf (non_finite names it) or beyond float32
         if frame.empty:
             return []
         out = []
@@ -958,12 +958,16 @@ def _aware(moment: datetime) -> datetime:
 
 
 def finite_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Which rows of ``frame`` hold no +-inf in a numeric column.
+    """Which rows of ``frame`` hold no value beyond float32's range (+-inf included) in a
+    numeric column: scikit-learn's trees read features as float32 and refuse such rows.
 
-    >>> finite_rows(pd.DataFrame({"x": [1.0, -np.inf, np.nan], "c": ["a", "b", "c"]})).tolist()
-    [True, False, True]
+    >>> frame = pd.DataFrame({"x": [1.0, -np.inf, np.nan, 1e300], "c": ["a", "b", "c", "d"]})
+    >>> finite_rows(frame).tolist()
+    [True, False, True, False]
     """
     numeric = frame.select_dtypes("number")
     if numeric.empty:
         return np.ones(len(frame), dtype=bool)
-    return ~np.isinf(numeric.to_numpy(dtype="float64")).any(axis=1)
+    with np.errstate(invalid="ignore"):
+        beyond = np.abs(numeric.to_numpy(dtype="float64")) > np.finfo(np.float32).max
+    return ~beyond.any(axis=1)
