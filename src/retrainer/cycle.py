@@ -206,12 +206,6 @@ class _Cycle:
             )
         return out
 
-    def _calendar(self, frame: pd.DataFrame, reference: BatchProfile | None) -> dict[str, str]:
-        """The batch's columns that are a date part of its time (``checks.calendar``)."""
-        known = {n: c.max for n, c in (reference.columns if reference else {}).items() if c.max}
-        data = self.cfg.data
-        return calendar_columns(frame, data.time_column, data.timezone, reference_max=known)
-
     # ----------------------------------------------------------------------------- run
     def run(self) -> CycleReport:
         champion = self.p.champion
@@ -393,7 +387,8 @@ class _Cycle:
             profile = BatchProfile.from_frame(frame, schema, edges=edges)
             q, d = self.cfg.checks.quality, self.cfg.checks.drift
             since = batch_id - chosen.newest if chosen.newest else None
-            calendar = self._calendar(frame, reference)
+            data = self.cfg.data
+            calendar = calendar_columns(frame, data.time_column, data.timezone, reference)
             results += check_quality(
                 reference,
                 profile,
@@ -969,5 +964,6 @@ def finite_rows(frame: pd.DataFrame) -> np.ndarray:
     if numeric.empty:
         return np.ones(len(frame), dtype=bool)
     with np.errstate(invalid="ignore"):
-        beyond = np.abs(numeric.to_numpy(dtype="float64")) > np.finfo(np.float32).max
+        values = numeric.to_numpy(dtype="float64", na_value=np.nan)
+        beyond = np.abs(values) > np.finfo(np.float32).max
     return ~beyond.any(axis=1)

@@ -9,6 +9,7 @@ no longer its time's year and stays a finding.
 
 Example:
     >>> import pandas as pd
+    >>> from retrainer.profile import BatchProfile
     >>> batch = pd.DataFrame({
     ...     "time": pd.to_datetime(["2001-02-01", "2001-02-01"], utc=True),
     ...     "year": [2001, 2001], "month": [2.0, 2.0], "sales": [72.0, 98.0],
@@ -20,22 +21,30 @@ Example:
 
 Zeros and ones match too many parts by chance (a flag at midnight is not the hour), so a part
 that is 0 or 1 in every row matches only a column the reference saw at 2 or more
-(``reference_max``): January's month after a reference of other months, never a flag:
+(``reference``): January's month after a reference of other months, never a flag:
 
     >>> january = batch.assign(month=[1.0, 1.0], time=batch["time"] - pd.DateOffset(months=1))
     >>> calendar_columns(january.assign(flag=[1, 1]), "time")
     {'year': 'year'}
-    >>> seen = {"month": 12.0, "flag": 1.0}
-    >>> calendar_columns(january.assign(flag=[1, 1]), "time", reference_max=seen)
+    >>> from retrainer.data.schema import Schema
+    >>> year = pd.DataFrame({"month": [float(m) for m in range(1, 13)], "flag": [1.0] * 12})
+    >>> seen = BatchProfile.from_frame(year, Schema.infer(year))
+    >>> calendar_columns(january.assign(flag=[1, 1]), "time", reference=seen)
     {'year': 'year', 'month': 'month'}
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from retrainer.profile import BatchProfile
+
+HEAD = 64  # rows a column is first compared on
 
 # the parts a calendar column can be, in the order a column matching several is named by
 PARTS: dict[str, Callable[[pd.Series], pd.Series]] = {
@@ -55,34 +64,49 @@ def calendar_columns(
     frame: pd.DataFrame,
     time_column: str | None,
     timezone: str | None = None,
-    reference_max: Mapping[str, float] | None = None,
+    reference: BatchProfile | None = None,
 ) -> dict[str, str]:
     """Each numeric column of ``frame`` equal in every row (where both are known) to a part of
     ``time_column``'s time in ``timezone`` (the data's zone; UTC without one), with that part;
-    ``reference_max``: the reference's largest value per column (see above)."""
+    ``reference``: the profile whose largest values admit a part of zeros and ones (see above).
+
+    A column is compared in full only with the parts it equals on the first ``HEAD`` rows, so
+    a batch's other columns cost a few comparisons each."""
     if not time_column or time_column not in frame or not len(frame):
         return {}
     times = frame[time_column]
     if not isinstance(times.dtype, pd.DatetimeTZDtype):
         return {}
     local = times.dt.tz_convert(timezone or "UTC")
-    parts = {name: _floats(part(local)) for name, part in PARTS.items()}
+    head = {name: _floats(part(local.iloc[:HEAD])) for name, part in PARTS.items()}
+    parts: dict[str, np.ndarray] = {}  # the whole batch's, computed when a column needs one
+    seen = reference.columns if reference is not None else {}
     found = {}
     for column in frame.columns:
         if column == time_column or not pd.api.types.is_numeric_dtype(frame[column]):
             continue
         values = _floats(frame[column])
-        for name, part in parts.items():
+        for name in [name for name in PARTS if _agree(values[:HEAD], head[name])]:
+            if name not in parts:
+                parts[name] = _floats(PARTS[name](local))
+            part = parts[name]
             known = ~(np.isnan(values) | np.isnan(part))
             if not known.any():
                 continue
             # zeros and ones match too much by chance: a flag at midnight is not the hour
-            if part[known].max() < 2 and (reference_max or {}).get(column, 0.0) < 2:
+            reached = seen[column].max if column in seen else None
+            if part[known].max() < 2 and (reached is None or reached < 2):
                 continue
             if np.array_equal(values[known], part[known]):
                 found[column] = name
                 break
     return found
+
+
+def _agree(values: np.ndarray, part: np.ndarray) -> bool:
+    """Equal where both are known (or nothing known to tell them apart)."""
+    known = ~(np.isnan(values) | np.isnan(part))
+    return bool(np.array_equal(values[known], part[known]))
 
 
 def _floats(series: pd.Series) -> np.ndarray:

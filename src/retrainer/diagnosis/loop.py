@@ -230,6 +230,6 @@ def recheck_quality(project: Record, frame: pd.DataFrame) -> list[str]:
     profile = BatchProfile.from_frame(frame, schema, edges=reference.edges())
     options = project.config.checks.quality.model_dump()
     data = project.config.data
-    calendar = calendar_columns(frame, data.time_column, data.timezone)
+    calendar = calendar_columns(frame, data.time_column, data.timezone, reference)
     results = check_quality(reference, profile, schema, **options, calendar=calendar)
     return [f"{r.name} ({r.column}): {r.message}" for r in results if r.alarm]
