@@ -168,7 +168,7 @@ def test_calibration_moves_the_threshold_the_right_way():
 
 def test_page_hinkley_is_calibrated_in_the_units_of_the_loss():
     """Page-Hinkley's threshold is a sum of errors in the loss's own units. A regressor of house
-    prices (the Texas housing fixture: MAE some 7,000 dollars) needs a threshold of hundreds of
+    prices (the Texas housing fixture: MAE some 10,000 dollars) needs a threshold of hundreds of
     thousands; the search stopped at 10^5, so no threshold reached the run length asked for.
     The search range now follows the errors' spread: in thousands of dollars the threshold is a
     thousandth, and both reach the run length."""
