@@ -50,6 +50,8 @@ from retrainer.diagnosis.alarms import (
     Diagnosis,
     rank,
 )
+from retrainer.diagnosis.batch_size import ALPHA as SIZE_ALPHA
+from retrainer.diagnosis.batch_size import MOST_SHARE
 from retrainer.diagnosis.signals import (
     ALPHA,
     NATURAL_SHARE,
@@ -777,13 +779,20 @@ def _batch_alarms(sig: BatchSignals, reference: BatchProfile | None) -> list[Ala
         )
         evidence = [{"duplicates": sig.duplicates, "rows": sig.n_rows, "keyed": sig.keyed}]
         out.append(_alarm("data_quality", "duplicates", None, message, 0.9, evidence=evidence))
-    if sig.expected_rows and sig.n_rows < 0.5 * sig.expected_rows:
-        message = (
-            f"the batch has {sig.n_rows} rows where about {sig.expected_rows:.0f} are usual: "
-            "truncated in transfer or export"
+    share = sig.truncated_share
+    if sig.expected_rows and sig.n_rows < share * sig.expected_rows:
+        varied = (
+            f" (fewer than {share:.2f} of them, which this project's batch sizes vary to in "
+            f"fewer than 1 batch in {1 / SIZE_ALPHA:,.0f})"
+            if share < MOST_SHARE
+            else ""
         )
-        confidence = 0.9 if sig.n_rows < 0.25 * sig.expected_rows else 0.75
-        evidence = [{"rows": sig.n_rows, "expected": sig.expected_rows}]
+        message = (
+            f"the batch has {sig.n_rows} rows where about {sig.expected_rows:.0f} are usual"
+            f"{varied}: truncated in transfer or export"
+        )
+        confidence = 0.9 if sig.n_rows < share / 2 * sig.expected_rows else 0.75
+        evidence = [{"rows": sig.n_rows, "expected": sig.expected_rows, "share": share}]
         out.append(
             _alarm("data_quality", "truncated", None, message, confidence, evidence=evidence)
         )

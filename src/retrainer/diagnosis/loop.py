@@ -7,7 +7,6 @@ the dashboard and ``accept-fix`` read the same record (:func:`retrainer.record.s
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from retrainer.checks.concept.sequential import MAX_BATCHES, Finding, baseline, 
 from retrainer.checks.quality import check_quality
 from retrainer.checks.result import CheckResult
 from retrainer.config import METRICS
+from retrainer.diagnosis.batch_size import UsualSize, usual_size
 from retrainer.diagnosis.engine import Alarm, Diagnosis, diagnose_batch, relation_alarm
 from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
 from retrainer.diagnosis.signals import batch_signals
@@ -30,20 +30,20 @@ from retrainer.store.tables import BatchRow
 if TYPE_CHECKING:
     from retrainer.record import Record
 
-RECENT = 8  # batches whose median size is the usual size
-MIN_HISTORY = 3  # fewest earlier batches before a batch can be called truncated
+HISTORY = 104  # earlier batches whose sizes say how much a batch's size varies
 
 
-def expected_rows(project: Record, batch_id: int) -> float | None:
-    """The median size of the ``RECENT`` batches before ``batch_id`` (None with fewer than 3)."""
+def expected_rows(project: Record, batch_id: int) -> UsualSize | None:
+    """The usual size of a batch before ``batch_id`` and how far below it a batch is truncated
+    (:mod:`retrainer.diagnosis.batch_size`; None with fewer than 3 earlier batches)."""
     with project.store.session() as s:
         sizes = s.scalars(
             select(BatchRow.n_rows)
             .where(BatchRow.id < batch_id)
             .order_by(BatchRow.id.desc())
-            .limit(RECENT)
+            .limit(HISTORY)
         ).all()
-    return float(statistics.median(sizes)) if len(sizes) >= MIN_HISTORY else None
+    return usual_size(sizes[::-1])
 
 
 def diagnose_in_cycle(

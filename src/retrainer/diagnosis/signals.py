@@ -23,6 +23,7 @@ import pandas as pd
 
 from retrainer.checks.result import plain
 from retrainer.data.schema import NULL_WORDS, UNIT, as_text, unit_suffixes
+from retrainer.diagnosis.batch_size import MOST_SHARE, UsualSize
 from retrainer.diagnosis.units import QUANTILES
 from retrainer.profile.batch import repeated_rows, row_hashes
 
@@ -118,7 +119,9 @@ class BatchSignals:
     the id or time column) or, without a key, the same values in every column. Without a key,
     ``repeats`` counts the rows that repeat the row just before (readings held) and ``resent``
     the rows of blocks of two or more consecutive rows sent before in the same order.
-    ``expected_rows`` is the usual batch size (the median of recent batches) when known.
+    ``expected_rows`` is the usual batch size (the median of recent batches) when known, and a
+    batch of fewer than ``truncated_share`` of it is truncated
+    (:mod:`retrainer.diagnosis.batch_size`).
     """
 
     n_rows: int
@@ -128,6 +131,7 @@ class BatchSignals:
     columns: dict[str, ColumnSignal] = field(default_factory=dict)
     repeats: int = 0
     resent: int = 0
+    truncated_share: float = MOST_SHARE
 
     def to_dict(self) -> dict:
         return {
@@ -137,6 +141,7 @@ class BatchSignals:
             "resent": self.resent,
             "keyed": self.keyed,
             "expected_rows": plain(self.expected_rows),
+            "truncated_share": self.truncated_share,
             "columns": {k: v.to_dict() for k, v in self.columns.items()},
         }
 
@@ -194,7 +199,7 @@ def batch_signals(
     numeric: Sequence[str],
     *,
     keys: Sequence[str] = (),
-    expected_rows: float | None = None,
+    expected_rows: float | UsualSize | None = None,
 ) -> BatchSignals:
     """Signals of ``frame``: duplicated rows and, per ``numeric`` column, mode and longest run.
 
@@ -202,8 +207,10 @@ def batch_signals(
         frame: the batch, rows in arrival order.
         numeric: the numeric feature columns to summarise (absent ones are skipped).
         keys: columns that identify a row (id, time); duplicates are counted on them when present.
-        expected_rows: the usual batch size, to tell a truncated batch.
+        expected_rows: the usual batch size (with the share below it that is truncated), to
+            tell a truncated batch.
     """
+    usual = UsualSize(expected_rows) if isinstance(expected_rows, int | float) else expected_rows
     present = [k for k in keys if k in frame.columns]
     repeats = resent = 0
     if present:
@@ -219,7 +226,14 @@ def batch_signals(
         if name in frame.columns and isinstance(frame[name], pd.Series)
     }
     return BatchSignals(
-        len(frame), duplicates, bool(present), expected_rows, columns, repeats, resent
+        len(frame),
+        duplicates,
+        bool(present),
+        usual.rows if usual else None,
+        columns,
+        repeats,
+        resent,
+        usual.share if usual else MOST_SHARE,
     )
 
 

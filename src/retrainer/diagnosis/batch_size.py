@@ -1,0 +1,58 @@
+"""The usual size of a batch, and how far below it a batch must fall to be called truncated.
+
+A batch with half the rows of the recent ones (the median of the last ``RECENT``) is suspect.
+Where a project's batch sizes vary by themselves (a month's listings, a season's matches), half
+is within their own behaviour: the share below which a batch is called truncated is then the
+lower ``ALPHA`` bound of a prediction from the earlier batches' log ratios to their own recent
+median (Student's t, one-sided), and never more than half.
+
+Example:
+    >>> usual_size([336] * 20).rows, usual_size([336] * 20).share  # steady: half is suspect
+    (336.0, 0.5)
+    >>> months = [94, 95, 100, 108, 139, 176, 249, 298, 246, 283, 259, 275, 216, 292, 267, 307]
+    >>> size = usual_size(months)
+    >>> size.rows, round(size.share, 2)  # 100 rows would be no truncation here
+    (271.0, 0.33)
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+RECENT = 8  # batches whose median size is the usual size
+MIN_HISTORY = 3  # fewest earlier batches before a batch can be called truncated
+MOST_SHARE = 0.5  # a batch with fewer than this share of the usual rows is suspect
+ALPHA = 1e-3  # false-alarm rate per batch where the sizes vary by themselves
+
+
+@dataclass(frozen=True)
+class UsualSize:
+    """``rows``: the usual size; a batch of fewer than ``share`` x ``rows`` is truncated."""
+
+    rows: float
+    share: float = MOST_SHARE
+
+
+def usual_size(sizes: Sequence[int]) -> UsualSize | None:
+    """The usual size after batches of ``sizes`` (oldest first; None with fewer than
+    ``MIN_HISTORY``) and the share below it that they reach by chance with probability
+    ``ALPHA``."""
+    if len(sizes) < MIN_HISTORY:
+        return None
+    logs = np.log(np.maximum(np.asarray(sizes, dtype=float), 1.0))
+    ratios = [
+        logs[i] - np.log(statistics.median(sizes[max(0, i - RECENT) : i]))
+        for i in range(MIN_HISTORY, len(sizes))
+    ]
+    rows = float(statistics.median(sizes[-RECENT:]))
+    if len(ratios) < 2:
+        return UsualSize(rows)
+    from scipy import stats  # here: `retrainer explain` reads diagnoses without SciPy
+
+    n, spread = len(ratios), float(np.std(ratios, ddof=1))
+    bound = np.mean(ratios) + stats.t.ppf(ALPHA, n - 1) * spread * np.sqrt(1 + 1 / n)
+    return UsualSize(rows, float(min(MOST_SHARE, np.exp(bound))))
