@@ -94,6 +94,7 @@ def backlog(
         rows.to_csv(folder / "data" / "batches" / f"{month}.csv", index=False)
     config = settings(folder)
     config["data"]["source"] = "data/batches"
+    config["run"] = {"max_batches_per_cycle": 8}  # as the README's figures were measured
     if keyless:
         config["data"].update(id_column=None, time_column=None)
     (folder / "retrainer.yaml").write_text(yaml.safe_dump(config))

@@ -152,9 +152,14 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     return {int(year): rows[dataset.names] for year, rows in frame.groupby("year")}
 
 
-def write_backlog(folder: Path, files: dict[str, pd.DataFrame], config: dict) -> None:
+def write_backlog(
+    folder: Path, files: dict[str, pd.DataFrame], config: dict, per_cycle: int | None = 8
+) -> None:
     """``files`` (name -> rows) as CSV batch files in ``folder/data/batches`` and ``config``
-    (with ``data.source`` pointing there) as the project file."""
+    (with ``data.source`` pointing there) as the project file; ``per_cycle`` files a cycle (8,
+    the default until stop 35, as the README's figures were measured; None: the default)."""
+    if per_cycle is not None:
+        config["run"] = {"max_batches_per_cycle": per_cycle}
     (folder / "data" / "batches").mkdir(parents=True)
     for name, rows in files.items():
         rows.to_csv(folder / "data" / "batches" / f"{name}.csv", index=False)

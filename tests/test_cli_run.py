@@ -123,3 +123,18 @@ def test_files_numbered_without_leading_zeros_are_taken_in_their_numbers_order(b
     with Project.from_yaml(backlog / "retrainer.yaml").store.session() as s:
         sources = s.scalars(select(BatchRow.source).order_by(BatchRow.id)).all()
     assert [os.path.basename(x) for x in sources] == names
+
+
+def test_by_default_a_backlog_is_retrained_as_its_triggers_ask_as_live(backlog):
+    """A cycle retrains at most once: at 4 files a cycle, a weekly schedule on these weekly
+    files retrained in 3 cycles of 10 files; a file a cycle (the default) retrains at each."""
+    settings = yaml.safe_load((backlog / "retrainer.yaml").read_text())
+    del settings["run"]
+    settings["policy"] = {"triggers": [{"type": "schedule", "every": "7d"}], "cooldown": "1d"}
+    (backlog / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--until-idle", "--json"])
+    assert result.exit_code == 0, result.output
+    project = Project.from_yaml(backlog / "retrainer.yaml")
+    with project.store.session() as s:
+        assert len(s.scalars(select(BatchRow.id)).all()) == 10
+    assert [v.version for v in project.registry.versions()] == list(range(1, 11))

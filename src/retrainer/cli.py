@@ -316,7 +316,7 @@ def run(
     as_json: bool,
 ) -> None:
     """Watch data.source (and data.labels) and run a cycle whenever something arrives. A
-    backlog is worked through run.max_batches_per_cycle files a cycle (default 8), with a
+    backlog is worked through run.max_batches_per_cycle files a cycle (default 1), with a
     progress bar and one line per cycle; idle, a poll only lists the folders. Ctrl-C stops
     cleanly between steps; --until-idle stops at the first poll that finds nothing new."""
     from retrainer.integrations.sql_source import sql_watch

@@ -216,9 +216,11 @@ def _known_url(location: Any) -> Any:
 
 class RunSettings(_Section):
     """``retrainer run``: a backlog of files is worked through this many batch files (and as
-    many label files) per cycle."""
+    many label files) per cycle. One, as live: a cycle retrains at most once, so with more a
+    backlog is retrained less often than its triggers ask (a weekly schedule on monthly files,
+    8 a cycle: once every 8 months)."""
 
-    max_batches_per_cycle: int = Field(8, ge=1)
+    max_batches_per_cycle: int = Field(1, ge=1)
 
 
 class WindowSettings(_Section):
