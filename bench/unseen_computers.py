@@ -23,18 +23,10 @@ bench/unseen_computers.py [--without-month-columns] [--files-per-cycle N]``; abo
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 import pandas as pd
-import yaml
-from unseen_housing import alarmed_months
-from unseen_polls import outcome
-from unseen_rdatasets import CSV, read, work_through, write_backlog
-
-from retrainer import views
-from retrainer.cli import project_template
-from retrainer.replay import summarise
+from unseen_housing import monthly_regression
+from unseen_rdatasets import CSV, read
 
 LATER = 1994  # the first year of the "from 1994" figure, comparable between settings
 
@@ -60,23 +52,8 @@ def main() -> None:
     monthly = [] if args.without_month_columns else ["ads", "trend"]
     columns = ["row", "month_start", "speed", "hd", "ram", "screen", "cd", "multi", "premium"]
     columns += [*monthly, "price"]
-    months = list(frame.groupby("month_start"))
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = yaml.safe_load(project_template("regression"))
-        config["data"].update(target="price", id_column="row", time_column="month_start")
-        files = {f"{m:%Y-%m}": rows[columns] for m, rows in months}
-        write_backlog(folder, files, config, per_cycle=args.files_per_cycle)
-        project = work_through(folder, f"486 computers{'' if monthly else ' (no ads, trend)'}")
-        title = "1993-1995, a file a month"
-        outcome(title, project, summarise(project, 0, len(frame), None, 0.0, None))
-        perf = views.performance(project)
-        print(f"scored by both models: {len(sorted(views.scored_by_both(perf)))} months")
-        later = {k + 1 for k, (month, _) in enumerate(months) if month.year >= LATER}
-        value = views.overall(perf, "champion", later)
-        shown = "n/a (no model scored)" if value is None else f"{value:,.1f}"
-        print(f"continuously trained, {LATER} on: mae {shown}")
-        print(f"months with an alarm, by check: {alarmed_months(project)}")
+    name = f"486 computers{'' if monthly else ' (no ads, trend)'}"
+    monthly_regression(name, frame[columns], "price", LATER, args.files_per_cycle)
 
 
 if __name__ == "__main__":

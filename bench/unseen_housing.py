@@ -72,23 +72,34 @@ def main() -> None:
     year = ["year"] if args.with_year else []
     columns = ["row", "month_start", "city", *year, "month", "sales", "volume", "listings"]
     columns += ["inventory", "median"]
+    name = f"Texas housing{' with the year' if year else ''}"
+    monthly_regression(name, frame[columns], "median", LATER, args.files_per_cycle or None)
+
+
+def monthly_regression(
+    name: str, frame: pd.DataFrame, target: str, later: int, per_cycle: int | None
+) -> None:
+    """``frame`` (ids in ``row``, times in ``month_start``) as a file a month, worked through as
+    a regression of ``target`` with the project file ``init --task regression`` writes,
+    ``per_cycle`` files a cycle (None: the default); prints what the module doc says, the error
+    from the year ``later`` on."""
     months = list(frame.groupby("month_start"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = yaml.safe_load(project_template("regression"))
-        config["data"].update(target="median", id_column="row", time_column="month_start")
-        files = {f"{m:%Y-%m}": rows[columns] for m, rows in months}
-        write_backlog(folder, files, config, per_cycle=args.files_per_cycle or None)
-        project = work_through(folder, f"Texas housing{' with the year' if year else ''}")
-        title = "2000-2015, a file a month"
+        config["data"].update(target=target, id_column="row", time_column="month_start")
+        files = {f"{m:%Y-%m}": rows for m, rows in months}
+        write_backlog(folder, files, config, per_cycle=per_cycle)
+        project = work_through(folder, name)
+        title = f"{months[0][0].year}-{months[-1][0].year}, a file a month"
         outcome(title, project, summarise(project, 0, len(frame), None, 0.0, None))
         perf = views.performance(project)
         both = sorted(views.scored_by_both(perf))
         print(f"scored by both models: {len(both)} months")
-        later = {k + 1 for k, (month, _) in enumerate(months) if month.year >= LATER}
-        value = views.overall(perf, "champion", later)
+        scored = {k + 1 for k, (month, _) in enumerate(months) if month.year >= later}
+        value = views.overall(perf, "champion", scored)
         shown = "n/a (no model scored)" if value is None else f"{value:,.0f}"
-        print(f"continuously trained, {LATER} on: mae {shown}")
+        print(f"continuously trained, {later} on: mae {shown}")
         print(f"months with an alarm, by check: {alarmed_months(project)}")
 
 
