@@ -24,9 +24,11 @@ from retrainer.checks.univariate import (
     fisher_exact_2x2,
     hellinger,
     kl_divergence,
+    ks_from_histograms,
     l_infinity,
     pool_sparse,
     register_test,
+    smallest_p,
     total_variation,
     wasserstein_from_counts,
     z_test_proportions,
@@ -306,3 +308,15 @@ def test_a_sparse_tables_p_value_is_scipys_permutation_p_value(g_test):
         assert ours == simulated_p_value(table, g_test=g_test)  # the same table, the same p
     assert simulated_p_value(np.array([[400, 300], [40, 30]])) is None  # no sparse cell
     assert simulated_p_value(np.array([[400, 300, 3.5], [40, 30, 0.5]])) is None  # deflated
+
+
+@pytest.mark.parametrize("n, m", [(4, 1), (3, 2), (6, 3)])
+def test_ks_on_tiny_samples_is_never_below_what_an_exact_test_can_give(n, m):
+    """Rows counted as a fraction of a row (a column with one value a batch, a batch counted as
+    one row) make tiny samples, where the asymptotic KS p-value of wholly separated samples was
+    0 (``kstwo`` with ``en = 1``). It is floored at the smallest p-value of SciPy's exact test,
+    which wholly separated samples reach."""
+    exact = stats.ks_2samp(np.arange(n, dtype=float), 100.0 + np.arange(m), method="exact")
+    assert smallest_p(n, m) == pytest.approx(exact.pvalue)
+    d, p = ks_from_histograms([n, 0], [0, m])
+    assert d == 1.0 and p == pytest.approx(exact.pvalue)

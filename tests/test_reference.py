@@ -316,3 +316,28 @@ def test_the_dispersion_of_the_reference_keeps_false_alarms_near_alpha_on_cluste
     assert plain / runs > 0.1
     assert deflated / runs <= 0.05
     assert found / runs > 0.85
+
+
+def test_the_fixed_reference_measures_its_batches_dispersion_from_their_moments():
+    """A champion's reference is one profile of its window with each batch's moments: its
+    dispersion agrees with the one measured from a profile per batch (SciPy's one-way ANOVA F
+    on the rows), and a column with one value a batch counts a batch as one row."""
+    from scipy import stats
+
+    from retrainer.checks.reference import fixed_reference
+
+    rng = np.random.default_rng(5)
+    weeks = _clustered(rng, 4, 300, 0.6)
+    for k, week in enumerate(weeks):
+        week["listings"] = float(100 + 7 * k)  # one value a batch
+    frame = pd.concat(weeks, ignore_index=True)
+    schema = Schema.infer(frame)
+    fixed = BatchProfile.from_frame(frame, schema, batches=np.repeat(range(4), 300))
+    measured = fixed_reference(fixed).dispersion
+    assert measured["x"] == pytest.approx(stats.f_oneway(*(w["x"] for w in weeks)).statistic)
+    assert measured["listings"] == 300.0  # the mean batch size: the design effect's bound
+    assert fixed_reference(BatchProfile.from_frame(weeks[0], schema)).dispersion == {}
+    ninth = BatchProfile.from_frame(weeks[0].assign(listings=128.0), schema, edges=fixed.edges())
+    drift = {r.column: r for r in check_drift(fixed, ninth, dispersion=measured)}
+    plain = {r.column: r for r in check_drift(fixed, ninth)}
+    assert plain["listings"].alarm and not drift["listings"].alarm

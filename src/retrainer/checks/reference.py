@@ -104,8 +104,9 @@ class Chosen:
 
 
 def fixed_reference(fixed: BatchProfile) -> Chosen:
-    """The champion's reference, unchanged."""
-    return Chosen(fixed, "fixed", (), "fixed reference (the champion's training window)")
+    """The champion's reference, unchanged, with the dispersion of its batches."""
+    note = "fixed reference (the champion's training window)"
+    return Chosen(fixed, "fixed", (), note, moment_dispersion(fixed))
 
 
 def reference_for(
@@ -169,20 +170,52 @@ def _counts_of(profiles: Sequence[BatchProfile], name: str) -> np.ndarray | None
 
 
 def _design_effect(profiles: Sequence[BatchProfile], name: str) -> float | None:
-    """One-way ANOVA F of the batches' means (between-batch over within-batch mean square):
-    an estimate of the design effect ``1 + (m - 1) * icc`` of rows clustered in batches."""
+    """The design effect of a column from one profile per batch (:func:`anova_f`)."""
     columns = [p.columns.get(name) for p in profiles]
     if any(c is None or c.missing or c.kind != "numeric" or not c.values for c in columns):
         return None
     n = np.array([c.values for c in columns], float)
     mean = np.array([c.mean for c in columns], float)
     var = np.array([(c.std or 0.0) ** 2 for c in columns], float)
+    return anova_f(n, mean, var)
+
+
+def anova_f(n: np.ndarray, mean: np.ndarray, var: np.ndarray) -> float | None:
+    """One-way ANOVA F of batches of ``n`` values with these means and variances (``ddof=1``):
+    between-batch over within-batch mean square, an estimate of the design effect ``1 + (m -
+    1) * icc`` of rows clustered in batches of ``m``, so at most ``m`` (the mean batch size): a
+    column with one value a batch (a month's count of listings) counts a batch as one row.
+
+    Example:
+        >>> anova_f(np.array([30.0, 30.0]), np.array([1.0, 5.0]), np.array([0.0, 0.0]))
+        30.0
+    """
     if len(n) < 2 or n.sum() <= len(n) or not np.isfinite(mean + var).all():
         return None
     grand = float((n * mean).sum() / n.sum())
     between = float((n * (mean - grand) ** 2).sum()) / (len(n) - 1)
     within = float(((n - 1) * var).sum()) / float(n.sum() - len(n))
-    return between / within if within > 0 else None
+    if within <= 0:
+        return float(n.mean()) if between > 0 else None
+    return min(between / within, float(n.mean()))
+
+
+def moment_dispersion(profile: BatchProfile) -> dict[str, float]:
+    """:func:`dispersion` of the numeric columns of one profile that keeps its batches' moments
+    (a champion's reference, ``batch_moments``): at least 1, none with fewer than 2 batches."""
+    out = {}
+    for name, col in profile.columns.items():
+        moments = [m for m in (col.batch_moments or ()) if m[2] is not None]
+        if col.kind != "numeric" or len(moments) < 2:
+            continue
+        n = np.array([rows - nulls for rows, nulls, _, _ in moments], float)
+        mean = np.array([m[2] for m in moments], float)
+        std0 = np.array([m[3] or 0.0 for m in moments], float)
+        var = std0**2 * n / np.maximum(n - 1, 1)  # the batches' std is ddof=0
+        effect = anova_f(n, mean, var)
+        if effect is not None:
+            out[name] = max(1.0, effect)
+    return out
 
 
 def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:

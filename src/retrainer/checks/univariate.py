@@ -266,7 +266,8 @@ def ks_from_histograms(ref_counts, cur_counts) -> tuple[float, float]:
     exact D on raw values, by at most the largest bin share); the p-value is
     ``kstwo.sf(D, en)`` with ``en = round(n*m/(n+m))``, as
     ``scipy.stats.ks_2samp(method="asymp")``. Above ``en = 10_000`` it is the limiting
-    Kolmogorov distribution (within 1 % of ``kstwo`` there). Empty counts give ``(0.0, 1.0)``.
+    Kolmogorov distribution (within 1 % of ``kstwo`` there); never below :func:`smallest_p`.
+    Empty counts give ``(0.0, 1.0)``.
 
     Example:
         >>> d, p = ks_from_histograms([50, 50, 0], [0, 50, 50])
@@ -281,7 +282,21 @@ def ks_from_histograms(ref_counts, cur_counts) -> tuple[float, float]:
     en = _effective_n(n, m)
     if en > EXACT_N:
         return d, float(stats.kstwobign.sf(d * np.sqrt(en)))
-    return d, float(stats.kstwo.sf(d, en))
+    return d, max(float(stats.kstwo.sf(d, en)), smallest_p(n, m))
+
+
+def smallest_p(n: float, m: float) -> float:
+    """The smallest p-value a two-sample rank test can give on samples of ``n`` and ``m``
+    (``2 / C(n + m, m)``: one sample wholly below or above the other). The asymptotic KS
+    p-value goes below it on tiny samples, such as rows counted as a fraction of an independent
+    row (one value a batch: a batch is one row), and is floored there.
+
+    Example:
+        >>> round(smallest_p(4, 1), 6), smallest_p(300, 300) < 1e-100
+        (0.4, True)
+    """
+    log_c = special.gammaln(n + m + 1) - special.gammaln(n + 1) - special.gammaln(m + 1)
+    return float(min(1.0, 2 * np.exp(-log_c)))
 
 
 def min_detectable_d(n: float, m: float, alpha: float) -> float:
