@@ -103,10 +103,12 @@ class Chosen:
     newest: int | None = None  # the newest batch it holds (None: not known)
 
 
+FIXED_NOTE = "fixed reference (the champion's training window)"
+
+
 def fixed_reference(fixed: BatchProfile) -> Chosen:
     """The champion's reference, unchanged, with the dispersion of its batches."""
-    note = "fixed reference (the champion's training window)"
-    return Chosen(fixed, "fixed", (), note, moment_dispersion(fixed))
+    return Chosen(fixed, "fixed", (), FIXED_NOTE, moment_dispersion(fixed))
 
 
 def reference_for(

@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import select
 
 from retrainer.checks.reference import (
+    FIXED_NOTE,
     HINT_HISTORY,
     Candidate,
     Chosen,
@@ -77,7 +78,7 @@ def annotate(verdict: CheckResult, chosen: Chosen) -> CheckResult:
     """The dataset-drift verdict with the reference it was checked against in its detail (and
     in its message, unless it is the usual fixed reference)."""
     detail = dict(verdict.detail, reference=chosen.note, reference_kind=chosen.kind)
-    usual = chosen.note == fixed_reference(chosen.profile).note
+    usual = chosen.note == FIXED_NOTE
     message = verdict.message if usual else f"{verdict.message} ({chosen.note})"
     return replace(verdict, detail=detail, message=message)
 
