@@ -138,3 +138,12 @@ def test_by_default_a_backlog_is_retrained_as_its_triggers_ask_as_live(backlog):
     with project.store.session() as s:
         assert len(s.scalars(select(BatchRow.id)).all()) == 10
     assert [v.version for v in project.registry.versions()] == list(range(1, 11))
+
+
+def test_a_replay_that_left_files_out_says_so_and_fails(backlog):
+    """All 52 weekly files of a new user's first backlog were refused (naive times) and
+    `run --until-idle` ended "stopped after 0 cycle(s)" with exit 0: a cron job saw success."""
+    (backlog / "in" / "005.csv").write_bytes(b"")
+    result = CliRunner().invoke(main, ["run", "--interval", "0.01", "--until-idle"])
+    assert result.exit_code == 2, result.output
+    assert "stopped after 3 cycle(s); 1 file(s) refused: 005.csv" in result.stderr

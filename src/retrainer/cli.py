@@ -318,7 +318,8 @@ def run(
     """Watch data.source (and data.labels) and run a cycle whenever something arrives. A
     backlog is worked through run.max_batches_per_cycle files a cycle (default 1), with a
     progress bar and one line per cycle; idle, a poll only lists the folders. Ctrl-C stops
-    cleanly between steps; --until-idle stops at the first poll that finds nothing new."""
+    cleanly between steps; --until-idle stops at the first poll that finds nothing new, and
+    exits 2 if a file was not ingested (each is named as it is refused)."""
     from retrainer.integrations.sql_source import sql_watch
     from retrainer.integrations.storage import is_url
     from retrainer.watch import FolderWatch
@@ -387,7 +388,11 @@ def run(
                     time.sleep(min(0.2, interval))
     finally:
         signal.signal(signal.SIGINT, previous)
-    err_console.print(f"stopped after {cycles} cycle(s)")
+    refused = sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in watch.failed)
+    left = f"; {len(refused)} file(s) refused: {', '.join(refused[:5])}" if refused else ""
+    err_console.print(f"stopped after {cycles} cycle(s){left}", highlight=False, markup=False)
+    if refused and until_idle:
+        sys.exit(2)  # a replay or a batch job: what was sent and not taken is a failure
 
 
 def _new_hints(r: dict, shown: set[str]) -> list[str]:
