@@ -272,3 +272,29 @@ def test_an_inconclusive_gate_promotes_only_a_challenger_within_the_tolerance(
     assert gate.verdict == "inconclusive" and gate.passed is promoted
     if not promoted:
         assert "more than the tolerance 0.01: champion kept" in gate.reason
+
+
+@pytest.mark.parametrize("holdout", [0.25, 0.2])
+def test_on_a_sliding_window_the_gate_copy_learns_from_as_much_history_as_the_champion(
+    make_project, elec, holdout
+):
+    """Four weekly batches a window, one new week: the window's rows before the holdout were
+    the champion's less its oldest week, and the copy fitted on them lost to the champion for
+    want of history (a solar nowcast: 28 of 52 honest weekly retrains kept out). The copy now
+    reaches back past the window to as many rows as the refit."""
+    trainer = project_settings()["trainer"] | {"window": {"batches": 4}}
+    project = make_project(trainer=trainer, gate={"metric": "accuracy", "holdout": holdout})
+    for week in range(4):
+        project.ingest(elec.iloc[week * WEEK : (week + 1) * WEEK], key=f"week-{week}")
+    project.cycle()
+    champion = project.champion.lineage["window"]
+    project.ingest(elec.iloc[4 * WEEK : 5 * WEEK], key="week-4")
+    outcome = _run(project)
+    compared = outcome.gate["compared"]
+    assert outcome.window["batches"] == [2, 3, 4, 5]
+    assert compared["challenger_window"]["rows"] >= 4 * WEEK
+    assert compared["challenger_window"]["from"] == champion["from"]  # week 0 is back in
+    if holdout == 0.25:  # the holdout is the new week: the copy is the champion's own fit
+        assert compared["batches"] == [5] and outcome.gate["n_holdout"] == WEEK
+        assert outcome.gate["reason"].startswith("not measured: the gate copy was fitted")
+        assert outcome.promoted

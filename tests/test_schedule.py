@@ -200,7 +200,7 @@ def test_score_matrix_cache_is_reused_and_keyed_by_the_data(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows():
+def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows_with_older_ones():
     from retrainer.gate import holdout_size
 
     batches = synthetic_batches()
@@ -210,7 +210,8 @@ def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows():
     X = pd.concat([batches[i][0] for i in (4, 5)], ignore_index=True)
     y = np.concatenate([batches[i][1] for i in (4, 5)])
     n = holdout_size(len(X), 0.2, np.r_[np.zeros(120, bool), np.ones(120, bool)])
-    copy = trainer.fit(X.iloc[:-n], y[:-n])
+    # the copy reaches back over batch 3 to as many rows as the window (120 + 240 - n >= 240)
+    copy = trainer.fit(pd.concat([batches[3][0], X.iloc[:-n]]), np.r_[batches[3][1], y[:-n]])
     expected = (copy.predict(X.iloc[-n:]) != y[-n:]).astype(np.uint8)
     np.testing.assert_array_equal(m.gate_bits(k), expected)
     assert m.gate_start[k] == 4 * 120 - n  # the newest rows of stream batch 3

@@ -44,7 +44,8 @@ def straightforward(batches, trainer, history, label_delay, window, holdout) -> 
     """The matrix as the issue states it: for every boundary k, the window of labelled batches
     (labels of stream batch i arrive before batch i + label_delay is predicted; history batches
     are labelled), one fit, a prediction per later batch; the gate copy fitted without the
-    newest rows (at most the newest batch; the first model's, the newest share of the history)."""
+    newest rows (at most the newest batch; the first model's, the newest share of the history)
+    and with older batches before them, to as many rows as the window."""
     stream_ = batches[history:]
     T = len(stream_)
     errors = np.full((T, T), np.nan)
@@ -69,7 +70,12 @@ def straightforward(batches, trainer, history, label_delay, window, holdout) -> 
             newest_rows = len(stream_[newest][0])
             unseen = np.r_[np.zeros(len(X) - newest_rows, bool), np.ones(newest_rows, bool)]
             n = holdout_size(len(X), holdout, unseen)
-        copy = trainer.fit(X.iloc[:-n], y[:-n])
+        Xc, yc, before = X.iloc[:-n], y[:-n], labelled[: len(labelled) - len(span)]
+        while len(Xc) < len(X) and before:  # as much history as the window, reaching back
+            older = before.pop()
+            Xc = pd.concat([batches[older][0], Xc], ignore_index=True)
+            yc = np.r_[np.asarray(batches[older][1]), yc]
+        copy = trainer.fit(Xc, yc)
         gate_bits.append((copy.predict(X.iloc[-n:]) != y[-n:]).astype(np.uint8))
         gate_start.append(sum(len(b[0]) for b in stream_[: newest + 1]) - n if newest >= 0 else -1)
     return {"errors": errors, "bits": bits, "gate_bits": gate_bits, "gate_start": gate_start}

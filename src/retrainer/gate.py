@@ -335,9 +335,10 @@ def holdout_size(rows: int, share: float, unseen: np.ndarray) -> int:
     """How many of the window's newest rows to hold out: those after the champion's window
     (``unseen``), at most ``share`` of the window; ``share`` of it when there are none.
 
-    The gate copy is then fitted on every row the champion could have seen and on no row it is
-    compared on: a longer holdout would fit it on older rows than the champion's and bias the
-    gate against the challenger.
+    The gate copy is then fitted on the rows before these, reaching back over older batches to
+    as many rows as the window (``retrain.as_much_history``): as much history as the champion
+    had, and no row it is compared on. A longer holdout would fit it on older rows than the
+    champion's and bias the gate against the challenger.
 
     Example:
         >>> holdout_size(1000, 0.2, np.r_[np.zeros(900, bool), np.ones(100, bool)])

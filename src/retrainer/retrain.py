@@ -139,6 +139,44 @@ def _window_rows(
     return frame, batch_of
 
 
+def as_much_history(
+    project: Record, batches: list[BatchRow], train: pd.DataFrame, rows: int
+) -> pd.DataFrame:
+    """The gate copy's rows: ``train`` (the window's rows before the holdout) after the labelled
+    rows of the batches before the window, newest batch first, until it holds ``rows`` (the
+    refit's), or no eligible batch is left.
+
+    The holdout takes the window's newest rows, so the window's rows before it are the refit's
+    less the holdout: on a window that slides a batch a run, the champion's rows less its oldest
+    batch. A copy fitted on them learns from less history than the champion did and the gate
+    leans to the champion (a solar nowcast retrained weekly on 6 weeks: copies on 5 weeks, 28 of
+    52 challengers kept out). Reaching back, the copy learns from as much as the champion; on the
+    champion's own rows it is the champion again, and the gate says it measured nothing.
+    """
+    missing = rows - len(train)
+    if missing <= 0 or not batches:
+        return train
+    query = select(BatchRow).where(
+        BatchRow.n_labelled > 0, BatchRow.status != "quarantined", BatchRow.id < batches[0].id
+    )
+    with project.store.session() as s:
+        older = s.scalars(query.order_by(BatchRow.id.desc())).all()
+    taken: list[BatchRow] = []
+    for batch in older:
+        if missing <= 0:
+            break
+        taken.insert(0, batch)
+        missing -= batch.n_labelled
+    if not taken:
+        return train
+    before, _ = _window_rows(project, taken)
+    extended = pd.concat([before, train], ignore_index=True)
+    time = project.config.data.time_column
+    if time and time in extended:
+        extended = extended.sort_values(time, kind="stable").reset_index(drop=True)
+    return extended
+
+
 def _labelled(frame: pd.DataFrame, target: str) -> np.ndarray:
     """Which rows of ``frame`` carry a label (none without a target column)."""
     if target not in frame:
@@ -334,7 +372,8 @@ def _train_gate_register(
             message=message,
         )
     n_holdout = holdout_size(len(frame), cfg.gate.holdout, out_of_time(champion, batch_of)[0])
-    train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
+    holdout = frame.iloc[-n_holdout:]
+    train = as_much_history(project, batches, frame.iloc[:-n_holdout], len(frame))
     window["holdout_rows"] = n_holdout
     target = project.target
     selection = train_challenger(cfg, train[features], train[target])  # where compute: says

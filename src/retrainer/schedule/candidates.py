@@ -5,7 +5,8 @@ The candidate of boundary ``k`` is fitted with the real trainer on its window
 (:func:`training_window`) and predicts every row from batch ``k`` on in one call; its **gate
 copy** is fitted on the same window without the newest ``holdout`` share of rows (at most the
 newest labelled batch; of a window in the history, the first model's, the share, as live with no
-champion) and predicts those rows: its errors there are the gate's and the version's reference
+champion), reaching back over older batches to as many rows as the window, and predicts those
+rows: its errors there are the gate's and the version's reference
 sample's. Boundaries whose window is the same (before the
 first stream label arrives) share one model and one task.
 
@@ -130,10 +131,27 @@ class Candidates:
         if newest >= 0:
             unseen[: len(X) - self.rows[newest]] = False
         n = holdout_size(len(X), self.holdout, unseen)
-        copy = self.trainer.fit(X.iloc[:-n], y[:-n])
+        copy = self.trainer.fit(*self.as_much_history(span, X.iloc[:-n], y[:-n], len(X)))
         gate = (np.asarray(copy.predict(X.iloc[-n:])) != y[-n:]).astype(np.uint8)
         gate_start = int(self.starts[newest + 1]) - n if newest >= 0 else -1
         return [Scored(k, wrong[int(self.starts[k]) - first :], gate, gate_start) for k in group]
+
+    def as_much_history(
+        self, span: range, X: pd.DataFrame, y: np.ndarray, rows: int
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The gate copy's rows: ``X``, ``y`` (the window's before the holdout) after the
+        batches before ``span``, newest first, until they hold ``rows``, as live
+        (:func:`retrainer.retrain.as_much_history`)."""
+        first, held = span[0], len(X)
+        while held < rows and first > 0:
+            first -= 1
+            held += len(self.batches[first][0])
+        extra = list(range(first, span[0]))
+        if not extra:
+            return X, y
+        older_X = [self.batches[i][0] for i in extra]
+        older_y = [np.asarray(self.batches[i][1]) for i in extra]
+        return pd.concat([*older_X, X], ignore_index=True), np.concatenate([*older_y, y])
 
 
 def cores() -> int:

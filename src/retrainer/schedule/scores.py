@@ -235,7 +235,7 @@ def cached_scores(
         "label_delay": label_delay,
         "window": window,
         "holdout": holdout,
-        "version": 3,  # 3: the first model's gate copy scored too (its reference sample)
+        "version": 4,  # 4: gate copies reach back to as many rows as their window
     }
     path = Path(folder) / f"scores-{scores_key(batches, config)}.npz"
     if path.exists():

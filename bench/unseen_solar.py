@@ -1,0 +1,121 @@
+"""A new user's weekly files on real data no rule was tuned on: a typical meteorological year
+(TMY3, NREL) of hourly solar and weather readings, as the ``pvlib`` wheel ships it
+(``723170TYA.CSV``: Greensboro, North Carolina; ``703165TY.csv``: Sand Point, Alaska), one file
+a week, worked through by ``retrainer run --until-idle`` with the project file ``retrainer init
+--task regression`` writes. The global horizontal irradiance is predicted from the
+extraterrestrial irradiance (the sun's position), the hour, the cloud cover and the weather
+readings, as a nowcast would.
+
+The data holds what such a station does: the irradiance is 0 for the whole night, nights grow
+from 9 hours in June to 15 in December (Alaska: 6 to 17), cloud cover is read in tenths, relative
+humidity in whole percent, a reading capped at its maximum (100 % humidity, 10 tenths of cloud),
+and each month comes from another year (1980-2005), so the months join at seams.
+
+Printed: runs that failed, the batches quarantined and why, the longest stretch retraining was
+held back, retrains, the mean absolute error (W/m^2) of the continuously trained model against
+the one never retrained, and of the continuously trained one from July on (scored whatever the
+earlier decisions: comparable between versions); and how many weeks each check alarmed on.
+
+Run: ``pip download --no-deps pvlib -d /tmp/wheels`` once, then ``.venv/bin/python
+bench/unseen_solar.py /tmp/wheels/pvlib-*.whl [greensboro|sandpoint]`` (or no wheel with
+``pvlib`` installed); about 3 minutes a station.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import zipfile
+from importlib.util import find_spec
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from unseen_housing import alarmed_months
+from unseen_polls import outcome
+from unseen_rdatasets import work_through, write_backlog
+
+from retrainer import views
+from retrainer.cli import project_template
+from retrainer.replay import summarise
+
+STATIONS = {"greensboro": "723170TYA.CSV", "sandpoint": "703165TY.csv"}
+COLUMNS = {
+    "ETR (W/m^2)": "etr",
+    "ETRN (W/m^2)": "etrn",
+    "TotCld (tenths)": "total_cloud",
+    "OpqCld (tenths)": "opaque_cloud",
+    "Dry-bulb (C)": "dry_bulb",
+    "Dew-point (C)": "dew_point",
+    "RHum (%)": "humidity",
+    "Pressure (mbar)": "pressure",
+    "Wdir (degrees)": "wind_dir",
+    "Wspd (m/s)": "wind_speed",
+    "Hvis (m)": "visibility",
+    "CeilHgt (m)": "ceiling",
+    "Pwat (cm)": "water",
+    "AOD (unitless)": "aod",
+    "Alb (unitless)": "albedo",
+    "GHI (W/m^2)": "ghi",
+}
+LATER_WEEK = 27  # the first week of the "from July" figure
+
+
+def hours(wheel: str | None, station: str) -> tuple[pd.DataFrame, str]:
+    """The station's hours in one nominal year (TMY months come from different years), with a
+    row id, the hour ending, the hour of day and the week; and their time zone (local standard
+    time, as TMY files are written)."""
+    member = f"pvlib/data/{STATIONS[station]}"
+    if wheel:
+        with zipfile.ZipFile(wheel) as archive:
+            text = archive.read(member).decode()
+    else:
+        spec = find_spec("pvlib")
+        if spec is None or spec.origin is None:
+            raise SystemExit("pass a downloaded pvlib wheel (see the module's doc)")
+        text = (Path(spec.origin).parent / "data" / STATIONS[station]).read_text()
+    raw = pd.read_csv(io.StringIO(text), skiprows=1)
+    day = pd.to_datetime(raw["Date (MM/DD/YYYY)"], format="%m/%d/%Y").map(
+        lambda d: d.replace(year=1990)
+    )
+    hour = raw["Time (HH:MM)"].str.slice(0, 2).astype(int)
+    frame = raw[list(COLUMNS)].rename(columns=COLUMNS)
+    frame.insert(0, "row", range(len(frame)))
+    frame.insert(1, "measured", day + pd.to_timedelta(hour, "h"))
+    frame.insert(2, "hour", hour)
+    frame["week"] = ((day - day.min()).dt.days // 7).clip(upper=51) + 1
+    offset = float(text.split(",")[3])  # the header's UTC offset of local standard time
+    return frame, f"Etc/GMT{-offset:+.0f}"  # POSIX signs: UTC-5 is Etc/GMT+5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("wheel", nargs="?", help="a downloaded pvlib wheel")
+    parser.add_argument("stations", nargs="*", default=list(STATIONS), choices=list(STATIONS))
+    args = parser.parse_args()
+    for station in args.stations:
+        weekly_regression(station, *hours(args.wheel, station))
+
+
+def weekly_regression(station: str, frame: pd.DataFrame, timezone: str) -> None:
+    weeks = {f"{w:02d}": rows.drop(columns="week") for w, rows in frame.groupby("week")}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        config = yaml.safe_load(project_template("regression"))
+        data = {"target": "ghi", "id_column": "row", "time_column": "measured"}
+        config["data"].update(data, timezone=timezone)
+        write_backlog(folder, weeks, config, per_cycle=None)
+        project = work_through(folder, f"solar, {station}")
+        summary = summarise(project, 0, len(frame), None, 0, None)
+        outcome("52 weeks, a file a week", project, summary)
+        perf = views.performance(project)
+        print(f"scored by both models: {len(sorted(views.scored_by_both(perf)))} weeks")
+        value = views.overall(perf, "champion", set(range(LATER_WEEK, 53)))
+        shown = "n/a (no model scored)" if value is None else f"{value:,.1f}"
+        print(f"continuously trained, from week {LATER_WEEK}: mae {shown}")
+        print(f"weeks with an alarm, by check: {alarmed_months(project)}")
+
+
+if __name__ == "__main__":
+    main()
