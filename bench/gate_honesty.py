@@ -15,7 +15,9 @@ Two gates judge each pair. The **old** gate held out the newest 20 % of the wind
 challenger on the rest and compared the two scores on the holdout, which the refit champion was
 trained on whenever the holdout is longer than the week the window moved. The **honest** gate
 holds out the rows after the champion's window (at most 20 %), fits its gate copy on the rest
-and compares it with the champion, paired, on those rows only. Prints how often each gate
+with as many whole weeks before the window as the holdout took (as much history as the
+champion; ``--window-rows-only``: the rest alone, as before) and compares it with the
+champion, paired, on those rows only. Prints how often each gate
 rejected each kind of challenger, and how the honest challengers the old gate rejected then did
 on the week after (out of time for both models).
 """
@@ -48,10 +50,25 @@ def fit(frame, flip: float = 0.0, seed: int = 0):
     return model.fit(frame[ELEC2_FEATURES], y)
 
 
+def as_much_history(elec, rows, n: int, reach_back: bool):
+    """The gate copy's rows: ``rows`` without its newest ``n``, after as many whole weeks
+    before it as the holdout took (``retrain.as_much_history``; not ``reach_back``: the rule
+    before it, the window's rows before the holdout alone)."""
+    first = elec.index.get_loc(rows.index[0])
+    back = -(-n // WEEK) * WEEK if reach_back else 0
+    return elec.iloc[max(0, first - back) : first + len(rows) - n]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=12, help="labelled weeks in the window")
     parser.add_argument("--every", type=int, default=2, help="judge every N-th week")
+    parser.add_argument(
+        "--window-rows-only",
+        dest="same_rows",
+        action="store_false",
+        help="the gate copy on the window's rows before the holdout alone (the rule before)",
+    )
     args = parser.parse_args()
     elec = load_elec2()
     weeks = len(elec) // WEEK
@@ -83,7 +100,7 @@ def main() -> None:
             # the honest run holds out the rows after the champion's window (retrain.holdout_size)
             n = holdout_size(len(rows), 0.2, np.asarray(rows.index > old_window.index[-1]))
             unseen = rows.iloc[-n:][rows.index[-n:] > old_window.index[-1]]
-            copy = fit(rows.iloc[:-n], flip=flip, seed=start)
+            copy = fit(as_much_history(elec, rows, n, args.same_rows), flip=flip, seed=start)
             new = evaluate_gate(
                 copy, champion, unseen[ELEC2_FEATURES], unseen["target"], tolerance=TOLERANCE
             )
