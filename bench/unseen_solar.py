@@ -92,9 +92,12 @@ def hours(wheel: str | None, station: str) -> tuple[pd.DataFrame, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wheel", nargs="?", help="a downloaded pvlib wheel")
-    parser.add_argument("stations", nargs="*", default=list(STATIONS), choices=list(STATIONS))
+    parser.add_argument("stations", nargs="*", help=f"of {', '.join(STATIONS)} (default: both)")
     args = parser.parse_args()
-    for station in args.stations:
+    unknown = set(args.stations) - set(STATIONS)
+    if unknown:
+        parser.error(f"no station {', '.join(sorted(unknown))}: one of {', '.join(STATIONS)}")
+    for station in args.stations or STATIONS:
         weekly_regression(station, *hours(args.wheel, station))
 
 

@@ -409,3 +409,33 @@ def test_no_new_code_in_a_reference_still_allows_three_in_its_size():
         batch = pd.DataFrame({"mpaa": codes, "x": rng.normal(size=of)})
         alarms = diagnose_frames(reference, batch)[1].alarms
         assert bool([a for a in alarms if a.check == "new_categories"]) is (new == 20), alarms
+
+
+# Sand Point, Alaska (NREL TMY3, as the pvlib wheel ships it): the albedo is one figure a
+# month; its weeks 29-34 (the champion's window) and week 35, which ends on 1-2 September
+ALBEDO_WEEKS = [{0.12: 168}, {0.12: 168}, {0.11: 120, 0.12: 48}] + [{0.11: 168}] * 3
+
+
+def _albedo_rows(counts: dict, rng) -> pd.DataFrame:
+    values = np.concatenate([np.full(n, v) for v, n in counts.items()])
+    return pd.DataFrame({"albedo": values, "wind": rng.gamma(4.0, 1.3, values.size).round(1)})
+
+
+@pytest.mark.parametrize(("september", "burst"), [(0.14, False), (1.4, True)])
+def test_a_column_that_steps_between_batches_steps_within_one_too(september, burst):
+    """48 rows at the next month's albedo (0.14) were "a burst of glitches" and quarantined
+    the week; the week after, 168 rows at 0.14, passed. 48 rows at 1.4 (beyond any albedo) are
+    still a burst."""
+    rng = np.random.default_rng(0)
+    weeks = [_albedo_rows(counts, rng) for counts in ALBEDO_WEEKS]
+    frame = pd.concat(weeks, ignore_index=True)
+    schema = Schema.infer(frame)
+    ids = np.repeat(np.arange(len(weeks)), [len(w) for w in weeks])
+    reference = BatchProfile.from_frame(frame, schema, rows=True, batches=ids)
+    batch = _albedo_rows({0.11: 120, september: 48}, rng)
+    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+    drift = check_drift(reference, current)
+    results = [*check_quality(reference, current, schema), *drift, dataset_drift(drift)]
+    d = diagnose_batch(results, reference, current)
+    bursts = [a for a in d.alarms if a.check == "out_of_range_burst"]
+    assert bool(bursts) is burst and bool(d.blocking) is burst, d.explain()

@@ -492,6 +492,8 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     far = _far_count(r, cur)
     if share >= 0.5 or sum(inner_cur) < SHARE_RULE_ROWS or far < 0.5 * outside:
         return None  # values that continue the range's tail (most of them near it) are drift
+    if _a_step_of_its_batches(ref, cur, r.detail.get("batches_since")):
+        return None
     from retrainer.checks.drift import ks_from_histograms  # SciPy: imported when used
 
     d, p = ks_from_histograms(inner_ref, inner_cur)
@@ -505,6 +507,30 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
     )
     evidence = [_cite(r), {"inner_ks": d, "inner_p": p}]
     return _alarm("data_quality", "out_of_range_burst", name, message, 0.85, evidence=evidence)
+
+
+def _a_step_of_its_batches(ref: ColumnProfile, cur: ColumnProfile, since: int | None) -> bool:
+    """Whether the values beyond the range lie where the reference's batches step: a column
+    whose batches differ as a whole (a setting, a monthly figure) takes a new level at some row,
+    and the rows from there on leave a range its rows alone drew. Each side they leave is read
+    at the batch's extreme as a batch's level (``mean_p``); within what the reference's batches
+    do it is a step, as a whole batch there would be, not glitches. A TMY3 station's albedo is
+    one figure a month: 0.11-0.12 for six weeks, 0.14 from 1 September, in 48 of a week's 168
+    rows, was "a burst of glitches" and quarantined the week, while the week after (168 rows at
+    0.14) passed.
+
+    Example:
+        >>> from retrainer.profile import ColumnProfile
+        >>> weeks = tuple((168, 0, m, 0.0) for m in (0.12, 0.12, 0.1129, 0.11, 0.11, 0.11))
+        >>> ref = ColumnProfile("albedo", "numeric", count=1008, batch_moments=weeks)
+        >>> def batch(high):
+        ...     return ColumnProfile("albedo", "numeric", min=0.11, max=high, hist=[0, 120, 48])
+        >>> [_a_step_of_its_batches(ref, batch(high), None) for high in (0.14, 1.4)]
+        [True, False]
+    """
+    ends = ([cur.min] if cur.hist[0] else []) + ([cur.max] if cur.hist[-1] else [])
+    chances = [mean_p(ref, end, since) for end in ends]
+    return bool(chances) and all(p is not None and p >= SCALE_P for p in chances)
 
 
 # ----------------------------------------------------------------------- categorical rules
