@@ -140,6 +140,9 @@ def test_ctrl_c_stops_run_cleanly_between_steps(workdir):
     configure(workdir / "retrainer.yaml")
     settings = yaml.safe_load((workdir / "retrainer.yaml").read_text())
     settings["data"]["source"] = "data/batches"
+    # the 4 files in the first cycle, as before a file a cycle became the default: the signal
+    # then lands in its steps on a loaded machine too (3 s were enough for 1 file of 4 there)
+    settings["run"] = {"max_batches_per_cycle": 4}
     (workdir / "retrainer.yaml").write_text(yaml.safe_dump(settings))
     command = [sys.executable, "-m", "retrainer.cli", "run", "--interval", "0.2", "--json"]
     process = subprocess.Popen(
