@@ -29,6 +29,10 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   concentration (log) is predicted from the traffic's emissions (log) and the wind speed
   (square root): ``init --task regression``. Days are missing (a week of one day), the hour is
   the data set's row number (its calendar year is not given).
+- ``labor``: the same 532 men each year 1979-1988 (R's Ecdat ``LaborSupply``, the Panel Study
+  of Income Dynamics), one file a year, a file a cycle (the project's default). Their annual
+  hours (log) are predicted from the hourly wage (log), children, age and disability: ``init
+  --task regression``. A panel ages: every man's age is one more each year.
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -75,6 +79,7 @@ class Dataset:
     columns: str  # id, time, features, target (last), separated by spaces
     later: int  # the first season of the "later seasons" figure
     timezone: str | None = None  # of naive times
+    per_cycle: int | None = 8  # files a cycle (8: as the README's tables; None: the default, 1)
 
     @property
     def names(self) -> list[str]:
@@ -112,6 +117,10 @@ MOVIES = Dataset(
 NOX = Dataset(
     CSV + "robustbase/NOxEmissions.csv", "regression", "hour measured LNOxEm sqrtWS LNOx", 20
 )
+LABOR = Dataset(
+    CSV + "Ecdat/LaborSupply.csv", "regression", "row surveyed lnwg kids age disab lnhr", 1984,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -142,6 +151,9 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     elif dataset is VOCAB:
         frame = frame.rename(columns={first: "person"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-06-01")
+    elif dataset is LABOR:
+        frame = frame.rename(columns={first: "row"})
+        frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
     elif dataset is MOVIES:
         frame = frame.rename(columns={first: "film"})
         frame = frame.assign(released=frame["year"].astype(str) + "-07-01")
@@ -190,7 +202,8 @@ def run(name: str, dataset: Dataset) -> None:
         folder = Path(tmp)
         config = yaml.safe_load(project_template(dataset.task))
         config["data"].update(**dataset.data)
-        write_backlog(folder, {str(year): rows for year, rows in by_season.items()}, config)
+        files = {str(year): rows for year, rows in by_season.items()}
+        write_backlog(folder, files, config, per_cycle=dataset.per_cycle)
         project = work_through(folder, name)
         rows = sum(map(len, by_season.values()))
         years = list(by_season)
@@ -209,7 +222,7 @@ def run(name: str, dataset: Dataset) -> None:
 
 def main() -> None:
     datasets = {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}
-    datasets["vocab"] = VOCAB
+    datasets |= {"vocab": VOCAB, "labor": LABOR}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 

@@ -17,11 +17,15 @@ seen the newest rows, and nothing says it is worse, so a refresh is not blocked 
 evidence) and keeps the champion with ``"keep"`` (the next run has more rows after the
 champion's window to compare on, so the question is settled as rows arrive). With enough rows
 to compare on, "nothing says it is worse" is checked: an inconclusive challenger is promoted
-only when its measured difference is within ``tolerance`` **and** it is not significantly worse
-than the champion (the upper bound of the difference is at least 0); otherwise the champion is
-kept ("worse by more than the tolerance on these rows" or "significantly worse"), whatever
+only when its measured difference falls short of ``-tolerance`` by no more than one standard
+error (the one-standard-error rule of Breiman et al., 1984: a difference within one standard
+error is no evidence either way) **and** it is not significantly worse than the champion (the
+upper bound of the difference is at least 0); otherwise the champion is kept ("it measured
+worse than the tolerance by more than one standard error" or "significantly worse"), whatever
 ``on_inconclusive`` says. A challenger trained on corrupted labels that the rows cannot prove
-worse beyond the tolerance is then still kept when it measures worse than that. For accuracy the
+worse beyond the tolerance is then still kept when it measures clearly worse than that; an
+equally good one is not kept on the sign of noise (with the measured difference alone, half of
+them were). For accuracy the
 result also carries McNemar's exact one-sided p-value (the chance of at least as many rows that
 only the champion got right if both models were equally good), for the record.
 
@@ -49,6 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -253,7 +258,7 @@ def evaluate_gate(
         why = f"{stated}: not worse beyond the tolerance {tolerance}"
         return GateResult(True, reason=why, verdict="not_worse", **paired, **base)
     why = f"{stated}: cannot tell whether it is worse beyond the tolerance {tolerance}"
-    doubt = _doubt(d, tolerance)
+    doubt = _doubt(d, tolerance, confidence)
     if doubt:
         why = f"{why}; {doubt}: champion kept"
         return GateResult(False, reason=why, verdict="inconclusive", **paired, **base)
@@ -282,11 +287,26 @@ def _undefined(metric: str, y: Sequence, classes: list | None, *scores) -> str:
     return ""
 
 
-def _doubt(d: PairedDifference, tolerance: float) -> str:
+def _doubt(d: PairedDifference, tolerance: float, confidence: float) -> str:
     """Why an inconclusive challenger must not be promoted even so ("" when nothing speaks
-    against it): it measured worse than the tolerance, or it is significantly worse."""
-    if d.difference < -tolerance:
-        return f"it measured {-d.difference:.4f} worse, more than the tolerance {tolerance}"
+    against it): it measured worse than the tolerance by more than one standard error of the
+    difference (read from the one-sided bounds at ``confidence``), or it is significantly
+    worse.
+
+    Example:
+        >>> d = PairedDifference(0.80, 0.81, -0.010, -0.030, 0.010, None)  # se 0.0122
+        >>> _doubt(d, 0.0, 0.95)
+        ''
+        >>> worse = PairedDifference(0.78, 0.81, -0.030, -0.050, 0.001, None)  # se 0.0155
+        >>> _doubt(worse, 0.0, 0.95).startswith("it measured 0.0300 worse, more than the")
+        True
+    """
+    se = (d.upper - d.lower) / (2 * NormalDist().inv_cdf(confidence))
+    if -tolerance - d.difference > se:
+        return (
+            f"it measured {-d.difference:.4f} worse, more than the tolerance {tolerance} by "
+            f"more than one standard error ({se:.4f})"
+        )
     if d.upper < 0:
         return "it is significantly worse than the champion (upper bound below 0)"
     return ""
