@@ -118,7 +118,10 @@ NOX = Dataset(
     CSV + "robustbase/NOxEmissions.csv", "regression", "hour measured LNOxEm sqrtWS LNOx", 20
 )
 LABOR = Dataset(
-    CSV + "Ecdat/LaborSupply.csv", "regression", "row surveyed lnwg kids age disab lnhr", 1984,
+    CSV + "Ecdat/LaborSupply.csv",
+    "regression",
+    "row surveyed lnwg kids age disab lnhr",
+    1984,
     per_cycle=None,
 )
 VOCAB = Dataset(
