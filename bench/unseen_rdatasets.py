@@ -33,6 +33,11 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   of Income Dynamics), one file a year, a file a cycle (the project's default). Their annual
   hours (log) are predicted from the hourly wage (log), children, age and disability: ``init
   --task regression``. A panel ages: every man's age is one more each year.
+- ``flchain``: serum free light chains of 7,874 residents of Olmsted County, Minnesota (R's
+  ``survival``, Dispenzieri et al.), one file per sample year 1995-2003 (1,275, 3,491, 1,381,
+  687, 350, 245, 175, 48 and 222 samples), a file a cycle. Death during follow-up is predicted
+  from age, sex, the two light chains, their group, creatinine and MGUS: ``init``. Creatinine
+  was not measured for most of the last two years' samples.
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -124,6 +129,13 @@ LABOR = Dataset(
     1984,
     per_cycle=None,
 )
+FLCHAIN = Dataset(
+    CSV + "survival/flchain.csv",
+    "classification",
+    "row sampled age sex kappa lambda flc.grp creatinine mgus death",
+    1998,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -157,6 +169,9 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     elif dataset is LABOR:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
+    elif dataset is FLCHAIN:
+        frame = frame.rename(columns={first: "row", "sample.yr": "year"})
+        frame = frame.assign(sampled=frame["year"].astype(str) + "-07-01")
     elif dataset is MOVIES:
         frame = frame.rename(columns={first: "film"})
         frame = frame.assign(released=frame["year"].astype(str) + "-07-01")
@@ -225,7 +240,7 @@ def run(name: str, dataset: Dataset) -> None:
 
 def main() -> None:
     datasets = {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}
-    datasets |= {"vocab": VOCAB, "labor": LABOR}
+    datasets |= {"vocab": VOCAB, "labor": LABOR, "flchain": FLCHAIN}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 
