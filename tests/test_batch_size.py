@@ -50,13 +50,3 @@ def test_the_false_alarm_rate_is_about_alpha_where_sizes_vary():
         half += sizes[40] < MOST_SHARE * size.rows
     assert calibrated / trials <= 3 * ALPHA
     assert half / trials > 0.01
-
-
-def test_a_short_history_that_varies_calibrates_as_far_as_it_can_tell():
-    """A cohort's blood samples by year (R's ``survival`` ``flchain``): 687 samples after 1,275,
-    3,491 and 1,381 were "truncated in transfer or export", and 350 after them too; until 2
-    ratios beyond the first 3 batches the rule kept the half rule. Steady weeks still do."""
-    years = [1275, 3491, 1381]
-    assert not truncated(687, years) and not truncated(350, [*years, 687])
-    assert truncated(100, [336, 336, 336]) and truncated(160, [336, 340, 330])
-    assert not truncated(170, [336, 336, 336])

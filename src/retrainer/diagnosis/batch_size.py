@@ -6,21 +6,13 @@ is within their own behaviour: the share below which a batch is called truncated
 lower ``ALPHA`` bound of a prediction from the earlier batches' log ratios to their own recent
 median (Student's t, one-sided), and never more than half.
 
-The half rule is also the prior of that spread, worth ``PRIOR`` batches: the spread under which
-half is the ``ALPHA`` bound, pooled with the batches' own (a conjugate scaled-inverse-chi-square
-prior). A short history then calibrates as far as it can tell: a cohort's first sample years of
-1,275, 3,491 and 1,381 rows already differ by a factor 2.7, and a year of 687 is no truncation
-after them; three steady weeks of 336 rows keep the half rule.
-
 Example:
     >>> usual_size([336] * 20).rows, usual_size([336] * 20).share  # steady: half is suspect
     (336.0, 0.5)
     >>> months = [94, 95, 100, 108, 139, 176, 249, 298, 246, 283, 259, 275, 216, 292, 267, 307]
     >>> size = usual_size(months)
-    >>> size.rows, round(size.share, 2)  # 120 rows would be no truncation here
-    (271.0, 0.41)
-    >>> round(usual_size([1275, 3491, 1381]).share, 3)  # a cohort's first sample years
-    0.01
+    >>> size.rows, round(size.share, 2)  # 100 rows would be no truncation here
+    (271.0, 0.33)
 """
 
 from __future__ import annotations
@@ -35,7 +27,6 @@ RECENT = 8  # batches whose median size is the usual size
 MIN_HISTORY = 3  # fewest earlier batches before a batch can be called truncated
 MOST_SHARE = 0.5  # a batch with fewer than this share of the usual rows is suspect
 ALPHA = 1e-3  # false-alarm rate per batch where the sizes vary by themselves
-PRIOR = 3  # batches the half rule is worth as the prior of the sizes' spread
 
 
 @dataclass(frozen=True)
@@ -53,19 +44,15 @@ def usual_size(sizes: Sequence[int]) -> UsualSize | None:
     if len(sizes) < MIN_HISTORY:
         return None
     logs = np.log(np.maximum(np.asarray(sizes, dtype=float), 1.0))
-    ratios = np.array(
-        [
-            logs[i] - np.log(statistics.median(sizes[max(0, i - RECENT) : i]))
-            for i in range(1, len(sizes))
-        ]
-    )
+    ratios = [
+        logs[i] - np.log(statistics.median(sizes[max(0, i - RECENT) : i]))
+        for i in range(MIN_HISTORY, len(sizes))
+    ]
     rows = float(statistics.median(sizes[-RECENT:]))
+    if len(ratios) < 2:
+        return UsualSize(rows)
     from scipy import stats  # here: `retrainer explain` reads diagnoses without SciPy
 
-    n = ratios.size
-    inflate = np.sqrt(1 + 1 / PRIOR)  # the prior's prediction from PRIOR batches
-    prior = np.log(MOST_SHARE) / (stats.t.ppf(ALPHA, PRIOR) * inflate)  # half is its bound
-    df = PRIOR + n - 1
-    spread = np.sqrt((PRIOR * prior**2 + (n - 1) * np.var(ratios, ddof=1)) / df)
-    bound = ratios.mean() + stats.t.ppf(ALPHA, df) * spread * np.sqrt(1 + 1 / n)
+    n, spread = len(ratios), float(np.std(ratios, ddof=1))
+    bound = np.mean(ratios) + stats.t.ppf(ALPHA, n - 1) * spread * np.sqrt(1 + 1 / n)
     return UsualSize(rows, float(min(MOST_SHARE, np.exp(bound))))
