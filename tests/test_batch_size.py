@@ -50,3 +50,11 @@ def test_the_false_alarm_rate_is_about_alpha_where_sizes_vary():
         half += sizes[40] < MOST_SHARE * size.rows
     assert calibrated / trials <= 3 * ALPHA
     assert half / trials > 0.01
+
+
+def test_a_backfilled_first_file_does_not_hide_a_truncated_week():
+    """4 weeks of history in the first file, then weekly files: a week of 100 rows of 336 is
+    truncated from the 4th file on (a prior pooled with the ratios from the 2nd file on would
+    have passed it for 30 weeks)."""
+    for weeks in (3, 5, 10, 30):
+        assert truncated(100, [4 * 336] + [336] * weeks), weeks
