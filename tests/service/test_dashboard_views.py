@@ -138,6 +138,8 @@ def test_freshness_says_when_a_challenger_failed_its_gate(service_project, elec)
     for i in range(8):
         project.ingest(elec.iloc[i * WEEK : (i + 1) * WEEK], key=f"w{i}")
         if i in (3, 6, 7):
+            if i == 7:  # a stump: worse than the champion's depth-6 tree beyond doubt
+                project.config.trainer.params["max_depth"] = 1
             project.request_retrain("by hand")
             run = project.cycle().run
     assert run["status"] == "rejected" and project.champion.version == 2
