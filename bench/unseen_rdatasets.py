@@ -136,6 +136,20 @@ FLCHAIN = Dataset(
     1998,
     per_cycle=None,
 )
+DOCTOR = Dataset(
+    CSV + "COUNT/rwm5yr.csv",
+    "regression",
+    "row surveyed hospvis edlevel age outwork female married kids hhninc educ self docvis",
+    1986,
+    per_cycle=None,
+)
+MALES = Dataset(
+    CSV + "Ecdat/Males.csv",
+    "regression",
+    "row surveyed school exper union ethn married health industry occupation residence wage",
+    1984,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -167,6 +181,9 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         frame = frame.rename(columns={first: "person"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-06-01")
     elif dataset is LABOR:
+        frame = frame.rename(columns={first: "row"})
+        frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
+    elif dataset in (DOCTOR, MALES):
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
     elif dataset is FLCHAIN:
@@ -241,6 +258,7 @@ def run(name: str, dataset: Dataset) -> None:
 def main() -> None:
     datasets = {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}
     datasets |= {"vocab": VOCAB, "labor": LABOR, "flchain": FLCHAIN}
+    datasets |= {"doctor": DOCTOR, "males": MALES}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 

@@ -439,3 +439,36 @@ def test_a_column_that_steps_between_batches_steps_within_one_too(september, bur
     d = diagnose_batch(results, reference, current)
     bursts = [a for a in d.alarms if a.check == "out_of_range_burst"]
     assert bool(bursts) is burst and bool(d.blocking) is burst, d.explain()
+
+
+# The same 545 men each year (R's Ecdat ``Males``, from the NLS Youth): married and union
+# members (no, yes) by year, 1981-1984 (the champion's window) and 1985
+MARRIED = [(388, 157), (350, 195), (301, 244), (272, 273), (250, 295)]
+UNION = [(409, 136), (405, 140), (411, 134), (408, 137), (423, 122)]
+
+
+def _panel_year(married: tuple[int, int], union: tuple[int, int]) -> pd.DataFrame:
+    def column(counts):
+        return np.repeat(["no", "yes"], counts)
+
+    return pd.DataFrame({"married": column(married), "union": column(union)})
+
+
+@pytest.mark.parametrize("swap_union", [False, True])
+def test_a_share_the_reference_years_were_moving_is_no_swap(swap_union):
+    """As the men aged, 'married' went 29, 36, 45, 50 % and then 54 %: past the reference's
+    mirror image, and "categories are swapped ('no' -> 'yes', 'yes' -> 'no')" quarantined the
+    year. A swapped 'union' (25 % every year, then 78 %) is still a swap."""
+    years = [_panel_year(m, u) for m, u in zip(MARRIED[:4], UNION[:4], strict=True)]
+    frame = pd.concat(years, ignore_index=True)
+    schema = Schema.infer(frame)
+    ids = np.repeat(np.arange(4), [len(y) for y in years])
+    reference = BatchProfile.from_frame(frame, schema, rows=True, batches=ids)
+    batch = _panel_year(MARRIED[4], UNION[4])
+    if swap_union:
+        batch["union"] = batch["union"].map({"no": "yes", "yes": "no"})
+    current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+    results = check_quality(reference, current, schema)
+    d = diagnose_batch(results, reference, current)
+    recoded = {a.column for a in d.alarms if a.check == "recode"}
+    assert recoded == ({"union"} if swap_union else set()), d.explain()

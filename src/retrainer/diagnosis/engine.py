@@ -549,12 +549,16 @@ def _norm(code: str) -> str:
     return text.lstrip("0") or "0" if text.isdigit() else text
 
 
-def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
+def _recode(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, since: int | None = None
+) -> Alarm | None:
     """Swapped or re-coded category codes: the shares are the reference's under other codes.
 
     The codes are read from the shares, so they must explain most of the change (the distance
     to the reference at least halved) as well as fit: two near-even categories whose shares
-    moved partway (a league's 39 % of players becoming 51 %) are closer swapped, not swapped."""
+    moved partway (a league's 39 % of players becoming 51 %) are closer swapped, not swapped.
+    Nor is a change the reference's own batches were making (``since``: how many batches after
+    the reference's newest this one is)."""
     p, q = _shares(ref), _shares(cur)
     if not p or not q or ref.id_like or ref.values < TEST_VALUES:
         return None  # 9 rating codes of early films are no shares to re-code
@@ -592,6 +596,8 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
     p_after = _homogeneity(reference_counts, {k: v * n for k, v in mapped.items()})
     if p_before >= DRIFT_P or p_after < 0.01:
         return None  # under the mapping the batch must be consistent with the reference
+    if _shares_carry_on(ref, q, {*mapping, *mapping.values()}, since):
+        return None
     targets = sorted(set(mapping.values()), key=lambda k: -p.get(k, 0.0))
     ambiguous = any(p.get(a, 0.0) - p.get(b, 0.0) < tol(a) for a, b in pairwise(targets))
     kind = "swapped" if set(mapping) == set(mapping.values()) else "re-coded"
@@ -619,6 +625,45 @@ def _recode(name: str, ref: ColumnProfile, cur: ColumnProfile) -> Alarm | None:
         ],
         fix=None if ambiguous else {"recode": {name: mapping}},
     )
+
+
+def _shares_carry_on(
+    ref: ColumnProfile, shares: Mapping[str, float], categories: set[str], since: int | None
+) -> bool:
+    """Whether the batch's share of each of ``categories`` is what the reference's batches'
+    shares predict (``mean_p`` on each category's share per batch, a Bernoulli's spread
+    within): a share that climbs batch by batch crosses the reference's mirror image and reads
+    as a swap. A panel's men marry as they age (29, 36, 45 and 50 % married in the reference's
+    years, 54 % the next) and 'yes' and 'no' were "swapped". Where the batches' shares agree,
+    nothing but the shares speaks, and the swap stands; with few batches that moved a lot, no
+    share is beyond them.
+
+    Example:
+        >>> years = [{"no": 388, "yes": 157}, {"no": 350, "yes": 195},
+        ...          {"no": 301, "yes": 244}, {"no": 272, "yes": 273}]
+        >>> ref = ColumnProfile("married", "categorical", count=2180, batch_counts=tuple(years))
+        >>> _shares_carry_on(ref, {"no": 0.459, "yes": 0.541}, {"no", "yes"}, since=1)
+        True
+        >>> steady = ColumnProfile("sex", "categorical", count=2180,
+        ...                        batch_counts=({"F": 262, "M": 283}, {"F": 265, "M": 280}) * 2)
+        >>> _shares_carry_on(steady, {"F": 0.52, "M": 0.48}, {"F", "M"}, since=1)  # swapped
+        False
+    """
+    batches = [c for c in ref.counts_by_batch if sum(c.values())]
+    if len(batches) < 2:
+        return False
+    for k in categories:
+        moments = []
+        for counts in batches:
+            rows, share = sum(counts.values()), counts.get(k, 0) / sum(counts.values())
+            moments.append((rows, 0, share, math.sqrt(share * (1 - share))))
+        col = ColumnProfile(
+            k, "numeric", count=sum(m[0] for m in moments), batch_moments=tuple(moments)
+        )
+        chance = mean_p(col, shares.get(k, 0.0), since)
+        if chance is None or chance < SCALE_P:
+            return False
+    return True
 
 
 def _homogeneity(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -1001,7 +1046,8 @@ def _values(
             if found is not None:
                 return found
     elif ref.kind == "categorical":
-        found = _recode(name, ref, cur) or _unseen(name, ref, checks)
+        since = (checks.get("unseen_category") or CheckResult("", "", None, False)).detail
+        found = _recode(name, ref, cur, since.get("batches_since")) or _unseen(name, ref, checks)
         if found is not None:
             return found
     return _drift(name, checks)

@@ -30,10 +30,12 @@ from retrainer.data.schema import ColumnSpec, Schema, kind_of
 from retrainer.errors import DataError
 from retrainer.profile.column import (
     NULL_BATCH_ROWS,
+    OTHER,
     TOP_K,
     BatchMoments,
     ColumnProfile,
     profile_column,
+    text_counts,
 )
 
 FORMAT = 1
@@ -250,7 +252,14 @@ def _with_batch_behaviour(
         most_nulls = max(nulls / rows for rows, nulls, _, _ in moments)
         out[name] = replace(col, batch_null_max=most_nulls, batch_moments=moments)
         if col.kind == "categorical" and not col.id_like:
-            out[name] = replace(out[name], batch_new_max=_new_in_frame(df[name], batches))
+            kept = set(col.categories or ()) - {OTHER}
+            counts = tuple(
+                {str(k): int(v) for k, v in text_counts(part).items() if k in kept}
+                for _, part in parts
+                if part.notna().any()
+            )
+            new = _new_in_frame(df[name], batches)
+            out[name] = replace(out[name], batch_new_max=new, batch_counts=counts)
     return out
 
 

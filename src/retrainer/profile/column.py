@@ -267,7 +267,9 @@ class ColumnProfile:
     batches merged before it did not hold (None: a single batch, or not categorical).
     ``batch_moments`` holds, for each such batch, its rows, nulls and the mean and standard
     deviation of its finite values (None for a categorical column): what the reference's own
-    batches show of a column that moves batch by batch (a day's weather).
+    batches show of a column that moves batch by batch (a day's weather). ``batch_counts`` is
+    the same for a categorical column: each such batch's counts of its categories (None for a
+    numeric column): a share that climbs year by year (men of a panel marrying).
     """
 
     name: str
@@ -301,6 +303,7 @@ class ColumnProfile:
     batch_null_max: float | None = None
     batch_new_max: float | None = None
     batch_moments: tuple[BatchMoments, ...] | None = None
+    batch_counts: tuple[dict[str, int], ...] | None = None
 
     @property
     def values(self) -> int:
@@ -399,6 +402,7 @@ class ColumnProfile:
             batch_null_max=max(self.most_nulls_of_a_batch, other.most_nulls_of_a_batch),
             batch_new_max=_most_new(self, other),
             batch_moments=self.moments_by_batch + other.moments_by_batch,
+            batch_counts=self.counts_by_batch + other.counts_by_batch or None,
         )
 
     @property
@@ -429,6 +433,24 @@ class ColumnProfile:
         if self.kind != "numeric":
             return ((self.count, self.nulls, None, None),)
         return ((self.count, self.nulls, self.mean, self.std),)
+
+    @property
+    def counts_by_batch(self) -> tuple[dict[str, int], ...]:
+        """Category counts of each batch of ``NULL_BATCH_ROWS`` rows or more merged here (this
+        profile's own when it is one batch's; none for a numeric column).
+
+        Example:
+            >>> spec = ColumnSpec("married", "categorical", True)
+            >>> a = profile_column(pd.Series(["no"] * 24 + ["yes"] * 6), spec)
+            >>> b = profile_column(pd.Series(["no"] * 18 + ["yes"] * 12), spec)
+            >>> a.merge(b).counts_by_batch
+            ({'no': 24, 'yes': 6}, {'no': 18, 'yes': 12})
+        """
+        if self.batch_counts is not None:
+            return self.batch_counts
+        if self.kind != "categorical" or self.count < NULL_BATCH_ROWS or not self.categories:
+            return ()
+        return (dict(self.categories),)
 
     def mode_share(self, value: float) -> float | None:
         """The share of the finite values equal to ``value`` (an upper bound when ``value`` is
@@ -507,6 +529,9 @@ class ColumnProfile:
                 [int(r), int(n), _clean_float(m), _clean_float(s)]
                 for r, n, m, s in self.batch_moments
             ],
+            "batch_counts": None
+            if self.batch_counts is None
+            else [{str(k): int(v) for k, v in c.items()} for c in self.batch_counts],
         }
 
     @classmethod
@@ -548,6 +573,9 @@ class ColumnProfile:
             batch_moments=None
             if d.get("batch_moments") is None
             else tuple((int(r), int(n), m, s) for r, n, m, s in d["batch_moments"]),
+            batch_counts=None
+            if d.get("batch_counts") is None
+            else tuple({str(k): int(v) for k, v in c.items()} for c in d["batch_counts"]),
         )
 
 
