@@ -38,6 +38,13 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   687, 350, 245, 175, 48 and 222 samples), a file a cycle. Death during follow-up is predicted
   from age, sex, the two light chains, their group, creatinine and MGUS: ``init``. Creatinine
   was not measured for most of the last two years' samples.
+- ``males``: 545 young men each year 1980-1987 (R's Ecdat ``Males``, from the NLS Youth
+  survey), one file a year, a file a cycle. The log wage is predicted from schooling,
+  experience, union, ethnicity, marriage, health, industry, occupation and residence: ``init
+  --task regression``. The men marry and change jobs as they age.
+- ``doctor``: doctor visits of German adults 1984-1988 (R's COUNT ``rwm5yr``, from the German
+  Socio-Economic Panel; 19,609 person-years), one file a year, a file a cycle: ``init --task
+  regression`` on hospital visits, education, age, work, sex, marriage, children and income.
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
