@@ -1046,8 +1046,9 @@ def _values(
             if found is not None:
                 return found
     elif ref.kind == "categorical":
-        since = (checks.get("unseen_category") or CheckResult("", "", None, False)).detail
-        found = _recode(name, ref, cur, since.get("batches_since")) or _unseen(name, ref, checks)
+        unseen = checks.get("unseen_category")
+        since = unseen.detail.get("batches_since") if unseen is not None else None
+        found = _recode(name, ref, cur, since) or _unseen(name, ref, checks)
         if found is not None:
             return found
     return _drift(name, checks)
