@@ -450,7 +450,7 @@ class ColumnProfile:
             return self.batch_counts
         if self.kind != "categorical" or self.count < NULL_BATCH_ROWS or not self.categories:
             return ()
-        return (dict(self.categories),)
+        return ({k: n for k, n in self.categories.items() if k != OTHER},)
 
     def mode_share(self, value: float) -> float | None:
         """The share of the finite values equal to ``value`` (an upper bound when ``value`` is
