@@ -29,6 +29,7 @@ from retrainer.checks.estimate import (
 )
 from retrainer.errors import DataError
 from tests import SHARED_DATA
+from tests.conftest import project_settings
 
 DATA = f"{SHARED_DATA}/"
 FEATURES = ["period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
@@ -317,3 +318,24 @@ def test_calibration_rows_without_a_class_give_no_estimate_rather_than_a_biased_
     artifacts = ArtifactStore(tmp_path / "artifacts")
     found = version_monitors(config, artifacts, model, X[calibration], y[calibration])
     assert found["estimator"] is None and found["no_estimate"].startswith("class 2 not among")
+
+
+def test_an_unlabelled_batch_with_an_infinite_value_is_estimated_on_its_finite_rows(
+    make_project, elec
+):
+    """The reliability fuzz sent 2 unlabelled rows, one with -inf: the estimate asked the
+    champion (a tree) to predict it and the cycle died in scikit-learn. Rows with +-inf get no
+    prediction when a batch is scored; they get none when it is estimated either."""
+    policy = project_settings()["policy"] | {"block_on": []}  # the batch is not held back
+    project = make_project(policy=policy)
+    week = 48 * 7
+    project.ingest(elec.iloc[: 4 * week], key="history")
+    project.cycle()
+    assert project.champion.metrics["estimator"] is not None
+    fresh = elec.iloc[4 * week : 5 * week].drop(columns="target").reset_index(drop=True)
+    fresh.loc[3, "vicdemand"] = -np.inf
+    project.ingest(fresh, key="unlabelled")
+    report = project.cycle()
+    (said,) = views.decision_explanation(project)["evidence"]["performance"]
+    assert report.cycle_id is not None and said["role"] == "estimated"
+    assert said["n"] == week - 1 and said["value"] is not None

@@ -680,6 +680,7 @@ class _Cycle:
                 row = s.get(BatchRow, batch_id)
                 frame, data_time = self.frame(row), row.data_time
             frame = self.p.without_set_aside(frame, batch_id)  # set-aside rows: not estimated on
+            frame = frame[finite_rows(frame)]  # a row with +-inf gets no prediction (as scored)
             estimate = estimator.estimate_model(model, frame[self.p.features(frame)])
             entry = {
                 "batch": batch_id,
