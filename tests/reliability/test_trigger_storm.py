@@ -62,7 +62,12 @@ def test_the_live_loop_honours_the_cooldown_under_daily_alarms(make_project, ele
     with project.store.session() as s:
         runs = s.scalars(select(RunRow).order_by(RunRow.id)).all()
         decisions = s.scalars(select(DecisionRow).order_by(DecisionRow.id)).all()
-        logged = [e.data for e in s.scalars(select(EventRow).where(EventRow.kind == "decision"))]
+        logged = [
+            e.data
+            for e in s.scalars(
+                select(EventRow).where(EventRow.kind == "decision").order_by(EventRow.id)
+            )
+        ]
     retrained = [r for r in runs if r.version is not None]  # a run that trained nothing
     clocks = [datetime.fromisoformat(r.window["clock"]) for r in retrained]  # starts no cooldown
     assert len(retrained) >= 2, [(r.status, r.error) for r in runs]
