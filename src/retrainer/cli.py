@@ -388,7 +388,7 @@ def run(
                     time.sleep(min(0.2, interval))
     finally:
         signal.signal(signal.SIGINT, previous)
-    refused = sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in watch.failed)
+    refused = sorted(getattr(p, "name", None) or str(p) for p in watch.failed)  # a file, object
     left = f"; {len(refused)} file(s) refused: {', '.join(refused[:5])}" if refused else ""
     err_console.print(f"stopped after {cycles} cycle(s){left}", highlight=False, markup=False)
     if refused and until_idle:

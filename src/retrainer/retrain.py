@@ -61,11 +61,7 @@ def select_window(project: Record, before: int | None = None) -> list[BatchRow]:
     back over older batches until they hold ``window.min_rows`` labelled rows, when set); with
     ``before``, of the batches older than that batch id (a shadow candidate's window)."""
     window = project.config.trainer.window
-    query = select(BatchRow).where(BatchRow.n_labelled > 0, BatchRow.status != "quarantined")
-    if before is not None:
-        query = query.where(BatchRow.id < before)
-    with project.store.session() as s:
-        rows = s.scalars(query.order_by(BatchRow.id)).all()
+    rows = _trainable(project, before)
     if window.all or not rows:
         return list(rows)
     chosen = list(rows[-window.batches :]) if window.batches else []
@@ -75,6 +71,15 @@ def select_window(project: Record, before: int | None = None) -> list[BatchRow]:
         recent = [r for r in rows if r.data_time and (end - r.data_time).days < window.days]
         chosen = max(chosen, recent, key=len)
     return reach_back(list(rows), chosen, window.min_rows)
+
+
+def _trainable(project: Record, before: int | None = None) -> list[BatchRow]:
+    """The labelled, unquarantined batches, oldest first (with ``before``: older than it)."""
+    query = select(BatchRow).where(BatchRow.n_labelled > 0, BatchRow.status != "quarantined")
+    if before is not None:
+        query = query.where(BatchRow.id < before)
+    with project.store.session() as s:
+        return list(s.scalars(query.order_by(BatchRow.id)).all())
 
 
 def fit_shadow(project: Record, batch_id: int) -> tuple[Any, list[str], dict]:
@@ -156,20 +161,10 @@ def as_much_history(
     missing = rows - len(train)
     if missing <= 0 or not batches:
         return train
-    query = select(BatchRow).where(
-        BatchRow.n_labelled > 0, BatchRow.status != "quarantined", BatchRow.id < batches[0].id
-    )
-    with project.store.session() as s:
-        older = s.scalars(query.order_by(BatchRow.id.desc())).all()
-    taken: list[BatchRow] = []
-    for batch in older:
-        if missing <= 0:
-            break
-        taken.insert(0, batch)
-        missing -= batch.n_labelled
-    if not taken:
+    older = _trainable(project, before=batches[0].id)
+    if not older:
         return train
-    before, _ = _window_rows(project, taken)
+    before, _ = _window_rows(project, reach_back(older, older[-1:], missing))
     extended = pd.concat([before, train], ignore_index=True)
     time = project.config.data.time_column
     if time and time in extended:

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -64,6 +65,20 @@ def mean_p(ref: ColumnProfile, mean: float | None, since: int | None = None) -> 
         0.13
     """
     batches = [(r - n, m, s) for r, n, m, s in ref.moments_by_batch if m is not None and r > n]
+    return batches_p(batches, mean, since)
+
+
+def batches_p(
+    batches: Sequence[tuple[float, float, float]], mean: float | None, since: int | None = None
+) -> float | None:
+    """:func:`mean_p` on batches given as (values, mean, std with ``ddof=0``), oldest first:
+    a category's share per batch is a Bernoulli's mean, with std ``sqrt(p (1 - p))``.
+
+    Example:
+        >>> years = [(545, p, (p * (1 - p)) ** 0.5) for p in (0.288, 0.358, 0.448, 0.501)]
+        >>> round(batches_p(years, 0.541, since=1), 2)  # the next year's share of the married
+        0.27
+    """
     if len(batches) < 2 or mean is None or not math.isfinite(mean):
         return None
     from scipy.stats import f, t  # imported when a column moved

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrainer.checks.batch_level import mean_p
+from retrainer.checks.batch_level import batches_p, mean_p
 from retrainer.checks.quality import FAR_COUNT
 from retrainer.checks.result import CheckResult
 from retrainer.diagnosis.alarms import (
@@ -631,7 +631,7 @@ def _shares_carry_on(
     ref: ColumnProfile, shares: Mapping[str, float], categories: set[str], since: int | None
 ) -> bool:
     """Whether the batch's share of each of ``categories`` is what the reference's batches'
-    shares predict (``mean_p`` on each category's share per batch, a Bernoulli's spread
+    shares predict (:func:`batches_p` on each category's share per batch, a Bernoulli's spread
     within): a share that climbs batch by batch crosses the reference's mirror image and reads
     as a swap. A panel's men marry as they age (29, 36, 45 and 50 % married in the reference's
     years, 54 % the next) and 'yes' and 'no' were "swapped". Where the batches' shares agree,
@@ -653,14 +653,9 @@ def _shares_carry_on(
     if len(batches) < 2:
         return False
     for k in categories:
-        moments = []
-        for counts in batches:
-            rows, share = sum(counts.values()), counts.get(k, 0) / sum(counts.values())
-            moments.append((rows, 0, share, math.sqrt(share * (1 - share))))
-        col = ColumnProfile(
-            k, "numeric", count=sum(m[0] for m in moments), batch_moments=tuple(moments)
-        )
-        chance = mean_p(col, shares.get(k, 0.0), since)
+        levels = [(sum(c.values()), c.get(k, 0) / sum(c.values())) for c in batches]
+        moments = [(rows, p, math.sqrt(p * (1 - p))) for rows, p in levels]
+        chance = batches_p(moments, shares.get(k, 0.0), since)
         if chance is None or chance < SCALE_P:
             return False
     return True
