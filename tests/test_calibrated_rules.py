@@ -607,10 +607,15 @@ def test_release_re_runs_the_quality_checks_on_the_parsed_rows(make_project, ele
 def test_unreadable_rows_are_named(elec):
     reference = elec[["nswdemand", "nswprice"]].iloc[20000:24000]
     batch = elec[["nswdemand", "nswprice"]].iloc[24000:24030].astype(object)
-    batch.iloc[[2, 17], 0] = "#VALUE!"
+    batch.iloc[[2, 17], 0] = "#VALUE!"  # one word among numbers: a missing-value marker
+    _, d = diagnose(reference, batch)
+    found = alarms(d, "missing_marker")
+    assert found and "rows (0-based) 2, 17" in found[0].message
+    assert d.fix["missing_values"] == {"nswdemand": ["#VALUE!"]}
+    batch.iloc[9, 0] = "#REF!"  # two words: unreadable values, no fix guessed
     _, d = diagnose(reference, batch)
     found = alarms(d, "bad_values")
-    assert found and "rows (0-based) 2, 17" in found[0].message
+    assert found and "rows (0-based) 2, 9, 17" in found[0].message and not d.fix
 
 
 def test_a_hapt_gain_of_1000_is_a_scale_change_not_drift(hapt_sample):

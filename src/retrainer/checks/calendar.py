@@ -52,11 +52,11 @@ PARTS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "month": lambda t: t.dt.month,
     "day": lambda t: t.dt.day,
     "hour": lambda t: t.dt.hour,
-    "weekday (Monday 0)": lambda t: t.dt.dayofweek,
-    "weekday (Monday 1)": lambda t: t.dt.dayofweek + 1,
+    "weekday (Monday 0)": lambda t: t.dt.day_of_week,
+    "weekday (Monday 1)": lambda t: t.dt.day_of_week + 1,
     "quarter": lambda t: t.dt.quarter,
     "week": lambda t: t.dt.isocalendar().week,
-    "day of the year": lambda t: t.dt.dayofyear,
+    "day of the year": lambda t: t.dt.day_of_year,
 }
 
 

@@ -77,8 +77,9 @@ class ColumnSignal:
     one value in consecutive rows (``run_value``), its ``QUANTILES`` (for unit changes), the
     number of blocks of consecutive rows the most frequent value forms (``mode_runs``) and,
     for values that are no numbers, how many (``bad``), the first rows (``bad_rows``, 0-based
-    positions in the batch), the unit suffixes among them (``"1014.7 hPa"``) and the rows no
-    unit reads either (``unparsed``: row -> value)."""
+    positions in the batch), the unit suffixes among them (``"1014.7 hPa"``), the rows no
+    unit reads either (``unparsed``: row -> value) and the commonest of those values with their
+    counts (``words``: at most two, enough to tell a lone marker such as ``"nil"``)."""
 
     mode: float | None
     mode_count: int
@@ -92,6 +93,7 @@ class ColumnSignal:
     unit_numbers: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     unparsed: dict[int, str] = field(default_factory=dict)  # row -> value, with no unit either
     mode_runs: int = 0
+    words: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return plain(
@@ -107,6 +109,7 @@ class ColumnSignal:
                 "bad": self.bad,
                 "units": self.units,
                 "unparsed": {str(k): v for k, v in self.unparsed.items()},
+                "words": self.words,
             }
         )
 
@@ -160,12 +163,14 @@ def _unreadable(series: pd.Series, values: np.ndarray) -> dict:
     parts = found.dropna()
     parts["number"] = pd.to_numeric(parts["number"], errors="coerce")
     neither = np.flatnonzero(bad)[found["unit"].isna().to_numpy()]
+    words = series.iloc[neither].map(str).value_counts().head(2)
     return {
         "unparsed": {int(i): str(series.iloc[i]) for i in neither[:SHOW_ROWS]},
         "bad_rows": tuple(int(i) for i in np.flatnonzero(bad)[:SHOW_ROWS]),
         "bad": int(bad.sum()),
         "units": unit_suffixes(text),
         "unit_numbers": parts.reset_index(drop=True),
+        "words": {str(k): int(v) for k, v in words.items()},
     }
 
 

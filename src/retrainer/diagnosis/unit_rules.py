@@ -78,7 +78,9 @@ def affine(
 
 def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProfile | None) -> dict:
     """A re-typed column (most values unreadable as numbers; with unit suffixes, the parse
-    and conversion as a proposed fix) or unreadable values (a minority), rows named."""
+    and conversion as a proposed fix), a missing-value marker (one word, the only text among
+    numbers: ``"nil"``, ``"#VALUE!"``; read as missing by the proposed fix) or unreadable values
+    (a minority), rows named."""
     share = float(r.statistic or 0.0)
     example = r.detail.get("example")
     rows = ""
@@ -87,6 +89,18 @@ def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProf
         shown = ", ".join(map(str, col.bad_rows))
         rows = f"; unreadable rows (0-based) {shown}{more}"
     found = {"column": name, "confidence": 0.9, "evidence": [], "fix": None}
+    marker = _missing_marker(col)
+    if marker is not None:
+        message = (
+            f"column {name!r}: {100 * share:.0f}% of the values read {marker!r}, the only text "
+            f"among its numbers{rows}: a missing-value marker (readings missing, not a re-typed "
+            f"column); accept the fix to read {marker!r} as missing, and the null-rate rules "
+            "judge the batch"
+        )
+        evidence = [{"marker": marker, "rows": col.bad}]
+        return {**found, "cause": "data_quality", "check": "missing_marker", "message": message,
+                "confidence": 0.85, "fix": {"missing_values": {name: [marker]}},
+                "evidence": evidence}  # fmt: skip
     if share < RETYPED_SHARE:
         message = f"column {name!r}: {100 * share:.1f}% unreadable values (e.g. {example!r}){rows}"
         return {**found, "cause": "data_quality", "check": "bad_values", "message": message,
@@ -124,3 +138,24 @@ def retyped(name: str, r: CheckResult, col: ColumnSignal | None, ref: ColumnProf
         f"(e.g. {example!r}){rows}: re-typed upstream"
     )
     return {**found, "cause": "upstream_change", "check": "retyped", "message": message}
+
+
+def _missing_marker(col: ColumnSignal | None) -> str | None:
+    """The one word a numeric column holds beside its numbers, without a unit: a producer's
+    mark for a missing reading (a sensor's ``"nil"``, a spreadsheet's ``"#VALUE!"``). A column
+    that keeps no number (``"low"``, ``"high"``) or holds several words is re-typed instead.
+
+    Example:
+        >>> import pandas as pd
+        >>> from retrainer.diagnosis.signals import batch_signals
+        >>> batch = pd.DataFrame({"isig": ["21.5", "nil", "nil", "20.9"]})
+        >>> _missing_marker(batch_signals(batch, ["isig"]).columns["isig"])
+        'nil'
+        >>> batch = pd.DataFrame({"isig": ["21.5", "nil", "off", "20.9"]})
+        >>> _missing_marker(batch_signals(batch, ["isig"]).columns["isig"]) is None
+        True
+    """
+    if col is None or not col.values or col.units or len(col.words) != 1:
+        return None
+    word, count = next(iter(col.words.items()))
+    return word if count == col.bad else None
