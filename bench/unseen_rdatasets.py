@@ -45,6 +45,10 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
 - ``doctor``: doctor visits of German adults 1984-1988 (R's COUNT ``rwm5yr``, from the German
   Socio-Economic Panel; 19,609 person-years), one file a year, a file a cycle: ``init --task
   regression`` on hospital visits, education, age, work, sex, marriage, children and income.
+- ``firms``: 738 Spanish manufacturing firms each year 1983-1990 (R's plm ``Snmesp``, from
+  the Bank of Spain's balance sheets), one file a year, a file a cycle. The log of real output is
+  predicted from the logs of employment, wages, intermediate inputs and capital, and the cash
+  flow: ``init --task regression``.
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -157,6 +161,13 @@ MALES = Dataset(
     1984,
     per_cycle=None,
 )
+FIRMS = Dataset(
+    CSV + "plm/Snmesp.csv",
+    "regression",
+    "row surveyed n w i k f y",
+    1987,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -190,7 +201,7 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     elif dataset is LABOR:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
-    elif dataset in (DOCTOR, MALES):
+    elif dataset in (DOCTOR, MALES, FIRMS):
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
     elif dataset is FLCHAIN:
@@ -265,7 +276,7 @@ def run(name: str, dataset: Dataset) -> None:
 def main() -> None:
     datasets = {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}
     datasets |= {"vocab": VOCAB, "labor": LABOR, "flchain": FLCHAIN}
-    datasets |= {"doctor": DOCTOR, "males": MALES}
+    datasets |= {"doctor": DOCTOR, "males": MALES, "firms": FIRMS}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 

@@ -6,6 +6,7 @@ rows quarantines the batch), an affine unit change is named with its inverse as 
 numeric column sent as text with a unit is stored quarantined and parsed once the fix is
 accepted."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -59,6 +60,30 @@ def test_unusual_share_is_the_binomial_tail():
     for count, rows, p in [(12, 30, 0.38), (25, 30, 0.38), (3, 90, 0.001)]:
         expected = stats.binomtest(count, rows, p, alternative="greater").pvalue < ALPHA
         assert unusual_share(count, rows, p) == expected
+
+
+def test_unusual_share_against_a_counted_reference_is_fishers_exact_test():
+    for count, rows, held, reference in [(3, 22, 3, 349), (3, 22, 0, 349), (30, 90, 2, 4000)]:
+        table = [[count, rows - count], [held, reference - held]]
+        expected = stats.fisher_exact(table, alternative="greater").pvalue < ALPHA
+        assert unusual_share(count, rows, held / reference, ALPHA, reference) == expected
+    assert not unusual_share(3, 22, 3 / 349, ALPHA, 349) and unusual_share(3, 22, 3 / 349)
+
+
+def test_three_unchanged_closes_in_a_month_are_no_fill_value():
+    """Intel's daily return was exactly 0 (an unchanged close) on 3 of 22 trading days of July
+    2014 and 3 of the 349 days before (River's S&P 500 returns): the month was quarantined as
+    "a new default or fill value", the reference's 3 read as a known rate of 0.86 %. A zero the
+    reference never held in 3 of 22 rows is still one."""
+    river = pytest.importorskip("river")
+    frame = pd.read_csv(Path(river.__file__).parent / "datasets" / "sp500.csv.gz")
+    columns = ["INTC", "KO", "MSFT"]
+    reference = frame[frame["date"] < "2014-07"][columns]
+    july = frame[frame["date"].str.startswith("2014-07")][columns]
+    assert (reference["INTC"] == 0).sum() == 3 and (july["INTC"] == 0).sum() == 3
+    assert not alarms(diagnose(reference, july)[1], "default_value")
+    never = reference.assign(INTC=reference["INTC"].replace(0.0, 0.01))
+    assert alarms(diagnose(never, july)[1], "default_value")
 
 
 # ------------------------------------------------------------------------ stuck and fill

@@ -346,7 +346,7 @@ def _point_mass(
     if exact is None:
         if share < 0.1 or share < 3 * before + 0.05:
             return None
-    elif share < 0.1 or not unusual_share(col.mode_count, cur.values, exact):
+    elif share < 0.1 or not unusual_share(col.mode_count, cur.values, exact, ALPHA, ref.values):
         return None
     outside = (cur.hist[0] + cur.hist[-1]) if cur.hist else 0
     inside_mode = ref.min is not None and ref.min <= col.mode <= (ref.max or 0.0)

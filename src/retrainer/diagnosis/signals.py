@@ -32,19 +32,38 @@ NATURAL_SHARE = 0.01  # a value the reference holds this often is an ordinary re
 SHOW_ROWS = 10  # unreadable rows named per column
 
 
-def unusual_share(count: int, rows: int, reference_share: float, alpha: float = ALPHA) -> bool:
+def unusual_share(
+    count: int,
+    rows: int,
+    reference_share: float,
+    alpha: float = ALPHA,
+    reference_rows: int | None = None,
+) -> bool:
     """Whether ``count`` of ``rows`` holding one value is more than the reference's share of
     that value explains: the binomial probability of at least ``count`` is below ``alpha``.
+
+    With ``reference_rows``, the reference's share is a count of its rows, itself a sample:
+    the batch's count is read against both counts together (Fisher's exact test, one-sided: the
+    hypergeometric chance that the batch holds at least ``count`` of them). Three unchanged
+    closing prices in 349 trading days do not make three in 22 improbable; a value the reference
+    never held still is.
 
     Example:
         >>> unusual_share(12, 30, 0.38), unusual_share(25, 30, 0.38), unusual_share(4, 30, 0.0)
         (False, True, True)
+        >>> unusual_share(3, 22, 3 / 349), unusual_share(3, 22, 3 / 349, reference_rows=349)
+        (True, False)
     """
     if count <= 0 or rows <= 0:
         return False
     from scipy import stats  # here: `retrainer explain` reads signals without SciPy
 
-    return float(stats.binom.sf(count - 1, rows, min(max(reference_share, 0.0), 1.0))) < alpha
+    share = min(max(reference_share, 0.0), 1.0)
+    if not reference_rows:
+        return float(stats.binom.sf(count - 1, rows, share)) < alpha
+    held = round(share * reference_rows)
+    chance = stats.hypergeom.sf(count - 1, reference_rows + rows, held + count, rows)
+    return float(chance) < alpha
 
 
 def in_blocks(count: int, runs: int, rows: int, alpha: float = ALPHA) -> bool:
