@@ -51,6 +51,7 @@ def test_init_for_a_regression_writes_a_project_that_loads(workdir):
     assert invoke("init", "--task", "regression").exit_code == 0
     text = (workdir / "retrainer.yaml").read_text()
     assert "# drift detector on the champion's error stream" in text  # comments kept
+    assert "task: regression           # or classification;" in text  # not "or regression"
     config = Project.from_yaml(workdir / "retrainer.yaml").config
     assert config.trainer.task == "regression" and config.gate.metric == "mae"
     assert config.trainer.estimator.endswith("HistGradientBoostingRegressor")

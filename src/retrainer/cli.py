@@ -99,7 +99,14 @@ def main(ctx: click.Context, config: str, debug: bool) -> None:
 # detector that reads a loss (DDM reads 0/1 errors)
 _REGRESSION = (
     ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
-    ("  task: classification       #", "  task: regression           #"),
+    (
+        "  task: classification       # or regression (then gate.metric mae, rmse or r2, and a "
+        "concept\n                             #   detector that reads a loss: page_hinkley, "
+        "adwin, kswin, cusum)",
+        "  task: regression           # or classification; gate.metric mae, rmse or r2, and a "
+        "concept\n                             #   detector that reads a loss: page_hinkley, "
+        "adwin, kswin, cusum",
+    ),
     ("  metric: accuracy           #", "  metric: mae                #"),
     # Page-Hinkley's threshold is in the loss's units (dollars, logs): calibrated, never fixed
     ("concept: {detector: ddm}  ", "concept: {detector: page_hinkley, arl: 2000}"),
