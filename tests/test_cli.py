@@ -56,7 +56,14 @@ def test_init_for_a_regression_writes_a_project_that_loads(workdir):
     assert config.trainer.task == "regression" and config.gate.metric == "mae"
     assert config.trainer.estimator.endswith("HistGradientBoostingRegressor")
     assert config.checks.concept.detector == "PageHinkley"
+    performance = next(t for t in config.policy.triggers if t.type == "performance")
+    assert performance.max_drop == pytest.approx(0.1) and performance.relative_drop
     settings = yaml.safe_load(text)
+    settings["policy"]["triggers"][4]["max_drop"] = "ten%"
+    (workdir / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.raises(ConfigError, match="max_drop 'ten%' is no percentage"):
+        Project.from_yaml(workdir / "retrainer.yaml")
+    settings["policy"]["triggers"][4]["max_drop"] = "10%"
     settings["checks"]["concept"]["detector"] = "ddm"  # what init wrote before --task
     (workdir / "retrainer.yaml").write_text(yaml.safe_dump(settings))
     with pytest.raises(ConfigError, match="DDM reads a 0/1 error stream"):

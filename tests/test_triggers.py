@@ -57,6 +57,25 @@ def test_performance_respects_direction_of_losses():
     assert PerformanceTrigger(min_value=0.9).fire(ev(performance=0.85))
 
 
+def test_a_relative_drop_is_that_share_of_the_champions_score_on_either_scale():
+    """``max_drop: 10%`` on a loss in dollars and in thousands of dollars alike: the same rows
+    fire or not whatever the unit, as an absolute ``max_drop`` in the matching unit does."""
+    for scale in (1.0, 1000.0):
+        relative = PerformanceTrigger(max_drop=0.1, relative=True)
+        absolute = PerformanceTrigger(max_drop=0.1 * 20.0 * scale)
+        for rise in (1.5, 2.5, 4.0):
+            noisy = ev(
+                metric="mae",
+                performance=(20.0 + rise) * scale,
+                reference_performance=20.0 * scale,
+                performance_rows=500,
+                reference_rows=500,
+                performance_spread=10.0 * scale,
+                reference_spread=10.0 * scale,
+            )
+            assert bool(relative.fire(noisy)) == bool(absolute.fire(noisy)) == (rise == 4.0)
+
+
 def test_named_drift_columns_only():
     trigger = DriftTrigger(columns=("price",))
     assert trigger.fire(ev(drifted_columns=("demand",), dataset_drift=True)) is None

@@ -95,8 +95,9 @@ def main(ctx: click.Context, config: str, debug: bool) -> None:
     ctx.obj = {"config": config}
 
 
-# what a regression changes in the template: its estimator, task, gate metric and a concept
-# detector that reads a loss (DDM reads 0/1 errors)
+# what a regression changes in the template: its estimator, task, gate metric, a performance
+# drop relative to the champion's loss (a loss has units) and a concept detector that reads a
+# loss (DDM reads 0/1 errors)
 _REGRESSION = (
     ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
     (
@@ -108,6 +109,14 @@ _REGRESSION = (
         "adwin, kswin, cusum",
     ),
     ("  metric: accuracy           #", "  metric: mae                #"),
+    (
+        "    - {type: performance, max_drop: 0.05}  # or min_value: 0.8; on accuracy the drop "
+        "must also\n                                           #   be significant",
+        "    - {type: performance, max_drop: 10%}   # the loss a tenth above the champion's, or\n"
+        "                                           #   a rise in the target's units (2.5), or\n"
+        "                                           #   min_value: a ceiling; the rise must also\n"
+        "                                           #   be significant",
+    ),
     # Page-Hinkley's threshold is in the loss's units (dollars, logs): calibrated, never fixed
     ("concept: {detector: ddm}  ", "concept: {detector: page_hinkley, arl: 2000}"),
 )
@@ -120,6 +129,8 @@ def project_template(task: str = "classification") -> str:
     >>> settings = yaml.safe_load(project_template("regression"))
     >>> settings["trainer"]["task"], settings["gate"]["metric"], settings["checks"]["concept"]
     ('regression', 'mae', {'detector': 'page_hinkley', 'arl': 2000})
+    >>> settings["policy"]["triggers"][4]
+    {'type': 'performance', 'max_drop': '10%'}
     """
     text = resources.files("retrainer").joinpath("templates/retrainer.yaml").read_text()
     if task == "regression":
@@ -439,7 +450,8 @@ def _cycle_line(r: dict, waiting: int) -> str:
     champion = f"v{r['champion']}" if r["champion"] else "none"
     return (
         f"cycle {r['cycle']}: {what}{quarantined}, {len(r['alarms'])} alarm(s), "
-        f"{r['decision']['action']}{run}, champion {champion}; {waiting} files waiting"
+        f"{r['decision']['action']}{run}, champion {champion}; "
+        f"{waiting} file{'' if waiting == 1 else 's'} waiting"
     )
 
 

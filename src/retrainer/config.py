@@ -473,12 +473,27 @@ class TriggerSettings(_Section):
     min_rows: int | None = Field(None, ge=1)
     columns: list[str] | None = None
     metric: str | None = None  # performance: gate.metric, the only score a version keeps
-    max_drop: float | None = Field(None, ge=0)
+    max_drop: float | None = Field(None, ge=0)  # in the metric's units, or "10%" of its score
+    relative_drop: bool = False  # max_drop is a share of the champion's holdout score
     min_value: float | None = None
     source: Literal["realised", "estimated"] = "realised"  # performance: labels or estimate
     alpha: float = Field(0.01, gt=0, lt=0.5)  # performance: a drop's one-sided test level
     mode: Literal["any", "all"] = "any"  # group: how its triggers combine
     triggers: list[TriggerSettings] | None = None  # group: its triggers
+
+    @model_validator(mode="before")
+    @classmethod
+    def _percent(cls, data: Any) -> Any:
+        """``max_drop: 10%``: a rise of a loss by a tenth of the champion's (mae in dollars or
+        mg/dL has no unit-free drop), read as ``max_drop: 0.1, relative_drop: true``."""
+        drop = data.get("max_drop") if isinstance(data, dict) else None
+        if not isinstance(drop, str) or not drop.strip().endswith("%"):
+            return data
+        try:
+            share = float(drop.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"max_drop {drop!r} is no percentage such as 10%") from None
+        return {**data, "max_drop": share, "relative_drop": True}
 
     @model_validator(mode="after")
     def _complete(self) -> TriggerSettings:

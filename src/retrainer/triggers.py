@@ -183,6 +183,10 @@ class PerformanceTrigger:
         "performance: mae=2.4000 rose more than 0.05 from the champion's 1.9000"
         >>> PerformanceTrigger(min_value=2.0).fire(loss)
         'performance: mae=2.4000 is above the ceiling 2.0'
+        >>> PerformanceTrigger(max_drop=0.1, relative=True).fire(loss)  # max_drop: 10%
+        "performance: mae=2.4000 rose more than 10% (0.19) from the champion's 1.9000"
+        >>> PerformanceTrigger(max_drop=0.3, relative=True).fire(loss) is None
+        True
         >>> noisy = replace(loss, performance_rows=30, reference_rows=200,
         ...                 performance_spread=1.5, reference_spread=1.5)
         >>> PerformanceTrigger(max_drop=0.05).fire(noisy) is None  # 30 rows: +-0.55 (2 se)
@@ -198,6 +202,7 @@ class PerformanceTrigger:
     min_value: float | None = None
     source: str = "realised"
     alpha: float = 0.01
+    relative: bool = False  # max_drop is a share of the champion's holdout score
 
     def fire(self, ev: Evidence) -> str | None:
         estimated = self.source == "estimated"
@@ -219,29 +224,37 @@ class PerformanceTrigger:
             if p is None or p < self.alpha:
                 bound = "below the floor" if higher_is_better(ev.metric) else "above the ceiling"
                 return f"performance: {what} is {bound} {self.min_value}{self._test(p)}"
-        if (
-            self.max_drop is not None
-            and ref is not None
-            and is_worse(ev.metric, value, ref, self.max_drop)
-        ):
+        if self.max_drop is None or ref is None:
+            return None
+        drop = self.max_drop * abs(ref) if self.relative else self.max_drop
+        if is_worse(ev.metric, value, ref, drop):
             m = ev.reference_rows
             known = n and m and (not loss or ev.reference_spread > 0)
-            p = self._p(ev, value, n, ref, self.max_drop, m) if known else None
+            p = self._p(ev, value, n, ref, drop, m) if known else None
             if banded:
                 noise = ref * (1 - ref) / m if ev.metric == "accuracy" and m else 0.0
-                worse = ref - self.max_drop if higher_is_better(ev.metric) else ref + self.max_drop
+                worse = ref - drop if higher_is_better(ev.metric) else ref + drop
                 p = _estimated_p(ev, value, worse, noise)
             if p is None or p < self.alpha:
                 holdout = "" if p is None else f" (holdout, n={m})"
                 moved = "dropped more than" if higher_is_better(ev.metric) else "rose more than"
+                shown = f"{self.max_drop:.0%} ({drop:.4g})" if self.relative else f"{drop}"
                 return (
-                    f"performance: {what} {moved} {self.max_drop} from the "
+                    f"performance: {what} {moved} {shown} from the "
                     f"champion's {ref:.4f}{holdout}{self._test(p)}"
                 )
         return None
 
     def _test(self, p: float | None) -> str:
-        return "" if p is None else f": one-sided z-test p={p:.2g} < {self.alpha}"
+        """The test's words; a p-value below the smallest double reads ``p<1e-300``, not 0.
+
+        >>> PerformanceTrigger(max_drop=0.05)._test(0.0)
+        ': one-sided z-test p<1e-300 < 0.01'
+        """
+        if p is None:
+            return ""
+        shown = f"={p:.2g}" if p > 0 else "<1e-300"
+        return f": one-sided z-test p{shown} < {self.alpha}"
 
     @staticmethod
     def _p(ev: Evidence, value: float, n: int, ref: float, drop: float = 0.0, m: int = 0):
@@ -431,7 +444,11 @@ def trigger_from_settings(s: TriggerSettings, cost: float | None = None) -> Trig
         return ConceptTrigger()
     if s.type == "performance":
         return PerformanceTrigger(
-            max_drop=s.max_drop, min_value=s.min_value, source=s.source, alpha=s.alpha
+            max_drop=s.max_drop,
+            min_value=s.min_value,
+            source=s.source,
+            alpha=s.alpha,
+            relative=s.relative_drop,
         )
     if s.type == "group":
         return TriggerGroup(tuple(trigger_from_settings(t, cost) for t in s.triggers), s.mode)
