@@ -49,6 +49,20 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   the Bank of Spain's balance sheets), one file a year, a file a cycle. The log of real output is
   predicted from the logs of employment, wages, intermediate inputs and capital, and the cash
   flow: ``init --task regression``.
+- ``cigarettes``: cigarette sales per head in 46 US states each year 1963-1992 (R's Ecdat
+  ``Cigar``, Baltagi), one file a year of 46 rows, a file a cycle: sales predicted from the
+  state's code, the price, population, consumer prices, income and the lowest neighbouring
+  price, all nominal (inflation moves every price out of the reference's range).
+- ``countries``: 125 countries each year 1960-1985 (R's plm ``SumHes``, the Penn World Table of
+  Summers and Heston), a file a year: GDP per head predicted from the country, OPEC and
+  communist membership, population and the savings rate.
+- ``municipalities``: 265 Swedish municipalities each year 1979-1987 (R's Ecdat ``MunExp``), a
+  file a year: expenditure predicted from revenue and grants.
+- ``patents``: 181 European firms each year 1983-1991 (R's Ecdat ``PatentsRD``), a file a year:
+  patents predicted from the sector, region, R&D expenditure and spillovers.
+- ``employers``: 140 UK firms 1976-1984, an unbalanced panel of 80, 138, 140 ... 78 and 35 firms
+  a year (R's plm ``EmplUK``, Arellano and Bond), a file a year: employment predicted from
+  sector, wage, capital and output.
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -168,6 +182,41 @@ FIRMS = Dataset(
     1987,
     per_cycle=None,
 )
+CIGARETTES = Dataset(
+    CSV + "Ecdat/Cigar.csv",
+    "regression",
+    "row surveyed state price pop pop16 cpi ndi pimin sales",
+    1980,
+    per_cycle=None,
+)
+COUNTRIES = Dataset(
+    CSV + "plm/SumHes.csv",
+    "regression",
+    "row surveyed country opec com pop sr gdp",
+    1975,
+    per_cycle=None,
+)
+MUNICIPALITIES = Dataset(
+    CSV + "Ecdat/MunExp.csv",
+    "regression",
+    "row surveyed revenue grants expend",
+    1983,
+    per_cycle=None,
+)
+PATENTS = Dataset(
+    CSV + "Ecdat/PatentsRD.csv",
+    "regression",
+    "row surveyed sector geo rdexp spil patent",
+    1987,
+    per_cycle=None,
+)
+EMPLOYERS = Dataset(
+    CSV + "plm/EmplUK.csv",
+    "regression",
+    "row surveyed sector wage capital output emp",
+    1980,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -201,7 +250,11 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     elif dataset is LABOR:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
-    elif dataset in (DOCTOR, MALES, FIRMS):
+    elif dataset is CIGARETTES:
+        frame = frame.rename(columns={first: "row"})
+        frame = frame.assign(year=frame["year"] + 1900)
+        frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
+    elif dataset in (DOCTOR, MALES, FIRMS, COUNTRIES, MUNICIPALITIES, PATENTS, EMPLOYERS):
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
     elif dataset is FLCHAIN:
@@ -276,7 +329,9 @@ def run(name: str, dataset: Dataset) -> None:
 def main() -> None:
     datasets = {"baseball": BASEBALL, "bundesliga": BUNDESLIGA, "movies": MOVIES, "nox": NOX}
     datasets |= {"vocab": VOCAB, "labor": LABOR, "flchain": FLCHAIN}
-    datasets |= {"doctor": DOCTOR, "males": MALES, "firms": FIRMS}
+    datasets |= {"doctor": DOCTOR, "males": MALES, "firms": FIRMS, "cigarettes": CIGARETTES}
+    datasets |= {"countries": COUNTRIES, "municipalities": MUNICIPALITIES, "patents": PATENTS}
+    datasets |= {"employers": EMPLOYERS}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 
