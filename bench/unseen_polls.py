@@ -128,7 +128,7 @@ def outcome(title: str, project: Project, summary: ReplaySummary) -> None:
         f"longest held back {longest} batches"
     )
     trained, never = (
-        "n/a" if v is None else f"{v:.3f}"
+        "n/a" if v is None else f"{v:.4g}"
         for v in (summary.continuously_trained, summary.never_retrained)
     )
     print(

@@ -321,7 +321,7 @@ def run(name: str, dataset: Dataset) -> None:
         print(f"scored by both models: {len(both)} batches{span}")
         later = {k + 1 for k, year in enumerate(years) if dataset.later <= year < years[-1]}
         value = views.overall(perf, "champion", later)
-        shown = "n/a (no model scored)" if value is None else f"{value:.3f}"
+        shown = "n/a (no model scored)" if value is None else f"{value:.4g}"
         metric = project.config.gate.metric
         print(f"continuously trained, seasons {dataset.later}-{years[-2]}: {metric} {shown}")
 
