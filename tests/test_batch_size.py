@@ -58,3 +58,16 @@ def test_a_backfilled_first_file_does_not_hide_a_truncated_week():
     have passed it for 30 weeks)."""
     for weeks in (3, 5, 10, 30):
         assert truncated(100, [4 * 336] + [336] * weeks), weeks
+
+
+def test_a_cohort_whose_first_years_already_differ_is_no_truncation_early_on():
+    """A cohort's blood samples by year (R's survival ``flchain``: 1,275, 3,491, 1,381, then
+    687 and 350): the 4th and 5th years were "truncated in transfer or export" by the half rule,
+    which stood until 2 ratios calibrated the rule. The years after the first already differ
+    by 2.5 times, and the rule now widens with them; steady weeks after a backfilled first
+    file keep the half rule."""
+    cohort = [1275, 3491, 1381, 687, 350]
+    assert not truncated(687, cohort[:3]) and not truncated(350, cohort[:4])
+    assert truncated(100, cohort[:3])  # a tenth of the usual year still is
+    for history in ([336] * 3, [336] * 4, [4 * 336, 336, 336], [4 * 336, 336, 336, 336]):
+        assert usual_size(history).share == MOST_SHARE and truncated(160, history), history

@@ -27,6 +27,7 @@ RECENT = 8  # batches whose median size is the usual size
 MIN_HISTORY = 3  # fewest earlier batches before a batch can be called truncated
 MOST_SHARE = 0.5  # a batch with fewer than this share of the usual rows is suspect
 ALPHA = 1e-3  # false-alarm rate per batch where the sizes vary by themselves
+PRIOR_BATCHES = 3  # the half rule's weight, in batches, while few batches calibrate the rule
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,32 @@ def usual_size(sizes: Sequence[int]) -> UsualSize | None:
     ]
     rows = float(statistics.median(sizes[-RECENT:]))
     if len(ratios) < 2:
-        return UsualSize(rows)
+        return UsualSize(rows, _early_share(logs))
     from scipy import stats  # here: `retrainer explain` reads diagnoses without SciPy
 
     n, spread = len(ratios), float(np.std(ratios, ddof=1))
     bound = np.mean(ratios) + stats.t.ppf(ALPHA, n - 1) * spread * np.sqrt(1 + 1 / n)
     return UsualSize(rows, float(min(MOST_SHARE, np.exp(bound))))
+
+
+def _early_share(logs: np.ndarray) -> float:
+    """The truncation share while too few batches calibrate the rule: the half rule, widened
+    by how much the batches after the first already differ. The first file is left out (it
+    often holds a backfill of several periods); each later batch's log ratio to the median of
+    those before it (the first left out) is pooled with the half rule as a prior worth
+    ``PRIOR_BATCHES`` batches, whose spread puts half the usual size at ``ALPHA``.
+
+    Example:
+        >>> _early_share(np.log([4 * 336, 336, 336]))  # a backfill, then steady weeks
+        0.5
+        >>> round(_early_share(np.log([1275, 3491, 1381])), 2)  # a cohort's yearly samples
+        0.21
+    """
+    from statistics import NormalDist
+
+    z = -NormalDist().inv_cdf(ALPHA)
+    prior = (np.log(1 / MOST_SHARE) / z) ** 2
+    steps = [logs[i] - float(np.median(logs[1:i])) for i in range(2, len(logs))]
+    spread = np.sqrt((PRIOR_BATCHES * prior + float(np.sum(np.square(steps))))
+                     / (PRIOR_BATCHES + len(steps)))  # fmt: skip
+    return float(min(MOST_SHARE, np.exp(-z * spread)))
