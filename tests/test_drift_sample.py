@@ -116,6 +116,42 @@ def test_the_multivariate_check_reads_a_bounded_sample_and_sees_a_broken_correla
         multivariate_drift(sample, _correlated(100, 4), method="magic")
 
 
+def test_mmd_counts_rows_as_the_references_weeks_differ(elec):
+    """ELEC2 weeks against the week before them (the reference sample is the champion's holdout,
+    its newest rows): MMD alarmed on every unchanged week (19 of 19), since neighbouring weeks
+    differ by their market events. With the design effect of the 4 weeks before (the
+    reference's batches, as the column tests count rows) it alarms on 8, and a week whose
+    demand was sent scaled (a unit change) or whose two prices were swapped still alarms."""
+    from retrainer.checks.reference import dispersion
+    from retrainer.data.schema import Schema
+    from retrainer.profile import BatchProfile
+
+    columns = ["nswprice", "nswdemand", "vicprice", "vicdemand", "transfer"]
+    weeks = [elec[columns].iloc[i * 336 : (i + 1) * 336] for i in range(60, 84)]
+    labels = pd.Series(np.zeros(336, dtype=int))
+    schema = Schema.infer(elec[columns])
+    raw, counted, broken = 0, 0, 0
+    for k in range(5, len(weeks)):
+        first = BatchProfile.from_frame(pd.concat(weeks[k - 5 : k - 1]), schema)
+        profiles = [
+            BatchProfile.from_frame(w, schema, edges=first.edges()) for w in weeks[k - 5 : k - 1]
+        ]
+        effects = dispersion(profiles)
+        sample = ReferenceSample(weeks[k - 1], labels, labels, "classification")
+        raw += multivariate_drift(sample, weeks[k]).alarm
+        counted += multivariate_drift(sample, weeks[k], dispersion=effects).alarm
+        swapped = weeks[k].rename(columns={"nswprice": "vicprice", "vicprice": "nswprice"})
+        scaled = weeks[k].assign(nswdemand=weeks[k]["nswdemand"] * 10)
+        broken += sum(
+            multivariate_drift(sample, w, dispersion=effects).alarm for w in (swapped, scaled)
+        )
+    assert raw >= 15 and counted <= raw // 2 and broken == 2 * (len(weeks) - 5), (
+        raw,
+        counted,
+        broken,
+    )
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory, elec):
     from retrainer.project import Project

@@ -175,10 +175,15 @@ class _Cycle:
         return self._samples[champion.version]
 
     def _sample_checks(
-        self, frame: pd.DataFrame, champion: Any, calendar: dict[str, str]
+        self,
+        frame: pd.DataFrame,
+        champion: Any,
+        calendar: dict[str, str],
+        dispersion: dict[str, float] | None = None,
     ) -> list[CheckResult]:
         """Prediction drift and the multivariate check of a batch against the champion's
-        reference sample (none when it has no sample)."""
+        reference sample (none when it has no sample); MMD counts rows by the reference's
+        ``dispersion`` (its batches' design effects), as the column tests do."""
         found = self.sample(champion)
         if found is None:
             return []
@@ -202,6 +207,7 @@ class _Cycle:
                     method=cfg.multivariate,
                     max_rows=cfg.multivariate_rows,
                     exclude=calendar,
+                    dispersion=dispersion,
                 )
             )
         return out
@@ -306,7 +312,8 @@ class _Cycle:
         with self.p.store.session() as s:  # per batch: the rest of the cycle proceeds
             blocking = self.quarantine.screen(s, batch_id, self._blocking(alarms), self.id)
         if not blocking:  # recorded, not read by the diagnosis; quarantined batches not predicted
-            results += self._sample_checks(frame, champion, checked.calendar)
+            dispersion = chosen.dispersion if chosen is not None else None
+            results += self._sample_checks(frame, champion, checked.calendar, dispersion)
             self.evidence += self.quarantine.tolerated(alarms)
             self.drifted |= checked.drifted
             self.dataset_drift |= checked.moved

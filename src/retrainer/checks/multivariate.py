@@ -219,9 +219,17 @@ def mmd(
     permutations: int = 200,
     max_rows: int = 1000,
     seed: int = 0,
+    design_effect: float = 1.0,
 ) -> CheckResult:
     """MMD two-sample test with a Gaussian kernel: permutation p-value, or the linear-time
     statistic when a side has more than ``max_rows`` rows.
+
+    Rows of a real series are no independent draws: neighbouring weeks differ by that week's
+    weather or market. With ``design_effect`` *d* (the reference's batches differ *d* times
+    more than their rows' spread explains), each row counts as 1/*d* of an independent one, as
+    in the univariate tests: MMD^2's spread under the null grows as 1/rows, so the statistic is
+    read at 1/*d* of its size against the permutations' (the linear statistic's standard error
+    times *d*).
 
     Parameters:
         reference, current: raw rows.
@@ -229,7 +237,16 @@ def mmd(
         permutations: permutations for the p-value (quadratic statistic).
         max_rows: above this many rows on a side, the linear-time test on all rows.
         seed: bandwidth sample and permutation seed.
+        design_effect: at least 1 (see above; ``detail["design_effect"]`` when above 1).
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> ref = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+        >>> week = pd.DataFrame({"a": rng.normal(0.4, 1, 200), "b": rng.normal(size=200)})
+        >>> mmd(ref, week).alarm, mmd(ref, week, design_effect=8.0).alarm
+        (True, False)
     """
+    d = max(1.0, float(design_effect))
     skipped = _too_small("mmd", reference, current)
     if skipped is not None:
         return skipped
@@ -237,7 +254,7 @@ def mmd(
     if max(len(reference), len(current)) > max_rows:
         ref, cur = _prepare(reference, current, max(len(reference), len(current)), seed)
         width = _bandwidth(np.vstack([ref[:max_rows], cur[:max_rows]]), rng)
-        stat, p, variant = *_linear_mmd(ref, cur, width, rng), "linear"
+        stat, p, variant = *_linear_mmd(ref, cur, width, rng, d), "linear"
     else:
         ref, cur = _prepare(reference, current, max_rows, seed)
         x = np.vstack([ref, cur])
@@ -247,9 +264,14 @@ def mmd(
         mask = np.arange(len(x)) >= len(ref)
         stat = mmd_unbiased(kernel, mask)
         shuffled = np.stack([rng.permutation(mask) for _ in range(permutations)], axis=1)
-        hits = int((mmd_unbiased(kernel, shuffled) >= stat).sum())
+        hits = int((mmd_unbiased(kernel, shuffled) >= stat / d).sum())
         p, variant = (hits + 1) / (permutations + 1), "permutation"
     alarm = p < alpha
+    detail = {"variant": variant, "bandwidth": width, "rows": [len(ref), len(cur)]}
+    counted = ""
+    if d > 1:
+        detail["design_effect"] = d
+        counted = f"; rows counted as 1/{d:.2g} of an independent row"
     return CheckResult(
         "drift",
         "mmd",
@@ -259,13 +281,13 @@ def mmd(
         statistic=stat,
         p_value=p,
         threshold=alpha,
-        message=f"MMD^2 {stat:.4g} ({variant} p={p:.3g}, alpha {alpha:g})",
-        detail={"variant": variant, "bandwidth": width, "rows": [len(ref), len(cur)]},
+        message=f"MMD^2 {stat:.4g} ({variant} p={p:.3g}, alpha {alpha:g}{counted})",
+        detail=detail,
     )
 
 
 def _linear_mmd(
-    ref: np.ndarray, cur: np.ndarray, width: float, rng: np.random.Generator
+    ref: np.ndarray, cur: np.ndarray, width: float, rng: np.random.Generator, d: float = 1.0
 ) -> tuple[float, float]:
     """Gretton et al. (2012) linear-time MMD^2 over disjoint pairs, one-sided normal p-value."""
     half = min(len(ref), len(cur)) // 2
@@ -279,7 +301,7 @@ def _linear_mmd(
     h = k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)
     stat = float(h.mean())
     se = float(h.std(ddof=1) / math.sqrt(half)) if half > 1 else 0.0
-    p = float(stats.norm.sf(stat / se)) if se > 0 else (0.0 if stat > 0 else 1.0)
+    p = float(stats.norm.sf(stat / (se * d))) if se > 0 else (0.0 if stat > 0 else 1.0)
     return stat, p
 
 

@@ -39,10 +39,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retrainer.checks.drift import output_drift
@@ -188,6 +189,7 @@ def multivariate_drift(
     max_rows: int = 500,
     seed: int = 0,
     exclude: Collection[str] = (),
+    dispersion: Mapping[str, float] | None = None,
 ) -> CheckResult:
     """One multivariate check of ``frame``'s features against the sample's.
 
@@ -199,10 +201,17 @@ def multivariate_drift(
             the batch lacks read as missing.
         seed: sampling seed.
         exclude: features left out on both sides (a batch's date parts).
+        dispersion: per column, how much more the champion's reference batches differ than
+            their rows' spread explains (``checks.reference.dispersion``); MMD counts each row
+            as 1 / the median over the checked columns (see :func:`mmd`).
     """
     if method not in MULTIVARIATE:
         raise ValueError(f"multivariate check {method!r} is not one of {sorted(MULTIVARIATE)}")
     columns = [c for c in sample.features.columns if c not in exclude]
     current = frame.reindex(columns=columns)
     reference, current = (at_most(f, max_rows, seed) for f in (sample.features[columns], current))
-    return MULTIVARIATE[method](reference, current, max_rows=max_rows, seed=seed)
+    options = {"max_rows": max_rows, "seed": seed}
+    effects = [dispersion[c] for c in columns if c in (dispersion or {})]
+    if method == "mmd" and effects:
+        options["design_effect"] = float(np.median(effects))
+    return MULTIVARIATE[method](reference, current, **options)
