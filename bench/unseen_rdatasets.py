@@ -63,6 +63,13 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
 - ``employers``: 140 UK firms 1976-1984, an unbalanced panel of 80, 138, 140 ... 78 and 35 firms
   a year (R's plm ``EmplUK``, Arellano and Bond), a file a year: employment predicted from
   sector, wage, capital and output.
+- ``states``: the 48 contiguous US states each year 1970-1986 (R's plm ``Produc``, Munnell),
+  a file a year of 48 rows: gross state product predicted from public capital (highways,
+  water, utilities), private capital, employment and unemployment.
+- ``exchange``: daily US dollar exchange rates January 1980 to May 1987 (R's Ecdat ``Garch``),
+  a file a month of about 21 days: the Deutsche Mark's rate predicted from the weekday and the
+  pound's, Canadian dollar's, yen's and Swiss franc's rates (the dollar rose until 1985 and
+  fell after, so every rate leaves its range).
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -217,6 +224,20 @@ EMPLOYERS = Dataset(
     1980,
     per_cycle=None,
 )
+STATES = Dataset(
+    CSV + "plm/Produc.csv",
+    "regression",
+    "row surveyed pcap hwy water util pc emp unemp gsp",
+    1980,
+    per_cycle=None,
+)
+EXCHANGE = Dataset(
+    CSV + "Ecdat/Garch.csv",
+    "regression",
+    "row quoted day bp cd dy sf dm",
+    198401,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -250,11 +271,17 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
     elif dataset is LABOR:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
+    elif dataset is EXCHANGE:
+        frame = frame.rename(columns={first: "row"})
+        quoted = pd.to_datetime(frame["date"].astype(str), format="%y%m%d")
+        frame = frame.assign(
+            quoted=quoted.dt.strftime("%Y-%m-%d"), year=quoted.dt.year * 100 + quoted.dt.month
+        )
     elif dataset is CIGARETTES:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(year=frame["year"] + 1900)
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
-    elif dataset in (DOCTOR, MALES, FIRMS, COUNTRIES, MUNICIPALITIES, PATENTS, EMPLOYERS):
+    elif dataset in (DOCTOR, MALES, FIRMS, COUNTRIES, MUNICIPALITIES, PATENTS, EMPLOYERS, STATES):
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
     elif dataset is FLCHAIN:
@@ -331,7 +358,7 @@ def main() -> None:
     datasets |= {"vocab": VOCAB, "labor": LABOR, "flchain": FLCHAIN}
     datasets |= {"doctor": DOCTOR, "males": MALES, "firms": FIRMS, "cigarettes": CIGARETTES}
     datasets |= {"countries": COUNTRIES, "municipalities": MUNICIPALITIES, "patents": PATENTS}
-    datasets |= {"employers": EMPLOYERS}
+    datasets |= {"employers": EMPLOYERS, "states": STATES, "exchange": EXCHANGE}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 

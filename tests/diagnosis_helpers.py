@@ -10,9 +10,10 @@ from retrainer.diagnosis import batch_signals, diagnose_batch
 from retrainer.profile import BatchProfile
 
 
-def diagnose(reference_frame, batch, **quality):
+def diagnose(reference_frame, batch, previous_last=None, **quality):
     """The quality and drift checks of ``batch`` against ``reference_frame`` (``quality``: the
-    quality checks' options) and their diagnosis."""
+    quality checks' options; ``previous_last``: per column, the last value of the batch
+    before) and their diagnosis."""
     schema = Schema.infer(reference_frame)
     reference = BatchProfile.from_frame(reference_frame, schema, rows=True)
     current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
@@ -20,7 +21,9 @@ def diagnose(reference_frame, batch, **quality):
         *check_quality(reference, current, schema, **quality),
         *check_drift(reference, current),
     ]
-    signals = batch_signals(batch.reset_index(drop=True), list(reference_frame.columns))
+    signals = batch_signals(
+        batch.reset_index(drop=True), list(reference_frame.columns), previous_last=previous_last
+    )
     return results, diagnose_batch(results, reference, current, signals)
 
 

@@ -6,6 +6,7 @@ rows quarantines the batch), an affine unit change is named with its inverse as 
 numeric column sent as text with a unit is stored quarantined and parsed once the fix is
 accepted."""
 
+from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -673,6 +674,27 @@ def test_mixed_unreadable_values_are_stored_as_sent_and_quarantined(make_project
     stored = project.batch_frame(project_row(project, bad))["nswprice"]
     assert stored.iloc[3] == "x" * 1000 and stored.iloc[2] == "\\xff raw"
     assert project.diagnosis(bad)["alarms"][0]["check"] in ("retyped", "bad_values")
+
+
+def test_a_level_that_goes_on_from_the_batch_before_is_no_unit_change():
+    """Daily dollar exchange rates left their reference's range month after month from May
+    1981 (R's Ecdat ``Garch``): 73 of 89 months were quarantined as "an offset or unit change
+    upstream" or "impossible values", and the champion of early 1981 was kept for six years.
+    Here Seattle's hourly temperatures (vega_datasets): a July week lies wholly above a
+    January reference. Going on from the last hour of the week before, it is a warning, not an
+    upstream change; the same week in Celsius, or with no accepted batch before it, is one."""
+    frame = pd.read_csv(files("vega_datasets") / "_data" / "seattle-temps.csv")
+    temps = frame.assign(date=pd.to_datetime(frame["date"]), temp=frame["temp"].astype(float))
+    january, july = temps.iloc[: 28 * 24], temps.iloc[185 * 24 : 192 * 24]
+    before = {"temp": float(temps["temp"].iloc[185 * 24 - 1])}
+    celsius = july.assign(temp=(july["temp"] - 32) * 5 / 9)
+    cases = [(july, before, False), (july, None, True), (celsius, before, True)]
+    for batch, last, blocked in cases:
+        found = diagnose(january, batch, previous_last=last)[1]
+        errors = [a for a in found.alarms if a.severity == "error"]
+        assert bool(errors) is blocked, [a.message for a in found.alarms]
+        if not blocked:
+            assert "goes on from the batch before" in found.alarms[0].message
 
 
 def test_far_values_inside_a_contract_range_are_no_burst(elec):

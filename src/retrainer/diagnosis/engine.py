@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 SCALE_TOLERANCE = math.log(2.0)  # the spread within x/2 of a power of ten (batches vary)
 SCALE_P = 1e-3  # mapped back, a batch this unlikely under the reference is another shape
 BATCH_BLOCK_P = 1e-5  # a batch beyond the reference's batches blocks only below this
+JUMP = 10  # a batch whose first value is within this many median steps of the last goes on
 SENTINEL_WORDS = frozenset(
     {"", "?", "-", "na", "n/a", "none", "null", "nan", "unknown", "missing", "default", "-1"}
 )
@@ -313,6 +314,8 @@ def _affine(
     moved = [checks.get(k) for k in (VERDICT, "out_of_range")]
     moved = [r for r in moved if r is not None and r.alarm]
     col = sig.columns.get(name) if sig else None
+    if continues(name, ref, cur, sig):
+        return None  # no jump where the batch began: the level moved, the unit did not
     found = affine(name, ref, cur, col) if moved and col is not None else None
     if found is None:
         return None
@@ -394,8 +397,55 @@ def _point_mass(
     )
 
 
+def continues(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None
+) -> str | None:
+    """Words for a column that goes on from the batch before in steps like its own: a level
+    that moves (an exchange rate, a price, a temperature), so a range it left, or a factor
+    between its quantiles and the reference's, is where the series went, not a unit change.
+    Its first value lies within ``JUMP`` median steps (of consecutive values in the batch) of
+    the last value of the batch before, while its mean moved further than that from the
+    reference's: a unit change or an offset at the batch's start would jump by about as much
+    as the mean moved. No step within the batch goes beyond ``JUMP`` median steps either (a
+    glitch is one, and so is a unit change inside the batch). None where any of that fails or
+    is unknown (no accepted batch before it: see ``diagnosis.loop.previous_last``).
+
+    Example:
+        >>> from retrainer.diagnosis.signals import BatchSignals, ColumnSignal
+        >>> ref = ColumnProfile("rate", "numeric", count=400, min=2.1, max=2.5, mean=2.3)
+        >>> cur = ColumnProfile("rate", "numeric", count=21, min=2.0, max=2.1, mean=2.06)
+        >>> col = ColumnSignal(None, 0, 1, None, first=2.05, median_step=0.01, largest_step=0.04)
+        >>> sig = BatchSignals(21, columns={"rate": col}, previous_last={"rate": 2.07})
+        >>> continues("rate", ref, cur, sig)
+        'it goes on from the batch before (last value 2.07, first 2.05; median step 0.01)'
+        >>> jumped = BatchSignals(21, columns={"rate": col}, previous_last={"rate": 2.3})
+        >>> continues("rate", ref, cur, jumped) is None
+        True
+    """
+    col = sig.columns.get(name) if sig is not None else None
+    last = sig.previous_last.get(name) if sig is not None else None
+    if col is None or last is None or col.first is None or not col.median_step:
+        return None
+    if ref.mean is None or cur.mean is None:
+        return None
+    reach = JUMP * col.median_step
+    if abs(cur.mean - ref.mean) <= reach or abs(col.first - last) > reach:
+        return None  # no telling a jump from a step, or it jumped
+    if (col.largest_step or 0.0) > reach:
+        return None  # a jump inside the batch
+    return (
+        f"it goes on from the batch before (last value {_g(last)}, first {_g(col.first)}; "
+        f"median step {_g(col.median_step)})"
+    )
+
+
 def _far_burst(
-    name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict, small: bool = False
+    name: str,
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    checks: dict,
+    small: bool = False,
+    sig: BatchSignals | None = None,
 ) -> Alarm | None:
     """A few impossible values (``FAR_COUNT`` or more, under a tenth of the batch, ``FAR``
     reference widths beyond its range): caught in any batch size, before rules that read the
@@ -410,6 +460,8 @@ def _far_burst(
     ceiling = 0.2 if calm else 0.1
     if r is None or not r.alarm or far < FAR_COUNT or far >= ceiling * cur.values:
         return None
+    if continues(name, ref, cur, sig):
+        return None  # the level went there, step by step: no value stands apart
     message = (
         f"column {name!r}: {far} of {cur.values} values lie {FAR:g} reference widths or "
         f"more beyond the reference range [{_g(ref.min)}, {_g(ref.max)}] (batch "
@@ -448,7 +500,9 @@ def _far_count(r: CheckResult | None, cur: ColumnProfile) -> int:
     return int((r.detail.get("far") if r is not None else 0) or cur.far)
 
 
-def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict) -> Alarm | None:
+def _out_of_range(
+    name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dict, sig: BatchSignals | None
+) -> Alarm | None:
     """Values outside the range: the check alarms against the contract's range, the share
     that counts is the one outside the champion's reference (its histogram's open outer bins),
     so a contract inferred from an old batch does not keep firing once the model saw the new
@@ -479,12 +533,15 @@ def _out_of_range(name: str, ref: ColumnProfile, cur: ColumnProfile, checks: dic
             "simple factor maps them back: an offset or unit change upstream"
         )
         weather = moves is not None and moves >= BATCH_BLOCK_P
+        going_on = continues(name, ref, cur, sig)
         if weather:
             message += (
                 f"? The reference's batches move as a whole and this one lies beyond them "
                 f"(p={moves:.2g}, not below {BATCH_BLOCK_P:g}): a warning, as weather would be"
             )
-        severity = "warning" if weather else "error"
+        elif going_on:
+            message += f"? No: {going_on}, a level that moved, as a rate or a price does: a warning"
+        severity = "warning" if weather or going_on else "error"
         evidence = [_cite(r)] + ([{"batches_p": moves}] if moves is not None else [])
         return _alarm(
             "upstream_change", "moved_out", name, message, 0.7, severity=severity, evidence=evidence
@@ -1019,6 +1076,12 @@ def _selected_rows(alarms: list[Alarm], by_column: dict) -> list[Alarm]:
     return out
 
 
+def _jumped(name: str, ref: ColumnProfile, cur: ColumnProfile, sig: BatchSignals | None) -> bool:
+    """Most of the mass left its reference bins (TV >= 0.5), and not step by step from the
+    batch before (:func:`continues`): what a unit change looks like."""
+    return _column_shift(ref, cur) >= 0.5 and not continues(name, ref, cur, sig)
+
+
 def _values(
     name: str,
     ref: ColumnProfile,
@@ -1029,13 +1092,13 @@ def _values(
     if ref.kind == "numeric":
         for rule in (
             lambda: _came_alive(name, ref, cur),
-            lambda: _far_burst(name, ref, cur, checks),
+            lambda: _far_burst(name, ref, cur, checks, sig=signals),
             lambda: _point_mass(name, ref, cur, signals, checks),
             lambda: _affine(name, ref, cur, signals, checks),
-            lambda: _scale(name, ref, cur, signals) if _column_shift(ref, cur) >= 0.5 else None,
-            lambda: _far_burst(name, ref, cur, checks, small=True),
+            lambda: _scale(name, ref, cur, signals) if _jumped(name, ref, cur, signals) else None,
+            lambda: _far_burst(name, ref, cur, checks, small=True, sig=signals),
             lambda: _repeated(name, ref, checks),
-            lambda: _out_of_range(name, ref, cur, checks),
+            lambda: _out_of_range(name, ref, cur, checks, signals),
         ):
             found = rule()
             if found is not None:

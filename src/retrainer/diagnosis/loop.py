@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
@@ -59,13 +60,41 @@ def diagnose_in_cycle(
         return diagnose_batch(results)
     d = project.config.data
     numeric = [n for n, c in reference.columns.items() if c.kind == "numeric"]
+    moved = [r.column for r in results if r.name == "out_of_range" and r.alarm and r.column]
     signals = batch_signals(
         frame,
         numeric,
         keys=[c for c in (d.id_column, d.time_column) if c],
         expected_rows=expected_rows(project, batch_id),
+        previous_last=previous_last(project, batch_id, moved) if moved else None,
     )
     return diagnose_batch(results, reference, current, signals)
+
+
+def previous_last(project: Record, batch_id: int, columns: Sequence[str]) -> dict[str, float]:
+    """The last finite value of each of ``columns`` in the newest batch before ``batch_id`` that
+    was not quarantined: a series goes on from data that was accepted (a value after a
+    quarantined unit change would hide the change, and one quarantined month must not leave
+    every later one without a batch before it)."""
+    with project.store.session() as s:
+        row = s.scalars(
+            select(BatchRow)
+            .where(BatchRow.id < batch_id, BatchRow.status != "quarantined")
+            .order_by(BatchRow.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return {}
+        s.expunge(row)
+    frame = project.batch_frame(row)
+    out = {}
+    for name in columns:
+        if name in frame.columns:
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64")
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                out[name] = float(finite[-1])
+    return out
 
 
 def relation_alarms(project: Record, evaluations: Sequence[dict], detector: bool) -> list[Alarm]:

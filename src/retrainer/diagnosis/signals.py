@@ -113,6 +113,9 @@ class ColumnSignal:
     unparsed: dict[int, str] = field(default_factory=dict)  # row -> value, with no unit either
     mode_runs: int = 0
     words: dict[str, int] = field(default_factory=dict)
+    first: float | None = None  # the first finite value, in row order
+    median_step: float | None = None  # of |x[i+1] - x[i]| over consecutive finite values
+    largest_step: float | None = None
 
     def to_dict(self) -> dict:
         return plain(
@@ -129,6 +132,9 @@ class ColumnSignal:
                 "units": self.units,
                 "unparsed": {str(k): v for k, v in self.unparsed.items()},
                 "words": self.words,
+                "first": self.first,
+                "median_step": self.median_step,
+                "largest_step": self.largest_step,
             }
         )
 
@@ -143,7 +149,10 @@ class BatchSignals:
     the rows of blocks of two or more consecutive rows sent before in the same order.
     ``expected_rows`` is the usual batch size (the median of recent batches) when known, and a
     batch of fewer than ``truncated_share`` of it is truncated
-    (:mod:`retrainer.diagnosis.batch_size`).
+    (:mod:`retrainer.diagnosis.batch_size`). ``previous_last`` holds, per numeric column, the
+    last finite value of the batch just before, when that batch was processed: where a column
+    goes on from it in steps like its own, the batch continues the series (see
+    ``diagnosis.engine.continues``).
     """
 
     n_rows: int
@@ -154,6 +163,7 @@ class BatchSignals:
     repeats: int = 0
     resent: int = 0
     truncated_share: float = MOST_SHARE
+    previous_last: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -164,6 +174,7 @@ class BatchSignals:
             "keyed": self.keyed,
             "expected_rows": plain(self.expected_rows),
             "truncated_share": self.truncated_share,
+            "previous_last": plain(self.previous_last),
             "columns": {k: v.to_dict() for k, v in self.columns.items()},
         }
 
@@ -206,6 +217,7 @@ def _column_signal(series: pd.Series) -> ColumnSignal:
     lengths = np.diff(np.concatenate([starts, [values.size]]))
     longest = int(np.argmax(lengths))
     run_value = values[starts[longest]]
+    steps = np.abs(np.diff(finite))
     return ColumnSignal(
         float(uniques[top]),
         int(counts[top]),
@@ -215,6 +227,9 @@ def _column_signal(series: pd.Series) -> ColumnSignal:
         int(finite.size),
         **unreadable,
         mode_runs=int((values[starts] == uniques[top]).sum()),
+        first=float(finite[0]),
+        median_step=float(np.median(steps)) if steps.size else None,
+        largest_step=float(steps.max()) if steps.size else None,
     )
 
 
@@ -224,6 +239,7 @@ def batch_signals(
     *,
     keys: Sequence[str] = (),
     expected_rows: float | UsualSize | None = None,
+    previous_last: dict[str, float] | None = None,
 ) -> BatchSignals:
     """Signals of ``frame``: duplicated rows and, per ``numeric`` column, mode and longest run.
 
@@ -233,6 +249,7 @@ def batch_signals(
         keys: columns that identify a row (id, time); duplicates are counted on them when present.
         expected_rows: the usual batch size (with the share below it that is truncated), to
             tell a truncated batch.
+        previous_last: per numeric column, the last finite value of the batch before.
     """
     usual = UsualSize(expected_rows) if isinstance(expected_rows, int | float) else expected_rows
     present = [k for k in keys if k in frame.columns]
@@ -258,6 +275,7 @@ def batch_signals(
         repeats,
         resent,
         usual.share if usual else MOST_SHARE,
+        dict(previous_last or {}),
     )
 
 
