@@ -70,6 +70,9 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   a file a month of about 21 days: the Deutsche Mark's rate predicted from the weekday and the
   pound's, Canadian dollar's, yen's and Swiss franc's rates (the dollar rose until 1985 and
   fell after, so every rate leaves its range).
+- ``yen``, ``pound``: the yen's and the pound's dollar rate each week 1975-1989 (R's Ecdat
+  ``Yen`` and ``Pound``), a file a quarter of 13 weeks: the spot rate 30 days on predicted from
+  today's spot and 30-day forward rates (the forward premium puzzle).
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -238,6 +241,20 @@ EXCHANGE = Dataset(
     198401,
     per_cycle=None,
 )
+YEN = Dataset(
+    CSV + "Ecdat/Yen.csv",
+    "regression",
+    "row quoted s f s30",
+    19800,
+    per_cycle=None,
+)
+POUND = Dataset(
+    CSV + "Ecdat/Pound.csv",
+    "regression",
+    "row quoted s f s30",
+    19800,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -277,6 +294,11 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         frame = frame.assign(
             quoted=quoted.dt.strftime("%Y-%m-%d"), year=quoted.dt.year * 100 + quoted.dt.month
         )
+    elif dataset in (YEN, POUND):
+        frame = frame.rename(columns={first: "row"})
+        quoted = pd.to_datetime(frame["date"].astype(str), format="%Y%m%d")
+        quarter = quoted.dt.year * 10 + quoted.dt.quarter
+        frame = frame.assign(quoted=quoted.dt.strftime("%Y-%m-%d"), year=quarter)
     elif dataset is CIGARETTES:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(year=frame["year"] + 1900)
@@ -359,6 +381,7 @@ def main() -> None:
     datasets |= {"doctor": DOCTOR, "males": MALES, "firms": FIRMS, "cigarettes": CIGARETTES}
     datasets |= {"countries": COUNTRIES, "municipalities": MUNICIPALITIES, "patents": PATENTS}
     datasets |= {"employers": EMPLOYERS, "states": STATES, "exchange": EXCHANGE}
+    datasets |= {"yen": YEN, "pound": POUND}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 
