@@ -24,19 +24,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import tempfile
 import zipfile
-from pathlib import Path
 
 import pandas as pd
-import yaml
-from unseen_housing import alarmed_months
-from unseen_polls import outcome
-from unseen_rdatasets import work_through, write_backlog
-
-from retrainer import views
-from retrainer.cli import project_template
-from retrainer.replay import summarise
+from unseen_housing import regression_backlog
 
 MEMBER = "bokeh_sampledata/_data/CGM.csv.gz"
 LATER_WEEK = 15  # the first week of the "from July" figure (weeks start on Mondays)
@@ -68,21 +59,9 @@ def main() -> None:
     parser.add_argument("wheel", help="a downloaded bokeh_sampledata wheel")
     frame = readings(parser.parse_args().wheel)
     weeks = {f"{w:02d}": rows.drop(columns="week") for w, rows in frame.groupby("week")}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = yaml.safe_load(project_template("regression"))
-        data = {"target": "glucose", "id_column": "reading", "time_column": "measured"}
-        config["data"].update(data, timezone="UTC")
-        write_backlog(folder, weeks, config, per_cycle=None)
-        project = work_through(folder, "glucose monitor")
-        summary = summarise(project, 0, len(frame), None, 0, None)
-        outcome(f"{len(weeks)} weeks, a file a week", project, summary)
-        perf = views.performance(project)
-        print(f"scored by both models: {len(sorted(views.scored_by_both(perf)))} weeks")
-        value = views.overall(perf, "champion", set(range(LATER_WEEK, len(weeks) + 1)))
-        shown = "n/a (no model scored)" if value is None else f"{value:,.1f}"
-        print(f"continuously trained, from week {LATER_WEEK}: mae {shown}")
-        print(f"weeks with an alarm, by check: {alarmed_months(project)}")
+    data = {"target": "glucose", "id_column": "reading", "time_column": "measured"}
+    later = (set(range(LATER_WEEK, len(weeks) + 1)), f"from week {LATER_WEEK}")
+    regression_backlog("glucose monitor", weeks, {**data, "timezone": "UTC"}, "week", later)
 
 
 if __name__ == "__main__":

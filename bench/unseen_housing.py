@@ -84,23 +84,43 @@ def monthly_regression(
     ``per_cycle`` files a cycle (None: the default); prints what the module doc says, the error
     from the year ``later`` on."""
     months = list(frame.groupby("month_start"))
+    files = {f"{m:%Y-%m}": rows for m, rows in months}
+    data = {"target": target, "id_column": "row", "time_column": "month_start"}
+    scored = {k + 1 for k, (month, _) in enumerate(months) if month.year >= later}
+    span = f"{months[0][0].year}-{months[-1][0].year}"
+    regression_backlog(name, files, data, "month", (scored, f"{later} on"), span, per_cycle)
+
+
+def regression_backlog(
+    name: str,
+    files: dict[str, pd.DataFrame],
+    data: dict,
+    period: str,
+    later: tuple[set[int], str],
+    span: str = "",
+    per_cycle: int | None = None,
+) -> None:
+    """``files`` (name -> rows, a file a ``period``) worked through by ``retrainer run
+    --until-idle`` as a regression with the project file ``init --task regression`` writes and
+    ``data`` over its data section, ``per_cycle`` files a cycle (None: the default). Prints the
+    runs that failed, what was quarantined, the retrains and errors, the error of the
+    continuously trained model on the batches ``later`` names (1-based, with their words), and
+    how many batches each check alarmed on."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = yaml.safe_load(project_template("regression"))
-        config["data"].update(target=target, id_column="row", time_column="month_start")
-        files = {f"{m:%Y-%m}": rows for m, rows in months}
+        config["data"].update(data)
         write_backlog(folder, files, config, per_cycle=per_cycle)
         project = work_through(folder, name)
-        title = f"{months[0][0].year}-{months[-1][0].year}, a file a month"
-        outcome(title, project, summarise(project, 0, len(frame), None, 0.0, None))
+        rows = sum(map(len, files.values()))
+        title = f"{span or f'{len(files)} {period}s'}, a file a {period}"
+        outcome(title, project, summarise(project, 0, rows, None, 0.0, None))
         perf = views.performance(project)
-        both = sorted(views.scored_by_both(perf))
-        print(f"scored by both models: {len(both)} months")
-        scored = {k + 1 for k, (month, _) in enumerate(months) if month.year >= later}
-        value = views.overall(perf, "champion", scored)
-        shown = "n/a (no model scored)" if value is None else f"{value:,.0f}"
-        print(f"continuously trained, {later} on: mae {shown}")
-        print(f"months with an alarm, by check: {alarmed_months(project)}")
+        print(f"scored by both models: {len(sorted(views.scored_by_both(perf)))} {period}s")
+        value = views.overall(perf, "champion", later[0])
+        shown = "n/a (no model scored)" if value is None else f"{value:,.4g}"
+        print(f"continuously trained, {later[1]}: mae {shown}")
+        print(f"{period}s with an alarm, by check: {alarmed_months(project)}")
 
 
 def alarmed_months(project) -> str:

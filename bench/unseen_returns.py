@@ -22,19 +22,11 @@ about a minute.
 
 from __future__ import annotations
 
-import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from unseen_housing import alarmed_months
-from unseen_polls import outcome
-from unseen_rdatasets import work_through, write_backlog
-
-from retrainer import views
-from retrainer.cli import project_template
-from retrainer.replay import summarise
+from unseen_housing import regression_backlog
 
 LATER = "2016-01"  # the first month of the "from 2016" figure
 
@@ -51,22 +43,9 @@ def days() -> pd.DataFrame:
 def main() -> None:
     frame = days()
     months = {month: rows.drop(columns="month") for month, rows in frame.groupby("month")}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = yaml.safe_load(project_template("regression"))
-        data = {"target": "next_day_return", "time_column": "date"}
-        config["data"].update(data, timezone="America/New_York")
-        write_backlog(folder, months, config, per_cycle=None)
-        project = work_through(folder, "S&P 500 returns")
-        summary = summarise(project, 0, len(frame), None, 0, None)
-        outcome(f"{len(months)} months, a file a month", project, summary)
-        perf = views.performance(project)
-        print(f"scored by both models: {len(sorted(views.scored_by_both(perf)))} months")
-        later = {k + 1 for k, month in enumerate(months) if month >= LATER}
-        value = views.overall(perf, "champion", later)
-        shown = "n/a (no model scored)" if value is None else f"{value:.3f}"
-        print(f"continuously trained, from {LATER}: mae {shown}")
-        print(f"months with an alarm, by check: {alarmed_months(project)}")
+    data = {"target": "next_day_return", "time_column": "date", "timezone": "America/New_York"}
+    later = ({k + 1 for k, month in enumerate(months) if month >= LATER}, f"from {LATER}")
+    regression_backlog("S&P 500 returns", months, data, "month", later)
 
 
 if __name__ == "__main__":

@@ -25,20 +25,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import tempfile
 import zipfile
 from importlib.util import find_spec
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from unseen_housing import alarmed_months
-from unseen_polls import outcome
-from unseen_rdatasets import work_through, write_backlog
-
-from retrainer import views
-from retrainer.cli import project_template
-from retrainer.replay import summarise
+from unseen_housing import regression_backlog
 
 STATIONS = {"greensboro": "723170TYA.CSV", "sandpoint": "703165TY.csv"}
 COLUMNS = {
@@ -103,21 +95,9 @@ def main() -> None:
 
 def weekly_regression(station: str, frame: pd.DataFrame, timezone: str) -> None:
     weeks = {f"{w:02d}": rows.drop(columns="week") for w, rows in frame.groupby("week")}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = yaml.safe_load(project_template("regression"))
-        data = {"target": "ghi", "id_column": "row", "time_column": "measured"}
-        config["data"].update(data, timezone=timezone)
-        write_backlog(folder, weeks, config, per_cycle=None)
-        project = work_through(folder, f"solar, {station}")
-        summary = summarise(project, 0, len(frame), None, 0, None)
-        outcome("52 weeks, a file a week", project, summary)
-        perf = views.performance(project)
-        print(f"scored by both models: {len(sorted(views.scored_by_both(perf)))} weeks")
-        value = views.overall(perf, "champion", set(range(LATER_WEEK, 53)))
-        shown = "n/a (no model scored)" if value is None else f"{value:,.1f}"
-        print(f"continuously trained, from week {LATER_WEEK}: mae {shown}")
-        print(f"weeks with an alarm, by check: {alarmed_months(project)}")
+    data = {"target": "ghi", "id_column": "row", "time_column": "measured", "timezone": timezone}
+    later = (set(range(LATER_WEEK, 53)), f"from week {LATER_WEEK}")
+    regression_backlog(f"solar, {station}", weeks, data, "week", later)
 
 
 if __name__ == "__main__":
