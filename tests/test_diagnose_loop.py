@@ -157,3 +157,29 @@ def test_a_window_of_batches_and_days_takes_the_longer(make_project, elec):
     assert ids_with({"batches": 4, "days": 2}) == days[-4:]
     assert ids_with({"days": 2}) == days[-2:]
     assert ids_with({"batches": 4, "days": 7}, time_column=None) == days[-4:]
+
+
+def test_the_batch_before_is_the_newest_accepted_one_and_an_unreadable_one_is_none(
+    make_project, elec
+):
+    """A series goes on from the last value of the newest batch before that was not
+    quarantined; when that batch's rows cannot be read, there is no batch before (the rules
+    judge the batch as they did before), and nothing fails."""
+    from retrainer.diagnosis.loop import previous_last
+    from retrainer.store.tables import BatchRow
+
+    project = make_project()
+    first = project.ingest(elec.iloc[:336], key="week 1").id
+    second = project.ingest(elec.iloc[336:672], key="week 2").id
+    third = project.ingest(elec.iloc[672:1008], key="week 3").id
+    assert previous_last(project, third, ["nswprice"]) == {
+        "nswprice": float(elec["nswprice"].iloc[671])
+    }
+    with project.store.session() as s:
+        s.get(BatchRow, second).status = "quarantined"
+        artifact = s.get(BatchRow, first).artifact
+    assert previous_last(project, third, ["nswprice"]) == {
+        "nswprice": float(elec["nswprice"].iloc[335])
+    }
+    project.artifacts.path(artifact).unlink()
+    assert previous_last(project, third, ["nswprice"]) == {}

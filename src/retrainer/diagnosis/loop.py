@@ -23,7 +23,7 @@ from retrainer.diagnosis.batch_size import UsualSize, usual_size
 from retrainer.diagnosis.engine import Alarm, Diagnosis, diagnose_batch, relation_alarm
 from retrainer.diagnosis.fixes import apply_fixes, merge_fixes
 from retrainer.diagnosis.signals import batch_signals
-from retrainer.errors import DataError, NotFoundError
+from retrainer.errors import DataError, NotFoundError, StoreError
 from retrainer.profile import BatchProfile
 from retrainer.record import stored_diagnosis
 from retrainer.store.tables import BatchRow
@@ -75,7 +75,9 @@ def previous_last(project: Record, batch_id: int, columns: Sequence[str]) -> dic
     """The last finite value of each of ``columns`` in the newest batch before ``batch_id`` that
     was not quarantined: a series goes on from data that was accepted (a value after a
     quarantined unit change would hide the change, and one quarantined month must not leave
-    every later one without a batch before it)."""
+    every later one without a batch before it). None of it when that batch's rows cannot be
+    read (``retrainer doctor`` names a missing or damaged artifact): the rules then judge the
+    batch as if it had no batch before it."""
     with project.store.session() as s:
         row = s.scalars(
             select(BatchRow)
@@ -86,7 +88,10 @@ def previous_last(project: Record, batch_id: int, columns: Sequence[str]) -> dic
         if row is None:
             return {}
         s.expunge(row)
-    frame = project.batch_frame(row)
+    try:
+        frame = project.batch_frame(row)
+    except StoreError:
+        return {}
     out = {}
     for name in columns:
         if name in frame.columns:
