@@ -70,9 +70,13 @@ writes (HistGradientBoosting, its schedule, drift, concept and performance trigg
   a file a month of about 21 days: the Deutsche Mark's rate predicted from the weekday and the
   pound's, Canadian dollar's, yen's and Swiss franc's rates (the dollar rose until 1985 and
   fell after, so every rate leaves its range).
-- ``yen``, ``pound``: the yen's and the pound's dollar rate each week 1975-1989 (R's Ecdat
-  ``Yen`` and ``Pound``), a file a quarter of 13 weeks: the spot rate 30 days on predicted from
-  today's spot and 30-day forward rates (the forward premium puzzle).
+- ``yen``, ``pound``, ``mark``: the yen's, the pound's and the Deutsche Mark's dollar rate each
+  week 1975-1989 (R's Ecdat ``Yen``, ``Pound`` and ``DM``), a file a quarter of 13 weeks: the
+  spot rate 30 days on predicted from today's spot and 30-day forward rates (the forward
+  premium puzzle).
+- ``gasoline``: gasoline use per car in 18 OECD countries each year 1960-1978 (R's Ecdat
+  ``Gasoline``, Baltagi and Griffin), a file a year of 18 rows: predicted from the country,
+  income per head, the real gasoline price and cars per head (all logs).
 - ``vocab``: the General Social Survey's vocabulary test 1974-2004 (R's ``car``: 21,638
   people in 16 survey years), one file a survey. The score (0-10) is predicted from sex and
   years of education: ``init --task regression``.
@@ -255,6 +259,20 @@ POUND = Dataset(
     19800,
     per_cycle=None,
 )
+MARK = Dataset(
+    CSV + "Ecdat/DM.csv",
+    "regression",
+    "row quoted s f s30",
+    19800,
+    per_cycle=None,
+)
+GASOLINE = Dataset(
+    CSV + "Ecdat/Gasoline.csv",
+    "regression",
+    "row surveyed country lincomep lrpmg lcarpcap lgaspcar",
+    1970,
+    per_cycle=None,
+)
 VOCAB = Dataset(
     CSV + "car/Vocab.csv", "regression", "person surveyed sex education vocabulary", 1990
 )
@@ -294,7 +312,7 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         frame = frame.assign(
             quoted=quoted.dt.strftime("%Y-%m-%d"), year=quoted.dt.year * 100 + quoted.dt.month
         )
-    elif dataset in (YEN, POUND):
+    elif dataset in (YEN, POUND, MARK):
         frame = frame.rename(columns={first: "row"})
         quoted = pd.to_datetime(frame["date"].astype(str), format="%Y%m%d")
         quarter = quoted.dt.year * 10 + quoted.dt.quarter
@@ -303,7 +321,17 @@ def seasons(dataset: Dataset) -> dict[int, pd.DataFrame]:
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(year=frame["year"] + 1900)
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
-    elif dataset in (DOCTOR, MALES, FIRMS, COUNTRIES, MUNICIPALITIES, PATENTS, EMPLOYERS, STATES):
+    elif dataset in (
+        DOCTOR,
+        MALES,
+        FIRMS,
+        COUNTRIES,
+        MUNICIPALITIES,
+        PATENTS,
+        EMPLOYERS,
+        STATES,
+        GASOLINE,
+    ):
         frame = frame.rename(columns={first: "row"})
         frame = frame.assign(surveyed=frame["year"].astype(str) + "-12-31")
     elif dataset is FLCHAIN:
@@ -381,7 +409,7 @@ def main() -> None:
     datasets |= {"doctor": DOCTOR, "males": MALES, "firms": FIRMS, "cigarettes": CIGARETTES}
     datasets |= {"countries": COUNTRIES, "municipalities": MUNICIPALITIES, "patents": PATENTS}
     datasets |= {"employers": EMPLOYERS, "states": STATES, "exchange": EXCHANGE}
-    datasets |= {"yen": YEN, "pound": POUND}
+    datasets |= {"yen": YEN, "pound": POUND, "mark": MARK, "gasoline": GASOLINE}
     for name in sys.argv[1:] or list(datasets):
         run(name, datasets[name])
 
