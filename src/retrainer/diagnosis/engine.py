@@ -912,7 +912,8 @@ def _batch_alarms(sig: BatchSignals, reference: BatchProfile | None) -> list[Ala
         )
         message = (
             f"the batch has {sig.n_rows} rows where about {sig.expected_rows:.0f} are usual"
-            f"{varied}: truncated in transfer or export"
+            f"{varied}: truncated in transfer or export, or a period not yet over (a backlog's "
+            "newest file often is one)"
         )
         confidence = 0.9 if sig.n_rows < share / 2 * sig.expected_rows else 0.75
         evidence = [{"rows": sig.n_rows, "expected": sig.expected_rows, "share": share}]
