@@ -149,10 +149,10 @@ class BatchSignals:
     the rows of blocks of two or more consecutive rows sent before in the same order.
     ``expected_rows`` is the usual batch size (the median of recent batches) when known, and a
     batch of fewer than ``truncated_share`` of it is truncated
-    (:mod:`retrainer.diagnosis.batch_size`). ``previous_last`` holds, per numeric column, the
-    last finite value of the batch just before, when that batch was processed: where a column
-    goes on from it in steps like its own, the batch continues the series (see
-    ``diagnosis.engine.continues``).
+    (:mod:`retrainer.diagnosis.batch_size`). ``previous_last`` holds, for the numeric columns
+    that left their range, the last finite value of the newest accepted batch before this one:
+    where a column goes on from it in steps like its own, the batch continues the series (see
+    ``diagnosis.engine.continues``; the columns' signals then hold their first value and steps).
     """
 
     n_rows: int
@@ -204,7 +204,9 @@ def _unreadable(series: pd.Series, values: np.ndarray) -> dict:
     }
 
 
-def _column_signal(series: pd.Series) -> ColumnSignal:
+def _column_signal(series: pd.Series, steps: bool = False) -> ColumnSignal:
+    """``steps``: also the first value and the steps between consecutive finite values (read
+    only for a column that left its range and has a batch before it to go on from)."""
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     finite = values[np.isfinite(values)]
     unreadable = _unreadable(series, values)
@@ -217,7 +219,7 @@ def _column_signal(series: pd.Series) -> ColumnSignal:
     lengths = np.diff(np.concatenate([starts, [values.size]]))
     longest = int(np.argmax(lengths))
     run_value = values[starts[longest]]
-    steps = np.abs(np.diff(finite))
+    moves = np.abs(np.diff(finite)) if steps else np.empty(0)
     return ColumnSignal(
         float(uniques[top]),
         int(counts[top]),
@@ -227,9 +229,9 @@ def _column_signal(series: pd.Series) -> ColumnSignal:
         int(finite.size),
         **unreadable,
         mode_runs=int((values[starts] == uniques[top]).sum()),
-        first=float(finite[0]),
-        median_step=float(np.median(steps)) if steps.size else None,
-        largest_step=float(steps.max()) if steps.size else None,
+        first=float(finite[0]) if steps else None,
+        median_step=float(np.median(moves)) if moves.size else None,
+        largest_step=float(moves.max()) if moves.size else None,
     )
 
 
@@ -249,7 +251,8 @@ def batch_signals(
         keys: columns that identify a row (id, time); duplicates are counted on them when present.
         expected_rows: the usual batch size (with the share below it that is truncated), to
             tell a truncated batch.
-        previous_last: per numeric column, the last finite value of the batch before.
+        previous_last: per numeric column, the last finite value of the batch before (its
+            columns' steps are measured too).
     """
     usual = UsualSize(expected_rows) if isinstance(expected_rows, int | float) else expected_rows
     present = [k for k in keys if k in frame.columns]
@@ -261,8 +264,9 @@ def batch_signals(
         duplicates = int(pd.Index(hashes).duplicated().sum())
         if duplicates:
             repeats, resent = repeated_rows(hashes), resent_rows(hashes)
+    before = previous_last or {}
     columns = {
-        name: _column_signal(frame[name])
+        name: _column_signal(frame[name], steps=name in before)
         for name in numeric
         if name in frame.columns and isinstance(frame[name], pd.Series)
     }
@@ -275,7 +279,7 @@ def batch_signals(
         repeats,
         resent,
         usual.share if usual else MOST_SHARE,
-        dict(previous_last or {}),
+        dict(before),
     )
 
 
