@@ -162,6 +162,55 @@ def test_huge_values_keep_python_s_class(elec2, make):
     assert result.agreement == 1.0, result.disagreeing_rows
 
 
+WIDE_ARGMAX_MAIN = r"""
+#include <stdint.h>
+#include <stdio.h>
+
+int main(void)
+{
+    double v[2];
+    while (fread(v, sizeof(double), 2, stdin) == 2) {
+        int32_t best = m_argmax_wide(v, 2);
+        fwrite(&best, sizeof best, 1, stdout);
+    }
+    return 0;
+}
+"""
+
+
+def test_the_double_argmax_picks_what_greater_than_picks(tmp_path):
+    """The double path's argmax reads ``v[k] > v[best]`` off the bits of the difference; on
+    every pair of doubles, the special ones included, it must pick the index ``>`` picks."""
+    from itertools import product
+
+    from retrainer.deploy.tinyml.export import _argmax_c
+    from retrainer.deploy.tinyml.host import host_compiler
+    from retrainer.deploy.tinyml.toolchain import HOST_FLAGS, run_tool
+
+    tiny, big = np.nextafter(0.0, 1.0), np.finfo(np.float64).max
+    special = [0.0, -0.0, tiny, -tiny, 2.2250738585072014e-308, 1.0, np.nextafter(1.0, 2.0),
+               -1.0, big, -big, np.inf, -np.inf, np.nan, -np.nan]  # fmt: skip
+    rng = np.random.default_rng(0)
+    drawn = rng.standard_normal((2_000, 2)) * 10.0 ** rng.integers(-300, 300, (2_000, 1))
+    near = np.c_[drawn[:, 0], np.nextafter(drawn[:, 0], rng.choice([-np.inf, np.inf], 2_000))]
+    pairs = np.vstack([np.array(list(product(special, special))), drawn, near])
+    source = "#include <stdint.h>\n" + _argmax_c("m", "double") + WIDE_ARGMAX_MAIN
+    (tmp_path / "argmax.c").write_text(source)
+    compiler = host_compiler()
+    run_tool(
+        [*compiler.command, *HOST_FLAGS, "-Werror", "-o", "argmax", "argmax.c"],
+        cwd=tmp_path,
+        what="host compile",
+    )
+    done = subprocess.run(
+        [str(tmp_path / "argmax")], input=pairs.tobytes(), capture_output=True, check=True
+    )
+    picked = np.frombuffer(done.stdout, dtype=np.int32)
+    expected = (pairs[:, 1] > pairs[:, 0]).astype(np.int32)
+    assert len(picked) == len(pairs)
+    assert (picked == expected).all(), pairs[picked != expected][:5]
+
+
 # ----------------------------------------------------------------------------- property test
 MODELS = {
     "tree": lambda: DecisionTreeClassifier(max_depth=8, random_state=0),
