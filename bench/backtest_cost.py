@@ -322,7 +322,7 @@ def priced(m, cost: float, policies: dict, *, fixed=(), gate=None) -> list[dict]
         m.rows,
         cost=cost,
         label_delay=m.label_delay,
-        bits=m.bits,
+        row_errors=m.row_errors,
         reference=m.reference,
         policies=policies,
         fixed=fixed,

@@ -117,11 +117,12 @@ def test_a_bad_duration_says_what_is_expected():
         parse_duration("7 days")
 
 
-def test_a_cost_on_a_regression_project_is_refused_naming_why():
-    settings = dict(REGRESSION)
-    Config.from_dict(settings)  # fine without a cost
-    with pytest.raises(ConfigError, match="policy.cost prices a retrain in wrong predictions"):
-        Config.from_dict({**settings, "policy": {"cost": {"retrain": 500}}})
+def test_a_regressor_s_cost_is_in_its_gate_metric_s_row_errors():
+    settings = {**REGRESSION, "policy": {"cost": {"retrain": 500}}}
+    assert Config.from_dict(settings).policy.cost.errors == 500  # absolute errors (mae)
+    Config.from_dict({**settings, "gate": {"metric": "rmse"}})  # squared errors
+    with pytest.raises(ConfigError, match="r2 is not a sum of row errors"):
+        Config.from_dict({**settings, "gate": {"metric": "r2"}})
 
 
 def test_a_regression_project_is_gated_on_a_regression_metric():

@@ -199,6 +199,18 @@ def test_the_template_holds_a_cost_line_a_new_user_can_turn_on():
     assert "errors" in text[text.index(line) : text.index(line) + 600]
 
 
+def test_a_regressor_s_template_prices_its_cost_in_absolute_error():
+    from retrainer.cli import project_template
+    from retrainer.config import Config
+
+    text = project_template("regression")
+    start = text.index("# cost: {retrain: 500}")
+    assert "absolute error in the target's unit" in text[start : start + 200]
+    assert "wrong predictions" not in text
+    on = yaml.safe_load(text.replace("  # cost: {retrain: 500}", "  cost: {retrain: 500}"))
+    assert Config.from_dict(on).policy.cost.errors == 500
+
+
 def test_a_failed_shadow_fit_is_logged_and_the_cycle_goes_on(tmp_path, monkeypatch):
     from retrainer import cycle
     from retrainer.errors import TrainingError
@@ -217,3 +229,65 @@ def test_a_failed_shadow_fit_is_logged_and_the_cycle_goes_on(tmp_path, monkeypat
     )
     assert "shadow" not in roles and "champion" in roles
     assert len(rows) == 13 and all("shadow candidates" not in r for _, _, x in rows for r in x)
+
+
+def replay_regressor(tmp_path, cost):
+    """A regressor (Ridge on 4 weeks) of a temperature-like target every 2 hours for 20 weeks,
+    84 rows a week; from week 10 on the target reads 3 degrees higher for the same inputs."""
+    import pandas as pd
+
+    from retrainer.project import Project
+    from tests.conftest import REGRESSION
+
+    rng = np.random.default_rng(0)
+    n = 20 * 84
+    hours = np.arange(n) * 2
+    low = 8 + 6 * np.sin(2 * np.pi * hours / 24 / 365) + rng.normal(0, 2, n)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "timestamp": pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(hours, "h"),
+            "low": low,
+            "wind": rng.gamma(2, 2, n),
+            "target": low + 7 + rng.normal(0, 1.5, n) + np.where(np.arange(n) >= n // 2, 3, 0),
+        }
+    )
+    trainer = {**REGRESSION["trainer"], "window": {"batches": 4}}
+    settings = project_settings(**{**REGRESSION, "trainer": trainer})
+    settings["policy"] = {"cost": {"retrain": cost}}
+    settings["store"] = {"url": store_url(tmp_path), "artifacts": str(tmp_path / "artifacts")}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    project = Project.from_yaml(tmp_path / "retrainer.yaml")
+    replay(project, frame)
+    with project.store.session() as s:
+        return project, [(d.action, list(d.reasons)) for d in s.scalars(select(DecisionRow))]
+
+
+@pytest.mark.parametrize("cost", [30, 10**9])
+def test_a_regressor_s_cost_policy_weighs_its_absolute_errors(tmp_path, cost):
+    from retrainer.schedule.live import store_view
+
+    project, rows = replay_regressor(tmp_path, cost)
+    priced = [r for _, reasons in rows[2:] for r in reasons if r.startswith("cost: ")]
+    assert len(priced) == len(rows) - 2
+    assert all("absolute error" in r and "errors against" not in r for r in priced), priced[0]
+    retrains = [i for i, (a, _) in enumerate(rows) if a == "retrain" and i > 0]
+    if cost > 10**6:
+        assert retrains == []
+        return
+    # labels of the first week with the new relation arrive at the tenth decision (a week
+    # late): the champion makes ~0.5 more absolute error per row than the shadow candidates,
+    # 8 weeks of 84 rows ahead outweigh a retrain at 30; nothing before it paid
+    assert retrains[0] == 9 and len(retrains) <= 3, retrains
+    assert "retrain now" in rows[9][1][0] and "shadow candidates on" in rows[9][1][0]
+    with project.store.session() as s:
+        perf = [dict(c.detail) for c in s.scalars(select(CheckRow))]
+    shadows = [p for p in perf if p.get("role") == "shadow"]
+    assert shadows and all(p["loss"] > 0 and p["errors"] is None for p in shadows)
+    view = store_view(project.store, champion=project.champion.version, horizon=4, metric="mae")
+    # one row's variance over its mean: for normal noise of sd 1.5 the absolute error's is
+    # 1.5 (1 - 2/pi) / sqrt(2/pi) = 0.683 (a little more where the champion was stale)
+    assert view.unit == "absolute error" and 0.65 < view.dispersion < 0.8
+    assert "absolute error against a retrain cost of 30" in json.dumps(
+        views.decision_explanation(project, 10)
+    )

@@ -299,3 +299,31 @@ def test_on_a_sliding_window_the_gate_copy_learns_from_as_much_history_as_the_ch
         assert compared["batches"] == [5] and outcome.gate["n_holdout"] == WEEK
         assert outcome.gate["reason"].startswith("not measured: the gate copy was fitted")
         assert outcome.promoted
+
+
+@pytest.mark.parametrize("metric", ["mae", "rmse", "r2"])
+def test_a_regressor_s_bootstrap_is_the_one_drawn_row_set_by_row_set(metric):
+    """The paired bootstrap of mae, rmse and r2 scores its resamples at once from weighted sums;
+    the bounds must be those of drawing each row set and scoring it with scikit-learn."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    reference = {
+        "mae": mean_absolute_error,
+        "rmse": lambda y, p: np.sqrt(mean_squared_error(y, p)),
+        "r2": r2_score,
+    }[metric]
+    rng = np.random.default_rng(5)
+    y = rng.normal(20, 5, 300)
+    challenger, champion = y + rng.normal(0, 1.0, 300), y + rng.normal(0.3, 1.2, 300)
+    d = paired_difference(metric, y, (challenger, None), (champion, None), draws=400, seed=7)
+    draw = np.random.default_rng(7)
+    sign = 1.0 if metric == "r2" else -1.0
+    gains = []
+    for _ in range(400):
+        rows = draw.integers(0, y.size, y.size)
+        gains.append(
+            sign * (reference(y[rows], challenger[rows]) - reference(y[rows], champion[rows]))
+        )
+    lower, upper = np.quantile(gains, [0.05, 0.95])
+    assert d.lower == pytest.approx(lower, rel=1e-9) and d.upper == pytest.approx(upper, rel=1e-9)
+    assert d.challenger == pytest.approx(reference(y, challenger))

@@ -1,6 +1,7 @@
 """A regression project through the loop, on small generated data (a daily temperature-like
 target with a season)."""
 
+import json
 import re
 
 import numpy as np
@@ -80,17 +81,38 @@ def test_a_backtest_without_data_says_elec2_lacks_the_projects_columns(tmp_path)
     assert "--data FILE" in result.output
 
 
-def test_backtest_optimal_refuses_a_regression_project(tmp_path):
+def test_backtest_optimal_prices_a_regressor_in_its_absolute_errors(tmp_path):
     settings = project_settings(**REGRESSION)
     (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
-    _days(0, 90, 0).to_csv(tmp_path / "history.csv", index=False)
+    history = _days(0, 140, 0)
+    history.loc[history["id"] >= 70, "target"] += 6.0  # the relation moves halfway
+    history.to_csv(tmp_path / "history.csv", index=False)
     args = ["-c", str(tmp_path / "retrainer.yaml"), "backtest", "--optimal", "--jobs", "1"]
-    args += ["--out", str(tmp_path / "out")]
-    result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv")])
-    # it priced every policy in "errors" of exact equality: "60 errors ... accuracy 0.0"
-    assert result.exit_code == 2, result.output
-    assert "backtest --optimal prices schedules in wrong predictions" in result.output
-    assert not (tmp_path / "out").exists()
+    args += ["--cost", "20", "--cost", "2000", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv"), "--json"])
+    # it priced every policy in "errors" of exact equality ("60 errors ... accuracy 0.0"),
+    # then refused regressors
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert got["unit"] == "absolute error" and got["gate"].startswith("mae, ")
+    cheap, dear = ({r["policy"]: r for r in part["table"]} for part in got["costs"])
+    for table in (cheap, dear):
+        best = table["optimal (hindsight)"]["total cost"]
+        assert all(r["total cost"] >= best - 1e-6 for r in table.values())
+        assert "DDM trigger" not in table and "ADWIN trigger" in table  # DDM reads 0/1 errors
+        assert all("mae" in r and "accuracy" not in r for r in table.values())
+    never, best = cheap["never retrained"], cheap["optimal (hindsight)"]
+    assert abs(never["mae"] - never["errors"] / (140 - 28)) < 1e-3  # after 4 weeks of history
+    assert best["retrains"] >= 1 and best["mae"] < never["mae"] - 0.5  # the optimum follows
+    assert dear["optimal (hindsight)"]["retrains"] == 0  # a retrain dearer than all errors
+    text = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv")]).output
+    assert "retrain cost 20 absolute error" in text and " mae " in text
+
+    settings["gate"] = {"metric": "r2"}
+    (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))
+    refused = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv")])
+    assert refused.exit_code == 2, refused.output
+    assert "r2 is not a sum of row errors" in refused.output
 
 
 def test_the_performance_trigger_on_mae_tests_the_rise_against_both_sides_noise(make_project):

@@ -181,8 +181,8 @@ def test_score_matrix_is_out_of_sample_and_label_delay_aware():
     assert m.errors[3, 3] > 0.9 * m.rows[3]
     assert m.errors[5, 5] < 0.1 * m.rows[5]
     assert np.isnan(m.errors[4, 3])
-    assert m.bits(3).sum() == np.nansum(m.errors[3, 3:])
-    assert len(m.bits(0)) == m.rows.sum()
+    assert m.row_errors(3).sum() == np.nansum(m.errors[3, 3:])
+    assert len(m.row_errors(0)) == m.rows.sum()
 
 
 def test_score_matrix_cache_is_reused_and_keyed_by_the_data(tmp_path):
@@ -192,7 +192,7 @@ def test_score_matrix_cache_is_reused_and_keyed_by_the_data(tmp_path):
     b, path_b, cached_b = cached_scores(batches, trainer, folder=tmp_path, history=2)
     assert (cached, cached_b, path == path_b) == (False, True, True)
     np.testing.assert_array_equal(a.errors, b.errors)
-    np.testing.assert_array_equal(a.bits(2), ScoreMatrix.load(path).bits(2))
+    np.testing.assert_array_equal(a.row_errors(2), ScoreMatrix.load(path).row_errors(2))
     _, path_c, cached_c = cached_scores(
         synthetic_batches(seed=1), trainer, folder=tmp_path, history=2
     )
@@ -213,7 +213,7 @@ def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows_with_older_o
     # the copy reaches back over batch 3 to as many rows as the window (120 + 240 - n >= 240)
     copy = trainer.fit(pd.concat([batches[3][0], X.iloc[:-n]]), np.r_[batches[3][1], y[:-n]])
     expected = (copy.predict(X.iloc[-n:]) != y[-n:]).astype(np.uint8)
-    np.testing.assert_array_equal(m.gate_bits(k), expected)
+    np.testing.assert_array_equal(m.gate_errors(k), expected)
     assert m.gate_start[k] == 4 * 120 - n  # the newest rows of stream batch 3
     assert m.gate_start[0] == -1  # boundary 0 trains on the history only
     # the first model's gate copy held out the newest 20 % of the history window, as live
@@ -221,7 +221,7 @@ def test_gate_bits_are_the_gate_copy_fitted_without_the_newest_rows_with_older_o
     y0 = np.concatenate([batches[i][1] for i in (0, 1)])
     first = trainer.fit(X0.iloc[:-48], y0[:-48])
     np.testing.assert_array_equal(
-        m.gate_bits(0), (first.predict(X0.iloc[-48:]) != y0[-48:]).astype(np.uint8)
+        m.gate_errors(0), (first.predict(X0.iloc[-48:]) != y0[-48:]).astype(np.uint8)
     )
 
 
@@ -260,10 +260,16 @@ def test_a_detector_trigger_is_primed_on_the_champions_held_out_errors_as_live()
     first = len(live.update_many(stream[:150])) > 0  # the live path, recomputed
     policy = DetectorTrigger("DDM", DDM)
     run = simulate(
-        m.errors, m.rows, policy, cost=1, label_delay=1, bits=m.bits, reference=m.reference
+        m.errors,
+        m.rows,
+        policy,
+        cost=1,
+        label_delay=1,
+        row_errors=m.row_errors,
+        reference=m.reference,
     )
     assert run.choices[0].retrain == first is True  # boundary 1 reads batch 0
-    fresh = simulate(m.errors, m.rows, policy, cost=1, label_delay=1, bits=m.bits)
+    fresh = simulate(m.errors, m.rows, policy, cost=1, label_delay=1, row_errors=m.row_errors)
     assert not fresh.choices[0].retrain and fresh.schedule.retrain_at == ()
 
 
@@ -332,8 +338,8 @@ def test_a_part_of_the_matrix_is_a_matrix_of_its_own():
     m = build_scores(batches, Trainer("sklearn.tree.DecisionTreeClassifier"), history=2, window=2)
     tail = m.part(3)
     assert tail.batches == m.batches - 3
-    np.testing.assert_array_equal(tail.bits(1), m.bits(4))
-    np.testing.assert_array_equal(tail.gate_bits(2), m.gate_bits(5))
+    np.testing.assert_array_equal(tail.row_errors(1), m.row_errors(4))
+    np.testing.assert_array_equal(tail.gate_errors(2), m.gate_errors(5))
     assert Gate(tail)(4, 1).to_dict() == Gate(m)(7, 4).to_dict()
     run = simulate(tail.errors, tail.rows, Every(2), cost=5, label_delay=1)
     whole = evaluate(m.errors, m.rows, [3, 5, 7], 5)  # model 3 starts the part

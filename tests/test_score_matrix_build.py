@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrainer.errors import TrainingError
+from retrainer.errors import DataError, TrainingError
 from retrainer.gate import holdout_size
 from retrainer.schedule import scores
+from retrainer.schedule.gated import Gate
 from retrainer.schedule.scores import ScoreMatrix, build_scores, cached_scores
 from retrainer.training import Trainer
 
@@ -40,7 +41,11 @@ def stream(seed: int = 0, n: int = 12, size: int = 80) -> list:
     return batches
 
 
-def straightforward(batches, trainer, history, label_delay, window, holdout) -> dict:
+def wrong(model, X, y) -> np.ndarray:
+    return (model.predict(X) != y).astype(np.uint8)
+
+
+def straightforward(batches, trainer, history, label_delay, window, holdout, error=wrong) -> dict:
     """The matrix as the issue states it: for every boundary k, the window of labelled batches
     (labels of stream batch i arrive before batch i + label_delay is predicted; history batches
     are labelled), one fit, a prediction per later batch; the gate copy fitted without the
@@ -59,9 +64,9 @@ def straightforward(batches, trainer, history, label_delay, window, holdout) -> 
         mine = []
         for j in range(k, T):
             Xj, yj = stream_[j]
-            wrong = (model.predict(Xj) != yj).astype(np.uint8)
-            errors[k, j] = wrong.sum()
-            mine.append(wrong)
+            row = error(model, Xj, yj)
+            errors[k, j] = row.astype(float).sum()
+            mine.append(row)
         bits.append(np.concatenate(mine))
         newest = span[-1] - history
         if newest < 0:  # the first model: no champion, every row unseen
@@ -76,9 +81,50 @@ def straightforward(batches, trainer, history, label_delay, window, holdout) -> 
             Xc = pd.concat([batches[older][0], Xc], ignore_index=True)
             yc = np.r_[np.asarray(batches[older][1]), yc]
         copy = trainer.fit(Xc, yc)
-        gate_bits.append((copy.predict(X.iloc[-n:]) != y[-n:]).astype(np.uint8))
+        gate_bits.append(error(copy, X.iloc[-n:], y[-n:]))
         gate_start.append(sum(len(b[0]) for b in stream_[: newest + 1]) - n if newest >= 0 else -1)
     return {"errors": errors, "bits": bits, "gate_bits": gate_bits, "gate_start": gate_start}
+
+
+@pytest.mark.parametrize("metric", ["mae", "rmse"])
+def test_a_regressor_s_matrix_sums_its_absolute_or_squared_errors(metric, tmp_path):
+    """A regressor's errors are its gate metric's row errors, summed per batch (float32 rows
+    in the matrix); the gate copies' too; and the matrix round-trips its metric."""
+    rng = np.random.default_rng(1)
+    batches = []
+    for i in range(9):
+        X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+        slope = 2.0 if i < 5 else -1.0  # the relation changes in the middle
+        batches.append((X, (slope * X["a"] + X["b"] + rng.normal(0, 0.3, 60)).to_numpy()))
+    ridge = Trainer("sklearn.linear_model.Ridge", {})
+
+    def loss(model, X, y):
+        e = model.predict(X) - y
+        return np.abs(e) if metric == "mae" else e**2
+
+    m = build_scores(batches, ridge, history=2, window=3, metric=metric, jobs=1)
+    ref = straightforward(batches, ridge, 2, 1, 3, 0.2, error=loss)
+    np.testing.assert_allclose(m.errors, ref["errors"], rtol=1e-5)
+    for k in range(m.batches):
+        np.testing.assert_allclose(m.row_errors(k), ref["bits"][k], rtol=1e-5)
+        np.testing.assert_allclose(m.gate_errors(k), ref["gate_bits"][k], rtol=1e-5)
+    assert m.errors[0, 6] > 3 * m.errors[6, 6]  # the old relation's model on the new one
+    # the simulated gate of the candidate of boundary 5 against the first model, on the gate
+    # copy's held-out rows (the newest of batch 3): the metric of both on those rows
+    result = Gate(m)(5, 0)
+    held = ref["gate_bits"][5]
+    start = ref["gate_start"][5]
+    own = ref["bits"][0][start : start + len(held)]
+    value = (lambda e: e.mean()) if metric == "mae" else (lambda e: np.sqrt(e.mean()))
+    assert result.metric == metric and result.n_holdout == len(held)
+    assert result.challenger == pytest.approx(value(held), rel=1e-5)
+    assert result.champion == pytest.approx(value(own), rel=1e-5)
+    assert result.passed  # the new relation's model against the old one on the new relation
+    again = ScoreMatrix.load(m.save(tmp_path / "m.npz"))
+    assert again.metric == metric
+    np.testing.assert_array_equal(again.row_errors(3), m.row_errors(3))
+    with pytest.raises(DataError, match="not r2"):
+        build_scores(batches, ridge, history=2, metric="r2")
 
 
 @pytest.mark.parametrize(
@@ -94,8 +140,8 @@ def test_the_fast_build_equals_the_straightforward_one(trainer, label_delay, win
     ref = straightforward(batches, trainer, 3, label_delay, window, 0.2)
     np.testing.assert_array_equal(m.errors, ref["errors"])
     for k in range(m.batches):
-        np.testing.assert_array_equal(m.bits(k), ref["bits"][k])
-        np.testing.assert_array_equal(m.gate_bits(k), ref["gate_bits"][k])
+        np.testing.assert_array_equal(m.row_errors(k), ref["bits"][k])
+        np.testing.assert_array_equal(m.gate_errors(k), ref["gate_bits"][k])
     np.testing.assert_array_equal(m.gate_start, ref["gate_start"])
     np.testing.assert_array_equal(m.rows, [len(X) for X, _ in batches[3:]])
     assert np.nanmin(m.errors) >= 0 and np.nansum(m.errors) > 0  # a matrix with content

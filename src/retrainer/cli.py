@@ -119,6 +119,15 @@ _REGRESSION = (
     ),
     # Page-Hinkley's threshold is in the loss's units (dollars, logs): calibrated, never fixed
     ("concept: {detector: ddm}  ", "concept: {detector: page_hinkley, arl: 2000}"),
+    (
+        "  # cost: {retrain: 500}    # a retrain is worth 500 wrong predictions (or money: "
+        "{retrain: 200,\n  #                          # error: 0.5}). With a cost and no triggers "
+        "listed, the cost trigger",
+        "  # cost: {retrain: 500}    # a retrain is worth 500 of absolute error in the target's "
+        "unit,\n  #                          # summed over predictions (gate.metric rmse: of "
+        "squared error; or\n  #                          # money: {retrain: 200, error: 0.5}). "
+        "With a cost and no triggers\n  #                          # listed, the cost trigger",
+    ),
 )
 
 
@@ -1097,7 +1106,8 @@ def doctor(ctx: click.Context, repair: bool, grace: float, as_json: bool) -> Non
     "costs",
     type=float,
     multiple=True,
-    help="With --optimal: retrain cost in errors (repeat; default 50, 500, 5000).",
+    help="With --optimal: retrain cost in errors, a regressor's in absolute (gate.metric mae) or "
+    "squared (rmse) error (repeat; default 50, 500, 5000).",
 )
 @click.option(
     "--jobs",

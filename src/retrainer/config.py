@@ -564,7 +564,10 @@ class PolicySettings(_Section):
 
 class CostSettings(_Section):
     """``{retrain: 500}``: one retrain is worth 500 wrong predictions; or money: ``{retrain:
-    200, error: 0.5}`` (200 per retrain, 0.5 per wrong prediction: 400 errors a retrain)."""
+    200, error: 0.5}`` (200 per retrain, 0.5 per wrong prediction: 400 errors a retrain). A
+    regressor's errors are the gate metric's row errors: with ``gate.metric: mae`` one retrain
+    is worth 500 of absolute error summed over predictions (in the target's unit), with
+    ``rmse`` 500 of squared error."""
 
     retrain: float = Field(gt=0)
     error: float = Field(1.0, gt=0)
@@ -802,10 +805,12 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _cost_fits_task(self) -> Config:
-        if self.trainer.task == "regression" and self.policy.cost is not None:
+        regressor = self.trainer.task == "regression"
+        if regressor and self.policy.cost is not None and self.gate.metric not in ("mae", "rmse"):
             raise ValueError(
-                "policy.cost prices a retrain in wrong predictions, which a regressor does not "
-                "make; drop policy.cost and use the schedule, drift or performance triggers"
+                "policy.cost prices a regressor's retrain in the gate metric's row errors, "
+                f"absolute (gate.metric: mae) or squared (rmse); {self.gate.metric} is not a sum "
+                "of row errors, so set gate.metric: mae or rmse, or drop policy.cost"
             )
         return self
 

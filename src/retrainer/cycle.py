@@ -506,13 +506,7 @@ class _Cycle:
                 se = bootstrap_se(metric, y_true, y_pred, classes, y_score=y_score)
                 if se is not None:  # f1, balanced accuracy, auc, r2: the trigger's test
                     entry["se"] = se
-                losses = row_losses(metric, y_true, y_pred)
-                if losses is not None:  # a loss's mean and mean square: its spread over batches
-                    entry |= {
-                        "loss": float(losses.mean()),
-                        "loss_squares": float((losses**2).mean()),
-                    }
-                self.evaluations.append(entry)
+                self.evaluations.append(entry | _losses(metric, y_true, y_pred))
                 if pset.role == "champion":
                     self._feed(detector, row.id, pset.version, y_true, y_pred)
             drift = self._target_checks(frame[self.p.target][~aside])
@@ -549,10 +543,10 @@ class _Cycle:
         """A shadow candidate's score on a newly labelled batch (``policy.shadow``): fitted on
         the window before it, as a retrain's model is (:func:`retrainer.retrain.fit_shadow`),
         scored on its labelled rows not set aside, stored as the ``shadow`` role (no version):
-        the fresh model's errors the cost trigger compares the champion with. Classifiers only
-        (the cost counts wrong predictions). A failed fit is logged and leaves no entry."""
-        wanted = self.cfg.policy.shadows and self.cfg.trainer.task == "classification"
-        if not (wanted and known.any()):
+        the fresh model's errors the cost trigger compares the champion with (a classifier's
+        wrong predictions, a regressor's absolute or squared errors). A failed fit is logged and
+        leaves no entry."""
+        if not (self.cfg.policy.shadows and known.any()):
             return []
         metric = self.cfg.gate.metric
         try:
@@ -582,6 +576,7 @@ class _Cycle:
                 "data_time": _aware(row.data_time).isoformat() if row.data_time else None,
                 "window": {"batches": _span(window["batches"]), "rows": window["rows"]},
             }
+            | _losses(metric, y_true, y_pred)
         ]
 
     def _target_checks(self, labels: pd.Series) -> list[CheckResult]:
@@ -801,7 +796,13 @@ class _Cycle:
             return None
         from retrainer.schedule.live import store_view
 
-        return store_view(self.p.store, champion=champion and champion.version, horizon=52)
+        regressor = self.cfg.trainer.task == "regression"
+        return store_view(
+            self.p.store,
+            champion=champion and champion.version,
+            horizon=52,
+            metric=self.cfg.gate.metric if regressor else "",
+        )
 
     def _last_retrain(self) -> tuple[datetime | None, int]:
         """Clock time of the last run that produced a version, and the last batch it used."""
@@ -857,6 +858,20 @@ def _estimated(
 def _span(batches: list[int]) -> list[int]:
     """First, last and how many batch ids (as a gate records the champion's window)."""
     return [min(batches), max(batches), len(batches)]
+
+
+def _losses(metric: str, y_true: Any, y_pred: Any) -> dict:
+    """A regressor's row losses (absolute for mae, squared for rmse) as their mean and mean
+    square: the batch's error sum for the cost trigger, their spread over batches for the
+    performance trigger; empty for other metrics.
+
+    >>> _losses("mae", [1.0, 2.0], [2.0, 5.0]), _losses("accuracy", [1], [1])
+    ({'loss': 2.0, 'loss_squares': 5.0}, {})
+    """
+    losses = row_losses(metric, y_true, y_pred)
+    if losses is None:
+        return {}
+    return {"loss": float(losses.mean()), "loss_squares": float((losses**2).mean())}
 
 
 def _errors(task: str, y_true: Any, y_pred: Any) -> int | None:

@@ -166,7 +166,7 @@ def paired_difference(
             p_value = float(binomtest(only_b, only_a + only_b, 0.5, alternative="greater").pvalue)
         else:
             p_value = 1.0
-    elif metric in ("f1", "balanced_accuracy", "roc_auc"):  # the same resamples, from counts
+    else:  # the same resamples as drawn one by one, scored at once from weighted counts or sums
         gains = np.empty(draws)
         for start in range(0, draws, 100):
             chunk = [rng.integers(0, y.size, y.size) for _ in range(min(100, draws - start))]
@@ -175,23 +175,9 @@ def paired_difference(
                 on_resamples(metric, y, challenger[0], weights, classes, challenger[1])
                 - on_resamples(metric, y, champion[0], weights, classes, champion[1])
             )
-    else:
-        gains = np.empty(draws)
-        pa = [None if v is None else np.asarray(v) for v in challenger]
-        pb = [None if v is None else np.asarray(v) for v in champion]
-        for i in range(draws):
-            rows = rng.integers(0, y.size, y.size)
-            gains[i] = sign * (
-                score(metric, y[rows], pa[0][rows], _at(pa[1], rows), classes)
-                - score(metric, y[rows], pb[0][rows], _at(pb[1], rows), classes)
-            )
     gains = gains[np.isfinite(gains)]  # a resample without some class: undefined, left out
     lower, upper = np.quantile(gains, [1 - confidence, confidence]) if gains.size else (np.nan,) * 2
     return PairedDifference(a, b, sign * (a - b), float(lower), float(upper), p_value)
-
-
-def _at(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
-    return None if values is None else values[rows]
 
 
 def evaluate_gate(

@@ -184,9 +184,10 @@ def on_resamples(
     classes: Sequence | None = None,
     y_score: Sequence | None = None,
 ) -> np.ndarray:
-    """``f1``, ``balanced_accuracy``, ``r2`` or ``roc_auc`` on each resample of the rows,
-    given as how often each row was drawn (``weights``: resamples x rows): from weighted counts
-    per class, weighted sums of squares, or weighted ranked pairs of ``y_score``
+    """``f1``, ``balanced_accuracy``, ``r2``, ``mae``, ``rmse`` or ``roc_auc`` on each resample
+    of the rows, given as how often each row was drawn (``weights``: resamples x rows): from
+    weighted counts per class, weighted sums of absolute errors or squares, or weighted ranked
+    pairs of ``y_score``
     (:func:`auc_on_resamples`). The values :func:`score` gives on each resample (binary or
     macro F1 decided on all the rows).
 
@@ -195,11 +196,18 @@ def on_resamples(
     [0.7778, 1.0]
     >>> on_resamples("r2", [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 5.0], weights).tolist()
     [0.8, 1.0]
+    >>> on_resamples("rmse", [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 6.0], weights).tolist()
+    [1.0, 0.0]
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     w = np.asarray(weights, dtype=float)
     if metric == "roc_auc":
         return auc_on_resamples(y_true, y_score, w, classes)
+    if metric in ("mae", "rmse"):
+        error = y_pred.astype(float) - y_true.astype(float)
+        if metric == "mae":
+            return w @ np.abs(error) / y_true.size
+        return np.sqrt(w @ error**2 / y_true.size)
     if metric == "r2":
         y, n = y_true.astype(float), y_true.size
         total = w @ y**2 - (w @ y) ** 2 / n

@@ -47,9 +47,44 @@ class Scored(NamedTuple):
     """One boundary's candidate and gate copy, scored."""
 
     k: int
-    wrong: np.ndarray  # (rows of batches k..T-1,) uint8: the candidate's per-row errors
+    wrong: np.ndarray  # (rows of batches k..T-1,): the candidate's per-row errors (row_errors)
     gate: np.ndarray  # the gate copy's per-row errors on its held-out rows
     gate_start: int  # stream row of the first held-out row (-1: held out of the history)
+
+
+def row_errors(metric: str, y_true: Any, y_pred: Any) -> np.ndarray:
+    """Each row's error as a cost counts it: a classifier's wrong prediction (``metric`` empty;
+    uint8 0 or 1), or a regressor's absolute (``mae``) or squared (``rmse``) error (float32).
+
+    >>> row_errors("", [1, 0], [1, 1]).tolist(), row_errors("rmse", [1.0, 2.0], [2.0, 5.0]).tolist()
+    ([0, 1], [1.0, 9.0])
+    """
+    if not metric:
+        return (np.asarray(y_pred) != np.asarray(y_true)).astype(np.uint8)
+    error = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
+    return (np.abs(error) if metric == "mae" else error**2).astype(np.float32)
+
+
+def unit(metric: str) -> str:
+    """What a cost counts, in words: a classifier's errors, a regressor's absolute or squared
+    error (``metric`` ``mae`` or ``rmse``).
+
+    >>> unit(""), unit("mae")
+    ('errors', 'absolute error')
+    """
+    return {"": "errors", "mae": "absolute error", "rmse": "squared error"}[metric]
+
+
+def dispersion(errors: Any) -> float:
+    """A regressor's row errors' variance over their mean, in their units: what a count's
+    Poisson variance (1 per wrong prediction) is for a sum of them; 1 without errors.
+
+    >>> dispersion([1.0, 3.0]), dispersion([0.0, 0.0])
+    (0.5, 1.0)
+    """
+    errors = np.asarray(errors, dtype=float)
+    mean = float(errors.mean()) if errors.size else 0.0
+    return float(errors.var()) / mean if mean > 0 else 1.0
 
 
 def training_window(k: int, history: int, label_delay: int, window: int) -> range:
@@ -81,8 +116,10 @@ class Candidates:
         label_delay: int,
         window: int,
         holdout: float,
+        metric: str = "",
     ) -> None:
         self.batches = list(batches)
+        self.metric = metric  # "": a classifier's wrong predictions; a regressor's mae or rmse
         self.trainer = trainer
         self.history, self.label_delay = history, label_delay
         self.window, self.holdout = window, holdout
@@ -123,16 +160,14 @@ class Candidates:
         y = np.concatenate([np.asarray(self.batches[i][1]) for i in span])
         model = self.trainer.fit(X, y)
         first = int(self.starts[group[0]])
-        wrong = (np.asarray(model.predict(self.X_all.iloc[first:])) != self.y_all[first:]).astype(
-            np.uint8
-        )
+        wrong = row_errors(self.metric, self.y_all[first:], model.predict(self.X_all.iloc[first:]))
         newest = span[-1] - self.history  # the newest labelled stream batch (< 0: history)
         unseen = np.ones(len(X), dtype=bool)  # the first model: no champion, all rows unseen
         if newest >= 0:
             unseen[: len(X) - self.rows[newest]] = False
         n = holdout_size(len(X), self.holdout, unseen)
         copy = self.trainer.fit(*self.as_much_history(span, X.iloc[:-n], y[:-n], len(X)))
-        gate = (np.asarray(copy.predict(X.iloc[-n:])) != y[-n:]).astype(np.uint8)
+        gate = row_errors(self.metric, y[-n:], copy.predict(X.iloc[-n:]))
         gate_start = int(self.starts[newest + 1]) - n if newest >= 0 else -1
         return [Scored(k, wrong[int(self.starts[k]) - first :], gate, gate_start) for k in group]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from retrainer.schedule.candidates import dispersion, unit
 from retrainer.schedule.optimal import Schedule, evaluate, optimal_schedule
 from retrainer.schedule.policies import (
     CARA,
@@ -49,15 +50,29 @@ def default_policies(**tuned: Any) -> dict[str, Any]:
     }
 
 
-def _row(name: str, s: Schedule, best: float) -> dict:
+def quality(s: Schedule, metric: str = "") -> float:
+    """A schedule's accuracy (a classifier's, ``metric`` empty) or a regressor's ``mae`` or
+    ``rmse`` over the rows served, from its summed absolute or squared errors.
+
+    >>> s = Schedule((), errors=40.0, retrains=0, cost=1.0, rows=10)
+    >>> quality(s, "mae"), quality(s, "rmse")
+    (4.0, 2.0)
+    """
+    if not metric:
+        return s.accuracy
+    mean = s.errors / s.rows if s.rows else float("nan")
+    return float(np.sqrt(mean)) if metric == "rmse" else mean
+
+
+def _row(name: str, s: Schedule, best: float, metric: str = "") -> dict:
     return {
         "policy": name,
         "total cost": round(s.total, 1),
         "vs optimum": round(s.total / best, 3) if best else None,
-        "errors": int(s.errors),
+        "errors": round(s.errors, 1) if metric else int(s.errors),
         "retrains": s.retrains,
         "rejected": len(s.rejected),
-        "accuracy": round(s.accuracy, 4),
+        metric or "accuracy": round(quality(s, metric), 4),
     }
 
 
@@ -67,32 +82,40 @@ def compare(
     *,
     cost: float,
     label_delay: int,
-    bits: Callable[[int], np.ndarray] | None = None,
+    row_errors: Callable[[int], np.ndarray] | None = None,
     reference: Callable[[int], np.ndarray] | None = None,
     policies: dict[str, Any] | None = None,
     fixed: Iterable[int] = (),
     gate: Any = None,
+    metric: str = "",
 ) -> list[dict]:
     """One row per policy: the optimum, the best fixed schedule in hindsight, ``fixed`` ones,
-    never retrained, then ``policies`` (detector triggers need ``bits``, and are primed on a
+    never retrained, then ``policies`` (detector triggers need ``row_errors``, and are primed on a
     new champion's ``reference`` errors where given, as live). With a ``gate``
     (:class:`retrainer.schedule.gated.Gate`) every policy's retrains go through it, as live; the
-    optimum does not (it is the bound in hindsight)."""
+    optimum does not (it is the bound in hindsight). ``metric``: a regressor's ``mae`` or
+    ``rmse`` (the errors are absolute or squared; the rows show it instead of accuracy; the
+    policies read one row's noise off the first model's ``reference`` errors)."""
     T = len(rows)
     best = optimal_schedule(errors, cost, rows)
+    row = dispersion(reference(0)) if metric and reference is not None else 1.0
     everies = {
         p: simulate(errors, rows, Every(p), cost=cost, label_delay=label_delay, gate=gate)
         for p in range(1, T)
     }
     hindsight = min(everies.values(), key=lambda r: r.schedule.total)
     out = [
-        _row("optimal (hindsight)", best, best.total),
-        _row(f"best fixed in hindsight ({hindsight.name})", hindsight.schedule, best.total),
+        _row("optimal (hindsight)", best, best.total, metric),
+        _row(f"best fixed in hindsight ({hindsight.name})", hindsight.schedule, best.total, metric),
     ]
-    out += [_row(everies[p].name, everies[p].schedule, best.total) for p in fixed if p in everies]
-    out.append(_row("never retrained", evaluate(errors, rows, [], cost), best.total))
+    out += [
+        _row(everies[p].name, everies[p].schedule, best.total, metric)
+        for p in fixed
+        if p in everies
+    ]
+    out.append(_row("never retrained", evaluate(errors, rows, [], cost), best.total, metric))
     for name, policy in (policies or {}).items():
-        if isinstance(policy, DetectorTrigger) and bits is None:
+        if isinstance(policy, DetectorTrigger) and row_errors is None:
             continue
         run = simulate(
             errors,
@@ -100,12 +123,14 @@ def compare(
             policy,
             cost=cost,
             label_delay=label_delay,
-            bits=bits,
+            row_errors=row_errors,
             reference=reference,
             name=name,
             gate=gate,
+            dispersion=row,
+            unit=unit(metric),
         )
-        out.append(_row(name, run.schedule, best.total))
+        out.append(_row(name, run.schedule, best.total, metric))
     return out
 
 
@@ -117,8 +142,10 @@ def write_frontier_plot(
     *,
     cost: float,
     title: str = "",
+    metric: str = "",
 ) -> Path:
-    """Each policy as a point (retrains, accuracy) and the optimum over a range of costs."""
+    """Each policy as a point (retrains, accuracy, or a regressor's ``metric``) and the optimum
+    over a range of costs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,7 +156,7 @@ def write_frontier_plot(
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=100)
     ax.plot(
         [s.retrains for s in line],
-        [s.accuracy for s in line],
+        [quality(s, metric) for s in line],
         "-",
         color="0.4",
         drawstyle="steps-post",
@@ -139,17 +166,19 @@ def write_frontier_plot(
     for i, r in enumerate(table):
         ax.plot(
             r["retrains"],
-            r["accuracy"],
+            r[metric or "accuracy"],
             markers[i % len(markers)],
             ms=7,
             alpha=0.85,
             label=f"{r['policy']}: {r['total cost']:,.0f}",
         )
     ax.set_xlabel("retrains")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title or f"policies at a retrain cost of {cost:g} errors (total cost in legend)")
+    ax.set_ylabel(metric or "accuracy")
+    ax.set_title(
+        title or f"policies at a retrain cost of {cost:g} {unit(metric)} (total cost in legend)"
+    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper right" if metric else "lower right")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,14 +213,17 @@ def optimal_backtest(
     from retrainer.schedule.scores import cached_scores
     from retrainer.training import Trainer
 
-    if (settings.get("trainer") or {}).get("task") == "regression":
-        raise RetrainerError(
-            "backtest --optimal prices schedules in wrong predictions, which a regressor "
-            "(trainer.task: regression) does not make; compare policies on the gate metric "
-            "with `retrainer backtest` (without --optimal)"
-        )
     folder = Path(folder)
     gate_settings = GateSettings.model_validate(settings.get("gate") or {})
+    metric = ""  # a classifier's errors are its wrong predictions
+    if (settings.get("trainer") or {}).get("task") == "regression":
+        metric = gate_settings.metric
+        if metric not in ("mae", "rmse"):
+            raise RetrainerError(
+                "backtest --optimal prices a regressor's schedules in the gate metric's row "
+                f"errors, absolute (gate.metric: mae) or squared (rmse); {metric} is not a sum "
+                "of row errors, so set gate.metric: mae or rmse"
+            )
     sample_rows = SampleSettings.model_validate(
         (settings.get("checks") or {}).get("sample") or {}
     ).rows
@@ -217,8 +249,12 @@ def optimal_backtest(
         on_model=on_model,
         threads=t.get("threads", 1),
         jobs=jobs,
+        metric=metric,
     )
     gate = Gate.from_settings(matrix, gate_settings)
+    policies = default_policies()
+    if metric:  # DDM reads a stream of 0/1 errors; ADWIN reads a regressor's too
+        del policies["DDM trigger"]
     results, parts = [], []
     for cost in costs:
         table = compare(
@@ -226,14 +262,20 @@ def optimal_backtest(
             matrix.rows,
             cost=cost,
             label_delay=label_delay,
-            bits=matrix.bits,
+            row_errors=matrix.row_errors,
             reference=lambda k: matrix.reference(k, sample_rows),
-            policies=default_policies(),
+            policies=policies,
             fixed=FIXED,
             gate=gate,
+            metric=metric,
         )
         plot = write_frontier_plot(
-            matrix.errors, matrix.rows, table, folder / f"optimal-{cost:g}.png", cost=cost
+            matrix.errors,
+            matrix.rows,
+            table,
+            folder / f"optimal-{cost:g}.png",
+            cost=cost,
+            metric=metric,
         )
         results.append({"cost": cost, "table": table, "plot": str(plot)})
         head = "".join(f"<th>{html.escape(k)}</th>" for k in table[0])
@@ -242,27 +284,28 @@ def optimal_backtest(
             for r in table
         )
         parts.append(
-            f"<h2>retrain cost {cost:g} errors</h2><table border=1 cellpadding=3>"
+            f"<h2>retrain cost {cost:g} {unit(metric)}</h2><table border=1 cellpadding=3>"
             f"<tr>{head}</tr>{body}</table><p><img src='{plot.name}'></p>"
         )
     gate_words = html.escape(
-        f"accuracy, gate copy without the newest {gate_settings.holdout:.0%} of its window vs "
-        f"the champion on those rows, tolerance {gate_settings.tolerance:g}, confidence "
+        f"{metric or 'accuracy'}, gate copy without the newest {gate_settings.holdout:.0%} of its "
+        f"window vs the champion on those rows, tolerance {gate_settings.tolerance:g}, confidence "
         f"{gate_settings.confidence:g}, inconclusive: {gate_settings.on_inconclusive}"
     )
     report = folder / "optimal.html"
     report.write_text(
         "<html><head><meta charset='utf-8'><title>retraining schedules, priced</title></head>"
         f"<body><h1>When to retrain, priced</h1><p>{matrix.batches} batches after {history} "
-        f"of history, labels {label_delay} batch(es) late; total cost = errors + retrains x "
-        "cost; every policy simulated on the cached score matrix: a retrain is paid for and "
-        "puts the candidate of that boundary in service only if it passes the project's gate "
-        f"({gate_words}), as live; the optimum in hindsight skips the gate."
+        f"of history, labels {label_delay} batch(es) late; total cost = {unit(metric)} + "
+        "retrains x cost; every policy simulated on the cached score matrix: a retrain is paid "
+        "for and puts the candidate of that boundary in service only if it passes the project's "
+        f"gate ({gate_words}), as live; the optimum in hindsight skips the gate."
         f"</p>{''.join(parts)}</body></html>",
         encoding="utf-8",
     )
     return {
         "gate": gate_words,
+        "unit": unit(metric),
         "batches": matrix.batches,
         "scores": str(path),
         "cached": cached,
@@ -283,13 +326,15 @@ def render_optimal(result: dict) -> str:
     report: r.html  score matrix: s.npz
     """
     lines = [f"retrains go through the gate: {result['gate']}"] if result.get("gate") else []
+    words = result.get("unit", "errors")
     for part in result["costs"]:
-        lines.append(f"retrain cost {part['cost']:g} errors ({result['batches']} batches)")
+        lines.append(f"retrain cost {part['cost']:g} {words} ({result['batches']} batches)")
         for r in part["table"]:
             kept = f" ({r['rejected']} rejected by the gate)" if r.get("rejected") else ""
+            shown = next(k for k in ("accuracy", "mae", "rmse") if k in r)
             lines.append(
                 f"  {r['policy']:<40} total {r['total cost']} (x{r['vs optimum']})  "
-                f"{r['errors']} errors  {r['retrains']} retrains{kept}  accuracy {r['accuracy']}"
+                f"{r['errors']} {words}  {r['retrains']} retrains{kept}  {shown} {r[shown]}"
             )
     lines.append(f"report: {result['report']}  score matrix: {result['scores']}")
     return "\n".join(lines)

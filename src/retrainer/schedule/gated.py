@@ -4,10 +4,11 @@ itself (the same paired comparison, tolerance, confidence, ``min_rows`` and
 ``on_inconclusive`` as the project's ``gate`` section).
 
 The score matrix records, per boundary, the gate copy's per-row errors on its held-out rows
-(:meth:`~retrainer.schedule.scores.ScoreMatrix.gate_bits`) and every model's per-row errors on
+(:meth:`~retrainer.schedule.scores.ScoreMatrix.gate_errors`) and every model's per-row errors on
 each later batch, so both models' outcomes on the same rows are replayed through the gate as
-recorded predictions (a wrong prediction is a 1 against a label of 0). The gate metric is
-accuracy: the matrix counts errors.
+recorded predictions against labels of 0: a classifier's wrong prediction is a 1 (the gate
+metric is accuracy: the matrix counts errors), a regressor's prediction is its absolute error
+(the gate metric is the matrix's, mae or rmse, whose value on those rows is the same).
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -89,19 +90,21 @@ class Gate:
         start = int(m.gate_start[t])
         if start < 0:  # the window ends in the history: the first model's window again
             return GateResult(
-                True, "accuracy", None, None, self.settings["tolerance"], 0,
+                True, m.metric or "accuracy", None, None, self.settings["tolerance"], 0,
                 "the same labelled window as the champion's: the same model", "not_worse",
             )  # fmt: skip
         skip = max(int(self.starts[k]) - start, 0)  # rows before batch k: champion not scored
-        challenger = m.gate_bits(t)[skip:]
-        first = start + skip - int(self.starts[k])  # in the champion's bits (batches k on)
-        own = m.bits(k)[first : first + len(challenger)]
+        challenger = m.gate_errors(t)[skip:]
+        first = start + skip - int(self.starts[k])  # in the champion's rows (batches k on)
+        own = m.row_errors(k)[first : first + len(challenger)]
+        if m.metric == "rmse":  # squared errors: the absolute ones give the same rmse
+            challenger, own = np.sqrt(challenger), np.sqrt(own)
         X = pd.DataFrame({"challenger": challenger, "champion": own})
         return evaluate_gate(
             Recorded("challenger"),
             Recorded("champion"),
             X,
-            np.zeros(len(X), dtype=np.uint8),
-            metric="accuracy",
+            np.zeros(len(X), dtype=challenger.dtype),
+            metric=m.metric or "accuracy",
             **self.settings,
         )

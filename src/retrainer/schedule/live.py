@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from retrainer.schedule.candidates import unit
 from retrainer.schedule.policies import View
 
 
@@ -53,13 +54,16 @@ def serving_view(
     horizon: int,
     cost: float = 0.0,
     shadows: Iterable[tuple[int, float]] = (),
+    dispersion: float = 1.0,
+    unit: str = "errors",
 ) -> View | None:
     """A :class:`View` of the record: ``batches`` as ``(batch id, rows)`` in arrival order,
     ``scored`` as ``(batch id, version, errors)``, ``served`` the champion version of each batch
     id, ``gates`` as ``(newest batch id of the window, the gate copy's error rate)``, the current
     ``champion`` version, ``horizon`` future batches of the recent size, and ``shadows`` as
     ``(batch id, the shadow candidate's error rate)`` (where the batch's champion was not itself
-    fresh; before a gate copy's); None before any batch."""
+    fresh; before a gate copy's); ``dispersion`` and ``unit`` say what one error is (a
+    regressor's, :class:`View`); None before any batch."""
     order = {batch: j for j, (batch, _) in enumerate(batches)}
     if not order:
         return None
@@ -83,19 +87,25 @@ def serving_view(
             if j is not None and np.isnan(errors[j, j]):
                 errors[j, j] = rate * size[j]
                 shadowed += is_shadow
+    what = {"dispersion": dispersion, "unit": unit}
     if not labelled:
         return View(errors, np.r_[size, np.full(horizon, size.mean())], t, boundary[champion],
-                    cost, t + 1)  # fmt: skip
+                    cost, t + 1, **what)  # fmt: skip
     observed = labelled[-1]
     recent = size[labelled[-4:]].mean()
     rows = np.r_[size, np.full(horizon, recent)]
-    return View(errors, rows, t, boundary[champion], float(cost), t - observed, shadows=shadowed)
+    return View(
+        errors, rows, t, boundary[champion], float(cost), t - observed, shadows=shadowed, **what
+    )
 
 
-def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 260) -> View | None:
+def store_view(
+    store: Any, *, champion: int | None, horizon: int, keep: int = 260, metric: str = ""
+) -> View | None:
     """:func:`serving_view` of a project's store over its last ``keep`` batches (errors as the
-    loop recorded them, shadow candidates' too; runs whose gate compared on accuracy add the
-    gate copy's error rate).
+    loop recorded them, shadow candidates' too; runs whose gate compared on accuracy, or on a
+    regressor's mae or rmse, add the gate copy's error per row). ``metric``: a regressor's
+    gate metric, whose row errors (absolute or squared) are counted, else empty.
     A champion older than that counts as ``keep`` batches old."""
     from sqlalchemy import select
 
@@ -120,23 +130,28 @@ def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 26
             )
         ]
         runs = s.execute(select(RunRow.window, RunRow.metrics).order_by(RunRow.id)).all()
-    labelled = {c["batch"]: c["n"] for c in checks if c.get("errors") is not None}
+    for c in checks:
+        c["sum"] = error_sum(c)
+    labelled = {c["batch"]: c["n"] for c in checks if c["sum"] is not None}
     scored = [
-        (c["batch"], c["version"], c["errors"])
+        (c["batch"], c["version"], c["sum"])
         for c in checks
-        if c.get("errors") is not None and c.get("role") == "champion"
+        if c["sum"] is not None and c.get("role") == "champion"
     ]
     served = {c["batch"]: c["version"] for c in checks if c.get("role") == "champion"}
     shadows = [
-        (c["batch"], c["errors"] / c["n"])
+        (c["batch"], c["sum"] / c["n"])
         for c in checks
-        if c.get("role") == "shadow" and c.get("errors") is not None and c.get("n")
+        if c.get("role") == "shadow" and c["sum"] is not None and c.get("n")
     ]
     gates = []
     for window, metrics in runs:
         gate = (metrics or {}).get("gate") or {}
-        if gate.get("metric") == "accuracy" and gate.get("challenger") is not None:
-            gates.append(((window or {}).get("last_batch"), 1.0 - float(gate["challenger"])))
+        rate = _gate_rate(gate.get("metric"), gate.get("challenger"))
+        if rate is not None:
+            gates.append(((window or {}).get("last_batch"), rate))
+    regressor = [c for c in checks if c.get("role") == "champion" and c.get("loss") is not None]
+    regressor = regressor if metric else []
     return serving_view(
         batches=[(b, labelled.get(b, rows)) for b, rows in batches],
         scored=scored,
@@ -145,4 +160,40 @@ def store_view(store: Any, *, champion: int | None, horizon: int, keep: int = 26
         champion=champion,
         horizon=horizon,
         shadows=shadows,
+        dispersion=_dispersion(regressor) if regressor else 1.0,
+        unit=unit(metric),
     )
+
+
+def error_sum(check: dict) -> float | None:
+    """A performance check's errors: a classifier's wrong predictions, a regressor's absolute
+    or squared errors summed (its mean row loss times its rows); None if it has neither.
+
+    >>> error_sum({"errors": 3, "n": 10}), error_sum({"errors": None, "loss": 0.5, "n": 10})
+    (3, 5.0)
+    """
+    if check.get("errors") is not None:
+        return check["errors"]
+    if check.get("loss") is not None and check.get("n"):
+        return float(check["loss"]) * int(check["n"])
+    return None
+
+
+def _gate_rate(metric: str | None, challenger: Any) -> float | None:
+    """The gate copy's error per row from its gate score: a classifier's error rate, a
+    regressor's mean absolute or squared error."""
+    if challenger is None:
+        return None
+    value = float(challenger)
+    return {"accuracy": 1.0 - value, "mae": value, "rmse": value**2}.get(metric or "")
+
+
+def _dispersion(checks: list[dict]) -> float:
+    """One row's error variance over its mean, pooled over a regressor's checks (each keeps
+    its mean row loss and mean square): what a count's Poisson variance is to wrong
+    predictions."""
+    n = np.array([c["n"] for c in checks], dtype=float)
+    mean = np.array([c["loss"] for c in checks], dtype=float)
+    square = np.array([c.get("loss_squares", c["loss"] ** 2) for c in checks], dtype=float)
+    total = float((n * mean).sum())
+    return float((n * (square - mean**2)).sum()) / total if total > 0 else 1.0

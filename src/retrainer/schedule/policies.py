@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,9 +42,13 @@ class View:
     champion: int
     cost: float
     label_delay: int
-    bits: Any = None  # callable: model -> its per-row errors from its own first batch on
+    row_errors: Any = None  # callable: model -> its per-row errors from its own first batch on
     reference: Any = None  # callable: model -> its errors on its reference sample (held out)
     shadows: int = 0  # live: labelled batches where a shadow candidate was scored (the diagonal)
+    # one row's error variance over its mean: 1 for a count of wrong predictions (Poisson), a
+    # regressor's for its absolute or squared errors (in their units); and their name in words
+    dispersion: float = 1.0
+    unit: str = "errors"
 
     @property
     def observed(self) -> int:
@@ -106,21 +110,27 @@ def simulate(
     *,
     cost: float,
     label_delay: int,
-    bits: Any = None,
+    row_errors: Any = None,
     reference: Any = None,
     name: str | None = None,
     gate: Any = None,
+    dispersion: float = 1.0,
+    unit: str = "errors",
 ) -> Run:
     """Run ``policy`` through every boundary of the matrix and price its schedule; with a
     ``gate`` (:class:`retrainer.schedule.gated.Gate`) a retrain goes into service only if it
     passes the gate against the champion, as live (a rejected retrain is paid for all the same).
     ``bits`` and ``reference`` give a model's per-row errors on the stream and on its reference
-    sample (:meth:`~retrainer.schedule.scores.ScoreMatrix.reference`), for detector triggers.
+    sample (:meth:`~retrainer.schedule.scores.ScoreMatrix.reference`), for detector triggers;
+    ``dispersion`` and ``unit`` say what one error is (:class:`View`).
     """
     policy.reset()
     champion, at, rejected, choices, gates = 0, [], [], [], []
     for t in range(1, len(rows)):
-        view = View(errors, rows, t, champion, float(cost), label_delay, bits, reference)
+        view = View(
+            errors, rows, t, champion, float(cost), label_delay, row_errors, reference,
+            dispersion=dispersion, unit=unit,
+        )  # fmt: skip
         choice = policy.decide(view)
         choices.append(choice)
         if not choice.retrain:
@@ -166,7 +176,7 @@ class DetectorTrigger:
     >>> bits = {0: np.r_[np.zeros(300), np.ones(300)].astype(np.uint8)}
     >>> E = np.array([[0, 0, 150, 150]] * 4, dtype=float)
     >>> policy = DetectorTrigger("DDM", DDM)
-    >>> run = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get)
+    >>> run = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, row_errors=bits.get)
     >>> run.schedule.retrain_at
     (3,)
 
@@ -177,9 +187,9 @@ class DetectorTrigger:
     >>> stream = (np.arange(600) % 4 == 0).astype(np.uint8)
     >>> bits = {k: stream[150 * k :] for k in range(4)}
     >>> E = np.full((4, 4), 38.0)
-    >>> fresh = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get)
+    >>> fresh = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, row_errors=bits.get)
     >>> held_out = (np.arange(200) % 10 == 0).astype(np.uint8)
-    >>> primed = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, bits=bits.get,
+    >>> primed = simulate(E, np.full(4, 150), policy, cost=1, label_delay=1, row_errors=bits.get,
     ...                   reference=lambda k: held_out)
     >>> fresh.schedule.retrain_at, primed.schedule.retrain_at
     ((), (1, 2, 3))
@@ -201,7 +211,7 @@ class DetectorTrigger:
         run = None
         while self.fed < v.observed:
             self.fed += 1
-            run = v.bits(v.champion) if run is None else run
+            run = v.row_errors(v.champion) if run is None else run
             j = self.fed - v.champion
             fired |= len(self.detector.update_many(run[starts[j] : starts[j + 1]])) > 0
         if fired:
@@ -332,7 +342,7 @@ class UPF:
         return Choice(
             gain >= v.cost,
             f"UPF: {self.quantile:.0%} quantile of the forecast gain over {H} batches "
-            f"{gain:.0f} errors vs cost {v.cost:.0f}",
+            f"{gain:.0f} {v.unit} vs cost {v.cost:.0f}",
             saved=mean,
         )
 
@@ -429,8 +439,8 @@ class GainForecast:
             return 0.0, 0.0, 0
         n = np.array([v.rows[j] for j in batches], dtype=float)
         gap = np.array([v.staleness(j) - G[j - v.champion] * v.rows[j] for j in batches])
-        noise = np.array([v.err(v.champion, j) + v.fresh(j) for j in batches])
-        spread = noise * self.dispersion(gap, noise)
+        noise = np.array([v.err(v.champion, j) + v.fresh(j) for j in batches]) * v.dispersion
+        spread = noise * self.dispersion(gap, noise, v.dispersion)
         first, splits = 0, len(batches) * (len(batches) - 1) / 2
         cut = float(stats.norm.isf(self.delta / 2 / max(splits, 1)))
         for start in range(len(batches) - 2, -1, -1):  # grow the run backwards
@@ -446,14 +456,15 @@ class GainForecast:
         return raw, math.copysign(max(abs(raw) - self.z * se, 0.0), raw), len(batches) - first
 
     @staticmethod
-    def dispersion(gap: np.ndarray, noise: np.ndarray) -> float:
+    def dispersion(gap: np.ndarray, noise: np.ndarray, row: float = 1.0) -> float:
         """How much more the gap varies from batch to batch than the Poisson bound says: the
-        median squared difference of successive batches over its Poisson variance, over the
-        median of a chi-square with one degree of freedom (a change of level moves one
-        difference only); at least 1, and 1 with fewer than three differences."""
+        median squared difference of successive batches over its Poisson variance (at least
+        ``row``, one row's), over the median of a chi-square with one degree of freedom (a
+        change of level moves one difference only); at least 1, and 1 with fewer than three
+        differences."""
         if len(gap) < 4:
             return 1.0
-        ratio = np.diff(gap) ** 2 / np.maximum(noise[1:] + noise[:-1], 1.0)
+        ratio = np.diff(gap) ** 2 / np.maximum(noise[1:] + noise[:-1], row)
         return max(1.0, float(np.median(ratio)) / stats.chi2.ppf(0.5, 1))
 
     def decide(self, v: View) -> Choice:
@@ -462,7 +473,7 @@ class GainForecast:
             return Choice(
                 False,
                 "gain forecast: no labelled batch of the champion yet, so nothing to weigh: "
-                f"~0 errors against a retrain cost of {v.cost:,.0f}; wait",
+                f"~0 {v.unit} against a retrain cost of {v.cost:,.0f}; wait",
             )
         H = max(1, min(self.horizon, v.remaining))
         A = v.age
@@ -485,12 +496,12 @@ class GainForecast:
         retrain_now, keep_champ = retrain, keep
         saved = float(champ.sum() - fresh[:H].sum())
         words = (
-            f"gain forecast: the champion ({A} batches old) makes {shift + G[A]:+.3f} errors per "
-            f"row over a fresh model (typical at that age {G[A]:.3f}, its own last {since} "
+            f"gain forecast: the champion ({A} batches old) makes {shift + G[A]:+.3f} {v.unit} "
+            f"per row over a fresh model (typical at that age {G[A]:.3f}, its own last {since} "
             f"labelled batch{'' if since == 1 else 'es'} (since its gap last changed) "
             f"{raw:+.3f} off that, {shift:+.3f} beyond the noise); over the next {H} "
             f"batches of ~{n:.0f} rows a retrain "
-            f"now saves ~{saved:,.0f} errors against a retrain cost of {v.cost:,.0f}"
+            f"now saves ~{saved:,.0f} {v.unit} against a retrain cost of {v.cost:,.0f}"
         )
         if retrain_now < keep_champ:
             return Choice(
@@ -552,7 +563,7 @@ class LiveInformation:
             if 0 <= b <= v.observed:
                 E[b, b] = v.errors[b, b]
         self.known = E
-        seen = View(E, v.rows, v.t, v.champion, v.cost, v.label_delay, v.bits, v.reference)
+        seen = replace(v, errors=E)
         choice = self.policy.decide(seen)
         if choice.retrain:
             self.asked.append(v.t)
