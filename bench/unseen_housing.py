@@ -67,28 +67,37 @@ def main() -> None:
     parser.add_argument(
         "--files-per-cycle", type=int, default=8, help="8 as the README's tables; 0: the default"
     )
+    parser.add_argument(
+        "--cost", type=float, help="policy.cost's retrain, in dollars of absolute error"
+    )
     args = parser.parse_args()
     frame = sales(args.wheel)
     year = ["year"] if args.with_year else []
     columns = ["row", "month_start", "city", *year, "month", "sales", "volume", "listings"]
     columns += ["inventory", "median"]
     name = f"Texas housing{' with the year' if year else ''}"
-    monthly_regression(name, frame[columns], "median", LATER, args.files_per_cycle or None)
+    per_cycle = args.files_per_cycle or None
+    monthly_regression(name, frame[columns], "median", LATER, per_cycle, args.cost)
 
 
 def monthly_regression(
-    name: str, frame: pd.DataFrame, target: str, later: int, per_cycle: int | None
+    name: str,
+    frame: pd.DataFrame,
+    target: str,
+    later: int,
+    per_cycle: int | None,
+    cost: float | None = None,
 ) -> None:
     """``frame`` (ids in ``row``, times in ``month_start``) as a file a month, worked through as
     a regression of ``target`` with the project file ``init --task regression`` writes,
-    ``per_cycle`` files a cycle (None: the default); prints what the module doc says, the error
-    from the year ``later`` on."""
+    ``per_cycle`` files a cycle (None: the default), ``cost`` as its ``policy.cost`` (None: its
+    triggers); prints what the module doc says, the error from the year ``later`` on."""
     months = list(frame.groupby("month_start"))
     files = {f"{m:%Y-%m}": rows for m, rows in months}
     data = {"target": target, "id_column": "row", "time_column": "month_start"}
     scored = {k + 1 for k, (month, _) in enumerate(months) if month.year >= later}
     span = f"{months[0][0].year}-{months[-1][0].year}"
-    regression_backlog(name, files, data, "month", (scored, f"{later} on"), span, per_cycle)
+    regression_backlog(name, files, data, "month", (scored, f"{later} on"), span, per_cycle, cost)
 
 
 def regression_backlog(
@@ -99,17 +108,23 @@ def regression_backlog(
     later: tuple[set[int], str],
     span: str = "",
     per_cycle: int | None = None,
+    cost: float | None = None,
 ) -> None:
     """``files`` (name -> rows, a file a ``period``) worked through by ``retrainer run
     --until-idle`` as a regression with the project file ``init --task regression`` writes and
-    ``data`` over its data section, ``per_cycle`` files a cycle (None: the default). Prints the
-    runs that failed, what was quarantined, the retrains and errors, the error of the
-    continuously trained model on the batches ``later`` names (1-based, with their words), and
-    how many batches each check alarmed on."""
+    ``data`` over its data section, ``per_cycle`` files a cycle (None: the default), ``cost`` its
+    ``policy.cost`` retrain (the cost trigger decides alone; None: the template's triggers).
+    Prints the runs that failed, what was quarantined, the retrains and errors, the error of
+    the continuously trained model on the batches ``later`` names (1-based, with their words),
+    and how many batches each check alarmed on."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = yaml.safe_load(project_template("regression"))
         config["data"].update(data)
+        if cost is not None:
+            config["policy"] = {"cost": {"retrain": cost}} | {
+                k: v for k, v in config["policy"].items() if k != "triggers"
+            }
         write_backlog(folder, files, config, per_cycle=per_cycle)
         project = work_through(folder, name)
         rows = sum(map(len, files.values()))
