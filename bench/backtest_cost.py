@@ -315,8 +315,9 @@ def summary(group: str, totals: list[dict]) -> None:
 
 
 def priced(m, cost: float, policies: dict, *, fixed=(), gate=None) -> list[dict]:
-    """:func:`compare` on a score matrix: its errors, rows and label delay, and its per-row and
-    reference-sample errors for the detector triggers (primed as live)."""
+    """:func:`compare` on a score matrix: its errors, rows and label delay, its per-row and
+    reference-sample errors for the detector triggers (primed as live), and its metric (a
+    regressor's)."""
     return compare(
         m.errors,
         m.rows,
@@ -327,6 +328,7 @@ def priced(m, cost: float, policies: dict, *, fixed=(), gate=None) -> list[dict]
         policies=policies,
         fixed=fixed,
         gate=gate,
+        metric=m.metric,
     )
 
 

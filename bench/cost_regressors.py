@@ -36,10 +36,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from backtest_cost import SHORT as CLASSIFIERS
+from backtest_cost import priced, shown, summary
 
 from retrainer.datasets import load_elec2
 from retrainer.replay import split_periods
-from retrainer.schedule.compare import compare, default_policies
+from retrainer.schedule.compare import default_policies
 from retrainer.schedule.gated import Gate
 from retrainer.schedule.scores import cached_scores
 from retrainer.training import Trainer
@@ -48,17 +50,7 @@ TRAINER = Trainer(
     "sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 100, "random_state": 0}
 )
 FACTORS = (0.2, 2.0, 20.0)  # a retrain's cost in batches of a fresh model's absolute error
-SHORT = {
-    "best fixed": "best fixed (hindsight)",
-    "ADWIN trigger": "ADWIN",
-    "CARA-T": "CARA-T",
-    "CARA-CT": "CARA-CT",
-    "CARA-P": "CARA-P",
-    "UPF": "UPF",
-    "ours (gain forecast)": "ours",
-    "ours (live information)": "ours, live",
-    "ours (live, shadow)": "ours, live, shadow",
-}
+SHORT = {k: v for k, v in CLASSIFIERS.items() if k != "DDM trigger"}  # DDM reads 0/1 errors
 
 
 def demand() -> list:
@@ -95,14 +87,6 @@ def housing(wheel: str | None) -> list:
     ]
 
 
-def progress(name: str):
-    def show(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r{name}: {done}/{total} candidates scored", end=end, file=sys.stderr, flush=True)
-
-    return show
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="demand,seattle,housing")
@@ -130,7 +114,7 @@ def main() -> None:
             window=4,
             jobs=None,
             metric="mae",
-            on_model=progress(name),
+            on_model=shown(name),
         )
         took = time.perf_counter() - started
         print(
@@ -144,17 +128,7 @@ def main() -> None:
         del policies["DDM trigger"]
         for factor in FACTORS:
             cost = factor * batch
-            table = compare(
-                m.errors,
-                m.rows,
-                cost=cost,
-                label_delay=m.label_delay,
-                row_errors=m.row_errors,
-                reference=m.reference,
-                policies=policies,
-                gate=gate,
-                metric="mae",
-            )
+            table = priced(m, cost, policies, gate=gate)
             cells = {r["policy"]: r for r in table}
             cells["best fixed"] = table[1]
             opt = table[0]
@@ -167,16 +141,7 @@ def main() -> None:
                 f"({opt['retrains']}, {opt['mae']:.4g}) | " + " | ".join(line) + " |",
                 flush=True,
             )
-    n = len(totals)
-    for ours in ("ours (gain forecast)", "ours (live information)", "ours (live, shadow)"):
-        within = sum(t[ours] <= 1.1 * t["optimum"] for t in totals)
-        mean = np.mean([t[ours] / t["optimum"] for t in totals])
-        parts = [f"within 10 % of the optimum in {within} of {n}, mean ratio {mean:.3f}"]
-        for other in ("best fixed", "CARA-T", "CARA-CT", "CARA-P", "UPF"):
-            lower = sum(t[ours] < t[other] for t in totals)
-            equal = sum(t[ours] == t[other] for t in totals)
-            parts.append(f"vs {SHORT[other]} lower {lower} / equal {equal}")
-        print(f"- {SHORT[ours]}: " + "; ".join(parts))
+    summary("regressors", totals)
 
 
 if __name__ == "__main__":
