@@ -16,6 +16,7 @@ from retrainer.backtest import backtest
 from retrainer.cli import _cycle_line, main
 from retrainer.errors import DataError
 from retrainer.report import write_report
+from retrainer.schedule.scores import ScoreMatrix
 from retrainer.store.tables import BatchRow, CheckRow, EventRow
 from tests.conftest import REGRESSION, project_settings
 
@@ -107,6 +108,17 @@ def test_backtest_optimal_prices_a_regressor_in_its_absolute_errors(tmp_path):
     assert dear["optimal (hindsight)"]["retrains"] == 0  # a retrain dearer than all errors
     text = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "history.csv")]).output
     assert "retrain cost 20 absolute error" in text and " mae " in text
+    # without --cost a regressor's costs are in batches of a fresh model's absolute error
+    # (about 21 degrees a week here: a classifier's 50, 500 and 5,000 are 2, 24 and 240 weeks)
+    plain = [a for a in args if a not in ("--cost", "20", "2000")]
+    chosen = CliRunner().invoke(main, [*plain, "--data", str(tmp_path / "history.csv"), "--json"])
+    got = json.loads(chosen.output)
+    matrix = ScoreMatrix.load(got["scores"])
+    batch = np.median(np.diag(matrix.errors))
+    assert [p["cost"] for p in got["costs"]] == pytest.approx(
+        [0.2 * batch, 2 * batch, 20 * batch], rel=5e-3
+    )
+    assert "batches of a fresh model's absolute error" in got["chosen costs"]
 
     settings["gate"] = {"metric": "r2"}
     (tmp_path / "retrainer.yaml").write_text(yaml.safe_dump(settings))

@@ -31,6 +31,34 @@ from retrainer.schedule.policies import (
 )
 
 FIXED = (1, 2, 4, 8, 13, 26)
+COSTS = (50, 500, 5000)  # a classifier's default retrain costs, in errors
+BATCHES = (0.2, 2, 20)  # a regressor's, in batches of a fresh model's errors (in its units)
+
+
+def default_costs(errors: np.ndarray, metric: str = "") -> tuple[float, ...]:
+    """The retrain costs to compare when none are given: a classifier's :data:`COSTS` errors; a
+    regressor's :data:`BATCHES` batches of a fresh model's errors (the median over the stream of
+    each boundary's candidate on its first batch), to 3 significant digits, since its errors
+    have the target's unit.
+
+    >>> E = np.diag([40.0, 60.0, 50.0])
+    >>> default_costs(E), default_costs(E, "mae")
+    ((50, 500, 5000), (10.0, 100.0, 1000.0))
+    """
+    if not metric:
+        return COSTS
+    batch = float(np.median(np.diag(errors)))
+    return tuple(float(f"{f * batch:.3g}") for f in BATCHES)
+
+
+def chosen_words(metric: str = "") -> str:
+    """How :func:`default_costs` chose the costs, in words."""
+    if not metric:
+        return "the default costs, " + ", ".join(f"{c:,}" for c in COSTS) + " errors"
+    return (
+        f"no --cost given: {', '.join(f'{f:g}' for f in BATCHES)} batches of a fresh model's "
+        f"{unit(metric)} (the median over the history)"
+    )
 
 
 def default_policies(**tuned: Any) -> dict[str, Any]:
@@ -191,7 +219,7 @@ def optimal_backtest(
     frame: Any,
     settings: dict,
     *,
-    costs: Iterable[float],
+    costs: Iterable[float] | None,
     folder: str | Path,
     period: str = "7D",
     history: int = 4,
@@ -202,7 +230,8 @@ def optimal_backtest(
     """``retrainer backtest --optimal``: the score matrix of ``frame`` (cached under
     ``folder/scores``), every policy against the optimum at each cost, one frontier plot per
     cost and an HTML report (``folder/optimal.html``); a cold matrix is built by ``jobs`` worker
-    processes (``None``: one per core when the work pays for them)."""
+    processes (``None``: one per core when the work pays for them). ``costs`` None: the
+    defaults (:func:`default_costs`)."""
     import html
 
     from retrainer.backtest import window_batches, with_times
@@ -256,6 +285,8 @@ def optimal_backtest(
     if metric:  # DDM reads a stream of 0/1 errors; ADWIN reads a regressor's too
         del policies["DDM trigger"]
     results, parts = [], []
+    chosen = costs is None  # the defaults: the report says how they were chosen
+    costs = default_costs(matrix.errors, metric) if chosen else tuple(costs)
     for cost in costs:
         table = compare(
             matrix.errors,
@@ -306,6 +337,7 @@ def optimal_backtest(
     return {
         "gate": gate_words,
         "unit": unit(metric),
+        "chosen costs": chosen_words(metric) if chosen else None,
         "batches": matrix.batches,
         "scores": str(path),
         "cached": cached,
@@ -327,6 +359,8 @@ def render_optimal(result: dict) -> str:
     """
     lines = [f"retrains go through the gate: {result['gate']}"] if result.get("gate") else []
     words = result.get("unit", "errors")
+    if result.get("chosen costs"):
+        lines.append(f"costs: {result['chosen costs']}")
     for part in result["costs"]:
         lines.append(f"retrain cost {part['cost']:g} {words} ({result['batches']} batches)")
         for r in part["table"]:
