@@ -317,7 +317,8 @@ def _estimated_p(ev: Evidence, value: float, bound: float, bound_variance: float
 
 @dataclass(frozen=True)
 class CostTrigger:
-    """Fires when a retrain now is expected to save more wrong predictions than it costs.
+    """Fires when a retrain now is expected to save more errors than it costs (a classifier's
+    wrong predictions, a regressor's absolute or squared error: ``Evidence.serving.unit``).
 
     It runs the backtest's cost-aware policy,
     :class:`~retrainer.schedule.policies.GainForecast`, on the run's record
@@ -325,7 +326,8 @@ class CostTrigger:
     the typical extra errors of an older model over a fresh one by age, the champion's own
     errors against a fresh model's (the shadow candidates of ``policy.shadow``, else the gates
     of past retrains and each version's first batch), and a plan over the next batches that
-    weighs keeping the champion against paying ``retrain_cost`` (errors) for a fresh model.
+    weighs keeping the champion against paying ``retrain_cost`` (in those errors) for a fresh
+    model.
 
     Example:
         >>> from datetime import datetime, UTC
