@@ -126,7 +126,7 @@ def compare(
     policies read one row's noise off the first model's ``reference`` errors)."""
     T = len(rows)
     best = optimal_schedule(errors, cost, rows)
-    row = dispersion(reference(0)) if metric and reference is not None else 1.0
+    spread = dispersion(reference(0)) if metric and reference is not None else 1.0
     everies = {
         p: simulate(errors, rows, Every(p), cost=cost, label_delay=label_delay, gate=gate)
         for p in range(1, T)
@@ -155,7 +155,7 @@ def compare(
             reference=reference,
             name=name,
             gate=gate,
-            dispersion=row,
+            dispersion=spread,
             unit=unit(metric),
         )
         out.append(_row(name, run.schedule, best.total, metric))

@@ -150,8 +150,9 @@ def store_view(
         rate = _gate_rate(gate.get("metric"), gate.get("challenger"))
         if rate is not None:
             gates.append(((window or {}).get("last_batch"), rate))
-    regressor = [c for c in checks if c.get("role") == "champion" and c.get("loss") is not None]
-    regressor = regressor if metric else []
+    regressor = [  # the champion's scored batches of a regressor: their row losses' spread
+        c for c in checks if metric and c.get("role") == "champion" and c.get("loss") is not None
+    ]
     return serving_view(
         batches=[(b, labelled.get(b, rows)) for b, rows in batches],
         scored=scored,

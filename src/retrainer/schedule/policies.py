@@ -120,8 +120,9 @@ def simulate(
     """Run ``policy`` through every boundary of the matrix and price its schedule; with a
     ``gate`` (:class:`retrainer.schedule.gated.Gate`) a retrain goes into service only if it
     passes the gate against the champion, as live (a rejected retrain is paid for all the same).
-    ``bits`` and ``reference`` give a model's per-row errors on the stream and on its reference
-    sample (:meth:`~retrainer.schedule.scores.ScoreMatrix.reference`), for detector triggers;
+    ``row_errors`` and ``reference`` give a model's per-row errors on the stream and on its
+    reference sample (:meth:`~retrainer.schedule.scores.ScoreMatrix.reference`), for detector
+    triggers;
     ``dispersion`` and ``unit`` say what one error is (:class:`View`).
     """
     policy.reset()
