@@ -100,7 +100,10 @@ def _row(name: str, s: Schedule, best: float, metric: str = "") -> dict:
         "errors": round(s.errors, 1) if metric else int(s.errors),
         "retrains": s.retrains,
         "rejected": len(s.rejected),
-        metric or "accuracy": round(quality(s, metric), 4),
+        # a regressor's error in its target's unit: 4 significant digits, whatever its scale
+        metric or "accuracy": float(f"{quality(s, metric):.4g}")
+        if metric
+        else round(s.accuracy, 4),
     }
 
 
@@ -258,6 +261,8 @@ def optimal_backtest(
     ).rows
     d, t = settings["data"], settings.get("trainer") or {}
     frame = with_times(frame, d["time_column"], d.get("timezone"))
+    labelled = frame[d["target"]].notna()  # a row whose label never came trains and scores nothing
+    unlabelled, frame = int((~labelled).sum()), frame[labelled]
     skip = {d["target"], d.get("id_column"), d["time_column"]}
     features = d.get("features") or [c for c in frame.columns if c not in skip]
     batches = [
@@ -327,7 +332,8 @@ def optimal_backtest(
     report.write_text(
         "<html><head><meta charset='utf-8'><title>retraining schedules, priced</title></head>"
         f"<body><h1>When to retrain, priced</h1><p>{matrix.batches} batches after {history} "
-        f"of history, labels {label_delay} batch(es) late; total cost = {unit(metric)} + "
+        f"of history ({unlabelled:,} rows without a label left out), labels {label_delay} "
+        f"batch(es) late; total cost = {unit(metric)} + "
         "retrains x cost; every policy simulated on the cached score matrix: a retrain is paid "
         "for and puts the candidate of that boundary in service only if it passes the project's "
         f"gate ({gate_words}), as live; the optimum in hindsight skips the gate."
@@ -338,6 +344,7 @@ def optimal_backtest(
         "gate": gate_words,
         "unit": unit(metric),
         "chosen costs": chosen_words(metric) if chosen else None,
+        "unlabelled rows": unlabelled,
         "batches": matrix.batches,
         "scores": str(path),
         "cached": cached,
@@ -361,14 +368,16 @@ def render_optimal(result: dict) -> str:
     words = result.get("unit", "errors")
     if result.get("chosen costs"):
         lines.append(f"costs: {result['chosen costs']}")
+    if result.get("unlabelled rows"):
+        lines.append(f"rows without a label left out: {result['unlabelled rows']:,}")
     for part in result["costs"]:
-        lines.append(f"retrain cost {part['cost']:g} {words} ({result['batches']} batches)")
+        lines.append(f"retrain cost {part['cost']:,g} {words} ({result['batches']} batches)")
         for r in part["table"]:
             kept = f" ({r['rejected']} rejected by the gate)" if r.get("rejected") else ""
             shown = next(k for k in ("accuracy", "mae", "rmse") if k in r)
             lines.append(
-                f"  {r['policy']:<40} total {r['total cost']} (x{r['vs optimum']})  "
-                f"{r['errors']} {words}  {r['retrains']} retrains{kept}  {shown} {r[shown]}"
+                f"  {r['policy']:<40} total {r['total cost']:,} (x{r['vs optimum']})  "
+                f"{r['errors']:,} {words}  {r['retrains']} retrains{kept}  {shown} {r[shown]:,}"
             )
     lines.append(f"report: {result['report']}  score matrix: {result['scores']}")
     return "\n".join(lines)
