@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from retrainer.metrics import row_losses
 from retrainer.training import Trainer
 
 Batch = tuple[pd.DataFrame, Any]
@@ -61,8 +62,7 @@ def row_errors(metric: str, y_true: Any, y_pred: Any) -> np.ndarray:
     """
     if not metric:
         return (np.asarray(y_pred) != np.asarray(y_true)).astype(np.uint8)
-    error = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
-    return (np.abs(error) if metric == "mae" else error**2).astype(np.float32)
+    return row_losses(metric, y_true, y_pred).astype(np.float32)
 
 
 def unit(metric: str) -> str:
