@@ -124,8 +124,7 @@ def main() -> None:
         )
         batch = float(np.median(np.diag(m.errors)))
         gate = Gate(m)
-        policies = default_policies()
-        del policies["DDM trigger"]
+        policies = default_policies("mae")
         for factor in FACTORS:
             cost = factor * batch
             table = priced(m, cost, policies, gate=gate)

@@ -61,12 +61,18 @@ def chosen_words(metric: str = "") -> str:
     )
 
 
-def default_policies(**tuned: Any) -> dict[str, Any]:
-    """The compared policies; ``tuned`` holds keyword arguments for ``ours`` and ``upf``."""
+def default_policies(metric: str = "", **tuned: Any) -> dict[str, Any]:
+    """The compared policies; ``tuned`` holds keyword arguments for ``ours`` and ``upf``. A
+    regressor's (``metric`` mae or rmse) leave DDM out: it reads a stream of 0/1 errors (ADWIN
+    reads a regressor's too).
+
+    >>> "DDM trigger" in default_policies(), "DDM trigger" in default_policies("mae")
+    (True, False)
+    """
     from retrainer.checks.concept import ADWIN, DDM
 
-    return {
-        "DDM trigger": DetectorTrigger("DDM", DDM),
+    ddm = {} if metric else {"DDM trigger": DetectorTrigger("DDM", DDM)}
+    return ddm | {
         "ADWIN trigger": DetectorTrigger("ADWIN", ADWIN),
         "CARA-T": CARA("T"),
         "CARA-CT": CARA("CT"),
@@ -93,6 +99,7 @@ def quality(s: Schedule, metric: str = "") -> float:
 
 
 def _row(name: str, s: Schedule, best: float, metric: str = "") -> dict:
+    value = quality(s, metric)  # a regressor's in its target's unit: 4 significant digits
     return {
         "policy": name,
         "total cost": round(s.total, 1),
@@ -100,10 +107,7 @@ def _row(name: str, s: Schedule, best: float, metric: str = "") -> dict:
         "errors": round(s.errors, 1) if metric else int(s.errors),
         "retrains": s.retrains,
         "rejected": len(s.rejected),
-        # a regressor's error in its target's unit: 4 significant digits, whatever its scale
-        metric or "accuracy": float(f"{quality(s, metric):.4g}")
-        if metric
-        else round(s.accuracy, 4),
+        metric or "accuracy": float(f"{value:.4g}") if metric else round(value, 4),
     }
 
 
@@ -286,9 +290,7 @@ def optimal_backtest(
         metric=metric,
     )
     gate = Gate.from_settings(matrix, gate_settings)
-    policies = default_policies()
-    if metric:  # DDM reads a stream of 0/1 errors; ADWIN reads a regressor's too
-        del policies["DDM trigger"]
+    policies = default_policies(metric)
     results, parts = [], []
     chosen = costs is None  # the defaults: the report says how they were chosen
     costs = default_costs(matrix.errors, metric) if chosen else tuple(costs)
