@@ -31,7 +31,7 @@ from retrainer.project import Project
 from retrainer.quarantine import set_aside_summary
 from retrainer.record import stored_diagnosis
 from retrainer.replay import ReplaySummary, summarise
-from retrainer.store.tables import BatchRow
+from retrainer.store.tables import BatchRow, CheckRow
 
 TARGET = "five_thirty_eight"
 
@@ -110,6 +110,13 @@ def backlog(
 def outcome(title: str, project: Project, summary: ReplaySummary) -> None:
     with project.store.session() as s:
         batches = s.scalars(select(BatchRow).order_by(BatchRow.id)).all()
+        drifted = set(
+            s.scalars(
+                select(CheckRow.batch_id).where(
+                    CheckRow.name == "dataset_drift", CheckRow.alarm.is_(True)
+                )
+            )
+        )
     aside = set_aside_summary(project) or {"rows": 0, "batches": []}
     longest = run = 0
     for b in batches:
@@ -125,7 +132,7 @@ def outcome(title: str, project: Project, summary: ReplaySummary) -> None:
     print(
         f"quarantined {sum(b.status == 'quarantined' for b in batches)}, "
         f"rows set aside {aside['rows']} ({len(aside['batches'])} batches), "
-        f"longest held back {longest} batches"
+        f"longest held back {longest} batches, dataset drift alarms in {len(drifted)}"
     )
     trained, never = (
         "n/a" if v is None else f"{v:.4g}"

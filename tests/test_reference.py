@@ -341,3 +341,59 @@ def test_the_fixed_reference_measures_its_batches_dispersion_from_their_moments(
     drift = {r.column: r for r in check_drift(fixed, ninth, dispersion=measured)}
     plain = {r.column: r for r in check_drift(fixed, ninth)}
     assert plain["listings"].alarm and not drift["listings"].alarm
+
+
+def _days_of_shops(rng, days, rows, spread):
+    """Days whose shares of 4 shops move from day to day (Dirichlet with concentration
+    ``spread``; None: every day the same shares, rows drawn independently)."""
+    base = np.array([0.4, 0.3, 0.2, 0.1])
+    out = []
+    for _ in range(days):
+        shares = base if spread is None else rng.dirichlet(base * spread)
+        out.append(pd.DataFrame({"shop": rng.choice(list("abcd"), size=rows, p=shares)}))
+    return out
+
+
+def test_the_fixed_reference_measures_a_categorical_columns_dispersion_from_its_batches():
+    """A champion's reference keeps each batch's category counts: its dispersion of a
+    categorical column is Pearson's chi-square of homogeneity over its degrees of freedom
+    (SciPy's), the same as measured from a profile per batch, and about 1 for independent days.
+    Against days whose mix of shops moves, the plain test alarms on ordinary days, far above
+    alpha; counting rows as 1 / dispersion brings it near alpha, and a shop closing is found.
+    Near, not at: the dispersion is estimated (8 days x 4 shops: 21 degrees of freedom), so the
+    deflated statistic follows an F(3, 21) tail, about 0.08 at alpha 0.05 (with 4 days,
+    F(3, 9): about 0.12)."""
+    from scipy import stats
+
+    from retrainer.checks.reference import fixed_reference
+
+    rng = np.random.default_rng(7)
+    days = _days_of_shops(rng, 4, 300, 40.0)
+    frame = pd.concat(days, ignore_index=True)
+    schema = Schema.infer(frame)
+    fixed = BatchProfile.from_frame(frame, schema, batches=np.repeat(range(4), 300))
+    table = pd.crosstab(np.repeat(range(4), 300), frame["shop"]).to_numpy()
+    chi2 = stats.chi2_contingency(table, correction=False)
+    measured = fixed_reference(fixed).dispersion["shop"]
+    assert measured == pytest.approx(chi2.statistic / chi2.dof)
+    per_day = [BatchProfile.from_frame(d, schema, edges=fixed.edges()) for d in days]
+    assert dispersion(per_day)["shop"] == pytest.approx(measured)
+    iid = pd.concat(_days_of_shops(rng, 4, 300, None), ignore_index=True)
+    same = BatchProfile.from_frame(iid, schema, batches=np.repeat(range(4), 300))
+    assert fixed_reference(same).dispersion["shop"] < 2.0
+
+    plain = deflated = found = 0
+    runs = 200
+    for _ in range(runs):
+        reference = pd.concat(_days_of_shops(rng, 8, 90, 40.0), ignore_index=True)
+        fixed = BatchProfile.from_frame(reference, schema, batches=np.repeat(range(8), 90))
+        phi = fixed_reference(fixed).dispersion
+        day = _days_of_shops(rng, 1, 90, 40.0)[0]
+        current = BatchProfile.from_frame(day, schema, edges=fixed.edges())
+        closed = BatchProfile.from_frame(day.replace("a", "b"), schema, edges=fixed.edges())
+        plain += check_drift(fixed, current, min_psi=0)[0].alarm
+        deflated += check_drift(fixed, current, min_psi=0, dispersion=phi)[0].alarm
+        found += check_drift(fixed, closed, min_psi=0, dispersion=phi)[0].alarm
+    assert plain / runs > 0.3
+    assert deflated / runs <= 0.12
+    assert found / runs > 0.9

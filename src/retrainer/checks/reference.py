@@ -167,8 +167,13 @@ def _counts_of(profiles: Sequence[BatchProfile], name: str) -> np.ndarray | None
     columns = [p.columns.get(name) for p in profiles]
     if any(c is None or c.missing or c.kind != "categorical" for c in columns):
         return None
-    labels = sorted({k for c in columns for k in (c.categories or {})})
-    return np.array([[(c.categories or {}).get(k, 0) for k in labels] for c in columns], float)
+    return _table([c.categories or {} for c in columns])
+
+
+def _table(counts: Sequence[dict[str, int]]) -> np.ndarray:
+    """Batches by categories: each batch's count of each category any batch holds."""
+    labels = sorted({k for c in counts for k in c})
+    return np.array([[c.get(k, 0) for k in labels] for c in counts], float)
 
 
 def _design_effect(profiles: Sequence[BatchProfile], name: str) -> float | None:
@@ -203,10 +208,26 @@ def anova_f(n: np.ndarray, mean: np.ndarray, var: np.ndarray) -> float | None:
 
 
 def moment_dispersion(profile: BatchProfile) -> dict[str, float]:
-    """:func:`dispersion` of the numeric columns of one profile that keeps its batches' moments
-    (a champion's reference, ``batch_moments``): at least 1, none with fewer than 2 batches."""
+    """:func:`dispersion` of one profile that keeps its batches' moments and category counts
+    (a champion's reference: ``batch_moments``, ``batch_counts``): at least 1, none with fewer
+    than 2 batches.
+
+    Example:
+        >>> import pandas as pd
+        >>> from retrainer.data.schema import Schema
+        >>> days = pd.DataFrame({"shop": ["a"] * 50 + ["b"] * 50 + ["a"] * 90 + ["b"] * 10})
+        >>> schema = Schema.infer(days)
+        >>> merged = BatchProfile.from_frame(days, schema, batches=np.repeat([0, 1], 100))
+        >>> round(moment_dispersion(merged)["shop"], 1)
+        38.1
+    """
     out = {}
     for name, col in profile.columns.items():
+        if col.kind == "categorical":
+            effect = _count_dispersion(_table(col.counts_by_batch))
+            if effect is not None:
+                out[name] = effect
+            continue
         moments = [m for m in (col.batch_moments or ()) if m[2] is not None]
         if col.kind != "numeric" or len(moments) < 2:
             continue
@@ -218,6 +239,20 @@ def moment_dispersion(profile: BatchProfile) -> dict[str, float]:
         if effect is not None:
             out[name] = max(1.0, effect)
     return out
+
+
+def _count_dispersion(table: np.ndarray) -> float | None:
+    """Pearson's chi-square of homogeneity of a batches-by-categories table of counts over its
+    degrees of freedom, at least 1 (None: fewer than 2 batches or categories with counts)."""
+    if table.ndim != 2 or not table.size:
+        return None
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    if table.shape[0] < 2 or table.shape[1] < 2:
+        return None
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    stat = float(((table - expected) ** 2 / expected).sum())
+    df = (table.shape[0] - 1) * (table.shape[1] - 1)
+    return max(1.0, stat / df)
 
 
 def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
@@ -251,15 +286,9 @@ def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
             out[name] = max(1.0, effect)
             continue
         table = _counts_of(profiles, name)
-        if table is None:
-            continue
-        table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
-        if table.shape[0] < 2 or table.shape[1] < 2:
-            continue
-        expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-        stat = float(((table - expected) ** 2 / expected).sum())
-        df = (table.shape[0] - 1) * (table.shape[1] - 1)
-        out[name] = max(1.0, stat / df)
+        effect = None if table is None else _count_dispersion(table)
+        if effect is not None:
+            out[name] = effect
     return out
 
 
