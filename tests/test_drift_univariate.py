@@ -27,6 +27,7 @@ from retrainer.checks.univariate import (
     ks_from_histograms,
     l_infinity,
     pool_sparse,
+    quasi_p,
     register_test,
     smallest_p,
     total_variation,
@@ -320,3 +321,30 @@ def test_ks_on_tiny_samples_is_never_below_what_an_exact_test_can_give(n, m):
     assert smallest_p(n, m) == pytest.approx(exact.pvalue)
     d, p = ks_from_histograms([n, 0], [0, m])
     assert d == 1.0 and p == pytest.approx(exact.pvalue)
+
+
+def test_an_estimated_dispersion_reads_p_from_the_f_tail_of_the_statistic_per_df():
+    """Quasi-likelihood: chi-square (or G, or z squared) over its k - 1 degrees of freedom
+    against F(k - 1, df) of the dispersion's estimate (SciPy's chi-square of the table and F);
+    larger than chi-square's p, and chi-square's in the limit of a known dispersion."""
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        k = int(rng.integers(2, 6))
+        table = rng.integers(5, 60, size=(2, k)).astype(float)
+        pair = Pair.categorical(
+            {str(i): table[0, i] for i in range(k)}, {str(i): table[1, i] for i in range(k)}
+        )
+        chi2 = stats.chi2_contingency(table, correction=False)
+        df = int(rng.integers(1, 40))
+        expected = stats.f.sf(chi2.statistic / (k - 1), k - 1, df)
+        for test in ("chi2", "g_test"):
+            statistic, p = TESTS[test].run(pair)
+            if test == "chi2":
+                assert quasi_p(test, pair, statistic, p, df) == pytest.approx(expected)
+            assert quasi_p(test, pair, statistic, p, df) >= p
+            assert quasi_p(test, pair, statistic, p, 10**7) == pytest.approx(p, rel=1e-3)
+        if k == 2:
+            z, p = TESTS["z"].run(pair)
+            assert quasi_p("z", pair, z, p, df) == pytest.approx(expected)
+    assert quasi_p("fisher", pair, 0.0, 0.3, 5) == 0.3  # an exact test keeps its p
+    assert quasi_p("chi2", pair, statistic, 0.3, 0) == 0.3  # a known dispersion too

@@ -405,7 +405,12 @@ class _Cycle:
                 calendar=calendar,
             )
             drift = check_drift(
-                reference, profile, **d.options(), dispersion=chosen.dispersion, calendar=calendar
+                reference,
+                profile,
+                **d.options(),
+                dispersion=chosen.dispersion,
+                dispersion_df=chosen.dispersion_df,
+                calendar=calendar,
             )
             verdict = annotate(
                 dataset_drift(drift, share=d.share, batch_alpha=d.batch_alpha), chosen

@@ -65,6 +65,7 @@ from retrainer.checks.univariate import (
     ks_from_histograms,
     min_detectable_d,
     psi,
+    quasi_p,
 )
 from retrainer.data.schema import ColumnSpec, Schema, kind_of
 from retrainer.profile import BatchProfile, ColumnProfile
@@ -262,12 +263,17 @@ def deflate(pair: Pair, phi: float) -> Pair:
     )
 
 
-def _run(name: str, pair: Pair, test: str, reason: str, alpha: float, phi: float) -> _Column:
+def _run(
+    name: str, pair: Pair, test: str, reason: str, alpha: float, phi: float, phi_df: int
+) -> _Column:
     seen = pair if TESTS[test].is_distance else deflate(pair, phi)  # as the test counts rows
     statistic, p = TESTS[test].run(seen)
     detail: dict = {"test": test, "reason": reason, "method": _method(seen, test)}
     if seen is not pair:
         detail["dispersion"] = phi
+        if phi_df and p is not None:
+            p = quasi_p(test, seen, statistic, p, phi_df)
+            detail["dispersion_df"] = phi_df
     if pair.kind == "numeric":
         effect = binned_distance(pair) / (pair.ref_std or 1.0)
         shift = min_detectable_shift(test, seen.n, seen.m, alpha)
@@ -312,6 +318,7 @@ def check_drift(
     exact_max: int = SMALL,
     sensitivity: str = "effect",
     dispersion: Mapping[str, float] | None = None,
+    dispersion_df: Mapping[str, int] | None = None,
     calendar: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Drift results per column of the reference (see the module doc for the alarm rule).
@@ -337,6 +344,9 @@ def check_drift(
         dispersion: per column, the reference's between-batch dispersion (at least 1; see
             ``retrainer.checks.reference.dispersion``): p-value tests count each row as
             ``1 / dispersion`` of an independent one (``detail["dispersion"]``).
+        dispersion_df: per categorical column, the degrees of freedom of that dispersion's
+            estimate: its chi-square, G or z test reads p from an F tail
+            (:func:`~retrainer.checks.univariate.quasi_p`; ``detail["dispersion_df"]``).
         calendar: the batch's date parts of its time column (``retrainer.checks.calendar``),
             with the part: not tested, as datetime columns are not (time moves by design).
 
@@ -371,7 +381,8 @@ def check_drift(
         test, reason = _pick(pair, method, small)
         try:
             phi = float((dispersion or {}).get(name, 1.0))
-            tested.append(_run(name, pair, test, reason, alpha, phi))
+            phi_df = int((dispersion_df or {}).get(name, 0))
+            tested.append(_run(name, pair, test, reason, alpha, phi, phi_df))
         except ValueError as exc:
             results[name] = _single(name, test, "insufficient", f"column {name!r}: {exc}")
     p_tests = [c for c in tested if c.p_value is not None]
@@ -432,6 +443,8 @@ def _verdict(
             f"; rows counted as 1/{detail['dispersion']:.2g} of an independent row (the "
             "reference's batches differ that much more than sampling explains)"
         )
+    if "dispersion_df" in detail:
+        message += f", p from an F tail with {detail['dispersion_df']} df for that estimate"
     large = drifted and effect_psi > psi_threshold
     detail["measures"] = {"psi": effect_psi, "jensen_shannon": distance, "psi_large": large}
     if large:

@@ -101,6 +101,8 @@ class Chosen:
     note: str
     dispersion: dict[str, float] = field(default_factory=dict)  # column -> (>= 1)
     newest: int | None = None  # the newest batch it holds (None: not known)
+    # categorical column -> degrees of freedom of its dispersion (its tests read an F tail)
+    dispersion_df: dict[str, int] = field(default_factory=dict)
 
 
 FIXED_NOTE = "fixed reference (the champion's training window)"
@@ -108,7 +110,8 @@ FIXED_NOTE = "fixed reference (the champion's training window)"
 
 def fixed_reference(fixed: BatchProfile) -> Chosen:
     """The champion's reference, unchanged, with the dispersion of its batches."""
-    return Chosen(fixed, "fixed", (), FIXED_NOTE, moment_dispersion(fixed))
+    spreads = _moment_spreads(fixed)
+    return Chosen(fixed, "fixed", (), FIXED_NOTE, _factors(spreads), dispersion_df=_dfs(spreads))
 
 
 def reference_for(
@@ -160,7 +163,8 @@ def reference_for(
         merged = merged.merge(other)
     ids = tuple(c.batch_id for c in picked)
     note = f"{spec.kind} reference: {len(ids)} batches ({merged.n_rows} rows) {where}"
-    return Chosen(merged, spec.kind, ids, note, dispersion(profiles), max(ids))
+    spreads = _spreads(profiles)
+    return Chosen(merged, spec.kind, ids, note, _factors(spreads), max(ids), _dfs(spreads))
 
 
 def _counts_of(profiles: Sequence[BatchProfile], name: str) -> np.ndarray | None:
@@ -221,12 +225,16 @@ def moment_dispersion(profile: BatchProfile) -> dict[str, float]:
         >>> round(moment_dispersion(merged)["shop"], 1)
         38.1
     """
-    out = {}
+    return _factors(_moment_spreads(profile))
+
+
+def _moment_spreads(profile: BatchProfile) -> dict[str, tuple[float, int | None]]:
+    out: dict[str, tuple[float, int | None]] = {}
     for name, col in profile.columns.items():
         if col.kind == "categorical":
-            effect = _count_dispersion(_table(col.counts_by_batch))
-            if effect is not None:
-                out[name] = effect
+            spread = _count_dispersion(_table(col.counts_by_batch))
+            if spread is not None:
+                out[name] = spread
             continue
         moments = [m for m in (col.batch_moments or ()) if m[2] is not None]
         if col.kind != "numeric" or len(moments) < 2:
@@ -237,13 +245,22 @@ def moment_dispersion(profile: BatchProfile) -> dict[str, float]:
         var = std0**2 * n / np.maximum(n - 1, 1)  # the batches' std is ddof=0
         effect = anova_f(n, mean, var)
         if effect is not None:
-            out[name] = max(1.0, effect)
+            out[name] = (max(1.0, effect), None)
     return out
 
 
-def _count_dispersion(table: np.ndarray) -> float | None:
+def _factors(spreads: dict[str, tuple[float, int | None]]) -> dict[str, float]:
+    return {name: factor for name, (factor, _) in spreads.items()}
+
+
+def _dfs(spreads: dict[str, tuple[float, int | None]]) -> dict[str, int]:
+    return {name: df for name, (_, df) in spreads.items() if df}
+
+
+def _count_dispersion(table: np.ndarray) -> tuple[float, int] | None:
     """Pearson's chi-square of homogeneity of a batches-by-categories table of counts over its
-    degrees of freedom, at least 1 (None: fewer than 2 batches or categories with counts)."""
+    degrees of freedom, at least 1, and those degrees of freedom (None: fewer than 2 batches or
+    categories with counts)."""
     if table.ndim != 2 or not table.size:
         return None
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
@@ -252,7 +269,7 @@ def _count_dispersion(table: np.ndarray) -> float | None:
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     stat = float(((table - expected) ** 2 / expected).sum())
     df = (table.shape[0] - 1) * (table.shape[1] - 1)
-    return max(1.0, stat / df)
+    return max(1.0, stat / df), df
 
 
 def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
@@ -277,18 +294,22 @@ def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
         >>> {k: round(v, 1) for k, v in dispersion(profiles).items()}
         {'same': 1.0, 'moves': 67.7}
     """
+    return _factors(_spreads(profiles))
+
+
+def _spreads(profiles: Sequence[BatchProfile]) -> dict[str, tuple[float, int | None]]:
     if len(profiles) < 2:
         return {}
-    out = {}
+    out: dict[str, tuple[float, int | None]] = {}
     for name in profiles[0].columns:
         effect = _design_effect(profiles, name)
         if effect is not None:
-            out[name] = max(1.0, effect)
+            out[name] = (max(1.0, effect), None)
             continue
         table = _counts_of(profiles, name)
-        effect = None if table is None else _count_dispersion(table)
-        if effect is not None:
-            out[name] = effect
+        spread = None if table is None else _count_dispersion(table)
+        if spread is not None:
+            out[name] = spread
     return out
 
 
