@@ -364,7 +364,10 @@ class ReferenceSettings(_Section):
     kind: Literal["fixed", "rolling", "seasonal"] = "fixed"
     window: timedelta = timedelta(days=28)
     period: timedelta | None = None
-    min_rows: int = Field(200, ge=1)  # fewer rows chosen: seasonal -> rolling -> fixed
+    # fewer rows chosen: seasonal -> rolling -> fixed (keep it below what a window usually
+    # holds: batches vary in size, and a window that holds about min_rows falls back when one
+    # comes in short)
+    min_rows: int = Field(200, ge=1)
     periods: int = Field(1, ge=1)  # seasonal: the same season in each of the last n periods
 
     @model_validator(mode="after")
