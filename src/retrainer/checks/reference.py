@@ -109,7 +109,19 @@ FIXED_NOTE = "fixed reference (the champion's training window)"
 
 
 def fixed_reference(fixed: BatchProfile) -> Chosen:
-    """The champion's reference, unchanged, with the dispersion of its batches."""
+    """The champion's reference, unchanged, with the dispersion of its batches (read from the
+    moments and category counts it keeps of each).
+
+    Example:
+        >>> import pandas as pd
+        >>> from retrainer.data.schema import Schema
+        >>> days = pd.DataFrame({"shop": ["a"] * 50 + ["b"] * 50 + ["a"] * 90 + ["b"] * 10})
+        >>> schema = Schema.infer(days)
+        >>> merged = BatchProfile.from_frame(days, schema, batches=np.repeat([0, 1], 100))
+        >>> chosen = fixed_reference(merged)
+        >>> round(chosen.dispersion["shop"], 1), chosen.dispersion_df
+        (38.1, {'shop': 1})
+    """
     spreads = _moment_spreads(fixed)
     return Chosen(fixed, "fixed", (), FIXED_NOTE, _factors(spreads), dispersion_df=_dfs(spreads))
 
@@ -211,24 +223,9 @@ def anova_f(n: np.ndarray, mean: np.ndarray, var: np.ndarray) -> float | None:
     return min(between / within, float(n.mean()))
 
 
-def moment_dispersion(profile: BatchProfile) -> dict[str, float]:
-    """:func:`dispersion` of one profile that keeps its batches' moments and category counts
-    (a champion's reference: ``batch_moments``, ``batch_counts``): at least 1, none with fewer
-    than 2 batches.
-
-    Example:
-        >>> import pandas as pd
-        >>> from retrainer.data.schema import Schema
-        >>> days = pd.DataFrame({"shop": ["a"] * 50 + ["b"] * 50 + ["a"] * 90 + ["b"] * 10})
-        >>> schema = Schema.infer(days)
-        >>> merged = BatchProfile.from_frame(days, schema, batches=np.repeat([0, 1], 100))
-        >>> round(moment_dispersion(merged)["shop"], 1)
-        38.1
-    """
-    return _factors(_moment_spreads(profile))
-
-
 def _moment_spreads(profile: BatchProfile) -> dict[str, tuple[float, int | None]]:
+    """:func:`_spreads` of one profile that keeps its batches' moments and category counts (a
+    champion's reference: ``batch_moments``, ``batch_counts``)."""
     out: dict[str, tuple[float, int | None]] = {}
     for name, col in profile.columns.items():
         if col.kind == "categorical":
@@ -298,6 +295,8 @@ def dispersion(profiles: Sequence[BatchProfile]) -> dict[str, float]:
 
 
 def _spreads(profiles: Sequence[BatchProfile]) -> dict[str, tuple[float, int | None]]:
+    """Per column, :func:`dispersion` and, for categories, the degrees of freedom of its
+    chi-square (None for numbers)."""
     if len(profiles) < 2:
         return {}
     out: dict[str, tuple[float, int | None]] = {}
