@@ -131,7 +131,7 @@ def _tmy2(text: str) -> tuple[pd.DataFrame, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wheel", nargs="?", help="a downloaded pvlib wheel")
-    parser.add_argument("stations", nargs="*", help=f"of {', '.join(STATIONS)} (default: both)")
+    parser.add_argument("stations", nargs="*", help=f"of {', '.join(STATIONS)} (default: all)")
     args = parser.parse_args()
     if args.wheel in STATIONS:  # no wheel: pvlib installed
         args.wheel, args.stations = None, [args.wheel, *args.stations]

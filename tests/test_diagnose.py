@@ -436,7 +436,7 @@ def test_a_column_that_steps_between_batches_steps_within_one_too(september, bur
     current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
     drift = check_drift(reference, current)
     results = [*check_quality(reference, current, schema), *drift, dataset_drift(drift)]
-    d = diagnose_batch(results, reference, current)
+    d = diagnose_batch(results, reference, current, batch_signals(batch, ["albedo", "wind"]))
     bursts = [a for a in d.alarms if a.check == "out_of_range_burst"]
     assert bool(bursts) is burst and bool(d.blocking) is burst, d.explain()
 
@@ -472,3 +472,26 @@ def test_a_share_the_reference_years_were_moving_is_no_swap(swap_union):
     d = diagnose_batch(results, reference, current)
     recoded = {a.column for a in d.alarms if a.check == "recode"}
     assert recoded == ({"union"} if swap_union else set()), d.explain()
+
+
+def test_a_fill_code_below_the_commonest_value_is_still_a_fill_value():
+    """A code for a missing reading need not be a batch's commonest value: Seattle's dry July
+    and August 2015 (real NOAA days, 0 mm on most) with 9999 for the precipitation of 2 in 3
+    days over three weeks, as a station observed only now and then writes its gaps (Miami's
+    TMY2 file: visibility 9999 in 2 of 3 hours of a week's two days). Only the commonest value
+    was read, so the batch was named covariate drift of the temperatures and nothing more; it
+    is a fill value, and the fix reads it as missing."""
+    weather = seattle_weather()
+    columns = ["precipitation", "temp_max", "temp_min", "wind"]
+    year = weather["date"].dt.year
+    reference = weather[year.isin([2013, 2014])][columns].reset_index(drop=True)
+    summer = weather[(year == 2015) & weather["date"].dt.month.isin([7, 8])]
+    batch = summer[columns].reset_index(drop=True)
+    gaps = [i for i in range(20, 41) if i % 3]
+    batch.loc[gaps, "precipitation"] = 9999.0
+    assert (batch["precipitation"] == 0).sum() > len(gaps)  # 9999 is not the commonest value
+    _, d = diagnose_frames(reference, batch)
+    fill = [a for a in d.alarms if a.column == "precipitation"]
+    assert fill and fill[0].check == "default_value", d.explain()
+    assert d.fix == {"missing_values": {"precipitation": [9999.0]}}
+    assert apply_fixes(batch, d.fix)["precipitation"].isna().sum() == len(gaps)

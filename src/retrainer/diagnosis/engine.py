@@ -136,6 +136,12 @@ def _sentinel(value: float, ref: ColumnProfile) -> bool:
         width = ref.max - ref.min
         if value < ref.min - FAR * width or value > ref.max + FAR * width:
             return True
+    return _coded(value, ref)
+
+
+def _coded(value: float, ref: ColumnProfile) -> bool:
+    """Written as a code: whole, zero or negative or all nines (-1, -999, 9999), and not a
+    reading the reference holds often."""
     if value != round(value) or _common(value, ref):
         return False  # a value the reference holds often is a reading, not a fill value
     return value <= 0 or set(str(int(abs(value)))) == {"9"}
@@ -339,51 +345,75 @@ def _point_mass(
     holds in ``NATURAL_SHARE`` of its rows or more is a real reading (an instrument's maximum,
     a sensor at rest): more of it is drift, never a fill value. So is a value held in blocks of
     consecutive rows (``in_blocks``) none of which the ``stuck`` check finds too long: a
-    reading carried forward until the next one came in."""
+    reading carried forward until the next one came in. The batch's commonest value is read
+    first, then a code (``_coded``) among the next commonest: a code for a missing reading need
+    not be the commonest value (Miami's TMY2 visibility: 9999 in 32 of a week's 168 hours, the
+    hours of two days observed every third hour, below the 16.1 km of clear days)."""
     col = sig.columns.get(name) if sig else None
     if col is None or col.mode is None or not cur.values or not ref.std:
         return None
-    share = col.mode_count / cur.values
-    before = _bin_share(ref, col.mode)
-    exact = ref.mode_share(col.mode)
+    candidates = [(col.mode, col.mode_count, col.mode_runs)]
+    # after it, a value written as a code and spread over two or more blocks of rows (one
+    # block is a run or a step, which the stuck and burst rules read); not a value far beyond
+    # the range alone: a thunderstorm's gust repeated over an hour's flights is a reading
+    candidates += [c for c in col.others if c[2] >= 2 and _coded(c[0], ref)]
+    for value, count, blocks in candidates:
+        found = _point_mass_at(name, ref, cur, col, (value, count, blocks), checks)
+        if found is not None:
+            return found
+    return None
+
+
+def _point_mass_at(
+    name: str,
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    col: ColumnSignal,
+    mass: tuple[float, int, int],
+    checks: dict,
+) -> Alarm | None:
+    """:func:`_point_mass` of one value: ``mass`` is the value, its rows in the batch and the
+    blocks of consecutive rows they form."""
+    value, count, blocks = mass
+    share = count / cur.values
+    before = _bin_share(ref, value)
+    exact = ref.mode_share(value)
     if exact is None:
         if share < 0.1 or share < 3 * before + 0.05:
             return None
-    elif share < 0.1 or not unusual_share(col.mode_count, cur.values, exact, ALPHA, ref.values):
+    elif share < 0.1 or not unusual_share(count, cur.values, exact, ALPHA, ref.values):
         return None
     outside = (cur.hist[0] + cur.hist[-1]) if cur.hist else 0
-    inside_mode = ref.min is not None and ref.min <= col.mode <= (ref.max or 0.0)
-    if outside - (0 if inside_mode else col.mode_count) > 0.05 * cur.values:
+    inside_mode = ref.min is not None and ref.min <= value <= (ref.max or 0.0)
+    if outside - (0 if inside_mode else count) > 0.05 * cur.values:
         return None  # the other values moved too: not one fill value
     known = before if exact is None else exact
-    evidence = [
-        {"value": col.mode, "rows": col.mode_count, "of": cur.values, "reference_share": known}
-    ]
-    contiguous = col.run_value == col.mode and col.run >= 0.8 * col.mode_count
-    sentinel = _sentinel(col.mode, ref)
-    held = contiguous or (not sentinel and in_blocks(col.mode_count, col.mode_runs, col.values))
+    evidence = [{"value": value, "rows": count, "of": cur.values, "reference_share": known}]
+    contiguous = col.run_value == value and col.run >= 0.8 * count
+    sentinel = _sentinel(value, ref)
+    held = contiguous or (not sentinel and in_blocks(count, blocks, col.values))
     stuck = checks.get("stuck")
     if held and stuck is not None and not stuck.alarm:
         return None  # runs the reference's own repeats explain (rounded readings, a heat wave,
         # a poll carried forward between releases)
     if contiguous and not sentinel:
         message = (
-            f"column {name!r} is stuck at {_g(col.mode)} for {col.run} consecutive rows "
+            f"column {name!r} is stuck at {_g(value)} for {col.run} consecutive rows "
             f"({100 * col.run / cur.values:.0f}% of the batch; at most {100 * known:.1f}% of "
             "the reference lies near that value): a frozen sensor or a stalled feed"
         )
         evidence += [_cite(stuck)] if stuck is not None else []
         return _alarm("data_quality", "stuck", name, message, 0.9, evidence=evidence)
-    if _common(col.mode, ref):
+    if _common(value, ref):
         return None  # a common reading (a capped maximum, a sensor at rest): drift, not a fill
     if not sentinel and share < 0.5:
         return None  # a plateau of real values (a regulated price, a set point) is no fill
-    if _crowded(col.mode, col.mode_count, ref, cur):
+    if _crowded(value, count, ref, cur):
         return None  # the other rows gathered round it too: a real reading (a posture near 0)
     evidence[0]["fill_like"] = sentinel
     message = (
-        f"column {name!r}: {col.mode_count} of {cur.values} rows ({100 * share:.0f}%) hold "
-        f"{_g(col.mode)}, spread over the batch (at most {100 * known:.1f}% of the reference "
+        f"column {name!r}: {count} of {cur.values} rows ({100 * share:.0f}%) hold "
+        f"{_g(value)}, spread over the batch (at most {100 * known:.1f}% of the reference "
         "lies near that value): a new default or fill value upstream"
     )
     return _alarm(
@@ -393,7 +423,7 @@ def _point_mass(
         message,
         0.88,
         evidence=evidence,
-        fix={"missing_values": {name: [col.mode]}},
+        fix={"missing_values": {name: [value]}},
     )
 
 

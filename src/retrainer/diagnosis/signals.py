@@ -94,7 +94,8 @@ def in_blocks(count: int, runs: int, rows: int, alpha: float = ALPHA) -> bool:
 class ColumnSignal:
     """The most frequent finite value of a numeric column, its count, the longest run of
     one value in consecutive rows (``run_value``), its ``QUANTILES`` (for unit changes), the
-    number of blocks of consecutive rows the most frequent value forms (``mode_runs``) and,
+    number of blocks of consecutive rows the most frequent value forms (``mode_runs``), the
+    next most frequent values with their counts and blocks (``others``: at most 2) and,
     for values that are no numbers, how many (``bad``), the first rows (``bad_rows``, 0-based
     positions in the batch), the unit suffixes among them (``"1014.7 hPa"``), the rows no
     unit reads either (``unparsed``: row -> value) and the commonest of those values with their
@@ -116,6 +117,7 @@ class ColumnSignal:
     first: float | None = None  # the first finite value, in row order
     median_step: float | None = None  # of |x[i+1] - x[i]| over consecutive finite values
     largest_step: float | None = None
+    others: tuple[tuple[float, int, int], ...] = ()  # (value, rows, blocks) after the mode
 
     def to_dict(self) -> dict:
         return plain(
@@ -123,6 +125,7 @@ class ColumnSignal:
                 "mode": self.mode,
                 "mode_count": self.mode_count,
                 "mode_runs": self.mode_runs,
+                "others": [list(o) for o in self.others],
                 "run": self.run,
                 "run_value": self.run_value,
                 "quantiles": list(self.quantiles),
@@ -213,7 +216,8 @@ def _column_signal(series: pd.Series, steps: bool = False) -> ColumnSignal:
     if finite.size == 0:
         return ColumnSignal(None, 0, 0, None, **unreadable)
     uniques, counts = np.unique(finite, return_counts=True)
-    top = int(np.argmax(counts))
+    order = np.argsort(-counts, kind="stable")[:3]  # the commonest first, ties by value
+    top = int(order[0])
     same = np.isfinite(values[1:]) & (values[1:] == values[:-1])
     starts = np.flatnonzero(np.concatenate([[True], ~same]))
     lengths = np.diff(np.concatenate([starts, [values.size]]))
@@ -229,6 +233,10 @@ def _column_signal(series: pd.Series, steps: bool = False) -> ColumnSignal:
         int(finite.size),
         **unreadable,
         mode_runs=int((values[starts] == uniques[top]).sum()),
+        others=tuple(
+            (float(uniques[k]), int(counts[k]), int((values[starts] == uniques[k]).sum()))
+            for k in order[1:]
+        ),
         first=float(finite[0]) if steps else None,
         median_step=float(np.median(moves)) if moves.size else None,
         largest_step=float(moves.max()) if moves.size else None,
