@@ -85,6 +85,12 @@ def test_a_scattered_fill_value_is_upstream_and_a_frozen_run_is_quality(stream):
         {"missing_values": {"transfer": [-1.0]}},
     )
     assert apply_fixes(filled, d.fix)["transfer"].isna().sum() == 100
+    assert "-1, spread over the batch" in d.alarms[0].message
+    outage = batch.copy()
+    outage.loc[100:199, "transfer"] = -1.0  # an outage filled with the code: one stretch
+    d = diagnosed(stream, outage)
+    assert (d.top, d.alarms[0].check) == ("upstream_change", "default_value")
+    assert "-1, in one stretch of consecutive rows" in d.alarms[0].message
     frozen = batch.copy()
     frozen.loc[150:, "nswdemand"] = frozen.loc[150, "nswdemand"]
     d = diagnosed(stream, frozen)

@@ -411,10 +411,11 @@ def _point_mass_at(
     if _crowded(value, count, ref, cur):
         return None  # the other rows gathered round it too: a real reading (a posture near 0)
     evidence[0]["fill_like"] = sentinel
+    where = "in one stretch of consecutive rows" if blocks == 1 else "spread over the batch"
     message = (
         f"column {name!r}: {count} of {cur.values} rows ({100 * share:.0f}%) hold "
-        f"{_g(value)}, spread over the batch (at most {100 * known:.1f}% of the reference "
-        "lies near that value): a new default or fill value upstream"
+        f"{_g(value)}, {where} (at most {100 * known:.1f}% of the reference lies near that "
+        "value): a new default or fill value upstream"
     )
     return _alarm(
         "upstream_change",
