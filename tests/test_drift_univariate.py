@@ -348,3 +348,21 @@ def test_an_estimated_dispersion_reads_p_from_the_f_tail_of_the_statistic_per_df
             assert quasi_p("z", pair, z, p, df) == pytest.approx(expected)
     assert quasi_p("fisher", pair, 0.0, 0.3, 5) == 0.3  # an exact test keeps its p
     assert quasi_p("chi2", pair, statistic, 0.3, 0) == 0.3  # a known dispersion too
+
+
+def test_only_a_test_that_reads_the_f_tail_says_so():
+    """A rare binary category goes to Fisher's exact test, which keeps its own p under an
+    estimated dispersion; its verdict does not claim an F tail. Chi-square's does."""
+    from retrainer.checks.drift import check_drift
+
+    spread = {"dispersion": {"card": 3.0}, "dispersion_df": {"card": 9}}
+    for rare, test in ((5, "fisher"), (100, "z")):
+        ref = pd.DataFrame({"card": ["yes"] * (400 - rare) + ["no"] * rare})
+        schema = Schema.infer(ref)
+        reference = BatchProfile.from_frame(ref, schema)
+        batch = pd.DataFrame({"card": ["yes"] * 29 + ["no"]})
+        current = BatchProfile.from_frame(batch, schema, edges=reference.edges())
+        result = check_drift(reference, current, **spread)[0]
+        assert result.detail["test"] == test
+        said = "dispersion_df" in result.detail and "F tail" in result.message
+        assert said is (test == "z"), result.message

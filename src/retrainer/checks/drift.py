@@ -54,6 +54,7 @@ from scipy import optimize, stats
 from retrainer.checks.multiple import CORRECTIONS, adjust
 from retrainer.checks.result import CheckResult
 from retrainer.checks.univariate import (
+    QUASI_TESTS,
     SMALL,
     TESTS,
     Pair,
@@ -271,7 +272,7 @@ def _run(
     detail: dict = {"test": test, "reason": reason, "method": _method(seen, test)}
     if seen is not pair:
         detail["dispersion"] = phi
-        if phi_df and p is not None:
+        if phi_df and test in QUASI_TESTS:  # Fisher's exact test keeps its own p
             p = quasi_p(test, seen, statistic, p, phi_df)
             detail["dispersion_df"] = phi_df
     if pair.kind == "numeric":

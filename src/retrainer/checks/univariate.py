@@ -492,6 +492,9 @@ def chi_square_table(table: np.ndarray, *, g_test: bool = False) -> tuple[float,
     return stat, float(stats.chi2.sf(stat, table.shape[1] - 1))
 
 
+QUASI_TESTS = ("chi2", "g_test", "z")  # tests whose p an estimated dispersion reads from F
+
+
 def quasi_p(test: str, pair: Pair, statistic: float, p: float, df: int) -> float:
     """The p-value of a chi-square, G or z test run on counts deflated by an *estimated*
     dispersion with ``df`` degrees of freedom (``pair`` as deflated): the statistic over its
@@ -505,7 +508,7 @@ def quasi_p(test: str, pair: Pair, statistic: float, p: float, df: int) -> float
         >>> round(p, 4), round(quasi_p("chi2", pair, stat, p, 9), 4)
         (0.0047, 0.0198)
     """
-    if df < 1 or test not in ("chi2", "g_test", "z"):
+    if df < 1 or test not in QUASI_TESTS:
         return p
     if test == "z":
         return float(stats.f.sf(statistic**2, 1, df))
